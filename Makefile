@@ -1,0 +1,66 @@
+# chromexp — two commands from a fresh clone:  make demo   |   make test
+# Works without conda: a virtual environment in .venv (override with VENV=...).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.chromexp-installed
+PYTEST_ARGS ?= -n 2
+DEMO_PARAMS ?= params/demo.yaml
+NOTEBOOKS_PY := $(wildcard notebooks/[0-9][0-9]_*.py)
+
+.PHONY: help setup tools demo test figures sync lint clean
+
+help:
+	@echo "make demo     set up, then run every notebook on the demo dataset into results/demo/ and rebuild figures/"
+	@echo "make test     set up, then run the test suite (pytest) on CPU"
+	@echo "make figures  rebuild figures/ from results/demo/"
+	@echo "make sync     rebuild notebooks/*.ipynb from their jupytext .py sources"
+	@echo "make lint     ruff check"
+
+# Virtual environment + package (re-done when pyproject.toml changes).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all]"
+	@touch $(STAMP)
+
+setup: $(STAMP) tools
+
+# System tools: bedtools (oracle of the binning code) and MACS2 (peak caller Roadmap used).
+tools:
+	@if command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1; then \
+		echo "bedtools and macs2 found"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing bedtools and macs (MACS2) with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bedtools macs >/dev/null; \
+	else \
+		echo "ERROR: bedtools and/or macs2 are missing. Install them with"; \
+		echo "  sudo apt-get install bedtools macs        (Debian/Ubuntu), or"; \
+		echo "  conda env create -f environment.yml       (bioconda: bedtools, macs2)"; \
+		exit 1; \
+	fi
+
+demo: setup
+	$(PY) -m chromexp batch -f $(DEMO_PARAMS)
+	$(MAKE) figures
+
+figures: setup
+	@if ls notebooks/90_*.py >/dev/null 2>&1; then \
+		$(PY) -m chromexp batch --notebooks 90 -f $(DEMO_PARAMS) --force; \
+	else \
+		echo "notebook 90 (figures) does not exist yet; figures/ holds what earlier notebooks saved"; \
+	fi
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+sync: $(STAMP)
+	@for py in $(NOTEBOOKS_PY); do $(VENV)/bin/jupytext --to ipynb --update --quiet "$$py"; done
+	@echo "rebuilt $(words $(NOTEBOOKS_PY)) notebook(s)"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lib tests notebooks bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

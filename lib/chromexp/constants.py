@@ -1,0 +1,88 @@
+"""Facts of the study that every module shares (DESIGN.md §3.2).
+
+These are properties of the Roadmap data and of the reference implementations, not tunable
+parameters; parameters live in ``params/*.yaml``.
+"""
+
+from __future__ import annotations
+
+#: The seven histone marks, in the order used everywhere (reference code and Chromoformer demo).
+MARKS: tuple[str, ...] = (
+    "H3K4me1",
+    "H3K4me3",
+    "H3K9me3",
+    "H3K27me3",
+    "H3K36me3",
+    "H3K27ac",
+    "H3K9ac",
+)
+
+#: The 11 Roadmap epigenomes of the study, with a readable name.
+CELL_TYPES: dict[str, str] = {
+    "E003": "H1 ESC",
+    "E004": "H1 BMP4 mesendoderm",
+    "E005": "H1 BMP4 trophoblast",
+    "E006": "H1 MSC",
+    "E007": "H1 NPC",
+    "E016": "HUES64 ESC",
+    "E066": "Liver",
+    "E087": "Pancreatic islets",
+    "E114": "A549 lung carcinoma",
+    "E116": "GM12878 lymphoblastoid",
+    "E118": "HepG2",
+}
+
+#: Cell states as the reference code groups them (chromexpress).
+CELL_STATES: dict[str, str] = {
+    "E003": "ESC",
+    "E016": "ESC",
+    "E004": "ESC-derived",
+    "E005": "ESC-derived",
+    "E006": "ESC-derived",
+    "E007": "ESC-derived",
+    "E066": "primary",
+    "E087": "primary",
+    "E116": "primary",
+    "E114": "cancer line",
+    "E118": "cancer line",
+}
+
+#: 3DIV promoter-capture Hi-C tissue per epigenome (Chromoformer's mapping).
+PCHIC_TISSUE: dict[str, str] = {
+    "E003": "H1",
+    "E004": "ME",
+    "E005": "TB",
+    "E006": "MSC",
+    "E007": "NPC",
+    "E016": "H1",
+    "E066": "LI11",
+    "E087": "PA",
+    "E114": "LG",
+    "E116": "GM",
+    "E118": "LI11",
+}
+
+#: Chromosome-grouped cross-validation folds (Chromoformer's assignment), fold number -> chroms.
+FOLD_CHROMS: dict[int, tuple[str, ...]] = {
+    1: ("chr1", "chr5", "chr6", "chr8", "chr14", "chrY"),
+    2: ("chr7", "chr10", "chr11", "chr12", "chr15", "chr21"),
+    3: ("chr2", "chr3", "chr4", "chr16", "chr18", "chr20"),
+    4: ("chr9", "chr13", "chr17", "chr19", "chr22", "chrX"),
+}
+
+#: Chromosome -> fold number.
+CHROM_FOLD: dict[str, int] = {c: k for k, cs in FOLD_CHROMS.items() for c in cs}
+
+#: Chromosomes the study uses (autosomes, X, Y); anything else is reported as unknown.
+CHROMOSOMES: tuple[str, ...] = tuple(f"chr{i}" for i in range(1, 23)) + ("chrX", "chrY")
+
+#: Bin sizes (bp) of the distal model's three resolutions, and the half-width of its window.
+RESOLUTIONS: tuple[int, ...] = (100, 500, 2000)
+DISTAL_HALF_WINDOW: int = 20_000
+#: Promoter CNN: TSS ± 3 kb at 100 bp = 60 bins.
+PROMOTER_HALF_WINDOW: int = 3_000
+PROMOTER_BIN: int = 100
+
+#: Data provenance labels: every table and figure says which one it shows.
+SEMI_SYNTHETIC = "semi-synthetic"
+REAL = "real"
