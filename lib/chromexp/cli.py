@@ -1,0 +1,245 @@
+"""The ``chromexp`` command (also ``python -m chromexp``).
+
+::
+
+    chromexp list                                       notebooks, their scope and parameters
+    chromexp run 30 --cell E003 -f params/demo.yaml     one notebook, one cell type
+    chromexp batch --notebooks 10 30 --cells E003 E066 -f params/demo.yaml --jobs 2
+    chromexp params --cell E003 -f params/demo.yaml     show the merged parameters
+
+Everything is validated (notebooks, cell types, parameter files and keys) before anything runs.
+``batch`` runs (notebook × cell type) jobs in parallel processes, respecting the notebook order
+(a cell type's notebook 30 starts after its notebook 10; global notebooks such as 00 wait for
+everything before them), resumes (finished jobs with unchanged inputs are skipped unless
+``--force``), and ends with a summary table and a non-zero exit status if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config, notebooks
+from .utils import get_logger
+
+log = get_logger("chromexp.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chromexp", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-f", "--params-file", help="YAML run file merged over params/defaults.yaml (e.g. params/demo.yaml)")
+        p.add_argument(
+            "-p",
+            "--param",
+            nargs=2,
+            action="append",
+            default=[],
+            metavar=("KEY", "VALUE"),
+            help="override one parameter, dotted key and YAML value (e.g. -p train.max_epochs 5); repeatable",
+        )
+        p.add_argument("--run-name", help="results/<RUN_NAME>/... (default: run_name of the parameters)")
+
+    run = sub.add_parser("run", help="execute one notebook for one cell type")
+    run.add_argument("notebook", help="number (30), name (30_promoter_model) or path of the notebook")
+    run.add_argument("--cell", help="Roadmap EID (required for per-cell-type notebooks)")
+    run.add_argument("--force", action="store_true", help="run even if an up-to-date result exists")
+    run.add_argument("-q", "--quiet", action="store_true", help="do not echo cell outputs")
+    common(run)
+
+    batch = sub.add_parser("batch", help="execute many (notebook × cell type) jobs in parallel, resumably")
+    batch.add_argument("--notebooks", nargs="+", help="numbers or names (default: every notebook, in order)")
+    batch.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: cell_types of the parameters)")
+    batch.add_argument("--jobs", type=int, default=1, help="parallel processes (default 1)")
+    batch.add_argument("--force", action="store_true", help="rerun jobs whose results are up to date")
+    common(batch)
+
+    sub.add_parser("list", help="list the notebooks")
+
+    show = sub.add_parser("params", help="print the merged parameters")
+    show.add_argument("--cell", help="Roadmap EID")
+    common(show)
+    return parser
+
+
+def _overrides(pairs: Sequence[Sequence[str]]) -> dict:
+    return config.parse_overrides(pairs)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    job = notebooks.make_job(args.notebook, args.cell, args.params_file, _overrides(args.param), args.run_name)
+    state = notebooks.status(job)
+    if state == "done" and not args.force:
+        print(f"{job.name}: up to date ({job.output}); use --force to rerun")
+        return 0
+    try:
+        out = notebooks.execute(job, log_output=not args.quiet, progress_bar=not args.quiet)
+    except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
+        print(f"FAILED {job.name}: {type(err).__name__}: {err}".rstrip(), file=sys.stderr)
+        print(f"partial notebook: {job.failed}", file=sys.stderr)
+        return 1
+    print(f"{job.name}: ok -> {out}")
+    return 0
+
+
+@dataclass
+class BatchResult:
+    job: notebooks.Job
+    state: str = "pending"  # ok | skipped | failed | blocked
+    seconds: float = 0.0
+    note: str = ""
+    deps: list[int] = field(default_factory=list)
+
+
+def plan(
+    notebook_specs: Sequence[str] | None,
+    cells: Sequence[str] | None,
+    params_file: str | None,
+    overrides: dict,
+    run_name: str | None,
+) -> list[BatchResult]:
+    """Validate and order the jobs of a batch, with their dependencies (indices of earlier jobs)."""
+    nbs = [notebooks.resolve(s) for s in notebook_specs] if notebook_specs else notebooks.discover()
+    if not nbs:
+        raise ValueError("No notebooks to run (notebooks/NN_name.py).")
+    nbs = sorted({nb.number: nb for nb in nbs}.values(), key=lambda nb: nb.number)
+    if cells is None:
+        cells = config.load_params(None, files=[params_file], overrides=overrides)["cell_types"]
+    for cell in cells:
+        config.check_cell_type(cell)
+    results: list[BatchResult] = []
+    for nb in nbs:
+        for cell in cells if nb.per_cell_type else [None]:
+            job = notebooks.make_job(nb, cell, params_file, overrides, run_name)
+            deps = [
+                i
+                for i, r in enumerate(results)
+                if r.job.notebook.number < nb.number and (cell is None or r.job.cell_type in (None, cell))
+            ]
+            results.append(BatchResult(job, deps=deps))
+    return results
+
+
+def _run_subprocess(result: BatchResult, force: bool, params_file: str | None, pairs) -> BatchResult:
+    job = result.job
+    cmd = [sys.executable, "-m", "chromexp", "run", job.notebook.stem, "--run-name", job.run_name, "-q"]
+    if job.cell_type:
+        cmd += ["--cell", job.cell_type]
+    if params_file:
+        cmd += ["-f", str(params_file)]
+    for key, value in pairs:
+        cmd += ["-p", key, value]
+    if force:
+        cmd.append("--force")
+    job.log_file.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(job.log_file, "w") as logf:
+        proc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=str(notebooks.paths.repo_root()))
+    result.seconds = time.perf_counter() - start
+    if proc.returncode == 0:
+        result.state, result.note = "ok", str(job.output)
+    else:
+        result.state = "failed"
+        result.note = f"see {job.failed_message if job.failed_message.exists() else job.log_file}"
+    return result
+
+
+def run_batch(results: list[BatchResult], jobs: int, force: bool, params_file: str | None, pairs) -> list[BatchResult]:
+    """Execute planned jobs with at most ``jobs`` processes at once; fill in states and durations."""
+    from tqdm.auto import tqdm
+
+    for r in results:
+        if not force and notebooks.status(r.job) == "done":
+            r.state, r.note = "skipped", "up to date"
+    todo = [i for i, r in enumerate(results) if r.state == "pending"]
+    bar = tqdm(total=len(results), desc="chromexp batch", unit="job", initial=len(results) - len(todo))
+    lock = threading.Lock()
+    running: dict[Future, int] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while todo or running:
+            for i in list(todo):
+                deps = [results[d].state for d in results[i].deps]
+                if any(s in ("failed", "blocked") for s in deps):
+                    bad = [results[d].job.name for d in results[i].deps if results[d].state in ("failed", "blocked")]
+                    results[i].state, results[i].note = "blocked", f"needs {', '.join(bad)}"
+                    todo.remove(i)
+                    bar.update(1)
+                elif all(s in ("ok", "skipped") for s in deps) and len(running) < max(1, jobs):
+                    todo.remove(i)
+                    results[i].state = "running"
+                    running[pool.submit(_run_subprocess, results[i], force, params_file, pairs)] = i
+            if not running:
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = running.pop(fut)
+                try:
+                    fut.result()
+                except Exception as err:  # the runner itself failed (not the notebook)
+                    results[i].state, results[i].note = "failed", f"{type(err).__name__}: {err}"
+                with lock:
+                    bar.set_postfix_str(f"last: {results[i].job.name} {results[i].state}")
+                    bar.update(1)
+    bar.close()
+    return results
+
+
+def summary_table(results: Sequence[BatchResult]) -> str:
+    """A plain-text table of job, state, seconds and note, with totals."""
+    rows = [("job", "state", "seconds", "note")]
+    rows += [(r.job.name, r.state, f"{r.seconds:.1f}" if r.state in ("ok", "failed") else "-", r.note) for r in results]
+    widths = [max(len(row[k]) for row in rows) for k in range(3)]
+    lines = ["  ".join(row[k].ljust(widths[k]) for k in range(3)) + "  " + row[3] for row in rows]
+    counts = {s: sum(r.state == s for r in results) for s in ("ok", "skipped", "failed", "blocked")}
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("-" * len(lines[0]))
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(results)} jobs)")
+    return "\n".join(lines)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    overrides = _overrides(args.param)
+    results = plan(args.notebooks, args.cells, args.params_file, overrides, args.run_name)
+    print(f"{len(results)} job(s), up to {args.jobs} at a time")
+    run_batch(results, args.jobs, args.force, args.params_file, args.param)
+    print(summary_table(results))
+    return 1 if any(r.state in ("failed", "blocked") for r in results) else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for nb in notebooks.discover():
+        scope = "per cell type" if nb.per_cell_type else "all cell types"
+        print(f"{nb.number}  {nb.stem:<32} {scope:<15} parameters: {', '.join(nb.parameters)}")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    import yaml
+
+    params = config.load_params(args.cell, files=[args.params_file], overrides=_overrides(args.param))
+    print(yaml.safe_dump(params, sort_keys=False), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for invalid arguments or parameters)."""
+    args = _parser().parse_args(argv)
+    handler = {"run": cmd_run, "batch": cmd_batch, "list": cmd_list, "params": cmd_params}[args.command]
+    try:
+        return handler(args)
+    except ValueError as err:
+        print(f"chromexp {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""Find, execute and track the analysis notebooks (``notebooks/NN_name.py``).
+
+The jupytext percent ``.py`` file is the source of truth. :func:`execute` converts it in memory
+(papermill cannot read a ``.py``) and runs it with papermill into
+``results/<run>/<cell_type>/<NN_name>.ipynb``:
+
+* the notebook is written to ``<NN_name>.running.ipynb`` while it runs and renamed to
+  ``<NN_name>.ipynb`` only when every cell succeeded, so a finished-looking file is a finished run;
+* a failure leaves ``<NN_name>.FAILED.ipynb`` (the partial notebook, with the traceback in the
+  failing cell) and ``<NN_name>.FAILED.txt`` (the error in one place);
+* a successful run records, in the notebook's metadata, a fingerprint of its inputs (notebook
+  source, merged parameters, cell type): :func:`status` says ``done`` only when a finished notebook
+  has the fingerprint the same call would have now, which is how ``chromexp batch`` resumes.
+
+A notebook is *per cell type* when its ``parameters`` cell declares ``CELL_TYPE``; otherwise it
+covers every cell type at once (00 demo data, 90 figures) and its results go to ``results/<run>/all/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from . import config, paths
+from .utils import get_logger
+
+log = get_logger("chromexp.notebooks")
+
+NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_([A-Za-z0-9_]+)\.py$")
+PARAMETER_NAMES = ("CELL_TYPE", "RUN_NAME", "PARAMS_FILE", "PARAMS")
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One analysis notebook: ``notebooks/NN_name.py`` (source) and its paired ``.ipynb``."""
+
+    path: Path
+
+    @property
+    def number(self) -> str:
+        return self.path.name[:2]
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @cached_property
+    def source_text(self) -> str:
+        return self.path.read_text()
+
+    @cached_property
+    def parameters(self) -> tuple[str, ...]:
+        """Names assigned in the cell tagged ``parameters`` (in order)."""
+        import jupytext
+
+        nb = jupytext.reads(self.source_text, fmt="py:percent")
+        for cell in nb.cells:
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                return tuple(re.findall(r"^([A-Za-z_]\w*)\s*=", cell.source, flags=re.MULTILINE))
+        return ()
+
+    @property
+    def per_cell_type(self) -> bool:
+        """True when the notebook runs once per cell type (declares ``CELL_TYPE``)."""
+        return "CELL_TYPE" in self.parameters
+
+    def to_notebook(self):
+        """The notebook as an ``nbformat.NotebookNode`` (converted in memory from the ``.py``)."""
+        import jupytext
+
+        return jupytext.reads(self.source_text, fmt="py:percent")
+
+
+def discover(directory: str | Path | None = None) -> list[Notebook]:
+    """All ``NN_name.py`` notebooks of ``directory`` (default ``notebooks/``), sorted by number."""
+    directory = Path(directory) if directory is not None else paths.notebooks_dir()
+    found = [Notebook(p) for p in sorted(directory.glob("*.py")) if NOTEBOOK_PATTERN.match(p.name)]
+    numbers = [nb.number for nb in found]
+    dupes = sorted({n for n in numbers if numbers.count(n) > 1})
+    if dupes:
+        raise ValueError(f"Two notebooks share the number(s) {dupes} in {directory}; numbers must be unique.")
+    return found
+
+
+def resolve(spec: str, directory: str | Path | None = None) -> Notebook:
+    """Find a notebook by number (``"30"``), name (``"30_promoter_model"``) or path."""
+    notebooks = discover(directory)
+    spec = str(spec)
+    as_path = Path(spec)
+    if as_path.suffix in (".py", ".ipynb") and as_path.with_suffix(".py").is_file():
+        return Notebook(as_path.with_suffix(".py").resolve())
+    key = as_path.stem if as_path.suffix in (".py", ".ipynb") else spec
+    for nb in notebooks:
+        if key in (nb.number, nb.stem) or (key.isdigit() and len(key) == 1 and nb.number == f"0{key}"):
+            return nb
+    known = ", ".join(nb.stem for nb in notebooks) or "(none)"
+    raise ValueError(f"Unknown notebook {spec!r}. Known notebooks: {known}.")
+
+
+def check_parameter_names(nb: Notebook) -> None:
+    """Raise if a notebook's parameters cell lacks the standard ``RUN_NAME/PARAMS_FILE/PARAMS``."""
+    missing = [p for p in PARAMETER_NAMES[1:] if p not in nb.parameters]
+    if missing:
+        raise ValueError(
+            f"{nb.path.name}: the parameters cell must declare {', '.join(PARAMETER_NAMES[1:])} "
+            f"(missing {', '.join(missing)}); see notebooks/00_demo_data.py."
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """One execution: a notebook, a cell type (``None`` for global notebooks) and its parameters."""
+
+    notebook: Notebook
+    cell_type: str | None
+    params_file: Path | None
+    overrides: Mapping[str, Any]
+    run_name: str
+    params: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.notebook.stem} [{self.cell_type or paths.GLOBAL_SCOPE}]"
+
+    @property
+    def out_dir(self) -> Path:
+        return paths.run_dir(self.params, self.run_name, self.cell_type)
+
+    @property
+    def output(self) -> Path:
+        return self.out_dir / f"{self.notebook.stem}.ipynb"
+
+    @property
+    def running(self) -> Path:
+        return self.out_dir / f"{self.notebook.stem}.running.ipynb"
+
+    @property
+    def failed(self) -> Path:
+        return self.out_dir / f"{self.notebook.stem}.FAILED.ipynb"
+
+    @property
+    def failed_message(self) -> Path:
+        return self.out_dir / f"{self.notebook.stem}.FAILED.txt"
+
+    @property
+    def log_file(self) -> Path:
+        return self.out_dir / "logs" / f"{self.notebook.stem}.log"
+
+    @property
+    def papermill_parameters(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "RUN_NAME": self.run_name,
+            "PARAMS_FILE": str(self.params_file) if self.params_file else None,
+            "PARAMS": dict(self.overrides),
+        }
+        if self.notebook.per_cell_type:
+            values["CELL_TYPE"] = self.cell_type
+        return values
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything that decides this job's output: source, merged parameters, cell type."""
+        payload = json.dumps(
+            {"source": self.notebook.source_text, "params": self.params, "cell_type": self.cell_type, "run": self.run_name},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def make_job(
+    notebook: Notebook | str,
+    cell_type: str | None = None,
+    params_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    run_name: str | None = None,
+) -> Job:
+    """Validate everything about one execution before anything runs, and describe it as a :class:`Job`.
+
+    Raises ``ValueError`` for an unknown notebook, a missing cell type for a per-cell-type notebook,
+    an unknown cell type, a missing parameter file or an unknown parameter key.
+    """
+    nb = notebook if isinstance(notebook, Notebook) else resolve(notebook)
+    check_parameter_names(nb)
+    if params_file is not None:
+        params_file = Path(params_file)
+        if not params_file.is_file() and (paths.repo_root() / params_file).is_file():
+            params_file = paths.repo_root() / params_file
+        if not params_file.is_file():
+            raise ValueError(f"Parameter file {params_file} does not exist.")
+        params_file = params_file.resolve()
+    if nb.per_cell_type:
+        if not cell_type:
+            raise ValueError(f"{nb.stem} runs per cell type: give one with --cell (e.g. --cell E003).")
+        config.check_cell_type(cell_type)
+    else:
+        cell_type = None
+    overrides = dict(overrides or {})
+    params = config.load_params(cell_type, files=[params_file], overrides=overrides)
+    return Job(nb, cell_type, params_file, overrides, run_name or params["run_name"], params)
+
+
+def status(job: Job) -> str:
+    """``"done"`` (finished with the same fingerprint), ``"stale"`` (finished, inputs changed) or ``"todo"``."""
+    if not job.output.is_file():
+        return "todo"
+    import nbformat
+
+    try:
+        meta = nbformat.read(job.output, as_version=4).metadata.get("chromexp", {})
+    except Exception:  # an unreadable notebook is as good as absent
+        return "todo"
+    return "done" if meta.get("fingerprint") == job.fingerprint else "stale"
+
+
+def _kernel_path() -> str:
+    """A kernelspec folder whose ``python3`` kernel is *this* interpreter.
+
+    Jupyter resolves ``python3`` through the user's kernelspecs first, which may point at another
+    Python; putting ours first on ``JUPYTER_PATH`` makes notebooks run with the package installed here.
+    """
+    root = Path(tempfile.gettempdir()) / f"chromexp-kernels-{hashlib.sha1(sys.executable.encode()).hexdigest()[:10]}"
+    spec_dir = root / "kernels" / "python3"
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (chromexp)",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    target = spec_dir / "kernel.json"
+    text = json.dumps(spec, indent=1)
+    if not target.is_file() or target.read_text() != text:
+        tmp = spec_dir / f".kernel.{os.getpid()}.json"
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    return str(root)
+
+
+def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Path:
+    """Run ``job`` with papermill; return the path of the executed notebook.
+
+    On failure, leaves ``<NN_name>.FAILED.ipynb`` and ``.FAILED.txt`` and re-raises the error.
+    """
+    import nbformat
+    import papermill
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (job.running, job.failed, job.failed_message):
+        stale.unlink(missing_ok=True)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+    log.info("running %s -> %s", job.name, job.output)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            job.notebook.to_notebook(),
+            str(job.running),
+            parameters=job.papermill_parameters,
+            kernel_name="python3",
+            language="python",
+            log_output=log_output,
+            progress_bar=progress_bar,
+            cwd=str(paths.repo_root()),
+        )
+    except BaseException as err:
+        if job.running.exists():
+            os.replace(job.running, job.failed)
+        job.failed_message.write_text(
+            f"{job.name} failed after {time.perf_counter() - start:.1f} s.\n"
+            f"Partial notebook: {job.failed}\nParameters: {json.dumps(job.papermill_parameters, default=str)}\n\n"
+            f"{type(err).__name__}: {err}\n"
+        )
+        log.error("%s failed; see %s", job.name, job.failed_message)
+        raise
+    executed = nbformat.read(job.running, as_version=4)
+    executed.metadata["chromexp"] = {
+        "fingerprint": job.fingerprint,
+        "cell_type": job.cell_type,
+        "run_name": job.run_name,
+        "params_file": str(job.params_file) if job.params_file else None,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    nbformat.write(executed, job.running)
+    os.replace(job.running, job.output)
+    log.info("%s finished in %.1f s", job.name, time.perf_counter() - start)
+    return job.output
+
+
+def check_pair(py_path: str | Path) -> list[str]:
+    """Problems with a notebook's ``.py``/``.ipynb`` pair; an empty list means the pair is in order.
+
+    Checks that the ``.ipynb`` exists, has the same cells (type, source, tags) as the ``.py``
+    converted by jupytext (i.e. ``make sync`` was run after the last edit), carries no outputs or
+    execution counts, keeps the kernelspec, and that papermill can parse every line of the
+    ``parameters`` cell.
+    """
+    import jupytext
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    py_path = Path(py_path)
+    nb_path = py_path.with_suffix(".ipynb")
+    problems: list[str] = []
+    if not nb_path.is_file():
+        return [f"{nb_path.name} is missing: run `make sync` (jupytext --to ipynb --update {py_path.name})"]
+    expected = jupytext.reads(py_path.read_text(), fmt="py:percent")
+    actual = nbformat.read(nb_path, as_version=4)
+
+    def cells(nb):
+        return [(c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", []))) for c in nb.cells]
+
+    if cells(expected) != cells(actual):
+        differ = next(
+            (i for i, (a, b) in enumerate(zip(cells(expected), cells(actual), strict=False)) if a != b),
+            min(len(expected.cells), len(actual.cells)),
+        )
+        problems.append(
+            f"{nb_path.name} is out of date with {py_path.name} (first difference at cell {differ}): "
+            "run `make sync`"
+        )
+    for i, cell in enumerate(actual.cells):
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+            problems.append(f"{nb_path.name} cell {i} carries outputs: commit notebooks without outputs")
+            break
+    if actual.metadata.get("kernelspec", {}).get("name") != "python3":
+        problems.append(f"{nb_path.name} lacks the python3 kernelspec")
+    if "kernelspec" not in py_path.read_text().split("# ---", 2)[1]:
+        problems.append(f"{py_path.name}: the jupytext header must keep the kernelspec")
+    param_cells = [c for c in expected.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(param_cells) != 1:
+        problems.append(f"{py_path.name} must have exactly one cell tagged 'parameters' (has {len(param_cells)})")
+    else:
+        declared = re.findall(r"^([A-Za-z_]\w*)\s*=", param_cells[0].source, flags=re.MULTILINE)
+        parsed = [p.name for p in PythonTranslator.inspect(param_cells[0])]
+        if parsed != declared:
+            problems.append(
+                f"{py_path.name}: papermill cannot parse every line of the parameters cell "
+                f"(declared {declared}, parsed {parsed}); avoid '=' in comments"
+            )
+    return problems

@@ -1,0 +1,161 @@
+"""The runner: `chromexp run` / `chromexp batch` on a throw-away repository with tiny notebooks.
+
+The notebooks here only sleep, record when they ran, or fail on purpose, so the tests check the
+machinery (parallelism, resume, --force, failures, validation) in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+from chromexp import cli, notebooks
+
+HEADER = """# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+"""
+
+PER_CELL_PARAMS = """
+# %% tags=["parameters"]
+CELL_TYPE = None  # Roadmap EID
+RUN_NAME = None  # run folder
+PARAMS_FILE = None  # run file
+PARAMS = {}  # overrides
+"""
+
+GLOBAL_PARAMS = """
+# %% tags=["parameters"]
+RUN_NAME = None  # run folder
+PARAMS_FILE = None  # run file
+PARAMS = {}  # overrides
+"""
+
+START = """
+# %%
+import json, time
+from chromexp import runs
+run = runs.start(cell_type=CELL_TYPE, run_name=RUN_NAME, params_file=PARAMS_FILE, overrides=PARAMS)
+"""
+
+NOTEBOOKS = {
+    "00_global.py": HEADER
+    + GLOBAL_PARAMS
+    + "\n# %%\nfrom chromexp import runs\nrun = runs.start(run_name=RUN_NAME, params_file=PARAMS_FILE, overrides=PARAMS, require_cell_type=False)\n",
+    "10_sleep.py": HEADER
+    + PER_CELL_PARAMS
+    + START
+    + "t0 = time.time()\ntime.sleep(1.5)\n(run.out_dir / 'timing.json').write_text(json.dumps([t0, time.time()]))\n",
+    "20_maybe_fail.py": HEADER
+    + PER_CELL_PARAMS
+    + START
+    + "if CELL_TYPE == 'E066':\n    raise RuntimeError('deliberate failure for E066')\n",
+    "30_after.py": HEADER + PER_CELL_PARAMS + START + "print('after', CELL_TYPE)\n",
+}
+
+
+@pytest.fixture
+def fake_repo(tmp_path, monkeypatch, repo):
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(repo / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(repo / "params", root / "params")
+    for name, text in NOTEBOOKS.items():
+        (root / "notebooks" / name).write_text(text)
+    monkeypatch.setenv("CHROMEXP_ROOT", str(root))
+    monkeypatch.delenv("CHROMEXP_RESULTS_DIR", raising=False)
+    return root
+
+
+def batch(capsys, *args):
+    code = cli.main(["batch", "-f", "params/smoke.yaml", "--run-name", "t", *args])
+    return code, capsys.readouterr().out
+
+
+def test_batch_parallel_resume_force(fake_repo, capsys):
+    code, out = batch(capsys, "--notebooks", "10", "--cells", "E003", "E116", "--jobs", "2")
+    assert code == 0, out
+    assert "2 ok" in out
+    spans = [json.loads((fake_repo / "results" / "t" / c / "timing.json").read_text()) for c in ("E003", "E116")]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], f"jobs did not overlap: {spans}"
+    executed = fake_repo / "results" / "t" / "E003" / "10_sleep.ipynb"
+    assert executed.is_file()
+    assert not list((fake_repo / "results").rglob("*.running.ipynb"))
+
+    start = time.perf_counter()
+    code, out = batch(capsys, "--notebooks", "10", "--cells", "E003", "E116", "--jobs", "2")
+    assert code == 0 and "2 skipped" in out and "0 ok" in out
+    assert time.perf_counter() - start < 10
+
+    code, out = batch(capsys, "--notebooks", "10", "--cells", "E003", "--force")
+    assert code == 0 and "1 ok" in out
+    assert json.loads((fake_repo / "results" / "t" / "E003" / "timing.json").read_text())[0] > spans[0][0]
+
+
+def test_failure_is_named_blocks_dependents_and_leaves_no_finished_file(fake_repo, capsys):
+    code, out = batch(capsys, "--cells", "E003", "E066", "--jobs", "2")
+    assert code == 1
+    lines = {line.split("  ")[0].strip(): line for line in out.splitlines() if "[" in line}
+    assert "failed" in lines["20_maybe_fail [E066]"]
+    assert "blocked" in lines["30_after [E066]"]
+    assert " ok " in lines["30_after [E003]"] and " ok " in lines["00_global [all]"]
+    e066 = fake_repo / "results" / "t" / "E066"
+    assert not (e066 / "20_maybe_fail.ipynb").exists()
+    assert (e066 / "20_maybe_fail.FAILED.ipynb").is_file()
+    assert "deliberate failure for E066" in (e066 / "20_maybe_fail.FAILED.txt").read_text()
+    assert not (e066 / "30_after.ipynb").exists()
+
+    # resume: only the failed job and the one it blocked are attempted again
+    code, out = batch(capsys, "--cells", "E003", "E066", "--jobs", "2")
+    assert code == 1 and "5 skipped" in out and "1 failed" in out and "1 blocked" in out
+
+
+def test_changed_parameters_make_a_result_stale(fake_repo, capsys):
+    assert batch(capsys, "--notebooks", "30", "--cells", "E003")[0] == 0
+    job = notebooks.make_job("30", "E003", "params/smoke.yaml", {}, "t")
+    assert notebooks.status(job) == "done"
+    changed = notebooks.make_job("30", "E003", "params/smoke.yaml", {"seed": 1}, "t")
+    assert notebooks.status(changed) == "stale"
+    code, out = batch(capsys, "--notebooks", "30", "--cells", "E003", "-p", "seed", "1")
+    assert code == 0 and "1 ok" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["batch", "--notebooks", "77"], "Unknown notebook '77'"),
+        (["batch", "--cells", "E999"], "Unknown cell type 'E999'"),
+        (["batch", "-f", "params/none.yaml"], "does not exist"),
+        (["batch", "-p", "train.nope", "1"], "Unknown parameter 'train.nope'"),
+        (["run", "10"], "runs per cell type"),
+        (["run", "10", "--cell", "E003", "-p", "seed", "x"], "should be of type int"),
+    ],
+)
+def test_invalid_requests_fail_before_anything_runs(fake_repo, capsys, args, message):
+    assert cli.main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (fake_repo / "results").exists()
+
+
+def test_run_one_notebook_and_list(fake_repo, capsys):
+    assert cli.main(["run", "30_after", "--cell", "E116", "-f", "params/smoke.yaml", "-q"]) == 0
+    out = fake_repo / "results" / "smoke" / "E116" / "30_after.ipynb"
+    assert out.is_file()
+    import nbformat
+
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata["chromexp"]["cell_type"] == "E116"
+    assert any("after E116" in "".join(o.get("text", "")) for c in nb.cells for o in c.get("outputs", []))
+    capsys.readouterr()
+    assert cli.main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "00_global" in listing and "all cell types" in listing and "per cell type" in listing
