@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import config, notebooks
 from .utils import get_logger
@@ -37,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-f", "--params-file", help="YAML run file merged over params/defaults.yaml (e.g. params/demo.yaml)")
+        p.add_argument(
+            "-f", "--params-file", help="YAML run file merged over params/defaults.yaml (e.g. params/demo.yaml)"
+        )
         p.add_argument(
             "-p",
             "--param",

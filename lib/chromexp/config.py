@@ -78,7 +78,9 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str, prefi
         current = out[key]
         if isinstance(current, dict) and dotted not in FREE_FORM_KEYS:
             if not isinstance(value, Mapping):
-                raise ValueError(f"Parameter '{dotted}' in {source} must be a mapping (a block of keys), got {value!r}.")
+                raise ValueError(
+                    f"Parameter '{dotted}' in {source} must be a mapping (a block of keys), got {value!r}."
+                )
             out[key] = merge(current, value, source, prefix=f"{dotted}.")
         else:
             if not _type_ok(current, value):

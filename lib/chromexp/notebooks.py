@@ -171,7 +171,12 @@ class Job:
     def fingerprint(self) -> str:
         """Hash of everything that decides this job's output: source, merged parameters, cell type."""
         payload = json.dumps(
-            {"source": self.notebook.source_text, "params": self.params, "cell_type": self.cell_type, "run": self.run_name},
+            {
+                "source": self.notebook.source_text,
+                "params": self.params,
+                "cell_type": self.cell_type,
+                "run": self.run_name,
+            },
             sort_keys=True,
             default=str,
         )
@@ -325,8 +330,7 @@ def check_pair(py_path: str | Path) -> list[str]:
             min(len(expected.cells), len(actual.cells)),
         )
         problems.append(
-            f"{nb_path.name} is out of date with {py_path.name} (first difference at cell {differ}): "
-            "run `make sync`"
+            f"{nb_path.name} is out of date with {py_path.name} (first difference at cell {differ}): run `make sync`"
         )
     for i, cell in enumerate(actual.cells):
         if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):

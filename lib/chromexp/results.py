@@ -21,7 +21,17 @@ import pandas as pd
 from .constants import MARKS
 from .utils import atomic_path
 
-METRIC_COLUMNS: tuple[str, ...] = ("cell_type", "model", "marks", "scheme", "fold", "split", "n_genes", "metric", "value")
+METRIC_COLUMNS: tuple[str, ...] = (
+    "cell_type",
+    "model",
+    "marks",
+    "scheme",
+    "fold",
+    "split",
+    "n_genes",
+    "metric",
+    "value",
+)
 PREDICTION_COLUMNS: tuple[str, ...] = ("cell_type", "model", "marks", "fold", "gene_id", "observed", "predicted")
 SCHEMES: tuple[str, ...] = ("chrom_folds", "random_thirds")
 SPLITS: tuple[str, ...] = ("test", "validation", "train")
@@ -58,7 +68,9 @@ def validate(table: pd.DataFrame, columns: Sequence[str], name: str) -> pd.DataF
         bad_scheme = set(table["scheme"]) - set(SCHEMES)
         bad_split = set(table["split"]) - set(SPLITS)
         if bad_scheme or bad_split:
-            raise ValueError(f"Unknown scheme(s) {sorted(bad_scheme)} or split(s) {sorted(bad_split)} in the metrics table.")
+            raise ValueError(
+                f"Unknown scheme(s) {sorted(bad_scheme)} or split(s) {sorted(bad_split)} in the metrics table."
+            )
     return table
 
 

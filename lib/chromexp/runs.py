@@ -77,7 +77,9 @@ def start(
     Run
     """
     if require_cell_type and not cell_type:
-        raise ValueError("CELL_TYPE is required: pass it with papermill -p CELL_TYPE E003 or chromexp run ... --cell E003.")
+        raise ValueError(
+            "CELL_TYPE is required: pass it with papermill -p CELL_TYPE E003 or chromexp run ... --cell E003."
+        )
     if overrides is not None and not isinstance(overrides, Mapping):
         raise ValueError(f"PARAMS must be a mapping of overrides, got {overrides!r}.")
     params = config.load_params(cell_type, files=[params_file], overrides=overrides or {})

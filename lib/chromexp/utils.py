@@ -29,7 +29,7 @@ def get_logger(name: str = "chromexp") -> logging.Logger:
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and (if installed) torch; return a NumPy ``Generator`` for ``seed``."""
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 — legacy global state some libraries still draw from
     try:
         import torch
     except ImportError:  # torch is a core dependency, but keep this module importable without it
