@@ -1,0 +1,913 @@
+"""Per-cell-type dataset store: genes, folds, binned promoter windows and pCREs (DESIGN.md §3.2).
+
+``build_dataset(params, cell_type)`` turns the raw inputs of one cell type (tagAlign reads per mark,
+the gene table, the RPKM matrix, promoter-capture Hi-C pairs) into one HDF5 store under
+``paths.processed_dir(params, cell_type)/dataset.h5``; ``load_dataset`` opens it as a
+:class:`CellDataset`, the object every model notebook reads.
+
+What the store holds (all signal values are ``log_base(mean depth + 1)`` in float32, computed
+exactly from the reads by :mod:`chromexp.signal`):
+
+* ``genes``: one row per kept gene, sorted by (chromosome, TSS, gene id): ``gene_id, gene_name,
+  chrom, tss, strand, fold, rpkm, target = log2(rpkm + 1), label = rpkm >= median``, where the
+  median is taken over the *kept* genes of this cell type (the vendored real E003 check uses
+  the genome-wide E003 median instead, see :func:`build_real_e003`);
+* ``promoter/<res>``: (n_genes, n_marks, 2 * half_window / res) bins of TSS ± half_window,
+  strand-oriented like the reference (window ``[TSS - hw, TSS + hw)`` for both strands, bins
+  reversed for minus-strand genes: bin 0 is the most upstream, the TSS between bins n/2 - 1
+  and n/2);
+* ``fragments``: every distinct pCRE fragment, binned from its own start at each resolution
+  (ragged: values + offsets, the last bin partial), never strand-flipped; and per gene up to
+  ``max_pcres`` fragment indices with their normalised interaction frequencies;
+* ``flanks``: mean over ``[TSS - f, TSS + f)`` for each ``f`` in ``dataset.naive_flanks``;
+* ``exclusions``: every gene or pCRE left out, counted by reason (never dropped silently).
+
+Storing float32 keeps the exact means to float32 precision (float16 would not: it has 11
+significant bits). Size for the full 18,955-gene, 7-mark dataset: promoter bins
+18,955 × 7 × (400 + 80 + 20) × 4 B = 265 MB, pCRE fragments (stored once each, unpadded) about
+the same order, well under 2 GB.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import io, paths, signal
+from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE, REAL, SEMI_SYNTHETIC
+from .utils import atomic_path, get_logger
+
+log = get_logger(__name__)
+
+STORE_NAME = "dataset.h5"
+FORMAT_VERSION = 1
+
+#: Why a gene or pCRE can be left out. Gene reasons are checked in this order; a gene is counted
+#: under the first reason that applies.
+GENE_REASONS: dict[str, str] = {
+    "duplicate_gene_id": "gene id listed more than once in the gene table (first row kept)",
+    "no_tss": "no TSS in the gene table",
+    "unknown_chromosome": "chromosome not among chr1-22, X, Y or not in the chromosome sizes",
+    "unknown_strand": "strand unknown ('.'): windows cannot be oriented",
+    "no_expression": "no RPKM for this cell type in the expression matrix",
+    "window_outside_chromosome": "TSS ± half_window extends past a chromosome end",
+    "empty_track": "no read at all on the gene's chromosome in at least one mark (e.g. chrY in a female sample)",
+    "signal_unknown": "depth unknown over part of TSS ± half_window (input track covers only some regions)",
+}
+PCRE_REASONS: dict[str, str] = {
+    "pcre_trans": "interacting fragment on another chromosome than the bait",
+    "pcre_low_frequency": "normalised interaction frequency <= dataset.pcre_min_frequency (the pCRE rule)",
+    "pcre_too_long": "fragment longer than dataset.pcre_max_length",
+    "pcre_duplicate": "same fragment listed twice for one gene (highest frequency kept)",
+    "pcre_signal_unknown": "depth unknown over part of the fragment",
+    "pcre_trimmed": "more than dataset.max_pcres pCREs: the lowest-ranked were dropped",
+}
+EXCLUSION_COLUMNS = ("reason", "level", "n_genes", "n_items", "example_gene_ids", "description")
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters
+# ---------------------------------------------------------------------------------------------
+def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters that decide a store's content (part of its build key)."""
+    sig, ds = params["signal"], params["dataset"]
+    resolutions = [int(r) for r in sig["resolutions"]]
+    hw = int(sig["half_window"])
+    for r in resolutions:
+        if r <= 0 or (2 * hw) % r:
+            raise ValueError(f"signal.resolutions: {r} bp does not divide the window 2 × signal.half_window = {2 * hw}.")
+    flanks = [int(f) for f in ds["naive_flanks"]]
+    if any(f <= 0 or f > hw for f in flanks):
+        raise ValueError(f"dataset.naive_flanks {flanks} must be positive and <= signal.half_window ({hw}).")
+    signal.log_base_value(sig["log_base"])
+    marks = [m for m in MARKS if m in params["marks"]]
+    unknown = [m for m in params["marks"] if m not in MARKS]
+    if unknown or not marks:
+        raise ValueError(f"marks: unknown or empty {params['marks']}; known marks are {', '.join(MARKS)}.")
+    return {
+        "format_version": FORMAT_VERSION,
+        "marks": marks,
+        "resolutions": resolutions,
+        "half_window": hw,
+        "log_base": str(sig["log_base"]),
+        "naive_flanks": flanks,
+        "pcre_min_frequency": float(ds["pcre_min_frequency"]),
+        "pcre_max_length": int(ds["pcre_max_length"]),
+        "max_pcres": int(ds["max_pcres"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# exclusions
+# ---------------------------------------------------------------------------------------------
+class _Exclusions:
+    def __init__(self):
+        self.rows: dict[str, dict[str, Any]] = {}
+        for reason, text in GENE_REASONS.items():
+            self.rows[reason] = {"reason": reason, "level": "gene", "genes": [], "n_items": 0, "description": text}
+        for reason, text in PCRE_REASONS.items():
+            self.rows[reason] = {"reason": reason, "level": "pcre", "genes": [], "n_items": 0, "description": text}
+
+    def add(self, reason: str, gene_ids: Sequence[str], n_items: int | None = None) -> None:
+        row = self.rows[reason]
+        ids = list(map(str, gene_ids))
+        row["genes"].extend(ids)
+        row["n_items"] += len(ids) if n_items is None else int(n_items)
+
+    def table(self) -> pd.DataFrame:
+        out = []
+        for row in self.rows.values():
+            genes = list(dict.fromkeys(row["genes"]))
+            out.append(
+                {
+                    "reason": row["reason"],
+                    "level": row["level"],
+                    "n_genes": len(genes),
+                    "n_items": row["n_items"],
+                    "example_gene_ids": ",".join(genes[:5]),
+                    "description": row["description"],
+                }
+            )
+        return pd.DataFrame(out, columns=list(EXCLUSION_COLUMNS))
+
+
+# ---------------------------------------------------------------------------------------------
+# validation split
+# ---------------------------------------------------------------------------------------------
+def _chrom_rank(chrom: str) -> int:
+    return CHROMOSOMES.index(chrom) if chrom in CHROMOSOMES else len(CHROMOSOMES)
+
+
+def validation_chromosomes(gene_counts: Mapping[str, int], fold: int, fraction: float) -> list[str]:
+    """Whole training chromosomes held out for early stopping when ``fold`` is the test fold.
+
+    Deterministic rule (replaces the reference's unordered ``set``): walk the training
+    chromosomes from the last to the first in karyotype order (chrY, chrX, chr22, ..., chr1) and
+    add a chromosome whenever that brings the held-out gene count closer to
+    ``fraction × (training genes)``; if that selects nothing, take the chromosome whose gene
+    count is closest to the target. Walking small chromosomes first spreads the validation set
+    over several chromosomes.
+
+    Parameters
+    ----------
+    gene_counts : mapping chrom -> number of genes
+    fold : int
+        Test fold (1-4); its chromosomes are never chosen.
+    fraction : float
+        Target fraction of the training folds' genes, in (0, 1).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"dataset.validation_fraction must be in (0, 1), got {fraction}.")
+    if fold not in FOLD_CHROMS:
+        raise ValueError(f"fold must be one of {list(FOLD_CHROMS)}, got {fold!r}.")
+    train = [c for c, n in gene_counts.items() if n > 0 and CHROM_FOLD.get(c) not in (None, fold)]
+    train.sort(key=_chrom_rank, reverse=True)
+    target = fraction * sum(gene_counts[c] for c in train)
+    chosen, total = [], 0
+    for c in train:
+        if abs(total + gene_counts[c] - target) < abs(total - target):
+            chosen.append(c)
+            total += gene_counts[c]
+    if not chosen and train:
+        chosen = [min(train, key=lambda c: (abs(gene_counts[c] - target), _chrom_rank(c)))]
+    return sorted(chosen, key=_chrom_rank)
+
+
+# ---------------------------------------------------------------------------------------------
+# the dataset object
+# ---------------------------------------------------------------------------------------------
+def _select_marks(available: Sequence[str], marks) -> list[int]:
+    if marks is None:
+        return list(range(len(available)))
+    if isinstance(marks, str):
+        marks = [marks]
+    idx = []
+    for m in marks:
+        if m not in available:
+            raise ValueError(f"Mark {m!r} is not in this dataset (it has {', '.join(available)}).")
+        idx.append(list(available).index(m))
+    if not idx:
+        raise ValueError("marks must name at least one mark.")
+    return idx
+
+
+class CellDataset:
+    """One cell type's dataset (see the module docstring); arrays are read lazily from the store.
+
+    Attributes
+    ----------
+    cell_type : str
+    provenance : str
+        ``"semi-synthetic"`` or ``"real"``.
+    marks : tuple of str
+        In ``constants.MARKS`` order.
+    resolutions : tuple of int
+    genes : pandas.DataFrame, one row per gene in store order
+        ``gene_id, gene_name, chrom, tss, strand, fold, rpkm, target, label``.
+    exclusions : pandas.DataFrame
+        ``reason, level ("gene"/"pcre"), n_genes, n_items, example_gene_ids, description``.
+    """
+
+    def __init__(self, path: str | Path):
+        import h5py
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ValueError(f"No dataset store at {self.path}; build it first (chromexp.dataset.build_dataset).")
+        with h5py.File(self.path, "r") as f:
+            attrs = dict(f.attrs)
+            if not attrs.get("complete", False):
+                raise ValueError(f"{self.path} is an incomplete dataset store; rebuild it with force=True.")
+            self.settings: dict[str, Any] = json.loads(attrs["settings"])
+            self.build_key: str = str(attrs["build_key"])
+            self.cell_type: str = str(attrs["cell_type"])
+            self.provenance: str = str(attrs["provenance"])
+            self.label_median: float = float(attrs["label_median"])
+            self.label_median_source: str = str(attrs["label_median_source"])
+            g = f["genes"]
+            self.genes = pd.DataFrame(
+                {
+                    "gene_id": g["gene_id"].asstr()[:],
+                    "gene_name": g["gene_name"].asstr()[:],
+                    "chrom": g["chrom"].asstr()[:],
+                    "tss": g["tss"][:].astype(np.int64),
+                    "strand": g["strand"].asstr()[:],
+                    "fold": g["fold"][:].astype(np.int64),
+                    "rpkm": g["rpkm"][:].astype(np.float64),
+                    "target": g["target"][:].astype(np.float64),
+                    "label": g["label"][:].astype(np.int64),
+                }
+            )
+            e = f["exclusions"]
+            self.exclusions = pd.DataFrame(
+                {
+                    "reason": e["reason"].asstr()[:],
+                    "level": e["level"].asstr()[:],
+                    "n_genes": e["n_genes"][:].astype(np.int64),
+                    "n_items": e["n_items"][:].astype(np.int64),
+                    "example_gene_ids": e["example_gene_ids"].asstr()[:],
+                    "description": e["description"].asstr()[:],
+                }
+            )
+        self.marks: tuple[str, ...] = tuple(self.settings["marks"])
+        self.resolutions: tuple[int, ...] = tuple(self.settings["resolutions"])
+        self.half_window: int = int(self.settings["half_window"])
+        self.max_pcres: int = int(self.settings["max_pcres"])
+        self._cache: dict[str, np.ndarray] = {}
+
+    # -- raw arrays --------------------------------------------------------------------------
+    def _array(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            import h5py
+
+            with h5py.File(self.path, "r") as f:
+                self._cache[key] = f[key][()]
+        return self._cache[key]
+
+    def __len__(self) -> int:
+        return len(self.genes)
+
+    def __repr__(self) -> str:
+        return (
+            f"CellDataset({self.cell_type}, {self.provenance}, {len(self)} genes, marks={list(self.marks)}, "
+            f"resolutions={list(self.resolutions)})"
+        )
+
+    def _genes_index(self, genes) -> np.ndarray:
+        if genes is None:
+            return np.arange(len(self))
+        idx = np.asarray(genes)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ValueError(f"A boolean gene mask must have shape ({len(self)},), got {idx.shape}.")
+            return np.flatnonzero(idx)
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError("genes must be integer indices or a boolean mask over dataset.genes rows.")
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise ValueError(f"gene indices out of range for {len(self)} genes.")
+        return idx
+
+    def _check_resolution(self, resolution: int) -> int:
+        if int(resolution) not in self.resolutions:
+            raise ValueError(f"resolution {resolution} is not in this dataset (it has {list(self.resolutions)}).")
+        return int(resolution)
+
+    # -- public tensors -----------------------------------------------------------------------
+    def promoter(self, marks=None, resolution: int = 100, half_window: int = 20000, genes=None) -> np.ndarray:
+        """Strand-oriented bins of ``ln(mean depth + 1)`` centred on the TSS.
+
+        Parameters
+        ----------
+        marks : str or sequence of str, optional
+            Marks in the order wanted; default all marks of the dataset (``MARKS`` order).
+        resolution : int
+            Bin size (bp), one of :attr:`resolutions`.
+        half_window : int
+            TSS ± this many bp; must be a multiple of ``resolution`` and <= the stored window
+            (20 kb). ``half_window=3000, resolution=100`` is the promoter CNN's 60 bins.
+        genes : index array or boolean mask, optional
+            Rows of :attr:`genes`; default all.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_genes, n_marks, 2 * half_window // resolution), float32
+            Bin 0 is the most upstream; the TSS lies between bins n/2 - 1 and n/2.
+        """
+        res = self._check_resolution(resolution)
+        if half_window <= 0 or half_window > self.half_window or half_window % res:
+            raise ValueError(
+                f"half_window {half_window} must be a positive multiple of the resolution {res} "
+                f"and <= the stored half window {self.half_window}."
+            )
+        full = self._array(f"promoter/{res}")
+        centre = self.half_window // res
+        k = half_window // res
+        m = _select_marks(self.marks, marks)
+        g = self._genes_index(genes)
+        return np.ascontiguousarray(full[g][:, m, centre - k : centre + k], dtype=np.float32)
+
+    def flank_means(self, marks=None, flank: int = 750, genes=None) -> np.ndarray:
+        """``ln(mean depth over [TSS - flank, TSS + flank) + 1)``, the naive baselines' input.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_genes, n_marks), float32
+        """
+        flanks = list(self.settings["naive_flanks"])
+        if int(flank) not in flanks:
+            raise ValueError(f"flank {flank} was not stored; dataset.naive_flanks is {flanks}.")
+        full = self._array("flanks")
+        m = _select_marks(self.marks, marks)
+        g = self._genes_index(genes)
+        return np.ascontiguousarray(full[g][:, m, flanks.index(int(flank))], dtype=np.float32)
+
+    def pcre_table(self) -> pd.DataFrame:
+        """One row per (gene, pCRE slot) in use: ``gene_index, slot, chrom, start, end, frequency``."""
+        idx = self._array("pcre/fragment")
+        freq = self._array("pcre/frequency")
+        g, s = np.nonzero(idx >= 0)
+        fr = idx[g, s]
+        return pd.DataFrame(
+            {
+                "gene_index": g,
+                "gene_id": self.genes["gene_id"].to_numpy()[g],
+                "slot": s,
+                "chrom": self._array("fragments/chrom").astype(str)[fr],
+                "start": self._array("fragments/start")[fr],
+                "end": self._array("fragments/end")[fr],
+                "frequency": freq[g, s],
+            }
+        )
+
+    def n_pcres(self, genes=None) -> np.ndarray:
+        """Number of pCREs per gene (0 to max_pcres), shape (n_genes,), int64."""
+        g = self._genes_index(genes)
+        return (self._array("pcre/fragment")[g] >= 0).sum(axis=1).astype(np.int64)
+
+    def pcres(self, marks=None, resolution: int = 100, genes=None):
+        """pCRE inputs as the reference builds them (DESIGN.md §3.2).
+
+        Each pCRE is binned from its own start (last bin partial), centred in a zero-padded
+        array of the promoter window's length ``L = 2 * half_window // resolution`` (left pad =
+        ceil, right pad = floor), and never strand-flipped. Slots are ordered by decreasing
+        frequency (ties: ``chrom:start-end`` string order, as the reference's priority queue);
+        empty slots are all zero and fully masked.
+
+        Returns
+        -------
+        x : numpy.ndarray, shape (n_genes, max_pcres, n_marks, L), float32
+        pad_mask : numpy.ndarray, shape (n_genes, max_pcres, L), bool
+            True where a bin is padding or the slot is empty.
+        freq : numpy.ndarray, shape (n_genes, max_pcres), float32
+            Normalised interaction frequency (0 for empty slots).
+        n_pcres : numpy.ndarray, shape (n_genes,), int64
+        """
+        res = self._check_resolution(resolution)
+        m = _select_marks(self.marks, marks)
+        g = self._genes_index(genes)
+        length = 2 * self.half_window // res
+        frag = self._array("pcre/fragment")[g]
+        freq = self._array("pcre/frequency")[g].astype(np.float32)
+        values = self._array(f"fragments/values/{res}")  # (n_marks, total_bins)
+        offsets = self._array(f"fragments/offsets/{res}")
+        n_genes, n_slots = frag.shape
+        x = np.zeros((n_genes, n_slots, len(m), length), dtype=np.float32)
+        mask = np.ones((n_genes, n_slots, length), dtype=bool)
+        gi, si = np.nonzero(frag >= 0)
+        f = frag[gi, si]
+        nb = offsets[f + 1] - offsets[f]
+        left = -(-(length - nb) // 2)  # ceil
+        owner = np.repeat(np.arange(len(f)), nb)
+        j = np.arange(int(nb.sum())) - np.repeat(np.cumsum(nb) - nb, nb)
+        src = offsets[f][owner] + j
+        dst = left[owner] + j
+        sub = values[m][:, src]  # (n_marks, n_placed)
+        x[gi[owner], si[owner], :, dst] = sub.T
+        mask[gi[owner], si[owner], dst] = False
+        return x, mask, freq, (frag >= 0).sum(axis=1).astype(np.int64)
+
+    def split(self, fold: int) -> dict[str, np.ndarray]:
+        """Gene indices of the test fold, a chromosome-grouped validation set and the training set.
+
+        ``test`` = genes on ``fold``'s chromosomes; ``validation`` = genes on the chromosomes of
+        :func:`validation_chromosomes` (≈ ``dataset.validation_fraction`` of the other folds'
+        genes); ``train`` = the rest. Sorted int64 arrays, pairwise disjoint, covering all genes.
+        """
+        fold = int(fold)
+        chroms = self.genes["chrom"].to_numpy()
+        counts = self.genes["chrom"].value_counts().to_dict()
+        val = validation_chromosomes(counts, fold, float(self.settings["validation_fraction"]))
+        test = np.flatnonzero(self.genes["fold"].to_numpy() == fold)
+        validation = np.flatnonzero(np.isin(chroms, val))
+        train = np.setdiff1d(np.arange(len(self)), np.concatenate([test, validation]))
+        return {"train": train.astype(np.int64), "validation": validation.astype(np.int64), "test": test.astype(np.int64)}
+
+
+# ---------------------------------------------------------------------------------------------
+# assembling a store from tables and tracks (shared by the semi-synthetic/Roadmap and real paths)
+# ---------------------------------------------------------------------------------------------
+def _filter_genes(genes, rpkm, tracks, settings, chrom_sizes, excl):
+    hw = settings["half_window"]
+    genes = genes.copy()
+    genes["rpkm"] = np.nan
+    keep = np.ones(len(genes), dtype=bool)
+
+    def drop(reason, mask):
+        mask = mask & keep
+        if mask.any():
+            excl.add(reason, genes.loc[mask, "gene_id"])
+        keep[mask] = False
+
+    drop("duplicate_gene_id", genes["gene_id"].duplicated(keep="first").to_numpy())
+    drop("no_tss", genes["tss"].isna().to_numpy())
+    known_chrom = genes["chrom"].isin(CHROMOSOMES).to_numpy()
+    if chrom_sizes is not None:
+        known_chrom &= genes["chrom"].isin(list(chrom_sizes)).to_numpy()
+    drop("unknown_chromosome", ~known_chrom)
+    drop("unknown_strand", ~genes["strand"].isin(["+", "-"]).to_numpy())
+    values = rpkm.reindex(genes["gene_id"]).to_numpy(np.float64)
+    drop("no_expression", ~np.isfinite(values))
+    genes["rpkm"] = values
+    tss = genes["tss"].fillna(-1).to_numpy(np.int64)
+    if chrom_sizes is not None:
+        size = genes["chrom"].map(lambda c: chrom_sizes.get(c, 0)).to_numpy(np.int64)
+        drop("window_outside_chromosome", (tss - hw < 0) | (tss + hw > size))
+    else:
+        drop("window_outside_chromosome", tss - hw < 0)
+    chrom = genes["chrom"].to_numpy().astype(str)
+    empty = np.zeros(len(genes), dtype=bool)
+    for track in tracks.values():
+        empty |= ~np.isin(chrom, list(track.chroms))
+    drop("empty_track", empty)
+    unknown = np.zeros(len(genes), dtype=bool)
+    idx = np.flatnonzero(keep)
+    for track in tracks.values():
+        ok = signal.windows_known(track, chrom[idx], tss[idx] - hw, tss[idx] + hw)
+        unknown[idx[~ok]] = True
+    drop("signal_unknown", unknown)
+    kept = genes.loc[keep].copy()
+    kept["tss"] = kept["tss"].astype(np.int64)
+    return kept
+
+
+def _select_pcres(genes, pairs, tracks, settings, excl):
+    """Per gene, the top ``max_pcres`` pCRE fragments of the bait containing its TSS."""
+    n_slots = settings["max_pcres"]
+    cols = ["gene_row", "chrom", "start", "end", "frequency"]
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, [np.int64, str, np.int64, np.int64, float])})
+    if pairs is None or len(pairs) == 0:
+        return empty
+    baits = pairs[["bait_chrom", "bait_start", "bait_end"]].drop_duplicates().sort_values(["bait_chrom", "bait_start"])
+    links = []
+    g_chrom = genes["chrom"].to_numpy().astype(str)
+    g_tss = genes["tss"].to_numpy(np.int64)
+    for chrom, b in baits.groupby("bait_chrom", sort=False):
+        gi = np.flatnonzero(g_chrom == chrom)
+        if not len(gi):
+            continue
+        bs, be = b["bait_start"].to_numpy(np.int64), b["bait_end"].to_numpy(np.int64)
+        # every bait containing the TSS (baits are restriction fragments and do not overlap, but
+        # if a table lists overlapping baits every one containing the TSS is used)
+        order = np.argsort(bs, kind="stable")
+        bs, be = bs[order], be[order]
+        hi = np.searchsorted(bs, g_tss[gi], side="right")
+        max_len = int((be - bs).max())
+        lo = np.searchsorted(bs, g_tss[gi] - max_len, side="left")
+        for k, row in enumerate(gi):
+            for j in range(lo[k], hi[k]):
+                if bs[j] <= g_tss[row] < be[j]:
+                    links.append((row, chrom, bs[j], be[j]))
+    if not links:
+        return empty
+    link = pd.DataFrame(links, columns=["gene_row", "bait_chrom", "bait_start", "bait_end"])
+    cand = link.merge(pairs, on=["bait_chrom", "bait_start", "bait_end"], how="inner")
+    gid = genes["gene_id"].to_numpy()
+
+    def drop(reason, mask):
+        nonlocal cand
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            excl.add(reason, gid[cand.loc[mask, "gene_row"].to_numpy()], n_items=int(mask.sum()))
+        cand = cand.loc[~mask].reset_index(drop=True)
+
+    drop("pcre_trans", (cand["other_chrom"] != cand["bait_chrom"]).to_numpy())
+    drop("pcre_low_frequency", (cand["frequency"] <= settings["pcre_min_frequency"]).to_numpy())
+    drop("pcre_too_long", (cand["other_end"] - cand["other_start"] > settings["pcre_max_length"]).to_numpy())
+    cand = cand.rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
+    cand = cand.sort_values(["gene_row", "frequency"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    drop("pcre_duplicate", cand.duplicated(["gene_row", "chrom", "start", "end"], keep="first").to_numpy())
+    unknown = np.zeros(len(cand), dtype=bool)
+    for track in tracks.values():
+        unknown |= ~signal.windows_known(track, cand["chrom"].to_numpy(), cand["start"], cand["end"])
+    drop("pcre_signal_unknown", unknown)
+    # Rank as Chromoformer's PriorityQueue of (-frequency, "chrom:start-end"): by decreasing
+    # frequency, ties by the fragment's interval string in lexicographic order.
+    cand["key"] = cand["chrom"] + ":" + cand["start"].astype(str) + "-" + cand["end"].astype(str)
+    cand["neg"] = -cand["frequency"]
+    cand = cand.sort_values(["gene_row", "neg", "key"], kind="stable").reset_index(drop=True)
+    rank = cand.groupby("gene_row").cumcount().to_numpy()
+    drop("pcre_trimmed", rank >= n_slots)
+    return cand[cols]
+
+
+def _assemble(
+    genes: pd.DataFrame,
+    rpkm: pd.Series,
+    tracks: Mapping[str, signal.Coverage],
+    pairs: pd.DataFrame | None,
+    settings: Mapping[str, Any],
+    chrom_sizes: Mapping[str, int] | None,
+    median: float | None = None,
+    extra_exclusions: _Exclusions | None = None,
+) -> dict[str, Any]:
+    """Filter genes, select pCREs and bin every window; returns the arrays of a store."""
+    excl = extra_exclusions or _Exclusions()
+    marks = list(settings["marks"])
+    missing = [m for m in marks if m not in tracks]
+    if missing:
+        raise ValueError(f"No signal track for marks {missing}.")
+    kept = _filter_genes(genes, rpkm, tracks, settings, chrom_sizes, excl)
+    if kept.empty:
+        raise ValueError("No gene is left after the exclusions: " + _summary(excl.table()))
+    kept["_rank"] = kept["chrom"].map(_chrom_rank)
+    kept = kept.sort_values(["_rank", "tss", "gene_id"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+    label_source = "median RPKM of the kept genes"
+    if median is None:
+        median = float(np.median(kept["rpkm"]))
+    else:
+        label_source = "given median RPKM"
+    kept["fold"] = kept["chrom"].map(CHROM_FOLD).astype(np.int64)
+    kept["target"] = np.log2(kept["rpkm"] + 1.0)
+    kept["label"] = (kept["rpkm"] >= median).astype(np.int64)
+
+    hw, base = settings["half_window"], settings["log_base"]
+    chrom = kept["chrom"].to_numpy().astype(str)
+    tss = kept["tss"].to_numpy(np.int64)
+    strand = kept["strand"].to_numpy().astype(str)
+    promoter = {}
+    for res in settings["resolutions"]:
+        arr = np.empty((len(kept), len(marks), 2 * hw // res), dtype=np.float32)
+        for k, mark in enumerate(marks):
+            means = signal.binned_means(tracks[mark], chrom, tss - hw, 2 * hw, res)
+            arr[:, k, :] = signal.log_transform(signal.orient(means, strand), base)
+        promoter[res] = arr
+    flanks = np.empty((len(kept), len(marks), len(settings["naive_flanks"])), dtype=np.float32)
+    for j, fl in enumerate(settings["naive_flanks"]):
+        for k, mark in enumerate(marks):
+            flanks[:, k, j] = signal.log_transform(signal.window_means(tracks[mark], chrom, tss - fl, tss + fl), base)
+
+    cand = _select_pcres(kept, pairs, tracks, settings, excl)
+    frag_keys = cand[["chrom", "start", "end"]].drop_duplicates().sort_values(["chrom", "start", "end"])
+    frag_keys = frag_keys.reset_index(drop=True)
+    frag_index = pd.Series(np.arange(len(frag_keys)), index=pd.MultiIndex.from_frame(frag_keys))
+    n_slots = settings["max_pcres"]
+    slot_frag = np.full((len(kept), n_slots), -1, dtype=np.int32)
+    slot_freq = np.zeros((len(kept), n_slots), dtype=np.float32)
+    if len(cand):
+        slot = cand.groupby("gene_row").cumcount().to_numpy()
+        fi = frag_index.loc[list(zip(cand["chrom"], cand["start"], cand["end"]))].to_numpy()
+        slot_frag[cand["gene_row"].to_numpy(), slot] = fi
+        slot_freq[cand["gene_row"].to_numpy(), slot] = cand["frequency"].to_numpy(np.float32)
+    frag_values, frag_offsets = {}, {}
+    fc = frag_keys["chrom"].to_numpy().astype(str)
+    fs, fe = frag_keys["start"].to_numpy(np.int64), frag_keys["end"].to_numpy(np.int64)
+    for res in settings["resolutions"]:
+        rows = []
+        offsets = np.zeros(1, dtype=np.int64)
+        for mark in marks:
+            values, offsets = signal.binned_intervals(tracks[mark], fc, fs, fe, res)
+            rows.append(signal.log_transform(values, base))
+        frag_values[res] = np.stack(rows) if rows else np.zeros((len(marks), 0), np.float32)
+        frag_offsets[res] = offsets
+    return {
+        "genes": kept,
+        "label_median": float(median),
+        "label_median_source": label_source,
+        "exclusions": excl.table(),
+        "promoter": promoter,
+        "flanks": flanks,
+        "fragments": frag_keys,
+        "fragment_values": frag_values,
+        "fragment_offsets": frag_offsets,
+        "slot_fragment": slot_frag,
+        "slot_frequency": slot_freq,
+    }
+
+
+def _summary(exclusions: pd.DataFrame) -> str:
+    rows = exclusions[exclusions["n_items"] > 0]
+    return "; ".join(f"{r.reason}: {r.n_genes} genes ({r.n_items} items)" for r in rows.itertuples()) or "none"
+
+
+def _write_store(path: Path, content: Mapping[str, Any], attrs: Mapping[str, Any]) -> Path:
+    import h5py
+
+    str_dt = h5py.string_dtype()
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            g = f.create_group("genes")
+            genes = content["genes"]
+            for col in ("gene_id", "gene_name", "chrom", "strand"):
+                g.create_dataset(col, data=genes[col].astype(str).to_numpy().astype(object), dtype=str_dt)
+            g.create_dataset("tss", data=genes["tss"].to_numpy(np.int64))
+            g.create_dataset("fold", data=genes["fold"].to_numpy(np.int8))
+            g.create_dataset("rpkm", data=genes["rpkm"].to_numpy(np.float64))
+            g.create_dataset("target", data=genes["target"].to_numpy(np.float64))
+            g.create_dataset("label", data=genes["label"].to_numpy(np.int8))
+            e = f.create_group("exclusions")
+            ex = content["exclusions"]
+            for col in ("reason", "level", "example_gene_ids", "description"):
+                e.create_dataset(col, data=ex[col].astype(str).to_numpy().astype(object), dtype=str_dt)
+            for col in ("n_genes", "n_items"):
+                e.create_dataset(col, data=ex[col].to_numpy(np.int64))
+            for res, arr in content["promoter"].items():
+                f.create_dataset(f"promoter/{res}", data=arr)
+            f.create_dataset("flanks", data=content["flanks"])
+            fr = content["fragments"]
+            f.create_dataset("fragments/chrom", data=fr["chrom"].astype(str).to_numpy().astype(object), dtype=str_dt)
+            f.create_dataset("fragments/start", data=fr["start"].to_numpy(np.int64))
+            f.create_dataset("fragments/end", data=fr["end"].to_numpy(np.int64))
+            for res in content["fragment_values"]:
+                f.create_dataset(f"fragments/values/{res}", data=content["fragment_values"][res])
+                f.create_dataset(f"fragments/offsets/{res}", data=content["fragment_offsets"][res])
+            f.create_dataset("pcre/fragment", data=content["slot_fragment"])
+            f.create_dataset("pcre/frequency", data=content["slot_frequency"])
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            f.attrs["label_median"] = content["label_median"]
+            f.attrs["label_median_source"] = content["label_median_source"]
+            f.attrs["complete"] = True  # written last: a store without it is never reused
+    return path
+
+
+def _store_complete(path: Path, build_key: str) -> bool:
+    import h5py
+
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False)) and str(f.attrs.get("build_key", "")) == build_key
+    except OSError:
+        return False
+
+
+def _file_fingerprint(p: Path) -> list:
+    st = p.stat()
+    return [p.name, st.st_size, int(st.st_mtime)]
+
+
+def store_path(params: Mapping[str, Any], cell_type: str) -> Path:
+    """``paths.processed_dir(params, cell_type) / dataset.h5``."""
+    return paths.processed_dir(params, cell_type) / STORE_NAME
+
+
+def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
+    """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (checked to exist)."""
+    raw = paths.raw_dir(params)
+    tissue = params["cell"].get("pchic_tissue") or PCHIC_TISSUE.get(cell_type)
+    files = {
+        "genes": raw / "genes.tsv",
+        "expression": raw / "57epigenomes.RPKM.pc.gz",
+        "chrom_sizes": raw / "hg19.chrom.sizes",
+        "pchic": raw / "pchic" / f"{tissue}.tsv.gz",
+        "reads": {m: raw / f"{cell_type}-{m}.tagAlign.gz" for m in _settings(params)["marks"]},
+    }
+    missing = [str(p) for k, p in files.items() if k != "reads" and k != "pchic" and not p.is_file()]
+    missing += [str(p) for p in files["reads"].values() if not p.is_file()]
+    if missing:
+        raise ValueError(
+            f"Raw inputs of {cell_type} are missing under {raw}: {', '.join(missing)}. "
+            "Generate the semi-synthetic data (notebook 00) or download the real files first."
+        )
+    return files
+
+
+def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False) -> Path:
+    """Build (or reuse) the dataset store of ``cell_type`` from ``paths.raw_dir(params)``.
+
+    Reads ``genes.tsv``, ``57epigenomes.RPKM.pc.gz``, ``hg19.chrom.sizes``,
+    ``{EID}-{MARK}.tagAlign.gz`` per mark and ``pchic/{TISSUE}.tsv.gz`` (optional: without it
+    every gene has 0 pCREs, logged). Idempotent: a complete store built from the same inputs
+    (names, sizes, mtimes) and the same ``signal``/``dataset`` parameters is reused unless
+    ``force``. Written atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The store (``paths.processed_dir(params, cell_type)/dataset.h5``).
+    """
+    settings = _settings(params)
+    settings["validation_fraction"] = float(params["dataset"]["validation_fraction"])
+    files = raw_inputs(params, cell_type)
+    provenance = SEMI_SYNTHETIC if params["data"]["source"] == "semisynthetic" else REAL
+    inputs = [_file_fingerprint(files[k]) for k in ("genes", "expression", "chrom_sizes")]
+    inputs += [_file_fingerprint(p) for p in files["reads"].values()]
+    if files["pchic"].is_file():
+        inputs.append(_file_fingerprint(files["pchic"]))
+    key = json.dumps({"cell_type": cell_type, "provenance": provenance, "settings": settings, "inputs": inputs})
+    out = store_path(params, cell_type)
+    if not force and _store_complete(out, key):
+        log.info("dataset %s: reusing the complete store %s", cell_type, out)
+        return out
+    t0 = time.perf_counter()
+    sizes = io.read_chrom_sizes(files["chrom_sizes"])
+    genes = io.read_gene_table(files["genes"])
+    rpkm = io.read_expression(files["expression"], [cell_type])[cell_type]
+    tracks = {}
+    for mark, path in files["reads"].items():
+        reads = io.read_tagalign(path, sizes, on_unknown_chrom="drop")
+        tracks[mark] = signal.ReadCoverage.from_reads(reads)
+        log.info("dataset %s: %s: %d reads on %d chromosomes", cell_type, mark, len(reads), len(tracks[mark].chroms))
+        del reads
+    if files["pchic"].is_file():
+        pairs = io.read_pchic(files["pchic"], sizes)
+    else:
+        log.warning("dataset %s: no pcHi-C file %s; every gene gets 0 pCREs", cell_type, files["pchic"])
+        pairs = None
+    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes)
+    attrs = {
+        "cell_type": cell_type,
+        "provenance": provenance,
+        "settings": json.dumps(settings),
+        "build_key": key,
+        "source": str(paths.raw_dir(params)),
+    }
+    _write_store(out, content, attrs)
+    _log_build(cell_type, content, out, time.perf_counter() - t0)
+    return out
+
+
+def _log_build(cell_type, content, out, seconds):
+    ex = content["exclusions"]
+    log.info(
+        "dataset %s: %d genes kept, %d pCRE fragments; exclusions: %s; %.1f MB written to %s in %.1f s",
+        cell_type,
+        len(content["genes"]),
+        len(content["fragments"]),
+        _summary(ex),
+        out.stat().st_size / 1e6,
+        out,
+        seconds,
+    )
+
+
+def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
+    """Open the store of ``cell_type`` built by :func:`build_dataset`.
+
+    Raises
+    ------
+    ValueError
+        If there is no complete store, or it was built with other ``signal``/``dataset``
+        parameters than ``params`` (rebuild with ``build_dataset(..., force=True)``).
+    """
+    path = store_path(params, cell_type)
+    ds = CellDataset(path)
+    settings = _settings(params)
+    settings["validation_fraction"] = float(params["dataset"]["validation_fraction"])
+    if ds.settings != settings:
+        diff = {k: (ds.settings.get(k), v) for k, v in settings.items() if ds.settings.get(k) != v}
+        raise ValueError(
+            f"The store {path} was built with other parameters (stored, requested): {diff}. "
+            "Rebuild it with chromexp.dataset.build_dataset(params, cell_type, force=True)."
+        )
+    return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# the vendored real E003 data (Chromoformer's demo regions)
+# ---------------------------------------------------------------------------------------------
+def real_e003_dir() -> Path:
+    """``resources/e003_real``: real E003 bedGraphs, covered regions and Chromoformer's gene metadata."""
+    return paths.resources_dir() / "e003_real"
+
+
+def real_e003_inputs(resource_dir: str | Path | None = None):
+    """Genes, RPKM, candidate pCRE pairs and depth tracks of the vendored real E003 data.
+
+    The bedGraphs cover only ``covered_regions.bed``; each track gets those regions as its
+    *known* regions, so a window reaching outside them is excluded (``signal_unknown``), never
+    read as zeros. pCREs come from the ``neighbors``/``scores`` columns of ``genes.csv``
+    (Chromoformer's own selection) and go through the same rule as pcHi-C pairs.
+
+    Returns
+    -------
+    genes : DataFrame (gene_id, gene_name, chrom, tss, strand)
+    rpkm : Series indexed by gene_id
+    pairs : DataFrame in the ``io.read_pchic`` layout (bait = the TSS base)
+    tracks : dict mark -> signal.IntervalCoverage
+    """
+    root = Path(resource_dir) if resource_dir is not None else real_e003_dir()
+    meta = pd.read_csv(root / "genes.csv")
+    genes = pd.DataFrame(
+        {
+            "gene_id": meta["gene_id"].astype(str),
+            "gene_name": meta["gene_id"].astype(str),
+            "chrom": meta["chrom"].astype(str),
+            "tss": meta["start"].astype(np.int64),
+            "strand": meta["strand"].astype(str),
+        }
+    )
+    rpkm = pd.Series(meta["expression"].to_numpy(np.float64), index=genes["gene_id"])
+    rows = []
+    for r in meta.itertuples():
+        if pd.isna(r.neighbors):
+            continue
+        regions, scores = str(r.neighbors).split(";"), str(r.scores).split(";")
+        if len(regions) != len(scores):
+            raise ValueError(f"{root / 'genes.csv'}: gene {r.gene_id} has {len(regions)} neighbors but {len(scores)} scores.")
+        for region, score in zip(regions, scores):
+            chrom, span = region.split(":")
+            start, end = (int(v) for v in span.split("-"))
+            rows.append((r.chrom, int(r.start), int(r.start) + 1, chrom, start, end, float(score)))
+    pairs = pd.DataFrame(rows, columns=list(io.PCHIC_COLUMNS))
+    known = signal.read_regions(root / "covered_regions.bed")
+    tracks = {}
+    for mark in MARKS:
+        bg = io.read_bedgraph(root / f"E003-{mark}.demo.bedGraph.gz")
+        tracks[mark] = signal.IntervalCoverage(bg, known, source=f"E003-{mark}.demo.bedGraph.gz")
+    return genes, rpkm, pairs, tracks
+
+
+def real_e003_median() -> float:
+    """Genome-wide median E003 RPKM (vendored ``roadmap/genes_rpkm_11.tsv.gz``, unique gene ids)."""
+    expr = io.read_expression(paths.resources_dir() / "roadmap" / "genes_rpkm_11.tsv.gz", ["E003"])
+    return float(expr["E003"].median())
+
+
+def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | Path | None = None) -> Path:
+    """Build the store of the vendored real E003 genes through the same code path as the others.
+
+    Labels use the genome-wide E003 median RPKM (the 100 genes alone are not a cell type).
+    Stored at ``<data_dir>/e003-real/processed/E003/dataset.h5`` unless ``out`` is given.
+    """
+    settings = _settings(params)
+    settings["validation_fraction"] = float(params["dataset"]["validation_fraction"])
+    root = real_e003_dir()
+    inputs = [_file_fingerprint(p) for p in sorted(root.iterdir()) if p.is_file()]
+    key = json.dumps({"cell_type": "E003", "provenance": REAL, "settings": settings, "inputs": inputs})
+    out = Path(out) if out is not None else paths.data_dir(params) / "e003-real" / "processed" / "E003" / STORE_NAME
+    if not force and _store_complete(out, key):
+        log.info("real E003: reusing the complete store %s", out)
+        return out
+    t0 = time.perf_counter()
+    genes, rpkm, pairs, tracks = real_e003_inputs(root)
+    sizes = io.read_chrom_sizes(paths.resources_dir() / "hg19.chrom.sizes")
+    tracks = {m: tracks[m] for m in settings["marks"]}
+    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes, median=real_e003_median())
+    content["label_median_source"] = "genome-wide E003 median RPKM (vendored Roadmap table)"
+    attrs = {
+        "cell_type": "E003",
+        "provenance": REAL,
+        "settings": json.dumps(settings),
+        "build_key": key,
+        "source": str(root),
+    }
+    _write_store(out, content, attrs)
+    _log_build("E003 (real)", content, out, time.perf_counter() - t0)
+    return out
+
+
+def load_real_e003(params: Mapping[str, Any], force: bool = False) -> CellDataset:
+    """Build if needed and open the real E003 store (:func:`build_real_e003`)."""
+    return CellDataset(build_real_e003(params, force=force))
+
+
+__all__ = [
+    "CellDataset",
+    "build_dataset",
+    "load_dataset",
+    "build_real_e003",
+    "load_real_e003",
+    "validation_chromosomes",
+    "store_path",
+    "GENE_REASONS",
+    "PCRE_REASONS",
+]
+

@@ -1,0 +1,1155 @@
+"""Readers for the file formats a real Roadmap user has (DESIGN.md §3.1).
+
+Readers
+-------
+Every reader returns a pandas ``DataFrame`` (or a ``dict`` for chromosome sizes), validates its
+input, and raises ``ValueError("<file>:<line>: <reason>")`` (1-based line number in the file,
+header and comment lines counted) for the first bad line. Gzip is detected from the file's
+magic bytes, not its name; a truncated or corrupt gzip stream is a ``ValueError`` naming the
+file. Input need not be sorted. Nothing is dropped silently: what a reader excludes or
+collapses is logged with a count.
+
+=====================  =================================================  ============================
+reader                 file                                               columns returned
+=====================  =================================================  ============================
+read_tagalign          ``{EID}-{MARK}.tagAlign.gz`` (BED6: chrom, start,  chrom, start, end, strand
+                       end, name, score, strand)
+read_bedgraph          bedGraph (chrom, start, end, value)                chrom, start, end, value
+read_bigwig_intervals  bigWig (needs the optional extra ``bigwig``)       chrom, start, end, value
+read_chrom_sizes       ``hg19.chrom.sizes`` (chrom, length)               ``dict[str, int]``
+read_gene_table        ``genes.tsv`` (header; gene_id, chrom, tss,        gene_id, gene_name, chrom,
+                       strand required; gene_name, gene_length optional)  tss, strand, gene_length
+read_expression        ``57epigenomes.RPKM.pc.gz`` (header; gene_id,      index gene_id; one float64
+                       then one RPKM column per EID)                      column per EID
+read_pchic             ``pchic/{TISSUE}.tsv.gz`` (header)                 bait_chrom, bait_start,
+                                                                          bait_end, other_chrom,
+                                                                          other_start, other_end,
+                                                                          frequency
+read_chromoformer_     Chromoformer's ``{TISSUE}_frag2neighbors.pickle``  same as read_pchic
+pchic                  + ``{TISSUE}_pair2score.pickle``
+read_tss2fragment      Chromoformer's ``tss2fragment.pickle``             tss_chrom, tss_start, tss_end,
+                                                                          frag_chrom, frag_start,
+                                                                          frag_end
+=====================  =================================================  ============================
+
+Also: :func:`read_bigwig_chrom_sizes` (a bigWig's header) and :func:`write_pchic` (writes the
+``pchic/{TISSUE}.tsv.gz`` table, e.g. converted from Chromoformer's pickles).
+
+Conventions
+-----------
+* Coordinates are 0-based, half-open, ``int64``; ``tss`` is the 0-based first base of the
+  transcript.
+* Chromosome names: ``category`` dtype in the read/signal tables (tagAlign, bedGraph, bigWig),
+  which have millions of rows; pandas' default ``str`` dtype everywhere else (gene,
+  expression, pcHi-C tables; chromosome-size dicts have ``str`` keys). ``strand`` of a tagAlign is a ``category`` with categories
+  ``["+", "-"]``; in the gene table it is ``str`` and may be ``"."`` (unknown; logged).
+* BED-like files (tagAlign, bedGraph) may start with ``track``/``browser``/``#`` lines; blank
+  lines are skipped everywhere.
+* ``chrom_sizes`` arguments accept a ``{chrom: length}`` mapping or a path to a chrom.sizes file.
+  When given, unknown chromosomes and intervals/TSSs past the chromosome end are errors
+  (``on_unknown_chrom="drop"`` drops unknown chromosomes instead, with a logged count per
+  chromosome; real alignments often contain chrM or unplaced contigs).
+* Integers are parsed by pandas' C parser, which also accepts integral values written as
+  ``46.0`` or ``4.6e1``; anything non-integral (``46.5``, ``abc``) is an error.
+* Header tables (gene table, expression, pcHi-C) tolerate trailing whitespace / one trailing
+  tab per line, as in Roadmap's ``57epigenomes.RPKM.pc``.
+* Pickles are loaded with a restricted unpickler (containers, strings, numbers only).
+* The vendored ``resources/roadmap/genes_rpkm_11.tsv.gz`` holds the gene table and the RPKM
+  matrix in one file: :func:`read_gene_table` ignores non-gene columns and
+  :func:`read_expression` ignores columns that are not EIDs (``E`` + 3 digits), so both read it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import pickle
+import re
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from chromexp.utils import get_logger
+
+log = get_logger(__name__)
+
+PathLike = str | os.PathLike
+ChromSizes = Mapping[str, int] | PathLike | None
+
+#: Columns of each reader's output (the data contract in COMMON.md).
+TAGALIGN_COLUMNS = ("chrom", "start", "end", "strand")
+BEDGRAPH_COLUMNS = ("chrom", "start", "end", "value")
+GENE_COLUMNS = ("gene_id", "gene_name", "chrom", "tss", "strand", "gene_length")
+PCHIC_COLUMNS = ("bait_chrom", "bait_start", "bait_end", "other_chrom", "other_start", "other_end", "frequency")
+TSS2FRAGMENT_COLUMNS = ("tss_chrom", "tss_start", "tss_end", "frag_chrom", "frag_start", "frag_end")
+
+#: Roadmap epigenome identifiers (E000 … E129) as they head the RPKM matrix columns.
+EID_PATTERN = re.compile(r"^E\d{3}$")
+
+_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")  # pandas accepts surrounding spaces too
+_GZIP_MAGIC = b"\x1f\x8b"
+# What a damaged gzip stream raises inside pandas / gzip (zlib.error for corrupt deflate data).
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+_BED_HEADER_PREFIXES = ("track", "browser", "#")
+
+# Column kinds understood by the line scanner (_first_bad_line).
+_STR, _INT, _FLOAT, _FLOAT_NA, _ANY = "str", "int", "float", "float_na", "any"
+_NA_STRINGS = ("", "NA", "NaN", "nan", "N/A")
+_TRAILING = "__trailing_field__"
+
+
+# --------------------------------------------------------------------------------------------
+# low-level helpers
+# --------------------------------------------------------------------------------------------
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == _GZIP_MAGIC
+
+
+def _check_file(path: PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file.")
+    if not path.is_file():
+        raise ValueError(f"{path}: is not a regular file.")
+    return path
+
+
+def _open_text(path: Path):
+    """Open ``path`` as text, decompressing gzip (detected by magic bytes)."""
+    if _is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` (1-based, line ending stripped), mapping gzip errors."""
+    try:
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                yield number, line.rstrip("\r\n")
+    except _GZIP_ERRORS as err:
+        raise _gzip_error(path, err) from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: is not UTF-8 text ({err}).") from err
+
+
+def _gzip_error(path: Path, err: BaseException) -> ValueError:
+    return ValueError(
+        f"{path}: the gzip stream is truncated or corrupt ({type(err).__name__}: {err}); download the file again."
+    )
+
+
+def _error(path: Path, line: int | None, reason: str) -> ValueError:
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    return ValueError(f"{where}: {reason}")
+
+
+def _count_header_lines(path: Path, prefixes: Sequence[str]) -> int:
+    """Number of leading lines starting with one of ``prefixes`` (track/browser/comment lines)."""
+    n = 0
+    for _, line in _iter_lines(path):
+        if line.startswith(tuple(prefixes)):
+            n += 1
+        else:
+            break
+    return n
+
+
+def _line_of_row(path: Path, row: int, n_skip: int) -> int:
+    """1-based file line of data row ``row`` (0-based), after ``n_skip`` header lines.
+
+    Computed by re-reading the file (only on error), because pandas skips blank lines and the
+    header, so row indices and line numbers differ.
+    """
+    seen = -1
+    for number, line in _iter_lines(path):
+        if number <= n_skip or line == "":
+            continue
+        seen += 1
+        if seen == row:
+            return number
+    raise AssertionError(f"{path}: row {row} not found while locating its line")  # pragma: no cover
+
+
+def _check_field(value: str, kind: str) -> str | None:
+    """Reason why ``value`` is not of ``kind``, or None."""
+    if kind == _INT:
+        if not _INT_RE.match(value):
+            return f"expected an integer, got {value!r}"
+    elif kind in (_FLOAT, _FLOAT_NA):
+        if value in _NA_STRINGS:
+            return None if kind == _FLOAT_NA else f"expected a number, got missing value {value!r}"
+        try:
+            float(value)
+        except ValueError:
+            return f"expected a number, got {value!r}"
+    elif kind == _STR and value == "":
+        return "empty field"
+    return None
+
+
+def _first_bad_line(
+    path: Path, kinds: Sequence[str], names: Sequence[str], n_skip: int, trailing_tab: bool = False
+) -> tuple[int, str] | None:
+    """Scan ``path`` line by line for the first line pandas could not parse (slow path).
+
+    ``trailing_tab``: a line may end in one extra empty field (see :func:`_read_table`).
+    """
+    for number, line in _iter_lines(path):
+        if number <= n_skip or line == "":
+            continue
+        fields = line.split("\t")
+        if trailing_tab and len(fields) == len(kinds) + 1 and fields[-1].strip() == "":
+            fields = fields[:-1]
+        if len(fields) != len(kinds):
+            return number, (f"expected {len(kinds)} tab-separated columns ({', '.join(names)}), found {len(fields)}")
+        for field, kind, name in zip(fields, kinds, names):
+            reason = _check_field(field, kind)
+            if reason is not None:
+                return number, f"column {name!r}: {reason}"
+    return None
+
+
+def _read_table(
+    path: Path,
+    *,
+    names: Sequence[str],
+    kinds: Sequence[str],
+    dtype: Mapping[str, Any],
+    n_skip: int,
+    na_columns: Sequence[str] = (),
+    trailing_tab: bool = False,
+) -> pd.DataFrame:
+    """Fast C-engine parse of a tab-separated file; on failure locate and report the bad line.
+
+    ``names`` are all columns of the file (no header row is parsed: ``n_skip`` leading lines,
+    including any header, are skipped). ``trailing_tab`` tolerates one extra empty field at
+    the end of lines (Roadmap's ``57epigenomes.RPKM.pc`` has trailing whitespace; Chromoformer
+    strips it with sed before reading).
+    """
+    na_values = {name: list(_NA_STRINGS) for name in na_columns}
+    file_names = [*names, _TRAILING] if trailing_tab else list(names)
+
+    def scan() -> tuple[int, str] | None:
+        return _first_bad_line(path, kinds, names, n_skip, trailing_tab)
+
+    try:
+        frame = pd.read_csv(
+            path,
+            sep="\t",
+            header=None,
+            names=file_names,
+            dtype=dict(dtype),
+            skiprows=n_skip,
+            engine="c",
+            compression="gzip" if _is_gzip(path) else None,
+            keep_default_na=False,
+            na_values=na_values,
+            quoting=3,  # csv.QUOTE_NONE: genomics files never quote; a quote is data
+            skip_blank_lines=True,
+            low_memory=False,
+        )
+    except _GZIP_ERRORS as err:
+        raise _gzip_error(path, err) from err
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({name: pd.Series(dtype=dtype.get(name, object)) for name in names})
+    except (ValueError, TypeError, pd.errors.ParserError) as err:
+        bad = scan()
+        if bad is not None:
+            raise _error(path, bad[0], bad[1]) from err
+        raise ValueError(f"{path}: could not be parsed ({type(err).__name__}: {err}).") from err
+    # Rows shorter than the expected width parse without error but leave NaN or "" in their
+    # last columns: whenever a column has missing entries, let the line scanner look for a
+    # short row; only NA columns and free-form (_ANY) columns may then be empty.
+    scanned = False
+    if trailing_tab:
+        extra = ~_missing(frame.pop(_TRAILING))
+        if extra.any():  # a non-empty extra field: a line with too many columns
+            bad = scan()
+            if bad is not None:
+                raise _error(path, bad[0], bad[1])
+            row = int(np.flatnonzero(extra)[0])  # pragma: no cover (the scan finds it)
+            raise _error(path, _line_of_row(path, row, n_skip), "too many columns")
+    for name, kind in zip(names, kinds):
+        missing = _missing(frame[name])
+        if not missing.any():
+            continue
+        if not scanned:  # one scan finds any malformed line
+            bad = scan()
+            if bad is not None:
+                raise _error(path, bad[0], bad[1])
+            scanned = True
+        if kind != _ANY and name not in na_columns:
+            row = int(np.flatnonzero(missing)[0])
+            raise _error(path, _line_of_row(path, row, n_skip), f"column {name!r} is empty")
+    return frame
+
+
+def _missing(values: pd.Series) -> np.ndarray:
+    """Boolean mask of NaN or empty-string entries (cheap on categoricals)."""
+    missing = values.isna().to_numpy().copy()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        if "" in values.cat.categories:
+            missing |= (values.cat.codes == values.cat.categories.get_loc("")).to_numpy()
+    elif not pd.api.types.is_numeric_dtype(values.dtype):
+        missing |= (values == "").to_numpy()
+    return missing
+
+
+def _raise_first(path: Path, bad: np.ndarray, n_skip: int, describe: Callable[[int], str]) -> None:
+    """If any of the boolean mask ``bad`` is set, raise for the first such row."""
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise _error(path, _line_of_row(path, row, n_skip), describe(row))
+
+
+def _resolve_chrom_sizes(chrom_sizes: ChromSizes) -> dict[str, int] | None:
+    if chrom_sizes is None:
+        return None
+    if isinstance(chrom_sizes, Mapping):
+        return {str(k): int(v) for k, v in chrom_sizes.items()}
+    return read_chrom_sizes(chrom_sizes)
+
+
+def _check_intervals(
+    path: Path,
+    frame: pd.DataFrame,
+    n_skip: int,
+    sizes: dict[str, int] | None,
+    *,
+    chrom: str = "chrom",
+    start: str = "start",
+    end: str = "end",
+    row_index: np.ndarray | None = None,
+    where: Callable[[int], str] | None = None,
+) -> None:
+    """Vectorised interval checks: start >= 0, start < end, chrom known, end <= chrom length.
+
+    ``row_index`` maps rows of ``frame`` back to data-row numbers of the file (when rows were
+    dropped or reordered before the check). ``where(i)`` names row ``i`` for files without
+    lines (pickles); then ``n_skip`` is unused.
+    """
+    s = frame[start].to_numpy()
+    e = frame[end].to_numpy()
+    rows = np.arange(len(frame)) if row_index is None else row_index
+
+    def fail(mask: np.ndarray, describe: Callable[[int], str]) -> None:
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            if where is not None:
+                raise ValueError(f"{path}: {where(i)}: {describe(i)}")
+            raise _error(path, _line_of_row(path, int(rows[i]), n_skip), describe(i))
+
+    fail(s < 0, lambda i: f"negative {start} {s[i]}")
+    fail(s >= e, lambda i: f"{start} ({s[i]}) must be < {end} ({e[i]})")
+    if sizes is not None:
+        # work on category codes: 10M string lookups would dominate the reading time
+        chroms = _categorical(frame[chrom])
+        per_category = np.array([sizes.get(str(c), np.nan) for c in chroms.categories], dtype=float)
+        codes = np.asarray(chroms.codes)
+        length = np.where(codes >= 0, per_category[codes], np.nan)
+        fail(np.isnan(length), lambda i: f"unknown chromosome {chroms[i]!r} (not in the chromosome sizes)")
+        fail(e > length, lambda i: f"{end} ({e[i]}) is beyond the end of {chroms[i]} (length {int(length[i])})")
+
+
+def _drop_unknown_chroms(
+    path: Path, frame: pd.DataFrame, sizes: dict[str, int] | None, on_unknown_chrom: str, column: str = "chrom"
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Apply ``on_unknown_chrom="drop"``; return the kept frame and its original row numbers."""
+    if on_unknown_chrom not in ("raise", "drop"):
+        raise ValueError(f"on_unknown_chrom must be 'raise' or 'drop', got {on_unknown_chrom!r}")
+    if sizes is None or on_unknown_chrom == "raise":
+        return frame, None
+    chroms = _categorical(frame[column])
+    known_category = np.array([str(c) in sizes for c in chroms.categories], dtype=bool)
+    codes = np.asarray(chroms.codes)
+    known = (codes >= 0) & known_category[np.maximum(codes, 0)]
+    if known.all():
+        return frame, None
+    dropped = pd.Series(np.asarray(chroms[~known]).astype(str)).value_counts()
+    log.warning(
+        "%s: dropped %d lines on %d chromosomes absent from the chromosome sizes: %s",
+        path,
+        int((~known).sum()),
+        len(dropped),
+        ", ".join(f"{c} ({n})" for c, n in dropped.head(10).items()) + (" …" if len(dropped) > 10 else ""),
+    )
+    rows = np.flatnonzero(known)
+    return frame.loc[known].reset_index(drop=True), rows
+
+
+def _categorical(values: pd.Series) -> pd.Categorical:
+    """``values`` as a Categorical (free when it already is one)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array
+    return pd.Categorical(values)
+
+
+def _as_category(values: pd.Series) -> pd.Series:
+    """Categorical with sorted ``str`` categories and no unused ones (cheap: works on categories)."""
+    cat = _categorical(values)
+    used = np.bincount(np.asarray(cat.codes) + 1, minlength=len(cat.categories) + 1)[1:] > 0
+    if not used.all():  # np.unique inside remove_unused_categories is slow on 10M rows: skip if possible
+        cat = cat.remove_unused_categories()
+    names = [str(c) for c in cat.categories]
+    cat = cat.rename_categories(names)
+    if names != sorted(names):
+        cat = cat.reorder_categories(sorted(names))
+    return pd.Series(cat, index=values.index, name=values.name)
+
+
+# --------------------------------------------------------------------------------------------
+# chromosome sizes
+# --------------------------------------------------------------------------------------------
+def read_chrom_sizes(path: PathLike) -> dict[str, int]:
+    """Read a UCSC ``chrom.sizes`` file (two tab-separated columns: chrom, length).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Plain or gzipped file; ``#`` lines at the top are skipped.
+
+    Returns
+    -------
+    dict[str, int]
+        Chromosome name -> length (bp), in file order.
+
+    Raises
+    ------
+    ValueError
+        ``file:line`` for a malformed line, a non-positive length, or a chromosome listed twice
+        with different lengths (both lines named); also for an empty file.
+    """
+    path = _check_file(path)
+    n_skip = _count_header_lines(path, ("#",))
+    names, kinds = ("chrom", "length"), (_STR, _INT)
+    frame = _read_table(path, names=names, kinds=kinds, dtype={"chrom": str, "length": "int64"}, n_skip=n_skip)
+    if frame.empty:
+        raise ValueError(f"{path}: contains no chromosomes.")
+    lengths = frame["length"].to_numpy()
+    _raise_first(path, lengths <= 0, n_skip, lambda i: f"chromosome length must be positive, got {lengths[i]}")
+    sizes: dict[str, int] = {}
+    first_row: dict[str, int] = {}
+    for i, (chrom, length) in enumerate(zip(frame["chrom"].tolist(), lengths.tolist())):
+        if chrom in sizes:
+            if sizes[chrom] != length:
+                line_a = _line_of_row(path, first_row[chrom], n_skip)
+                line_b = _line_of_row(path, i, n_skip)
+                raise _error(path, line_b, f"{chrom} has length {length} here but {sizes[chrom]} on line {line_a}")
+            continue
+        sizes[chrom] = int(length)
+        first_row[chrom] = i
+    if len(sizes) < len(frame):
+        log.info("%s: collapsed %d identical duplicate lines", path, len(frame) - len(sizes))
+    return sizes
+
+
+# --------------------------------------------------------------------------------------------
+# reads and signal tracks
+# --------------------------------------------------------------------------------------------
+def read_tagalign(
+    path: PathLike,
+    chrom_sizes: ChromSizes = None,
+    *,
+    on_unknown_chrom: Literal["raise", "drop"] = "raise",
+) -> pd.DataFrame:
+    """Read aligned reads from a tagAlign / BED6 file (plain or gzip).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Six tab-separated columns ``chrom start end name score strand`` (Roadmap consolidated
+        alignments: 36 bp reads, name ``N``, score 1000); need not be sorted.
+    chrom_sizes : mapping or path, optional
+        If given, every read must lie on a listed chromosome and end within it.
+    on_unknown_chrom : {"raise", "drop"}
+        What to do with reads on chromosomes absent from ``chrom_sizes`` (ignored without it).
+        ``"drop"`` logs how many reads were dropped per chromosome.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_reads, 4)
+        ``chrom`` (category), ``start``, ``end`` (int64, 0-based half-open), ``strand``
+        (category ``["+", "-"]``), in file order.
+
+    Raises
+    ------
+    ValueError
+        ``file:line: reason`` for the first malformed line (column count, non-integer or
+        negative coordinate, start >= end, strand not +/-, unknown chromosome, end beyond the
+        chromosome); a truncated gzip; an empty file ("contains no reads").
+    """
+    path = _check_file(path)
+    sizes = _resolve_chrom_sizes(chrom_sizes)
+    n_skip = _count_header_lines(path, _BED_HEADER_PREFIXES)
+    names = ("chrom", "start", "end", "name", "score", "strand")
+    kinds = (_STR, _INT, _INT, _ANY, _ANY, _STR)
+    dtype = {
+        "chrom": "category",
+        "start": "int64",
+        "end": "int64",
+        "name": "category",
+        "score": "category",
+        "strand": "category",
+    }
+    frame = _read_table(path, names=names, kinds=kinds, dtype=dtype, n_skip=n_skip)
+    if frame.empty:
+        raise ValueError(f"{path}: contains no reads (an empty track cannot be used; was the download complete?).")
+    strand = _categorical(frame["strand"])
+    ok_category = np.array([c in ("+", "-") for c in strand.categories], dtype=bool)
+    bad_strand = ~ok_category[np.asarray(strand.codes)] | (np.asarray(strand.codes) < 0)
+    _raise_first(path, bad_strand, n_skip, lambda i: f"strand must be '+' or '-', got {strand[i]!r}")
+    frame = frame[["chrom", "start", "end", "strand"]]
+    frame, rows = _drop_unknown_chroms(path, frame, sizes, on_unknown_chrom)
+    _check_intervals(path, frame, n_skip, sizes, row_index=rows)
+    if frame.empty:
+        raise ValueError(f"{path}: contains no reads on the chromosomes of the chromosome sizes.")
+    return pd.DataFrame(
+        {
+            "chrom": _as_category(frame["chrom"]),
+            "start": frame["start"].to_numpy(np.int64),
+            "end": frame["end"].to_numpy(np.int64),
+            "strand": _categorical(frame["strand"]).set_categories(["+", "-"]),
+        }
+    )
+
+
+def read_bedgraph(
+    path: PathLike,
+    chrom_sizes: ChromSizes = None,
+    *,
+    on_unknown_chrom: Literal["raise", "drop"] = "raise",
+) -> pd.DataFrame:
+    """Read a bedGraph track (e.g. the per-base depth of ``bedtools genomecov -bg(a)``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Four tab-separated columns ``chrom start end value``, plain or gzip, optional leading
+        ``track``/``browser``/``#`` lines; need not be sorted. Overlaps are not checked.
+    chrom_sizes : mapping or path, optional
+        If given, every interval must lie on a listed chromosome and end within it.
+    on_unknown_chrom : {"raise", "drop"}
+        As in :func:`read_tagalign`.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_intervals, 4)
+        ``chrom`` (category), ``start``, ``end`` (int64), ``value`` (float64, finite).
+
+    Raises
+    ------
+    ValueError
+        ``file:line: reason`` for the first bad line (as :func:`read_tagalign`, plus a
+        non-numeric or non-finite value); an empty file ("contains no intervals").
+    """
+    path = _check_file(path)
+    sizes = _resolve_chrom_sizes(chrom_sizes)
+    n_skip = _count_header_lines(path, _BED_HEADER_PREFIXES)
+    names = BEDGRAPH_COLUMNS
+    kinds = (_STR, _INT, _INT, _FLOAT)
+    dtype = {"chrom": "category", "start": "int64", "end": "int64", "value": "float64"}
+    frame = _read_table(path, names=names, kinds=kinds, dtype=dtype, n_skip=n_skip)
+    if frame.empty:
+        raise ValueError(f"{path}: contains no intervals.")
+    values = frame["value"].to_numpy()
+    _raise_first(path, ~np.isfinite(values), n_skip, lambda i: f"value must be finite, got {values[i]}")
+    frame, rows = _drop_unknown_chroms(path, frame, sizes, on_unknown_chrom)
+    _check_intervals(path, frame, n_skip, sizes, row_index=rows)
+    if frame.empty:
+        raise ValueError(f"{path}: contains no intervals on the chromosomes of the chromosome sizes.")
+    return pd.DataFrame(
+        {
+            "chrom": _as_category(frame["chrom"]),
+            "start": frame["start"].to_numpy(np.int64),
+            "end": frame["end"].to_numpy(np.int64),
+            "value": frame["value"].to_numpy(np.float64),
+        }
+    )
+
+
+def _import_pybigwig():
+    try:
+        import pyBigWig
+    except ImportError as err:  # optional dependency
+        raise ImportError(
+            "Reading bigWig files needs pyBigWig, which is in chromexp's optional extra 'bigwig': "
+            "pip install 'chromexp[bigwig]' (or pip install pyBigWig)."
+        ) from err
+    return pyBigWig
+
+
+def read_bigwig_chrom_sizes(path: PathLike) -> dict[str, int]:
+    """Chromosome sizes stored in a bigWig header (needs the ``bigwig`` extra)."""
+    path = _check_file(path)
+    bw = _open_bigwig(path)
+    try:
+        return {str(k): int(v) for k, v in bw.chroms().items()}
+    finally:
+        bw.close()
+
+
+def _open_bigwig(path: Path):
+    pybigwig = _import_pybigwig()
+    try:
+        bw = pybigwig.open(str(path))
+    except RuntimeError as err:
+        raise ValueError(f"{path}: is not a readable bigWig file ({err}).") from err
+    if bw is None or not bw.isBigWig():
+        if bw is not None:
+            bw.close()
+        raise ValueError(f"{path}: is not a bigWig file.")
+    return bw
+
+
+def read_bigwig_intervals(path: PathLike, chrom: str, start: int | None = None, end: int | None = None) -> pd.DataFrame:
+    """Intervals of a bigWig track overlapping ``chrom:[start, end)`` (needs the ``bigwig`` extra).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A bigWig file.
+    chrom : str
+        Chromosome; must be in the file's header.
+    start, end : int, optional
+        0-based half-open query range; default the whole chromosome. Intervals are returned
+        as stored (not clipped to the range).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_intervals, 4)
+        ``chrom`` (category), ``start``, ``end`` (int64), ``value`` (float64); empty if the
+        range holds no data.
+
+    Raises
+    ------
+    ImportError
+        If pyBigWig is not installed (``pip install 'chromexp[bigwig]'``).
+    ValueError
+        Unknown chromosome, or a range that is empty or outside the chromosome.
+    """
+    path = _check_file(path)
+    bw = _open_bigwig(path)
+    try:
+        chroms = bw.chroms()
+        if chrom not in chroms:
+            raise ValueError(f"{path}: chromosome {chrom!r} is not in this bigWig (it has {len(chroms)} others).")
+        length = int(chroms[chrom])
+        start = 0 if start is None else int(start)
+        end = length if end is None else int(end)
+        if not 0 <= start < end <= length:
+            raise ValueError(f"{path}: invalid range {chrom}:{start}-{end} (chromosome length {length}).")
+        intervals = bw.intervals(chrom, start, end) or ()
+    finally:
+        bw.close()
+    arr = np.asarray(intervals, dtype=np.float64).reshape(-1, 3)
+    return pd.DataFrame(
+        {
+            "chrom": pd.Categorical([chrom] * len(arr), categories=[chrom]),
+            "start": arr[:, 0].astype(np.int64),
+            "end": arr[:, 1].astype(np.int64),
+            "value": arr[:, 2],
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# header-based tables
+# --------------------------------------------------------------------------------------------
+def _read_header(path: Path) -> tuple[list[str], int]:
+    """Return the header fields and the number of lines up to and including the header."""
+    for number, line in _iter_lines(path):
+        if line == "":
+            continue
+        # trailing whitespace (a trailing tab) would otherwise make an unnamed last column
+        return line.rstrip().split("\t"), number
+    raise ValueError(f"{path}: is empty (expected a header line).")
+
+
+def _check_header(path: Path, header: list[str], line: int, required: Sequence[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise _error(
+                path, line, f"column {name!r} appears twice in the header (columns {seen[name] + 1} and {i + 1})"
+            )
+        seen[name] = i
+    missing = [name for name in required if name not in seen]
+    if missing:
+        raise _error(
+            path,
+            line,
+            f"header lacks required column(s) {', '.join(missing)}; found {', '.join(header)} "
+            "(is the file tab-separated with a header line?)",
+        )
+
+
+def _collapse_duplicates(
+    path: Path,
+    frame: pd.DataFrame,
+    key: str,
+    compare: Sequence[str],
+    n_skip: int,
+    what: str,
+    row_index: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Collapse rows with the same ``key`` whose ``compare`` columns agree; raise otherwise.
+
+    ``row_index`` maps rows of ``frame`` to data-row numbers of the file (after dropped rows).
+    """
+    rows = np.arange(len(frame)) if row_index is None else np.asarray(row_index)
+    dup = frame[key].duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return frame
+    sub = frame.loc[dup, [key, *compare]]
+    first_of: dict[Any, int] = {}
+    for row, values in zip(np.flatnonzero(dup).tolist(), sub.itertuples(index=False, name=None)):
+        k = values[0]
+        if k not in first_of:
+            first_of[k] = row
+            continue
+        ref = frame.loc[first_of[k], list(compare)].tolist()
+        for name, a, b in zip(compare, ref, values[1:]):
+            if not (a == b or (pd.isna(a) and pd.isna(b))):
+                line_a = _line_of_row(path, int(rows[first_of[k]]), n_skip)
+                line_b = _line_of_row(path, int(rows[row]), n_skip)
+                raise _error(
+                    path,
+                    line_b,
+                    f"{what} {k!r} also on line {line_a} with a different {name} ({b!r} here, {a!r} there)",
+                )
+    keep = ~frame[key].duplicated(keep="first").to_numpy()
+    n_dropped = int((~keep).sum())
+    log.info(
+        "%s: collapsed %d duplicate %s rows identical in %s (kept the first; e.g. %s)",
+        path,
+        n_dropped,
+        what,
+        ", ".join(compare),
+        ", ".join(map(str, frame.loc[~keep, key].head(5).tolist())),
+    )
+    return frame.loc[keep].reset_index(drop=True)
+
+
+def read_gene_table(
+    path: PathLike,
+    chrom_sizes: ChromSizes = None,
+    *,
+    on_unknown_chrom: Literal["raise", "drop"] = "raise",
+) -> pd.DataFrame:
+    """Read a gene annotation table (``genes.tsv``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Tab-separated with a header holding at least ``gene_id chrom tss strand`` (``tss``
+        0-based; ``strand`` one of ``+ - .``), optionally ``gene_name`` and ``gene_length``
+        (``NA`` allowed). Other columns (e.g. the RPKM columns of the vendored
+        ``genes_rpkm_11.tsv.gz``) are ignored.
+    chrom_sizes : mapping or path, optional
+        If given, every TSS must lie on a listed chromosome, ``0 <= tss < length``.
+    on_unknown_chrom : {"raise", "drop"}
+        As in :func:`read_tagalign`.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_genes, 6)
+        ``gene_id, gene_name, chrom`` (str), ``tss`` (int64), ``strand`` (str: ``+``, ``-`` or
+        ``.``), ``gene_length`` (float64, NaN where unknown), one row per gene in file order.
+        A missing ``gene_name`` (column or value) is filled with the ``gene_id`` (logged).
+
+    Raises
+    ------
+    ValueError
+        ``file:line`` for a malformed row, a negative TSS, a TSS outside its chromosome, a bad
+        strand, a non-positive gene length, or a gene id listed twice with different
+        chrom/tss/strand/gene_length (both lines named). Duplicate rows that agree on those
+        columns are collapsed, keeping the first, with a logged count (the vendored table lists
+        7 Ensembl ids twice with two gene symbols each).
+
+    Notes
+    -----
+    Genes with strand ``.`` are kept and counted in a warning: whoever builds windows must
+    decide (chromexp.dataset excludes them with a recorded reason).
+    """
+    path = _check_file(path)
+    sizes = _resolve_chrom_sizes(chrom_sizes)
+    header, header_line = _read_header(path)
+    _check_header(path, header, header_line, ("gene_id", "chrom", "tss", "strand"))
+    kind_of = {"gene_id": _STR, "chrom": _STR, "tss": _INT, "strand": _STR, "gene_length": _FLOAT_NA}
+    kinds = [kind_of.get(name, _ANY) for name in header]
+    dtype = {name: str for name in header if name not in ("tss", "gene_length")}
+    dtype.update({"tss": "int64"})
+    if "gene_length" in header:
+        dtype["gene_length"] = "float64"
+    na_columns = [c for c in ("gene_name", "gene_length") if c in header]
+    frame = _read_table(
+        path, names=header, kinds=kinds, dtype=dtype, n_skip=header_line, na_columns=na_columns, trailing_tab=True
+    )
+    if frame.empty:
+        raise ValueError(f"{path}: contains a header but no genes.")
+    extra = [c for c in header if c not in GENE_COLUMNS]
+    if extra:
+        log.debug("%s: ignoring %d non-gene columns: %s", path, len(extra), ", ".join(extra))
+
+    strand = frame["strand"].to_numpy(dtype=object)
+    _raise_first(
+        path,
+        ~np.isin(strand, ["+", "-", "."]),
+        header_line,
+        lambda i: f"strand must be '+', '-' or '.', got {strand[i]!r}",
+    )
+    tss = frame["tss"].to_numpy()
+    _raise_first(path, tss < 0, header_line, lambda i: f"negative tss {tss[i]}")
+    if "gene_length" in header:
+        length = frame["gene_length"].to_numpy()
+        _raise_first(path, length <= 0, header_line, lambda i: f"gene_length must be positive or NA, got {length[i]}")
+    else:
+        frame["gene_length"] = np.nan
+    if "gene_name" not in header:
+        frame["gene_name"] = frame["gene_id"]
+    else:
+        missing = frame["gene_name"].isna()
+        if missing.any():
+            log.info("%s: %d genes have no gene_name; using their gene_id", path, int(missing.sum()))
+            frame.loc[missing, "gene_name"] = frame.loc[missing, "gene_id"]
+
+    frame = frame[list(GENE_COLUMNS)]
+    frame, rows = _drop_unknown_chroms(path, frame, sizes, on_unknown_chrom)
+    if sizes is not None:
+        chroms = frame["chrom"].to_numpy(dtype=object)
+        length = np.array([sizes.get(c, np.nan) for c in chroms], dtype=float)
+        tss = frame["tss"].to_numpy()
+        row_of = np.arange(len(frame)) if rows is None else rows
+
+        def fail(mask: np.ndarray, describe: Callable[[int], str]) -> None:
+            if mask.any():
+                i = int(np.flatnonzero(mask)[0])
+                raise _error(path, _line_of_row(path, int(row_of[i]), header_line), describe(i))
+
+        fail(np.isnan(length), lambda i: f"unknown chromosome {chroms[i]!r} (not in the chromosome sizes)")
+        fail(tss >= length, lambda i: f"tss {tss[i]} is outside {chroms[i]} (length {int(length[i])})")
+    frame = _collapse_duplicates(
+        path, frame, "gene_id", ("chrom", "tss", "strand", "gene_length"), header_line, "gene_id", rows
+    )
+    n_unknown = int((frame["strand"] == ".").sum())
+    if n_unknown:
+        log.warning("%s: %d of %d genes have unknown strand '.'", path, n_unknown, len(frame))
+    return frame.astype({"gene_id": str, "gene_name": str, "chrom": str, "strand": str}).reset_index(drop=True)
+
+
+def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a Roadmap expression matrix (``57epigenomes.RPKM.pc(.gz)``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Tab-separated with a header: ``gene_id`` then one RPKM column per epigenome (``E003``
+        …). Columns whose name is not an EID (``E`` + 3 digits), e.g. ``gene_name``/``chrom`` of
+        the vendored ``genes_rpkm_11.tsv.gz``, are ignored (logged).
+    cell_types : sequence of str, optional
+        EIDs to return (in this order); each must be a column of the file. Default: all.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_genes, n_cell_types)
+        Index ``gene_id`` (str, unique, file order); one float64 column per EID.
+
+    Raises
+    ------
+    ValueError
+        ``file:line`` for a malformed row, a non-numeric, negative or non-finite RPKM, or a
+        gene id listed twice with different values (both lines named; identical duplicate rows
+        are collapsed with a logged count); a header without ``gene_id`` or without EID
+        columns; a requested cell type that is not in the file.
+    """
+    path = _check_file(path)
+    header, header_line = _read_header(path)
+    _check_header(path, header, header_line, ("gene_id",))
+    eids = [name for name in header if EID_PATTERN.match(name)]
+    if not eids:
+        raise _error(
+            path, header_line, f"header has no epigenome (EID) columns such as E003; found {', '.join(header)}"
+        )
+    ignored = [name for name in header if name != "gene_id" and name not in eids]
+    if ignored:
+        log.info("%s: ignoring %d columns that are not EIDs: %s", path, len(ignored), ", ".join(ignored))
+    if cell_types is not None:
+        cell_types = list(cell_types)
+        absent = [c for c in cell_types if c not in eids]
+        if absent:
+            raise ValueError(f"{path}: has no expression column for {', '.join(absent)} (it has {', '.join(eids)}).")
+        eids = cell_types
+    kinds = [_STR if n == "gene_id" else _FLOAT if n in eids else _ANY for n in header]
+    dtype: dict[str, Any] = {n: "float64" if n in eids else str for n in header}
+    frame = _read_table(path, names=header, kinds=kinds, dtype=dtype, n_skip=header_line, trailing_tab=True)
+    if frame.empty:
+        raise ValueError(f"{path}: contains a header but no genes.")
+    values = frame[eids].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        row, col = (int(x[0]) for x in np.nonzero(bad))
+        raise _error(
+            path,
+            _line_of_row(path, row, header_line),
+            f"RPKM of {eids[col]} must be finite and >= 0, got {values[row, col]}",
+        )
+    frame = frame[["gene_id", *eids]]
+    frame = _collapse_duplicates(path, frame, "gene_id", eids, header_line, "gene_id")
+    out = frame.set_index("gene_id")
+    out.index = out.index.astype(str)
+    out.columns.name = None
+    return out.astype(np.float64)
+
+
+def read_pchic(path: PathLike, chrom_sizes: ChromSizes = None) -> pd.DataFrame:
+    """Read promoter-capture Hi-C fragment pairs (``pchic/{TISSUE}.tsv.gz``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Tab-separated with a header holding ``bait_chrom bait_start bait_end other_chrom
+        other_start other_end frequency`` (normalised interaction frequency); other columns
+        are ignored. One row per (bait fragment, interacting fragment) pair.
+    chrom_sizes : mapping or path, optional
+        If given, both fragments must lie on listed chromosomes and end within them.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_pairs, 7)
+        The seven columns above: chromosomes as str, coordinates int64, frequency float64.
+
+    Raises
+    ------
+    ValueError
+        ``file:line`` for a malformed row, a bad fragment (negative start, start >= end,
+        unknown chromosome, beyond the chromosome end) or a non-finite frequency; a file with
+        no pairs.
+    """
+    path = _check_file(path)
+    sizes = _resolve_chrom_sizes(chrom_sizes)
+    header, header_line = _read_header(path)
+    _check_header(path, header, header_line, PCHIC_COLUMNS)
+    kind_of = {
+        "bait_chrom": _STR,
+        "other_chrom": _STR,
+        "bait_start": _INT,
+        "bait_end": _INT,
+        "other_start": _INT,
+        "other_end": _INT,
+        "frequency": _FLOAT,
+    }
+    kinds = [kind_of.get(n, _ANY) for n in header]
+    dtype = {n: "int64" if kind_of.get(n) == _INT else "float64" if n == "frequency" else str for n in header}
+    frame = _read_table(path, names=header, kinds=kinds, dtype=dtype, n_skip=header_line, trailing_tab=True)
+    if frame.empty:
+        raise ValueError(f"{path}: contains a header but no fragment pairs.")
+    freq = frame["frequency"].to_numpy()
+    _raise_first(path, ~np.isfinite(freq), header_line, lambda i: f"frequency must be finite, got {freq[i]}")
+    for side in ("bait", "other"):
+        _check_intervals(
+            path, frame, header_line, sizes, chrom=f"{side}_chrom", start=f"{side}_start", end=f"{side}_end"
+        )
+    return frame[list(PCHIC_COLUMNS)].astype({"bait_chrom": str, "other_chrom": str}).reset_index(drop=True)
+
+
+def write_pchic(frame: pd.DataFrame, path: PathLike) -> Path:
+    """Write fragment pairs in the ``pchic/{TISSUE}.tsv.gz`` format that :func:`read_pchic` reads.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With the columns of :data:`PCHIC_COLUMNS` (others are not written).
+    path : str or PathLike
+        Output file, gzip-compressed when its name ends in ``.gz``; written atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from chromexp.utils import atomic_path
+
+    missing = [c for c in PCHIC_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"write_pchic: frame lacks column(s) {', '.join(missing)}.")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        frame[list(PCHIC_COLUMNS)].to_csv(
+            tmp, sep="\t", index=False, compression="gzip" if path.name.endswith(".gz") else None
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Chromoformer's pickles (preprocessing/annotations in dohlee/chromoformer)
+# --------------------------------------------------------------------------------------------
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that only rebuilds dicts/sets/tuples/defaultdicts and NumPy scalars.
+
+    Pickles can run arbitrary code; Chromoformer's annotation pickles hold nothing but
+    containers of strings and numbers, so anything else is refused.
+    """
+
+    _ALLOWED = {
+        ("collections", "defaultdict"),
+        ("collections", "OrderedDict"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "dict"),
+        ("builtins", "list"),
+        ("builtins", "tuple"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _load_pickle(path: PathLike, kind: type) -> Any:
+    path = _check_file(path)
+    try:
+        with open(path, "rb") as handle:
+            obj = _RestrictedUnpickler(handle).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as err:
+        raise ValueError(f"{path}: is not a readable Chromoformer pickle ({type(err).__name__}: {err}).") from err
+    if not isinstance(obj, kind):
+        raise ValueError(f"{path}: expected a pickled {kind.__name__}, found {type(obj).__name__}.")
+    if not obj:
+        raise ValueError(f"{path}: the pickled {kind.__name__} is empty.")
+    return obj
+
+
+_INTERVAL_RE = re.compile(r"^([^:\s]+):(\d+)-(\d+)$")
+
+
+def _parse_interval(path: Path, text: Any, what: str) -> tuple[str, int, int]:
+    """``"chr1:100-200"`` -> ``("chr1", 100, 200)``; ValueError naming the file and entry."""
+    match = _INTERVAL_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{path}: {what} {text!r} is not an interval 'chrom:start-end'.")
+    chrom, start, end = match.group(1), int(match.group(2)), int(match.group(3))
+    if start >= end:
+        raise ValueError(f"{path}: {what} {text!r} has start >= end.")
+    return chrom, start, end
+
+
+def read_chromoformer_pchic(
+    frag2neighbors_path: PathLike, pair2score_path: PathLike, chrom_sizes: ChromSizes = None
+) -> pd.DataFrame:
+    """Convert Chromoformer's 3DIV pickles to the fragment-pair table of :func:`read_pchic`.
+
+    Chromoformer's preprocessing downloads, per 3DIV tissue, ``{TISSUE}_frag2neighbors.pickle``
+    (``dict``: bait fragment ``"chrom:start-end"`` -> ``set`` of interacting fragments) and
+    ``{TISSUE}_pair2score.pickle`` (``dict``: ``(bait, other)`` -> normalised interaction
+    frequency) and looks scores up for the pairs of ``frag2neighbors`` (its
+    ``prepare_train_metadata.get_neighbors``). This function does the same, one row per pair.
+
+    Parameters
+    ----------
+    frag2neighbors_path, pair2score_path : str or PathLike
+        The two pickles (loaded with a restricted unpickler: containers, strings and numbers only).
+    chrom_sizes : mapping or path, optional
+        If given, fragments must lie on listed chromosomes and end within them.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_pairs, 7)
+        :data:`PCHIC_COLUMNS`, sorted by bait then other fragment (pickled sets are unordered).
+        Coordinates are taken as written, as 0-based half-open intervals: that is how
+        Chromoformer's ``extract_signals.py`` slices the per-base depth (``signal[start:end]``).
+
+    Raises
+    ------
+    ValueError
+        Unreadable/empty pickle, a malformed interval, a pair of ``frag2neighbors`` without a
+        score (naming the pair), a non-finite score, or a fragment outside ``chrom_sizes``.
+        Scored pairs absent from ``frag2neighbors`` are not used (as in Chromoformer) and counted
+        in the log.
+    """
+    f2n_path, p2s_path = Path(frag2neighbors_path), Path(pair2score_path)
+    frag2neighbors = _load_pickle(f2n_path, dict)
+    pair2score = _load_pickle(p2s_path, dict)
+    rows = []
+    for bait, neighbors in frag2neighbors.items():
+        b = _parse_interval(f2n_path, bait, "fragment")
+        if isinstance(neighbors, str) or not hasattr(neighbors, "__iter__"):
+            raise ValueError(f"{f2n_path}: neighbors of {bait!r} must be a set of intervals, got {neighbors!r}.")
+        for other in neighbors:
+            o = _parse_interval(f2n_path, other, f"neighbor of {bait!r}")
+            if (bait, other) not in pair2score:
+                raise ValueError(f"{p2s_path}: no score for the pair ({bait!r}, {other!r}) listed in {f2n_path}.")
+            score = float(pair2score[(bait, other)])
+            if not math.isfinite(score):
+                raise ValueError(f"{p2s_path}: score of ({bait!r}, {other!r}) is {score}.")
+            rows.append((*b, *o, score))
+    unused = len(pair2score) - len(rows)
+    if unused:
+        log.info("%s: %d scored pairs are not in %s and are not used", p2s_path, unused, f2n_path.name)
+    frame = pd.DataFrame(rows, columns=list(PCHIC_COLUMNS))
+    frame = frame.sort_values(list(PCHIC_COLUMNS[:6]), kind="stable").reset_index(drop=True)
+    sizes = _resolve_chrom_sizes(chrom_sizes)
+    for side in ("bait", "other"):
+        c, b, e = (frame[f"{side}_{x}"].to_numpy() for x in ("chrom", "start", "end"))
+        _check_intervals(
+            f2n_path,
+            frame,
+            0,
+            sizes,
+            chrom=f"{side}_chrom",
+            start=f"{side}_start",
+            end=f"{side}_end",
+            where=lambda i, c=c, b=b, e=e, side=side: f"{side} fragment {c[i]}:{b[i]}-{e[i]}",
+        )
+    return frame.astype({"bait_chrom": str, "other_chrom": str})
+
+
+def read_tss2fragment(path: PathLike) -> pd.DataFrame:
+    """Read Chromoformer's ``tss2fragment.pickle`` (TSS interval -> its bait fragment).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A pickled ``dict`` mapping ``"chrom:tss_start-tss_end"`` to ``"chrom:frag_start-frag_end"``
+        (keys come from Chromoformer's ``ensg2tss``; a gene's bait is the fragment holding its TSS).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_tss, 6)
+        :data:`TSS2FRAGMENT_COLUMNS`, chromosomes as str, coordinates int64, sorted by TSS.
+
+    Raises
+    ------
+    ValueError
+        Unreadable/empty pickle, a malformed interval, or a fragment on another chromosome than
+        its TSS or not containing the TSS start. TSSs mapped to ``None`` (no bait fragment; 378
+        of 30,448 in Chromoformer's file) are left out with a logged count.
+    """
+    path = Path(path)
+    mapping = _load_pickle(path, dict)
+    rows = []
+    n_none = 0
+    for tss, fragment in mapping.items():
+        t = _parse_interval(path, tss, "TSS")
+        if fragment is None:  # the real file maps 378 of 30,448 TSSs to None: no bait fragment
+            n_none += 1
+            continue
+        f = _parse_interval(path, fragment, f"fragment of TSS {tss!r}")
+        if t[0] != f[0] or not f[1] <= t[1] < f[2]:
+            raise ValueError(f"{path}: fragment {fragment!r} does not contain TSS {tss!r}.")
+        rows.append((*t, *f))
+    if n_none:
+        log.info("%s: %d of %d TSSs have no fragment (None) and are not returned", path, n_none, len(mapping))
+    frame = pd.DataFrame(rows, columns=list(TSS2FRAGMENT_COLUMNS))
+    frame = frame.sort_values(["tss_chrom", "tss_start", "tss_end"], kind="stable").reset_index(drop=True)
+    return frame.astype({"tss_chrom": str, "frag_chrom": str})

@@ -1,0 +1,175 @@
+"""Inputs of the Chromoformer models: from a dataset, to/from the reference package's batches.
+
+Our models take a flat dict of tensors (``model(**inputs)``, as ``chromexp.train.fit`` passes
+them), for each resolution ``res`` in (2000, 500, 100):
+
+* ``promoter_<res>``: float32 (batch, n_marks, L) strand-oriented promoter bins, TSS ± 20 kb;
+* ``pcre_<res>``: float32 (batch, slots, n_marks, L) pCRE bins, centred, zero-padded;
+* ``pcre_mask_<res>``: bool (batch, slots, L), True = padding (an all-True row = empty slot);
+
+and ``freq``: float32 (batch, slots), the normalised interaction frequencies.
+
+The reference package (``chromoformer==1.1.3``) takes per-resolution dicts of channel-last
+tensors with square masks; :func:`to_reference_batch` / :func:`from_reference_batch` convert
+between the two layouts exactly (used by the equality tests and the benchmark).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .chromoformer import RESOLUTIONS
+
+#: Number of bins per resolution over TSS ± 20 kb.
+WINDOW = 40000
+
+
+def n_bins(resolution: int, window: int = WINDOW) -> int:
+    """Bins per window at ``resolution`` (20 / 80 / 400 for 2000 / 500 / 100 bp)."""
+    return window // int(resolution)
+
+
+def input_names(resolutions: Sequence[int] = RESOLUTIONS) -> list[str]:
+    """The keys of an input dict, in a fixed order."""
+    return [f"{n}_{r}" for r in resolutions for n in ("promoter", "pcre", "pcre_mask")] + ["freq"]
+
+
+def dataset_inputs(dataset, marks: Sequence[str] | None = None, index=None, resolutions=RESOLUTIONS) -> dict:
+    """Model inputs for (a subset of) the genes of a ``chromexp.dataset.CellDataset``.
+
+    Parameters
+    ----------
+    dataset : CellDataset
+        Provides ``promoter(marks, resolution, half_window)`` and ``pcres(marks, resolution)``.
+    marks : sequence of str, optional
+        Input marks (default: all of the dataset's marks), in the dataset's mark order.
+    index : array of int, optional
+        Genes to keep (rows of ``dataset.genes``); default all.
+
+    Returns
+    -------
+    dict of torch.Tensor
+        See the module docstring; the first dimension is the number of selected genes.
+    """
+    out = {}
+    freq = None
+    for res in resolutions:
+        prom = np.asarray(dataset.promoter(marks, resolution=res, half_window=WINDOW // 2))
+        x, pad, f, _ = dataset.pcres(marks, resolution=res)
+        if index is not None:
+            prom, x, pad, f = prom[index], x[index], pad[index], f[index]
+        if prom.shape[-1] != n_bins(res) or x.shape[-1] != n_bins(res):
+            raise ValueError(
+                f"The dataset's {res}-bp inputs have {prom.shape[-1]} promoter / {x.shape[-1]} pCRE bins; "
+                f"Chromoformer needs {n_bins(res)} (TSS ± {WINDOW // 2} bp)."
+            )
+        out[f"promoter_{res}"] = torch.as_tensor(prom, dtype=torch.float32)
+        out[f"pcre_{res}"] = torch.as_tensor(x, dtype=torch.float32)
+        out[f"pcre_mask_{res}"] = torch.as_tensor(pad, dtype=torch.bool)
+        freq = f
+    out["freq"] = torch.as_tensor(freq, dtype=torch.float32)
+    return out
+
+
+def subset(inputs: Mapping[str, torch.Tensor], index) -> dict:
+    """Rows ``index`` of every tensor of an input dict."""
+    return {k: v[index] for k, v in inputs.items()}
+
+
+def random_inputs(
+    batch: int,
+    n_marks: int = 7,
+    n_pcres: Sequence[int] | None = None,
+    max_pcres: int = 8,
+    resolutions: Sequence[int] = RESOLUTIONS,
+    seed: int = 0,
+    window: int = WINDOW,
+) -> dict:
+    """Random inputs with the structure of real ones (for tests and benchmarks).
+
+    Each gene has ``n_pcres[i]`` pCREs (default uniform 0..max_pcres) of random length
+    (2.5–100 % of ``window``; a smaller ``window`` gives fewer bins, for fast tests); each pCRE's bins are centred with left pad = ceil, right pad = floor, the padding
+    is zero and masked, empty slots are all zero and fully masked (DESIGN.md §3.2). Values are
+    ln(1 + Gamma) like binned depths.
+    """
+    rng = np.random.default_rng(seed)
+    if n_pcres is None:
+        n_pcres = rng.integers(0, max_pcres + 1, size=batch)
+    n_pcres = np.asarray(n_pcres, dtype=int)
+    if n_pcres.shape != (batch,) or n_pcres.min(initial=0) < 0 or n_pcres.max(initial=0) > max_pcres:
+        raise ValueError(f"n_pcres must be {batch} integers in [0, {max_pcres}].")
+    lengths = rng.integers(window // 40, window + 1, size=(batch, max_pcres))
+    out = {}
+    for res in resolutions:
+        length = n_bins(res, window)
+        out[f"promoter_{res}"] = torch.as_tensor(
+            np.log1p(rng.gamma(0.5, 2.0, (batch, n_marks, length))), dtype=torch.float32
+        )
+        x = np.zeros((batch, max_pcres, n_marks, length), dtype=np.float32)
+        pad = np.ones((batch, max_pcres, length), dtype=bool)
+        for i in range(batch):
+            for j in range(n_pcres[i]):
+                nb = min(math.ceil(lengths[i, j] / res), length)
+                left = math.ceil((length - nb) / 2)
+                x[i, j, :, left : left + nb] = np.log1p(rng.gamma(0.5, 2.0, (n_marks, nb)))
+                pad[i, j, left : left + nb] = False
+        out[f"pcre_{res}"] = torch.as_tensor(x)
+        out[f"pcre_mask_{res}"] = torch.as_tensor(pad)
+    freq = np.where(np.arange(max_pcres)[None] < n_pcres[:, None], rng.uniform(1.5, 5.0, (batch, max_pcres)), 0.0)
+    out["freq"] = torch.as_tensor(freq, dtype=torch.float32)
+    return out
+
+
+def to_reference_batch(inputs: Mapping[str, torch.Tensor], resolutions: Sequence[int] = RESOLUTIONS) -> dict:
+    """Our inputs -> the keyword arguments of ``chromoformer.net.ChromoformerBase.forward``.
+
+    The reference masks are square: promoter (B, 1, 1, L, L) all False (a 40 kb promoter window
+    is never padded); pCRE (B, S, 1, L, L) with rows = promoter bins and columns = the pCRE's
+    padding; interaction (B, 1, 1+S, 1+S) = ~(valid_i & valid_j); frequencies (B, 1+S, 1+S) in
+    row 0. Requires the non-empty slots to come first (as the reference dataset fills them).
+    """
+    freq = inputs["freq"]
+    b, s = freq.shape
+    batch = {
+        k: {} for k in ("promoter_feats", "promoter_pad_masks", "pcre_feats", "pcre_pad_masks", "interaction_masks")
+    }
+    for res in resolutions:
+        xp, xc, pad = inputs[f"promoter_{res}"], inputs[f"pcre_{res}"], inputs[f"pcre_mask_{res}"]
+        length = xp.shape[-1]
+        valid = ~pad.all(-1)
+        n = valid.sum(1)
+        if not torch.equal(valid, torch.arange(s, device=valid.device)[None] < n[:, None]):
+            raise ValueError("The reference needs the non-empty pCRE slots first.")
+        batch["promoter_feats"][res] = xp.transpose(1, 2).unsqueeze(1).contiguous()
+        batch["promoter_pad_masks"][res] = torch.zeros(b, 1, 1, length, length, dtype=torch.bool)
+        batch["pcre_feats"][res] = xc.transpose(2, 3).contiguous()
+        batch["pcre_pad_masks"][res] = pad[:, :, None, None, :].expand(b, s, 1, length, length).contiguous()
+        tok = torch.cat([torch.ones(b, 1, dtype=torch.bool), valid], dim=1)
+        batch["interaction_masks"][res] = (~(tok[:, :, None] & tok[:, None, :])).unsqueeze(1)
+    f = torch.zeros(b, s + 1, s + 1, dtype=freq.dtype)
+    f[:, 0, 1:] = freq
+    batch["interaction_freq"] = f
+    return batch
+
+
+def from_reference_batch(batch: Mapping, resolutions: Sequence[int] = RESOLUTIONS) -> dict:
+    """A batch of ``chromoformer.data.ChromoformerDataset`` items -> our inputs.
+
+    The pCRE padding is read from the TSS row of the reference's square pCRE mask; the
+    frequencies from row 0 of ``interaction_freq``.
+    """
+    out = {}
+    for res in resolutions:
+        xp = batch["promoter_feats"][res]  # (B, 1, L, m)
+        if batch["promoter_pad_masks"][res].any():
+            raise ValueError("Padded promoter windows are not supported (a 40 kb window is never padded).")
+        length = xp.shape[2]
+        out[f"promoter_{res}"] = xp[:, 0].transpose(1, 2).contiguous()
+        out[f"pcre_{res}"] = batch["pcre_feats"][res].transpose(2, 3).contiguous()
+        out[f"pcre_mask_{res}"] = batch["pcre_pad_masks"][res][:, :, 0, length // 2, :].contiguous()
+    out["freq"] = batch["interaction_freq"][:, 0, 1:].float().contiguous()
+    return out
