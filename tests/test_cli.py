@@ -72,13 +72,15 @@ def fake_repo(tmp_path, monkeypatch, repo):
     for name, text in NOTEBOOKS.items():
         (root / "notebooks" / name).write_text(text)
     monkeypatch.setenv("CHROMEXP_ROOT", str(root))
+    monkeypatch.chdir(root)  # relative -f paths resolve against the working directory first
     monkeypatch.delenv("CHROMEXP_RESULTS_DIR", raising=False)
     return root
 
 
 def batch(capsys, *args):
     code = cli.main(["batch", "-f", "params/smoke.yaml", "--run-name", "t", *args])
-    return code, capsys.readouterr().out
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
 def test_batch_parallel_resume_force(fake_repo, capsys):
