@@ -161,3 +161,14 @@ def test_run_one_notebook_and_list(fake_repo, capsys):
     assert cli.main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "00_global" in listing and "all cell types" in listing and "per cell type" in listing
+
+
+def test_download_dry_run_lists_real_inputs_without_fetching(capsys, tmp_path):
+    code = cli.main(
+        ["download", "--cells", "E066", "--marks", "H3K27ac", "--dry-run", "-p", "paths.data_dir", str(tmp_path)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "E066-H3K27ac.tagAlign.gz" in out and "57epigenomes.RPKM.pc.gz" in out and "LI11" in out
+    assert not any(tmp_path.iterdir())
+    assert cli.main(["download", "--cells", "E999", "--dry-run"]) == 2

@@ -6,6 +6,7 @@
     chromexp run 30 --cell E003 -f params/demo.yaml     one notebook, one cell type
     chromexp batch --notebooks 10 30 --cells E003 E066 -f params/demo.yaml --jobs 2
     chromexp params --cell E003 -f params/demo.yaml     show the merged parameters
+    chromexp download --cells E003 --kinds tagAlign expression --dry-run   real Roadmap inputs
 
 Everything is validated (notebooks, cell types, parameter files and keys) before anything runs.
 ``batch`` runs (notebook × cell type) jobs in parallel processes, respecting the notebook order
@@ -65,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     common(batch)
 
     sub.add_parser("list", help="list the notebooks")
+
+    dl = sub.add_parser("download", help="download the real Roadmap / 3DIV inputs into data/roadmap/raw/")
+    dl.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: all 11)")
+    dl.add_argument("--marks", nargs="+", help="histone marks (default: all 7)")
+    dl.add_argument(
+        "--kinds", nargs="+", default=None, help="tagAlign expression pchic narrowPeak broadPeak gappedPeak"
+    )
+    dl.add_argument("--dry-run", action="store_true", help="print what would be fetched, fetch nothing")
+    dl.add_argument("--force", action="store_true", help="replace files that are present")
+    common(dl)
 
     show = sub.add_parser("params", help="print the merged parameters")
     show.add_argument("--cell", help="Roadmap EID")
@@ -231,10 +242,28 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from . import download
+
+    overrides = config.merge({"data": {"source": "roadmap"}}, _overrides(args.param), "-p overrides")
+    params = config.load_params(None, files=[args.params_file], overrides=overrides)
+    kinds = args.kinds or download.DEFAULT_KINDS
+    if args.dry_run:
+        files = download.roadmap_manifest(params, args.cells, args.marks, kinds)
+        print(download.manifest_frame(files).to_string(index=False))
+        return 0
+    download.install_vendored_annotations(params)
+    table = download.download_roadmap(params, args.cells, args.marks, kinds, force=args.force)
+    print(table.to_string(index=False))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for invalid arguments or parameters)."""
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "batch": cmd_batch, "list": cmd_list, "params": cmd_params}[args.command]
+    handler = {"run": cmd_run, "batch": cmd_batch, "list": cmd_list, "params": cmd_params, "download": cmd_download}[
+        args.command
+    ]
     try:
         return handler(args)
     except ValueError as err:
