@@ -245,7 +245,8 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from . import download
 
-    overrides = config.merge({"data": {"source": "roadmap"}}, _overrides(args.param), "-p overrides")
+    overrides = _overrides(args.param)
+    overrides.setdefault("data", {}).setdefault("source", "roadmap")
     params = config.load_params(None, files=[args.params_file], overrides=overrides)
     kinds = args.kinds or download.DEFAULT_KINDS
     if args.dry_run:
