@@ -40,7 +40,7 @@
 
 # %% tags=["parameters"]
 CELL_TYPE = None  # Roadmap EID, e.g. "E003" (required)
-RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None = run_name from the parameters
+RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None: run_name from the parameters
 PARAMS_FILE = None  # YAML merged over params/defaults.yaml and params/cells/<CELL_TYPE>.yaml
 PARAMS = {}  # nested overrides, e.g. {"train": {"max_epochs": 5}}
 

@@ -11,7 +11,7 @@ import torch
 from chromexp.models import chromoformer as cf
 from chromexp.models import chromoformer_inputs as ci
 
-WINDOW = 8000  # 4 / 16 / 80 bins: the same code paths as 40 kb, fast
+WINDOW = 4000  # 2 / 8 / 40 bins: the same code paths as 40 kb, fast
 
 
 def _model(kind="reg", n_marks=3, seed=0, **kw):
@@ -55,7 +55,9 @@ def test_padding_and_empty_slot_values_do_not_matter(full):
     noisy["freq"] = torch.where(empty, 3.0, inputs["freq"])
     assert not torch.equal(noisy["pcre_100"], inputs["pcre_100"])
     with torch.no_grad():
-        torch.testing.assert_close(model(full_attention=full, **noisy), model(full_attention=full, **inputs), atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            model(full_attention=full, **noisy), model(full_attention=full, **inputs), atol=1e-6, rtol=0
+        )
 
 
 def test_train_and_eval_mode_agree():
@@ -95,7 +97,9 @@ def test_frequencies_and_distal_signal_matter():
     with torch.no_grad():
         base = model(**inputs)
         changed = model(**{**inputs, "freq": inputs["freq"] * 2})
-        zero_pcre = model(**{k: (torch.zeros_like(v) if k.startswith("pcre_") and "mask" not in k else v) for k, v in inputs.items()})
+        zero_pcre = model(
+            **{k: (torch.zeros_like(v) if k.startswith("pcre_") and "mask" not in k else v) for k, v in inputs.items()}
+        )
     has_pcre = ~inputs["pcre_mask_100"].all(-1).all(-1)
     assert (changed - base)[has_pcre].abs().min() > 0
     assert (changed - base)[~has_pcre].abs().max() == 0
@@ -107,7 +111,12 @@ def test_unused_reference_tensors_get_no_gradient():
     model(**inputs).sum().backward()
     unused = [n for n, p in model.named_parameters() if p.grad is None]
     assert unused and all(
-        ".w_bias." in n or "gamma_f" in n and "regulation" not in n or n.startswith("pairwise_interaction.") and ".ln." in n and "layers" not in n
+        ".w_bias." in n
+        or "gamma_f" in n
+        and "regulation" not in n
+        or n.startswith("pairwise_interaction.")
+        and ".ln." in n
+        and "layers" not in n
         for n in unused
     )
     used = {n for n, p in model.named_parameters() if p.grad is not None}
@@ -141,13 +150,13 @@ def test_attention_maps_are_distributions_and_respect_masks():
     with torch.no_grad():
         torch.testing.assert_close(pred, model(**inputs), atol=1e-5, rtol=0)
     pw = maps[100]["pairwise"][0]  # (B, S, heads, L, L)
-    assert pw.shape == (4, 8, 2, 80, 80)
+    assert pw.shape == (4, 8, 2, 40, 40)
     pad = inputs["pcre_mask_100"]
     valid = ~pad.all(-1)
     torch.testing.assert_close(pw.sum(-1), torch.ones_like(pw.sum(-1)))
     assert pw[valid].masked_select(pad[valid][:, None, None, :].expand_as(pw[valid])).abs().max() == 0
     reg = maps[100]["regulation"][-1]  # (B, heads, 9, 9)
-    assert reg[3, :, 0, 5:].abs().max() == 0  # gene with 3 pCREs: empty slots get no attention
+    assert reg[2, :, 0, 4:].abs().max() == 0  # gene with 3 pCREs: empty slots get no attention
 
 
 def test_input_validation():
@@ -184,3 +193,46 @@ def test_dataset_inputs_from_smoke_dataset(smoke_dataset):
     with torch.no_grad():
         out = model(**inputs)
     assert out.shape == (3,) and torch.isfinite(out).all()
+
+
+# ---- training helpers (notebooks 40 and 50) -------------------------------------------------
+
+
+def test_study_pairs_are_the_15_of_the_design():
+    from chromexp.constants import MARKS
+    from chromexp.models import chromoformer_training as ct
+
+    pairs = ct.anchor_pairs(["H3K4me3", "H3K9ac", "H3K27ac"], MARKS)
+    assert len(pairs) == 15 == len({frozenset(p) for p in pairs})
+    assert all({"H3K4me3", "H3K9ac", "H3K27ac"} & set(p) for p in pairs)
+    with pytest.raises(ValueError, match="anchor"):
+        ct.anchor_pairs(["H3K4me2"], MARKS)
+
+
+def test_params_build_the_published_model(smoke_params):
+    from chromexp.models import chromoformer_training as ct
+
+    assert ct.architecture_from_params(smoke_params["model"]["chromoformer"]) == cf.DEFAULT_ARCHITECTURE
+    assert cf.count_parameters(ct.build(smoke_params, 7, kind="clf")) == 5_342_672
+
+
+def test_gain_tables():
+    import pandas as pd
+
+    from chromexp.models import chromoformer_training as ct
+
+    rows = []
+    values = {"H3K4me3": [0.6, 0.7], "H3K27me3": [0.3, 0.4], "H3K27me3+H3K4me3": [0.65, 0.8]}
+    all7 = "H3K27ac+H3K27me3+H3K36me3+H3K4me1+H3K4me3+H3K9ac+H3K9me3"
+    values[all7] = [0.7, 0.75]
+    for marks, vs in values.items():
+        for fold, v in zip((1, 2), vs, strict=True):
+            rows.append(("chromoformer_reg", marks, fold, v))
+            rows.append(("promoter_cnn", marks, fold, v - 0.1))
+    metrics = pd.DataFrame(rows, columns=["model", "marks", "fold", "value"]).assign(split="test", metric="pearson_r")
+    gains = ct.gain_over_promoter(metrics)
+    assert len(gains) == 8 and (gains["gain"] - 0.1).abs().max() < 1e-12
+    pairs = ct.pair_gains(metrics, [("H3K4me3", "H3K27me3")], all7.split("+"))
+    assert list(pairs["best_single"]) == ["H3K4me3", "H3K4me3"]
+    assert pairs["gain_over_best_single"].round(6).tolist() == [0.05, 0.1]
+    assert pairs["gain_over_all_marks"].round(6).tolist() == [-0.05, 0.05]

@@ -106,8 +106,13 @@ def _read_bedgraph_regions(path, regions):
     Minimal private reader for this oracle (the project's reader is chromexp.io); it fails if
     a region is not fully covered, since the vendored files only cover the demo regions.
     """
-    table = pd.read_csv(path, sep="\t", header=None, names=["chrom", "start", "end", "value"],
-                        dtype={"chrom": str, "start": np.int64, "end": np.int64, "value": np.float32})
+    table = pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        names=["chrom", "start", "end", "value"],
+        dtype={"chrom": str, "start": np.int64, "end": np.int64, "value": np.float32},
+    )
     out = {}
     for chrom, start, end in regions:
         sub = table[(table["chrom"] == chrom) & (table["end"] > start) & (table["start"] < end)]
@@ -207,3 +212,25 @@ def test_training_step_matches_reference(reference):
             assert p.grad is None, name
         else:
             torch.testing.assert_close(p.grad, g_ref, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_project_dataset_feeds_the_model_like_the_reference_pipeline(reference, e003_reference_batch, smoke_params):
+    """End to end on real E003 genes: chromexp.dataset's real-E003 store -> our adapter -> our
+    model equals the reference's ChromoformerDataset -> reference model."""
+    from chromexp import dataset
+
+    genes, batch = e003_reference_batch
+    ds = dataset.load_real_e003(smoke_params)
+    ids = ds.genes["gene_id"].to_numpy()
+    index = np.array([int(np.flatnonzero(ids == g)[0]) for g in genes["gene_id"]])
+    ours_inputs = ci.dataset_inputs(ds, list(MARKS), index=index)
+    ref_inputs = ci.from_reference_batch(batch)
+    for key, value in ref_inputs.items():
+        if value.dtype == torch.bool:
+            assert torch.equal(ours_inputs[key], value), key
+        else:
+            torch.testing.assert_close(ours_inputs[key], value, atol=1e-6, rtol=0, msg=key)
+    ref_model, ours = _pair("reg", 7)
+    with torch.no_grad():
+        expected = ref_model(**{k: v for k, v in batch.items() if k != "label"}).squeeze(-1)
+        torch.testing.assert_close(ours(**ours_inputs), expected, atol=TOL, rtol=0)

@@ -160,6 +160,18 @@ def _toy_tagalign(path, centres, seed=0):
             f.write(f"chr1\t{a}\t{a + 36}\tN\t1000\t{b}\n")
 
 
+def test_covered_genome_size_counts_read_bins(tmp_path):
+    path = tmp_path / "r.tagAlign.gz"
+    with gzip.open(path, "wt") as f:
+        for chrom, start in [("chr1", 10), ("chr1", 999), ("chr1", 1000), ("chr1", 5500), ("chr2", 10)]:
+            f.write(f"{chrom}\t{start}\t{start + 36}\tN\t1000\t+\n")
+    assert peaks.covered_genome_size(path) == 4 * 1000  # chr1 bins 0, 1, 5 and chr2 bin 0
+    auto = {"gsize": "auto"}
+    assert peaks.resolve_gsize(auto, path, "semi-synthetic") == "4000"
+    assert peaks.resolve_gsize(auto, path, "real") == "hs"
+    assert peaks.resolve_gsize({"gsize": "hs"}, path, "semi-synthetic") == "hs"
+
+
 @pytest.mark.skipif(shutil.which("macs2") is None, reason="macs2 not installed")
 def test_macs2_end_to_end_resume_and_features(tmp_path):
     params = load_params(

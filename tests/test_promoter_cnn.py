@@ -2,12 +2,24 @@
 
 import warnings
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from chromexp import results
 from chromexp.models import promoter_cnn
 from chromexp.models.promoter_cnn import PromoterCNN
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small batches run fastest on one thread (and the test machine is shared); restored afterwards
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _conv_params(c_in, c_out, k):
@@ -131,3 +143,128 @@ def test_bad_inputs():
         PromoterCNN(n_marks=0)
     with pytest.raises(ValueError, match="too short"):
         PromoterCNN(n_bins=10)
+
+
+def test_strand_oriented_bins_of_the_dataset(smoke_dataset):
+    # the CNN's 60 bins are the central 60 of the stored 20 kb window, oriented 5'→3' on the gene's
+    # strand: on both strands the simulated H3K36me3 (gene bodies) is higher downstream of the TSS
+    # (bins 30-59) than upstream, and H3K4me3 peaks next to the TSS (between bins 29 and 30)
+    ds = smoke_dataset
+    x = ds.promoter(marks=["H3K36me3", "H3K4me3"], resolution=100, half_window=3000)
+    assert x.shape == (len(ds.genes), 2, 60)
+    wide = ds.promoter(marks=["H3K36me3", "H3K4me3"], resolution=100, half_window=20000)
+    np.testing.assert_array_equal(x, wide[:, :, 170:230])
+    active = ds.genes["label"].to_numpy() == 1
+    for strand in "+-":
+        sel = active & (ds.genes["strand"].to_numpy() == strand)
+        assert sel.sum() >= 10
+        k36 = x[sel, 0]
+        assert k36[:, 30:].mean() > 1.2 * k36[:, :30].mean(), strand
+        assert 25 <= int(np.argmax(x[sel, 1].mean(0))) <= 35, strand
+
+
+class _FakeDataset:
+    """The CellDataset interface train_and_evaluate uses, on random data (no store needed)."""
+
+    def __init__(self, n=90, seed=0):
+        rng = np.random.default_rng(seed)
+        self.cell_type, self.marks = "E003", ("H3K4me3", "H3K27me3")
+        self._x = rng.gamma(1.0, 1.0, size=(n, 2, 60)).astype(np.float32)
+        target = 2.0 * self._x[:, 0, 25:35].mean(1) + rng.normal(0, 0.1, n)
+        self.genes = pd.DataFrame({"gene_id": [f"G{i}" for i in range(n)], "target": target})
+        self._fold = np.arange(n) % 4 + 1
+
+    def promoter(self, marks=None, resolution=100, half_window=3000):
+        return self._x[:, [self.marks.index(m) for m in marks]]
+
+    def split(self, fold):
+        test = np.flatnonzero(self._fold == fold)
+        rest = np.flatnonzero(self._fold != fold)
+        return {"train": rest[8:], "validation": rest[:8], "test": test}
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
+    params = {**smoke_params, "train": {**smoke_params["train"], "max_epochs": 1}}
+    ds = _FakeDataset()
+    run = promoter_cnn.train_and_evaluate(
+        ds,
+        params,
+        marks=["H3K4me3", "H3K27me3"],
+        folds=[1],
+        concurrent=concurrent,
+        device="cpu",
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    results.validate(run.metrics, results.METRIC_COLUMNS, "metrics")
+    results.validate(run.predictions, results.PREDICTION_COLUMNS, "predictions")
+    assert run.concurrent is concurrent and len(run.models) == 2
+    # one prediction per (mark, fold, test gene); metrics over all of a fold's test genes
+    assert len(run.predictions) == 2 * ds.split(1)["test"].size
+    assert not run.predictions.duplicated(["marks", "fold", "gene_id"]).any()
+    test = run.metrics[(run.metrics["split"] == "test") & (run.metrics["metric"] == "pearson_r")]
+    assert len(test) == 2 and set(test["n_genes"]) == {ds.split(1)["test"].size}
+    for _, row in test.iterrows():
+        p = run.predictions[(run.predictions["marks"] == row["marks"]) & (run.predictions["fold"] == row["fold"])]
+        assert row["value"] == pytest.approx(np.corrcoef(p["observed"], p["predicted"])[0, 1], abs=1e-6)
+    # re-running with the same checkpoints reads the finished models back (no training) ...
+    again = promoter_cnn.train_and_evaluate(
+        ds,
+        params,
+        marks=["H3K4me3", "H3K27me3"],
+        folds=[1],
+        concurrent=concurrent,
+        device="cpu",
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    assert again.gene_epochs == 0
+    pd.testing.assert_frame_equal(again.predictions, run.predictions)
+    # ... and a mark the dataset lacks is a clear error
+    with pytest.raises(ValueError, match="not in the dataset"):
+        promoter_cnn.train_and_evaluate(ds, params, marks=["H3K9ac"], folds=[1], progress=False)
+
+
+def test_performance_and_training_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chromexp import plots
+    from chromexp.metrics import tidy_metrics
+
+    rows = []
+    for mark, r in (("H3K27me3", 0.2), ("H3K4me3", 0.7)):
+        for fold in (1, 2):
+            common = dict(cell_type="E003", marks=mark, scheme="chrom_folds", fold=fold, split="test", n_genes=50)
+            rows.append(tidy_metrics({"pearson_r": r + 0.01 * fold, "mse": 1.0}, model="promoter_cnn", **common))
+            for flank in (750, 3000):
+                rows.append(tidy_metrics({"abs_pearson_r": r - 0.1}, model=f"naive_tss{flank}", **common))
+    table = pd.concat(rows, ignore_index=True)
+    fig = plots.plot_promoter_performance(table, "semi-synthetic")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["H3K4me3", "H3K27me3"]  # MARKS order
+    bars = [p.get_height() for p in ax.patches]
+    assert bars == pytest.approx([0.715, 0.215])  # means over folds
+    assert "SEMI-SYNTHETIC" in ax.get_title()
+    labels = ax.get_legend_handles_labels()[1]
+    assert "naive |r|, TSS ± 750 bp" in labels and "naive |r|, TSS ± 3000 bp" in labels
+    plt.close(fig)
+    with pytest.raises(ValueError, match="No test rows"):
+        plots.plot_promoter_performance(table, "real", model="other")
+
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 1, 2],
+            "train_loss": 1.0,
+            "val_loss": [2.0, 1.5, 2.5, 2.6],
+            "marks": "H3K4me3",
+            "fold": [1, 1, 2, 2],
+            "best_epoch": [2, 2, 1, 1],
+        }
+    )
+    fig = plots.plot_training_curves(history, "real")
+    assert len(fig.axes) == 2 and "real data" in fig._suptitle.get_text()
+    plt.close(fig)

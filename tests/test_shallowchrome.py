@@ -198,3 +198,19 @@ def test_perfectly_separable_data_give_auroc_one_and_no_wald_test():
     )
     assert res.metrics.query("metric == 'auroc' and split == 'test'")["value"].item() == 1.0
     assert (res.coefficients["role"] == "not estimable (separable)").all()
+
+
+@pytest.mark.skipif(__import__("shutil").which("macs2") is None, reason="macs2 not installed")
+def test_smoke_dataset_end_to_end(smoke_params, smoke_dataset):
+    """MACS2 on the smoke tagAligns -> peak-max features of the dataset's genes -> both protocols."""
+    import copy
+
+    params = copy.deepcopy(smoke_params)
+    params["shallowchrome"].update({"marks": ["H3K4me3", "H3K27me3"], "repeats": 2, "thresholds": ["median"]})
+    run = sc.run_cell_type(params, "E003", dataset=smoke_dataset)
+    assert (run.peak_table["n_peaks"] > 0).all()
+    assert run.features["narrowPeak"].shape == (len(smoke_dataset.genes), 2)
+    auc = run.result.metrics.query("metric == 'auroc' and split == 'test'")
+    assert set(auc["scheme"]) == {"chrom_folds", "random_thirds"} and len(auc) == 4 + 2
+    # the simulated H3K4me3 marks active promoters: its peaks must predict activity well above chance
+    assert auc["value"].mean() > 0.75

@@ -173,9 +173,12 @@ def test_resume_gives_the_same_model(tmp_path):
         _model(seed=7), tr, va, train_params=tp, seed=3, checkpoint_path=tmp_path / "b.pt", progress=False
     )
     assert _same_weights(full.model, again.model) and again.best_epoch == full.best_epoch
-    # ... but refuses another run's data
+    # ... but refuses another run's data (other size, or same size and other values) or settings
+    for other in (_toy(80, 1), _toy(90, 5)):
+        with pytest.raises(ValueError, match="different run"):
+            train.fit(_model(), other, va, train_params=tp, seed=3, checkpoint_path=tmp_path / "b.pt", progress=False)
     with pytest.raises(ValueError, match="different run"):
-        train.fit(_model(), _toy(80, 1), va, train_params=tp, seed=3, checkpoint_path=tmp_path / "b.pt", progress=False)
+        train.fit(_model(), tr, va, train_params=tp, seed=4, checkpoint_path=tmp_path / "b.pt", progress=False)
 
 
 def test_tuple_and_dict_inputs():

@@ -104,52 +104,35 @@ def real_genes() -> pd.DataFrame:
     return out
 
 
-def _window_bins(depth_of, genes: pd.DataFrame) -> np.ndarray:
-    """ln(mean depth + 1) in 100 bp bins over TSS ± 20 kb, oriented 5'->3' (minus strand reversed).
+def _bin(cov, genes: pd.DataFrame) -> np.ndarray:
+    """ln(mean depth + 1) in 100 bp bins over TSS ± 20 kb, oriented 5'->3', with chromexp.signal."""
+    from . import signal
 
-    Private helper: ``chromexp.signal`` (written concurrently by another helper) will provide the
-    project's binning; this one is kept minimal for calibration (the definition is DESIGN.md §3.2).
-
-    Parameters
-    ----------
-    depth_of : callable
-        ``depth_of(chrom, start, end)`` -> per-base depth array of length ``end - start``.
-    genes : pandas.DataFrame
-        chrom, tss, strand.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_genes, 400), float32
-    """
-    out = np.zeros((len(genes), N_BINS), np.float32)
-    for i, g in enumerate(genes.itertuples(index=False)):
-        d = depth_of(g.chrom, g.tss - HALF_WINDOW, g.tss + HALF_WINDOW)
-        binned = np.log(d.reshape(N_BINS, BIN).mean(axis=1) + 1.0)
-        out[i] = binned[::-1] if g.strand == "-" else binned
-    return out
+    starts = genes["tss"].to_numpy(np.int64) - HALF_WINDOW
+    means = signal.binned_means(cov, genes["chrom"].to_numpy(), starts, 2 * HALF_WINDOW, BIN)
+    return signal.log_transform(signal.orient(means, genes["strand"].to_numpy()), "e")
 
 
 def real_e003_bins(genes: pd.DataFrame | None = None, marks=MARKS) -> dict[str, np.ndarray]:
-    """Binned real E003 signal of the 100 genes, per mark: (n_genes, 400) ln(mean depth + 1)."""
-    from . import io
+    """Binned real E003 signal of the 100 genes, per mark: (n_genes, 400) float32 ln(mean depth + 1).
+
+    Read with :class:`chromexp.signal.IntervalCoverage` over ``covered_regions.bed``; every window
+    must be entirely inside the covered (known) regions.
+    """
+    from . import signal
 
     genes = real_genes() if genes is None else genes
+    root = paths.resources_dir() / "e003_real"
     out = {}
     for mark in marks:
-        bg = io.read_bedgraph(paths.resources_dir() / "e003_real" / f"E003-{mark}.demo.bedGraph.gz")
-        by_chrom = {c: t.sort_values("start") for c, t in bg.groupby("chrom", observed=True)}
-
-        def depth_of(chrom, start, end, by_chrom=by_chrom):
-            t = by_chrom[chrom]
-            s, e, v = t["start"].to_numpy(), t["end"].to_numpy(), t["value"].to_numpy()
-            i0 = np.searchsorted(e, start, side="right")
-            i1 = np.searchsorted(s, end, side="left")
-            d = np.zeros(end - start)
-            for a, b, x in zip(s[i0:i1], e[i0:i1], v[i0:i1]):
-                d[max(a, start) - start : min(b, end) - start] = x
-            return d
-
-        out[mark] = _window_bins(depth_of, genes)
+        cov = signal.IntervalCoverage.from_bedgraph(
+            root / f"E003-{mark}.demo.bedGraph.gz", known_regions=root / "covered_regions.bed"
+        )
+        starts = genes["tss"].to_numpy(np.int64) - HALF_WINDOW
+        known = signal.windows_known(cov, genes["chrom"].to_numpy(), starts, starts + 2 * HALF_WINDOW)
+        if not known.all():
+            raise ValueError(f"{root}: {int((~known).sum())} gene windows are not inside covered_regions.bed.")
+        out[mark] = _bin(cov, genes)
     return out
 
 
@@ -198,10 +181,7 @@ def simulate_e003(params: Mapping[str, Any], genes: pd.DataFrame | None = None, 
 
 
 def reads_to_bins(reads, genes: pd.DataFrame) -> np.ndarray:
-    """Per-base read depth of aligned reads, binned like :func:`real_e003_bins`.
-
-    Private to calibration and tests: ``chromexp.signal`` (another helper's module) is the
-    project's coverage/binning code; this is the same definition (DESIGN.md §3.2) kept minimal.
+    """Bin aligned reads like :func:`real_e003_bins` (per-base depth via chromexp.signal).
 
     Parameters
     ----------
@@ -214,22 +194,16 @@ def reads_to_bins(reads, genes: pd.DataFrame) -> np.ndarray:
     -------
     numpy.ndarray, shape (n_genes, 400), float32
     """
+    from . import signal
+
     if isinstance(reads, pd.DataFrame):
-        reads = {
-            c: (t["start"].to_numpy(np.int64), t["end"].to_numpy(np.int64))
-            for c, t in reads.groupby("chrom", observed=True)
-        }
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-
-    def depth_of(chrom, start, end):
-        s, e = reads.get(chrom, empty)
-        sel = (e > start) & (s < end)
-        a = np.clip(s[sel] - start, 0, end - start)
-        b = np.clip(e[sel] - start, 0, end - start)
-        diff = np.bincount(a, minlength=end - start + 1) - np.bincount(b, minlength=end - start + 1)
-        return np.cumsum(diff)[: end - start].astype(float)
-
-    return _window_bins(depth_of, genes)
+        cov = signal.ReadCoverage.from_reads(reads)
+    else:
+        chroms = np.concatenate([np.full(len(st), c, dtype=object) for c, (st, _) in reads.items()])
+        starts = np.concatenate([st for st, _ in reads.values()])
+        ends = np.concatenate([en for _, en in reads.values()])
+        cov = signal.ReadCoverage.from_arrays(chroms, starts, ends)
+    return _bin(cov, genes)
 
 
 def statistics(bins: Mapping[str, np.ndarray], genes: pd.DataFrame) -> pd.DataFrame:
@@ -292,7 +266,15 @@ def compare(real: Mapping[str, np.ndarray], simulated: Mapping[str, np.ndarray],
     rmse = []
     for (mark, group), r in pr.groupby(["mark", "group"], sort=False):
         s = ps[(ps["mark"] == mark) & (ps["group"] == group)]
-        rmse.append((mark, "profile_rmse", group, 0.0, float(np.sqrt(np.mean((s["value"].to_numpy() - r["value"].to_numpy()) ** 2)))))
+        rmse.append(
+            (
+                mark,
+                "profile_rmse",
+                group,
+                0.0,
+                float(np.sqrt(np.mean((s["value"].to_numpy() - r["value"].to_numpy()) ** 2))),
+            )
+        )
     table = pd.concat([table, pd.DataFrame(rmse, columns=table.columns)], ignore_index=True)
     table["difference"] = table["simulated"] - table["real"]
     table["tolerance"] = table["statistic"].map({k: v[0] for k, v in TOLERANCES.items()})
@@ -300,6 +282,7 @@ def compare(real: Mapping[str, np.ndarray], simulated: Mapping[str, np.ndarray],
     order = {m: i for i, m in enumerate(MARKS)}
     stat_order = {s: i for i, s in enumerate(TOLERANCES)}
     table = table.sort_values(
-        ["mark", "statistic", "group"], key=lambda c: c.map(order) if c.name == "mark" else c.map(stat_order) if c.name == "statistic" else c
+        ["mark", "statistic", "group"],
+        key=lambda c: c.map(order) if c.name == "mark" else c.map(stat_order) if c.name == "statistic" else c,
     )
     return table.reset_index(drop=True)

@@ -81,7 +81,9 @@ def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
     hw = int(sig["half_window"])
     for r in resolutions:
         if r <= 0 or (2 * hw) % r:
-            raise ValueError(f"signal.resolutions: {r} bp does not divide the window 2 × signal.half_window = {2 * hw}.")
+            raise ValueError(
+                f"signal.resolutions: {r} bp does not divide the window 2 × signal.half_window = {2 * hw}."
+            )
     flanks = [int(f) for f in ds["naive_flanks"]]
     if any(f <= 0 or f > hw for f in flanks):
         raise ValueError(f"dataset.naive_flanks {flanks} must be positive and <= signal.half_window ({hw}).")
@@ -426,7 +428,58 @@ class CellDataset:
         test = np.flatnonzero(self.genes["fold"].to_numpy() == fold)
         validation = np.flatnonzero(np.isin(chroms, val))
         train = np.setdiff1d(np.arange(len(self)), np.concatenate([test, validation]))
-        return {"train": train.astype(np.int64), "validation": validation.astype(np.int64), "test": test.astype(np.int64)}
+        return {
+            "train": train.astype(np.int64),
+            "validation": validation.astype(np.int64),
+            "test": test.astype(np.int64),
+        }
+
+
+def promoter_profiles(ds: CellDataset, resolution: int = 100, source: str | None = None) -> pd.DataFrame:
+    """Mean strand-oriented promoter profile per mark for active (label 1) and inactive genes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy: ``source, cell_type, mark, group ("active"/"inactive"), position`` (bp of the bin
+        centre relative to the TSS, upstream negative), ``mean`` (mean of ln(depth + 1)), ``n_genes``.
+    """
+    x = ds.promoter(resolution=resolution)
+    n_bins = x.shape[-1]
+    position = (np.arange(n_bins) - n_bins // 2) * resolution + resolution / 2
+    label = ds.genes["label"].to_numpy()
+    rows = []
+    for group, value in (("active", 1), ("inactive", 0)):
+        sel = label == value
+        if not sel.any():
+            continue
+        mean = x[sel].mean(axis=0)
+        for k, mark in enumerate(ds.marks):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "source": source or ds.provenance,
+                        "cell_type": ds.cell_type,
+                        "mark": mark,
+                        "group": group,
+                        "position": position,
+                        "mean": mean[k],
+                        "n_genes": int(sel.sum()),
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def split_table(ds: CellDataset) -> pd.DataFrame:
+    """Genes per fold and split role: ``fold, split (train/validation/test), n_genes, chromosomes``."""
+    rows = []
+    chroms = ds.genes["chrom"].to_numpy()
+    for fold in FOLD_CHROMS:
+        for role, idx in ds.split(fold).items():
+            used = sorted(set(chroms[idx]), key=_chrom_rank)
+            rows.append({"fold": fold, "split": role, "n_genes": len(idx), "chromosomes": ",".join(used)})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +501,7 @@ def _filter_genes(genes, rpkm, tracks, settings, chrom_sizes, excl):
     drop("no_tss", genes["tss"].isna().to_numpy())
     known_chrom = genes["chrom"].isin(CHROMOSOMES).to_numpy()
     if chrom_sizes is not None:
-        known_chrom &= genes["chrom"].isin(list(chrom_sizes)).to_numpy()
+        known_chrom = known_chrom & genes["chrom"].isin(list(chrom_sizes)).to_numpy()
     drop("unknown_chromosome", ~known_chrom)
     drop("unknown_strand", ~genes["strand"].isin(["+", "-"]).to_numpy())
     values = rpkm.reindex(genes["gene_id"]).to_numpy(np.float64)
@@ -841,7 +894,9 @@ def real_e003_inputs(resource_dir: str | Path | None = None):
             continue
         regions, scores = str(r.neighbors).split(";"), str(r.scores).split(";")
         if len(regions) != len(scores):
-            raise ValueError(f"{root / 'genes.csv'}: gene {r.gene_id} has {len(regions)} neighbors but {len(scores)} scores.")
+            raise ValueError(
+                f"{root / 'genes.csv'}: gene {r.gene_id} has {len(regions)} neighbors but {len(scores)} scores."
+            )
         for region, score in zip(regions, scores):
             chrom, span = region.split(":")
             start, end = (int(v) for v in span.split("-"))
@@ -906,8 +961,9 @@ __all__ = [
     "build_real_e003",
     "load_real_e003",
     "validation_chromosomes",
+    "promoter_profiles",
+    "split_table",
     "store_path",
     "GENE_REASONS",
     "PCRE_REASONS",
 ]
-

@@ -11,7 +11,9 @@ Three steps (DESIGN.md §4.1, issue 7):
    gzipped and moved on success) and a run is skipped when its outputs exist *and* were made by the
    same command (resume). Users with Roadmap's own peak files put them in the same folder under
    the same names (``{EID}-{MARK}.{narrowPeak,broadPeak,gappedPeak}.gz``) and set
-   ``peaks.source: files``.
+   ``peaks.source: files``. MACS2 2.2.7 writes the same broad regions with the same
+   signalValue to broadPeak and gappedPeak (the latter adds the narrow sub-blocks), so on called
+   peaks the broad and gapped features are identical; they differ only for user-supplied files.
 2. **Reading** (:func:`read_peaks`): ``narrowPeak`` (10 columns), ``broadPeak`` (9) and
    ``gappedPeak`` (15), validated line by line; errors name ``file:line``.
 3. **Features** (:func:`peak_max_feature`, :func:`peak_features`): per gene and mark, the maximum

@@ -30,7 +30,9 @@ peaks scaled by a_gc for H3K4me3/H3K9ac/H3K27ac, H3K4me1 flanking the TSS, H3K36
 transcribed body ramping up over a few kb, a broad H3K27me3 domain over repressed Polycomb
 targets, H3K9me3 heterochromatin patches weakly more frequent at inactive genes) and enhancer
 terms E (H3K4me1 primed and active, H3K27ac active only). Gene terms carry per-gene log-normal
-noise. Reads are drawn per ``grid_step`` cell as Poisson(D * gamma noise * step / read_length)
+noise; real genes outside the preset whose window or body reaches the simulated regions add
+their own terms from their own real expression (:func:`context_genes`). The NDR dip applies to
+``ndr_marks``. Reads are drawn per ``grid_step`` cell as Poisson(D * gamma noise * step / read_length)
 with uniform starts and random strand. Nothing in the model refers to cell states or ranks marks:
 the same mechanism runs in every cell type, driven only by that cell type's real expression.
 
@@ -63,7 +65,7 @@ from .utils import get_logger
 log = get_logger("chromexp.simulate")
 
 #: Bumped whenever the generative model changes, so cached datasets are regenerated.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 #: Header of the pcHi-C tables (data contract, docs/COMMON).
 PCHIC_COLUMNS = ("bait_chrom", "bait_start", "bait_end", "other_chrom", "other_start", "other_end", "frequency")
@@ -97,7 +99,8 @@ def _sigmoid(x):
 
 def _table_bytes(df: pd.DataFrame) -> bytes:
     """A TSV with header, fixed float format, '\\n' line ends: the same bytes on every platform."""
-    return df.to_csv(sep="\t", index=False, float_format="%.6g", lineterminator="\n").encode()
+    # 10 significant digits: the real RPKM (3 decimals, < 1e6) round-trips exactly
+    return df.to_csv(sep="\t", index=False, float_format="%.10g", lineterminator="\n").encode()
 
 
 def format_tagalign(chrom: str, starts: np.ndarray, minus: np.ndarray, read_length: int) -> bytes:
@@ -199,7 +202,7 @@ def load_real_genes() -> pd.DataFrame:
     for reason, mask in excluded.items():
         new = mask.to_numpy() & ~drop
         if new.any():
-            log.info("simulate: excluding %d of %d real genes: %s", int(new.sum()), n0, reason)
+            log.info("excluding %d of %d real genes: %s", int(new.sum()), n0, reason)
         drop |= new
     table = table.loc[~drop].copy()
     table["tss"] = table["tss"].astype(np.int64)
@@ -309,7 +312,9 @@ def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str
     out["k27_offset"] = 500.0 + 1500.0 * draws[:, 4]
     out["k9_offset"] = 20_000.0 * np.tanh(draws[:, 5])
     for j, mark in enumerate(MARKS):
-        out[f"noise_{mark}"] = np.exp(knobs["gene_noise_shared"] * draws[:, 6] + knobs["gene_noise_mark"] * draws[:, 7 + j])
+        out[f"noise_{mark}"] = np.exp(
+            knobs["gene_noise_shared"] * draws[:, 6] + knobs["gene_noise_mark"] * draws[:, 7 + j]
+        )
     return out
 
 
@@ -865,7 +870,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
         )
     out = Path(out_dir) if out_dir is not None else paths.raw_dir(params)
     if not force and is_complete(out, params):
-        log.info("simulate: reusing the complete dataset in %s", out)
+        log.info("reusing the complete dataset in %s", out)
         return out
     preset = preset_config(params)
     knobs = params["simulate"]
@@ -873,7 +878,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     cell_types = list(preset["cell_types"])
     missing = [c for c in params.get("cell_types", []) if c not in cell_types]
     if missing:
-        log.warning("simulate: preset %s has no reads for cell types %s listed in cell_types", preset["name"], missing)
+        log.warning("preset %s has no reads for cell types %s listed in cell_types", preset["name"], missing)
     t0 = time.perf_counter()
 
     table = load_real_genes()
@@ -896,12 +901,9 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     context = context_genes(table, genes, grid, knobs)
     signal_genes = pd.concat([genes, context[list(GENE_COLUMNS)]], ignore_index=True)
     latents = gene_latents(signal_genes, expression_spread_rank(table), knobs, seed)
-    signal_drive = pd.concat(
-        [drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)]
-    )
+    signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
     log.info(
-        "simulate: preset %s, %d genes (+%d real neighbours), %d cell types, %d interactions, %d enhancers, "
-        "%.1f Mb simulated",
+        "preset %s, %d genes (+%d real neighbours), %d cell types, %d interactions, %d enhancers, %.1f Mb simulated",
         preset["name"],
         len(genes),
         len(context),
@@ -947,9 +949,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
             "params": _manifest_params(params),
             "cell_types": cell_types,
             "n_genes": len(genes),
-            "files": {
-                p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files
-            },
+            "files": {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
         }
         _write(tmp / "manifest.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
         # swap into place: a stale or partial folder is moved aside first, then removed
@@ -964,7 +964,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("simulate: wrote %s in %.1f s", out, time.perf_counter() - t0)
+    log.info("wrote %s in %.1f s", out, time.perf_counter() - t0)
     return out
 
 
@@ -982,8 +982,7 @@ def dataset_summary(raw: str | os.PathLike, dataset_params: Mapping[str, Any] | 
     Returns
     -------
     dict of pandas.DataFrame
-        ``files``: file, bytes; ``reads``: cell_type, mark, n_reads, reads_per_kb (per kb of
-        simulated region is not known here: per kb of the genes' TSS ± 20 kb windows);
+        ``files``: file, bytes; ``reads``: cell_type, mark, n_reads;
         ``folds``: fold, chromosomes, n_genes; ``pcres``: tissue, gene_id, n_interactions,
         n_pcres (after the dataset's filter and top-N cap).
     """
@@ -1009,7 +1008,9 @@ def dataset_summary(raw: str | os.PathLike, dataset_params: Mapping[str, Any] | 
     folds = (
         pd.DataFrame({"fold": fold, "chrom": genes["chrom"]})
         .groupby("fold")
-        .agg(chromosomes=("chrom", lambda c: ", ".join(sorted(set(c), key=CHROMOSOMES.index))), n_genes=("chrom", "size"))
+        .agg(
+            chromosomes=("chrom", lambda c: ", ".join(sorted(set(c), key=CHROMOSOMES.index))), n_genes=("chrom", "size")
+        )
         .reset_index()
     )
     pc_rows = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -331,8 +332,24 @@ def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _data_digest(*splits: tuple[Inputs, torch.Tensor]) -> str:
+    """SHA-1 of the targets and of (up to 2**22 evenly strided values of) every input tensor."""
+    h = hashlib.sha1()
+    for inputs, targets in splits:
+        if isinstance(inputs, dict):
+            tensors = list(inputs.values())
+        else:
+            tensors = list(inputs) if isinstance(inputs, tuple) else [inputs]
+        for t in [targets, *tensors]:
+            flat = t.detach().reshape(-1)
+            step = max(1, flat.numel() // 2**22)
+            h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+            h.update(flat[::step].cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _fingerprint(
-    model: nn.Module, tp: Mapping[str, Any], loss: str, optimizer: str, seed: int, n_train: int, n_val: int
+    model: nn.Module, tp: Mapping[str, Any], loss: str, optimizer: str, seed: int, train, validation
 ) -> dict:
     """What must match for a checkpoint to be resumed (else the run is refused, not silently mixed)."""
     return {
@@ -342,8 +359,9 @@ def _fingerprint(
         "loss": loss,
         "optimizer": optimizer,
         "seed": int(seed),
-        "n_train": n_train,
-        "n_validation": n_val,
+        "n_train": _n_rows(train[0]),
+        "n_validation": _n_rows(validation[0]),
+        "data": _data_digest(train, validation),
     }
 
 
@@ -361,7 +379,7 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
         raise ValueError(f"Checkpoint {path} cannot be read ({err}); delete it to start afresh.") from err
     if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
         raise ValueError(
-            f"Checkpoint {path} belongs to a different run (model, data sizes, seed or training "
+            f"Checkpoint {path} belongs to a different run (model, data, seed or training "
             f"parameters differ: {state.get('fingerprint')} vs {fingerprint}); delete it or use another path."
         )
     return state
@@ -441,7 +459,7 @@ def fit(
     eval_bs = int(eval_batch_size or 4 * batch_size)
     max_epochs, patience = int(tp["max_epochs"]), int(tp["early_stopping_patience"])
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    fingerprint = _fingerprint(model, tp, loss, optimizer, seed, _n_rows(tr_x), _n_rows(va_x))
+    fingerprint = _fingerprint(model, tp, loss, optimizer, seed, (tr_x, tr_y), (va_x, va_y))
     state = _load_checkpoint(ckpt, fingerprint) if ckpt else None
 
     home = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
@@ -817,8 +835,7 @@ def fit_many(
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     fingerprint = {
         "models": [
-            _fingerprint(m, tp, loss, optimizer, s, _n_rows(t[0]), _n_rows(v[0]))
-            for m, s, t, v in zip(models, seeds, tr_sets, va_sets)
+            _fingerprint(m, tp, loss, optimizer, s, t, v) for m, s, t, v in zip(models, seeds, tr_sets, va_sets)
         ],
     }
     state = _load_checkpoint(ckpt, fingerprint) if ckpt else None

@@ -401,6 +401,43 @@ class RegulationTransformer(nn.Module):
             maps.append(prob)
         return (x, maps) if return_attention else x
 
+    def forward_packed(self, x, valid, freq):
+        """Promoter token of the last layer, computing only each gene's non-empty tokens.
+
+        Genes are grouped by their number of non-empty tokens k; each group runs unmasked over
+        its k tokens (promoter first, then its pCREs in slot order). This equals the masked
+        computation exactly: a masked key's score is -1e9, whose exponential is exactly 0, and
+        masked (empty) rows never reach the promoter row.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, 1+S, d_emb)
+        valid : torch.Tensor of bool, shape (B, S)
+        freq : torch.Tensor, shape (B, S)
+
+        Returns
+        -------
+        torch.Tensor, shape (B, d_emb)
+        """
+        b, t, d = x.shape
+        tok = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
+        f_tok = torch.cat([torch.zeros_like(freq[:, :1]), freq], dim=1)
+        counts = tok.sum(1)
+        pieces, owners = [], []
+        for k in torch.unique(counts).tolist():
+            genes = (counts == k).nonzero(as_tuple=True)[0]
+            # Indices of the non-empty tokens in their original order (stable sort of ~tok).
+            order = torch.argsort((~tok[genes]).to(torch.int8), dim=1, stable=True)[:, :k]
+            h = torch.gather(x[genes], 1, order.unsqueeze(-1).expand(-1, -1, d))
+            bias = h.new_zeros(len(genes), k, k)
+            bias[:, 0] = torch.gather(f_tok[genes], 1, order)
+            layers = self.transformer.layers
+            for i, layer in enumerate(layers):
+                h = layer(h, None, bias, rows=slice(0, 1) if i == len(layers) - 1 else None)
+            pieces.append(h[:, 0])
+            owners.append(genes)
+        return torch.cat(pieces)[torch.argsort(torch.cat(owners))]
+
 
 # --------------------------------------------------------------------------------------------
 # Models
@@ -570,9 +607,12 @@ class ChromoformerBackbone(nn.Module):
                     pw_valid = self.pairwise_interaction[key].forward_tss(p_tss[idx[0]], xc[idx], pad[idx])
                     pw = pw.index_put(idx, pw_valid)
             x_in = torch.cat([p_tss.unsqueeze(1), pw], dim=1)
-            mask, bias = self._interaction(valid, freq)
-            x_out, m_reg = self.regulation[key](x_in, mask, bias, first_row_only=not full, return_attention=True)
-            out.append(x_out[:, 0] + x_in[:, 0])
+            if full:
+                mask, bias = self._interaction(valid, freq)
+                x_out, m_reg = self.regulation[key](x_in, mask, bias, return_attention=True)
+                out.append(x_out[:, 0] + x_in[:, 0])
+            else:
+                out.append(self.regulation[key].forward_packed(x_in, valid, freq) + p_tss)
             if return_attention:
                 maps[res] = {"embed": m_emb, "pairwise": m_pw, "regulation": m_reg}
         emb = torch.cat(out, dim=1)

@@ -58,20 +58,34 @@ def dataset_inputs(dataset, marks: Sequence[str] | None = None, index=None, reso
     out = {}
     freq = None
     for res in resolutions:
-        prom = np.asarray(dataset.promoter(marks, resolution=res, half_window=WINDOW // 2))
-        x, pad, f, _ = dataset.pcres(marks, resolution=res)
-        if index is not None:
-            prom, x, pad, f = prom[index], x[index], pad[index], f[index]
+        prom = np.asarray(dataset.promoter(marks, resolution=res, half_window=WINDOW // 2, genes=index))
+        x, pad, f, _ = dataset.pcres(marks, resolution=res, genes=index)
         if prom.shape[-1] != n_bins(res) or x.shape[-1] != n_bins(res):
             raise ValueError(
                 f"The dataset's {res}-bp inputs have {prom.shape[-1]} promoter / {x.shape[-1]} pCRE bins; "
                 f"Chromoformer needs {n_bins(res)} (TSS ± {WINDOW // 2} bp)."
             )
+        if not (np.isfinite(prom).all() and np.isfinite(x).all()):
+            raise ValueError(f"The dataset's {res}-bp Chromoformer inputs contain non-finite values.")
         out[f"promoter_{res}"] = torch.as_tensor(prom, dtype=torch.float32)
         out[f"pcre_{res}"] = torch.as_tensor(x, dtype=torch.float32)
         out[f"pcre_mask_{res}"] = torch.as_tensor(pad, dtype=torch.bool)
         freq = f
     out["freq"] = torch.as_tensor(freq, dtype=torch.float32)
+    return out
+
+
+def select_marks(inputs: Mapping[str, torch.Tensor], index: Sequence[int]) -> dict:
+    """Keep the marks ``index`` (positions along the mark axis) of an input dict."""
+    idx = torch.as_tensor(list(index), dtype=torch.long)
+    out = {}
+    for key, value in inputs.items():
+        if key.startswith("promoter_"):
+            out[key] = value[:, idx]
+        elif key.startswith("pcre_") and not key.startswith("pcre_mask_"):
+            out[key] = value[:, :, idx]
+        else:
+            out[key] = value
     return out
 
 

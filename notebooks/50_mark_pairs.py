@@ -1,0 +1,149 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 50 · Mark pairs: which pairs of marks add to the top three?
+#
+# **Question.** H3K4me3, H3K9ac and H3K27ac are the best single marks. Does pairing one of them
+# with another mark improve Chromoformer over the pair's better single mark, and how close does a
+# pair come to the model with all 7 marks (paper Fig. 5, one cell type)?
+#
+# **Inputs.** The dataset store of notebook 10 and, from the same run folder, notebook 40's
+# `chromoformer_reg` test metrics for single marks and for all marks. Any single-mark or
+# all-marks model that notebook 40 did not train here is trained by this notebook.
+#
+# **Method.** The 15 pairs of DESIGN.md §4.4 (each of `model.chromoformer.pair_anchors` with every
+# other mark), or any list of mark sets given as `model.chromoformer.mark_sets`. One
+# Chromoformer-reg per (mark set, fold), trained and tested as in notebook 40. Per pair and fold:
+# gain = pair's test Pearson r − the better single mark's (the member with the higher mean r over
+# folds), and the difference to the all-marks model.
+#
+# **Outputs** (in `results/<run>/<EID>/`). Rows of `metrics.tsv` / `predictions.tsv.gz` (model
+# `chromoformer_reg`, marks such as `H3K27ac+H3K4me3`), `chromoformer_pairs.tsv` (the gains) and the
+# Fig. 5 panel for this cell type.
+#
+# **What to expect.** Pairs of an active mark with a complementary mark (a repressive or
+# gene-body mark) gain most; pairs of two active marks add little; the best pairs approach the
+# all-marks model. On the **semi-synthetic** dataset this reflects the simulator, not biology; on
+# the smoke preset (one pair, two epochs, one fold) the numbers only show that the pipeline runs.
+
+# %% tags=["parameters"]
+CELL_TYPE = None  # Roadmap EID, e.g. "E003" (required)
+RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None: run_name from the parameters
+PARAMS_FILE = None  # YAML merged over params/defaults.yaml and params/cells/<CELL_TYPE>.yaml
+PARAMS = {}  # nested overrides, e.g. {"train": {"max_epochs": 5}}
+
+# %%
+from chromexp import runs
+
+run = runs.start(cell_type=CELL_TYPE, run_name=RUN_NAME, params_file=PARAMS_FILE, overrides=PARAMS)
+run.describe()
+
+# %%
+import numpy as np
+import torch
+
+from chromexp import dataset, plots, results, train
+from chromexp.models import chromoformer_inputs as ci
+from chromexp.models import chromoformer_training as ct
+from chromexp.utils import atomic_path
+
+cfg = run.params["model"]["chromoformer"]
+if cfg["kind"] != "reg":
+    raise ValueError("Notebook 50 compares regressors (Pearson r): set model.chromoformer.kind to reg.")
+ALL_MARKS = list(run.params["marks"])
+MARK_SETS = ct.mark_sets_from_params(run.params)
+FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]
+MODEL_NAME = ct.MODEL_NAMES["reg"]
+DEVICE = train.resolve_device(run.params["device"])
+print(f"{len(MARK_SETS)} mark sets: {[results.marks_key(s) for s in MARK_SETS]}\nfolds: {FOLDS}")
+print(f"device: {DEVICE} (torch threads: {torch.get_num_threads()}); training: {run.params['train']}")
+
+# %% [markdown]
+# ## What must be trained
+# The pairs themselves, plus each pair's single marks and the all-marks model when notebook 40
+# has not left their test metrics (for these folds) in this run folder.
+
+# %%
+previous = results.load_metrics(run.out_dir)
+
+
+def have(marks) -> bool:
+    if previous.empty:
+        return False
+    rows = previous[
+        (previous["model"] == MODEL_NAME)
+        & (previous["marks"] == results.marks_key(marks))
+        & (previous["split"] == "test")
+    ]
+    return set(FOLDS) <= set(rows["fold"])
+
+
+singles = sorted({(m,) for s in MARK_SETS for m in s})
+references = [s for s in [*singles, tuple(ALL_MARKS)] if not have(s)]
+to_train = list(dict.fromkeys([*MARK_SETS, *references]))
+print(f"from notebook 40: {[results.marks_key(s) for s in [*singles, tuple(ALL_MARKS)] if have(s)]}")
+print(f"to train here: {[results.marks_key(s) for s in to_train]}")
+
+# %% [markdown]
+# ## Train one model per (mark set, fold)
+# Checkpointed under the run folder, so an interrupted run resumes.
+
+# %%
+ds = dataset.load_dataset(run.params, CELL_TYPE)
+print(f"{ds.cell_type}: {len(ds.genes):,} genes, {ds.provenance} data")
+inputs = ci.dataset_inputs(ds, list(ds.marks))
+checkpoint_dir = run.out_dir / "checkpoints" if cfg["checkpoints"] else None
+fitted = ct.train_and_evaluate(
+    ds, run.params, to_train, folds=FOLDS, device=DEVICE, checkpoint_dir=checkpoint_dir, inputs=inputs, progress=False
+)
+print(f"{len(to_train) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s")
+
+# %% [markdown]
+# ## Check and save
+# One prediction per test gene and mark set; no missing metric.
+
+# %%
+pred = fitted.predictions
+for fold in FOLDS:
+    test_ids = set(ds.genes["gene_id"].to_numpy()[ds.split(fold)["test"]])
+    for s in to_train:
+        got = pred[(pred["fold"] == fold) & (pred["marks"] == results.marks_key(s))]["gene_id"]
+        assert got.is_unique and set(got) == test_ids, (s, fold)
+assert np.isfinite(pred["predicted"]).all()
+assert fitted.metrics.loc[fitted.metrics["metric"] != "r2", "value"].notna().all()
+all_metrics = results.save_metrics(fitted.metrics, run.out_dir)
+saved = results.save_predictions(pred, run.out_dir)
+print(f"{len(pred):,} test predictions saved; the run's tables now hold {len(all_metrics):,} metric rows")
+
+# %% [markdown]
+# ## Gain of each pair over its better single mark and vs all marks (paper Fig. 5)
+
+# %%
+sel = all_metrics[all_metrics["fold"].isin(FOLDS)]
+pairs = ct.pair_gains(sel, MARK_SETS, ALL_MARKS, model=MODEL_NAME)
+assert pairs["gain_over_best_single"].notna().all() and pairs["gain_over_all_marks"].notna().all()
+with atomic_path(run.out_dir / "chromoformer_pairs.tsv") as tmp:
+    pairs.assign(cell_type=CELL_TYPE, data=run.provenance).to_csv(tmp, sep="\t", index=False)
+summary = pairs.groupby("marks").agg(
+    pearson_r=("value", "mean"),
+    best_single=("best_single", "first"),
+    gain_over_best_single=("gain_over_best_single", "mean"),
+    gain_over_all_marks=("gain_over_all_marks", "mean"),
+)
+summary.assign(data=run.provenance).sort_values("gain_over_best_single", ascending=False).round(3)
+
+# %%
+fig = plots.plot_pair_gains(pairs, run.provenance)
+plots.save_figure(fig, f"fig5_mark_pairs_{CELL_TYPE}", run.figures_dir)
