@@ -10,18 +10,22 @@ TSS ± 20 kb for G genes (default 20,000) in two ways:
   Python (per chromosome: paint the intervals into a per-base array, cumulative sums at the
   bin edges);
 * **chromexp**: ``io.read_tagalign`` then ``signal.ReadCoverage`` (sorted read starts/ends and
-  their prefix sums per chromosome) and ``signal.binned_means`` (binary search per bin edge; no
+  their prefix sums per chromosome) and ``signal.binned_means_multi`` (binary search per bin edge; no
   per-base array).
 
 It asserts that every bin mean is identical (exact float64 equality) and prints wall times,
 speed ratios and peak memory. Run: ``.venv/bin/python bench/bench_binning.py [--reads N]``.
-Not run in CI.
+
+``--store`` instead measures the dataset store at full scale: 18,955 genes (the real hg19 TSSs
+and strands of the vendored gene table), 7 marks of simulated reads, 8 pCREs per gene (HindIII-
+like lengths, median ~5 kb), written by ``chromexp.dataset`` and reopened: file size, build time,
+load time. Not run in CI.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
 import subprocess
 import tempfile
 import time
@@ -70,9 +74,30 @@ def bedtools_bins(bed: Path, genome: Path, sizes, genes, workdir: Path):
     """bedtools genomecov -bg, then Python averaging over the bins. Returns (bins, t_genomecov, t_avg)."""
     t0 = time.perf_counter()
     out = workdir / "coverage.bedGraph"
+    rss = workdir / "bedtools_rss_kb.txt"
+    # GNU time reports bedtools' own peak RSS (getrusage of children would inherit this process's
+    # high-water mark across fork + exec)
     with open(out, "w") as handle:
-        subprocess.run(["bedtools", "genomecov", "-bg", "-i", str(bed), "-g", str(genome)], stdout=handle, check=True)
+        subprocess.run(
+            [
+                "/usr/bin/time",
+                "-f",
+                "%M",
+                "-o",
+                str(rss),
+                "bedtools",
+                "genomecov",
+                "-bg",
+                "-i",
+                str(bed),
+                "-g",
+                str(genome),
+            ],
+            stdout=handle,
+            check=True,
+        )
     t1 = time.perf_counter()
+    bedtools_bins.peak_rss_mb = int(rss.read_text().split()[-1]) / 1024
     bg = pd.read_csv(out, sep="\t", header=None, names=["chrom", "start", "end", "value"], dtype={"chrom": "category"})
     result = {res: np.empty((len(genes), 2 * HALF_WINDOW // res)) for res in RESOLUTIONS}
     for chrom, size in sizes.items():
@@ -93,26 +118,87 @@ def bedtools_bins(bed: Path, genome: Path, sizes, genes, workdir: Path):
 
 
 def chromexp_bins(bed: Path, sizes, genes):
-    """io.read_tagalign + signal.ReadCoverage + signal.binned_means. Returns (bins, t_parse, t_bin, peak_bytes)."""
+    """io.read_tagalign + signal.ReadCoverage + signal.binned_means. Returns (bins, t_parse, t_bin, peak_bytes).
+
+    ``peak_bytes`` is the tracemalloc peak (Python and NumPy allocations) of parsing and binning.
+    """
+    tracemalloc.start()
     t0 = time.perf_counter()
     reads = io.read_tagalign(bed, sizes)
     t1 = time.perf_counter()
-    tracemalloc.start()
     cov = signal.ReadCoverage.from_reads(reads)
     chroms = genes["chrom"].to_numpy()
     starts = genes["tss"].to_numpy() - HALF_WINDOW
-    result = {res: signal.binned_means(cov, chroms, starts, 2 * HALF_WINDOW, res) for res in RESOLUTIONS}
+    result = signal.binned_means_multi(cov, chroms, starts, 2 * HALF_WINDOW, RESOLUTIONS)
     t2 = time.perf_counter()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return result, t1 - t0, t2 - t1, peak
 
 
+def store_benchmark(n_genes: int = 18_955, reads_per_mark: int = 3_000_000, seed: int = 0) -> None:
+    """Full-scale store: size on disk, write and load times (see the module docstring)."""
+    from chromexp import config, dataset, paths
+
+    rng = np.random.default_rng(seed)
+    params = config.load_params("E003")
+    settings = dataset._settings(params)
+    table = io.read_gene_table(paths.resources_dir() / "roadmap" / "genes_rpkm_11.tsv.gz")
+    table = table[table["strand"].isin(["+", "-"]) & (table["tss"] > 60_000)].drop_duplicates("gene_id")
+    genes = table.sample(n=min(n_genes, len(table)), random_state=seed).reset_index(drop=True)
+    sizes = io.read_chrom_sizes(paths.resources_dir() / "hg19.chrom.sizes")
+    rpkm = pd.Series(rng.exponential(5.0, len(genes)), index=genes["gene_id"])
+    tracks = {}
+    for mark in settings["marks"]:
+        which = rng.integers(0, len(genes), reads_per_mark)
+        start = genes["tss"].to_numpy()[which] + rng.integers(-60_000, 60_000, reads_per_mark)
+        tracks[mark] = signal.ReadCoverage.from_arrays(genes["chrom"].to_numpy()[which], start, start + READ)
+    k = 8
+    lengths = np.clip(np.exp(rng.normal(np.log(5000), 0.6, len(genes) * k)), 500, 39_000).astype(np.int64)
+    other = np.repeat(genes["tss"].to_numpy(), k) + rng.integers(-150_000, 150_000, len(genes) * k)
+    pairs = pd.DataFrame(
+        {
+            "bait_chrom": np.repeat(genes["chrom"].to_numpy(), k),
+            "bait_start": np.repeat(genes["tss"].to_numpy(), k) - 2000,
+            "bait_end": np.repeat(genes["tss"].to_numpy(), k) + 2000,
+            "other_chrom": np.repeat(genes["chrom"].to_numpy(), k),
+            "other_start": np.maximum(other, 0),
+            "other_end": np.maximum(other, 0) + lengths,
+            "frequency": 1.6 + rng.exponential(1.0, len(genes) * k),
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
+        path = Path(tmp) / "dataset.h5"
+        t0 = time.perf_counter()
+        content = dataset._assemble(genes, rpkm, tracks, pairs, settings, sizes)
+        t1 = time.perf_counter()
+        attrs = {"cell_type": "E003", "provenance": "semi-synthetic", "settings": json.dumps(settings)}
+        dataset._write_store(path, content, {**attrs, "build_key": "bench", "read_inputs": "{}"})
+        t2 = time.perf_counter()
+        ds = dataset.CellDataset(path)
+        arrays = [ds.promoter(resolution=r) for r in ds.resolutions]
+        t3 = time.perf_counter()
+        x, mask, freq, n = ds.pcres(marks=["H3K27ac"], resolution=100)
+        t4 = time.perf_counter()
+        print(
+            f"genes {len(ds):,}, marks {len(ds.marks)}, pCRE fragments {len(content['fragments']):,}, pCREs {n.sum():,}"
+        )
+        print(f"binning {t1 - t0:.1f} s, writing {t2 - t1:.1f} s; store {path.stat().st_size / 1e6:,.0f} MB")
+        print(
+            f"open + all promoter tensors (3 resolutions, 7 marks): {t3 - t2:.2f} s ({sum(a.nbytes for a in arrays) / 1e6:,.0f} MB)"
+        )
+        print(f"pcres(1 mark, 100 bp): {t4 - t3:.2f} s, {x.nbytes / 1e6:,.0f} MB")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reads", type=int, default=10_000_000, help="number of simulated reads")
     parser.add_argument("--genes", type=int, default=20_000, help="number of TSS ± 20 kb windows")
+    parser.add_argument("--store", action="store_true", help="measure the full-scale dataset store instead")
     args = parser.parse_args(argv)
+    if args.store:
+        store_benchmark()
+        return
     with tempfile.TemporaryDirectory(prefix="bench_binning_") as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
@@ -125,9 +211,8 @@ def main(argv=None):
         print(f"simulated {args.reads:,} reads, {args.genes:,} windows in {time.perf_counter() - t:.1f} s")
 
         ours, t_parse, t_bin, peak_ours = chromexp_bins(bed, sizes, genes)
-        rss_ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         theirs, t_cov, t_avg = bedtools_bins(bed, genome, sizes, genes, tmp)
-        rss_bedtools = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rss_bedtools = bedtools_bins.peak_rss_mb
         for res in RESOLUTIONS:
             assert np.array_equal(ours[res], theirs[res]), f"bin means differ at {res} bp"
         n_bins = sum(v.size for v in ours.values())
@@ -136,10 +221,8 @@ def main(argv=None):
         print(f"  + Python averaging of bedGraph  {t_avg:8.2f} s")
         print(f"  = bedtools path                 {t_cov + t_avg:8.2f} s")
         print(f"chromexp read_tagalign (parse)    {t_parse:8.2f} s")
-        print(f"chromexp index + bin (signal)     {t_bin:8.2f} s   (peak traced {peak_ours / 2**20:,.0f} MB)")
-        print(
-            f"  = chromexp path                 {t_parse + t_bin:8.2f} s   (process peak RSS so far {rss_ours:,.0f} MB)"
-        )
+        print(f"chromexp index + bin (signal)     {t_bin:8.2f} s")
+        print(f"  = chromexp path                 {t_parse + t_bin:8.2f} s   (peak traced {peak_ours / 2**20:,.0f} MB)")
         print(f"speed ratio, binning from reads in memory vs bedtools path: {(t_cov + t_avg) / t_bin:6.1f}x")
         print(f"speed ratio, end to end from the tagAlign file:            {(t_cov + t_avg) / (t_parse + t_bin):6.1f}x")
         print(f"speed ratio, bedtools genomecov alone vs chromexp binning: {t_cov / t_bin:6.1f}x")

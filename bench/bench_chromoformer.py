@@ -115,6 +115,7 @@ def _worker(which: str, mode: str, args: dict, queue) -> None:
         {
             "time": statistics.median(times),
             "times": times,
+            "cpu": statistics.median(cpu),
             "peak_rss": peak,
             "step_rss": peak - rss_before,
             "gpu_peak": gpu_peak,

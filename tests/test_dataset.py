@@ -128,7 +128,17 @@ def test_genes_table_and_exclusions(toy):
     ds = toy["ds"]
     assert ds.provenance == "semi-synthetic" and ds.cell_type == "E003" and ds.marks == MARKS
     assert ds.resolutions == (100, 500, 2000)
-    assert list(ds.genes.columns) == ["gene_id", "gene_name", "chrom", "tss", "strand", "fold", "rpkm", "target", "label"]
+    assert list(ds.genes.columns) == [
+        "gene_id",
+        "gene_name",
+        "chrom",
+        "tss",
+        "strand",
+        "fold",
+        "rpkm",
+        "target",
+        "label",
+    ]
     assert len(ds) == 3 * len(GENE_CHROMS)
     assert not ds.genes["gene_id"].str.startswith("BAD").any()
     ex = ds.exclusions.set_index("reason")
@@ -237,7 +247,23 @@ def test_store_is_reused_rebuilt_and_checked(toy):
     params, path = toy["params"], toy["path"]
     mtime = path.stat().st_mtime_ns
     assert dataset.build_dataset(params, "E003") == path and path.stat().st_mtime_ns == mtime  # reused
-    other = load_params("E003", overrides={**{"paths": params["paths"]}, "data": {"name": "toy"}, "signal": {"log_base": "2"}})
+    # a run restricted to fewer marks reuses the 7-mark store; the validation fraction is a load-time choice
+    fewer = load_params(
+        "E003",
+        overrides={
+            "paths": params["paths"],
+            "data": {"name": "toy"},
+            "marks": ["H3K4me3"],
+            "dataset": {"validation_fraction": 0.3},
+        },
+    )
+    assert dataset.build_dataset(fewer, "E003") == path and path.stat().st_mtime_ns == mtime
+    ds_fewer = dataset.load_dataset(fewer, "E003")
+    assert ds_fewer.marks == MARKS and ds_fewer.validation_fraction == 0.3
+    assert len(ds_fewer.split(1)["validation"]) > len(toy["ds"].split(1)["validation"])
+    other = load_params(
+        "E003", overrides={**{"paths": params["paths"]}, "data": {"name": "toy"}, "signal": {"log_base": "2"}}
+    )
     with pytest.raises(ValueError, match="other parameters"):
         dataset.load_dataset(other, "E003")
     dataset.build_dataset(params, "E003", force=True)
@@ -258,3 +284,19 @@ def test_missing_raw_inputs_raise(tmp_path):
         dataset.build_dataset(params, "E003")
     with pytest.raises(ValueError, match="No dataset store"):
         dataset.load_dataset(params, "E003")
+
+
+def test_smoke_dataset_api(smoke_dataset):
+    """The semi-synthetic smoke preset (shared session fixture) through the public API."""
+    ds = smoke_dataset
+    assert ds.provenance == "semi-synthetic" and len(ds) > 0
+    n = len(ds)
+    assert ds.promoter().shape == (n, 7, 400) and ds.promoter(resolution=2000).shape == (n, 7, 20)
+    assert ds.promoter(marks="H3K4me3", half_window=3000).shape == (n, 1, 60)
+    x, mask, freq, n_pcres = ds.pcres(marks=["H3K27ac"], resolution=500)
+    assert x.shape == (n, 8, 1, 80) and mask.shape == (n, 8, 80) and n_pcres.max() <= 8
+    assert np.isfinite(ds.promoter()).all() and np.isfinite(x).all()
+    assert abs(ds.genes["label"].mean() - 0.5) < 0.1  # median threshold: about half the genes are active
+    # active promoters carry more H3K4me3 at the TSS than inactive ones (the simulator's model)
+    tss_bins = ds.promoter(marks="H3K4me3", half_window=1000)[:, 0].mean(axis=1)
+    assert tss_bins[ds.genes["label"] == 1].mean() > tss_bins[ds.genes["label"] == 0].mean()

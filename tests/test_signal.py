@@ -192,3 +192,34 @@ def test_bad_reads_raise():
         signal.window_means(cov, ["chr1"], [5], [5])
     with pytest.raises(ValueError, match="'\\+' or '-'"):
         signal.orient(np.zeros((1, 3)), ["."])
+
+
+def test_bigwig_track_equals_bedtools(oracle):
+    """A bigWig of bedtools' depth (as a user may supply) gives the same exact bins as the reads."""
+    pybigwig = pytest.importorskip("pyBigWig")
+    path = oracle["root"] / "depth.bw"
+    bw = pybigwig.open(str(path), "w")
+    bw.addHeader([(c, n) for c, n in sorted(SIZES.items())])
+    bg = oracle["bg"].sort_values(["chrom", "start"])
+    bw.addEntries(
+        bg["chrom"].tolist(), bg["start"].tolist(), ends=bg["end"].tolist(), values=bg["value"].astype(float).tolist()
+    )
+    bw.close()
+    cov = signal.IntervalCoverage.from_bigwig(path)
+    reads = signal.ReadCoverage.from_reads(oracle["reads"])
+    starts = np.array([0, 777, 7_000])
+    for chrom in SIZES:
+        np.testing.assert_array_equal(
+            signal.binned_means(cov, [chrom] * 3, starts, 4_999, 500),
+            signal.binned_means(reads, [chrom] * 3, starts, 4_999, 500),
+        )
+
+
+def test_multi_resolution_equals_single(oracle):
+    cov = signal.ReadCoverage.from_reads(oracle["reads"])
+    chroms, starts = ["chr1", "chr2", "chr1"], np.array([17_000, 3, 250])
+    multi = signal.binned_means_multi(cov, chroms, starts, 9_001, [100, 37, 2000])
+    for b, arr in multi.items():
+        np.testing.assert_array_equal(arr, signal.binned_means(cov, chroms, starts, 9_001, b))
+        want = np.stack([_brute_bins(oracle["depth"][c], s, 9_001, b) for c, s in zip(chroms, starts)])
+        np.testing.assert_array_equal(arr, want)

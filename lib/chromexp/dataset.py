@@ -261,6 +261,9 @@ class CellDataset:
         self.resolutions: tuple[int, ...] = tuple(self.settings["resolutions"])
         self.half_window: int = int(self.settings["half_window"])
         self.max_pcres: int = int(self.settings["max_pcres"])
+        #: Fraction of the training folds' genes held out for validation by :meth:`split`; not part
+        #: of the stored content (:func:`load_dataset` sets it from ``dataset.validation_fraction``).
+        self.validation_fraction: float = 0.12
         self._cache: dict[str, np.ndarray] = {}
 
     # -- raw arrays --------------------------------------------------------------------------
@@ -424,7 +427,7 @@ class CellDataset:
         fold = int(fold)
         chroms = self.genes["chrom"].to_numpy()
         counts = self.genes["chrom"].value_counts().to_dict()
-        val = validation_chromosomes(counts, fold, float(self.settings["validation_fraction"]))
+        val = validation_chromosomes(counts, fold, self.validation_fraction)
         test = np.flatnonzero(self.genes["fold"].to_numpy() == fold)
         validation = np.flatnonzero(np.isin(chroms, val))
         train = np.setdiff1d(np.arange(len(self)), np.concatenate([test, validation]))
@@ -623,13 +626,13 @@ def _assemble(
     chrom = kept["chrom"].to_numpy().astype(str)
     tss = kept["tss"].to_numpy(np.int64)
     strand = kept["strand"].to_numpy().astype(str)
-    promoter = {}
-    for res in settings["resolutions"]:
-        arr = np.empty((len(kept), len(marks), 2 * hw // res), dtype=np.float32)
-        for k, mark in enumerate(marks):
-            means = signal.binned_means(tracks[mark], chrom, tss - hw, 2 * hw, res)
-            arr[:, k, :] = signal.log_transform(signal.orient(means, strand), base)
-        promoter[res] = arr
+    promoter = {
+        res: np.empty((len(kept), len(marks), 2 * hw // res), dtype=np.float32) for res in settings["resolutions"]
+    }
+    for k, mark in enumerate(marks):
+        means = signal.binned_means_multi(tracks[mark], chrom, tss - hw, 2 * hw, settings["resolutions"])
+        for res, m in means.items():
+            promoter[res][:, k, :] = signal.log_transform(signal.orient(m, strand), base)
     flanks = np.empty((len(kept), len(marks), len(settings["naive_flanks"])), dtype=np.float32)
     for j, fl in enumerate(settings["naive_flanks"]):
         for k, mark in enumerate(marks):
@@ -719,15 +722,29 @@ def _write_store(path: Path, content: Mapping[str, Any], attrs: Mapping[str, Any
     return path
 
 
-def _store_complete(path: Path, build_key: str) -> bool:
+def _build_key(cell_type: str, provenance: str, settings: Mapping[str, Any], inputs: list) -> str:
+    """What decides a store's content, except the marks (a store with more marks is reusable)."""
+    rest = {k: v for k, v in settings.items() if k != "marks"}
+    return json.dumps({"cell_type": cell_type, "provenance": provenance, "settings": rest, "inputs": inputs})
+
+
+def _store_complete(path: Path, build_key: str, read_inputs: Mapping[str, Any]) -> bool:
+    """A complete store with the same build key holding at least the marks of ``read_inputs``.
+
+    ``read_inputs`` maps each requested mark to its input's fingerprint (file name, size, mtime);
+    a store with more marks is reused if the requested marks' inputs are unchanged.
+    """
     import h5py
 
     if not path.is_file():
         return False
     try:
         with h5py.File(path, "r") as f:
-            return bool(f.attrs.get("complete", False)) and str(f.attrs.get("build_key", "")) == build_key
-    except OSError:
+            if not bool(f.attrs.get("complete", False)) or str(f.attrs.get("build_key", "")) != build_key:
+                return False
+            stored = json.loads(f.attrs["read_inputs"])
+            return all(stored.get(m) == list(fp) for m, fp in read_inputs.items())
+    except (OSError, KeyError, ValueError):
         return False
 
 
@@ -777,16 +794,15 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         The store (``paths.processed_dir(params, cell_type)/dataset.h5``).
     """
     settings = _settings(params)
-    settings["validation_fraction"] = float(params["dataset"]["validation_fraction"])
     files = raw_inputs(params, cell_type)
     provenance = SEMI_SYNTHETIC if params["data"]["source"] == "semisynthetic" else REAL
     inputs = [_file_fingerprint(files[k]) for k in ("genes", "expression", "chrom_sizes")]
-    inputs += [_file_fingerprint(p) for p in files["reads"].values()]
+    read_inputs = {m: _file_fingerprint(p) for m, p in files["reads"].items()}
     if files["pchic"].is_file():
         inputs.append(_file_fingerprint(files["pchic"]))
-    key = json.dumps({"cell_type": cell_type, "provenance": provenance, "settings": settings, "inputs": inputs})
+    key = _build_key(cell_type, provenance, settings, inputs)
     out = store_path(params, cell_type)
-    if not force and _store_complete(out, key):
+    if not force and _store_complete(out, key, read_inputs):
         log.info("dataset %s: reusing the complete store %s", cell_type, out)
         return out
     t0 = time.perf_counter()
@@ -810,6 +826,7 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         "provenance": provenance,
         "settings": json.dumps(settings),
         "build_key": key,
+        "read_inputs": json.dumps(read_inputs),
         "source": str(paths.raw_dir(params)),
     }
     _write_store(out, content, attrs)
@@ -834,6 +851,10 @@ def _log_build(cell_type, content, out, seconds):
 def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
     """Open the store of ``cell_type`` built by :func:`build_dataset`.
 
+    The store may hold more marks than ``params["marks"]`` (e.g. all 7 when a run restricts
+    ``marks``); every other content setting must match. ``dataset.validation_fraction`` is taken
+    from ``params`` (it only affects :meth:`CellDataset.split`).
+
     Raises
     ------
     ValueError
@@ -842,15 +863,22 @@ def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
     """
     path = store_path(params, cell_type)
     ds = CellDataset(path)
-    settings = _settings(params)
-    settings["validation_fraction"] = float(params["dataset"]["validation_fraction"])
-    if ds.settings != settings:
-        diff = {k: (ds.settings.get(k), v) for k, v in settings.items() if ds.settings.get(k) != v}
-        raise ValueError(
-            f"The store {path} was built with other parameters (stored, requested): {diff}. "
-            "Rebuild it with chromexp.dataset.build_dataset(params, cell_type, force=True)."
-        )
+    _check_settings(ds, params)
     return ds
+
+
+def _check_settings(ds: CellDataset, params: Mapping[str, Any]) -> None:
+    """Raise unless ``ds`` was built with ``params``' signal/dataset settings and holds its marks."""
+    wanted = _settings(params)
+    absent = [m for m in wanted["marks"] if m not in ds.marks]
+    diff = {k: (ds.settings.get(k), v) for k, v in wanted.items() if k != "marks" and ds.settings.get(k) != v}
+    if absent or diff:
+        raise ValueError(
+            f"The store {ds.path} was built with other parameters (stored, requested): {diff}"
+            + (f"; it lacks marks {absent}" if absent else "")
+            + ". Rebuild it with chromexp.dataset.build_dataset(params, cell_type, force=True)."
+        )
+    ds.validation_fraction = float(params["dataset"]["validation_fraction"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -923,12 +951,12 @@ def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | P
     Stored at ``<data_dir>/e003-real/processed/E003/dataset.h5`` unless ``out`` is given.
     """
     settings = _settings(params)
-    settings["validation_fraction"] = float(params["dataset"]["validation_fraction"])
     root = real_e003_dir()
     inputs = [_file_fingerprint(p) for p in sorted(root.iterdir()) if p.is_file()]
-    key = json.dumps({"cell_type": "E003", "provenance": REAL, "settings": settings, "inputs": inputs})
+    key = _build_key("E003", REAL, settings, inputs)
     out = Path(out) if out is not None else paths.data_dir(params) / "e003-real" / "processed" / "E003" / STORE_NAME
-    if not force and _store_complete(out, key):
+    read_inputs = {m: [f"E003-{m}.demo.bedGraph.gz"] for m in settings["marks"]}  # part of `inputs` already
+    if not force and _store_complete(out, key, read_inputs):
         log.info("real E003: reusing the complete store %s", out)
         return out
     t0 = time.perf_counter()
@@ -942,6 +970,7 @@ def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | P
         "provenance": REAL,
         "settings": json.dumps(settings),
         "build_key": key,
+        "read_inputs": json.dumps(read_inputs),
         "source": str(root),
     }
     _write_store(out, content, attrs)
@@ -951,7 +980,9 @@ def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | P
 
 def load_real_e003(params: Mapping[str, Any], force: bool = False) -> CellDataset:
     """Build if needed and open the real E003 store (:func:`build_real_e003`)."""
-    return CellDataset(build_real_e003(params, force=force))
+    ds = CellDataset(build_real_e003(params, force=force))
+    _check_settings(ds, params)
+    return ds
 
 
 __all__ = [
