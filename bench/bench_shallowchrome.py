@@ -76,7 +76,9 @@ def main() -> None:
         data[cell] = (feats, genes)
     splits = {"random_thirds": sc.random_third_splits(n, args.repeats, seed=0), "chrom_folds": chrom_splits()}
     n_fits = len(cells) * len(sc.CONFIGURATIONS) * (args.repeats + 4)
-    print(f"{len(cells)} cell types x {len(sc.CONFIGURATIONS)} configurations x ({args.repeats} random thirds + 4 folds) = {n_fits} fits on {n} genes x {len(MARKS)} marks; {args.threads} BLAS threads")
+    print(
+        f"{len(cells)} cell types x {len(sc.CONFIGURATIONS)} configurations x ({args.repeats} random thirds + 4 folds) = {n_fits} fits on {n} genes x {len(MARKS)} marks; {args.threads} BLAS threads"
+    )
 
     t0 = time.perf_counter()
     aucs = []
@@ -85,7 +87,9 @@ def main() -> None:
         res = sc.evaluate(feats, genes, MARKS, cell_type=cell, splits=splits, rules=("median",))
         aucs.append(res.metrics.query("metric == 'auroc' and split == 'test'")["value"].mean())
     ours = time.perf_counter() - t0
-    print(f"chromexp (Newton fits + selection + Wald tables + metrics): {ours:.1f} s for all ({ours / n_fits * 1e3:.1f} ms per fit); mean test AUROC {np.mean(aucs):.3f}")
+    print(
+        f"chromexp (Newton fits + selection + Wald tables + metrics): {ours:.1f} s for all ({ours / n_fits * 1e3:.1f} ms per fit); mean test AUROC {np.mean(aucs):.3f}"
+    )
 
     # the reference's routine on one cell type's grid (fits and two AUROCs per fit, nothing else)
     feats, genes = data[cells[0]]
@@ -103,8 +107,12 @@ def main() -> None:
                 n_ref += 1
     ref = time.perf_counter() - t0
     ours_one = ours / len(cells)
-    print(f"reference routine (sklearn lbfgs, fits + AUROCs only), one cell type: {ref:.1f} s ({ref / n_ref * 1e3:.1f} ms per fit)")
-    print(f"per cell type: chromexp {ours_one:.2f} s vs reference {ref:.2f} s -> ratio reference/chromexp = {ref / ours_one:.1f}x")
+    print(
+        f"reference routine (sklearn lbfgs, fits + AUROCs only), one cell type: {ref:.1f} s ({ref / n_ref * 1e3:.1f} ms per fit)"
+    )
+    print(
+        f"per cell type: chromexp {ours_one:.2f} s vs reference {ref:.2f} s -> ratio reference/chromexp = {ref / ours_one:.1f}x"
+    )
 
 
 if __name__ == "__main__":

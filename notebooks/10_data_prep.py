@@ -151,6 +151,13 @@ if CELL_TYPE == "E003":
     real = dataset.load_real_e003(run.params)
     profiles.append(dataset.promoter_profiles(real, resolution=100, source=REAL))
     print(real, "\nexclusions:", int(real.exclusions["n_items"].sum()))
+    # Chromoformer's own labels for these genes came from its median over its gene set
+    theirs = pd.read_csv(dataset.real_e003_dir() / "genes.csv").set_index("gene_id")["label"]
+    ours = real.genes.set_index("gene_id")["label"].reindex(theirs.index)
+    print(
+        f"real E003 labels (RPKM >= {real.label_median:.4g}, {real.label_median_source}): "
+        f"{int((ours != theirs).sum())} of {len(theirs)} differ from Chromoformer's demo labels"
+    )
 profiles = pd.concat(profiles, ignore_index=True)
 fig = plots.plot_promoter_profiles(profiles)
 plots.save_figure(fig, f"10_promoter_profiles_{CELL_TYPE}", run.figures_dir)

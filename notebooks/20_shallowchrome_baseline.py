@@ -38,7 +38,7 @@
 
 # %% tags=["parameters"]
 CELL_TYPE = None  # Roadmap EID, e.g. "E003" (required)
-RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None = run_name from the parameters
+RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None: run_name from the parameters
 PARAMS_FILE = None  # YAML merged over params/defaults.yaml and params/cells/<CELL_TYPE>.yaml
 PARAMS = {}  # nested overrides, e.g. {"train": {"max_epochs": 5}}
 
@@ -118,7 +118,9 @@ res = cell_run.result
 grid = res.grid
 fig = plots.plot_shallowchrome_configurations(grid, run.provenance)
 plots.save_figure(fig, "shallowchrome_configurations", run.figures_dir)
-grid[grid["model"] == "shallowchrome"].pivot_table(index="config", columns=["scheme", "split"], values="auroc", aggfunc="mean").round(3)
+grid[grid["model"] == "shallowchrome"].pivot_table(
+    index="config", columns=["scheme", "split"], values="auroc", aggfunc="mean"
+).round(3)
 
 # %% [markdown]
 # ### Selected configuration per split
@@ -169,12 +171,21 @@ cf[cf["fold"] == cf["fold"].min()][["term", "format", "coef", "se", "z", "z_refe
 # ln(1 + RPKM) left of the median, separating the silent mode from the expressed one.
 
 # %%
-fig = plots.plot_valley_threshold(genes["rpkm"], res.thresholds["median"], res.thresholds.get("valley", np.nan), run.provenance, CELL_TYPE, bins=P["valley_bins"])
+fig = plots.plot_valley_threshold(
+    genes["rpkm"],
+    res.thresholds["median"],
+    res.thresholds.get("valley", np.nan),
+    run.provenance,
+    CELL_TYPE,
+    bins=P["valley_bins"],
+)
 plots.save_figure(fig, "shallowchrome_valley_threshold", run.figures_dir)
 thr = pd.DataFrame({"rpkm_threshold": res.thresholds})
 thr["fraction_active"] = [float((genes["rpkm"] >= t).mean()) for t in thr["rpkm_threshold"]]
 display(thr.round(4))
-metrics.query("metric == 'auroc' and split == 'test'").groupby(["scheme", "model"])["value"].agg(["mean", "std"]).unstack("model").round(3)
+metrics.query("metric == 'auroc' and split == 'test'").groupby(["scheme", "model"])["value"].agg(
+    ["mean", "std"]
+).unstack("model").round(3)
 
 # %% [markdown]
 # ## Regulative patterns across cell types
@@ -202,11 +213,18 @@ if not wanted:
     # none of the listed genes is in this (small) dataset: take the genes whose activity differs most
     # across the fitted cell types, then the most expressed ones
     ids = genes.set_index("gene_name")["rpkm"]
-    lab = pd.DataFrame({c: r.dataset.genes.drop_duplicates("gene_name").set_index("gene_name")["label"] for c, r in all_runs.items()}).dropna()
-    wanted = list(lab.var(axis=1).add(ids.reindex(lab.index).rank(pct=True) * 1e-3).sort_values(ascending=False).index[:3])
+    lab = pd.DataFrame(
+        {c: r.dataset.genes.drop_duplicates("gene_name").set_index("gene_name")["label"] for c, r in all_runs.items()}
+    ).dropna()
+    wanted = list(
+        lab.var(axis=1).add(ids.reindex(lab.index).rank(pct=True) * 1e-3).sort_values(ascending=False).index[:3]
+    )
 print("pattern genes:", ", ".join(wanted))
 patterns = pd.concat(
-    [sc.gene_patterns(r.result, r.features, r.dataset.genes, r.marks, wanted, cell_type=c) for c, r in all_runs.items()],
+    [
+        sc.gene_patterns(r.result, r.features, r.dataset.genes, r.marks, wanted, cell_type=c)
+        for c, r in all_runs.items()
+    ],
     ignore_index=True,
 )
 fig = plots.plot_regulative_patterns(patterns, run.provenance)
@@ -219,11 +237,15 @@ patterns.pivot_table(index=["gene_name", "term"], columns="cell_type", values="v
 # log2(RPKM + 1), over each fold's test genes — no model at all.
 
 # %%
-naive = baselines.naive_correlations(ds, marks=ds.marks, flanks=run.params["dataset"]["naive_flanks"], folds=run.params["folds"])
+naive = baselines.naive_correlations(
+    ds, marks=ds.marks, flanks=run.params["dataset"]["naive_flanks"], folds=run.params["folds"]
+)
 naive_table = (
     naive[naive["metric"] == "abs_pearson_r"]
     .pivot_table(index="marks", columns="model", values="value", aggfunc="mean")
-    .reindex(index=list(ds.marks), columns=[baselines.naive_model_name(f) for f in run.params["dataset"]["naive_flanks"]])
+    .reindex(
+        index=list(ds.marks), columns=[baselines.naive_model_name(f) for f in run.params["dataset"]["naive_flanks"]]
+    )
 )
 print(f"mean |Pearson r| over folds — {LABEL}")
 naive_table.round(3)
@@ -255,7 +277,9 @@ side.round(3)
 # %%
 assert metrics["value"].notna().all(), "a selected model has a NaN metric"
 assert set(metrics["scheme"]) == {"chrom_folds", "random_thirds"}
-n_rand = metrics.query("scheme == 'random_thirds' and metric == 'auroc' and split == 'test' and model == 'shallowchrome'")
+n_rand = metrics.query(
+    "scheme == 'random_thirds' and metric == 'auroc' and split == 'test' and model == 'shallowchrome'"
+)
 assert len(n_rand) == P["repeats"], n_rand
 pred = res.predictions
 assert pred.groupby("model")["gene_id"].nunique().eq(len(genes)).all(), "every gene is predicted once per model"

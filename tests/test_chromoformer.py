@@ -76,9 +76,10 @@ def test_batch_composition_does_not_change_predictions():
         whole = model(**inputs)
         perm = torch.randperm(9, generator=torch.Generator().manual_seed(3))
         permuted = model(**ci.subset(inputs, perm))
-        singles = torch.cat([model(**ci.subset(inputs, [i])) for i in range(9)])
+        picks = [0, 4, 8]  # no pCRE, 4 pCREs, 8 pCREs
+        singles = torch.cat([model(**ci.subset(inputs, [i])) for i in picks])
     torch.testing.assert_close(permuted, whole[perm], atol=1e-6, rtol=0)
-    torch.testing.assert_close(singles, whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(singles, whole[picks], atol=1e-6, rtol=0)
 
 
 def test_pcre_slot_order_does_not_matter():

@@ -83,7 +83,7 @@ def test_positional_encoding_is_bitwise_the_reference():
         assert torch.equal(cf.sinusoidal_encoding(length, 128), expected)
 
 
-@pytest.mark.parametrize(("kind", "n_marks"), [("reg", 1), ("reg", 7), ("clf", 3)])
+@pytest.mark.parametrize(("kind", "n_marks"), [("reg", 1), ("clf", 3)])
 def test_random_inputs_equal_reference(reference, kind, n_marks):
     """0–8 pCREs (every count), short windows so the O(L²) reference stays fast."""
     ref_model, ours = _pair(kind, n_marks)

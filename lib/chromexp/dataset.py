@@ -23,9 +23,24 @@ exactly from the reads by :mod:`chromexp.signal`):
 * ``exclusions``: every gene or pCRE left out, counted by reason (never dropped silently).
 
 Storing float32 keeps the exact means to float32 precision (float16 would not: it has 11
-significant bits). Size for the full 18,955-gene, 7-mark dataset: promoter bins
-18,955 × 7 × (400 + 80 + 20) × 4 B = 265 MB, pCRE fragments (stored once each, unpadded) about
-the same order, well under 2 GB.
+significant bits). Size at full scale, measured with ``bench/bench_binning.py --store`` (18,460
+genes with the real hg19 TSSs, 7 marks, 135,722 distinct pCRE fragments of median ~5 kb): a
+565 MB store (promoter bins 18,460 × 7 × (400 + 80 + 20) × 4 B = 258 MB; fragments stored
+once each, unpadded); opening it and reading every promoter tensor takes ~2.5 s, one mark's
+padded 100 bp pCRE tensor ~3.5 s (2 CPU cores).
+
+Where we differ from the references (on purpose)
+-------------------------------------------------
+* Validation genes: whole training chromosomes chosen by the fixed rule of
+  :func:`validation_chromosomes`; the reference split the held-out fold by an unordered ``set``
+  of chromosomes, which is not reproducible (DESIGN.md §3.2).
+* Label: ``RPKM >= median`` as DESIGN.md states; Chromoformer's preprocessing script uses
+  ``>``, which differs only for genes exactly at the median.
+* pCRE selection otherwise follows Chromoformer's ``prepare_npy_files.get_partners`` exactly:
+  partners of the bait fragment containing the TSS with frequency ``> 1.5``, fragments longer
+  than 40 kb skipped *before* the top-8 cut, ranking by ``(-frequency, "chrom:start-end")`` as
+  its priority queue does (ties in string order). Trans pairs, repeated fragments and fragments
+  with unknown signal are also skipped before the cut, each counted in ``exclusions``.
 """
 
 from __future__ import annotations
@@ -334,8 +349,8 @@ class CellDataset:
         centre = self.half_window // res
         k = half_window // res
         m = _select_marks(self.marks, marks)
-        g = self._genes_index(genes)
-        return np.ascontiguousarray(full[g][:, m, centre - k : centre + k], dtype=np.float32)
+        rows = full if genes is None else full[self._genes_index(genes)]
+        return np.ascontiguousarray(rows[:, m, centre - k : centre + k], dtype=np.float32)
 
     def flank_means(self, marks=None, flank: int = 750, genes=None) -> np.ndarray:
         """``ln(mean depth over [TSS - flank, TSS + flank) + 1)``, the naive baselines' input.
@@ -641,13 +656,13 @@ def _assemble(
     cand = _select_pcres(kept, pairs, tracks, settings, excl)
     frag_keys = cand[["chrom", "start", "end"]].drop_duplicates().sort_values(["chrom", "start", "end"])
     frag_keys = frag_keys.reset_index(drop=True)
-    frag_index = pd.Series(np.arange(len(frag_keys)), index=pd.MultiIndex.from_frame(frag_keys))
     n_slots = settings["max_pcres"]
     slot_frag = np.full((len(kept), n_slots), -1, dtype=np.int32)
     slot_freq = np.zeros((len(kept), n_slots), dtype=np.float32)
     if len(cand):
         slot = cand.groupby("gene_row").cumcount().to_numpy()
-        fi = frag_index.loc[list(zip(cand["chrom"], cand["start"], cand["end"]))].to_numpy()
+        keyed = frag_keys.assign(fragment=np.arange(len(frag_keys)))
+        fi = cand.merge(keyed, on=["chrom", "start", "end"], how="left", validate="many_to_one")["fragment"].to_numpy()
         slot_frag[cand["gene_row"].to_numpy(), slot] = fi
         slot_freq[cand["gene_row"].to_numpy(), slot] = cand["frequency"].to_numpy(np.float32)
     frag_values, frag_offsets = {}, {}

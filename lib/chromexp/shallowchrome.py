@@ -398,15 +398,20 @@ def fast_auroc(labels: np.ndarray, score: np.ndarray) -> float:
 class ShallowChromeResult:
     """Everything one cell type's evaluation produced (tidy tables)."""
 
-    grid: pd.DataFrame  # AUROC of every configuration on every split (validation and test), wide
-    metrics: pd.DataFrame  # selected configuration per split: results.METRIC_COLUMNS (+ config)
-    selection: pd.DataFrame  # scheme, fold, label_rule, config, validation_auroc
-    coefficients: pd.DataFrame  # Wald table of each selected model
-    predictions: pd.DataFrame  # chrom_folds test predictions of the selected models
-    thresholds: dict[str, float]  # label rule -> RPKM threshold
-    fits: dict[tuple[str, str, int], tuple[str, LogitFit]] = field(
-        default_factory=dict
-    )  # (model, scheme, fold) -> (config, fit)
+    #: AUROC of every configuration on every split: model, label_rule, scheme, fold, config, split, auroc
+    grid: pd.DataFrame
+    #: selected configuration per split: results.METRIC_COLUMNS + config (validation and test rows)
+    metrics: pd.DataFrame
+    #: cell_type, model, scheme, fold, config, validation_auroc
+    selection: pd.DataFrame
+    #: statsmodels Wald table of each selected model (training fit)
+    coefficients: pd.DataFrame
+    #: chrom_folds test predictions of the selected models (every gene once per model)
+    predictions: pd.DataFrame
+    #: label rule -> RPKM threshold
+    thresholds: dict[str, float]
+    #: (model, scheme, fold) -> (selected configuration, fit)
+    fits: dict[tuple[str, str, int], tuple[str, LogitFit]] = field(default_factory=dict)
 
 
 def model_name(rule: str) -> str:
@@ -434,8 +439,8 @@ def evaluate(
     features : mapping of str to numpy.ndarray
         ``{fmt: (n_genes, n_marks)}`` peak-max features (:func:`chromexp.peaks.peak_features`).
     genes : pandas.DataFrame
-        ``gene_id, rpkm`` (and ``target`` = log2(RPKM + 1), kept in the predictions), in the
-        row order of the features.
+        ``gene_id, rpkm`` (optionally ``label``, used for the median rule, and ``target`` =
+        log2(RPKM + 1), kept in the predictions), in the row order of the features.
     marks : sequence of str
         Marks of the feature columns.
     cell_type : str
@@ -466,6 +471,16 @@ def evaluate(
     thresholds = {}
     for rule in rules:
         y, thresholds[rule] = make_labels(rpkm, rule, bins=valley_bins)
+        if rule == "median" and "label" in genes:
+            # the dataset's own label (the one the neural models use) wins over our recomputation
+            given = genes["label"].to_numpy(dtype=np.int64)
+            if (given != y).any():
+                log.warning(
+                    "%s: %d genes' dataset label differs from RPKM >= median; using the dataset's",
+                    cell_type,
+                    int((given != y).sum()),
+                )
+            y = given
         model = model_name(rule)
         for scheme, scheme_splits in splits.items():
             for fold, split in scheme_splits:

@@ -425,11 +425,14 @@ def binned_intervals(cov: Coverage, chroms, starts, ends, bin_size: int) -> tupl
         raise ValueError("binned_intervals: every interval must have end > start.")
     n_bins = -(-(ends - starts) // bin_size)
     offsets = np.concatenate([[0], np.cumsum(n_bins)]).astype(np.int64)
-    owner = np.repeat(np.arange(len(starts)), n_bins)
-    j = np.arange(offsets[-1]) - offsets[owner]
-    b_start = starts[owner] + j * bin_size
-    b_end = np.minimum(b_start + bin_size, ends[owner])
-    values = window_means(cov, np.asarray(chroms).astype(str)[owner], b_start, b_end) if len(owner) else np.zeros(0)
+    values = np.empty(int(offsets[-1]), dtype=np.float64)
+    for chrom, idx in _by_chrom(chroms):
+        nb = n_bins[idx]
+        owner = np.repeat(idx, nb)
+        j = np.arange(int(nb.sum())) - np.repeat(np.cumsum(nb) - nb, nb)  # bin number within its interval
+        b_start = starts[owner] + j * bin_size
+        b_end = np.minimum(b_start + bin_size, ends[owner])
+        values[offsets[owner] + j] = cov.window_sums(chrom, b_start, b_end) / (b_end - b_start)
     return values, offsets
 
 
