@@ -285,3 +285,17 @@ def test_reads_to_bins_matches_bedtools_genomecov(smoke_raw, tmp_path):
         want[i] = x[::-1] if g.strand == "-" else x
     assert want.max() > 1.0  # the windows hold H3K4me3 peaks, not just zeros
     np.testing.assert_allclose(reads_to_bins(reads, genes), want, rtol=1e-6, atol=1e-6)
+
+
+def test_reads_near_a_chromosome_end_stay_inside_it(smoke_params):
+    """A gene whose window reaches past the chromosome end gets reads that all end inside it."""
+    knobs = smoke_params["simulate"]
+    size = 1_000_000
+    genes = pd.DataFrame({"chrom": ["chr21"], "tss": [size - 5_000]})
+    fragments = pd.DataFrame({"chrom": ["chr21"], "start": [size - 3_000], "end": [size]})
+    grid = simulate.build_grid(genes, fragments, {"chr21": size}, knobs)
+    depth = {"chr21": np.full(len(grid["chr21"]), 50.0)}
+    starts, _ = simulate.sample_reads(depth, grid, knobs, np.random.default_rng(0))["chr21"]
+    assert len(starts) > 0
+    assert starts.max() + int(knobs["read_length"]) <= size
+    assert starts.min() >= 0

@@ -65,7 +65,7 @@ from .utils import get_logger
 log = get_logger("chromexp.simulate")
 
 #: Bumped whenever the generative model changes, so cached datasets are regenerated.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 
 #: Header of the pcHi-C tables (data contract, docs/COMMON).
 PCHIC_COLUMNS = ("bait_chrom", "bait_start", "bait_end", "other_chrom", "other_start", "other_end", "frequency")
@@ -550,7 +550,9 @@ def build_grid(
         f = fragments[fragments["chrom"] == chrom] if len(fragments) else fragments
         s = np.concatenate([g["tss"].to_numpy() - hw - pad, f["start"].to_numpy() - pad if len(f) else []])
         e = np.concatenate([g["tss"].to_numpy() + hw + pad, f["end"].to_numpy() + pad if len(f) else []])
-        limit = chrom_sizes[chrom] - read_length
+        # a read starts anywhere in its cell [cell, cell + step), so the last cell must end one read
+        # length before the chromosome does (a read past the end is invalid tagAlign)
+        limit = chrom_sizes[chrom] - read_length - step + 1
         s = (np.clip(s, 0, limit) // step * step).astype(np.int64)
         e = np.clip(e, 0, limit).astype(np.int64)
         ms, me, _ = _merge(s, e)
