@@ -294,6 +294,10 @@ def test_reads_near_a_chromosome_end_stay_inside_it(smoke_params):
     genes = pd.DataFrame({"chrom": ["chr21"], "tss": [size - 5_000]})
     fragments = pd.DataFrame({"chrom": ["chr21"], "start": [size - 3_000], "end": [size]})
     grid = simulate.build_grid(genes, fragments, {"chr21": size}, knobs)
+    step, length = int(knobs["grid_step"]), int(knobs["read_length"])
+    # the last possible read of the last cell must end inside the chromosome
+    assert grid["chr21"].max() + step - 1 + length <= size
+    assert grid["chr21"].max() + step - 1 + length > size - step  # and the grid reaches the end
     depth = {"chr21": np.full(len(grid["chr21"]), 50.0)}
     starts, _ = simulate.sample_reads(depth, grid, knobs, np.random.default_rng(0))["chr21"]
     assert len(starts) > 0
