@@ -237,3 +237,13 @@ def test_gain_tables():
     assert list(pairs["best_single"]) == ["H3K4me3", "H3K4me3"]
     assert pairs["gain_over_best_single"].round(6).tolist() == [0.05, 0.1]
     assert pairs["gain_over_all_marks"].round(6).tolist() == [-0.05, 0.05]
+
+    # The Fig. 4A/C and Fig. 5 panels: structure and the data label in the title.
+    from chromexp import plots
+
+    fig = plots.plot_distal_vs_promoter(metrics.assign(cell_type="E003"), gains, "semi-synthetic")
+    assert len(fig.axes) == 2 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    assert len(fig.axes[0].patches) == 4 and len(fig.axes[1].patches) == 4
+    fig = plots.plot_pair_gains(pairs, "real")
+    assert [len(ax.patches) for ax in fig.axes] == [1, 1] and "real data" in fig._suptitle.get_text()
+    plots.plt.close("all")

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from chromexp import metrics
-from chromexp.results import METRIC_COLUMNS, validate
 from scipy import stats
 from sklearn import metrics as skm
+
+from chromexp import metrics
+from chromexp.results import METRIC_COLUMNS, validate
 
 
 @pytest.fixture

@@ -142,6 +142,32 @@ def test_peak_features_reads_each_format(tmp_path):
         peaks.peak_features(tmp_path, "E003", genes, marks=["H3K4me3"], formats=["broadPeak"])
 
 
+def test_user_peak_files_are_checked_and_counted(tmp_path):
+    params = load_params(
+        "E003",
+        overrides={
+            "paths": {"data_dir": str(tmp_path)},
+            "data": {"name": "toy"},
+            "marks": ["H3K4me3"],
+            "peaks": {"source": "files"},
+        },
+    )
+    peak_dir = tmp_path / "toy" / "peaks" / "E003"
+    peak_dir.mkdir(parents=True)
+    _write(peak_dir / "E003-H3K4me3.narrowPeak.gz", NARROW, gz=True)
+    _write(peak_dir / "E003-H3K4me3.broadPeak.gz", "", gz=True)
+    with pytest.raises(ValueError, match="No gappedPeak file for E003 H3K4me3"):
+        peaks.call_cell_peaks(params, "E003")
+    _write(peak_dir / "E003-H3K4me3.gappedPeak.gz", GAPPED, gz=True)
+    table = peaks.call_cell_peaks(params, "E003").set_index("format")
+    assert (table["status"] == "user file").all()
+    assert table["n_peaks"].to_dict() == {
+        "narrowPeak": 2,
+        "broadPeak": 0,
+        "gappedPeak": 1,
+    }  # the empty file is reported
+
+
 def test_missing_macs2_says_how_to_install():
     with pytest.raises(RuntimeError, match="apt-get install macs.*peaks.source: files"):
         peaks.find_macs2("no-such-macs2-executable")

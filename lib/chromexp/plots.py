@@ -513,6 +513,7 @@ def plot_pair_gains(pairs, provenance: str, metric: str = "pearson_r") -> plt.Fi
         ax.axvline(0, color="0.5", lw=0.5)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(f"difference in test {metric.replace('_', ' ')}")
+        ax.locator_params(axis="x", nbins=4)
     axes[0].set_yticks(pos, order)
     fig.suptitle(f"Chromoformer mark pairs (Fig. 5) · {data_label(provenance)}", fontsize=9)
     return fig
