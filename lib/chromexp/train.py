@@ -266,7 +266,7 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets in notebooks, which we do not require
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="epoch")
 
