@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.chromexp-installed
 PYTEST_ARGS ?= -n 2
 DEMO_PARAMS ?= params/demo.yaml
+DEMO_JOBS ?= 2
 NOTEBOOKS_PY := $(wildcard notebooks/[0-9][0-9]_*.py)
 
 .PHONY: help setup tools demo test figures sync lint clean
@@ -42,7 +43,7 @@ tools:
 	fi
 
 demo: setup
-	$(PY) -m chromexp batch -f $(DEMO_PARAMS)
+	$(PY) -m chromexp batch -f $(DEMO_PARAMS) --jobs $(DEMO_JOBS)
 	$(MAKE) figures
 
 figures: setup
