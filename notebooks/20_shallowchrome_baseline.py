@@ -117,7 +117,7 @@ coverage.round(3)
 res = cell_run.result
 grid = res.grid
 fig = plots.plot_shallowchrome_configurations(grid, run.provenance)
-plots.save_figure(fig, "shallowchrome_configurations", run.figures_dir)
+plots.save_figure(fig, f"shallowchrome_configurations_{CELL_TYPE}", run.figures_dir)
 grid[grid["model"] == "shallowchrome"].pivot_table(
     index="config", columns=["scheme", "split"], values="auroc", aggfunc="mean"
 ).round(3)
@@ -179,7 +179,7 @@ fig = plots.plot_valley_threshold(
     CELL_TYPE,
     bins=P["valley_bins"],
 )
-plots.save_figure(fig, "shallowchrome_valley_threshold", run.figures_dir)
+plots.save_figure(fig, f"shallowchrome_valley_threshold_{CELL_TYPE}", run.figures_dir)
 thr = pd.DataFrame({"rpkm_threshold": res.thresholds})
 thr["fraction_active"] = [float((genes["rpkm"] >= t).mean()) for t in thr["rpkm_threshold"]]
 display(thr.round(4))
@@ -228,7 +228,7 @@ patterns = pd.concat(
     ignore_index=True,
 )
 fig = plots.plot_regulative_patterns(patterns, run.provenance)
-plots.save_figure(fig, "shallowchrome_patterns", run.figures_dir)
+plots.save_figure(fig, f"shallowchrome_patterns_{CELL_TYPE}", run.figures_dir)
 patterns.pivot_table(index=["gene_name", "term"], columns="cell_type", values="value").round(2)
 
 # %% [markdown]
@@ -262,7 +262,7 @@ ours = pd.concat([sc.summarise(r.result.metrics) for r in all_runs.values()], ig
 ours = ours[ours["model"] == "shallowchrome"]
 published = pd.read_csv(paths.resources_dir() / "roadmap" / "published_auroc_deepchrome.tsv", sep="\t")
 fig = plots.plot_auroc_vs_published(ours, published, run.provenance)
-plots.save_figure(fig, "shallowchrome_vs_deepchrome_published", run.figures_dir)
+plots.save_figure(fig, f"shallowchrome_vs_deepchrome_published_{CELL_TYPE}", run.figures_dir)
 side = ours.pivot(index="cell_type", columns="scheme", values="auroc_mean").add_prefix(f"ours ({run.provenance}) ")
 side["DeepChrome published (real data)"] = published.set_index("epigenome")["auroc"].reindex(side.index)
 side.round(3)

@@ -17,6 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from .constants import REAL, SEMI_SYNTHETIC
+from .utils import atomic_path
 
 #: One colour per mark, fixed across figures (colour-blind-safe Okabe–Ito + grey).
 MARK_COLORS: dict[str, str] = {
@@ -51,7 +52,9 @@ def save_figure(fig: plt.Figure, name: str, out_dir: str | Path) -> list[Path]:
     written = []
     for ext in ("svg", "png"):
         path = out_dir / f"{name}.{ext}"
-        fig.savefig(path, dpi=150, facecolor="white", bbox_inches="tight")
+        # atomic: parallel notebook jobs never leave a half-written figure
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, facecolor="white", bbox_inches="tight")
         written.append(path)
     return written
 
