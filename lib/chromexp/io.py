@@ -181,9 +181,9 @@ class _ByteSource:
         except ValueError as err:
             self.error = err
             raise
-        if data:
-            probe = self._last + data
-            if b"0x" in probe or b"0X" in probe:
+        if data and not self.saw_hex:
+            edge = self._last + data[:1]
+            if b"0x" in data or b"0X" in data or edge in (b"0x", b"0X"):
                 self.saw_hex = True
             self._last = data[-1:]
         return data
@@ -617,21 +617,22 @@ def _read_bed(
         table = pa.table({name: pa.array([], type=types[name]) for name in keep})
     finally:
         source.close()
-    empty_str = any(
-        kind == _STR and name in keep and table.num_rows and pc.any(pc.equal(table[name], "")).as_py()
-        for name, kind in zip(names, kinds)
-    )
-    if source.saw_hex or empty_str:
-        scan_and_raise()
     out: dict[str, Any] = {}
-    for name in keep:
+    empty_str = False
+    for name, kind in zip(names, kinds):
+        if name not in keep:
+            continue
         column = table[name]
         if name in categorical:
             out[name] = column.to_pandas().array if table.num_rows else pd.Categorical([], categories=[])
+            empty_str |= kind == _STR and "" in out[name].categories
         elif types[name] in (pa.int64(), pa.float64()):
             out[name] = column.to_numpy()
         else:
             out[name] = column.to_numpy(zero_copy_only=False).astype(object)
+            empty_str |= kind == _STR and bool(table.num_rows) and pc.any(pc.equal(column, "")).as_py()
+    if source.saw_hex or empty_str:
+        scan_and_raise()
     return out
 
 
@@ -656,11 +657,19 @@ def _raise_first_of(
         raise _error(path, _line_of_row(path, row, n_skip), checks[k][1](i))
 
 
-def _chrom_lengths(chroms: pd.Categorical, sizes: Mapping[str, int]) -> np.ndarray:
-    """Length of each row's chromosome (float, NaN where unknown), computed on the categories."""
-    per_category = np.array([sizes.get(str(c), np.nan) for c in chroms.categories], dtype=float)
+def _chrom_lengths(chroms: pd.Categorical, sizes: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: chromosome length (int64, 0 where unknown) and whether the chromosome is unknown.
+
+    Computed on the categories and gathered by code (10 M string lookups would dominate).
+    """
+    per_category = np.array([sizes.get(str(c), -1) for c in chroms.categories], dtype=np.int64)
     codes = np.asarray(chroms.codes)
-    return np.where(codes >= 0, per_category[np.maximum(codes, 0)] if len(per_category) else np.nan, np.nan)
+    per_category = np.append(per_category, -1)  # code -1 (a missing value) -> unknown
+    length = per_category[codes]
+    unknown = length < 0
+    if unknown.any():
+        length = np.where(unknown, 0, length)
+    return length, unknown
 
 
 def _count_by_chrom(chroms: pd.Categorical, mask: np.ndarray) -> dict[str, int]:
@@ -792,8 +801,7 @@ def read_tagalign(
     report: dict[str, Any] = {"n_records": n, "unknown_chromosomes": {}, "clipped": 0, "past_end": 0}
     keep = None
     if sizes is not None:
-        length = _chrom_lengths(chrom, sizes)
-        unknown = np.isnan(length)
+        length, unknown = _chrom_lengths(chrom, sizes)
         over = ~unknown & (end > length)
         if on_unknown_chrom == "raise":
             checks.append((unknown, lambda i: f"unknown chromosome {chrom[i]!r} (not in the chromosome sizes)"))
@@ -821,7 +829,7 @@ def read_tagalign(
                 report["clipped"],
                 report["past_end"],
             )
-            end = np.where(clipped, length, end).astype(np.int64) if report["clipped"] else end
+            end = np.where(clipped, length, end) if report["clipped"] else end
         if unknown.any() or beyond.any():
             keep = ~(unknown | beyond)
     else:
@@ -836,7 +844,8 @@ def read_tagalign(
             "start": np.asarray(start, dtype=np.int64),
             "end": np.asarray(end, dtype=np.int64),
             "strand": pd.Categorical(strand).set_categories(["+", "-"]),
-        }
+        },
+        copy=False,  # no consolidation copy of 10^7-row columns
     )
     frame.attrs["read_report"] = report
     return frame
@@ -892,8 +901,7 @@ def read_bedgraph(
     ]
     unknown = None
     if sizes is not None:
-        length = _chrom_lengths(chrom, sizes)
-        unknown = np.isnan(length)
+        length, unknown = _chrom_lengths(chrom, sizes)
         if on_unknown_chrom == "raise":
             checks.append((unknown, lambda i: f"unknown chromosome {chrom[i]!r} (not in the chromosome sizes)"))
         checks.append(
@@ -922,7 +930,8 @@ def read_bedgraph(
             "start": np.asarray(start, dtype=np.int64),
             "end": np.asarray(end, dtype=np.int64),
             "value": np.asarray(values, dtype=np.float64),
-        }
+        },
+        copy=False,
     )
 
 
