@@ -153,7 +153,8 @@ def test_genes_table_and_exclusions(toy):
         assert ex.loc[reason, "n_genes"] == 1 and ex.loc[reason, "example_gene_ids"] == gene
     for reason in ("pcre_low_frequency", "pcre_too_long", "pcre_trans", "pcre_trimmed"):
         assert ex.loc[reason, "n_items"] == 1 and ex.loc[reason, "example_gene_ids"] == "G_chr1_0"
-    assert set(dataset.GENE_REASONS) | set(dataset.PCRE_REASONS) == set(ex.index)  # zero counts reported too
+    reasons = set(dataset.GENE_REASONS) | set(dataset.PCRE_REASONS) | set(dataset.READ_REASONS)
+    assert reasons == set(ex.index)  # zero counts reported too
     g = ds.genes
     median = np.median(g["rpkm"])
     assert np.array_equal(g["label"], (g["rpkm"] >= median).astype(int)) and ds.label_median == median

@@ -83,6 +83,13 @@ PCRE_REASONS: dict[str, str] = {
     "pcre_signal_unknown": "depth unknown over part of the fragment",
     "pcre_trimmed": "more than dataset.max_pcres pCREs: the lowest-ranked were dropped",
 }
+#: Reads left out or changed while reading the tagAlign files (``io.read_tagalign``), level "read";
+#: the description lists the counts per mark and chromosome.
+READ_REASONS: dict[str, str] = {
+    "reads_unknown_chromosome": "reads on chromosomes absent from the chromosome sizes (chrM, unplaced contigs), skipped",
+    "reads_clipped": "reads running past their chromosome end, clipped to it (as bedtools genomecov does)",
+    "reads_past_end": "reads starting at or past their chromosome end (they cover nothing), skipped as bedtools does",
+}
 EXCLUSION_COLUMNS = ("reason", "level", "n_genes", "n_items", "example_gene_ids", "description")
 
 
@@ -130,6 +137,21 @@ class _Exclusions:
             self.rows[reason] = {"reason": reason, "level": "gene", "genes": [], "n_items": 0, "description": text}
         for reason, text in PCRE_REASONS.items():
             self.rows[reason] = {"reason": reason, "level": "pcre", "genes": [], "n_items": 0, "description": text}
+        for reason, text in READ_REASONS.items():
+            self.rows[reason] = {"reason": reason, "level": "read", "genes": [], "n_items": 0, "description": text}
+        self.read_details: dict[str, list[str]] = {reason: [] for reason in READ_REASONS}
+
+    def add_reads(self, mark: str, report: Mapping[str, Any]) -> None:
+        """Count what ``io.read_tagalign`` skipped or clipped in ``mark``'s reads (its ``read_report``)."""
+        unknown = dict(report.get("unknown_chromosomes", {}))
+        for reason, n, detail in (
+            ("reads_unknown_chromosome", sum(unknown.values()), ", ".join(f"{c} {k}" for c, k in unknown.items())),
+            ("reads_clipped", int(report.get("clipped", 0)), ""),
+            ("reads_past_end", int(report.get("past_end", 0)), ""),
+        ):
+            if n:
+                self.rows[reason]["n_items"] += n
+                self.read_details[reason].append(f"{mark}: {detail or n}")
 
     def add(self, reason: str, gene_ids: Sequence[str], n_items: int | None = None) -> None:
         row = self.rows[reason]
@@ -141,6 +163,7 @@ class _Exclusions:
         out = []
         for row in self.rows.values():
             genes = list(dict.fromkeys(row["genes"]))
+            details = self.read_details.get(row["reason"])
             out.append(
                 {
                     "reason": row["reason"],
@@ -148,7 +171,7 @@ class _Exclusions:
                     "n_genes": len(genes),
                     "n_items": row["n_items"],
                     "example_gene_ids": ",".join(genes[:5]),
-                    "description": row["description"],
+                    "description": row["description"] + (f" ({'; '.join(details)})" if details else ""),
                 }
             )
         return pd.DataFrame(out, columns=list(EXCLUSION_COLUMNS))
@@ -825,8 +848,12 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     genes = io.read_gene_table(files["genes"])
     rpkm = io.read_expression(files["expression"], [cell_type])[cell_type]
     tracks = {}
+    excl = _Exclusions()
     for mark, path in files["reads"].items():
-        reads = io.read_tagalign(path, sizes, on_unknown_chrom="drop")
+        # real Roadmap files hold chrM/contig reads and reads past chromosome ends: skip/clip them
+        # like bedtools genomecov, counted in the exclusion report (never an error, never silent)
+        reads = io.read_tagalign(path, sizes, on_unknown_chrom="drop", past_end="clip")
+        excl.add_reads(mark, reads.attrs["read_report"])
         tracks[mark] = signal.ReadCoverage.from_reads(reads)
         log.info("dataset %s: %s: %d reads on %d chromosomes", cell_type, mark, len(reads), len(tracks[mark].chroms))
         del reads
@@ -835,7 +862,7 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     else:
         log.warning("dataset %s: no pcHi-C file %s; every gene gets 0 pCREs", cell_type, files["pchic"])
         pairs = None
-    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes)
+    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes, extra_exclusions=excl)
     attrs = {
         "cell_type": cell_type,
         "provenance": provenance,
