@@ -156,6 +156,7 @@ class _ByteSource:
         self._eof = False
         self._last = b""
         self.saw_hex = False
+        self.non_ascii = False  # pyarrow checks UTF-8 only in the columns it converts
         self.error: ValueError | None = None
 
     # the file-object protocol pyarrow needs
@@ -186,6 +187,8 @@ class _ByteSource:
             if b"0x" in data or b"0X" in data or edge in (b"0x", b"0X"):
                 self.saw_hex = True
             self._last = data[-1:]
+        if data and not self.non_ascii and not data.isascii():
+            self.non_ascii = True
         return data
 
     def _read(self, n: int) -> bytes:
@@ -631,7 +634,7 @@ def _read_bed(
         else:
             out[name] = column.to_numpy(zero_copy_only=False).astype(object)
             empty_str |= kind == _STR and bool(table.num_rows) and pc.any(pc.equal(column, "")).as_py()
-    if source.saw_hex or empty_str:
+    if source.saw_hex or source.non_ascii or empty_str:
         scan_and_raise()
     return out
 
