@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from . import io, paths, signal
-from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE, REAL, SEMI_SYNTHETIC
+from . import provenance as _provenance
+from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE
 from .utils import atomic_path, get_logger
 
 log = get_logger(__name__)
@@ -810,7 +811,10 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     """
     settings = _settings(params)
     files = raw_inputs(params, cell_type)
-    provenance = SEMI_SYNTHETIC if params["data"]["source"] == "semisynthetic" else REAL
+    # semi-synthetic vs real is read from the files on disk (the generator's manifest), never taken
+    # from data.source; a contradiction between the two is an error (chromexp.provenance)
+    used = [files[k] for k in ("genes", "expression", "chrom_sizes")] + list(files["reads"].values())
+    provenance = _provenance.of_params(params, used + ([files["pchic"]] if files["pchic"].is_file() else []))
     inputs = [_file_fingerprint(files[k]) for k in ("genes", "expression", "chrom_sizes")]
     read_inputs = {m: _file_fingerprint(p) for m, p in files["reads"].items()}
     if files["pchic"].is_file():
@@ -879,6 +883,13 @@ def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
     path = store_path(params, cell_type)
     ds = CellDataset(path)
     _check_settings(ds, params)
+    raw = paths.raw_dir(params)
+    if raw.is_dir() and ds.provenance != _provenance.detect(raw):
+        raise _provenance.ProvenanceError(
+            f"The store {path} says {ds.provenance!r} but the files in {raw} are "
+            f"{_provenance.detect(raw)!r} (a store built before provenance was read from disk?). Rebuild it with "
+            "chromexp.dataset.build_dataset(params, cell_type, force=True)."
+        )
     return ds
 
 
@@ -968,7 +979,8 @@ def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | P
     settings = _settings(params)
     root = real_e003_dir()
     inputs = [_file_fingerprint(p) for p in sorted(root.iterdir()) if p.is_file()]
-    key = _build_key("E003", REAL, settings, inputs)
+    provenance = _provenance.detect(root)  # vendored real files: no generator manifest
+    key = _build_key("E003", provenance, settings, inputs)
     out = Path(out) if out is not None else paths.data_dir(params) / "e003-real" / "processed" / "E003" / STORE_NAME
     read_inputs = {m: [f"E003-{m}.demo.bedGraph.gz"] for m in settings["marks"]}  # part of `inputs` already
     if not force and _store_complete(out, key, read_inputs):
@@ -982,7 +994,7 @@ def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | P
     content["label_median_source"] = "genome-wide E003 median RPKM (vendored Roadmap table)"
     attrs = {
         "cell_type": "E003",
-        "provenance": REAL,
+        "provenance": provenance,
         "settings": json.dumps(settings),
         "build_key": key,
         "read_inputs": json.dumps(read_inputs),
