@@ -36,11 +36,14 @@ Where we differ from the references (on purpose)
   of chromosomes, which is not reproducible (DESIGN.md §3.2).
 * Label: ``RPKM >= median`` as DESIGN.md states; Chromoformer's preprocessing script uses
   ``>``, which differs only for genes exactly at the median.
-* pCRE selection otherwise follows Chromoformer's ``prepare_npy_files.get_partners`` exactly:
-  partners of the bait fragment containing the TSS with frequency ``> 1.5``, fragments longer
-  than 40 kb skipped *before* the top-8 cut, ranking by ``(-frequency, "chrom:start-end")`` as
-  its priority queue does (ties in string order). Trans pairs, repeated fragments and fragments
-  with unknown signal are also skipped before the cut, each counted in ``exclusions``.
+* pCRE selection follows Chromoformer's ``get_neighbors`` / ``get_partners``: partners pooled
+  over *all* TSS fragments of a gene (alternative TSSs, when the gene's TSS fragments are given:
+  ``data.genes: reference``), a partner reached twice keeping its *first-seen* score, then
+  frequency ``> 1.5``, fragments longer than 40 kb skipped *before* the top-8 cut, ranking by
+  ``(-frequency, "chrom:start-end")`` as its priority queue does (ties in string order). Trans
+  pairs and fragments with unknown signal are also skipped before the cut, each counted in
+  ``exclusions``. With one TSS per gene (the vendored gene table, the semi-synthetic data) the
+  bait is the fragment containing that TSS.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ PCRE_REASONS: dict[str, str] = {
     "pcre_trans": "interacting fragment on another chromosome than the bait",
     "pcre_low_frequency": "normalised interaction frequency <= dataset.pcre_min_frequency (the pCRE rule)",
     "pcre_too_long": "fragment longer than dataset.pcre_max_length",
-    "pcre_duplicate": "same fragment listed twice for one gene (highest frequency kept)",
+    "pcre_duplicate": "same fragment reached twice for one gene (e.g. from two TSS fragments): first-seen score kept, as Chromoformer",
     "pcre_signal_unknown": "depth unknown over part of the fragment",
     "pcre_trimmed": "more than dataset.max_pcres pCREs: the lowest-ranked were dropped",
 }
@@ -548,15 +551,24 @@ def _filter_genes(genes, rpkm, tracks, settings, chrom_sizes, excl):
     return kept
 
 
-def _select_pcres(genes, pairs, tracks, settings, excl):
-    """Per gene, the top ``max_pcres`` pCRE fragments of the bait containing its TSS."""
-    n_slots = settings["max_pcres"]
-    cols = ["gene_row", "chrom", "start", "end", "frequency"]
-    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, [np.int64, str, np.int64, np.int64, float])})
-    if pairs is None or len(pairs) == 0:
-        return empty
-    baits = pairs[["bait_chrom", "bait_start", "bait_end"]].drop_duplicates().sort_values(["bait_chrom", "bait_start"])
+def _tss_fragment_links(genes: pd.DataFrame, pairs: pd.DataFrame, tss_fragments: pd.DataFrame | None) -> pd.DataFrame:
+    """``gene_row, bait_chrom, bait_start, bait_end, bait_rank``: the bait fragments of each gene.
+
+    With ``tss_fragments`` (``gene_id, chrom, start, end``: the fragment of each of a gene's TSSs,
+    alternative TSSs included, in the order Chromoformer visits them) those fragments, in that
+    order (``bait_rank``); a fragment holding two TSSs of one gene is visited once. Without it,
+    every bait containing the gene's (single) TSS.
+    """
+    cols = ["gene_row", "bait_chrom", "bait_start", "bait_end", "bait_rank"]
+    if tss_fragments is not None:
+        rows = pd.DataFrame({"gene_id": genes["gene_id"].to_numpy(), "gene_row": np.arange(len(genes))})
+        tf = tss_fragments.rename(columns={"chrom": "bait_chrom", "start": "bait_start", "end": "bait_end"})
+        tf = tf.assign(bait_rank=np.arange(len(tf))).merge(rows, on="gene_id", how="inner")
+        tf = tf.sort_values(["gene_row", "bait_rank"], kind="stable")
+        tf = tf.drop_duplicates(["gene_row", "bait_chrom", "bait_start", "bait_end"], keep="first")
+        return tf[cols].reset_index(drop=True)
     links = []
+    baits = pairs[["bait_chrom", "bait_start", "bait_end"]].drop_duplicates().sort_values(["bait_chrom", "bait_start"])
     g_chrom = genes["chrom"].to_numpy().astype(str)
     g_tss = genes["tss"].to_numpy(np.int64)
     for chrom, b in baits.groupby("bait_chrom", sort=False):
@@ -574,11 +586,34 @@ def _select_pcres(genes, pairs, tracks, settings, excl):
         for k, row in enumerate(gi):
             for j in range(lo[k], hi[k]):
                 if bs[j] <= g_tss[row] < be[j]:
-                    links.append((row, chrom, bs[j], be[j]))
-    if not links:
+                    links.append((row, chrom, bs[j], be[j], j))
+    return pd.DataFrame(links, columns=cols)
+
+
+def _select_pcres(genes, pairs, tracks, settings, excl, tss_fragments=None):
+    """Per gene, the top ``max_pcres`` pCRE fragments, by Chromoformer's rule.
+
+    Chromoformer (``preprocessing``: ``get_neighbors`` / ``get_partners``) pools the partner
+    fragments of *all* TSS fragments of a gene (alternative TSSs), visiting the TSS fragments in
+    order and each fragment's partners in turn; a partner already seen keeps its *first-seen*
+    score (a later, higher score does not replace it). Only then are partners with score
+    ``<= pcre_min_frequency`` or longer than ``pcre_max_length`` dropped, and the rest ranked by its
+    priority queue of ``(-score, "chrom:start-end")`` and cut to ``max_pcres``. We do the same;
+    trans pairs and fragments with unknown signal are also dropped before the cut. Each dropped
+    pCRE is counted in ``exclusions``. ``tss_fragments``: see :func:`_tss_fragment_links`.
+    """
+    n_slots = settings["max_pcres"]
+    cols = ["gene_row", "chrom", "start", "end", "frequency"]
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, [np.int64, str, np.int64, np.int64, float])})
+    if pairs is None or len(pairs) == 0:
         return empty
-    link = pd.DataFrame(links, columns=["gene_row", "bait_chrom", "bait_start", "bait_end"])
+    link = _tss_fragment_links(genes, pairs, tss_fragments)
+    if link.empty:
+        return empty
+    pairs = pairs.assign(pair_rank=np.arange(len(pairs)))
     cand = link.merge(pairs, on=["bait_chrom", "bait_start", "bait_end"], how="inner")
+    # visiting order: the gene's TSS fragments in turn, each fragment's partners in file order
+    cand = cand.sort_values(["gene_row", "bait_rank", "pair_rank"], kind="stable").reset_index(drop=True)
     gid = genes["gene_id"].to_numpy()
 
     def drop(reason, mask):
@@ -588,12 +623,12 @@ def _select_pcres(genes, pairs, tracks, settings, excl):
             excl.add(reason, gid[cand.loc[mask, "gene_row"].to_numpy()], n_items=int(mask.sum()))
         cand = cand.loc[~mask].reset_index(drop=True)
 
+    # first-seen score wins (Chromoformer), *before* the frequency threshold
+    drop("pcre_duplicate", cand.duplicated(["gene_row", "other_chrom", "other_start", "other_end"], keep="first").to_numpy())
     drop("pcre_trans", (cand["other_chrom"] != cand["bait_chrom"]).to_numpy())
     drop("pcre_low_frequency", (cand["frequency"] <= settings["pcre_min_frequency"]).to_numpy())
     drop("pcre_too_long", (cand["other_end"] - cand["other_start"] > settings["pcre_max_length"]).to_numpy())
     cand = cand.rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
-    cand = cand.sort_values(["gene_row", "frequency"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    drop("pcre_duplicate", cand.duplicated(["gene_row", "chrom", "start", "end"], keep="first").to_numpy())
     unknown = np.zeros(len(cand), dtype=bool)
     for track in tracks.values():
         unknown |= ~signal.windows_known(track, cand["chrom"].to_numpy(), cand["start"], cand["end"])
@@ -617,6 +652,7 @@ def _assemble(
     chrom_sizes: Mapping[str, int] | None,
     median: float | None = None,
     extra_exclusions: _Exclusions | None = None,
+    tss_fragments: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Filter genes, select pCREs and bin every window; returns the arrays of a store."""
     excl = extra_exclusions or _Exclusions()
@@ -654,7 +690,7 @@ def _assemble(
         for k, mark in enumerate(marks):
             flanks[:, k, j] = signal.log_transform(signal.window_means(tracks[mark], chrom, tss - fl, tss + fl), base)
 
-    cand = _select_pcres(kept, pairs, tracks, settings, excl)
+    cand = _select_pcres(kept, pairs, tracks, settings, excl, tss_fragments)
     frag_keys = cand[["chrom", "start", "end"]].drop_duplicates().sort_values(["chrom", "start", "end"])
     frag_keys = frag_keys.reset_index(drop=True)
     n_slots = settings["max_pcres"]
