@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, paths, signal
+from . import io, paths, reference_genes, signal
 from . import provenance as _provenance
 from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE
 from .utils import atomic_path, get_logger
@@ -826,7 +826,15 @@ def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
         "pchic": raw / "pchic" / f"{tissue}.tsv.gz",
         "reads": {m: raw / f"{cell_type}-{m}.tagAlign.gz" for m in _settings(params)["marks"]},
     }
-    missing = [str(p) for k, p in files.items() if k != "reads" and k != "pchic" and not p.is_file()]
+    if reference_genes.gene_set(params) == "reference":
+        # the paper's genes and TSS choice (Chromoformer's train.csv); alternative TSSs from its
+        # refGene.tsv, mapped to bait fragments by tss2fragment.pickle (both optional)
+        ann = reference_genes.annotation_paths(raw)
+        files["genes"] = ann["train"]
+        files["refgene"] = ann["refgene"]
+        files["tss2fragment"] = raw / "pchic" / "tss2fragment.pickle"
+    optional = ("reads", "pchic", "refgene", "tss2fragment")
+    missing = [str(p) for k, p in files.items() if k not in optional and not p.is_file()]
     missing += [str(p) for p in files["reads"].values() if not p.is_file()]
     if missing:
         raise ValueError(
@@ -854,12 +862,11 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     files = raw_inputs(params, cell_type)
     # semi-synthetic vs real is read from the files on disk (the generator's manifest), never taken
     # from data.source; a contradiction between the two is an error (chromexp.provenance)
+    extra = [files[k] for k in ("pchic", "refgene", "tss2fragment") if k in files and files[k].is_file()]
     used = [files[k] for k in ("genes", "expression", "chrom_sizes")] + list(files["reads"].values())
-    provenance = _provenance.of_params(params, used + ([files["pchic"]] if files["pchic"].is_file() else []))
-    inputs = [_file_fingerprint(files[k]) for k in ("genes", "expression", "chrom_sizes")]
+    provenance = _provenance.of_params(params, used + extra)
+    inputs = [_file_fingerprint(p) for p in [files[k] for k in ("genes", "expression", "chrom_sizes")] + extra]
     read_inputs = {m: _file_fingerprint(p) for m, p in files["reads"].items()}
-    if files["pchic"].is_file():
-        inputs.append(_file_fingerprint(files["pchic"]))
     key = _build_key(cell_type, provenance, settings, inputs)
     out = store_path(params, cell_type)
     if not force and _store_complete(out, key, read_inputs):
@@ -867,7 +874,20 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         return out
     t0 = time.perf_counter()
     sizes = io.read_chrom_sizes(files["chrom_sizes"])
-    genes = io.read_gene_table(files["genes"])
+    tss_fragments = None
+    if reference_genes.gene_set(params) == "reference":
+        genes = reference_genes.read_train_csv(files["genes"])[list(io.GENE_COLUMNS)]
+        if files["refgene"].is_file() and files["tss2fragment"].is_file():
+            tss_fragments = reference_genes.tss_fragments(
+                reference_genes.read_refgene(files["refgene"]), io.read_tss2fragment(files["tss2fragment"])
+            )
+        else:
+            log.warning(
+                "dataset %s: no %s or %s; pCREs come from the fragment of each gene's chosen TSS only "
+                "(Chromoformer pools all its TSS fragments)", cell_type, files["refgene"], files["tss2fragment"]
+            )
+    else:
+        genes = io.read_gene_table(files["genes"])
     rpkm = io.read_expression(files["expression"], [cell_type])[cell_type]
     tracks = {}
     for mark, path in files["reads"].items():
@@ -880,7 +900,12 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     else:
         log.warning("dataset %s: no pcHi-C file %s; every gene gets 0 pCREs", cell_type, files["pchic"])
         pairs = None
-    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes)
+    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes, tss_fragments=tss_fragments)
+    if reference_genes.gene_set(params) == "reference":
+        sizes_now = reference_genes.fold_sizes(content["genes"])
+        log.info(
+            "dataset %s: test-fold genes %s (the paper's: %s)", cell_type, sizes_now, reference_genes.PAPER_FOLD_SIZES
+        )
     attrs = {
         "cell_type": cell_type,
         "provenance": provenance,
