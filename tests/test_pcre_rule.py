@@ -48,8 +48,9 @@ def _ours(genes, ensg2tss, tss2frag, frag2neighbors, pair2score):
         for nb in nbs:
             oc, os_, oe = nb.split(":")[0], *map(int, nb.split(":")[1].split("-"))
             rows.append((bc, bs, be, oc, os_, oe, pair2score[(bait, nb)]))
-    pairs = pd.DataFrame(rows, columns=["bait_chrom", "bait_start", "bait_end", "other_chrom", "other_start",
-                                        "other_end", "frequency"])
+    pairs = pd.DataFrame(
+        rows, columns=["bait_chrom", "bait_start", "bait_end", "other_chrom", "other_start", "other_end", "frequency"]
+    )
     tf = []
     for g in genes["gene_id"]:
         for tss in ensg2tss[g]:

@@ -18,8 +18,17 @@ LIB = str(Path(results.__file__).resolve().parents[1])
 def _metrics(fold, value=0.5, model="chromoformer_reg", marks="H3K4me3", cell="E003"):
     return pd.DataFrame(
         [
-            dict(cell_type=cell, model=model, marks=marks, scheme="chrom_folds", fold=fold, split=split,
-                 n_genes=100, metric=metric, value=value)
+            dict(
+                cell_type=cell,
+                model=model,
+                marks=marks,
+                scheme="chrom_folds",
+                fold=fold,
+                split=split,
+                n_genes=100,
+                metric=metric,
+                value=value,
+            )
             for split in ("test", "validation")
             for metric in ("pearson_r", "mse")
         ]
@@ -28,9 +37,15 @@ def _metrics(fold, value=0.5, model="chromoformer_reg", marks="H3K4me3", cell="E
 
 def _predictions(fold, n=5, predicted=0.0, model="chromoformer_reg"):
     return pd.DataFrame(
-        dict(cell_type="E003", model=model, marks="H3K4me3", fold=fold,
-             gene_id=[f"ENSG{fold:02d}{i:05d}" for i in range(n)], observed=np.arange(n, dtype=float),
-             predicted=predicted)
+        dict(
+            cell_type="E003",
+            model=model,
+            marks="H3K4me3",
+            fold=fold,
+            gene_id=[f"ENSG{fold:02d}{i:05d}" for i in range(n)],
+            observed=np.arange(n, dtype=float),
+            predicted=predicted,
+        )
     )
 
 
@@ -117,9 +132,7 @@ for i in range(n):
 def test_two_concurrent_writers_lose_nothing(tmp_path):
     n = 25
     env = {**os.environ, "PYTHONPATH": LIB + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
-    procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w), str(n)], env=env) for w in (1, 2)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w), str(n)], env=env) for w in (1, 2)]
     assert [p.wait(timeout=240) for p in procs] == [0, 0]
     p = results.load_predictions(tmp_path)
     got = p.groupby("model")["fold"].nunique().to_dict()

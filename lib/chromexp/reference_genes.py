@@ -72,7 +72,9 @@ def read_train_csv(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: not a CSV table ({err}).") from err
     missing = [c for c in TRAIN_COLUMNS if c not in meta.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {list(meta.columns)} (expected Chromoformer's train.csv).")
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; found {list(meta.columns)} (expected Chromoformer's train.csv)."
+        )
 
     def fail(mask, why):
         i = int(np.flatnonzero(np.asarray(mask))[0])
@@ -80,7 +82,10 @@ def read_train_csv(path: str | Path) -> pd.DataFrame:
 
     start = pd.to_numeric(meta["start"], errors="coerce")
     if start.isna().any() or (start < 0).any():
-        fail(start.isna() | (start < 0), f"start {meta['start'][start.isna() | (start < 0)].iloc[0]!r} is not a 0-based position")
+        fail(
+            start.isna() | (start < 0),
+            f"start {meta['start'][start.isna() | (start < 0)].iloc[0]!r} is not a 0-based position",
+        )
     split = pd.to_numeric(meta["split"], errors="coerce")
     if not split.isin([1, 2, 3, 4]).all():
         fail(~split.isin([1, 2, 3, 4]), "split must be a fold 1-4")
