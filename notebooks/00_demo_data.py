@@ -128,7 +128,7 @@ config.show({"simulate": run.params["simulate"]})
 # %%
 import time
 
-from chromexp import paths, simulate
+from chromexp import paths, provenance, simulate
 
 preset = simulate.preset_config(run.params)
 reused = simulate.is_complete(paths.raw_dir(run.params), run.params)
@@ -140,7 +140,8 @@ size_mb = summary["files"]["bytes"].sum() / 1e6
 print(
     f"preset {preset['name']}: {preset['n_genes'] or 'all'} genes, cell types {', '.join(preset['cell_types'])}\n"
     f"{'reused (already complete)' if reused else 'generated'} in {elapsed:.1f} s; "
-    f"{len(summary['files'])} files, {size_mb:.1f} MB in {raw}"
+    f"{len(summary['files'])} files, {size_mb:.1f} MB in {raw}\n"
+    f"provenance (read from the files on disk): {provenance.detect(raw)} data"
 )
 
 # %% [markdown]

@@ -130,8 +130,8 @@ for fold in FOLDS:
         assert got.is_unique and set(got) == test_ids, (mark, fold)
 assert np.isfinite(pred["predicted"]).all()
 assert fitted.metrics.loc[fitted.metrics["metric"] != "r2", "value"].notna().all()
-results.save_metrics(fitted.metrics, run.out_dir)
-results.save_predictions(pred, run.out_dir)
+results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
+results.save_predictions(pred, run.out_dir, provenance=ds.provenance)
 with atomic_path(run.out_dir / "promoter_cnn_history.tsv") as tmp:
     fitted.history.to_csv(tmp, sep="\t", index=False)
 test = fitted.metrics[fitted.metrics["split"] == "test"]

@@ -123,8 +123,8 @@ for fold in FOLDS:
         assert got.is_unique and set(got) == test_ids, (s, fold)
 assert np.isfinite(pred["predicted"]).all()
 assert fitted.metrics.loc[fitted.metrics["metric"] != "r2", "value"].notna().all()
-all_metrics = results.save_metrics(fitted.metrics, run.out_dir)
-saved = results.save_predictions(pred, run.out_dir)
+all_metrics = results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
+saved = results.save_predictions(pred, run.out_dir, provenance=ds.provenance)
 print(f"{len(pred):,} test predictions saved; the run's tables now hold {len(all_metrics):,} metric rows")
 
 # %% [markdown]

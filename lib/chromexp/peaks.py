@@ -474,7 +474,10 @@ def call_cell_peaks(
     find_macs2(p.get("macs2"))  # fail early with the install hint
     raw = paths.raw_dir(params)
 
-    provenance = "semi-synthetic" if params["data"]["source"] == "semisynthetic" else "real"
+    from .provenance import of_params
+
+    # only gsize "auto" depends on the provenance, read from the files on disk (not data.source)
+    provenance = of_params(params) if str(p["gsize"]) == "auto" else None
 
     def one(mark):
         # one job per mark (its modes in turn), so the genome size is estimated once per track

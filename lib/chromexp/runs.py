@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import config, paths
-from .constants import REAL, SEMI_SYNTHETIC
+from . import provenance as _provenance
 from .utils import get_logger, seed_everything
 
 log = get_logger("chromexp.runs")
@@ -39,8 +39,10 @@ class Run:
 
     @property
     def provenance(self) -> str:
-        """``"semi-synthetic"`` or ``"real"``: every table and figure caption must carry it."""
-        return SEMI_SYNTHETIC if self.params["data"]["source"] == "semisynthetic" else REAL
+        """``"semi-synthetic"`` or ``"real"``, read from the dataset's files on disk
+        (:func:`chromexp.provenance.of_params`; an error if they contradict ``data.source``).
+        Notebooks that load a dataset should prefer ``ds.provenance``."""
+        return _provenance.of_params(self.params)
 
     @property
     def figures_dir(self) -> Path:
@@ -88,5 +90,6 @@ def start(
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = seed_everything(int(params["seed"]))
     run = Run(params=params, cell_type=cell_type, run_name=run_name, out_dir=out_dir, rng=rng)
-    log.info("run %s, cell type %s, %s data, outputs in %s", run_name, cell_type or "(all)", run.provenance, out_dir)
+    found = _provenance.of_dataset_dir(params)  # refuses a contradiction early; None before notebook 00
+    log.info("run %s, cell type %s, %s data, outputs in %s", run_name, cell_type or "(all)", found or "no", out_dir)
     return run

@@ -679,6 +679,10 @@ class ChromoformerClassifier(ChromoformerRegressor):
 class ChromoformerDiff(ChromoformerBackbone):
     """Chromoformer-diff: log2 fold change of expression between two cell types.
 
+    Not a reproduction: the authors published no code for this variant and chromexp has no
+    training path for it yet. This is an untrained architecture written from the paper's
+    description only; nothing here is tested against a reference.
+
     One backbone (shared weights) embeds the inputs of cell type A and of cell type B; the two
     384-dimensional embeddings are concatenated and an FC head (one 128-unit hidden layer)
     predicts log2((RPKM_B + 1) / (RPKM_A + 1)). Auxiliary outputs: a shared ``fc_head``

@@ -20,6 +20,11 @@ Max pooling floors like Keras' default ``padding='valid'`` (15 → 7 → 3).
 The paper text mentions batch normalisation in each block, but the code that produced the
 published numbers has none; ``batch_norm=False`` is therefore the default and ``True`` inserts
 ``BatchNorm1d`` between each convolution and its ReLU.
+
+Intended difference: weights start from torch's default initialisation (Kaiming-uniform with
+a = sqrt(5) for convolutions and linear layers, uniform biases), not Keras' Glorot-uniform
+weights with zero biases. Same architecture and function class; the starting point, and so the
+exact trained weights, differ.
 """
 
 from __future__ import annotations
