@@ -85,6 +85,10 @@ def _nullable_type(dotted: str) -> tuple[str, Callable[[Any], bool]] | None:
     return None
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
 
@@ -93,14 +97,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             try:
-                first = seen.setdefault(key, key_node.start_mark.line)
+                first = seen.get(key)
+                seen.setdefault(key, key_node.start_mark.line)
             except TypeError:  # an unhashable key: let the base class report it
                 continue
-            if first != key_node.start_mark.line:
-                raise yaml.constructor.ConstructorError(
+            if first is not None:
+                raise DuplicateKeyError(
                     "while reading a mapping",
                     node.start_mark,
-                    f"duplicate key {key!r} (first given on line {first + 1})",
+                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first given on line {first + 1})",
                     key_node.start_mark,
                 )
         return super().construct_mapping(node, deep=deep)
@@ -119,6 +124,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         with open(path) as handle:
             data = load_yaml_text(handle)
+    except DuplicateKeyError as err:
+        raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
     except yaml.YAMLError as err:
         raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
     if data is None:
@@ -192,6 +199,8 @@ def parse_overrides(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
     for key, raw in pairs:
         try:
             value = load_yaml_text(raw) if isinstance(raw, str) else raw
+        except DuplicateKeyError as err:
+            raise ValueError(f"-p {key} {raw!r}: {err.problem}.") from err
         except yaml.YAMLError as err:
             raise ValueError(f"Could not parse the value of -p {key} {raw!r} as YAML: {err}") from err
         node = nested

@@ -68,15 +68,14 @@ def default_file_mode() -> int:
 
 
 def disk_full_error(err: OSError, path: str | os.PathLike) -> OSError:
-    """A clear ``OSError`` (same errno) naming ``path`` for a full disk or quota, else ``err``."""
+    """A clear ``OSError`` (same errno) naming ``path`` for a full disk or quota, else ``err``.
+
+    ``str()`` of the result reads ``[Errno 28] No space left on device (disk or quota full) while
+    writing: '<path>'``.
+    """
     if err.errno not in DISK_FULL_ERRNOS:
         return err
-    return OSError(
-        err.errno,
-        f"{os.strerror(err.errno)} while writing {path} (the disk or your quota is full: free space "
-        "or point the data/results directories elsewhere, then rerun)",
-        str(path),
-    )
+    return OSError(err.errno, f"{os.strerror(err.errno)} (disk or quota full) while writing", str(path))
 
 
 #: Temporary names written by :func:`atomic_path` (``.<name>.tmp-<pid>-<random>``) and by
