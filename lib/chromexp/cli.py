@@ -13,12 +13,15 @@ Everything is validated (notebooks, cell types, parameter files and keys) before
 (a cell type's notebook 30 starts after its notebook 10; global notebooks such as 00 wait for
 everything before them), resumes (finished jobs with unchanged inputs are skipped unless
 ``--force``), and ends with a summary table and a non-zero exit status if anything failed.
+SIGTERM or Ctrl-C stops it cleanly: running jobs (their whole process trees: papermill, kernel,
+workers) are stopped, get FAILED files, and the summary is printed before exiting with 128 + signal.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +34,16 @@ from . import config, notebooks
 from .utils import get_logger
 
 log = get_logger("chromexp.cli")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="execute many (notebook × cell type) jobs in parallel, resumably")
     batch.add_argument("--notebooks", nargs="+", help="numbers or names (default: every notebook, in order)")
     batch.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: cell_types of the parameters)")
-    batch.add_argument("--jobs", type=int, default=1, help="parallel processes (default 1)")
+    batch.add_argument("--jobs", type=_positive_int, default=1, help="parallel processes (default 1)")
     batch.add_argument("--force", action="store_true", help="rerun jobs whose results are up to date")
     common(batch)
 
@@ -88,18 +101,57 @@ def _overrides(pairs: Sequence[Sequence[str]]) -> dict:
     return config.parse_overrides(pairs)
 
 
+class Stopped(KeyboardInterrupt):
+    """Raised in a job process by SIGTERM, so its FAILED files are written on the way out."""
+
+
+def _stop_on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _terminate_children(os.getpid(), grace=3.0)
+    raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def _terminate_children(pid: int, grace: float) -> None:
+    """SIGTERM every descendant of ``pid`` (kernel, its workers), SIGKILL those alive after ``grace`` s."""
+    import psutil
+
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     job = notebooks.make_job(args.notebook, args.cell, args.params_file, _overrides(args.param), args.run_name)
     state = notebooks.status(job)
     if state == "done" and not args.force:
         print(f"{job.name}: up to date ({job.output}); use --force to rerun")
         return 0
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         out = notebooks.execute(job, log_output=not args.quiet, progress_bar=not args.quiet)
-    except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
+    except notebooks.JobLocked as err:
+        print(f"chromexp run: error: {err}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again later
+    except (Exception, KeyboardInterrupt) as err:  # papermill raises PapermillExecutionError with the traceback
         print(f"FAILED {job.name}: {type(err).__name__}: {err}".rstrip(), file=sys.stderr)
-        print(f"partial notebook: {job.failed}", file=sys.stderr)
-        return 1
+        if job.failed.is_file():
+            print(f"partial notebook: {job.failed}", file=sys.stderr)
+        if job.failed_message.is_file():
+            print(f"error message: {job.failed_message}", file=sys.stderr)
+        return 130 if isinstance(err, KeyboardInterrupt) else 1
     print(f"{job.name}: ok -> {out}")
     return 0
 
@@ -156,7 +208,72 @@ def threads_env(jobs: int) -> dict[str, str]:
     return env
 
 
-def _run_subprocess(result: BatchResult, force: bool, params_file: str | None, pairs, jobs: int) -> BatchResult:
+class _Stop:
+    """What ``run_batch`` shares with its signal handler: the running job processes and the stop request."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.trees: dict[int, list] = {}  # job process pid -> its descendants when the stop came
+        self.lock = threading.Lock()
+
+    def request(self, signum, frame=None) -> None:
+        import psutil
+
+        first = self.signal is None
+        self.signal = signum
+        with self.lock:
+            procs = list(self.procs.values())
+        for proc in procs:
+            if first:  # remember the tree: descendants of a job that dies first are reparented
+                try:
+                    self.trees[proc.pid] = psutil.Process(proc.pid).children(recursive=True)
+                except psutil.Error:
+                    self.trees[proc.pid] = []
+            # each job is its own session/process group; the job forwards SIGTERM to its kernel
+            try:
+                os.killpg(proc.pid, signal.SIGTERM if first else signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if first:
+            print(
+                f"\nchromexp batch: {signal.Signals(signum).name}: stopping {len(procs)} running job(s) "
+                "(again to kill them at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _last_line(path) -> str:
+    try:
+        lines = [x.strip() for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
+def _kill_all(procs) -> None:
+    import psutil
+
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def _finish_stopped(result: BatchResult, signum: int) -> None:
+    """FAILED files for a job the batch stopped, if the job could not write them itself."""
+    job = result.job
+    if job.failed_message.is_file() and job.failed_message.stat().st_size > 0:
+        return
+    err = Stopped(f"stopped by signal {signal.Signals(signum).name} sent to chromexp batch")
+    notebooks.record_failure(job, err, result.seconds)
+
+
+def _run_subprocess(
+    result: BatchResult, force: bool, params_file: str | None, pairs, jobs: int, stop: _Stop | None = None
+) -> BatchResult:
     job = result.job
     cmd = [sys.executable, "-m", "chromexp", "run", job.notebook.stem, "--run-name", job.run_name, "-q"]
     if job.cell_type:
@@ -168,24 +285,63 @@ def _run_subprocess(result: BatchResult, force: bool, params_file: str | None, p
     if force:
         cmd.append("--force")
     job.log_file.parent.mkdir(parents=True, exist_ok=True)
+    stop = stop or _Stop()
     start = time.perf_counter()
     with open(job.log_file, "w") as logf:
-        proc = subprocess.run(
-            cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=str(notebooks.paths.repo_root()), env=threads_env(jobs)
-        )
+        with stop.lock:
+            if stop.signal is not None:
+                result.state, result.note = "stopped", "not started (batch stopped)"
+                return result
+            # own session: a Ctrl-C in the terminal reaches the batch only, which stops jobs in order
+            proc = subprocess.Popen(
+                cmd,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=str(notebooks.paths.repo_root()),
+                env=threads_env(jobs),
+                start_new_session=True,
+            )
+            stop.procs[id(result)] = proc
+        try:
+            returncode = proc.wait()
+        finally:
+            if stop.signal is not None:
+                # the job's own SIGTERM handler stops its kernel; sweep whatever outlived it
+                _kill_all(stop.trees.get(proc.pid, []))
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            with stop.lock:
+                stop.procs.pop(id(result), None)
     result.seconds = time.perf_counter() - start
-    if proc.returncode == 0:
+    if returncode == 0:
         result.state, result.note = "ok", str(job.output)
+    elif stop.signal is not None:
+        result.state = "failed"
+        _finish_stopped(result, stop.signal)
+        result.note = f"stopped ({signal.Signals(stop.signal).name}); see {job.failed_message}"
     else:
         result.state = "failed"
-        result.note = f"see {job.failed_message if job.failed_message.exists() else job.log_file}"
+        if job.failed_message.exists():
+            result.note = f"see {job.failed_message}"
+        else:
+            last = _last_line(job.log_file)
+            result.note = f"see {job.log_file}" + (f": {last}" if last else "")
     return result
 
 
-def run_batch(results: list[BatchResult], jobs: int, force: bool, params_file: str | None, pairs) -> list[BatchResult]:
-    """Execute planned jobs with at most ``jobs`` processes at once; fill in states and durations."""
+def run_batch(
+    results: list[BatchResult], jobs: int, force: bool, params_file: str | None, pairs, stop: _Stop | None = None
+) -> list[BatchResult]:
+    """Execute planned jobs with at most ``jobs`` processes at once; fill in states and durations.
+
+    ``stop`` (set by the signal handler of :func:`cmd_batch`) ends the batch early: no new job
+    starts, running ones are stopped and marked failed, the rest are marked ``stopped``.
+    """
     from tqdm.auto import tqdm
 
+    stop = stop or _Stop()
     for r in results:
         if not force and notebooks.status(r.job) == "done":
             r.state, r.note = "skipped", "up to date"
@@ -195,6 +351,11 @@ def run_batch(results: list[BatchResult], jobs: int, force: bool, params_file: s
     running: dict[Future, int] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while todo or running:
+            if stop.signal is not None:
+                for i in todo:
+                    results[i].state, results[i].note = "stopped", "not started (batch stopped)"
+                    bar.update(1)
+                todo = []
             for i in list(todo):
                 deps = [results[d].state for d in results[i].deps]
                 if any(s in ("failed", "blocked") for s in deps):
@@ -205,10 +366,10 @@ def run_batch(results: list[BatchResult], jobs: int, force: bool, params_file: s
                 elif all(s in ("ok", "skipped") for s in deps) and len(running) < max(1, jobs):
                     todo.remove(i)
                     results[i].state = "running"
-                    running[pool.submit(_run_subprocess, results[i], force, params_file, pairs, jobs)] = i
+                    running[pool.submit(_run_subprocess, results[i], force, params_file, pairs, jobs, stop)] = i
             if not running:
                 continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in done:
                 i = running.pop(fut)
                 try:
@@ -229,6 +390,8 @@ def summary_table(results: Sequence[BatchResult]) -> str:
     widths = [max(len(row[k]) for row in rows) for k in range(3)]
     lines = ["  ".join(row[k].ljust(widths[k]) for k in range(3)) + "  " + row[3] for row in rows]
     counts = {s: sum(r.state == s for r in results) for s in ("ok", "skipped", "failed", "blocked")}
+    if any(r.state == "stopped" for r in results):
+        counts["stopped"] = sum(r.state == "stopped" for r in results)
     lines.insert(1, "-" * len(lines[0]))
     lines.append("-" * len(lines[0]))
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(results)} jobs)")
@@ -238,9 +401,21 @@ def summary_table(results: Sequence[BatchResult]) -> str:
 def cmd_batch(args: argparse.Namespace) -> int:
     overrides = _overrides(args.param)
     results = plan(args.notebooks, args.cells, args.params_file, overrides, args.run_name)
-    print(f"{len(results)} job(s), up to {args.jobs} at a time")
-    run_batch(results, args.jobs, args.force, args.params_file, args.param)
-    print(summary_table(results))
+    print(f"{len(results)} job(s), up to {args.jobs} at a time", flush=True)
+    stop = _Stop()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, stop.request)
+    try:
+        run_batch(results, args.jobs, args.force, args.params_file, args.param, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print(summary_table(results), flush=True)
+    if stop.signal is not None:
+        print(f"chromexp batch: stopped by {signal.Signals(stop.signal).name}", file=sys.stderr)
+        return 128 + int(stop.signal)
     return 1 if any(r.state in ("failed", "blocked") for r in results) else 0
 
 

@@ -4,33 +4,128 @@ Merge order (later wins)::
 
     params/defaults.yaml  <  params/cells/<EID>.yaml  <  run file(s) (-f)  <  overrides (-p)
 
-Every key must exist in ``defaults.yaml``: an unknown key, or a value whose type differs from the
-default's, is a ``ValueError`` naming the file and the dotted key, raised before anything runs.
+Every key must exist in ``defaults.yaml``: an unknown key, a value whose type differs from the
+default's (for keys whose default is ``null``, the type declared in :data:`NULLABLE_TYPES`), or a key
+given twice in one file, is a ``ValueError`` naming the file and the dotted key, raised before
+anything runs. The merged values are then checked by :func:`validate` (folds, marks, positive
+sizes, the device, plain run names, ...).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import paths
-from .constants import CELL_TYPES
+from .constants import CELL_TYPES, MARKS
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
 FREE_FORM_KEYS: frozenset[str] = frozenset()
 
+#: Chromosome folds of the study (DESIGN: 4-fold cross-validation by chromosome).
+FOLDS: tuple[int, ...] = (1, 2, 3, 4)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_list(v: Any) -> bool:
+    return isinstance(v, (list, tuple))
+
+
+def _is_list_of_lists(v: Any) -> bool:
+    return _is_list(v) and all(_is_list(x) for x in v)
+
+
+#: Types of the keys whose default is ``null`` (their type cannot be taken from the default);
+#: ``*`` matches one key level. A ``null`` key not listed here accepts any value.
+NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "device": ("str", _is_str),
+    "paths.data_dir": ("str", _is_str),
+    "paths.results_dir": ("str", _is_str),
+    "paths.figures_dir": ("str", _is_str),
+    "cell.name": ("str", _is_str),
+    "cell.state": ("str", _is_str),
+    "cell.pchic_tissue": ("str", _is_str),
+    "data.name": ("str", _is_str),
+    "model.promoter_cnn.marks": ("list", _is_list),
+    "model.promoter_cnn.folds": ("list", _is_list),
+    "model.promoter_cnn.concurrent": ("bool", lambda v: isinstance(v, bool)),
+    "model.chromoformer.marks": ("list", _is_list),
+    "model.chromoformer.folds": ("list", _is_list),
+    "model.chromoformer.mark_sets": ("list of lists", _is_list_of_lists),
+    "peaks.macs2": ("str", _is_str),
+    "peaks.qvalue": ("float", _is_number),
+    "peaks.llocal": ("int", _is_int),
+    "shallowchrome.marks": ("list", _is_list),
+    "simulate.n_jobs": ("int", _is_int),
+    "simulate.presets.*.n_genes": ("int", _is_int),
+}
+
+
+def _nullable_type(dotted: str) -> tuple[str, Callable[[Any], bool]] | None:
+    for pattern, spec in NULLABLE_TYPES.items():
+        if fnmatch.fnmatchcase(dotted, pattern) and dotted.count(".") == pattern.count("."):
+            return spec
+    return None
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+                seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:  # an unhashable key: let the base class report it
+                continue
+            if first is not None:
+                raise DuplicateKeyError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first given on line {first + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str | Any) -> Any:
+    """Parse YAML (a string or an open file) like ``yaml.safe_load``, rejecting duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
+
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing file, bad YAML or a non-mapping."""
+    """Read a YAML mapping, with a clear error for a missing file, bad YAML, a duplicate key or a non-mapping."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Parameter file {path} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path) as handle:
+            data = load_yaml_text(handle)
+    except DuplicateKeyError as err:
+        raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
     except yaml.YAMLError as err:
         raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
     if data is None:
@@ -83,6 +178,12 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str, prefi
                 )
             out[key] = merge(current, value, source, prefix=f"{dotted}.")
         else:
+            nullable = _nullable_type(dotted) if current is None else None
+            if nullable is not None and value is not None and not nullable[1](value):
+                raise ValueError(
+                    f"Parameter '{dotted}' in {source} should be null or of type {nullable[0]}, "
+                    f"got {value!r} ({type(value).__name__})."
+                )
             if not _type_ok(current, value):
                 raise ValueError(
                     f"Parameter '{dotted}' in {source} should be of type {type(current).__name__} "
@@ -97,7 +198,9 @@ def parse_overrides(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for key, raw in pairs:
         try:
-            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+            value = load_yaml_text(raw) if isinstance(raw, str) else raw
+        except DuplicateKeyError as err:
+            raise ValueError(f"-p {key} {raw!r}: {err.problem}.") from err
         except yaml.YAMLError as err:
             raise ValueError(f"Could not parse the value of -p {key} {raw!r} as YAML: {err}") from err
         node = nested
@@ -162,7 +265,98 @@ def load_params(
     unknown = [c for c in params.get("cell_types", []) if c not in CELL_TYPES]
     if unknown:
         raise ValueError(f"Unknown cell type(s) {unknown} in 'cell_types'. Known: {', '.join(CELL_TYPES)}.")
+    validate(params)
     return params
+
+
+def _get(params: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+def validate(params: Mapping[str, Any]) -> None:
+    """Check the merged parameter *values* (names and types are checked by :func:`merge`).
+
+    Raises one ``ValueError`` listing every problem, each with its dotted key: folds must be a
+    non-empty subset of 1-4, marks of the seven histone marks, sizes and counts positive, the device
+    ``cpu``/``cuda``/``cuda:N``/``mps`` (or null), the run name a plain folder name, paths strings.
+    Keys absent from ``params`` are skipped (a block another version does not have).
+    """
+    problems: list[str] = []
+
+    def check(dotted: str, ok: Callable[[Any], bool], why: str, nullable: bool = False) -> None:
+        present, value = _get(params, dotted)
+        if not present or (nullable and value is None):
+            return
+        try:
+            good = ok(value)
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            problems.append(f"'{dotted}' = {value!r}: {why}")
+
+    def subset(allowed: Sequence[Any], what: str):
+        def ok(v):
+            return _is_list(v) and len(v) > 0 and all(x in allowed for x in v) and len(set(v)) == len(v)
+
+        return ok, f"must be a non-empty list of distinct {what} from {list(allowed)}"
+
+    def folds_ok(v):
+        return _is_list(v) and len(v) > 0 and all(_is_int(x) and x in FOLDS for x in v) and len(set(v)) == len(v)
+
+    folds_why = f"must be a non-empty list of distinct folds from {list(FOLDS)}"
+    marks_ok, marks_why = subset(MARKS, "histone marks")
+    positive_int = (lambda v: _is_int(v) and v >= 1, "must be a positive integer")
+    positive_num = (lambda v: _is_number(v) and v > 0, "must be a positive number")
+
+    from .paths import check_name
+
+    def plain(v):
+        check_name(v)
+        return True
+
+    check("seed", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    check("device", lambda v: _is_str(v) and bool(DEVICE_PATTERN.match(v)), "must be null, cpu, cuda, cuda:N or mps", True)
+    check("run_name", plain, "must be a plain folder name (no '/', '..' or leading '.')")
+    check("data.name", plain, "must be a plain folder name (no '/', '..' or leading '.')", True)
+    check("cell_types", lambda v: _is_list(v) and len(set(v)) == len(v), "must not repeat a cell type")
+    check("marks", marks_ok, marks_why)
+    check("folds", folds_ok, folds_why)
+    for block in ("model.promoter_cnn", "model.chromoformer"):
+        check(f"{block}.marks", marks_ok, marks_why, True)
+        check(f"{block}.folds", folds_ok, folds_why, True)
+    check("model.chromoformer.pair_anchors", lambda v: _is_list(v) and all(x in MARKS for x in v), marks_why)
+    check(
+        "model.chromoformer.mark_sets",
+        lambda v: _is_list_of_lists(v) and len(v) > 0 and all(marks_ok(s) for s in v),
+        "must be a non-empty list of non-empty lists of distinct histone marks",
+        True,
+    )
+    check("shallowchrome.marks", marks_ok, marks_why, True)
+    for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
+        check(key, lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True)
+    for key in ("train.batch_size", "train.max_epochs", "train.early_stopping_patience"):
+        check(key, *positive_int)
+    check("train.lr_patience", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    check("train.lr", *positive_num)
+    check("train.min_lr", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
+    check("train.lr_factor", lambda v: _is_number(v) and 0 < v < 1, "must be a number in (0, 1)")
+    check("dataset.validation_fraction", lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)")
+    check("dataset.max_pcres", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    check("signal.resolutions", lambda v: _is_list(v) and len(v) > 0 and all(_is_int(x) and x > 0 for x in v),
+          "must be a non-empty list of positive integers (bp)")
+    check("signal.half_window", *positive_int)
+    check("peaks.n_jobs", *positive_int)
+    check("simulate.n_jobs", *positive_int, nullable=True)
+    if problems:
+        raise ValueError("Invalid parameter value(s): " + "; ".join(problems) + ".")
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

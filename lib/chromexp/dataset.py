@@ -53,6 +53,7 @@ Where we differ from the references (on purpose)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -65,7 +66,7 @@ import pandas as pd
 from . import io, paths, reference_genes, signal
 from . import provenance as _provenance
 from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE
-from .utils import atomic_path, get_logger
+from .utils import atomic_path, get_logger, remove_stale_temporaries
 
 log = get_logger(__name__)
 
@@ -761,43 +762,110 @@ def _summary(exclusions: pd.DataFrame) -> str:
     return "; ".join(f"{r.reason}: {r.n_genes} genes ({r.n_items} items)" for r in rows.itertuples()) or "none"
 
 
+def _put(group, name: str, data, dtype=None):
+    """Write one array of a store with an HDF5 fletcher32 checksum (verified by HDF5 on each read).
+
+    HDF5 filters need a non-empty, fixed-size type: empty arrays and variable-length strings are
+    written without it and protected by the store's content digest (:func:`verify_store`).
+    """
+    data = np.asarray(data)
+    return group.create_dataset(name, data=data, dtype=dtype, fletcher32=data.size > 0 and data.dtype.kind != "O")
+
+#: Attributes not covered by the content digest (written after it).
+_UNDIGESTED = ("complete", "content_sha256")
+
+
+def _content_digest(f) -> str:
+    """SHA-256 of every dataset (name, dtype, shape, values) and attribute of an open store."""
+    import h5py
+
+    h = hashlib.sha256()
+    names: list[str] = []
+    f.visit(lambda name: names.append(name) if isinstance(f[name], h5py.Dataset) else None)
+    for name in sorted(names):
+        ds = f[name]
+        h.update(f"{name}\0{ds.dtype.str if ds.dtype.kind != 'O' else 'str'}\0{ds.shape}\0".encode())
+        if h5py.check_string_dtype(ds.dtype) is not None:
+            h.update("\0".join(ds.asstr()[()].tolist() if ds.shape else [ds.asstr()[()]]).encode())
+        else:
+            h.update(np.ascontiguousarray(ds[()]).tobytes())
+    for key in sorted(k for k in f.attrs if k not in _UNDIGESTED):
+        value = f.attrs[key]
+        h.update(f"{key}\0{value.decode() if isinstance(value, bytes) else value!s}\0".encode())
+    return h.hexdigest()
+
+
+def _rebuild_hint(cell_type: str | None) -> str:
+    cell = f" --cell {cell_type}" if cell_type else ""
+    return f"Rebuild it: chromexp run 10{cell} --force (or chromexp.dataset.build_dataset(params, cell_type, force=True))."
+
+
+def verify_store(path: str | Path, cell_type: str | None = None) -> None:
+    """Raise a ``ValueError`` naming ``path`` unless it is a complete, uncorrupted dataset store.
+
+    Checks that HDF5 can open it (a truncated file cannot), that it is marked complete, and that
+    its content digest (every array, string and attribute; written by :func:`_write_store`)
+    matches; arrays also carry HDF5 fletcher32 checksums.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"No dataset store at {path}. Build it: chromexp run 10{f' --cell {cell_type}' if cell_type else ''}.")
+    try:
+        with h5py.File(path, "r") as f:
+            if not bool(f.attrs.get("complete", False)):
+                problem = "it is incomplete (its build was interrupted)"
+            elif "content_sha256" not in f.attrs:
+                problem = "it has no content checksum (written by an older chromexp)"
+            elif str(f.attrs["content_sha256"]) != _content_digest(f):
+                problem = "its content does not match its checksum (the file is corrupt)"
+            else:
+                return
+    except Exception as err:  # noqa: BLE001 — any HDF5 failure here means a damaged file
+        problem = f"HDF5 cannot read it ({type(err).__name__}: {err}); the file is truncated or corrupt"
+    raise ValueError(f"The dataset store {path} is not usable: {problem}. {_rebuild_hint(cell_type)}")
+
+
 def _write_store(path: Path, content: Mapping[str, Any], attrs: Mapping[str, Any]) -> Path:
     import h5py
 
     str_dt = h5py.string_dtype()
+    remove_stale_temporaries(path.parent)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             g = f.create_group("genes")
             genes = content["genes"]
             for col in ("gene_id", "gene_name", "chrom", "strand"):
-                g.create_dataset(col, data=genes[col].astype(str).to_numpy().astype(object), dtype=str_dt)
-            g.create_dataset("tss", data=genes["tss"].to_numpy(np.int64))
-            g.create_dataset("fold", data=genes["fold"].to_numpy(np.int8))
-            g.create_dataset("rpkm", data=genes["rpkm"].to_numpy(np.float64))
-            g.create_dataset("target", data=genes["target"].to_numpy(np.float64))
-            g.create_dataset("label", data=genes["label"].to_numpy(np.int8))
+                _put(g, col, genes[col].astype(str).to_numpy().astype(object), dtype=str_dt)
+            _put(g, "tss", genes["tss"].to_numpy(np.int64))
+            _put(g, "fold", genes["fold"].to_numpy(np.int8))
+            _put(g, "rpkm", genes["rpkm"].to_numpy(np.float64))
+            _put(g, "target", genes["target"].to_numpy(np.float64))
+            _put(g, "label", genes["label"].to_numpy(np.int8))
             e = f.create_group("exclusions")
             ex = content["exclusions"]
             for col in ("reason", "level", "example_gene_ids", "description"):
-                e.create_dataset(col, data=ex[col].astype(str).to_numpy().astype(object), dtype=str_dt)
+                _put(e, col, ex[col].astype(str).to_numpy().astype(object), dtype=str_dt)
             for col in ("n_genes", "n_items"):
-                e.create_dataset(col, data=ex[col].to_numpy(np.int64))
+                _put(e, col, ex[col].to_numpy(np.int64))
             for res, arr in content["promoter"].items():
-                f.create_dataset(f"promoter/{res}", data=arr)
-            f.create_dataset("flanks", data=content["flanks"])
+                _put(f, f"promoter/{res}", arr)
+            _put(f, "flanks", content["flanks"])
             fr = content["fragments"]
-            f.create_dataset("fragments/chrom", data=fr["chrom"].astype(str).to_numpy().astype(object), dtype=str_dt)
-            f.create_dataset("fragments/start", data=fr["start"].to_numpy(np.int64))
-            f.create_dataset("fragments/end", data=fr["end"].to_numpy(np.int64))
+            _put(f, "fragments/chrom", fr["chrom"].astype(str).to_numpy().astype(object), dtype=str_dt)
+            _put(f, "fragments/start", fr["start"].to_numpy(np.int64))
+            _put(f, "fragments/end", fr["end"].to_numpy(np.int64))
             for res in content["fragment_values"]:
-                f.create_dataset(f"fragments/values/{res}", data=content["fragment_values"][res])
-                f.create_dataset(f"fragments/offsets/{res}", data=content["fragment_offsets"][res])
-            f.create_dataset("pcre/fragment", data=content["slot_fragment"])
-            f.create_dataset("pcre/frequency", data=content["slot_frequency"])
+                _put(f, f"fragments/values/{res}", content["fragment_values"][res])
+                _put(f, f"fragments/offsets/{res}", content["fragment_offsets"][res])
+            _put(f, "pcre/fragment", content["slot_fragment"])
+            _put(f, "pcre/frequency", content["slot_frequency"])
             for k, v in attrs.items():
                 f.attrs[k] = v
             f.attrs["label_median"] = content["label_median"]
             f.attrs["label_median_source"] = content["label_median_source"]
+            f.attrs["content_sha256"] = _content_digest(f)
             f.attrs["complete"] = True  # written last: a store without it is never reused
     return path
 
@@ -819,6 +887,11 @@ def _store_complete(path: Path, build_key: str, read_inputs: Mapping[str, Any]) 
     if not path.is_file():
         return False
     try:
+        verify_store(path)
+    except ValueError as err:
+        log.warning("%s", err)
+        return False
+    try:
         with h5py.File(path, "r") as f:
             if not bool(f.attrs.get("complete", False)) or str(f.attrs.get("build_key", "")) != build_key:
                 return False
@@ -838,8 +911,8 @@ def store_path(params: Mapping[str, Any], cell_type: str) -> Path:
     return paths.processed_dir(params, cell_type) / STORE_NAME
 
 
-def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
-    """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (checked to exist)."""
+def input_files(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
+    """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (not checked to exist)."""
     raw = paths.raw_dir(params)
     tissue = params["cell"].get("pchic_tissue") or PCHIC_TISSUE.get(cell_type)
     files = {
@@ -856,6 +929,25 @@ def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
         files["genes"] = ann["train"]
         files["refgene"] = ann["refgene"]
         files["tss2fragment"] = raw / "pchic" / "tss2fragment.pickle"
+    return files
+
+
+def input_fingerprints(params: Mapping[str, Any], cell_type: str) -> dict[str, list | None]:
+    """``{file name: [name, size, mtime]}`` of every raw input of ``cell_type`` (``None`` if absent).
+
+    The same fingerprints the store records (:func:`build_dataset`); part of the fingerprint of
+    every per-cell-type notebook job, so a changed input makes its results stale.
+    """
+    files = input_files(params, cell_type)
+    keys = [k for k in ("genes", "expression", "chrom_sizes", "pchic", "refgene", "tss2fragment") if k in files]
+    flat = [files[k] for k in keys] + list(files["reads"].values())
+    return {p.name: (_file_fingerprint(p) if p.is_file() else None) for p in flat}
+
+
+def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
+    """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (checked to exist)."""
+    raw = paths.raw_dir(params)
+    files = input_files(params, cell_type)
     optional = ("reads", "pchic", "refgene", "tss2fragment")
     missing = [str(p) for k, p in files.items() if k not in optional and not p.is_file()]
     missing += [str(p) for p in files["reads"].values() if not p.is_file()]
@@ -972,11 +1064,15 @@ def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
     Raises
     ------
     ValueError
-        If there is no complete store, or it was built with other ``signal``/``dataset``
-        parameters than ``params`` (rebuild with ``build_dataset(..., force=True)``).
+        If there is no complete store, it is truncated or corrupt (content checksum), one of the
+        raw inputs it was built from changed since (size or modification time), or it was built
+        with other ``signal``/``dataset`` parameters than ``params`` (rebuild with
+        ``chromexp run 10 --cell <EID> --force``).
     """
     path = store_path(params, cell_type)
+    verify_store(path, cell_type)
     ds = CellDataset(path)
+    _check_inputs(path, params, cell_type)
     _check_settings(ds, params)
     raw = paths.raw_dir(params)
     if raw.is_dir() and ds.provenance != _provenance.detect(raw):
@@ -986,6 +1082,33 @@ def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
             "chromexp.dataset.build_dataset(params, cell_type, force=True)."
         )
     return ds
+
+
+def _check_inputs(path: Path, params: Mapping[str, Any], cell_type: str) -> None:
+    """Raise if a raw input recorded in the store ``path`` changed on disk since the store was built."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        recorded = list(json.loads(str(f.attrs["build_key"])).get("inputs", []))
+        recorded += list(json.loads(str(f.attrs["read_inputs"])).values())
+    current = input_fingerprints(params, cell_type)
+    changed, missing = [], []
+    for old in recorded:
+        name = old[0]
+        if name not in current:
+            continue  # not an input of this parameter set (e.g. a mark the run does not use)
+        new = current[name]
+        if new is None:
+            missing.append(name)
+        elif list(new) != list(old):
+            changed.append(f"{name} (size {old[1]} -> {new[1]} bytes, modified {old[2]} -> {new[2]})")
+    if missing:
+        log.warning("dataset %s: raw input(s) %s of %s are gone; cannot check them", cell_type, missing, path)
+    if changed:
+        raise ValueError(
+            f"The dataset store {path} is stale: raw input(s) changed since it was built: {'; '.join(changed)}. "
+            + _rebuild_hint(cell_type)
+        )
 
 
 def _check_settings(ds: CellDataset, params: Mapping[str, Any]) -> None:

@@ -9,8 +9,14 @@ The jupytext percent ``.py`` file is the source of truth. :func:`execute` conver
 * a failure leaves ``<NN_name>.FAILED.ipynb`` (the partial notebook, with the traceback in the
   failing cell) and ``<NN_name>.FAILED.txt`` (the error in one place);
 * a successful run records, in the notebook's metadata, a fingerprint of its inputs (notebook
-  source, merged parameters, cell type): :func:`status` says ``done`` only when a finished notebook
-  has the fingerprint the same call would have now, which is how ``chromexp batch`` resumes.
+  source, merged parameters, cell type, and for per-cell-type notebooks the name, size and
+  modification time of every raw input file of that cell type): :func:`status` says ``done`` only
+  when a finished notebook has the fingerprint the same call would have now, which is how
+  ``chromexp batch`` resumes (a changed tagAlign makes notebooks 10-50 of its cell type stale);
+* one (run, cell type, notebook) runs at a time: a second run of it fails at once, naming the pid
+  of the one holding ``.<NN_name>.lock`` (an OS lock, released even if that run is killed);
+* FAILED files are written atomically (the short error first), so a full disk leaves either no
+  file or a complete one, never an empty text or truncated JSON.
 
 A notebook is *per cell type* when its ``parameters`` cell declares ``CELL_TYPE``; otherwise it
 covers every cell type at once (00 demo data, 90 figures) and its results go to ``results/<run>/all/``.
@@ -18,21 +24,30 @@ covers every cell type at once (00 demo data, 90 figures) and its results go to 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from . import config, paths
-from .utils import get_logger
+from .utils import (
+    DISK_FULL_ERRNOS,
+    atomic_path,
+    atomic_write_text,
+    disk_full_error,
+    get_logger,
+    remove_stale_temporaries,
+)
 
 log = get_logger("chromexp.notebooks")
 
@@ -153,6 +168,10 @@ class Job:
         return self.out_dir / f"{self.notebook.stem}.FAILED.txt"
 
     @property
+    def lock_file(self) -> Path:
+        return self.out_dir / f".{self.notebook.stem}.lock"
+
+    @property
     def log_file(self) -> Path:
         return self.out_dir / "logs" / f"{self.notebook.stem}.log"
 
@@ -168,14 +187,29 @@ class Job:
         return values
 
     @property
+    def data_fingerprints(self) -> dict[str, Any] | None:
+        """Fingerprints ``[name, size, mtime]`` of the raw inputs this job's results derive from.
+
+        Per-cell-type notebooks read the cell type's raw files, directly or through the dataset
+        store built from them (which records the same fingerprints), so a changed input makes every
+        such job stale. Global notebooks (00 writes the raw data; 90 reads results) have none.
+        """
+        if self.cell_type is None:
+            return None
+        from . import dataset
+
+        return dataset.input_fingerprints(self.params, self.cell_type)
+
+    @property
     def fingerprint(self) -> str:
-        """Hash of everything that decides this job's output: source, merged parameters, cell type."""
+        """Hash of everything that decides this job's output: source, parameters, cell type, input data."""
         payload = json.dumps(
             {
                 "source": self.notebook.source_text,
                 "params": self.params,
                 "cell_type": self.cell_type,
                 "run": self.run_name,
+                "data": self.data_fingerprints,
             },
             sort_keys=True,
             default=str,
@@ -197,6 +231,8 @@ def make_job(
     """
     nb = notebook if isinstance(notebook, Notebook) else resolve(notebook)
     check_parameter_names(nb)
+    if run_name is not None:
+        paths.check_name(run_name)
     if params_file is not None:
         params_file = Path(params_file)
         if not params_file.is_file() and (paths.repo_root() / params_file).is_file():
@@ -252,51 +288,135 @@ def _kernel_path() -> str:
     return str(root)
 
 
+class JobLocked(RuntimeError):
+    """Another process is running the same (run, cell type, notebook)."""
+
+
+@contextlib.contextmanager
+def job_lock(job: Job) -> Iterator[Path]:
+    """Hold the lock of ``job`` (run, cell type, notebook) or raise :class:`JobLocked` at once.
+
+    An ``flock`` on ``<out_dir>/.<NN_name>.lock``: the operating system releases it when the holder
+    exits, even when it is killed, so there are no stale locks to clean up. The file records the
+    holder's pid, host and start time for the message a second run gets.
+    """
+    import fcntl
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(job.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown process"
+            raise JobLocked(
+                f"{job.name} of run '{job.run_name}' is already running ({holder}); two runs writing "
+                f"{job.out_dir} at once would mix their outputs. Wait for it to finish or stop it "
+                f"(kill <pid>), then rerun."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield job.lock_file
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _valid_notebook(path: Path) -> str | None:
+    """``None`` if ``path`` is a readable notebook, else why not (e.g. truncated JSON)."""
+    import nbformat
+
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 — any failure means unusable
+        return f"{type(err).__name__}: {str(err)[:200]}"
+    return None
+
+
+def record_failure(job: Job, err: BaseException, seconds: float) -> None:
+    """Leave ``FAILED.txt`` (and ``FAILED.ipynb`` when the partial notebook is intact) for ``job``.
+
+    The one-line error is written first and atomically, so even on a nearly full disk the file is
+    either absent or complete; then the partial notebook is kept only if it is valid JSON; then the
+    full message replaces the short one if there is room. Never raises for a write failure.
+    """
+    headline = f"{job.name} failed after {seconds:.1f} s: {type(err).__name__}: {str(err).strip()[:500]}\n"
+    try:
+        atomic_write_text(job.failed_message, headline)
+    except OSError as werr:
+        log.error("could not write %s: %s", job.failed_message, werr)
+        return
+    partial = "none (the notebook did not start)"
+    if job.running.exists():
+        problem = _valid_notebook(job.running)
+        if problem is None:
+            os.replace(job.running, job.failed)
+            partial = str(job.failed)
+        else:
+            job.running.unlink(missing_ok=True)
+            partial = f"none (the partial notebook was unreadable and removed: {problem})"
+    text = (
+        headline
+        + f"\nPartial notebook: {partial}\nParameters: {json.dumps(job.papermill_parameters, default=str)}\n\n"
+        + f"{type(err).__name__}: {err}\n"
+    )
+    try:
+        atomic_write_text(job.failed_message, text)
+    except OSError as werr:
+        log.error("could not write the full error to %s (kept the one-line error): %s", job.failed_message, werr)
+
+
 def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Path:
     """Run ``job`` with papermill; return the path of the executed notebook.
 
-    On failure, leaves ``<NN_name>.FAILED.ipynb`` and ``.FAILED.txt`` and re-raises the error.
+    Holds the job's lock (:func:`job_lock`; raises :class:`JobLocked` if another run holds it).
+    On failure, leaves ``<NN_name>.FAILED.txt`` and, when intact, ``.FAILED.ipynb``, and re-raises
+    the error (a full disk as an ``OSError`` naming the file). On success, removes temporary files
+    that killed runs left in the output folder.
     """
     import nbformat
     import papermill
 
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (job.running, job.failed, job.failed_message):
-        stale.unlink(missing_ok=True)
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])])
-    log.info("running %s -> %s", job.name, job.output)
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            job.notebook.to_notebook(),
-            str(job.running),
-            parameters=job.papermill_parameters,
-            kernel_name="python3",
-            language="python",
-            log_output=log_output,
-            progress_bar=progress_bar,
-            cwd=str(paths.repo_root()),
+    with job_lock(job):
+        for stale in (job.running, job.failed, job.failed_message):
+            stale.unlink(missing_ok=True)
+        fingerprint = job.fingerprint  # of the inputs as they are when the run starts
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(
+            [_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])]
         )
-    except BaseException as err:
-        if job.running.exists():
-            os.replace(job.running, job.failed)
-        job.failed_message.write_text(
-            f"{job.name} failed after {time.perf_counter() - start:.1f} s.\n"
-            f"Partial notebook: {job.failed}\nParameters: {json.dumps(job.papermill_parameters, default=str)}\n\n"
-            f"{type(err).__name__}: {err}\n"
-        )
-        log.error("%s failed; see %s", job.name, job.failed_message)
-        raise
-    executed = nbformat.read(job.running, as_version=4)
-    executed.metadata["chromexp"] = {
-        "fingerprint": job.fingerprint,
-        "cell_type": job.cell_type,
-        "run_name": job.run_name,
-        "params_file": str(job.params_file) if job.params_file else None,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    nbformat.write(executed, job.running)
-    os.replace(job.running, job.output)
+        log.info("running %s -> %s", job.name, job.output)
+        start = time.perf_counter()
+        try:
+            try:
+                papermill.execute_notebook(
+                    job.notebook.to_notebook(),
+                    str(job.running),
+                    parameters=job.papermill_parameters,
+                    kernel_name="python3",
+                    language="python",
+                    log_output=log_output,
+                    progress_bar=progress_bar,
+                    cwd=str(paths.repo_root()),
+                )
+            except OSError as err:  # papermill writing the running notebook
+                if err.errno in DISK_FULL_ERRNOS and not err.filename:
+                    raise disk_full_error(err, job.running) from err
+                raise
+            executed = nbformat.read(job.running, as_version=4)
+            executed.metadata["chromexp"] = {
+                "fingerprint": fingerprint,
+                "cell_type": job.cell_type,
+                "run_name": job.run_name,
+                "params_file": str(job.params_file) if job.params_file else None,
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+            with atomic_path(job.output) as tmp:
+                nbformat.write(executed, tmp)
+            job.running.unlink(missing_ok=True)
+        except BaseException as err:
+            record_failure(job, err, time.perf_counter() - start)
+            log.error("%s failed; see %s", job.name, job.failed_message)
+            raise
+    remove_stale_temporaries(job.out_dir, recursive=True)
     log.info("%s finished in %.1f s", job.name, time.perf_counter() - start)
     return job.output
 

@@ -16,6 +16,7 @@ real data (see :func:`dataset_name`). Results go to ``results/<run>/<cell_type>/
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,25 @@ ENV_FIGURES = "CHROMEXP_FIGURES_DIR"
 
 #: Name of the results sub-directory for notebooks that are not run per cell type (00, 90).
 GLOBAL_SCOPE = "all"
+
+
+#: A plain name: one path component, no separators, not "." / "..", no leading dot or dash.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_name(name: Any, what: str = "run name") -> str:
+    """Return ``name`` if it is a plain folder name (``smoke``, ``demo-2``, ``E003``), else raise.
+
+    Run names, cell types and dataset names become folders under the results/data roots; a name
+    such as ``../x`` or ``/abs/path`` would write outside them, so it is a ``ValueError``.
+    """
+    if not isinstance(name, str) or not _PLAIN_NAME.match(name) or name in (".", ".."):
+        raise ValueError(
+            f"Invalid {what} {name!r}: it must be a plain folder name (letters, digits, '.', '_', '+', '-'; "
+            "no '/' or '..', not starting with '.' or '-'), because it becomes a folder under the "
+            "results/data directories."
+        )
+    return name
 
 
 def repo_root() -> Path:
@@ -92,7 +112,7 @@ def dataset_name(params: Mapping[str, Any]) -> str:
     """Name of the dataset folder: ``data.name`` if set, else derived from source and preset."""
     data = params["data"]
     if data.get("name"):
-        return str(data["name"])
+        return check_name(data["name"], "dataset name (data.name)")
     if data["source"] == "semisynthetic":
         return f"semisynthetic-{data['preset']}"
     return str(data["source"])
@@ -110,14 +130,18 @@ def raw_dir(params: Mapping[str, Any]) -> Path:
 
 def processed_dir(params: Mapping[str, Any], cell_type: str) -> Path:
     """The per-cell-type dataset store written by notebook 10."""
-    return dataset_dir(params) / "processed" / cell_type
+    return dataset_dir(params) / "processed" / check_name(cell_type, "cell type")
 
 
 def peaks_dir(params: Mapping[str, Any], cell_type: str) -> Path:
     """Peak files (called with MACS2 or supplied by the user) for one cell type."""
-    return dataset_dir(params) / "peaks" / cell_type
+    return dataset_dir(params) / "peaks" / check_name(cell_type, "cell type")
 
 
 def run_dir(params: Mapping[str, Any] | None, run_name: str, cell_type: str | None) -> Path:
-    """``results/<run>/<cell_type>/`` (``all`` for notebooks that cover every cell type)."""
-    return results_dir(params) / run_name / (cell_type or GLOBAL_SCOPE)
+    """``results/<run>/<cell_type>/`` (``all`` for notebooks that cover every cell type).
+
+    Both names must be plain folder names (:func:`check_name`): nothing is written outside the
+    results directory.
+    """
+    return results_dir(params) / check_name(run_name) / check_name(cell_type or GLOBAL_SCOPE, "cell type")

@@ -49,6 +49,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -60,7 +61,7 @@ import pandas as pd
 
 from . import paths
 from .constants import CELL_TYPES, CHROMOSOMES, MARKS, PCHIC_TISSUE
-from .utils import get_logger
+from .utils import get_logger, remove_stale_temporaries
 
 log = get_logger("chromexp.simulate")
 
@@ -831,6 +832,36 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the process that started it dies (even by SIGKILL).
+
+    On Linux the kernel sends SIGTERM at the parent's death (``PR_SET_PDEATHSIG``); elsewhere, and
+    as a fallback, a daemon thread polls the parent pid. Without it a killed notebook 00 leaves its
+    simulation workers running.
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the prctl call
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="chromexp-parent-watch").start()
+
+
 def _cell_type_task(args) -> list[str]:
     """Worker: simulate and write the 7 tagAlign files of one cell type (runs in a subprocess)."""
     (ct, genes, latents, drive, enhancers, grid, knobs, seed, out) = args
@@ -873,6 +904,8 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     out = Path(out_dir) if out_dir is not None else paths.raw_dir(params)
     if not force and is_complete(out, params):
         log.info("reusing the complete dataset in %s", out)
+        remove_stale_temporaries(out.parent)  # leftovers of killed runs (see the end of this function)
+        remove_stale_temporaries(out, recursive=True)
         return out
     preset = preset_config(params)
     knobs = params["simulate"]
@@ -943,7 +976,9 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
             for task in tasks:
                 _cell_type_task(task)
         else:
-            with concurrent.futures.ProcessPoolExecutor(n_jobs) as pool:
+            with concurrent.futures.ProcessPoolExecutor(
+                n_jobs, initializer=_die_with_parent, initargs=(os.getpid(),)
+            ) as pool:
                 list(pool.map(_cell_type_task, tasks))
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {
@@ -966,6 +1001,9 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    # folders and files of runs that were killed (.raw.tmp-<pid>, .raw.old-<pid>, .<file>.tmp-<pid>-*)
+    remove_stale_temporaries(out.parent)
+    remove_stale_temporaries(out, recursive=True)
     log.info("wrote %s in %.1f s", out, time.perf_counter() - t0)
     return out
 

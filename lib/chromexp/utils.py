@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,12 +42,95 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+#: errno values that mean "the disk (or the user's quota) is full".
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def default_file_mode() -> int:
+    """Mode a plain ``open(path, "w")`` would give a new file: ``0o666`` minus the umask.
+
+    ``tempfile.mkstemp`` creates files with mode 0600; a file renamed into place from it would stay
+    private to its owner, unlike every other file the user writes (a shared project folder on a
+    cluster needs the group bits the user's umask grants).
+    """
+    umask = None
+    try:  # Linux >= 4.7: read it without changing it (os.umask is process-wide, not thread-safe)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+                break
+    except OSError:
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def disk_full_error(err: OSError, path: str | os.PathLike) -> OSError:
+    """A clear ``OSError`` (same errno) naming ``path`` for a full disk or quota, else ``err``.
+
+    ``str()`` of the result reads ``[Errno 28] No space left on device (disk or quota full) while
+    writing: '<path>'``.
+    """
+    if err.errno not in DISK_FULL_ERRNOS:
+        return err
+    return OSError(err.errno, f"{os.strerror(err.errno)} (disk or quota full) while writing", str(path))
+
+
+#: Temporary names written by :func:`atomic_path` (``.<name>.tmp-<pid>-<random>``) and by
+#: ``simulate.generate`` (``.<folder>.tmp-<pid>`` / ``.<folder>.old-<pid>``).
+_TEMP_NAME = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:-[^/]*)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Remove temporary files/folders left in ``directory`` by writers that were killed.
+
+    A temporary name carries its writer's pid; it is removed only when that process is gone, so a
+    concurrent writer's file is never touched. Returns the removed paths.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    candidates = directory.rglob(".*") if recursive else directory.glob(".*")
+    for p in sorted(candidates):
+        m = _TEMP_NAME.match(p.name)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(p)
+    if removed:
+        get_logger().info("removed %d stale temporary file(s) of killed runs in %s", len(removed), directory)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
 
     A reader never sees a half-written file: on error the temporary file is removed and the
-    previous content of ``path`` (if any) is untouched.
+    previous content of ``path`` (if any) is untouched. The file gets the mode of a normally
+    created file (``0o666`` minus the umask), not ``mkstemp``'s 0600. A full disk is reported as an
+    ``OSError`` naming ``path``.
 
     Examples
     --------
@@ -53,12 +139,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    except OSError as err:
+        if err.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(err, path) from err
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            yield tmp_path
+            os.chmod(tmp_path, default_file_mode())
+            os.replace(tmp_path, path)
+        except OSError as err:
+            if err.errno in DISK_FULL_ERRNOS:
+                raise disk_full_error(err, path) from err
+            raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
