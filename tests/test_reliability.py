@@ -36,7 +36,7 @@ from chromexp.config import load_params
 def _toy_store(tmp_path):
     """A tiny real dataset store (the raw files of tests/test_dataset.py) and its parameters."""
     _make_raw(tmp_path)
-    params = load_params("E003", overrides={"paths": {"data_dir": str(tmp_path / "data")}, "data": {"name": "toy"}})
+    params = load_params("E003", overrides={"paths": {"data_dir": str(tmp_path / "data")}, "data": {"name": "toy", "source": "roadmap"}})
     return params, dataset.build_dataset(params, "E003")
 
 
@@ -78,7 +78,7 @@ def test_changed_raw_input_makes_jobs_stale_and_the_store_refused(tmp_path, monk
     # the job of a per-cell-type notebook: "done" with its recorded fingerprint ...
     monkeypatch.setenv("CHROMEXP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CHROMEXP_RESULTS_DIR", str(tmp_path / "results"))
-    job = notebooks.make_job("30", "E003", None, {"data": {"name": "toy"}}, "t")
+    job = notebooks.make_job("30", "E003", None, {"data": {"name": "toy", "source": "roadmap"}}, "t")
     job.out_dir.mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
     nb.metadata["chromexp"] = {"fingerprint": job.fingerprint}
@@ -91,7 +91,7 @@ def test_changed_raw_input_makes_jobs_stale_and_the_store_refused(tmp_path, monk
 
     lines = gzip.decompress(tag.read_bytes()).splitlines(keepends=True)
     tag.write_bytes(gzip.compress(b"".join(lines[: len(lines) // 2])))
-    assert notebooks.status(notebooks.make_job("30", "E003", None, {"data": {"name": "toy"}}, "t")) == "stale"
+    assert notebooks.status(notebooks.make_job("30", "E003", None, {"data": {"name": "toy", "source": "roadmap"}}, "t")) == "stale"
 
     # the old store is refused, naming the changed input and how to rebuild
     with pytest.raises(ValueError, match=r"E003-H3K27ac\.tagAlign\.gz.*chromexp run 10 --cell E003 --force"):
