@@ -175,7 +175,7 @@ class PromoterRun:
     gene_epochs : int
         Training genes × epochs run, summed over the models (``gene_epochs / seconds`` = genes/s).
     concurrent : bool
-        Whether the models were trained at once (:func:`chromexp.train.fit_many`).
+        Whether the models were trained at once (:func:`chromexp.train_stacked.fit_many`).
     models : dict
         ``{(mark, fold): PromoterCNN}`` with the best weights.
     """
@@ -229,7 +229,7 @@ def train_and_evaluate(
     marks, folds : sequences, optional
         Default: ``model.promoter_cnn.marks`` / ``.folds``, else the top-level ``marks`` / ``folds``.
     concurrent : bool or None
-        Train all models at once with :func:`chromexp.train.fit_many`; ``None`` =
+        Train all models at once with :func:`chromexp.train_stacked.fit_many`; ``None`` =
         ``model.promoter_cnn.concurrent``, whose ``null`` means "on CUDA only".
     device : str, torch.device or None
         ``None`` = ``params["device"]`` (itself ``null`` = CUDA if available, else CPU).
@@ -243,7 +243,7 @@ def train_and_evaluate(
     -------
     PromoterRun
     """
-    from .. import train
+    from .. import train, train_stacked
     from ..metrics import regression_metrics, tidy_metrics
 
     cfg = params["model"]["promoter_cnn"]
@@ -306,7 +306,7 @@ def train_and_evaluate(
 
     t0 = time.perf_counter()
     if concurrent:
-        results = train.fit_many(
+        results = train_stacked.fit_many(
             models,
             trains,
             vals,
