@@ -1,7 +1,7 @@
 """Chromoformer (Lee, Yang & Kim 2022): the distal model of the study (DESIGN.md §4.3).
 
-Three independent modules, one per resolution (2000, 500 and 100 bp bins over TSS ± 20 kb, i.e.
-20 / 80 / 400 bins), each made of
+Three independent modules, one per resolution (the dataset's ``signal.resolutions`` over its
+TSS ± ``signal.half_window``; the study's bin sizes and window are in docs/methods.md), each made of
 
 * an **embedding transformer** over the promoter bins (1 layer, 2 heads, d_model 128, ff 128);
 * a **pairwise-interaction transformer**: 2 layers of encoder-decoder attention whose queries come
@@ -13,7 +13,7 @@ Three independent modules, one per resolution (2000, 500 and 100 bp bins over TS
   attention scores.
 
 The three modules' regulatory embeddings ``reg_out[:, 0] + reg_in[:, 0]`` are concatenated
-(2000, 500, 100) and fed to an FC head (one 128-unit hidden layer) giving 1 output
+coarse to fine and fed to an FC head (one 128-unit hidden layer) giving 1 output
 (:class:`ChromoformerRegressor`, the distal model of the study) or 2 logits
 (:class:`ChromoformerClassifier`). :class:`ChromoformerDiff` runs the same backbone on two cell
 types' inputs and predicts their log2 fold change.
@@ -58,8 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Resolutions (bin sizes, bp) in the reference's module order; the final vector concatenates
-#: the three regulatory embeddings in this order.
+#: The constructors' default resolutions: the reference's module order (coarse to fine). Callers
+#: pass the dataset's (``experiments.chromoformer.build``: ``signal.resolutions`` of the parameters).
 RESOLUTIONS: tuple[int, ...] = (2000, 500, 100)
 
 #: Architecture of the study (DESIGN.md §4.3; chromoformer's configs/default.yaml).
@@ -710,12 +710,24 @@ class ChromoformerDiff(ChromoformerBackbone):
         return torch.cat([lfc, self.fc_head(emb_a), self.fc_head(emb_b)], dim=1)
 
 
-def build_model(kind: str, n_marks: int, architecture: Mapping | None = None, full_attention: bool = False):
-    """``kind`` = "reg" | "clf" | "diff" -> the corresponding Chromoformer."""
+def build_model(
+    kind: str,
+    n_marks: int,
+    architecture: Mapping | None = None,
+    full_attention: bool = False,
+    resolutions: Sequence[int] = RESOLUTIONS,
+):
+    """``kind`` = "reg" | "clf" | "diff" -> the corresponding Chromoformer.
+
+    ``resolutions`` are the bin sizes in concatenation order; experiments pass the dataset's
+    (``signal.resolutions`` of the parameters, coarse to fine), the default is the reference's.
+    """
     classes = {"reg": ChromoformerRegressor, "clf": ChromoformerClassifier, "diff": ChromoformerDiff}
     if kind not in classes:
         raise ValueError(f"Unknown Chromoformer kind {kind!r}; choose one of {sorted(classes)}.")
-    return classes[kind](n_marks=n_marks, architecture=architecture, full_attention=full_attention)
+    return classes[kind](
+        n_marks=n_marks, architecture=architecture, resolutions=resolutions, full_attention=full_attention
+    )
 
 
 def count_parameters(model: nn.Module) -> int:
