@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from chromexp import results
+from chromexp.experiments import promoter_cnn as promoter_experiment
 from chromexp.models import promoter_cnn
 from chromexp.models.promoter_cnn import PromoterCNN
 
@@ -187,7 +188,7 @@ class _FakeDataset:
 def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
     params = {**smoke_params, "train": {**smoke_params["train"], "max_epochs": 1}}
     ds = _FakeDataset()
-    run = promoter_cnn.train_and_evaluate(
+    run = promoter_experiment.train_and_evaluate(
         ds,
         params,
         marks=["H3K4me3", "H3K27me3"],
@@ -209,7 +210,7 @@ def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
         p = run.predictions[(run.predictions["marks"] == row["marks"]) & (run.predictions["fold"] == row["fold"])]
         assert row["value"] == pytest.approx(np.corrcoef(p["observed"], p["predicted"])[0, 1], abs=1e-6)
     # re-running with the same checkpoints reads the finished models back (no training) ...
-    again = promoter_cnn.train_and_evaluate(
+    again = promoter_experiment.train_and_evaluate(
         ds,
         params,
         marks=["H3K4me3", "H3K27me3"],
@@ -223,7 +224,7 @@ def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
     pd.testing.assert_frame_equal(again.predictions, run.predictions)
     # ... and a mark the dataset lacks is a clear error
     with pytest.raises(ValueError, match="not in the dataset"):
-        promoter_cnn.train_and_evaluate(ds, params, marks=["H3K9ac"], folds=[1], progress=False)
+        promoter_experiment.train_and_evaluate(ds, params, marks=["H3K9ac"], folds=[1], progress=False)
 
 
 def test_performance_and_training_plots():

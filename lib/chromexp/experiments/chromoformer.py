@@ -1,9 +1,10 @@
-"""Train and evaluate Chromoformer models per (mark set, fold); compare mark sets (notebooks 40, 50).
+"""Notebooks 40 and 50's experiment: one Chromoformer per (mark set, fold); compare mark sets.
 
 :func:`train_and_evaluate` trains one Chromoformer per (mark set, fold) with the study's protocol
 (``chromexp.train.fit``: AdamW as the reference, lr 1e-3, batch 64, MSE or cross-entropy,
-ReduceLROnPlateau and early stopping on the fold's validation genes) and writes tidy metrics and
-predictions (DESIGN.md §4.9). :func:`gain_over_promoter` and :func:`pair_gains` derive the
+ReduceLROnPlateau and early stopping on the fold's validation genes), evaluates it with
+:func:`chromexp.experiments.evaluation.evaluate_fold` and returns tidy metrics and predictions
+(docs/data-formats.md). :func:`gain_over_promoter` and :func:`pair_gains` derive the
 Fig. 4A/C and Fig. 5 comparisons from the tidy metrics tables.
 """
 
@@ -22,12 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import train
+from ..models import chromoformer as cf
+from ..models import chromoformer_inputs as ci
 from ..results import marks_key
 from ..utils import get_logger
-from . import chromoformer as cf
-from . import chromoformer_inputs as ci
+from .evaluation import evaluate_fold
 
-log = get_logger("chromexp.models.chromoformer_training")
+log = get_logger("chromexp.experiments.chromoformer")
 
 MODEL_NAMES = {"reg": "chromoformer_reg", "clf": "chromoformer_clf"}
 
@@ -61,14 +64,20 @@ def architecture_from_params(cfg: Mapping) -> dict:
 def build(params: Mapping, n_marks: int, kind: str | None = None):
     """The Chromoformer of ``params["model"]["chromoformer"]`` for ``n_marks`` input marks."""
     cfg = params["model"]["chromoformer"]
-    return cf.build_model(kind or cfg["kind"], n_marks, architecture_from_params(cfg), bool(cfg["full_attention"]))
+    return cf.build_model(
+        kind or cfg["kind"],
+        n_marks,
+        architecture_from_params(cfg),
+        bool(cfg["full_attention"]),
+        resolutions=ci.model_order(params["signal"]["resolutions"]),
+    )
 
 
 def anchor_pairs(anchors: Sequence[str], marks: Sequence[str]) -> list[tuple[str, str]]:
     """Every pair of an anchor mark with another mark, each pair once, in ``marks`` order.
 
     With the study's anchors (H3K4me3, H3K9ac, H3K27ac) and 7 marks: 3 × 6 − 3 = 15 pairs
-    (DESIGN.md §4.4).
+    (docs/methods.md, "Mark pairs").
     """
     unknown = [a for a in anchors if a not in marks]
     if unknown:
@@ -144,9 +153,6 @@ def train_and_evaluate(
     -------
     ChromoformerRun
     """
-    from .. import train
-    from ..metrics import classification_metrics, regression_metrics, tidy_metrics
-
     cfg = params["model"]["chromoformer"]
     kind = cfg["kind"]
     if kind not in MODEL_NAMES:
@@ -204,38 +210,21 @@ def train_and_evaluate(
                 name=f"{name} {key} fold {fold}",
             )
             histories.append(result.history.assign(marks=key, fold=fold, best_epoch=result.best_epoch))
-            for part in ("test", "validation"):
-                rows = split[part]
-                out = train.predict(result.model, ci.subset(x, rows), batch_size=int(tp["batch_size"]) * 4, device=dev)
-                table = {
-                    "cell_type": dataset.cell_type,
-                    "model": name,
-                    "marks": key,
-                    "fold": fold,
-                    "gene_id": genes["gene_id"].to_numpy()[rows],
-                    "observed": y_reg[rows],
-                }
-                if kind == "reg":
-                    values = regression_metrics(y_reg[rows], out)
-                    table["predicted"] = out
-                else:
-                    prob = torch.softmax(torch.as_tensor(out), dim=1)[:, 1].numpy()
-                    values = classification_metrics(labels[rows], prob)
-                    table.update(predicted=prob, label=labels[rows], probability=prob)
-                metric_tables.append(
-                    tidy_metrics(
-                        values,
-                        cell_type=dataset.cell_type,
-                        model=name,
-                        marks=key,
-                        scheme="chrom_folds",
-                        fold=fold,
-                        split=part,
-                        n_genes=rows.size,
-                    )
-                )
-                if part == "test":
-                    pred_tables.append(pd.DataFrame(table))
+            metrics, predictions = evaluate_fold(
+                lambda rows, model=result.model, x=x: train.predict(
+                    model, ci.subset(x, rows), batch_size=int(tp["batch_size"]) * 4, device=dev
+                ),
+                split,
+                cell_type=dataset.cell_type,
+                model=name,
+                marks=key,
+                fold=fold,
+                gene_ids=genes["gene_id"].to_numpy(),
+                observed=y_reg,
+                labels=None if kind == "reg" else labels,
+            )
+            metric_tables.extend(metrics)
+            pred_tables.append(predictions)
             del model, result
     return ChromoformerRun(
         metrics=pd.concat(metric_tables, ignore_index=True),
@@ -316,3 +305,101 @@ def pair_gains(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def distal_mark_sets(params: Mapping) -> list[tuple[str, ...]]:
+    """Notebook 40's mark sets: each single mark of ``model.chromoformer.marks`` (default all), then all marks.
+
+    The all-marks set is added when ``model.chromoformer.all_marks`` is true.
+    """
+    cfg = params["model"]["chromoformer"]
+    all_marks = list(params["marks"])
+    singles = list(cfg["marks"] or all_marks)
+    return [(m,) for m in singles] + ([tuple(all_marks)] if cfg["all_marks"] else [])
+
+
+def has_test_results(metrics: pd.DataFrame, model: str, marks: Sequence[str] | str, folds: Sequence[int]) -> bool:
+    """Whether ``metrics`` holds ``model``'s test rows of ``marks`` for every fold in ``folds``."""
+    if metrics.empty:
+        return False
+    rows = metrics[(metrics["model"] == model) & (metrics["marks"] == marks_key(marks)) & (metrics["split"] == "test")]
+    return set(folds) <= set(rows["fold"])
+
+
+def pair_training_plan(
+    previous: pd.DataFrame,
+    mark_sets: Sequence[Sequence[str]],
+    all_marks: Sequence[str],
+    model: str,
+    folds: Sequence[int],
+) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """What notebook 50 must train: the pairs, plus the references notebook 40 has not left behind.
+
+    The references of the pairs are their single marks and the all-marks model; those whose test
+    metrics for ``folds`` are already in ``previous`` (this run's metrics) are reused.
+
+    Returns
+    -------
+    to_train : list of tuple of str
+        The mark sets to train, pairs first, without duplicates.
+    reused : list of tuple of str
+        The references found in ``previous``.
+    """
+    singles = sorted({(m,) for s in mark_sets for m in s})
+    references = [*singles, tuple(all_marks)]
+    reused = [s for s in references if has_test_results(previous, model, s, folds)]
+    missing = [s for s in references if s not in reused]
+    return list(dict.fromkeys([*(tuple(s) for s in mark_sets), *missing])), reused
+
+
+def gain_summary(gains: pd.DataFrame, provenance: str) -> pd.DataFrame:
+    """Mean over folds of :func:`gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``data``."""
+    if gains.empty:
+        return pd.DataFrame(columns=["distal", "promoter", "gain", "n_folds", "data"])
+    summary = gains.groupby("marks")[["distal", "promoter", "gain"]].mean()
+    return summary.assign(n_folds=gains.groupby("marks").size(), data=provenance)
+
+
+def pair_summary(pairs: pd.DataFrame, provenance: str) -> pd.DataFrame:
+    """Per mark set, the means over folds of :func:`pair_gains`, best gain over the better single mark first."""
+    summary = pairs.groupby("marks").agg(
+        pearson_r=("value", "mean"),
+        best_single=("best_single", "first"),
+        gain_over_best_single=("gain_over_best_single", "mean"),
+        gain_over_all_marks=("gain_over_all_marks", "mean"),
+    )
+    return summary.assign(data=provenance).sort_values("gain_over_best_single", ascending=False)
+
+
+def distal_answer(metrics: pd.DataFrame, gains: pd.DataFrame, model: str, metric: str, provenance: str) -> str:
+    """Notebook 40's **Answer** paragraph, written from its test metrics and gains over the promoter CNN."""
+    from .evaluation import mean_test_metric, provenance_phrase
+
+    means = mean_test_metric(metrics, model, metric)
+    text = (
+        f"**Answer.** {provenance_phrase(provenance)}, the best {model} mark set is {means.index[0]} "
+        f"(mean test {metric} {means.iloc[0]:.3f}); the weakest is {means.index[-1]} ({means.iloc[-1]:.3f})."
+    )
+    if len(gains):
+        g = gains.groupby("marks")["gain"].mean().sort_values(ascending=False)
+        text += (
+            f" Over the promoter CNN on the same genes and folds, {int((g > 0).sum())} of {len(g)} marks gain; "
+            f"the largest gain is {g.index[0]} ({g.iloc[0]:+.3f})."
+        )
+    else:
+        text += " No promoter CNN results of this run were available to compare with."
+    return text
+
+
+def pair_answer(pairs: pd.DataFrame, provenance: str) -> str:
+    """Notebook 50's **Answer** paragraph, written from :func:`pair_gains`."""
+    from .evaluation import provenance_phrase
+
+    s = pair_summary(pairs, provenance)
+    top = s.index[0]
+    return (
+        f"**Answer.** {provenance_phrase(provenance)}, the pair that adds most over its better single mark is "
+        f"{top} ({s.loc[top, 'gain_over_best_single']:+.3f} Pearson r over {s.loc[top, 'best_single']}); "
+        f"{int((s['gain_over_best_single'] > 0).sum())} of {len(s)} pairs beat their better single mark, and "
+        f"the best pair is {s['gain_over_all_marks'].max():+.3f} from the all-marks model."
+    )
