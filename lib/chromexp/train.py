@@ -167,8 +167,11 @@ def _check_train_params(train_params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compute_loss(output: torch.Tensor, target: torch.Tensor, loss: str, reduction: str = "mean") -> torch.Tensor:
-    """MSE, or cross-entropy: softmax over classes for ``(batch, C ≥ 2)`` logits with integer
-    targets, or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets."""
+    """MSE, or cross-entropy of model outputs against targets.
+
+    Cross-entropy is a softmax over classes for ``(batch, C ≥ 2)`` logits with integer targets,
+    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets.
+    """
     output = output.float()
     if loss == "mse":
         if output.numel() != target.numel():
@@ -430,7 +433,7 @@ class _Protocol:
         }
 
     def state(self, finished: bool) -> dict:
-        """This model's part of a checkpoint (a finished one keeps only what the result needs)."""
+        """The model's part of a checkpoint (a finished one keeps only what the result needs)."""
         state = {
             "stopped": self.stopped,
             "model": self.best_state if finished else self.model.state_dict(),

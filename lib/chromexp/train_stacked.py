@@ -122,6 +122,7 @@ class StackedModels:
         self._batched = vmap(run, in_dims=(0, 0), randomness="different")
 
     def __call__(self, x: Inputs, subset: Sequence[int] | None = None) -> torch.Tensor:
+        """Outputs ``(M', batch, ...)`` of the models ``subset`` (default all) on stacked inputs ``x``."""
         chosen = self.models if subset is None else [self.models[i] for i in subset]
         named = [dict(m.named_parameters()) for m in chosen]
         params = {k: torch.stack([nm[k] for nm in named]) for k in self.keys}

@@ -256,7 +256,9 @@ def compare_with_naive(
         Indexed by mark: ``cnn_pearson_r_mean, cnn_pearson_r_sd, best_naive_abs_r,
         best_naive_flank, cnn_minus_naive, data``.
     """
-    cnn_r = test_metrics[test_metrics["metric"] == "pearson_r"].pivot_table(index="marks", columns="fold", values="value")
+    cnn_r = test_metrics[test_metrics["metric"] == "pearson_r"].pivot_table(
+        index="marks", columns="fold", values="value"
+    )
     best_naive = naive_abs.pivot_table(index="marks", columns="model", values="value", aggfunc="mean")
     comparison = pd.DataFrame(
         {

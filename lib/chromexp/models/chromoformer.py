@@ -211,8 +211,10 @@ class Transformer(nn.Module):
 
 
 class PairwiseMultiHeadAttention(nn.Module):
-    """Cross-attention: queries ``p_att`` from the promoter stream, keys/values ``c_att`` [k|v]
-    from the pCRE stream; post-LayerNorm residual on the promoter stream.
+    """Cross-attention of the promoter stream (queries) on a pCRE stream (keys and values).
+
+    Queries ``p_att`` come from the promoter stream, keys/values ``c_att`` [k|v] from the pCRE
+    stream; post-LayerNorm residual on the promoter stream.
 
     ``gamma_f`` is unused (no bias in this stage); kept for state-dict compatibility. The
     reference's dropouts have p = 0 and no parameters, so they are omitted.
@@ -377,8 +379,11 @@ class PairwiseInteractionTransformer(nn.Module):
         return (out, maps) if return_attention else out
 
     def forward_tss(self, p_tss, x_pcre, pad):
-        """TSS query only, one per pCRE: ``p_tss`` (N, d) (the slot's promoter TSS embedding),
-        ``x_pcre`` (N, L, n_feats), ``pad`` (N, L). Returns (N, d)."""
+        """TSS query only, one per pCRE.
+
+        ``p_tss`` (N, d) (the slot's promoter TSS embedding), ``x_pcre`` (N, L, n_feats),
+        ``pad`` (N, L). Returns (N, d).
+        """
         pe = sinusoidal_encoding(x_pcre.shape[1], self.d_model).to(device=x_pcre.device, dtype=x_pcre.dtype)
         xq = self.lin_proj_p(p_tss)
         for layer in self.transformer.layers:
@@ -653,6 +658,7 @@ class ChromoformerRegressor(ChromoformerBackbone):
         self.fc_head = _head(self.d_embedding, self.architecture["d_head"], self.n_outputs)
 
     def forward(self, full_attention=None, **inputs):
+        """Predicted log2(RPKM + 1), shape (batch,)."""
         return self.fc_head(super().forward(full_attention=full_attention, **inputs)).squeeze(-1)
 
     def attention_maps(self, **inputs):
@@ -668,9 +674,11 @@ class ChromoformerClassifier(ChromoformerRegressor):
     n_outputs = 2
 
     def forward(self, full_attention=None, **inputs):
+        """Logits (inactive, active), shape (batch, 2)."""
         return self.fc_head(ChromoformerBackbone.forward(self, full_attention=full_attention, **inputs))
 
     def attention_maps(self, **inputs):
+        """Logits and per-resolution attention maps from the full path (no gradient kept)."""
         with torch.no_grad():
             emb, maps = ChromoformerBackbone.forward(self, full_attention=True, return_attention=True, **inputs)
             return self.fc_head(emb), maps
@@ -697,6 +705,7 @@ class ChromoformerDiff(ChromoformerBackbone):
         self.fc_diff = _head(2 * self.d_embedding, d_head, 1)
 
     def forward(self, full_attention=None, **inputs):
+        """[log2 fold change (B vs A), expression A, expression B], shape (batch, 3)."""
         split = {}
         for side in ("a", "b"):
             suffix = f"_{side}"

@@ -118,6 +118,7 @@ class PromoterCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted log2(RPKM + 1) (or logits) of ``x`` shaped (batch, marks, bins)."""
         if x.ndim != 3 or x.shape[1] != self.n_marks or x.shape[2] != self.n_bins:
             raise ValueError(
                 f"PromoterCNN expects input of shape (batch, {self.n_marks} marks, {self.n_bins} bins); got {tuple(x.shape)}."
