@@ -50,7 +50,7 @@ figures: setup
 	@if ls notebooks/90_*.py >/dev/null 2>&1; then \
 		$(PY) -m chromexp batch --notebooks 90 -f $(DEMO_PARAMS) --force; \
 	else \
-		echo "notebook 90 (figures) does not exist yet; figures/ holds what earlier notebooks saved"; \
+		echo "notebook 90 (figures) does not exist yet; per-cell-type plots are in results/<run>/<EID>/figures/"; \
 	fi
 
 test: setup
