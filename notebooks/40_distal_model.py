@@ -25,7 +25,7 @@
 # their normalised interaction frequencies, the target log2(RPKM + 1) and the chromosome folds.
 # If notebook 30 ran in the same run folder, its `promoter_cnn` metrics.
 #
-# **Method.** Chromoformer-reg (DESIGN.md §4.3; 5,337,935 parameters for one mark, 5,342,543
+# **Method.** Chromoformer-reg (docs/methods.md, "Chromoformer"; 5,337,935 parameters for one mark, 5,342,543
 # for seven — checked below), identical in function to the reference package `chromoformer==1.1.3`
 # (tested to 1e-5 against it, including on real E003 genes) but computing only the TSS token and
 # the non-empty pCRE slots, which the output depends on (exact; see `bench/bench_chromoformer.py`).

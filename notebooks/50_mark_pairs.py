@@ -23,7 +23,7 @@
 # `chromoformer_reg` test metrics for single marks and for all marks. Any single-mark or
 # all-marks model that notebook 40 did not train here is trained by this notebook.
 #
-# **Method.** The 15 pairs of DESIGN.md §4.4 (each of `model.chromoformer.pair_anchors` with every
+# **Method.** The 15 pairs of docs/methods.md, "Mark pairs" (each of `model.chromoformer.pair_anchors` with every
 # other mark), or any list of mark sets given as `model.chromoformer.mark_sets`. One
 # Chromoformer-reg per (mark set, fold), trained and tested as in notebook 40. Per pair and fold:
 # gain = pair's test Pearson r − the better single mark's (the member with the higher mean r over

@@ -1,4 +1,4 @@
-"""The promoter CNN matches DESIGN.md §4.2: layer shapes, parameter count, 'same' padding, bins."""
+"""The promoter CNN matches docs/methods.md, "Promoter CNN": layer shapes, parameter count, 'same' padding, bins."""
 
 import warnings
 
@@ -32,7 +32,7 @@ def _dense_params(n_in, n_out):
 
 
 def _expected_parameters(n_marks):
-    # layer by layer, from the architecture in DESIGN.md §4.2 (60 bins → 15 → 7 → 3 after pooling)
+    # layer by layer, from the architecture in docs/methods.md, "Promoter CNN" (60 bins → 15 → 7 → 3 after pooling)
     return [
         _conv_params(n_marks, 175, 8),
         _conv_params(175, 350, 4),
@@ -109,7 +109,7 @@ def test_same_padding_is_keras_rule_and_equals_torch_same():
 def test_bins_and_tss_convention(smoke_params):
     model = promoter_cnn.build(smoke_params, n_marks=1)
     cfg = smoke_params["model"]["promoter_cnn"]
-    # TSS ± 3 kb at 100 bp: 60 bins, TSS between bins 29 and 30 (DESIGN.md §3.2)
+    # TSS ± 3 kb at 100 bp: 60 bins, TSS between bins 29 and 30 (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs")
     assert (cfg["half_window"], cfg["resolution"]) == (3000, 100)
     assert model.n_bins == 60
     assert cfg["half_window"] // cfg["resolution"] - 1 == 29

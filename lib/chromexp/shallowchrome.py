@@ -1,6 +1,6 @@
 """ShallowChrome (Frasca et al. 2022): peak-max features + unpenalised logistic regression.
 
-What this module does (DESIGN.md §4.1, issue 7):
+What this module does (docs/methods.md, "ShallowChrome", issue 7):
 
 * **Configurations.** A peak format per mark group is a hyper-parameter: the repressive marks
   H3K9me3, H3K27me3, H3K36me3 share one format, the "active" marks another. The six
@@ -448,7 +448,7 @@ def evaluate(
         ``{scheme: [(fold, {"train", "validation", "test"} index arrays), ...]}`` with scheme
         ``chrom_folds`` and/or ``random_thirds`` (fold = repeat number for the latter).
     configurations : sequence of str
-        Candidates (default: the six of DESIGN.md §4.1).
+        Candidates (default: the six of docs/methods.md, "ShallowChrome").
     rules : sequence of str
         Label rules (``median``, ``valley``), each a separate model.
 

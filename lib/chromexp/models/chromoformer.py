@@ -1,4 +1,4 @@
-"""Chromoformer (Lee, Yang & Kim 2022): the distal model of the study (DESIGN.md §4.3).
+"""Chromoformer (Lee, Yang & Kim 2022): the distal model of the study (docs/methods.md, "Chromoformer").
 
 Three independent modules, one per resolution (the dataset's ``signal.resolutions`` over its
 TSS ± ``signal.half_window``; the study's bin sizes and window are in docs/methods.md), each made of
@@ -62,7 +62,7 @@ from torch import nn
 #: pass the dataset's (``experiments.chromoformer.build``: ``signal.resolutions`` of the parameters).
 RESOLUTIONS: tuple[int, ...] = (2000, 500, 100)
 
-#: Architecture of the study (DESIGN.md §4.3; chromoformer's configs/default.yaml).
+#: Architecture of the study (docs/methods.md, "Chromoformer"; chromoformer's configs/default.yaml).
 DEFAULT_ARCHITECTURE: dict = {
     "d_emb": 128,
     "d_head": 128,

@@ -1,4 +1,4 @@
-"""The promoter CNN of the study (chromexpress ``covnet``; DeepChrome-like), DESIGN.md §4.2.
+"""The promoter CNN of the study (chromexpress ``covnet``; DeepChrome-like), docs/methods.md, "Promoter CNN".
 
 Input: binned histone-mark signal around the TSS, shape ``(batch, marks, 60)`` — TSS ± 3 kb at
 100 bp, strand-oriented so that bin 0 is the most upstream bin and the TSS lies between bins 29
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-#: The reference architecture's numbers (DESIGN.md §4.2).
+#: The reference architecture's numbers (docs/methods.md, "Promoter CNN").
 N_BINS = 60
 CONV_CHANNELS: tuple[int, int, int] = (175, 350, 700)
 CONV_KERNELS: tuple[int, int, int] = (8, 4, 4)
