@@ -28,7 +28,7 @@ from ..models import chromoformer as cf
 from ..models import chromoformer_inputs as ci
 from ..results import marks_key
 from ..utils import get_logger
-from .evaluation import evaluate_fold
+from .evaluation import evaluate_fold, fold_split
 
 log = get_logger("chromexp.experiments.chromoformer")
 
@@ -181,12 +181,7 @@ def train_and_evaluate(
     metric_tables, pred_tables, histories, n_params = [], [], [], {}
     t0 = time.perf_counter()
     for fold in folds:
-        split = {k: np.asarray(v, dtype=np.int64) for k, v in dataset.split(fold).items()}
-        for part in ("train", "validation", "test"):
-            if split[part].size == 0:
-                raise ValueError(
-                    f"Fold {fold} of {dataset.cell_type} has no {part} genes; cannot train or evaluate it."
-                )
+        split = fold_split(dataset, fold)
         for marks in mark_sets:
             key = marks_key(marks)
             idx = [list(dataset.marks).index(m) for m in marks]

@@ -22,6 +22,15 @@ from ..results import marks_key
 EVALUATED_SPLITS: tuple[str, ...] = ("test", "validation")
 
 
+def fold_split(dataset, fold: int) -> dict[str, np.ndarray]:
+    """``dataset.split(fold)`` as int64 gene positions, refusing a fold without train, validation or test genes."""
+    split = {k: np.asarray(v, dtype=np.int64) for k, v in dataset.split(fold).items()}
+    for part in ("train", "validation", "test"):
+        if split[part].size == 0:
+            raise ValueError(f"Fold {fold} of {dataset.cell_type} has no {part} genes; cannot train or evaluate it.")
+    return split
+
+
 def metrics_table(
     values: Mapping[str, float], *, cell_type: str, model: str, marks: str, fold: int, split: str, n_genes: int
 ) -> pd.DataFrame:

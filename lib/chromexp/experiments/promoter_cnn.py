@@ -22,7 +22,7 @@ from .. import train, train_stacked
 from ..constants import MARKS
 from ..models.promoter_cnn import build
 from ..utils import get_logger
-from .evaluation import evaluate_fold
+from .evaluation import evaluate_fold, fold_split
 
 log = get_logger("chromexp.experiments.promoter_cnn")
 
@@ -142,13 +142,7 @@ def train_and_evaluate(
     gene_ids = dataset.genes["gene_id"].to_numpy()
     splits = {}
     for fold in folds:
-        split = {k: np.asarray(v, dtype=np.int64) for k, v in dataset.split(fold).items()}
-        for part in ("train", "validation", "test"):
-            if split[part].size == 0:
-                raise ValueError(
-                    f"Fold {fold} of {dataset.cell_type} has no {part} genes; cannot train or evaluate it."
-                )
-        splits[fold] = split
+        splits[fold] = fold_split(dataset, fold)
 
     tp = params["train"]
     dev = train.resolve_device(device if device is not None else params.get("device"))
