@@ -108,7 +108,7 @@ run.describe()
 # uniform starts and random strand. Reads exist over TSS ± 21 kb and the pcHi-C fragments ± 1 kb
 # (where the pipeline looks); their density matches real E003, their genome-wide total does not.
 #
-# **Not simulated yet**: fine-mapped eQTLs and GWAS summary statistics (DESIGN.md §3.3, later issues);
+# **Not simulated yet**: fine-mapped eQTLs and GWAS summary statistics (docs/methods.md, "Semi-synthetic data", later issues);
 # the planted enhancers in `truth/enhancers.tsv.gz` are meant to anchor them.
 
 # %%

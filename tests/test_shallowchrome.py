@@ -242,7 +242,9 @@ def test_smoke_dataset_end_to_end(smoke_params, smoke_dataset):
 
     params = copy.deepcopy(smoke_params)
     params["shallowchrome"].update({"marks": ["H3K4me3"], "repeats": 2, "thresholds": ["median"]})
-    run = sc.run_cell_type(params, "E003", dataset=smoke_dataset)
+    from chromexp.experiments import shallowchrome as sx
+
+    run = sx.run_cell_type(params, "E003", dataset=smoke_dataset)
     assert (run.peak_table["n_peaks"] > 0).all()
     assert run.features["narrowPeak"].shape == (len(smoke_dataset.genes), 1)
     auc = run.result.metrics.query("metric == 'auroc' and split == 'test'")

@@ -1,4 +1,4 @@
-"""Per-cell-type dataset store: genes, folds, binned promoter windows and pCREs (DESIGN.md §3.2).
+"""Per-cell-type dataset store: genes, folds, binned promoter windows and pCREs (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
 
 ``build_dataset(params, cell_type)`` turns the raw inputs of one cell type (tagAlign reads per mark,
 the gene table, the RPKM matrix, promoter-capture Hi-C pairs) into one HDF5 store under
@@ -33,7 +33,7 @@ Where we differ from the references (on purpose)
 -------------------------------------------------
 * Validation genes: whole training chromosomes chosen by the fixed rule of
   :func:`validation_chromosomes`; the reference split the held-out fold by an unordered ``set``
-  of chromosomes, which is not reproducible (DESIGN.md §3.2).
+  of chromosomes, which is not reproducible (docs/methods.md, "Genes, folds and pCREs").
 * Label: ``RPKM >= median``, as Chromoformer's preprocessing labels genes (not ``>``; the two
   differ only for genes exactly at the median).
 * Validation share: whole chromosomes of the *training* folds (:func:`validation_chromosomes`,
@@ -424,7 +424,7 @@ class CellDataset:
         return (self._array("pcre/fragment")[g] >= 0).sum(axis=1).astype(np.int64)
 
     def pcres(self, marks=None, resolution: int = 100, genes=None):
-        """pCRE inputs as the reference builds them (DESIGN.md §3.2).
+        """pCRE inputs as the reference builds them (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
 
         Each pCRE is binned from its own start (last bin partial), centred in a zero-padded
         array of the promoter window's length ``L = 2 * half_window // resolution`` (left pad =

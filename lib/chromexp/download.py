@@ -1,4 +1,4 @@
-"""Download the real Roadmap inputs (DESIGN.md §3.1) into the layout the pipeline reads.
+"""Download the real Roadmap inputs (docs/data-formats.md, "Inputs") into the layout the pipeline reads.
 
 What is downloaded (a :class:`RemoteFile` manifest; checksums are ``None`` where the publisher
 gives none — Roadmap publishes no checksums, so those files are checked for gzip integrity

@@ -1,4 +1,4 @@
-"""Readers for the file formats a real Roadmap user has (DESIGN.md §3.1).
+"""Readers for the file formats a real Roadmap user has (docs/data-formats.md, "Inputs").
 
 Readers
 -------

@@ -1,6 +1,6 @@
 """Peaks for the ShallowChrome baseline: MACS2 calling, ENCODE peak-file readers, peak-max features.
 
-Three steps (DESIGN.md §4.1, issue 7):
+Three steps (docs/methods.md, "ShallowChrome", issue 7):
 
 1. **Calling** (:func:`call_peaks`, :func:`call_cell_peaks`): MACS2 — the caller Roadmap used —
    once per (cell type, mark, mode) on the ``{EID}-{MARK}.tagAlign.gz`` reads. The ``narrow`` mode

@@ -1,4 +1,4 @@
-"""Figure functions (DESIGN.md §4.8): each takes a tidy table, returns a figure, states its data.
+"""Figure functions (figures/README.md): each takes a tidy table, returns a figure, states its data.
 
 Conventions (STYLE.md, from greenelab/ccc):
 

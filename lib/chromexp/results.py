@@ -1,4 +1,4 @@
-"""Tidy result tables (DESIGN.md §4.9): what notebooks write and what figures read.
+"""Tidy result tables (docs/data-formats.md, "Result tables"): what notebooks write and what figures read.
 
 Two long-format tables per run and cell type, under ``results/<run>/<cell_type>/``:
 

@@ -1,4 +1,4 @@
-"""Read depth over genomic windows, exactly and without a per-base array (DESIGN.md §3.2).
+"""Read depth over genomic windows, exactly and without a per-base array (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
 
 The signal of both reference codes is the per-base read depth of ``bedtools genomecov``
 (each read counted over its own ``[start, end)``, i.e. ``-bg``/``-bga`` without ``-fs``), averaged
