@@ -126,6 +126,8 @@ def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "pcre_min_frequency": float(ds["pcre_min_frequency"]),
         "pcre_max_length": int(ds["pcre_max_length"]),
         "max_pcres": int(ds["max_pcres"]),
+        # stores chosen by the older rule (one bait, highest score for a duplicate) are rebuilt
+        "pcre_rule": "chromoformer: all TSS fragments, first-seen score",
     }
 
 
