@@ -135,6 +135,36 @@ def test_dataset_from_the_reference_gene_set(tmp_path):
     # the alternative TSS's partner (9.0) comes first; chr1:60000-63000 keeps its first-seen 3.0 (not 1.0)
     assert a["start"].tolist()[:3] == [100_000, 60_000, 120_000]
     assert a["frequency"].tolist()[:2] == [9.0, 3.0]
+    # our choice equals Chromoformer's own (train.csv neighbors/scores), gene by gene
+    expected = {
+        "G_chr1_0": [
+            (100_000, 101_000, 9.0),
+            (60_000, 63_000, 3.0),
+            (120_000, 125_000, 2.5),
+            (20_000, 23_000, 2.5),
+            (70_000, 71_234, 2.0),
+            (80_000, 86_000, 1.9),
+            (90_000, 95_000, 1.8),
+            (30_000, 31_000, 1.7),
+        ],
+        "G_chr2_1": [(120_000, 124_250, 2.2), (60_000, 60_150, 1.8)],
+    }
+    chrom_of = {"G_chr1_0": "chr1", "G_chr2_1": "chr2"}
+    lines = []
+    for line in (raw / "annotations" / "train.csv").read_text().splitlines(keepends=True)[1:]:
+        g, eid = line.split(",")[:2]
+        if eid == "E003" and g in expected:
+            nb = ";".join(f"{chrom_of[g]}:{a}-{b}" for a, b, _ in expected[g])
+            sc = ";".join(str(f) for *_, f in expected[g])
+            line = line.rstrip("\n")[:-2] + f",{nb},{sc}\n"  # fill the two empty last fields
+        lines.append(line)
+    ref_csv = tmp_path / "train_with_neighbors.csv"
+    ref_csv.write_text(TRAIN_HEADER + "".join(lines))
+    ref = reference_genes.read_reference_pcres(ref_csv, "E003")
+    agree = reference_genes.compare_pcres(ds.pcre_table(), ref, ds.genes["gene_id"])
+    assert agree["fraction"] == 1.0 and agree["n_genes"] == 4, agree["examples"]
+    swapped = ref.assign(slot=ref["slot"].where(ref["slot"] > 1, 1 - ref["slot"]))  # first two pCREs swapped
+    assert reference_genes.compare_pcres(ds.pcre_table(), swapped, ds.genes["gene_id"])["n_agree"] == 2
     vendored = load_params(
         "E003", overrides={"paths": {"data_dir": str(tmp_path / "data")}, "data": {"name": "toy", "source": "roadmap"}}
     )

@@ -134,6 +134,8 @@ def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "pcre_min_frequency": float(ds["pcre_min_frequency"]),
         "pcre_max_length": int(ds["pcre_max_length"]),
         "max_pcres": int(ds["max_pcres"]),
+        # stores chosen by the older rule (one bait, highest score for a duplicate) are rebuilt
+        "pcre_rule": "chromoformer: all TSS fragments, first-seen score",
     }
 
 
@@ -595,6 +597,14 @@ def _tss_fragment_links(genes: pd.DataFrame, pairs: pd.DataFrame, tss_fragments:
         tf = tf.assign(bait_rank=np.arange(len(tf))).merge(rows, on="gene_id", how="inner")
         tf = tf.sort_values(["gene_row", "bait_rank"], kind="stable")
         tf = tf.drop_duplicates(["gene_row", "bait_chrom", "bait_start", "bait_end"], keep="first")
+        # a gene without any annotated TSS fragment falls back to the bait holding its chosen TSS
+        rest = np.setdiff1d(np.arange(len(genes)), tf["gene_row"].to_numpy())
+        if len(rest):
+            log.info("%d of %d genes have no annotated TSS fragment; using the bait holding their TSS", len(rest), len(genes))
+            fallback = _tss_fragment_links(genes.iloc[rest], pairs, None)
+            fallback["gene_row"] = rest[fallback["gene_row"].to_numpy()]
+            fallback["bait_rank"] += len(tss_fragments)
+            tf = pd.concat([tf[cols], fallback[cols]], ignore_index=True)
         return tf[cols].reset_index(drop=True)
     links = []
     baits = pairs[["bait_chrom", "bait_start", "bait_end"]].drop_duplicates().sort_values(["bait_chrom", "bait_start"])

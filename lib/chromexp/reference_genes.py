@@ -21,7 +21,7 @@ and either a ``tss`` column or ``start``/``end`` (or ``txStart``/``txEnd``) with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,59 @@ def fold_sizes(genes: pd.DataFrame) -> dict[int, int]:
     return {k: int(counts.get(k, 0)) for k in (1, 2, 3, 4)}
 
 
+def read_reference_pcres(path: str | Path, eid: str) -> pd.DataFrame:
+    """Chromoformer's own pCRE choice for epigenome ``eid`` (``neighbors``/``scores`` of ``train.csv``).
+
+    Returns ``gene_id, slot, chrom, start, end, frequency`` (slot = position in ``neighbors``, i.e.
+    its rank), for comparing our selection with the reference's on real data
+    (:func:`compare_pcres`).
+    """
+    path = Path(path)
+    meta = pd.read_csv(path, dtype={"gene_id": str, "eid": str, "neighbors": str, "scores": str})
+    missing = [c for c in ("gene_id", "eid", "neighbors", "scores") if c not in meta.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing} (Chromoformer's train.csv has neighbors and scores).")
+    rows = []
+    for r in meta[meta["eid"] == eid].itertuples():
+        if pd.isna(r.neighbors) or not str(r.neighbors):
+            continue
+        regions, scores = str(r.neighbors).split(";"), str(r.scores).split(";")
+        if len(regions) != len(scores):
+            raise ValueError(f"{path}: gene {r.gene_id} ({eid}) has {len(regions)} neighbors but {len(scores)} scores.")
+        for slot, (region, score) in enumerate(zip(regions, scores)):
+            chrom, span = region.split(":")
+            start, end = (int(v) for v in span.split("-"))
+            rows.append((r.gene_id, slot, chrom, start, end, float(score)))
+    return pd.DataFrame(rows, columns=["gene_id", "slot", "chrom", "start", "end", "frequency"])
+
+
+def compare_pcres(ours: pd.DataFrame, reference: pd.DataFrame, genes: Sequence[str]) -> dict[str, Any]:
+    """Agreement of our pCREs (``CellDataset.pcre_table()``) with the reference's, gene by gene.
+
+    A gene agrees when both list the same fragments in the same order (scores equal to 1e-3, the
+    precision of ``train.csv``). Returns ``n_genes``, ``n_agree``, ``fraction`` and up to 10
+    ``examples`` of disagreeing genes with both lists.
+    """
+    key = ["chrom", "start", "end"]
+
+    def lists(table):
+        t = table.sort_values(["gene_id", "slot"], kind="stable")
+        return {
+            g: [(*k, round(float(f), 3)) for *k, f in zip(*(d[c] for c in key), d["frequency"])]
+            for g, d in t.groupby("gene_id", sort=False)
+        }
+
+    a, b = lists(ours), lists(reference)
+    bad = [g for g in genes if a.get(g, []) != b.get(g, [])]
+    n = len(list(genes))
+    return {
+        "n_genes": n,
+        "n_agree": n - len(bad),
+        "fraction": (n - len(bad)) / n if n else float("nan"),
+        "examples": [{"gene_id": g, "ours": a.get(g, []), "reference": b.get(g, [])} for g in bad[:10]],
+    }
+
+
 _ID_COLUMNS = ("gene_id", "ensg", "name2", "gene")
 _START_COLUMNS = ("start", "txStart", "tx_start")
 _END_COLUMNS = ("end", "txEnd", "tx_end")
@@ -202,4 +255,6 @@ __all__ = [
     "read_refgene",
     "tss_fragments",
     "fold_sizes",
+    "read_reference_pcres",
+    "compare_pcres",
 ]

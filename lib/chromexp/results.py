@@ -112,10 +112,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a TSV atomically (a reader never sees a half-written table)."""
+    """Write a TSV atomically (a reader never sees a half-written table).
+
+    ``.gz`` tables use gzip level 1 with a zero header timestamp: the same table gives the same
+    bytes, and the write is faster than the default level 9 (the formatting dominates anyway).
+    """
     path = Path(path)
+    gz = {"method": "gzip", "compresslevel": 1, "mtime": 0}
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, compression="gzip" if path.suffix == ".gz" else None)
+        table.to_csv(tmp, sep="\t", index=False, compression=gz if path.suffix == ".gz" else None)
     return path
 
 

@@ -16,7 +16,9 @@ The three modules' regulatory embeddings ``reg_out[:, 0] + reg_in[:, 0]`` are co
 coarse to fine and fed to an FC head (one 128-unit hidden layer) giving 1 output
 (:class:`ChromoformerRegressor`, the distal model of the study) or 2 logits
 (:class:`ChromoformerClassifier`). :class:`ChromoformerDiff` runs the same backbone on two cell
-types' inputs and predicts their log2 fold change.
+types' inputs and predicts their log2 fold change; it is an untrained architecture written from the
+paper's description (no public reference code, no training path in chromexp yet), not a
+reproduction. The exactness below concerns the regressor and the classifier only.
 
 Exactness. Module and parameter names mirror the reference package ``chromoformer==1.1.3``
 (``chromoformer.net.ChromoformerRegressor`` / ``ChromoformerClassifier``), so that its
