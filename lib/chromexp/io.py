@@ -67,6 +67,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -380,31 +381,21 @@ def _read_table(
         return _first_bad_line(path, kinds, names, n_skip, trailing_tab)
 
     try:
-        frame = pd.read_csv(
-            path,
-            sep="\t",
-            header=None,
-            names=file_names,
-            dtype=dict(dtype),
-            skiprows=n_skip,
-            engine="c",
-            compression="gzip" if _is_gzip(path) else None,
-            keep_default_na=False,
-            na_values=na_values,
-            quoting=3,  # csv.QUOTE_NONE: genomics files never quote; a quote is data
-            skip_blank_lines=True,
-            low_memory=False,
-        )
+        with warnings.catch_warnings():
+            # index_col=False: extra leading fields (a UCSC bin column, line numbers, a file on
+            # one line) must not become an index; pandas then warns about the lost fields
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = _read_csv_c(path, file_names, dtype, n_skip, na_values)
     except _GZIP_ERRORS as err:
         raise _gzip_error(path, err) from err
     except pd.errors.EmptyDataError:
         return pd.DataFrame({name: pd.Series(dtype=dtype.get(name, object)) for name in names})
-    except (ValueError, TypeError, OverflowError, pd.errors.ParserError) as err:
+    except (ValueError, TypeError, OverflowError, pd.errors.ParserError, pd.errors.ParserWarning) as err:
         bad = scan()
         if bad is not None:
             raise _error(path, bad[0], bad[1]) from err
         raise ValueError(f"{path}: could not be parsed ({type(err).__name__}: {err}).") from err
-    if not isinstance(frame.index, pd.RangeIndex):
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
         # rows with more fields than names: pandas silently turns the extra leading fields
         # (a UCSC bin column, line numbers, a file on one line) into an index
         bad = scan()
@@ -436,6 +427,25 @@ def _read_table(
             row = int(np.flatnonzero(missing)[0])
             raise _error(path, _line_of_row(path, row, n_skip), f"column {name!r} is empty")
     return frame
+
+
+def _read_csv_c(path: Path, names: Sequence[str], dtype: Mapping[str, Any], n_skip: int, na_values) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        names=list(names),
+        index_col=False,
+        dtype=dict(dtype),
+        skiprows=n_skip,
+        engine="c",
+        compression="gzip" if _is_gzip(path) else None,
+        keep_default_na=False,
+        na_values=na_values,
+        quoting=3,  # csv.QUOTE_NONE: genomics files never quote; a quote is data
+        skip_blank_lines=True,
+        low_memory=False,
+    )
 
 
 def _missing(values: pd.Series) -> np.ndarray:
