@@ -1,13 +1,15 @@
-"""Readers for the file formats a real Roadmap user has (DESIGN.md §3.1).
+"""Readers for every file format chromexp reads: reads, signal, peaks, regions, tables, pickles.
 
 Readers
 -------
 Every reader returns a pandas ``DataFrame`` (or a ``dict`` for chromosome sizes), validates its
 input, and raises ``ValueError("<file>:<line>: <reason>")`` (1-based line number in the file,
-header and comment lines counted) for the first bad line. Gzip is detected from the file's
-magic bytes, not its name; a truncated or corrupt gzip stream is a ``ValueError`` naming the
-file. Input need not be sorted. Nothing is dropped silently: what a reader excludes or
-collapses is logged with a count.
+header and comment lines counted) for the first bad line: malformed fields first, then the
+earliest line failing a value check (start >= end, bad strand, …). Gzip is detected from the
+file's magic bytes (:func:`is_gzip`), not its name; multi-member (bgzip) files are read; a
+truncated or corrupt gzip stream is a ``ValueError`` naming the file and the compressed byte
+offset; bytes that are not UTF-8 are an error naming the line. Input need not be sorted.
+Nothing is dropped silently: what a reader excludes or collapses is logged with a count.
 
 =====================  =================================================  ============================
 reader                 file                                               columns returned
@@ -16,6 +18,9 @@ read_tagalign          ``{EID}-{MARK}.tagAlign.gz`` (BED6: chrom, start,  chrom,
                        end, name, score, strand)
 read_bedgraph          bedGraph (chrom, start, end, value)                chrom, start, end, value
 read_bigwig_intervals  bigWig (needs the optional extra ``bigwig``)       chrom, start, end, value
+read_peaks             narrowPeak / broadPeak / gappedPeak (ENCODE)       chrom, start, end, name,
+                                                                          signal_value, p_value, q_value
+read_regions           BED (first three columns used)                     chrom, start, end
 read_chrom_sizes       ``hg19.chrom.sizes`` (chrom, length)               ``dict[str, int]``
 read_gene_table        ``genes.tsv`` (header; gene_id, chrom, tss,        gene_id, gene_name, chrom,
                        strand required; gene_name, gene_length optional)  tss, strand, gene_length
@@ -43,14 +48,24 @@ Conventions
   which have millions of rows; pandas' default ``str`` dtype everywhere else (gene,
   expression, pcHi-C tables; chromosome-size dicts have ``str`` keys). ``strand`` of a tagAlign is a ``category`` with categories
   ``["+", "-"]``; in the gene table it is ``str`` and may be ``"."`` (unknown; logged).
-* BED-like files (tagAlign, bedGraph) may start with ``track``/``browser``/``#`` lines; blank
-  lines are skipped everywhere.
+* BED-like files (tagAlign, bedGraph, peaks, regions) may start with ``track``/``browser``/``#``
+  lines; blank lines are skipped everywhere. Lines end at ``\n``, ``\r\n`` or a lone ``\r``.
+  Every line has exactly the format's number of tab-separated fields: extra leading columns (a
+  UCSC ``bin`` column, line numbers) or a file on one line are errors, never an index.
+  tagAlign, bedGraph and peak files are parsed by pyarrow's multi-threaded CSV reader (a hard
+  dependency; ~2x less CPU than pandas on 10 M reads), the line scanner runs only on error.
 * ``chrom_sizes`` arguments accept a ``{chrom: length}`` mapping or a path to a chrom.sizes file.
   When given, unknown chromosomes and intervals/TSSs past the chromosome end are errors
   (``on_unknown_chrom="drop"`` drops unknown chromosomes instead, with a logged count per
-  chromosome; real alignments often contain chrM or unplaced contigs).
-* Integers are parsed by pandas' C parser, which also accepts integral values written as
-  ``46.0`` or ``4.6e1``; anything non-integral (``46.5``, ``abc``) is an error.
+  chromosome; real alignments often contain chrM or unplaced contigs; for reads,
+  ``past_end="clip"`` clips overhanging reads as ``bedtools genomecov`` does, counted).
+* Integers: optional spaces, an optional ``-``, ASCII digits, within int64 (``+5``, ``0x1F``,
+  ``46.0``, ``1e3`` and values beyond 64 bits are errors naming the line). The header tables
+  (gene table, pcHi-C, chrom sizes; parsed by pandas) also accept integral ``46.0``/``4.6e1``.
+* Numbers: decimal with optional sign and exponent (``2.5``, ``.5``, ``1e-3``) or
+  ``inf``/``infinity`` (any case; then refused as not finite); in BED-like files also ``nan``
+  (refused likewise). The property-based test ``tests/test_io_fuzz.py`` checks every reader
+  against an independent parser of this grammar.
 * Header tables (gene table, expression, pcHi-C) tolerate trailing whitespace / one trailing
   tab per line, as in Roadmap's ``57epigenomes.RPKM.pc``.
 * Pickles are loaded with a restricted unpickler (containers, strings, numbers only).
