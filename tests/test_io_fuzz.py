@@ -21,7 +21,8 @@ import re
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 
 from chromexp import io
@@ -288,6 +289,14 @@ def gzip_ok(data: bytes) -> bool:
         return False
 
 
+def event(name: str) -> None:
+    """Count the outcome (``--hypothesis-show-statistics``); a no-op outside hypothesis."""
+    try:
+        hypothesis_event(name)
+    except Exception:  # InvalidArgument outside a hypothesis test (the regression examples)
+        pass
+
+
 def check(kind: str, tmp_path, ops, compress: str) -> None:
     oracle, read = ORACLES[kind]
     data = mutate(VALID[kind], ops)
@@ -355,3 +364,15 @@ def test_fuzz_reader_matches_oracle(tmp_path, kind, ops, compress):
 @given(ops=st.lists(mutation, min_size=0, max_size=8), compress=compression)
 def test_fuzz_reader_matches_oracle_long(tmp_path, kind, ops, compress):
     check(kind, tmp_path, ops, compress)
+
+
+# examples the long run found (kept as regression tests)
+@pytest.mark.parametrize(
+    ("kind", "ops"),
+    [
+        ("expression", [("insert", 1792, b" ")]),  # whitespace after the trailing tab
+        ("narrowpeak", [("insert", 0, b"#"), ("truncate", 0, 0), ("truncate", 0, 0)]),  # only a comment line
+    ],
+)
+def test_fuzz_regressions(tmp_path, kind, ops):
+    check(kind, tmp_path, ops, "plain")

@@ -422,7 +422,8 @@ def _read_table(
     # short row; only NA columns and free-form (_ANY) columns may then be empty.
     scanned = False
     if trailing_tab:
-        extra = ~_missing(frame.pop(_TRAILING))
+        trailing = frame.pop(_TRAILING)
+        extra = trailing.notna().to_numpy() & (trailing.astype(str).str.strip() != "").to_numpy()
         if extra.any():  # a non-empty extra field: a line with too many columns
             bad = scan()
             if bad is not None:
@@ -640,7 +641,8 @@ def _read_bed(
     except (pa.ArrowException, OSError, ValueError) as err:
         if source.error is not None:
             raise source.error from None
-        if "Empty CSV" not in str(err):  # no data line at all: an empty table (callers decide)
+        # no data line at all (only header lines, or none): an empty table (callers decide)
+        if "Empty CSV" not in str(err) and "Could not skip initial" not in str(err):
             scan_and_raise(err)
         table = pa.table({name: pa.array([], type=types[name]) for name in keep})
     finally:
