@@ -687,13 +687,21 @@ def _raise_first_of(
         raise _error(path, _line_of_row(path, row, n_skip), checks[k][1](i))
 
 
-def _chrom_lengths(chroms: pd.Categorical, sizes: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def _chrom_lengths(
+    chroms: pd.Categorical, sizes: Mapping[str, int], end: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row: chromosome length (int64, 0 where unknown) and whether the chromosome is unknown.
 
-    Computed on the categories and gathered by code (10 M string lookups would dominate).
+    Computed on the categories and gathered by code (10 M string lookups would dominate). When
+    every chromosome is known and ``end`` (if given) ends within the shortest of them, the
+    length is returned as a broadcast scalar array (no per-row gather).
     """
     per_category = np.array([sizes.get(str(c), -1) for c in chroms.categories], dtype=np.int64)
     codes = np.asarray(chroms.codes)
+    if end is not None and len(per_category) and per_category.min() >= 0 and codes.min(initial=0) >= 0:
+        if end.max(initial=0) <= per_category.min():  # nothing can run past an end
+            n = len(codes)
+            return np.broadcast_to(per_category.min(), n), np.zeros(n, dtype=bool)
     per_category = np.append(per_category, -1)  # code -1 (a missing value) -> unknown
     length = per_category[codes]
     unknown = length < 0
@@ -831,7 +839,7 @@ def read_tagalign(
     report: dict[str, Any] = {"n_records": n, "unknown_chromosomes": {}, "clipped": 0, "past_end": 0}
     keep = None
     if sizes is not None:
-        length, unknown = _chrom_lengths(chrom, sizes)
+        length, unknown = _chrom_lengths(chrom, sizes, end)
         over = ~unknown & (end > length)
         if on_unknown_chrom == "raise":
             checks.append((unknown, lambda i: f"unknown chromosome {chrom[i]!r} (not in the chromosome sizes)"))
