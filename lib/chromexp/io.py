@@ -98,7 +98,7 @@ log = get_logger(__name__)
 PathLike = str | os.PathLike
 ChromSizes = Mapping[str, int] | PathLike | None
 
-#: Columns of each reader's output (the data contract in COMMON.md).
+#: Columns of each reader's output (the table at the top of this module).
 TAGALIGN_COLUMNS = ("chrom", "start", "end", "strand")
 BEDGRAPH_COLUMNS = ("chrom", "start", "end", "value")
 GENE_COLUMNS = ("gene_id", "gene_name", "chrom", "tss", "strand", "gene_length")
