@@ -212,14 +212,14 @@ class _ByteSource:
             return self._file.read(n)
         want = n if n is not None and n >= 0 else 1 << 62
         while len(self._out) < want and not self._eof:
-            self._inflate_some()
+            self._inflate_some(min(_CHUNK, max(want // 4, 1 << 16)))
         data = bytes(self._out[:want])
         del self._out[:want]
         return data
 
-    def _inflate_some(self) -> None:
+    def _inflate_some(self, size: int) -> None:
         if not self._pending:
-            self._pending = self._file.read(_CHUNK)
+            self._pending = self._file.read(size)
             if not self._pending:
                 if self._inflate.eof or (self._offset == 0):
                     self._eof = True  # clean end (or an empty file)
