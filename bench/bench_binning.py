@@ -9,7 +9,7 @@ TSS ± 20 kb for G genes (default 20,000) in two ways:
   own [start, end), the reference codes' signal), then averaging the bedGraph over the bins in
   Python (per chromosome: paint the intervals into a per-base array, cumulative sums at the
   bin edges);
-* **chromexp**: ``io.read_tagalign`` then ``signal.ReadCoverage`` (sorted read starts/ends and
+* **chromexp**: ``io.read_tagalign`` (pyarrow's multi-threaded CSV reader, then validation) then ``signal.ReadCoverage`` (sorted read starts/ends and
   their prefix sums per chromosome) and ``signal.binned_means_multi`` (binary search per bin edge; no
   per-base array).
 
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -73,6 +75,8 @@ def simulate(n_reads: int, n_genes: int, seed: int = 0):
 def bedtools_bins(bed: Path, genome: Path, sizes, genes, workdir: Path):
     """bedtools genomecov -bg, then Python averaging over the bins. Returns (bins, t_genomecov, t_avg)."""
     t0 = time.perf_counter()
+    c0 = time.process_time()
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = workdir / "coverage.bedGraph"
     rss = workdir / "bedtools_rss_kb.txt"
     # GNU time reports bedtools' own peak RSS (getrusage of children would inherit this process's
@@ -97,6 +101,9 @@ def bedtools_bins(bed: Path, genome: Path, sizes, genes, workdir: Path):
             check=True,
         )
     t1 = time.perf_counter()
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    bedtools_bins.cpu_genomecov = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    c1 = time.process_time()
     bedtools_bins.peak_rss_mb = int(rss.read_text().split()[-1]) / 1024
     bg = pd.read_csv(out, sep="\t", header=None, names=["chrom", "start", "end", "value"], dtype={"chrom": "category"})
     result = {res: np.empty((len(genes), 2 * HALF_WINDOW // res)) for res in RESOLUTIONS}
@@ -114,6 +121,7 @@ def bedtools_bins(bed: Path, genome: Path, sizes, genes, workdir: Path):
             edges = genes["tss"].to_numpy()[gi, None] - HALF_WINDOW + np.arange(0, 2 * HALF_WINDOW + 1, res)
             result[res][gi] = np.diff(cum[edges], axis=1) / res
     t2 = time.perf_counter()
+    bedtools_bins.cpu_avg = time.process_time() - c1 + (c1 - c0)  # (c1 - c0): this process while waiting
     return result, t1 - t0, t2 - t1
 
 
@@ -124,13 +132,16 @@ def chromexp_bins(bed: Path, sizes, genes):
     """
     tracemalloc.start()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     reads = io.read_tagalign(bed, sizes)
     t1 = time.perf_counter()
+    c1 = time.process_time()
     cov = signal.ReadCoverage.from_reads(reads)
     chroms = genes["chrom"].to_numpy()
     starts = genes["tss"].to_numpy() - HALF_WINDOW
     result = signal.binned_means_multi(cov, chroms, starts, 2 * HALF_WINDOW, RESOLUTIONS)
     t2 = time.perf_counter()
+    chromexp_bins.cpu = (c1 - c0, time.process_time() - c1)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return result, t1 - t0, t2 - t1, peak
@@ -226,6 +237,15 @@ def main(argv=None):
         print(f"speed ratio, binning from reads in memory vs bedtools path: {(t_cov + t_avg) / t_bin:6.1f}x")
         print(f"speed ratio, end to end from the tagAlign file:            {(t_cov + t_avg) / (t_parse + t_bin):6.1f}x")
         print(f"speed ratio, bedtools genomecov alone vs chromexp binning: {t_cov / t_bin:6.1f}x")
+        # CPU seconds (all threads) are less sensitive to other load on a shared machine than wall time
+        cpu_parse, cpu_bin = chromexp_bins.cpu
+        cpu_theirs = bedtools_bins.cpu_genomecov + bedtools_bins.cpu_avg
+        print(
+            f"CPU seconds: bedtools path {cpu_theirs:.2f} (genomecov {bedtools_bins.cpu_genomecov:.2f}), "
+            f"chromexp {cpu_parse + cpu_bin:.2f} (parse {cpu_parse:.2f}, all threads) -> "
+            f"{cpu_theirs / (cpu_parse + cpu_bin):.1f}x end to end in CPU time"
+        )
+        print(f"load average (1/5/15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

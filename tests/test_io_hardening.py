@@ -177,3 +177,10 @@ def test_invalid_utf8_in_an_unused_column_is_located(tmp_path):
     path.write_bytes(READS.encode() + b"chr1\t1\t37\t\xff\t1000\t+\n")
     with pytest.raises(ValueError, match=at(path, 4) + "is not UTF-8"):
         io.read_tagalign(path)
+
+
+def test_uppercase_hex_next_to_chrx_is_refused(tmp_path):
+    path = tmp_path / "hexx.tagAlign"
+    path.write_text("chrX\t10\t46\tN\t1000\t+\n" * 3 + "chrX\t0X10\t46\tN\t1000\t+\n")
+    with pytest.raises(ValueError, match=at(path, 4) + "column 'start': expected an integer, got '0X10'"):
+        io.read_tagalign(path)

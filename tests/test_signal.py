@@ -223,3 +223,20 @@ def test_multi_resolution_equals_single(oracle):
         np.testing.assert_array_equal(arr, signal.binned_means(cov, chroms, starts, 9_001, b))
         want = np.stack([_brute_bins(oracle["depth"][c], s, 9_001, b) for c, s in zip(chroms, starts)])
         np.testing.assert_array_equal(arr, want)
+
+
+def test_threaded_index_equals_sequential(monkeypatch):
+    """ReadCoverage indexes chromosomes in threads from 10^6 reads on: same arrays as one thread."""
+    rng = np.random.default_rng(3)
+    n = 1_200_000
+    chrom = pd.Categorical(rng.choice(["chr1", "chr2", "chr3"], n))
+    start = rng.integers(0, 5_000_000, n)
+    end = start + rng.integers(20, 40, n)  # unequal lengths: ends sorted separately
+    built = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        built[threads] = signal.ReadCoverage.from_arrays(chrom, start, end)
+    assert built["1"].chroms == built["2"].chroms
+    for c in built["1"].chroms:
+        for a, b in zip(built["1"]._data[c], built["2"]._data[c]):
+            assert np.array_equal(a, b)

@@ -49,6 +49,7 @@ import pandas as pd
 
 from chromexp import paths
 from chromexp.constants import CELL_TYPES, MARKS, PCHIC_TISSUE
+from chromexp.io import is_gzip
 from chromexp.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
@@ -242,10 +243,9 @@ def check_gzip(path: str | os.PathLike, name: str | None = None) -> None:
     trailer check out) is the best available test that a download was not cut short.
     """
     name = name or str(path)
+    if not is_gzip(path):
+        raise DownloadError(f"{name}: is not gzip-compressed (an HTML error page?).")
     with open(path, "rb") as handle:
-        if handle.read(2) != b"\x1f\x8b":
-            raise DownloadError(f"{name}: is not gzip-compressed (an HTML error page?).")
-        handle.seek(0)
         decomp = zlib.decompressobj(wbits=31)
         while chunk := handle.read(1 << 20):
             data = chunk

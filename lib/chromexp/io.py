@@ -1,13 +1,17 @@
-"""Readers for the file formats a real Roadmap user has (docs/data-formats.md, "Inputs").
+"""Readers for every file format chromexp reads: reads, signal, peaks, regions, tables, pickles.
+
+The formats are described in docs/data-formats.md ("Inputs").
 
 Readers
 -------
 Every reader returns a pandas ``DataFrame`` (or a ``dict`` for chromosome sizes), validates its
 input, and raises ``ValueError("<file>:<line>: <reason>")`` (1-based line number in the file,
-header and comment lines counted) for the first bad line. Gzip is detected from the file's
-magic bytes, not its name; a truncated or corrupt gzip stream is a ``ValueError`` naming the
-file. Input need not be sorted. Nothing is dropped silently: what a reader excludes or
-collapses is logged with a count.
+header and comment lines counted) for the first bad line: malformed fields first, then the
+earliest line failing a value check (start >= end, bad strand, …). Gzip is detected from the
+file's magic bytes (:func:`is_gzip`), not its name; multi-member (bgzip) files are read; a
+truncated or corrupt gzip stream is a ``ValueError`` naming the file and the compressed byte
+offset; bytes that are not UTF-8 are an error naming the line. Input need not be sorted.
+Nothing is dropped silently: what a reader excludes or collapses is logged with a count.
 
 =====================  =================================================  ============================
 reader                 file                                               columns returned
@@ -16,6 +20,9 @@ read_tagalign          ``{EID}-{MARK}.tagAlign.gz`` (BED6: chrom, start,  chrom,
                        end, name, score, strand)
 read_bedgraph          bedGraph (chrom, start, end, value)                chrom, start, end, value
 read_bigwig_intervals  bigWig (needs the optional extra ``bigwig``)       chrom, start, end, value
+read_peaks             narrowPeak / broadPeak / gappedPeak (ENCODE)       chrom, start, end, name,
+                                                                          signal_value, p_value, q_value
+read_regions           BED (first three columns used)                     chrom, start, end
 read_chrom_sizes       ``hg19.chrom.sizes`` (chrom, length)               ``dict[str, int]``
 read_gene_table        ``genes.tsv`` (header; gene_id, chrom, tss,        gene_id, gene_name, chrom,
                        strand required; gene_name, gene_length optional)  tss, strand, gene_length
@@ -43,14 +50,24 @@ Conventions
   which have millions of rows; pandas' default ``str`` dtype everywhere else (gene,
   expression, pcHi-C tables; chromosome-size dicts have ``str`` keys). ``strand`` of a tagAlign is a ``category`` with categories
   ``["+", "-"]``; in the gene table it is ``str`` and may be ``"."`` (unknown; logged).
-* BED-like files (tagAlign, bedGraph) may start with ``track``/``browser``/``#`` lines; blank
-  lines are skipped everywhere.
+* BED-like files (tagAlign, bedGraph, peaks, regions) may start with ``track``/``browser``/``#``
+  lines; blank lines are skipped everywhere. Lines end at ``\n``, ``\r\n`` or a lone ``\r``.
+  Every line has exactly the format's number of tab-separated fields: extra leading columns (a
+  UCSC ``bin`` column, line numbers) or a file on one line are errors, never an index.
+  tagAlign, bedGraph and peak files are parsed by pyarrow's multi-threaded CSV reader (a hard
+  dependency; ~2x less CPU than pandas on 10 M reads), the line scanner runs only on error.
 * ``chrom_sizes`` arguments accept a ``{chrom: length}`` mapping or a path to a chrom.sizes file.
   When given, unknown chromosomes and intervals/TSSs past the chromosome end are errors
   (``on_unknown_chrom="drop"`` drops unknown chromosomes instead, with a logged count per
-  chromosome; real alignments often contain chrM or unplaced contigs).
-* Integers are parsed by pandas' C parser, which also accepts integral values written as
-  ``46.0`` or ``4.6e1``; anything non-integral (``46.5``, ``abc``) is an error.
+  chromosome; real alignments often contain chrM or unplaced contigs; for reads,
+  ``past_end="clip"`` clips overhanging reads as ``bedtools genomecov`` does, counted).
+* Integers: optional spaces, an optional ``-``, ASCII digits, within int64 (``+5``, ``0x1F``,
+  ``46.0``, ``1e3`` and values beyond 64 bits are errors naming the line). The header tables
+  (gene table, pcHi-C, chrom sizes; parsed by pandas) also accept integral ``46.0``/``4.6e1``.
+* Numbers: decimal with optional sign and exponent (``2.5``, ``.5``, ``1e-3``) or
+  ``inf``/``infinity`` (any case; then refused as not finite); in BED-like files also ``nan``
+  (refused likewise). The property-based test ``tests/test_io_fuzz.py`` checks every reader
+  against an independent parser of this grammar.
 * Header tables (gene table, expression, pcHi-C) tolerate trailing whitespace / one trailing
   tab per line, as in Roadmap's ``57epigenomes.RPKM.pc``.
 * Pickles are loaded with a restricted unpickler (containers, strings, numbers only).
@@ -67,6 +84,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -82,7 +100,7 @@ log = get_logger(__name__)
 PathLike = str | os.PathLike
 ChromSizes = Mapping[str, int] | PathLike | None
 
-#: Columns of each reader's output (the data contract in COMMON.md).
+#: Columns of each reader's output (the table at the top of this module).
 TAGALIGN_COLUMNS = ("chrom", "start", "end", "strand")
 BEDGRAPH_COLUMNS = ("chrom", "start", "end", "value")
 GENE_COLUMNS = ("gene_id", "gene_name", "chrom", "tss", "strand", "gene_length")
@@ -184,7 +202,7 @@ class _ByteSource:
             raise
         if data and not self.saw_hex:
             edge = self._last + data[:1]
-            if b"0x" in data or b"0X" in data or edge in (b"0x", b"0X"):
+            if _may_hold_hex(data) or edge in (b"0x", b"0X"):
                 self.saw_hex = True
             self._last = data[-1:]
         if data and not self.non_ascii and not data.isascii():
@@ -196,14 +214,14 @@ class _ByteSource:
             return self._file.read(n)
         want = n if n is not None and n >= 0 else 1 << 62
         while len(self._out) < want and not self._eof:
-            self._inflate_some()
+            self._inflate_some(min(_CHUNK, max(want // 4, 1 << 16)))
         data = bytes(self._out[:want])
         del self._out[:want]
         return data
 
-    def _inflate_some(self) -> None:
+    def _inflate_some(self, size: int) -> None:
         if not self._pending:
-            self._pending = self._file.read(_CHUNK)
+            self._pending = self._file.read(size)
             if not self._pending:
                 if self._inflate.eof or (self._offset == 0):
                     self._eof = True  # clean end (or an empty file)
@@ -229,6 +247,17 @@ class _ByteSource:
             ) from err
         self._pending = self._inflate.unused_data
         self._offset += before - len(self._pending)
+
+
+def _may_hold_hex(data: bytes) -> bool:
+    """Whether ``data`` contains ``0x`` or ``0X``, fast on genomics text.
+
+    Searching a two-byte pattern in numeric text is slow (``0`` is everywhere); single bytes are
+    found with ``memchr``, and an ``X`` outside ``chrX`` is rare.
+    """
+    if b"x" in data and b"0x" in data:
+        return True
+    return b"X" in data and data.count(b"X") != data.count(b"chrX") and b"0X" in data
 
 
 def _gzip_error(path: Path, err: BaseException) -> ValueError:
@@ -380,31 +409,21 @@ def _read_table(
         return _first_bad_line(path, kinds, names, n_skip, trailing_tab)
 
     try:
-        frame = pd.read_csv(
-            path,
-            sep="\t",
-            header=None,
-            names=file_names,
-            dtype=dict(dtype),
-            skiprows=n_skip,
-            engine="c",
-            compression="gzip" if _is_gzip(path) else None,
-            keep_default_na=False,
-            na_values=na_values,
-            quoting=3,  # csv.QUOTE_NONE: genomics files never quote; a quote is data
-            skip_blank_lines=True,
-            low_memory=False,
-        )
+        with warnings.catch_warnings():
+            # index_col=False: extra leading fields (a UCSC bin column, line numbers, a file on
+            # one line) must not become an index; pandas then warns about the lost fields
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = _read_csv_c(path, file_names, dtype, n_skip, na_values)
     except _GZIP_ERRORS as err:
         raise _gzip_error(path, err) from err
     except pd.errors.EmptyDataError:
         return pd.DataFrame({name: pd.Series(dtype=dtype.get(name, object)) for name in names})
-    except (ValueError, TypeError, OverflowError, pd.errors.ParserError) as err:
+    except (ValueError, TypeError, OverflowError, pd.errors.ParserError, pd.errors.ParserWarning) as err:
         bad = scan()
         if bad is not None:
             raise _error(path, bad[0], bad[1]) from err
         raise ValueError(f"{path}: could not be parsed ({type(err).__name__}: {err}).") from err
-    if not isinstance(frame.index, pd.RangeIndex):
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
         # rows with more fields than names: pandas silently turns the extra leading fields
         # (a UCSC bin column, line numbers, a file on one line) into an index
         bad = scan()
@@ -416,7 +435,8 @@ def _read_table(
     # short row; only NA columns and free-form (_ANY) columns may then be empty.
     scanned = False
     if trailing_tab:
-        extra = ~_missing(frame.pop(_TRAILING))
+        trailing = frame.pop(_TRAILING)
+        extra = trailing.notna().to_numpy() & (trailing.astype(str).str.strip() != "").to_numpy()
         if extra.any():  # a non-empty extra field: a line with too many columns
             bad = scan()
             if bad is not None:
@@ -436,6 +456,25 @@ def _read_table(
             row = int(np.flatnonzero(missing)[0])
             raise _error(path, _line_of_row(path, row, n_skip), f"column {name!r} is empty")
     return frame
+
+
+def _read_csv_c(path: Path, names: Sequence[str], dtype: Mapping[str, Any], n_skip: int, na_values) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        names=list(names),
+        index_col=False,
+        dtype=dict(dtype),
+        skiprows=n_skip,
+        engine="c",
+        compression="gzip" if _is_gzip(path) else None,
+        keep_default_na=False,
+        na_values=na_values,
+        quoting=3,  # csv.QUOTE_NONE: genomics files never quote; a quote is data
+        skip_blank_lines=True,
+        low_memory=False,
+    )
 
 
 def _missing(values: pd.Series) -> np.ndarray:
@@ -615,7 +654,8 @@ def _read_bed(
     except (pa.ArrowException, OSError, ValueError) as err:
         if source.error is not None:
             raise source.error from None
-        if "Empty CSV" not in str(err):  # no data line at all: an empty table (callers decide)
+        # no data line at all (only header lines, or none): an empty table (callers decide)
+        if "Empty CSV" not in str(err) and "Could not skip initial" not in str(err):
             scan_and_raise(err)
         table = pa.table({name: pa.array([], type=types[name]) for name in keep})
     finally:
@@ -660,13 +700,21 @@ def _raise_first_of(
         raise _error(path, _line_of_row(path, row, n_skip), checks[k][1](i))
 
 
-def _chrom_lengths(chroms: pd.Categorical, sizes: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def _chrom_lengths(
+    chroms: pd.Categorical, sizes: Mapping[str, int], end: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row: chromosome length (int64, 0 where unknown) and whether the chromosome is unknown.
 
-    Computed on the categories and gathered by code (10 M string lookups would dominate).
+    Computed on the categories and gathered by code (10 M string lookups would dominate). When
+    every chromosome is known and ``end`` (if given) ends within the shortest of them, the
+    length is returned as a broadcast scalar array (no per-row gather).
     """
     per_category = np.array([sizes.get(str(c), -1) for c in chroms.categories], dtype=np.int64)
     codes = np.asarray(chroms.codes)
+    if end is not None and len(per_category) and per_category.min() >= 0 and codes.min(initial=0) >= 0:
+        if end.max(initial=0) <= per_category.min():  # nothing can run past an end
+            n = len(codes)
+            return np.broadcast_to(per_category.min(), n), np.zeros(n, dtype=bool)
     per_category = np.append(per_category, -1)  # code -1 (a missing value) -> unknown
     length = per_category[codes]
     unknown = length < 0
@@ -804,7 +852,7 @@ def read_tagalign(
     report: dict[str, Any] = {"n_records": n, "unknown_chromosomes": {}, "clipped": 0, "past_end": 0}
     keep = None
     if sizes is not None:
-        length, unknown = _chrom_lengths(chrom, sizes)
+        length, unknown = _chrom_lengths(chrom, sizes, end)
         over = ~unknown & (end > length)
         if on_unknown_chrom == "raise":
             checks.append((unknown, lambda i: f"unknown chromosome {chrom[i]!r} (not in the chromosome sizes)"))

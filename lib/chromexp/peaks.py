@@ -56,6 +56,7 @@ from .io import (  # noqa: F401 (re-exported: the readers live in chromexp.io)
     PEAK_N_COLUMNS,
     peak_format_of,
     read_peaks,
+    read_tagalign,
 )
 from .utils import atomic_path, get_logger
 
@@ -264,18 +265,9 @@ def covered_genome_size(tagalign: str | Path, bin_size: int = 1000) -> int:
     simulated over a few Mb, that lambda is ~100x too small and every bump becomes a peak (we
     measured 21,344 "peaks" on 17.8 Mb of smoke data with ``--nolambda``, 687 with this size).
     """
-    reads = pd.read_csv(
-        tagalign,
-        sep="\t",
-        header=None,
-        usecols=[0, 1],
-        names=["chrom", "start"],
-        dtype={"chrom": str, "start": np.int64},
-    )
-    if reads.empty:
-        raise ValueError(f"tagAlign file {tagalign} has no reads.")
+    reads = read_tagalign(tagalign)  # validated; an empty file is an error naming it
     bins = (
-        reads["chrom"].astype("category").cat.codes.to_numpy(np.int64) * (1 << 40)
+        reads["chrom"].cat.codes.to_numpy(np.int64) * (1 << 40)
         + reads["start"].to_numpy() // bin_size
     )
     return int(np.unique(bins).size) * int(bin_size)
