@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from .utils import get_logger
 
@@ -210,8 +211,6 @@ def assign_deciles(scores, n_bins: int = 10) -> np.ndarray:
     -------
     numpy.ndarray of int64, shape (n,)
     """
-    from scipy.stats import rankdata
-
     s = np.asarray(scores, dtype=float)
     if s.size == 0:
         return np.zeros(0, np.int64)
