@@ -414,3 +414,68 @@ def test_plots_are_labelled_and_structured(fixture_tables):
     assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
     with pytest.raises(ValueError, match="mixes provenances"):
         plots_eqtl.plot_eqtl_deciles(pd.concat([deciles, deciles.assign(provenance="real")]))
+
+
+# ---------------------------------------------------------------------------------------------
+# notebook 70 on the smoke preset
+# ---------------------------------------------------------------------------------------------
+def _run_70(session_dirs, run_name):
+    from chromexp import cli
+
+    args = ["run", "70", "-f", "params/smoke.yaml", "--run-name", run_name, "--quiet"]
+    for key, path in session_dirs.items():
+        args += ["-p", f"paths.{key}", str(path)]
+    return cli.main(args)
+
+
+@pytest.mark.notebook
+def test_notebook_70_names_notebook_60_when_its_inputs_are_missing(session_dirs, smoke_raw):
+    from chromexp import paths
+
+    code = _run_70(session_dirs, "no_effects")
+    assert code == 1
+    message = (
+        paths.Path(session_dirs["results_dir"]) / "no_effects" / "all" / "70_eqtl_enrichment.FAILED.txt"
+    ).read_text()
+    assert "perturbation effects of notebook 60_perturbation are missing" in message
+    assert "E116/perturbation_effects.tsv.gz" in message
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_notebook_70_recovers_a_planted_enrichment_on_the_smoke_preset(smoke_params, session_dirs, smoke_raw):
+    """End to end with a stand-in for notebook 60: effects = -(the bin's H3K27ac signal) + noise.
+
+    H3K27ac marks the planted active enhancers, which carry most simulated eQTLs, so the top decile
+    must be enriched; the notebook's Answer must say so and label the data semi-synthetic.
+    """
+    import nbformat
+
+    from chromexp import config, dataset, paths
+
+    params = config.load_params(
+        "E116", files=["params/smoke.yaml"], overrides={"paths": {k: str(v) for k, v in session_dirs.items()}}
+    )
+    dataset.build_dataset(params, "E116")
+    ds = dataset.load_dataset(params, "E116")
+    active = np.flatnonzero(ds.genes["label"].to_numpy() == 1)
+    bins = enrichment.window_bins(ds.genes.iloc[active])
+    signal = ds.promoter(marks=["H3K27ac"], resolution=2000, genes=active)[:, 0, :].reshape(-1)
+    effect = -0.25 * signal + np.random.default_rng(0).normal(0, 0.03, signal.size)
+    table = bins.assign(
+        cell_type="E116", provenance=ds.provenance, model="chromoformer-reg", mark="H3K27ac", gene_set="active",
+        region=[f"distal_{k:02d}" for k in bins["position"]], region_kind="distal", level=0.0, effect=effect,
+        effect_sd=0.0, concordance=1.0, n_folds=1, baseline=0.0,
+    )[lambda t: ~t["position"].isin(enrichment.PROMOTER_POSITIONS)][list(EFFECT_COLUMNS)]  # fmt: skip
+    out = paths.run_dir(params, "standin", "E116") / enrichment.EFFECTS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, sep="\t", index=False)
+    assert _run_70(session_dirs, "standin") == 0
+    result = paths.run_dir(params, "standin", None).parent / "eqtl"
+    deciles = pd.read_csv(result / "eqtl_deciles.tsv", sep="\t")
+    assert list(deciles.columns) == list(enrichment.DECILE_COLUMNS)
+    top = deciles[deciles["decile"] == 10].iloc[0]
+    assert top["q"] < 0.05 and top["provenance"] == "semi-synthetic"
+    nb = nbformat.read(paths.run_dir(params, "standin", None) / "70_eqtl_enrichment.ipynb", as_version=4)
+    answer = nb.cells[-1].outputs[0]["data"]["text/markdown"]
+    assert "SEMI-SYNTHETIC" in answer and "Is the planted enrichment recovered?** Yes" in answer
