@@ -41,6 +41,15 @@
 # (must be null) and, on semi-synthetic data, the planted truth itself as the score (must be
 # significant in the top decile).
 #
+# **Where we differ from the reference code** (chromexpress `qtl_ovrlp`), on purpose: the GRCh38
+# variants are lifted to hg19 before the overlap (the reference compared GRCh38 positions with hg19
+# loci); a locus counts once however many eQTLs it holds, with 0-based half-open intervals (the
+# reference counted eQTL–locus matches, inclusive at both ends); p has the +1 correction; the
+# effect is notebook 60's log2 fold change; upstream *and* downstream distal loci are tested
+# (the reference kept upstream ones); each cell type is its own test (the reference pooled E066
+# and E118, both liver); pcHi-C fragments are counted whole, once each (the reference cut them into
+# 2 kb pieces 6–20 kb upstream).
+#
 # **Outputs** (`results/<run>/eqtl/`): `eqtl_deciles.tsv`, `eqtl_benchmarks.tsv`,
 # `eqtl_distance_matched.tsv`, `eqtl_controls.tsv`, `eqtl_liftover.tsv`, and the two figures.
 #
@@ -75,7 +84,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from chromexp import config, dataset, enrichment, eqtl, paths, plots, plots_eqtl, simulate_eqtl
-from chromexp.constants import SEMI_SYNTHETIC
+from chromexp.constants import REAL, SEMI_SYNTHETIC
 
 OUT = paths.results_dir(run.params) / run.run_name / "eqtl"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -124,7 +133,7 @@ loci.groupby("cell_type").agg(
 # %%
 inputs = eqtl.eqtl_inputs(run.params)
 eqtls = eqtl.read_fine_mapped_eqtls(inputs["table"])
-eqtl_provenance = SEMI_SYNTHETIC if inputs["simulated_chain"] else "real"
+eqtl_provenance = SEMI_SYNTHETIC if inputs["simulated_chain"] else REAL
 assert eqtl_provenance == PROVENANCE, f"effects are {PROVENANCE} but the eQTLs are {eqtl_provenance}"
 lifted, lift_report = eqtl.liftover(eqtls, inputs["chain"])
 print(f"{len(eqtls):,} eQTL rows in {inputs['table'].name}; excluded while reading: {eqtls.attrs['excluded']}")
