@@ -58,6 +58,14 @@ def test_reader_rejects_a_malformed_line_with_file_and_line(tmp_path, line, reas
         eqtl.read_fine_mapped_eqtls(path)
 
 
+def test_reader_takes_a_single_pip_named_column(tmp_path):
+    path = write(tmp_path / "e.tsv", "Tissue\tGene\tVariant\tPIP_EMS\tpval\nLiver\tENSG1.1\tchr1:5:A:C\t0.97\t1e-9\n")
+    assert eqtl.read_fine_mapped_eqtls(path)["pip"].tolist() == [0.97]
+    two = write(tmp_path / "f.tsv", "tissue\tgene\tvariant\tpip_a\tpip_b\n")
+    with pytest.raises(ValueError, match="lacks column"):
+        eqtl.read_fine_mapped_eqtls(two)
+
+
 def test_reader_rejects_a_header_without_the_columns(tmp_path):
     path = write(tmp_path / "e.tsv", "tissue\tgene\tvariant\n")
     with pytest.raises(ValueError, match=r"e\.tsv:1: the header lacks column\(s\) \['pip'\]"):

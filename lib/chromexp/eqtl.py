@@ -80,7 +80,8 @@ def read_fine_mapped_eqtls(path: str | Path, sheet: str = SHEET) -> pd.DataFrame
     ----------
     path : path
         A TSV (optionally gzipped) with a header holding at least ``tissue``, ``gene``,
-        ``variant`` and ``pip`` (case-insensitive; extra columns ignored), or the published
+        ``variant`` and ``pip`` (case-insensitive; extra columns ignored; without a ``pip``
+        column, the single column whose name starts with ``pip`` is used), or the published
         ``.xlsx`` (then ``sheet`` is read; line numbers are spreadsheet rows).
     sheet : str
         Sheet of an ``.xlsx`` file.
@@ -108,6 +109,10 @@ def read_fine_mapped_eqtls(path: str | Path, sheet: str = SHEET) -> pd.DataFrame
     for number, fields in rows:
         if header is None:
             names = [f.strip().lower() for f in fields]
+            pips = [n for n in names if n.startswith("pip")]
+            if "pip" not in names and len(pips) == 1:  # e.g. a column named after the PIP's method
+                log.info("%s: using column %r as the PIP", path, fields[names.index(pips[0])])
+                names[names.index(pips[0])] = "pip"
             missing = [c for c in REQUIRED if c not in names]
             if missing:
                 raise ValueError(f"{path}:{number}: the header lacks column(s) {missing}; it has {fields}.")
