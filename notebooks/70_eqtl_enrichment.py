@@ -101,13 +101,7 @@ if not CELLS:
 # parameters. Their coordinates are checked against the dataset's 2 kb bins.
 
 # %%
-effect_paths = {ct: paths.run_dir(run.params, run.run_name, ct) / enrichment.EFFECTS_FILE for ct in CELLS}
-missing = [str(p) for p in effect_paths.values() if not p.is_file()]
-if missing:
-    raise FileNotFoundError(
-        "The perturbation effects of notebook 60_perturbation are missing for the eQTL-matched cell types: "
-        f"{', '.join(missing)}. Run notebook 60 first (chromexp batch --notebooks 60 -f <params>)."
-    )
+effect_paths = enrichment.effects_paths(run.params, run.run_name, CELLS)
 loci = pd.concat(
     [
         enrichment.select_loci(enrichment.read_effects(p), CFG["mark"], CFG["gene_set"], CFG["level"], CFG["model"])

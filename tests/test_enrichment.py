@@ -428,6 +428,19 @@ def _run_70(session_dirs, run_name):
     return cli.main(args)
 
 
+def test_missing_effects_name_notebook_60(tmp_path):
+    params = {"paths": {"results_dir": str(tmp_path)}}
+    (tmp_path / "run" / "E066").mkdir(parents=True)
+    (tmp_path / "run" / "E066" / enrichment.EFFECTS_FILE).write_bytes(b"")
+    with pytest.raises(
+        FileNotFoundError, match=r"notebook 60_perturbation are missing.*E116/perturbation_effects"
+    ) as err:
+        enrichment.effects_paths(params, "run", ["E066", "E116"])
+    assert "E066" not in str(err.value)
+    assert set(enrichment.effects_paths(params, "run", ["E066"])) == {"E066"}
+
+
+@pytest.mark.slow
 @pytest.mark.notebook
 def test_notebook_70_names_notebook_60_when_its_inputs_are_missing(session_dirs, smoke_raw):
     from chromexp import paths

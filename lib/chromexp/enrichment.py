@@ -116,6 +116,26 @@ def read_effects(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def effects_paths(params: Mapping, run_name: str, cell_types: Sequence[str]) -> dict[str, Path]:
+    """``results/<run>/<EID>/perturbation_effects.tsv.gz`` of each cell type, all required to exist.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming notebook 60 and every missing file.
+    """
+    from . import paths
+
+    found = {ct: paths.run_dir(params, run_name, ct) / EFFECTS_FILE for ct in cell_types}
+    missing = [str(p) for p in found.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            "The perturbation effects of notebook 60_perturbation are missing for the eQTL-matched cell types: "
+            f"{', '.join(missing)}. Run notebook 60 first (chromexp batch --notebooks 60 -f <params>)."
+        )
+    return found
+
+
 def select_loci(
     effects: pd.DataFrame, mark: str = "H3K27ac", gene_set: str = "active", level: float = 0.0, model: str | None = None
 ) -> pd.DataFrame:
