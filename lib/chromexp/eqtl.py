@@ -193,6 +193,8 @@ def liftover(table: pd.DataFrame, chain: str | Path) -> tuple[pd.DataFrame, pd.D
     A variant lifts when its position maps into an aligned block; with several mappings the
     highest-scoring chain is used (counted). A variant whose position falls in a gap of the chain,
     or whose chromosome the chain does not know, fails and is counted.
+    Only positions are lifted: alleles are kept as written (not complemented when a chain maps to
+    the minus strand, not checked against a reference genome); the test uses positions only.
 
     Parameters
     ----------
