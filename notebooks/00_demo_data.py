@@ -108,8 +108,25 @@ run.describe()
 # uniform starts and random strand. Reads exist over TSS ± 21 kb and the pcHi-C fragments ± 1 kb
 # (where the pipeline looks); their density matches real E003, their genome-wide total does not.
 #
-# **Not simulated yet**: fine-mapped eQTLs and GWAS summary statistics (docs/methods.md, "Semi-synthetic data", later issues);
-# the planted enhancers in `truth/enhancers.tsv.gz` are meant to anchor them.
+# **Fine-mapped eQTLs (simulated genetics, `chromexp.simulate_eqtl`, rates in `simulate.eqtl`).**
+# For each eQTL tissue $T$ of the preset's cell types (`cell.eqtl_tissues`: E066/E118 liver, E114
+# lung, E116 EBV lymphocytes, E087 pancreas, E007 two brain regions; E003 has none), with $C_T$ the
+# cell types matched to it: each planted enhancer of gene $g$ carries a fine-mapped eQTL *of $g$* in
+# $T$ with probability `p_active_enhancer` = 0.6 if it is active in some cell type of $C_T$, else
+# `p_inactive_enhancer` = 0.03, at a uniform position inside the enhancer; every gene also gets
+# Poisson(`tss_rate` = 0.15) eQTLs at a distance ~ Normal(0, 2 kb) from its TSS and
+# Poisson(`random_rate` = 0.3) eQTLs uniform in TSS ± 1 Mb. PIPs are U(0.9, 1); 10 % of rows get a
+# PIP in (0.5, 0.9] and 10 % are also written for another simulated tissue with PIP in [0.1, 0.9):
+# both fail the test's "PIP > 0.9 in the tissue, < 0.1 elsewhere" filter. The table
+# (`eqtl/put_causal_eqtls_tissue_unique.tsv.gz`: tissue, versioned gene id, variant `chr:pos:ref:alt`,
+# PIP — the layout of Wang et al. 2021 Suppl. Data 7) is written in GRCh38 like the real one, in a
+# **simulated** build: "GRCh38" = hg19 shifted per chromosome, with one GRCh38-only insertion; the
+# matching **simulated** chain file (`eqtl/hg38ToHg19.simulated.over.chain.gz`, not UCSC's) lets
+# notebook 70 run the same liftover as on real data, and 2 % of the random eQTLs sit in the
+# insertions and fail to lift. Every planted eQTL, its kind and hg19 position are in
+# `truth/eqtls.tsv.gz`.
+#
+# **Not simulated yet**: GWAS summary statistics (docs/methods.md, "Semi-synthetic data"; a later issue).
 
 # %%
 import pandas as pd
@@ -146,10 +163,10 @@ print(
 
 # %% [markdown]
 # Measured on the 2-core development machine with `params/demo.yaml` (`n_jobs: 2`): the **demo**
-# preset (2,000 genes, 4 cell types, 39 files of which 28 tagAlign with 2.0–4.7 M reads each) was
+# preset (2,000 genes, 4 cell types, 39 files (43 with the eQTL files added since) of which 28 tagAlign with 2.0–4.7 M reads each) was
 # generated in **121 s** (143 s with other jobs running alongside; 2 min 43 s for this whole
 # notebook), **633 MB** on disk, peak memory ≈ 1.1 GB. The **smoke** preset (200 genes, 2 cell
-# types, 23 files) takes 5–8 s and 32 MB. The **full** preset (all 18,465 usable genes, 11 cell
+# types, 27 files with the eQTLs) takes 5–8 s and 32 MB. The **full** preset (all 18,465 usable genes, 11 cell
 # types) has not been generated here: its reads cover 1,059 Mb (demo: 193 Mb) in 77 tracks (demo:
 # 28), about 15× the demo, so expect roughly 30 min and 9–10 GB (an estimate, not a measurement).
 

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: all 11)")
     dl.add_argument("--marks", nargs="+", help="histone marks (default: all 7)")
     dl.add_argument(
-        "--kinds", nargs="+", default=None, help="tagAlign expression pchic narrowPeak broadPeak gappedPeak"
+        "--kinds", nargs="+", default=None, help="tagAlign expression pchic narrowPeak broadPeak gappedPeak eqtl"
     )
     dl.add_argument("--dry-run", action="store_true", help="print what would be fetched, fetch nothing")
     dl.add_argument("--force", action="store_true", help="replace files that are present")

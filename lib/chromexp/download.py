@@ -16,6 +16,9 @@ kind            source                                                          
                 ``preprocessing/Snakefile``): ``{TISSUE}_frag2neighbors.pickle``  ``raw/pchic/{TISSUE}.tsv.gz``
                 and ``{TISSUE}_pair2score.pickle`` from the authors' bucket,
                 ``tss2fragment.pickle`` from the repository (pinned commit)
+``eqtl``        Wang et al. 2021 (Nat Commun) Suppl. Data 7 (``.xlsx``, sheet    ``raw/eqtl/``, converted to
+                ``put_causal_eqtls_tissue_unique``) and UCSC's                   ``put_causal_eqtls_tissue_unique.tsv.gz``
+                ``hg38ToHg19.over.chain.gz`` (liftover of the GRCh38 variants)   (:mod:`chromexp.eqtl`)
 ==============  ===============================================================  ===========================
 
 Kind ``annotations``: Chromoformer's ``preprocessing/annotations/refGene.tsv`` and
@@ -78,8 +81,15 @@ CHROMOFORMER_RAW = f"https://raw.githubusercontent.com/dohlee/chromoformer/{CHRO
 REFGENE_URL = CHROMOFORMER_RAW + "/preprocessing/annotations/refGene.tsv"
 TRAIN_CSV_URL = CHROMOFORMER_RAW + "/preprocessing/train.csv"
 
+#: Wang et al. 2021, Nat Commun 12:3394, Supplementary Data 7 (the file the reference code reads).
+EQTL_URL = (
+    "https://static-content.springer.com/esm/art%3A10.1038%2Fs41467-021-23134-8/MediaObjects/"
+    "41467_2021_23134_MOESM10_ESM.xlsx"
+)
+HG38_TO_HG19_CHAIN_URL = "https://hgdownload.soe.ucsc.edu/goldenPath/hg38/liftOver/hg38ToHg19.over.chain.gz"
+
 PEAK_KINDS = ("narrowPeak", "broadPeak", "gappedPeak")
-KINDS = ("tagAlign", "expression", *PEAK_KINDS, "pchic", "annotations")
+KINDS = ("tagAlign", "expression", *PEAK_KINDS, "pchic", "annotations", "eqtl")
 DEFAULT_KINDS = ("tagAlign", "expression", "pchic", "annotations")
 RPKM_FILE = "57epigenomes.RPKM.pc.gz"
 GENES_FILE = "genes.tsv"
@@ -188,6 +198,11 @@ def roadmap_manifest(
             for what in ("frag2neighbors", "pair2score"):
                 url = CHROMOFORMER_DATA_URL.format(tissue=tissue, what=what)
                 files.append(RemoteFile("pchic", url, raw / "pchic" / f"{tissue}_{what}.pickle"))
+    if "eqtl" in kinds:
+        # neither publisher gives a checksum: the chain is checked for gzip integrity, the
+        # spreadsheet by reading it (chromexp.eqtl.convert_xlsx)
+        files.append(RemoteFile("eqtl", EQTL_URL, raw / "eqtl" / "41467_2021_23134_MOESM10_ESM.xlsx"))
+        files.append(RemoteFile("eqtl", HG38_TO_HG19_CHAIN_URL, raw / "eqtl" / "hg38ToHg19.over.chain.gz"))
     return files
 
 
@@ -386,6 +401,14 @@ def download_roadmap(
         for tissue in dict.fromkeys(PCHIC_TISSUE[eid] for eid in cell_types):
             out = pchic_from_chromoformer(raw / "pchic", tissue, force=force)
             records.append(("pchic", out.name, "", str(out), "converted", out.stat().st_size))
+    if "eqtl" in kinds:
+        from chromexp import eqtl
+
+        raw, _ = _layout(target)
+        out = raw / "eqtl" / eqtl.EQTL_FILE
+        if force or not out.exists():
+            eqtl.convert_xlsx(raw / "eqtl" / eqtl.XLSX_FILE, out)
+            records.append(("eqtl", out.name, "", str(out), "converted", out.stat().st_size))
     return pd.DataFrame(records, columns=["kind", "name", "url", "dest", "status", "bytes"])
 
 

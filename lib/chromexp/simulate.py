@@ -36,8 +36,9 @@ their own terms from their own real expression (:func:`context_genes`). The NDR 
 with uniform starts and random strand. Nothing in the model refers to cell states or ranks marks:
 the same mechanism runs in every cell type, driven only by that cell type's real expression.
 
-eQTL and GWAS simulation (docs/methods.md, "Semi-synthetic data", last bullet) is *not* part of this module yet; the
-planted enhancers in ``truth/enhancers.tsv.gz`` are their intended anchor.
+Fine-mapped eQTLs are planted by :mod:`chromexp.simulate_eqtl` (anchored on the planted enhancers,
+written to ``eqtl/`` in GRCh38 with a simulated chain file); GWAS simulation is not part of this
+module yet.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import paths
+from . import paths, simulate_eqtl
 from .constants import CELL_TYPES, CHROMOSOMES, MARKS, PCHIC_TISSUE
 from .utils import get_logger, remove_stale_temporaries
 
@@ -980,6 +981,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
                 n_jobs, initializer=_die_with_parent, initargs=(os.getpid(),)
             ) as pool:
                 list(pool.map(_cell_type_task, tasks))
+        simulate_eqtl.write_eqtls(tmp, genes, enhancers, cell_types, chrom_sizes, knobs, seed, level)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {
             "dataset": "semi-synthetic (simulated reads, real Roadmap expression)",
@@ -1090,6 +1092,7 @@ Written by chromexp.simulate.generate; see notebooks/00_demo_data for the genera
 - interactions.tsv.gz: the pcHi-C interaction structure (gene, bait, other fragment, base
   frequency) and per tissue whether it is present and its frequency.
 
-Not simulated yet (docs/methods.md, "Semi-synthetic data", later issues): fine-mapped eQTLs (to be planted
-preferentially in active enhancers of their gene) and GWAS summary statistics.
+- eqtls.tsv.gz: every planted fine-mapped eQTL (chromexp.simulate_eqtl; ../eqtl/README.md).
+
+Not simulated yet (docs/methods.md, "Semi-synthetic data", later issues): GWAS summary statistics.
 """
