@@ -7,6 +7,7 @@
     chromexp batch --notebooks 10 30 --cells E003 E066 -f params/demo.yaml --jobs 2
     chromexp params --cell E003 -f params/demo.yaml     show the merged parameters
     chromexp download --cells E003 --kinds tagAlign expression --dry-run   real Roadmap inputs
+    chromexp plan --throughput bench/results/gpu_grid.json   the paper's model grid in device-hours
 
 Everything is validated (notebooks, cell types, parameter files and keys) before anything runs.
 ``batch`` runs (notebook × cell type) jobs in parallel processes, respecting the notebook order
@@ -90,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--dry-run", action="store_true", help="print what would be fetched, fetch nothing")
     dl.add_argument("--force", action="store_true", help="replace files that are present")
     common(dl)
+
+    pl = sub.add_parser("plan", help="the paper's model grid and its device-hours from measured throughput")
+    pl.add_argument(
+        "--throughput", required=True, help="JSON result of bench/gpu_grid.py measured on the device to plan for"
+    )
+    pl.add_argument("--epochs-per-model", type=float, default=40.0, help="assumed mean epochs before early stopping")
+    pl.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: all 11 of the study)")
 
     show = sub.add_parser("params", help="print the merged parameters")
     show.add_argument("--cell", help="Roadmap EID")
@@ -434,6 +442,22 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from . import scale
+    from .constants import CELL_TYPES
+
+    cells = args.cells or list(CELL_TYPES)
+    for cell in cells:
+        config.check_cell_type(cell)
+    throughput = scale.read_throughput(args.throughput)
+    table = scale.estimate(scale.paper_grid(cells), throughput, epochs_per_model=args.epochs_per_model)
+    device = throughput.get("gpu") or throughput.get("device", "?")
+    if throughput.get("tiny"):
+        print("note: this throughput was measured at the tiny CI size; measure at full size for a real plan.")
+    print(scale.format_plan(table, device, args.epochs_per_model))
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from . import download
 
@@ -454,9 +478,14 @@ def cmd_download(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for invalid arguments or parameters)."""
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "batch": cmd_batch, "list": cmd_list, "params": cmd_params, "download": cmd_download}[
-        args.command
-    ]
+    handler = {
+        "run": cmd_run,
+        "batch": cmd_batch,
+        "list": cmd_list,
+        "params": cmd_params,
+        "download": cmd_download,
+        "plan": cmd_plan,
+    }[args.command]
     try:
         return handler(args)
     except ValueError as err:

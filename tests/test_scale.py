@@ -1,0 +1,88 @@
+"""The paper's model grid, device-hour estimates from measured throughput, and the GPU benchmark's
+CPU fallback (bench/gpu_grid.py --tiny), which must produce a well-formed result in CI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chromexp import cli, scale
+from chromexp.constants import CELL_TYPES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_paper_grid_has_the_papers_1276_models_plus_the_seven_mark_models():
+    grid = scale.paper_grid(list(CELL_TYPES))
+    assert len(CELL_TYPES) == 11
+    by = grid.set_index(["notebook", "models_of"])["n_models"]
+    assert by[("30", "single marks")] == 308  # CNN: 7 marks × 11 cell types × 4 folds
+    assert by[("40", "single marks")] == 308
+    assert by[("50", "mark pairs")] == 660  # 15 pairs × 11 × 4
+    assert by[("30", "single marks")] + by[("40", "single marks")] + by[("50", "mark pairs")] == 1276
+    assert by[("40", "all marks")] == 44
+
+
+def test_mark_pairs_are_the_15_distinct_anchor_pairs():
+    pairs = scale.mark_pairs()
+    assert len(pairs) == len(set(pairs)) == 15
+    assert all(any(a in p for a in scale.PAIR_ANCHORS) for p in pairs)
+
+
+def _throughput(cnn: float, cf: float) -> dict:
+    return {
+        "device": "cuda",
+        "families": {
+            "promoter_cnn": {"modes": {"one_fp32": {"gene_epochs_per_s": cnn / 2}, "many_fp32": {"gene_epochs_per_s": cnn}}},
+            "chromoformer": {"modes": {"one_fp32": {"gene_epochs_per_s": cf}, "one_bf16": {"skipped": "cpu"}}},
+        },
+    }
+
+
+def test_estimate_uses_each_familys_fastest_mode_and_scales_linearly():
+    grid = scale.paper_grid(["E003"], folds=[1])
+    table = scale.estimate(grid, _throughput(1000.0, 100.0), epochs_per_model=10, train_genes=3600)
+    cnn = table[table.family == "promoter_cnn"].iloc[0]
+    assert cnn["mode"] == "many_fp32"
+    assert cnn["hours"] == pytest.approx(7 * 3600 * 10 / 1000.0 / 3600)
+    double = scale.estimate(grid, _throughput(1000.0, 100.0), epochs_per_model=20, train_genes=3600)
+    assert double["hours"].sum() == pytest.approx(2 * table["hours"].sum())
+
+
+def test_read_throughput_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="gpu_grid.py"):
+        scale.read_throughput(tmp_path / "absent.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match="bad.json"):
+        scale.read_throughput(bad)
+
+
+def test_gpu_benchmark_cpu_fallback_and_plan(tmp_path, capsys):
+    out = tmp_path / "grid.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_grid.py"), "--tiny", "--device", "cpu", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["device"] == "cpu" and result["tiny"] is True
+    for family in ("promoter_cnn", "chromoformer"):
+        modes = result["families"][family]["modes"]
+        for mode in ("one_fp32", "many_fp32"):
+            assert modes[mode]["gene_epochs_per_s"] > 0
+            assert modes[mode]["models_per_hour"] > 0
+        assert modes["many_fp32"]["models"] > 1
+        assert "skipped" in modes["one_bf16"]  # bf16 autocast is CUDA-only
+    assert result["paper_grid"]["models"] == 1320
+
+    assert cli.main(["plan", "--throughput", str(out), "--cells", "E003", "E066"]) == 0
+    text = capsys.readouterr().out
+    assert "tiny CI size" in text and "Estimated" in text
+    assert cli.main(["plan", "--throughput", str(tmp_path / "none.json")]) == 2
