@@ -870,6 +870,25 @@ def input_fingerprints(params: Mapping[str, Any], cell_type: str) -> dict[str, l
     return {p.name: (_file_fingerprint(p) if p.is_file() else None) for p in flat}
 
 
+def store_fingerprint(params: Mapping[str, Any], cell_type: str) -> list | str | None:
+    """``[size, content checksum]`` of the cell type's store, ``None`` if absent, ``"unreadable"``.
+
+    Cheap (reads one attribute, not the arrays): part of every per-cell-type job's fingerprint,
+    so a truncated or rebuilt store makes the jobs that read it stale. Full verification happens
+    when the store is opened (:func:`verify_store`).
+    """
+    import h5py
+
+    path = store_path(params, cell_type)
+    if not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return [path.stat().st_size, str(f.attrs.get("content_sha256", ""))]
+    except Exception:  # noqa: BLE001 — any failure to open means a damaged file
+        return "unreadable"
+
+
 def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
     """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (checked to exist)."""
     raw = paths.raw_dir(params)
