@@ -706,6 +706,7 @@ def _put(group, name: str, data, dtype=None):
     data = np.asarray(data)
     return group.create_dataset(name, data=data, dtype=dtype, fletcher32=data.size > 0 and data.dtype.kind != "O")
 
+
 #: Attributes not covered by the content digest (written after it).
 _UNDIGESTED = ("complete", "content_sha256")
 
@@ -732,7 +733,9 @@ def _content_digest(f) -> str:
 
 def _rebuild_hint(cell_type: str | None) -> str:
     cell = f" --cell {cell_type}" if cell_type else ""
-    return f"Rebuild it: chromexp run 10{cell} --force (or chromexp.dataset.build_dataset(params, cell_type, force=True))."
+    return (
+        f"Rebuild it: chromexp run 10{cell} --force (or chromexp.dataset.build_dataset(params, cell_type, force=True))."
+    )
 
 
 def verify_store(path: str | Path, cell_type: str | None = None) -> None:
@@ -746,7 +749,9 @@ def verify_store(path: str | Path, cell_type: str | None = None) -> None:
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"No dataset store at {path}. Build it: chromexp run 10{f' --cell {cell_type}' if cell_type else ''}.")
+        raise ValueError(
+            f"No dataset store at {path}. Build it: chromexp run 10{f' --cell {cell_type}' if cell_type else ''}."
+        )
     try:
         with h5py.File(path, "r") as f:
             if not bool(f.attrs.get("complete", False)):

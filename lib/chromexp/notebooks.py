@@ -325,7 +325,11 @@ def job_lock(job: Job) -> Iterator[Path]:
                 f"(kill <pid>), then rerun."
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
+            0,
+        )
         yield job.lock_file
     finally:
         os.close(fd)  # releases the flock
@@ -390,9 +394,7 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
         for stale in (job.running, job.failed, job.failed_message):
             stale.unlink(missing_ok=True)
         data_before = job.data_fingerprints  # raw inputs as they are when the run starts
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(
-            [_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])]
-        )
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])])
         log.info("running %s -> %s", job.name, job.output)
         start = time.perf_counter()
         try:
