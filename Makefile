@@ -17,7 +17,7 @@ help:
 	@echo "make test     set up, then run the test suite (pytest) on CPU"
 	@echo "make figures  rebuild figures/ from results/demo/"
 	@echo "make sync     rebuild notebooks/*.ipynb from their jupytext .py sources"
-	@echo "make lint     ruff check"
+	@echo "make lint     ruff check (incl. numpy docstrings) and ruff format --check"
 
 # Virtual environment + package (re-done when pyproject.toml changes).
 $(STAMP): pyproject.toml
@@ -50,7 +50,7 @@ figures: setup
 	@if ls notebooks/90_*.py >/dev/null 2>&1; then \
 		$(PY) -m chromexp batch --notebooks 90 -f $(DEMO_PARAMS) --force; \
 	else \
-		echo "notebook 90 (figures) does not exist yet; figures/ holds what earlier notebooks saved"; \
+		echo "notebook 90 (figures) does not exist yet; per-cell-type plots are in results/<run>/<EID>/figures/"; \
 	fi
 
 test: setup
@@ -62,6 +62,7 @@ sync: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lib tests notebooks bench
+	$(VENV)/bin/ruff format --check lib tests notebooks bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -52,12 +52,14 @@ def _worker(which: str, mode: str, args: dict, queue) -> None:
     device = torch.device(args["device"])
     import chromoformer.net as ref
 
+    from chromexp import config
     from chromexp.models import chromoformer as cf
     from chromexp.models import chromoformer_inputs as ci
 
     torch.manual_seed(0)
     reference = ref.ChromoformerRegressor(n_feats=args["marks"])
-    inputs = ci.random_inputs(args["batch"], n_marks=args["marks"], n_pcres=args["n_pcres"], seed=1)
+    window = 2 * config.load_params()["signal"]["half_window"]
+    inputs = ci.random_inputs(args["batch"], n_marks=args["marks"], n_pcres=args["n_pcres"], window=window, seed=1)
     target = torch.randn(args["batch"], generator=torch.Generator().manual_seed(2)).to(device)
     if which == "reference":
         model = reference

@@ -108,7 +108,7 @@ run.describe()
 # uniform starts and random strand. Reads exist over TSS ± 21 kb and the pcHi-C fragments ± 1 kb
 # (where the pipeline looks); their density matches real E003, their genome-wide total does not.
 #
-# **Not simulated yet**: fine-mapped eQTLs and GWAS summary statistics (DESIGN.md §3.3, later issues);
+# **Not simulated yet**: fine-mapped eQTLs and GWAS summary statistics (docs/methods.md, "Semi-synthetic data", later issues);
 # the planted enhancers in `truth/enhancers.tsv.gz` are meant to anchor them.
 
 # %%
@@ -128,7 +128,7 @@ config.show({"simulate": run.params["simulate"]})
 # %%
 import time
 
-from chromexp import paths, simulate
+from chromexp import paths, provenance, simulate
 
 preset = simulate.preset_config(run.params)
 reused = simulate.is_complete(paths.raw_dir(run.params), run.params)
@@ -140,7 +140,8 @@ size_mb = summary["files"]["bytes"].sum() / 1e6
 print(
     f"preset {preset['name']}: {preset['n_genes'] or 'all'} genes, cell types {', '.join(preset['cell_types'])}\n"
     f"{'reused (already complete)' if reused else 'generated'} in {elapsed:.1f} s; "
-    f"{len(summary['files'])} files, {size_mb:.1f} MB in {raw}"
+    f"{len(summary['files'])} files, {size_mb:.1f} MB in {raw}\n"
+    f"provenance (read from the files on disk): {provenance.detect(raw)} data"
 )
 
 # %% [markdown]

@@ -25,7 +25,7 @@
 # (promoter-capture Hi-C). For E003 also the vendored **real** E003 read depth of 100 genes
 # (Chromoformer's demo regions, `lib/chromexp/resources/e003_real/`).
 #
-# **Method** (DESIGN.md §3.2). Per-base read depth as `bedtools genomecov` (each read over its
+# **Method** (docs/methods.md, "Signal" and "Genes, folds, pCREs"). Per-base read depth as `bedtools genomecov` (each read over its
 # own 36 bp), averaged exactly per bin (a partial last bin averages only its own bases) and
 # transformed as ln(mean + 1) in float32, over TSS ± 20 kb at 100 / 500 / 2,000 bp, bins
 # reversed for minus-strand genes. pCREs: pcHi-C fragments interacting with the bait that holds
@@ -62,9 +62,11 @@ import time
 
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
 from chromexp import dataset, paths, plots
 from chromexp.constants import REAL
+from chromexp.experiments import data_prep
 from chromexp.utils import atomic_path
 
 print(f"raw inputs: {paths.raw_dir(run.params)}")
@@ -146,18 +148,12 @@ plots.save_figure(fig, f"10_dataset_overview_{CELL_TYPE}", run.figures_dir)
 
 # %%
 profiles = [dataset.promoter_profiles(ds, resolution=100)]
-real = None
-if CELL_TYPE == "E003":
-    real = dataset.load_real_e003(run.params)
+real = data_prep.real_reference(run.params, CELL_TYPE)  # vendored real depth (E003 only), else None
+if real is not None:
     profiles.append(dataset.promoter_profiles(real, resolution=100, source=REAL))
     print(real, "\nexclusions:", int(real.exclusions["n_items"].sum()))
     # Chromoformer's own labels for these genes came from its median over its gene set
-    theirs = pd.read_csv(dataset.real_e003_dir() / "genes.csv").set_index("gene_id")["label"]
-    ours = real.genes.set_index("gene_id")["label"].reindex(theirs.index)
-    print(
-        f"real E003 labels (RPKM >= {real.label_median:.4g}, {real.label_median_source}): "
-        f"{int((ours != theirs).sum())} of {len(theirs)} differ from Chromoformer's demo labels"
-    )
+    print(data_prep.real_label_agreement(real))
 profiles = pd.concat(profiles, ignore_index=True)
 fig = plots.plot_promoter_profiles(profiles)
 plots.save_figure(fig, f"10_promoter_profiles_{CELL_TYPE}", run.figures_dir)
@@ -173,7 +169,7 @@ fig = plots.plot_pcres_per_gene(n_pcres, ds.provenance, ds.max_pcres)
 plots.save_figure(fig, f"10_pcres_per_gene_{CELL_TYPE}", run.figures_dir)
 if real is not None:
     fig = plots.plot_pcres_per_gene(real.n_pcres(), REAL, real.max_pcres)
-    plots.save_figure(fig, "10_pcres_per_gene_E003_real", run.figures_dir)
+    plots.save_figure(fig, f"10_pcres_per_gene_{CELL_TYPE}_real", run.figures_dir)
 
 # %% [markdown]
 # ## Save the tables
@@ -191,3 +187,10 @@ for name, table in tables.items():
     with atomic_path(out / name) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
 print("written:", ", ".join(tables), "to", out)
+
+# %% [markdown]
+# ## Answer
+# Written from the dataset built above.
+
+# %%
+display(Markdown(data_prep.answer(ds, splits, n_pcres)))

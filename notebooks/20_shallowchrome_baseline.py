@@ -53,10 +53,11 @@ import time
 
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from chromexp import baselines, dataset, paths, plots, results
 from chromexp import shallowchrome as sc
+from chromexp.experiments import shallowchrome as experiment
 from chromexp.utils import atomic_path
 
 P = run.params["shallowchrome"]
@@ -84,7 +85,7 @@ genes.groupby("fold").size().rename("genes").to_frame().T
 # Every empty peak file is listed below: its mark's feature would be 0 for every gene.
 
 # %%
-cell_run = sc.run_cell_type(run.params, CELL_TYPE, dataset=ds)
+cell_run = experiment.run_cell_type(run.params, CELL_TYPE, dataset=ds)
 peak_table = cell_run.peak_table
 print(
     f"peaks: {cell_run.seconds['peaks']:.1f} s ({(peak_table['status'] == 'called').sum()} files called now); "
@@ -195,30 +196,15 @@ metrics.query("metric == 'auroc' and split == 'test'").groupby(["scheme", "model
 # The run's other cell types are included when their dataset exists (`shallowchrome.across_cell_types`).
 
 # %%
-others = {}
+others, missing = {}, []
 if P["across_cell_types"]:
-    for other in run.params["cell_types"]:
-        if other == CELL_TYPE:
-            continue
-        if not (paths.processed_dir(run.params, other)).exists():
-            print(f"{other}: no dataset store yet (run notebook 10 for it); left out")
-            continue
-        t0 = time.perf_counter()
-        others[other] = sc.run_cell_type(run.params, other, rules=("median",))
-        print(f"{other}: fitted in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    others, missing = experiment.other_cell_type_runs(run.params, CELL_TYPE)
+    print(f"other cell types fitted: {', '.join(others) or 'none'} in {time.perf_counter() - t0:.1f} s")
+    print(f"without a dataset store yet (run notebook 10 for them): {', '.join(missing) or 'none'}")
 all_runs = {CELL_TYPE: cell_run, **others}
-
-wanted = [g for g in P["pattern_genes"] if all((r.dataset.genes["gene_name"] == g).any() for r in all_runs.values())]
-if not wanted:
-    # none of the listed genes is in this (small) dataset: take the genes whose activity differs most
-    # across the fitted cell types, then the most expressed ones
-    ids = genes.set_index("gene_name")["rpkm"]
-    lab = pd.DataFrame(
-        {c: r.dataset.genes.drop_duplicates("gene_name").set_index("gene_name")["label"] for c, r in all_runs.items()}
-    ).dropna()
-    wanted = list(
-        lab.var(axis=1).add(ids.reindex(lab.index).rank(pct=True) * 1e-3).sort_values(ascending=False).index[:3]
-    )
+# the listed genes present in every cell type, else the genes whose activity differs most across them
+wanted = experiment.pick_pattern_genes(P["pattern_genes"], all_runs)
 print("pattern genes:", ", ".join(wanted))
 patterns = pd.concat(
     [
@@ -269,7 +255,7 @@ side.round(3)
 
 # %% [markdown]
 # ## Checks and save
-# Tidy tables under `results/<run>/<cell_type>/` (DESIGN.md §4.9): the selected models' metrics and
+# Tidy tables under `results/<run>/<cell_type>/` (docs/data-formats.md): the selected models' metrics and
 # the naive baselines go into `metrics.tsv`, the chromosome-fold test predictions into
 # `predictions.tsv.gz`; the configuration grid, the selection, the coefficient table, the gene
 # patterns and the peak counts are written beside them for the figures notebook.
@@ -288,8 +274,8 @@ assert naive_table.shape == (len(ds.marks), len(run.params["dataset"]["naive_fla
 assert grid["auroc"].notna().all()
 
 out = run.out_dir
-results.save_metrics(pd.concat([metrics.drop(columns="config"), naive], ignore_index=True), out)
-results.save_predictions(pred, out)
+results.save_metrics(pd.concat([metrics.drop(columns="config"), naive], ignore_index=True), out, provenance=ds.provenance)
+results.save_predictions(pred, out, provenance=ds.provenance)
 tables = {
     "shallowchrome_configurations.tsv": grid,
     "shallowchrome_selection.tsv": sel,
@@ -302,3 +288,10 @@ for name, table in tables.items():
 with atomic_path(out / "shallowchrome_thresholds.tsv") as tmp:
     thr.rename_axis("rule").reset_index().to_csv(tmp, sep="\t", index=False)
 print(f"wrote {', '.join(['metrics.tsv', 'predictions.tsv.gz', *tables, 'shallowchrome_thresholds.tsv'])} to {out}")
+
+# %% [markdown]
+# ## Answer
+# Written from this run's numbers (the test metrics and naive baselines above).
+
+# %%
+display(Markdown(experiment.answer(metrics, naive_table, run.provenance)))

@@ -22,8 +22,8 @@
 # strand-oriented 100 bp bins of ln(mean depth + 1) at TSS ± 3 kb (60 bins per mark), the target
 # log2(RPKM + 1), and the four chromosome folds with their validation genes.
 #
-# **Method.** The chromexpress promoter CNN (DESIGN.md §4.2; 2,619,126 parameters for one mark),
-# one model per (mark, fold), trained with the study's protocol (DESIGN.md §4.4: Adam, lr 1e-3,
+# **Method.** The chromexpress promoter CNN (docs/methods.md, "Promoter CNN"; 2,619,126 parameters for one mark),
+# one model per (mark, fold), trained with the study's protocol (docs/methods.md, "Training protocol": Adam, lr 1e-3,
 # batch 64, MSE, ReduceLROnPlateau, early stopping with the best epoch restored on the fold's
 # validation genes, at most `train.max_epochs` epochs). Each model is tested on its held-out
 # fold's genes; metrics are computed over all test genes of a fold at once (never per batch).
@@ -54,8 +54,11 @@ run.describe()
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 
 from chromexp import baselines, dataset, plots, results, train
+from chromexp.experiments import evaluation
+from chromexp.experiments import promoter_cnn as experiment
 from chromexp.models import promoter_cnn
 from chromexp.utils import atomic_path
 
@@ -100,7 +103,7 @@ if not cfg["batch_norm"] and cfg["half_window"] == 3000 and cfg["resolution"] ==
 
 # %%
 checkpoint_dir = run.out_dir / "checkpoints" if cfg["checkpoints"] else None
-fitted = promoter_cnn.train_and_evaluate(
+fitted = experiment.train_and_evaluate(
     ds, run.params, marks=MARKS, folds=FOLDS, device=DEVICE, checkpoint_dir=checkpoint_dir, progress=True
 )
 print(
@@ -123,15 +126,9 @@ plots.save_figure(fig, f"promoter_cnn_training_{CELL_TYPE}", run.figures_dir)
 
 # %%
 pred = fitted.predictions
-for fold in FOLDS:
-    test_ids = set(ds.genes["gene_id"].to_numpy()[ds.split(fold)["test"]])
-    for mark in MARKS:
-        got = pred[(pred["fold"] == fold) & (pred["marks"] == mark)]["gene_id"]
-        assert got.is_unique and set(got) == test_ids, (mark, fold)
-assert np.isfinite(pred["predicted"]).all()
-assert fitted.metrics.loc[fitted.metrics["metric"] != "r2", "value"].notna().all()
-results.save_metrics(fitted.metrics, run.out_dir)
-results.save_predictions(pred, run.out_dir)
+evaluation.check_fold_results(fitted.metrics, pred, ds, MARKS, FOLDS)
+results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
+results.save_predictions(pred, run.out_dir, provenance=ds.provenance)
 with atomic_path(run.out_dir / "promoter_cnn_history.tsv") as tmp:
     fitted.history.to_csv(tmp, sep="\t", index=False)
 test = fitted.metrics[fitted.metrics["split"] == "test"]
@@ -147,18 +144,7 @@ test.pivot_table(index="marks", columns="metric", values="value", aggfunc="mean"
 # %%
 naive = baselines.naive_correlations(ds, marks=MARKS, folds=FOLDS)
 naive_abs = naive[naive["metric"] == "abs_pearson_r"]
-cnn_r = test[test["metric"] == "pearson_r"].pivot_table(index="marks", columns="fold", values="value")
-best_naive = naive_abs.pivot_table(index="marks", columns="model", values="value", aggfunc="mean")
-comparison = pd.DataFrame(
-    {
-        "cnn_pearson_r_mean": cnn_r.mean(axis=1),
-        "cnn_pearson_r_sd": cnn_r.std(axis=1),
-        "best_naive_abs_r": best_naive.max(axis=1),
-        "best_naive_flank": best_naive.idxmax(axis=1),
-    }
-).reindex(MARKS)
-comparison["cnn_minus_naive"] = comparison["cnn_pearson_r_mean"] - comparison["best_naive_abs_r"]
-comparison["data"] = run.provenance
+comparison = experiment.compare_with_naive(test, naive_abs, MARKS, run.provenance)
 with atomic_path(run.out_dir / "promoter_cnn_vs_naive.tsv") as tmp:
     comparison.to_csv(tmp, sep="\t")
 comparison.round(3)
@@ -170,3 +156,10 @@ comparison.round(3)
 # %%
 fig = plots.plot_promoter_performance(pd.concat([test, naive_abs], ignore_index=True), run.provenance)
 plots.save_figure(fig, f"fig1a_promoter_by_mark_{CELL_TYPE}", run.figures_dir)
+
+# %% [markdown]
+# ## Answer
+# Written from this run's numbers (the CNN-vs-naive table above).
+
+# %%
+display(Markdown(experiment.answer(comparison, len(FOLDS), run.provenance)))

@@ -25,11 +25,11 @@
 # their normalised interaction frequencies, the target log2(RPKM + 1) and the chromosome folds.
 # If notebook 30 ran in the same run folder, its `promoter_cnn` metrics.
 #
-# **Method.** Chromoformer-reg (DESIGN.md §4.3; 5,337,935 parameters for one mark, 5,342,543
+# **Method.** Chromoformer-reg (docs/methods.md, "Chromoformer"; 5,337,935 parameters for one mark, 5,342,543
 # for seven — checked below), identical in function to the reference package `chromoformer==1.1.3`
 # (tested to 1e-5 against it, including on real E003 genes) but computing only the TSS token and
 # the non-empty pCRE slots, which the output depends on (exact; see `bench/bench_chromoformer.py`).
-# One model per (mark set, fold), trained with the study's protocol (DESIGN.md §4.4; AdamW as
+# One model per (mark set, fold), trained with the study's protocol (docs/methods.md, "Training protocol"; AdamW as
 # the reference's training script), tested on the held-out fold's genes; metrics are over all
 # test genes of a fold at once.
 #
@@ -56,20 +56,20 @@ run = runs.start(cell_type=CELL_TYPE, run_name=RUN_NAME, params_file=PARAMS_FILE
 run.describe()
 
 # %%
-import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 
 from chromexp import dataset, plots, results, train
+from chromexp.experiments import chromoformer as ct
+from chromexp.experiments import evaluation
 from chromexp.models import chromoformer as cf
 from chromexp.models import chromoformer_inputs as ci
-from chromexp.models import chromoformer_training as ct
 from chromexp.utils import atomic_path
 
 cfg = run.params["model"]["chromoformer"]
 ALL_MARKS = list(run.params["marks"])
-SINGLE_MARKS = list(cfg["marks"] or ALL_MARKS)
-MARK_SETS = [(m,) for m in SINGLE_MARKS] + ([tuple(ALL_MARKS)] if cfg["all_marks"] else [])
+MARK_SETS = ct.distal_mark_sets(run.params)
 FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]
 MODEL_NAME = ct.MODEL_NAMES[cfg["kind"]]
 DEVICE = train.resolve_device(run.params["device"])
@@ -84,8 +84,8 @@ print(f"device: {DEVICE} (torch threads: {torch.get_num_threads()}); training: {
 ds = dataset.load_dataset(run.params, CELL_TYPE)
 print(f"{ds.cell_type}: {len(ds.genes):,} genes, {ds.provenance} data")
 inputs = ci.dataset_inputs(ds, list(ds.marks))
-for res in cf.RESOLUTIONS:
-    assert inputs[f"promoter_{res}"].shape == (len(ds.genes), len(ds.marks), ci.n_bins(res))
+for res in ds.resolutions:
+    assert inputs[f"promoter_{res}"].shape == (len(ds.genes), len(ds.marks), ci.n_bins(res, 2 * ds.half_window))
     assert torch.isfinite(inputs[f"pcre_{res}"]).all()
 n_pcres = (~inputs["pcre_mask_100"].all(-1)).sum(1).numpy()
 print(f"pCREs per gene: mean {n_pcres.mean():.2f}; genes without any: {(n_pcres == 0).mean():.1%}")
@@ -123,15 +123,9 @@ fitted.history.groupby(["marks", "fold"]).agg(
 
 # %%
 pred = fitted.predictions
-for fold in FOLDS:
-    test_ids = set(ds.genes["gene_id"].to_numpy()[ds.split(fold)["test"]])
-    for s in MARK_SETS:
-        got = pred[(pred["fold"] == fold) & (pred["marks"] == results.marks_key(s))]["gene_id"]
-        assert got.is_unique and set(got) == test_ids, (s, fold)
-assert np.isfinite(pred["predicted"]).all()
-assert fitted.metrics.loc[fitted.metrics["metric"] != "r2", "value"].notna().all()
-results.save_metrics(fitted.metrics, run.out_dir)
-results.save_predictions(pred, run.out_dir)
+evaluation.check_fold_results(fitted.metrics, pred, ds, MARK_SETS, FOLDS)
+results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
+results.save_predictions(pred, run.out_dir, provenance=ds.provenance)
 with atomic_path(run.out_dir / "chromoformer_history.tsv") as tmp:
     fitted.history.to_csv(tmp, sep="\t", index=False)
 test = fitted.metrics[fitted.metrics["split"] == "test"]
@@ -155,9 +149,8 @@ gains = (
     if compare
     else pd.DataFrame(columns=["marks", "fold", "distal", "promoter", "gain"])
 )
-summary = gains.groupby("marks")[["distal", "promoter", "gain"]].mean() if len(gains) else gains
+summary = ct.gain_summary(gains, run.provenance)
 if len(gains):
-    summary = summary.assign(n_folds=gains.groupby("marks").size(), data=run.provenance)
     with atomic_path(run.out_dir / "chromoformer_vs_promoter.tsv") as tmp:
         gains.assign(cell_type=CELL_TYPE, data=run.provenance).to_csv(tmp, sep="\t", index=False)
 summary
@@ -166,3 +159,10 @@ summary
 metric = "pearson_r" if cfg["kind"] == "reg" else "auroc"
 fig = plots.plot_distal_vs_promoter(all_metrics, gains, run.provenance, model=MODEL_NAME, metric=metric)
 plots.save_figure(fig, f"fig4ac_distal_vs_promoter_{CELL_TYPE}", run.figures_dir)
+
+# %% [markdown]
+# ## Answer
+# Written from this run's numbers (the test metrics and the gains above).
+
+# %%
+display(Markdown(ct.distal_answer(fitted.metrics, gains, MODEL_NAME, metric, run.provenance)))

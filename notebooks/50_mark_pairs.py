@@ -23,7 +23,7 @@
 # `chromoformer_reg` test metrics for single marks and for all marks. Any single-mark or
 # all-marks model that notebook 40 did not train here is trained by this notebook.
 #
-# **Method.** The 15 pairs of DESIGN.md §4.4 (each of `model.chromoformer.pair_anchors` with every
+# **Method.** The 15 pairs of docs/methods.md, "Mark pairs" (each of `model.chromoformer.pair_anchors` with every
 # other mark), or any list of mark sets given as `model.chromoformer.mark_sets`. One
 # Chromoformer-reg per (mark set, fold), trained and tested as in notebook 40. Per pair and fold:
 # gain = pair's test Pearson r − the better single mark's (the member with the higher mean r over
@@ -51,12 +51,13 @@ run = runs.start(cell_type=CELL_TYPE, run_name=RUN_NAME, params_file=PARAMS_FILE
 run.describe()
 
 # %%
-import numpy as np
 import torch
+from IPython.display import Markdown, display
 
 from chromexp import dataset, plots, results, train
+from chromexp.experiments import chromoformer as ct
+from chromexp.experiments import evaluation
 from chromexp.models import chromoformer_inputs as ci
-from chromexp.models import chromoformer_training as ct
 from chromexp.utils import atomic_path
 
 cfg = run.params["model"]["chromoformer"]
@@ -77,23 +78,8 @@ print(f"device: {DEVICE} (torch threads: {torch.get_num_threads()}); training: {
 
 # %%
 previous = results.load_metrics(run.out_dir)
-
-
-def have(marks) -> bool:
-    if previous.empty:
-        return False
-    rows = previous[
-        (previous["model"] == MODEL_NAME)
-        & (previous["marks"] == results.marks_key(marks))
-        & (previous["split"] == "test")
-    ]
-    return set(FOLDS) <= set(rows["fold"])
-
-
-singles = sorted({(m,) for s in MARK_SETS for m in s})
-references = [s for s in [*singles, tuple(ALL_MARKS)] if not have(s)]
-to_train = list(dict.fromkeys([*MARK_SETS, *references]))
-print(f"from notebook 40: {[results.marks_key(s) for s in [*singles, tuple(ALL_MARKS)] if have(s)]}")
+to_train, reused = ct.pair_training_plan(previous, MARK_SETS, ALL_MARKS, MODEL_NAME, FOLDS)
+print(f"from notebook 40: {[results.marks_key(s) for s in reused]}")
 print(f"to train here: {[results.marks_key(s) for s in to_train]}")
 
 # %% [markdown]
@@ -116,15 +102,9 @@ print(f"{len(to_train) * len(FOLDS)} models trained on {DEVICE} in {fitted.secon
 
 # %%
 pred = fitted.predictions
-for fold in FOLDS:
-    test_ids = set(ds.genes["gene_id"].to_numpy()[ds.split(fold)["test"]])
-    for s in to_train:
-        got = pred[(pred["fold"] == fold) & (pred["marks"] == results.marks_key(s))]["gene_id"]
-        assert got.is_unique and set(got) == test_ids, (s, fold)
-assert np.isfinite(pred["predicted"]).all()
-assert fitted.metrics.loc[fitted.metrics["metric"] != "r2", "value"].notna().all()
-all_metrics = results.save_metrics(fitted.metrics, run.out_dir)
-saved = results.save_predictions(pred, run.out_dir)
+evaluation.check_fold_results(fitted.metrics, pred, ds, to_train, FOLDS)
+all_metrics = results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
+saved = results.save_predictions(pred, run.out_dir, provenance=ds.provenance)
 print(f"{len(pred):,} test predictions saved; the run's tables now hold {len(all_metrics):,} metric rows")
 
 # %% [markdown]
@@ -136,14 +116,15 @@ pairs = ct.pair_gains(sel, MARK_SETS, ALL_MARKS, model=MODEL_NAME)
 assert pairs["gain_over_best_single"].notna().all() and pairs["gain_over_all_marks"].notna().all()
 with atomic_path(run.out_dir / "chromoformer_pairs.tsv") as tmp:
     pairs.assign(cell_type=CELL_TYPE, data=run.provenance).to_csv(tmp, sep="\t", index=False)
-summary = pairs.groupby("marks").agg(
-    pearson_r=("value", "mean"),
-    best_single=("best_single", "first"),
-    gain_over_best_single=("gain_over_best_single", "mean"),
-    gain_over_all_marks=("gain_over_all_marks", "mean"),
-)
-summary.assign(data=run.provenance).sort_values("gain_over_best_single", ascending=False).round(3)
+ct.pair_summary(pairs, run.provenance).round(3)
 
 # %%
 fig = plots.plot_pair_gains(pairs, run.provenance)
 plots.save_figure(fig, f"fig5_mark_pairs_{CELL_TYPE}", run.figures_dir)
+
+# %% [markdown]
+# ## Answer
+# Written from this run's numbers (the pair gains above).
+
+# %%
+display(Markdown(ct.pair_answer(pairs, run.provenance)))

@@ -201,7 +201,7 @@ def test_dataset_inputs_from_smoke_dataset(smoke_dataset):
 
 def test_study_pairs_are_the_15_of_the_design():
     from chromexp.constants import MARKS
-    from chromexp.models import chromoformer_training as ct
+    from chromexp.experiments import chromoformer as ct
 
     pairs = ct.anchor_pairs(["H3K4me3", "H3K9ac", "H3K27ac"], MARKS)
     assert len(pairs) == 15 == len({frozenset(p) for p in pairs})
@@ -211,7 +211,7 @@ def test_study_pairs_are_the_15_of_the_design():
 
 
 def test_params_build_the_published_model(smoke_params):
-    from chromexp.models import chromoformer_training as ct
+    from chromexp.experiments import chromoformer as ct
 
     assert ct.architecture_from_params(smoke_params["model"]["chromoformer"]) == cf.DEFAULT_ARCHITECTURE
     assert cf.count_parameters(ct.build(smoke_params, 7, kind="clf")) == 5_342_672
@@ -220,7 +220,7 @@ def test_params_build_the_published_model(smoke_params):
 def test_gain_tables():
     import pandas as pd
 
-    from chromexp.models import chromoformer_training as ct
+    from chromexp.experiments import chromoformer as ct
 
     rows = []
     values = {"H3K4me3": [0.6, 0.7], "H3K27me3": [0.3, 0.4], "H3K27me3+H3K4me3": [0.65, 0.8]}

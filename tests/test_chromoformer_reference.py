@@ -25,7 +25,7 @@ ref_net = pytest.importorskip("chromoformer.net")
 ref_data = pytest.importorskip("chromoformer.data")
 
 TOL = 1e-5
-# Published parameter counts (DESIGN.md §4.3; Chromoformer paper).
+# Published parameter counts (docs/methods.md, "Chromoformer"; Chromoformer paper).
 PUBLISHED = {("reg", 1): 5_337_935, ("reg", 7): 5_342_543, ("clf", 7): 5_342_672}
 
 

@@ -13,7 +13,11 @@ def test_defaults_declare_every_top_level_block():
     for block in ("paths", "cell", "data", "signal", "dataset", "model", "train"):
         assert isinstance(params[block], dict)
     assert tuple(params["marks"]) == constants.MARKS
-    assert params["signal"]["resolutions"] == list(constants.RESOLUTIONS)
+    # the parameters' bin sizes are the reference Chromoformer's (the model constructors' default)
+    from chromexp.models import chromoformer as cf
+
+    assert sorted(params["signal"]["resolutions"]) == sorted(cf.RESOLUTIONS)
+    assert 2 * params["signal"]["half_window"] == 40_000
 
 
 @pytest.mark.parametrize("eid", list(constants.CELL_TYPES))

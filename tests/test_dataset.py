@@ -106,7 +106,10 @@ def _make_raw(root, seed=0):
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     raw, reads, expr = _make_raw(root)
-    params = load_params("E003", overrides={"paths": {"data_dir": str(root / "data")}, "data": {"name": "toy"}})
+    # hand-written files in the real formats, not generated: real as far as provenance goes
+    params = load_params(
+        "E003", overrides={"paths": {"data_dir": str(root / "data")}, "data": {"name": "toy", "source": "roadmap"}}
+    )
     path = dataset.build_dataset(params, "E003")
     depth = {}
     for m, frame in reads.items():
@@ -126,7 +129,8 @@ def _brute(depth, chrom, start, end, bin_size):
 
 def test_genes_table_and_exclusions(toy):
     ds = toy["ds"]
-    assert ds.provenance == "semi-synthetic" and ds.cell_type == "E003" and ds.marks == MARKS
+    # hand-written files without the generator's manifest: real as far as provenance goes (from disk)
+    assert ds.provenance == "real" and ds.cell_type == "E003" and ds.marks == MARKS
     assert ds.resolutions == (100, 500, 2000)
     assert list(ds.genes.columns) == [
         "gene_id",
@@ -153,7 +157,8 @@ def test_genes_table_and_exclusions(toy):
         assert ex.loc[reason, "n_genes"] == 1 and ex.loc[reason, "example_gene_ids"] == gene
     for reason in ("pcre_low_frequency", "pcre_too_long", "pcre_trans", "pcre_trimmed"):
         assert ex.loc[reason, "n_items"] == 1 and ex.loc[reason, "example_gene_ids"] == "G_chr1_0"
-    assert set(dataset.GENE_REASONS) | set(dataset.PCRE_REASONS) == set(ex.index)  # zero counts reported too
+    reasons = set(dataset.GENE_REASONS) | set(dataset.PCRE_REASONS) | set(dataset.READ_REASONS)
+    assert reasons == set(ex.index)  # zero counts reported too
     g = ds.genes
     median = np.median(g["rpkm"])
     assert np.array_equal(g["label"], (g["rpkm"] >= median).astype(int)) and ds.label_median == median
@@ -252,7 +257,7 @@ def test_store_is_reused_rebuilt_and_checked(toy):
         "E003",
         overrides={
             "paths": params["paths"],
-            "data": {"name": "toy"},
+            "data": params["data"],
             "marks": ["H3K4me3"],
             "dataset": {"validation_fraction": 0.3},
         },
@@ -262,7 +267,7 @@ def test_store_is_reused_rebuilt_and_checked(toy):
     assert ds_fewer.marks == MARKS and ds_fewer.validation_fraction == 0.3
     assert len(ds_fewer.split(1)["validation"]) > len(toy["ds"].split(1)["validation"])
     other = load_params(
-        "E003", overrides={**{"paths": params["paths"]}, "data": {"name": "toy"}, "signal": {"log_base": "2"}}
+        "E003", overrides={**{"paths": params["paths"]}, "data": params["data"], "signal": {"log_base": "2"}}
     )
     with pytest.raises(ValueError, match="other parameters"):
         dataset.load_dataset(other, "E003")

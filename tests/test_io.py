@@ -111,7 +111,7 @@ def test_tagalign_drop_unknown_chroms_is_logged(tmp_path, caplog):
         finally:
             logging.getLogger("chromexp").propagate = False
     assert len(frame) == 3 and "chrM" not in frame["chrom"].astype(str).tolist()
-    assert "dropped 2 lines" in caplog.text and "chrM (2)" in caplog.text
+    assert "dropped 2 lines (reads)" in caplog.text and "chrM (2)" in caplog.text
 
 
 def test_tagalign_drop_keeps_line_numbers_right(tmp_path):

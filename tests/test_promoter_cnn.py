@@ -1,4 +1,4 @@
-"""The promoter CNN matches DESIGN.md §4.2: layer shapes, parameter count, 'same' padding, bins."""
+"""The promoter CNN matches docs/methods.md, "Promoter CNN": layer shapes, parameter count, 'same' padding, bins."""
 
 import warnings
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from chromexp import results
+from chromexp.experiments import promoter_cnn as promoter_experiment
 from chromexp.models import promoter_cnn
 from chromexp.models.promoter_cnn import PromoterCNN
 
@@ -31,7 +32,7 @@ def _dense_params(n_in, n_out):
 
 
 def _expected_parameters(n_marks):
-    # layer by layer, from the architecture in DESIGN.md §4.2 (60 bins → 15 → 7 → 3 after pooling)
+    # layer by layer, from the architecture in docs/methods.md, "Promoter CNN" (60 bins → 15 → 7 → 3 after pooling)
     return [
         _conv_params(n_marks, 175, 8),
         _conv_params(175, 350, 4),
@@ -108,7 +109,7 @@ def test_same_padding_is_keras_rule_and_equals_torch_same():
 def test_bins_and_tss_convention(smoke_params):
     model = promoter_cnn.build(smoke_params, n_marks=1)
     cfg = smoke_params["model"]["promoter_cnn"]
-    # TSS ± 3 kb at 100 bp: 60 bins, TSS between bins 29 and 30 (DESIGN.md §3.2)
+    # TSS ± 3 kb at 100 bp: 60 bins, TSS between bins 29 and 30 (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs")
     assert (cfg["half_window"], cfg["resolution"]) == (3000, 100)
     assert model.n_bins == 60
     assert cfg["half_window"] // cfg["resolution"] - 1 == 29
@@ -187,7 +188,7 @@ class _FakeDataset:
 def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
     params = {**smoke_params, "train": {**smoke_params["train"], "max_epochs": 1}}
     ds = _FakeDataset()
-    run = promoter_cnn.train_and_evaluate(
+    run = promoter_experiment.train_and_evaluate(
         ds,
         params,
         marks=["H3K4me3", "H3K27me3"],
@@ -209,7 +210,7 @@ def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
         p = run.predictions[(run.predictions["marks"] == row["marks"]) & (run.predictions["fold"] == row["fold"])]
         assert row["value"] == pytest.approx(np.corrcoef(p["observed"], p["predicted"])[0, 1], abs=1e-6)
     # re-running with the same checkpoints reads the finished models back (no training) ...
-    again = promoter_cnn.train_and_evaluate(
+    again = promoter_experiment.train_and_evaluate(
         ds,
         params,
         marks=["H3K4me3", "H3K27me3"],
@@ -223,7 +224,7 @@ def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
     pd.testing.assert_frame_equal(again.predictions, run.predictions)
     # ... and a mark the dataset lacks is a clear error
     with pytest.raises(ValueError, match="not in the dataset"):
-        promoter_cnn.train_and_evaluate(ds, params, marks=["H3K9ac"], folds=[1], progress=False)
+        promoter_experiment.train_and_evaluate(ds, params, marks=["H3K9ac"], folds=[1], progress=False)
 
 
 def test_performance_and_training_plots():

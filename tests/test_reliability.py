@@ -32,11 +32,14 @@ from test_dataset import _make_raw
 from chromexp import cli, config, dataset, notebooks, paths, simulate, utils
 from chromexp.config import load_params
 
+#: The toy raw files are hand-made (no generator manifest): declared as real-format data.
+TOY = {"data": {"name": "toy", "source": "roadmap"}}
+
 
 def _toy_store(tmp_path):
     """A tiny real dataset store (the raw files of tests/test_dataset.py) and its parameters."""
     _make_raw(tmp_path)
-    params = load_params("E003", overrides={"paths": {"data_dir": str(tmp_path / "data")}, "data": {"name": "toy"}})
+    params = load_params("E003", overrides={"paths": {"data_dir": str(tmp_path / "data")}, **TOY})
     return params, dataset.build_dataset(params, "E003")
 
 
@@ -75,13 +78,13 @@ def _finished_job(tmp_path, monkeypatch):
     """Notebook 30's job for the toy data, with a finished notebook recording its fingerprint."""
     monkeypatch.setenv("CHROMEXP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CHROMEXP_RESULTS_DIR", str(tmp_path / "results"))
-    job = notebooks.make_job("30", "E003", None, {"data": {"name": "toy"}}, "t")
+    job = notebooks.make_job("30", "E003", None, TOY, "t")
     job.out_dir.mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
     nb.metadata["chromexp"] = {"fingerprint": job.fingerprint}
     nbformat.write(nb, job.output)
     assert notebooks.status(job) == "done"
-    return lambda: notebooks.status(notebooks.make_job("30", "E003", None, {"data": {"name": "toy"}}, "t"))
+    return lambda: notebooks.status(notebooks.make_job("30", "E003", None, TOY, "t"))
 
 
 def test_changed_raw_input_makes_jobs_stale_and_the_store_refused(tmp_path, monkeypatch):

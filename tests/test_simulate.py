@@ -1,4 +1,4 @@
-"""Tests of the semi-synthetic generator (chromexp.simulate, DESIGN.md §3.3).
+"""Tests of the semi-synthetic generator (chromexp.simulate, docs/methods.md, "Semi-synthetic data").
 
 The smoke preset (``smoke_raw`` session fixture) is generated once and read back with the real
 readers of chromexp.io; determinism and atomicity are checked on a tiny preset (30 genes).

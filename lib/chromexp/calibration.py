@@ -1,4 +1,4 @@
-"""Calibration of the semi-synthetic simulator against real E003 read depth (DESIGN.md §3.3-3.4).
+"""Calibration of the semi-synthetic simulator against real E003 read depth (docs/methods.md, "Semi-synthetic data").
 
 The vendored real data (``resources/e003_real``) has per-base read depth of the 7 marks in H1
 ESC (E003) over 100 genes' TSS ± 20 kb windows and their pcHi-C fragments, with the genes' real

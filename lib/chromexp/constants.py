@@ -1,7 +1,8 @@
-"""Facts of the study that every module shares (DESIGN.md §3.2).
+"""Facts of the study that every module shares (docs/methods.md).
 
 These are properties of the Roadmap data and of the reference implementations, not tunable
-parameters; parameters live in ``params/*.yaml``.
+parameters; parameters (bin sizes, windows, training numbers) live in ``params/defaults.yaml``
+only and reach the code through the parameters or the dataset built from them.
 """
 
 from __future__ import annotations
@@ -75,13 +76,6 @@ CHROM_FOLD: dict[str, int] = {c: k for k, cs in FOLD_CHROMS.items() for c in cs}
 
 #: Chromosomes the study uses (autosomes, X, Y); anything else is reported as unknown.
 CHROMOSOMES: tuple[str, ...] = tuple(f"chr{i}" for i in range(1, 23)) + ("chrX", "chrY")
-
-#: Bin sizes (bp) of the distal model's three resolutions, and the half-width of its window.
-RESOLUTIONS: tuple[int, ...] = (100, 500, 2000)
-DISTAL_HALF_WINDOW: int = 20_000
-#: Promoter CNN: TSS ± 3 kb at 100 bp = 60 bins.
-PROMOTER_HALF_WINDOW: int = 3_000
-PROMOTER_BIN: int = 100
 
 #: Data provenance labels: every table and figure says which one it shows.
 SEMI_SYNTHETIC = "semi-synthetic"

@@ -1,4 +1,4 @@
-"""Per-cell-type dataset store: genes, folds, binned promoter windows and pCREs (DESIGN.md §3.2).
+"""Per-cell-type dataset store: genes, folds, binned promoter windows and pCREs (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
 
 ``build_dataset(params, cell_type)`` turns the raw inputs of one cell type (tagAlign reads per mark,
 the gene table, the RPKM matrix, promoter-capture Hi-C pairs) into one HDF5 store under
@@ -33,14 +33,22 @@ Where we differ from the references (on purpose)
 -------------------------------------------------
 * Validation genes: whole training chromosomes chosen by the fixed rule of
   :func:`validation_chromosomes`; the reference split the held-out fold by an unordered ``set``
-  of chromosomes, which is not reproducible (DESIGN.md §3.2).
-* Label: ``RPKM >= median`` as DESIGN.md states; Chromoformer's preprocessing script uses
-  ``>``, which differs only for genes exactly at the median.
-* pCRE selection otherwise follows Chromoformer's ``prepare_npy_files.get_partners`` exactly:
-  partners of the bait fragment containing the TSS with frequency ``> 1.5``, fragments longer
-  than 40 kb skipped *before* the top-8 cut, ranking by ``(-frequency, "chrom:start-end")`` as
-  its priority queue does (ties in string order). Trans pairs, repeated fragments and fragments
-  with unknown signal are also skipped before the cut, each counted in ``exclusions``.
+  of chromosomes, which is not reproducible (docs/methods.md, "Genes, folds and pCREs").
+* Label: ``RPKM >= median``, as Chromoformer's preprocessing labels genes (not ``>``; the two
+  differ only for genes exactly at the median).
+* Validation share: whole chromosomes of the *training* folds (:func:`validation_chromosomes`,
+  ``dataset.validation_fraction`` = 0.12 of the training genes), so fold k is tested on all of
+  fold k's genes; on the vendored 19,802-gene table that is ≈ 64–67 % train / 9–10 % validation /
+  24–27 % test per fold. The reference instead split the held-out fold's chromosomes into
+  validation and test through an unordered ``set`` (not reproducible from run to run).
+* pCRE selection follows Chromoformer's ``get_neighbors`` / ``get_partners``: partners pooled
+  over *all* TSS fragments of a gene (alternative TSSs, when the gene's TSS fragments are given:
+  ``data.genes: reference``), a partner reached twice keeping its *first-seen* score, then
+  frequency ``> 1.5``, fragments longer than 40 kb skipped *before* the top-8 cut, ranking by
+  ``(-frequency, "chrom:start-end")`` as its priority queue does (ties in string order). Trans
+  pairs and fragments with unknown signal are also skipped before the cut, each counted in
+  ``exclusions``. With one TSS per gene (the vendored gene table, the semi-synthetic data) the
+  bait is the fragment containing that TSS.
 """
 
 from __future__ import annotations
@@ -55,8 +63,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io, paths, signal
-from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE, REAL, SEMI_SYNTHETIC
+from . import io, paths, reference_genes, signal
+from . import provenance as _provenance
+from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE
 from .utils import atomic_path, get_logger, remove_stale_temporaries
 
 log = get_logger(__name__)
@@ -80,9 +89,16 @@ PCRE_REASONS: dict[str, str] = {
     "pcre_trans": "interacting fragment on another chromosome than the bait",
     "pcre_low_frequency": "normalised interaction frequency <= dataset.pcre_min_frequency (the pCRE rule)",
     "pcre_too_long": "fragment longer than dataset.pcre_max_length",
-    "pcre_duplicate": "same fragment listed twice for one gene (highest frequency kept)",
+    "pcre_duplicate": "same fragment reached twice for one gene (e.g. from two TSS fragments): first-seen score kept, as Chromoformer",
     "pcre_signal_unknown": "depth unknown over part of the fragment",
     "pcre_trimmed": "more than dataset.max_pcres pCREs: the lowest-ranked were dropped",
+}
+#: Reads left out or changed while reading the tagAlign files (``io.read_tagalign``), level "read";
+#: the description lists the counts per mark and chromosome.
+READ_REASONS: dict[str, str] = {
+    "reads_unknown_chromosome": "reads on chromosomes absent from the chromosome sizes (chrM, unplaced contigs), skipped",
+    "reads_clipped": "reads running past their chromosome end, clipped to it (as bedtools genomecov does)",
+    "reads_past_end": "reads starting at or past their chromosome end (they cover nothing), skipped as bedtools does",
 }
 EXCLUSION_COLUMNS = ("reason", "level", "n_genes", "n_items", "example_gene_ids", "description")
 
@@ -131,6 +147,21 @@ class _Exclusions:
             self.rows[reason] = {"reason": reason, "level": "gene", "genes": [], "n_items": 0, "description": text}
         for reason, text in PCRE_REASONS.items():
             self.rows[reason] = {"reason": reason, "level": "pcre", "genes": [], "n_items": 0, "description": text}
+        for reason, text in READ_REASONS.items():
+            self.rows[reason] = {"reason": reason, "level": "read", "genes": [], "n_items": 0, "description": text}
+        self.read_details: dict[str, list[str]] = {reason: [] for reason in READ_REASONS}
+
+    def add_reads(self, mark: str, report: Mapping[str, Any]) -> None:
+        """Count what ``io.read_tagalign`` skipped or clipped in ``mark``'s reads (its ``read_report``)."""
+        unknown = dict(report.get("unknown_chromosomes", {}))
+        for reason, n, detail in (
+            ("reads_unknown_chromosome", sum(unknown.values()), ", ".join(f"{c} {k}" for c, k in unknown.items())),
+            ("reads_clipped", int(report.get("clipped", 0)), ""),
+            ("reads_past_end", int(report.get("past_end", 0)), ""),
+        ):
+            if n:
+                self.rows[reason]["n_items"] += n
+                self.read_details[reason].append(f"{mark}: {detail or n}")
 
     def add(self, reason: str, gene_ids: Sequence[str], n_items: int | None = None) -> None:
         row = self.rows[reason]
@@ -142,6 +173,7 @@ class _Exclusions:
         out = []
         for row in self.rows.values():
             genes = list(dict.fromkeys(row["genes"]))
+            details = self.read_details.get(row["reason"])
             out.append(
                 {
                     "reason": row["reason"],
@@ -149,7 +181,7 @@ class _Exclusions:
                     "n_genes": len(genes),
                     "n_items": row["n_items"],
                     "example_gene_ids": ",".join(genes[:5]),
-                    "description": row["description"],
+                    "description": row["description"] + (f" ({'; '.join(details)})" if details else ""),
                 }
             )
         return pd.DataFrame(out, columns=list(EXCLUSION_COLUMNS))
@@ -392,7 +424,7 @@ class CellDataset:
         return (self._array("pcre/fragment")[g] >= 0).sum(axis=1).astype(np.int64)
 
     def pcres(self, marks=None, resolution: int = 100, genes=None):
-        """pCRE inputs as the reference builds them (DESIGN.md §3.2).
+        """pCRE inputs as the reference builds them (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
 
         Each pCRE is binned from its own start (last bin partial), centred in a zero-padded
         array of the promoter window's length ``L = 2 * half_window // resolution`` (left pad =
@@ -548,15 +580,24 @@ def _filter_genes(genes, rpkm, tracks, settings, chrom_sizes, excl):
     return kept
 
 
-def _select_pcres(genes, pairs, tracks, settings, excl):
-    """Per gene, the top ``max_pcres`` pCRE fragments of the bait containing its TSS."""
-    n_slots = settings["max_pcres"]
-    cols = ["gene_row", "chrom", "start", "end", "frequency"]
-    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, [np.int64, str, np.int64, np.int64, float])})
-    if pairs is None or len(pairs) == 0:
-        return empty
-    baits = pairs[["bait_chrom", "bait_start", "bait_end"]].drop_duplicates().sort_values(["bait_chrom", "bait_start"])
+def _tss_fragment_links(genes: pd.DataFrame, pairs: pd.DataFrame, tss_fragments: pd.DataFrame | None) -> pd.DataFrame:
+    """``gene_row, bait_chrom, bait_start, bait_end, bait_rank``: the bait fragments of each gene.
+
+    With ``tss_fragments`` (``gene_id, chrom, start, end``: the fragment of each of a gene's TSSs,
+    alternative TSSs included, in the order Chromoformer visits them) those fragments, in that
+    order (``bait_rank``); a fragment holding two TSSs of one gene is visited once. Without it,
+    every bait containing the gene's (single) TSS.
+    """
+    cols = ["gene_row", "bait_chrom", "bait_start", "bait_end", "bait_rank"]
+    if tss_fragments is not None:
+        rows = pd.DataFrame({"gene_id": genes["gene_id"].to_numpy(), "gene_row": np.arange(len(genes))})
+        tf = tss_fragments.rename(columns={"chrom": "bait_chrom", "start": "bait_start", "end": "bait_end"})
+        tf = tf.assign(bait_rank=np.arange(len(tf))).merge(rows, on="gene_id", how="inner")
+        tf = tf.sort_values(["gene_row", "bait_rank"], kind="stable")
+        tf = tf.drop_duplicates(["gene_row", "bait_chrom", "bait_start", "bait_end"], keep="first")
+        return tf[cols].reset_index(drop=True)
     links = []
+    baits = pairs[["bait_chrom", "bait_start", "bait_end"]].drop_duplicates().sort_values(["bait_chrom", "bait_start"])
     g_chrom = genes["chrom"].to_numpy().astype(str)
     g_tss = genes["tss"].to_numpy(np.int64)
     for chrom, b in baits.groupby("bait_chrom", sort=False):
@@ -574,11 +615,34 @@ def _select_pcres(genes, pairs, tracks, settings, excl):
         for k, row in enumerate(gi):
             for j in range(lo[k], hi[k]):
                 if bs[j] <= g_tss[row] < be[j]:
-                    links.append((row, chrom, bs[j], be[j]))
-    if not links:
+                    links.append((row, chrom, bs[j], be[j], j))
+    return pd.DataFrame(links, columns=cols)
+
+
+def _select_pcres(genes, pairs, tracks, settings, excl, tss_fragments=None):
+    """Per gene, the top ``max_pcres`` pCRE fragments, by Chromoformer's rule.
+
+    Chromoformer (``preprocessing``: ``get_neighbors`` / ``get_partners``) pools the partner
+    fragments of *all* TSS fragments of a gene (alternative TSSs), visiting the TSS fragments in
+    order and each fragment's partners in turn; a partner already seen keeps its *first-seen*
+    score (a later, higher score does not replace it). Only then are partners with score
+    ``<= pcre_min_frequency`` or longer than ``pcre_max_length`` dropped, and the rest ranked by its
+    priority queue of ``(-score, "chrom:start-end")`` and cut to ``max_pcres``. We do the same;
+    trans pairs and fragments with unknown signal are also dropped before the cut. Each dropped
+    pCRE is counted in ``exclusions``. ``tss_fragments``: see :func:`_tss_fragment_links`.
+    """
+    n_slots = settings["max_pcres"]
+    cols = ["gene_row", "chrom", "start", "end", "frequency"]
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, [np.int64, str, np.int64, np.int64, float])})
+    if pairs is None or len(pairs) == 0:
         return empty
-    link = pd.DataFrame(links, columns=["gene_row", "bait_chrom", "bait_start", "bait_end"])
+    link = _tss_fragment_links(genes, pairs, tss_fragments)
+    if link.empty:
+        return empty
+    pairs = pairs.assign(pair_rank=np.arange(len(pairs)))
     cand = link.merge(pairs, on=["bait_chrom", "bait_start", "bait_end"], how="inner")
+    # visiting order: the gene's TSS fragments in turn, each fragment's partners in file order
+    cand = cand.sort_values(["gene_row", "bait_rank", "pair_rank"], kind="stable").reset_index(drop=True)
     gid = genes["gene_id"].to_numpy()
 
     def drop(reason, mask):
@@ -588,12 +652,12 @@ def _select_pcres(genes, pairs, tracks, settings, excl):
             excl.add(reason, gid[cand.loc[mask, "gene_row"].to_numpy()], n_items=int(mask.sum()))
         cand = cand.loc[~mask].reset_index(drop=True)
 
+    # first-seen score wins (Chromoformer), *before* the frequency threshold
+    drop("pcre_duplicate", cand.duplicated(["gene_row", "other_chrom", "other_start", "other_end"], keep="first").to_numpy())
     drop("pcre_trans", (cand["other_chrom"] != cand["bait_chrom"]).to_numpy())
     drop("pcre_low_frequency", (cand["frequency"] <= settings["pcre_min_frequency"]).to_numpy())
     drop("pcre_too_long", (cand["other_end"] - cand["other_start"] > settings["pcre_max_length"]).to_numpy())
     cand = cand.rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
-    cand = cand.sort_values(["gene_row", "frequency"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    drop("pcre_duplicate", cand.duplicated(["gene_row", "chrom", "start", "end"], keep="first").to_numpy())
     unknown = np.zeros(len(cand), dtype=bool)
     for track in tracks.values():
         unknown |= ~signal.windows_known(track, cand["chrom"].to_numpy(), cand["start"], cand["end"])
@@ -617,6 +681,7 @@ def _assemble(
     chrom_sizes: Mapping[str, int] | None,
     median: float | None = None,
     extra_exclusions: _Exclusions | None = None,
+    tss_fragments: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Filter genes, select pCREs and bin every window; returns the arrays of a store."""
     excl = extra_exclusions or _Exclusions()
@@ -654,7 +719,7 @@ def _assemble(
         for k, mark in enumerate(marks):
             flanks[:, k, j] = signal.log_transform(signal.window_means(tracks[mark], chrom, tss - fl, tss + fl), base)
 
-    cand = _select_pcres(kept, pairs, tracks, settings, excl)
+    cand = _select_pcres(kept, pairs, tracks, settings, excl, tss_fragments)
     frag_keys = cand[["chrom", "start", "end"]].drop_duplicates().sort_values(["chrom", "start", "end"])
     frag_keys = frag_keys.reset_index(drop=True)
     n_slots = settings["max_pcres"]
@@ -855,13 +920,21 @@ def input_files(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
     """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (not checked to exist)."""
     raw = paths.raw_dir(params)
     tissue = params["cell"].get("pchic_tissue") or PCHIC_TISSUE.get(cell_type)
-    return {
+    files = {
         "genes": raw / "genes.tsv",
         "expression": raw / "57epigenomes.RPKM.pc.gz",
         "chrom_sizes": raw / "hg19.chrom.sizes",
         "pchic": raw / "pchic" / f"{tissue}.tsv.gz",
         "reads": {m: raw / f"{cell_type}-{m}.tagAlign.gz" for m in _settings(params)["marks"]},
     }
+    if reference_genes.gene_set(params) == "reference":
+        # the paper's genes and TSS choice (Chromoformer's train.csv); alternative TSSs from its
+        # refGene.tsv, mapped to bait fragments by tss2fragment.pickle (both optional)
+        ann = reference_genes.annotation_paths(raw)
+        files["genes"] = ann["train"]
+        files["refgene"] = ann["refgene"]
+        files["tss2fragment"] = raw / "pchic" / "tss2fragment.pickle"
+    return files
 
 
 def input_fingerprints(params: Mapping[str, Any], cell_type: str) -> dict[str, list | None]:
@@ -871,7 +944,8 @@ def input_fingerprints(params: Mapping[str, Any], cell_type: str) -> dict[str, l
     every per-cell-type notebook job, so a changed input makes its results stale.
     """
     files = input_files(params, cell_type)
-    flat = [files[k] for k in ("genes", "expression", "chrom_sizes", "pchic")] + list(files["reads"].values())
+    keys = [k for k in ("genes", "expression", "chrom_sizes", "pchic", "refgene", "tss2fragment") if k in files]
+    flat = [files[k] for k in keys] + list(files["reads"].values())
     return {p.name: (_file_fingerprint(p) if p.is_file() else None) for p in flat}
 
 
@@ -898,7 +972,8 @@ def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
     """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (checked to exist)."""
     raw = paths.raw_dir(params)
     files = input_files(params, cell_type)
-    missing = [str(p) for k, p in files.items() if k != "reads" and k != "pchic" and not p.is_file()]
+    optional = ("reads", "pchic", "refgene", "tss2fragment")
+    missing = [str(p) for k, p in files.items() if k not in optional and not p.is_file()]
     missing += [str(p) for p in files["reads"].values() if not p.is_file()]
     if missing:
         raise ValueError(
@@ -924,11 +999,13 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     """
     settings = _settings(params)
     files = raw_inputs(params, cell_type)
-    provenance = SEMI_SYNTHETIC if params["data"]["source"] == "semisynthetic" else REAL
-    inputs = [_file_fingerprint(files[k]) for k in ("genes", "expression", "chrom_sizes")]
+    # semi-synthetic vs real is read from the files on disk (the generator's manifest), never taken
+    # from data.source; a contradiction between the two is an error (chromexp.provenance)
+    extra = [files[k] for k in ("pchic", "refgene", "tss2fragment") if k in files and files[k].is_file()]
+    used = [files[k] for k in ("genes", "expression", "chrom_sizes")] + list(files["reads"].values())
+    provenance = _provenance.of_params(params, used + extra)
+    inputs = [_file_fingerprint(p) for p in [files[k] for k in ("genes", "expression", "chrom_sizes")] + extra]
     read_inputs = {m: _file_fingerprint(p) for m, p in files["reads"].items()}
-    if files["pchic"].is_file():
-        inputs.append(_file_fingerprint(files["pchic"]))
     key = _build_key(cell_type, provenance, settings, inputs)
     out = store_path(params, cell_type)
     if not force and _store_complete(out, key, read_inputs):
@@ -936,11 +1013,28 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         return out
     t0 = time.perf_counter()
     sizes = io.read_chrom_sizes(files["chrom_sizes"])
-    genes = io.read_gene_table(files["genes"])
+    tss_fragments = None
+    if reference_genes.gene_set(params) == "reference":
+        genes = reference_genes.read_train_csv(files["genes"])[list(io.GENE_COLUMNS)]
+        if files["refgene"].is_file() and files["tss2fragment"].is_file():
+            tss_fragments = reference_genes.tss_fragments(
+                reference_genes.read_refgene(files["refgene"]), io.read_tss2fragment(files["tss2fragment"])
+            )
+        else:
+            log.warning(
+                "dataset %s: no %s or %s; pCREs come from the fragment of each gene's chosen TSS only "
+                "(Chromoformer pools all its TSS fragments)", cell_type, files["refgene"], files["tss2fragment"]
+            )
+    else:
+        genes = io.read_gene_table(files["genes"])
     rpkm = io.read_expression(files["expression"], [cell_type])[cell_type]
     tracks = {}
+    excl = _Exclusions()
     for mark, path in files["reads"].items():
-        reads = io.read_tagalign(path, sizes, on_unknown_chrom="drop")
+        # real Roadmap files hold chrM/contig reads and reads past chromosome ends: skip/clip them
+        # like bedtools genomecov, counted in the exclusion report (never an error, never silent)
+        reads = io.read_tagalign(path, sizes, on_unknown_chrom="drop", past_end="clip")
+        excl.add_reads(mark, reads.attrs["read_report"])
         tracks[mark] = signal.ReadCoverage.from_reads(reads)
         log.info("dataset %s: %s: %d reads on %d chromosomes", cell_type, mark, len(reads), len(tracks[mark].chroms))
         del reads
@@ -949,7 +1043,14 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     else:
         log.warning("dataset %s: no pcHi-C file %s; every gene gets 0 pCREs", cell_type, files["pchic"])
         pairs = None
-    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes)
+    content = _assemble(
+        genes, rpkm, tracks, pairs, settings, sizes, extra_exclusions=excl, tss_fragments=tss_fragments
+    )
+    if reference_genes.gene_set(params) == "reference":
+        sizes_now = reference_genes.fold_sizes(content["genes"])
+        log.info(
+            "dataset %s: test-fold genes %s (the paper's: %s)", cell_type, sizes_now, reference_genes.PAPER_FOLD_SIZES
+        )
     attrs = {
         "cell_type": cell_type,
         "provenance": provenance,
@@ -997,6 +1098,13 @@ def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
     ds = CellDataset(path)
     _check_inputs(path, params, cell_type)
     _check_settings(ds, params)
+    raw = paths.raw_dir(params)
+    if raw.is_dir() and ds.provenance != _provenance.detect(raw):
+        raise _provenance.ProvenanceError(
+            f"The store {path} says {ds.provenance!r} but the files in {raw} are "
+            f"{_provenance.detect(raw)!r} (a store built before provenance was read from disk?). Rebuild it with "
+            "chromexp.dataset.build_dataset(params, cell_type, force=True)."
+        )
     return ds
 
 
@@ -1113,7 +1221,8 @@ def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | P
     settings = _settings(params)
     root = real_e003_dir()
     inputs = [_file_fingerprint(p) for p in sorted(root.iterdir()) if p.is_file()]
-    key = _build_key("E003", REAL, settings, inputs)
+    provenance = _provenance.detect(root)  # vendored real files: no generator manifest
+    key = _build_key("E003", provenance, settings, inputs)
     out = Path(out) if out is not None else paths.data_dir(params) / "e003-real" / "processed" / "E003" / STORE_NAME
     read_inputs = {m: [f"E003-{m}.demo.bedGraph.gz"] for m in settings["marks"]}  # part of `inputs` already
     if not force and _store_complete(out, key, read_inputs):
@@ -1127,7 +1236,7 @@ def build_real_e003(params: Mapping[str, Any], force: bool = False, out: str | P
     content["label_median_source"] = "genome-wide E003 median RPKM (vendored Roadmap table)"
     attrs = {
         "cell_type": "E003",
-        "provenance": REAL,
+        "provenance": provenance,
         "settings": json.dumps(settings),
         "build_key": key,
         "read_inputs": json.dumps(read_inputs),

@@ -1,4 +1,4 @@
-"""Download the real Roadmap inputs (DESIGN.md §3.1) into the layout the pipeline reads.
+"""Download the real Roadmap inputs (docs/data-formats.md, "Inputs") into the layout the pipeline reads.
 
 What is downloaded (a :class:`RemoteFile` manifest; checksums are ``None`` where the publisher
 gives none — Roadmap publishes no checksums, so those files are checked for gzip integrity
@@ -17,6 +17,10 @@ kind            source                                                          
                 and ``{TISSUE}_pair2score.pickle`` from the authors' bucket,
                 ``tss2fragment.pickle`` from the repository (pinned commit)
 ==============  ===============================================================  ===========================
+
+Kind ``annotations``: Chromoformer's ``preprocessing/annotations/refGene.tsv`` and
+``preprocessing/train.csv`` (the paper's 18,955 genes, their chosen TSS and fold), written to
+``raw/annotations/`` and read with ``data.genes: reference`` (:mod:`chromexp.reference_genes`).
 
 ``raw/`` is :func:`chromexp.paths.raw_dir` and ``peaks/{EID}/`` is
 :func:`chromexp.paths.peaks_dir` (``data/roadmap/...`` with ``data.source: roadmap``). The gene
@@ -66,10 +70,16 @@ TSS2FRAGMENT_URL = (
 # size and SHA-256 of that blob (git object 39cdfce9…), computed from the repository
 TSS2FRAGMENT_SIZE = 1_989_496
 TSS2FRAGMENT_SHA256 = "c720c82189a7f971f5cb2e0f30fc9b2d3e74ff0163b2753cd1583256a34b5256"
+#: The paper's gene set (``data.genes: reference``, :mod:`chromexp.reference_genes`): Chromoformer's
+#: RefSeq TSS annotation and its training metadata (genes, chosen TSS, fold), same pinned commit.
+#: Their sizes/checksums could not be computed offline (None: checked by content when read).
+CHROMOFORMER_RAW = f"https://raw.githubusercontent.com/dohlee/chromoformer/{CHROMOFORMER_COMMIT}"
+REFGENE_URL = CHROMOFORMER_RAW + "/preprocessing/annotations/refGene.tsv"
+TRAIN_CSV_URL = CHROMOFORMER_RAW + "/preprocessing/train.csv"
 
 PEAK_KINDS = ("narrowPeak", "broadPeak", "gappedPeak")
-KINDS = ("tagAlign", "expression", *PEAK_KINDS, "pchic")
-DEFAULT_KINDS = ("tagAlign", "expression", "pchic")
+KINDS = ("tagAlign", "expression", *PEAK_KINDS, "pchic", "annotations")
+DEFAULT_KINDS = ("tagAlign", "expression", "pchic", "annotations")
 RPKM_FILE = "57epigenomes.RPKM.pc.gz"
 GENES_FILE = "genes.tsv"
 CHROM_SIZES_FILE = "hg19.chrom.sizes"
@@ -167,6 +177,9 @@ def roadmap_manifest(
                 if kind in kinds:
                     url = PEAK_URL.format(kind=kind, eid=eid, mark=mark)
                     files.append(RemoteFile(kind, url, peaks_of(eid) / f"{eid}-{mark}.{kind}.gz"))
+    if "annotations" in kinds:
+        files.append(RemoteFile("annotations", REFGENE_URL, raw / "annotations" / "refGene.tsv"))
+        files.append(RemoteFile("annotations", TRAIN_CSV_URL, raw / "annotations" / "train.csv"))
     if "pchic" in kinds:
         files.append(RemoteFile("pchic", TSS2FRAGMENT_URL, raw / "pchic" / "tss2fragment.pickle",
                                 TSS2FRAGMENT_SIZE, TSS2FRAGMENT_SHA256))  # fmt: skip

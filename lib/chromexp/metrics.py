@@ -1,10 +1,10 @@
 """Evaluation metrics over all test genes of a fold, and their tidy long-format tables.
 
 Every metric here is computed once over the complete vectors of observed and predicted values of
-a fold's genes (DESIGN.md §4.4) — never averaged over mini-batches, which is what the reference
+a fold's genes (docs/methods.md, "Training protocol") — never averaged over mini-batches, which is what the reference
 ``chromexpress`` code logged (a batch-averaged Pearson r is biased towards zero and depends on the
 batch size). :func:`tidy_metrics` turns a ``{metric: value}`` dict into rows of the
-``results.METRIC_COLUMNS`` schema (DESIGN.md §4.9).
+``results.METRIC_COLUMNS`` schema (docs/data-formats.md, "Result tables").
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def tidy_metrics(
     split: str,
     n_genes: int,
 ) -> pd.DataFrame:
-    """One row per metric in the ``results.METRIC_COLUMNS`` schema (DESIGN.md §4.9).
+    """One row per metric in the ``results.METRIC_COLUMNS`` schema (docs/data-formats.md, "Result tables").
 
     Parameters
     ----------

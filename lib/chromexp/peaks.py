@@ -1,6 +1,6 @@
 """Peaks for the ShallowChrome baseline: MACS2 calling, ENCODE peak-file readers, peak-max features.
 
-Three steps (DESIGN.md §4.1, issue 7):
+Three steps (docs/methods.md, "ShallowChrome", issue 7):
 
 1. **Calling** (:func:`call_peaks`, :func:`call_cell_peaks`): MACS2 — the caller Roadmap used —
    once per (cell type, mark, mode) on the ``{EID}-{MARK}.tagAlign.gz`` reads. The ``narrow`` mode
@@ -21,8 +21,9 @@ Three steps (DESIGN.md §4.1, issue 7):
    smoke (half the run time; 687 vs 785 H3K4me3 peaks with the local lambda). Measured on 2 shared
    cores: smoke 1-3 s per track and mode, demo 19-74 s (MACS2's p/q table pre-computation
    dominates).
-2. **Reading** (:func:`read_peaks`): ``narrowPeak`` (10 columns), ``broadPeak`` (9) and
-   ``gappedPeak`` (15), validated line by line; errors name ``file:line``.
+2. **Reading**: :func:`chromexp.io.read_peaks` (re-exported here as :func:`read_peaks`, with
+   :func:`peak_format_of` and the format tables): ``narrowPeak`` (10 columns), ``broadPeak`` (9)
+   and ``gappedPeak`` (15), validated; errors name ``file:line``.
 3. **Features** (:func:`peak_max_feature`, :func:`peak_features`): per gene and mark, the maximum
    ``signalValue`` (column 7 of narrowPeak/broadPeak, column 13 of gappedPeak) over the peaks
    overlapping the window ``[TSS - flank, TSS + flank)``; 0 when no peak overlaps. A gappedPeak
@@ -49,19 +50,19 @@ import pandas as pd
 
 from . import paths
 from .constants import MARKS
+from .io import (  # noqa: F401 (re-exported: the readers live in chromexp.io)
+    PEAK_COLUMNS,
+    PEAK_FORMATS,
+    PEAK_N_COLUMNS,
+    peak_format_of,
+    read_peaks,
+)
 from .utils import atomic_path, get_logger
 
 log = get_logger("chromexp.peaks")
 
-#: Peak formats and the 1-based column of their signalValue (ENCODE file-format specification).
-PEAK_FORMATS: dict[str, int] = {"narrowPeak": 7, "broadPeak": 7, "gappedPeak": 13}
-#: Number of columns of each format.
-PEAK_N_COLUMNS: dict[str, int] = {"narrowPeak": 10, "broadPeak": 9, "gappedPeak": 15}
 #: MACS2 mode -> the peak formats it writes.
 MODE_FORMATS: dict[str, tuple[str, ...]] = {"narrow": ("narrowPeak",), "broad": ("broadPeak", "gappedPeak")}
-#: Columns of the table :func:`read_peaks` returns.
-PEAK_COLUMNS: tuple[str, ...] = ("chrom", "start", "end", "name", "signal_value", "p_value", "q_value")
-
 MACS2_INSTALL_HINT = (
     "MACS2 is needed to call peaks from tagAlign files. Install it with `apt-get install macs` "
     "(Debian/Ubuntu), `pip install macs2` or `conda install -c bioconda macs2`, or put the path of the "
@@ -69,136 +70,6 @@ MACS2_INSTALL_HINT = (
     "consolidated peaks) named {EID}-{MARK}.narrowPeak.gz / .broadPeak.gz / .gappedPeak.gz in the "
     "peaks folder and set peaks.source: files."
 )
-
-
-# --------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------
-def peak_format_of(path: str | Path) -> str:
-    """Peak format from a file name (``x.narrowPeak``, ``x.broadPeak.gz``, ``x_peaks.gappedPeak``)."""
-    name = Path(path).name
-    if name.endswith(".gz"):
-        name = name[:-3]
-    suffix = name.rsplit(".", 1)[-1] if "." in name else ""
-    for fmt in PEAK_FORMATS:
-        if suffix.lower() == fmt.lower():
-            return fmt
-    raise ValueError(
-        f"Cannot tell the peak format of {path}: its name must end in .narrowPeak, .broadPeak or .gappedPeak (optionally .gz)."
-    )
-
-
-def _open_text(path: Path):
-    with open(path, "rb") as handle:
-        magic = handle.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt")
-    return open(path)
-
-
-def read_peaks(path: str | Path, fmt: str | None = None, chrom_sizes: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """Read and validate a narrowPeak / broadPeak / gappedPeak file (plain or gzipped).
-
-    ``track``/``browser``/``#`` header lines are skipped; an empty file is a valid empty table.
-
-    Parameters
-    ----------
-    path : path
-        The peak file.
-    fmt : {"narrowPeak", "broadPeak", "gappedPeak"}, optional
-        Format; by default taken from the file name.
-    chrom_sizes : mapping, optional
-        If given, a peak on an unknown chromosome or past its end is an error.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``chrom, start, end, name, signal_value, p_value, q_value`` (0-based half-open
-        int64 coordinates; ``signal_value`` from column 7, or 13 for gappedPeak), one row per peak.
-
-    Raises
-    ------
-    ValueError
-        Naming ``file:line`` for a wrong number of columns, a non-integer or negative coordinate,
-        ``start >= end``, a non-numeric or non-finite signalValue, or an unknown chromosome.
-    """
-    path = Path(path)
-    fmt = peak_format_of(path) if fmt is None else fmt
-    if fmt not in PEAK_FORMATS:
-        raise ValueError(f"Unknown peak format {fmt!r}; known: {', '.join(PEAK_FORMATS)}.")
-    if not path.is_file():
-        raise ValueError(f"Peak file {path} does not exist.")
-    n_cols = PEAK_N_COLUMNS[fmt]
-    sig_col = PEAK_FORMATS[fmt] - 1
-    rows: list[list[str]] = []
-    line_no: list[int] = []
-    with _open_text(path) as handle:
-        for i, line in enumerate(handle, start=1):
-            line = line.rstrip("\n\r")
-            if not line.strip() or line.startswith(("track", "browser", "#")):
-                continue
-            fields = line.split("\t")
-            if len(fields) != n_cols:
-                raise ValueError(
-                    f"{path}:{i}: a {fmt} line must have {n_cols} tab-separated columns, found {len(fields)}."
-                )
-            rows.append(fields)
-            line_no.append(i)
-    if not rows:
-        return pd.DataFrame(
-            {
-                "chrom": pd.Series(dtype=str),
-                "start": pd.Series(dtype=np.int64),
-                "end": pd.Series(dtype=np.int64),
-                "name": pd.Series(dtype=str),
-                "signal_value": pd.Series(dtype=np.float64),
-                "p_value": pd.Series(dtype=np.float64),
-                "q_value": pd.Series(dtype=np.float64),
-            }
-        )
-    cols = list(zip(*rows))
-    lines = np.asarray(line_no)
-
-    def numeric(idx: int, what: str, integer: bool) -> np.ndarray:
-        values = pd.to_numeric(pd.Series(cols[idx]), errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values)
-        if integer:
-            bad |= values != np.round(values)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"{path}:{lines[k]}: {what} (column {idx + 1}) must be a finite {'integer' if integer else 'number'}, got {cols[idx][k]!r}."
-            )
-        return values
-
-    start = numeric(1, "chromStart", True).astype(np.int64)
-    end = numeric(2, "chromEnd", True).astype(np.int64)
-    bad = (start < 0) | (end <= start)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{path}:{lines[k]}: need 0 <= chromStart < chromEnd, got {start[k]}..{end[k]}.")
-    signal = numeric(sig_col, "signalValue", False)
-    p_value = numeric(sig_col + 1, "pValue", False)
-    q_value = numeric(sig_col + 2, "qValue", False)
-    chrom = np.asarray(cols[0], dtype=object)
-    if chrom_sizes is not None:
-        size = np.array([chrom_sizes.get(c, -1) for c in chrom])
-        bad = (size < 0) | (end > size)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            what = "unknown chromosome" if size[k] < 0 else f"end {end[k]} past the chromosome's length {size[k]}"
-            raise ValueError(f"{path}:{lines[k]}: {what} ({chrom[k]}).")
-    return pd.DataFrame(
-        {
-            "chrom": chrom.astype(str),
-            "start": start,
-            "end": end,
-            "name": np.asarray(cols[3], dtype=object).astype(str),
-            "signal_value": signal,
-            "p_value": p_value,
-            "q_value": q_value,
-        }
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,7 +474,10 @@ def call_cell_peaks(
     find_macs2(p.get("macs2"))  # fail early with the install hint
     raw = paths.raw_dir(params)
 
-    provenance = "semi-synthetic" if params["data"]["source"] == "semisynthetic" else "real"
+    from .provenance import of_params
+
+    # only gsize "auto" depends on the provenance, read from the files on disk (not data.source)
+    provenance = of_params(params) if str(p["gsize"]) == "auto" else None
 
     def one(mark):
         # one job per mark (its modes in turn), so the genome size is estimated once per track

@@ -1,4 +1,4 @@
-"""Figure functions (DESIGN.md §4.8): each takes a tidy table, returns a figure, states its data.
+"""Figure functions (figures/README.md): each takes a tidy table, returns a figure, states its data.
 
 Conventions (STYLE.md, from greenelab/ccc):
 
@@ -41,8 +41,11 @@ def data_label(provenance: str) -> str:
 
 
 def provenance_of(params) -> str:
-    """Provenance of the dataset selected by ``params`` (``data.source``)."""
-    return SEMI_SYNTHETIC if params["data"]["source"] == "semisynthetic" else REAL
+    """Provenance of the dataset selected by ``params``, read from its files on disk
+    (:func:`chromexp.provenance.of_params`), never from ``data.source`` alone."""
+    from .provenance import of_params
+
+    return of_params(params)
 
 
 def save_figure(fig: plt.Figure, name: str, out_dir: str | Path) -> list[Path]:

@@ -1,6 +1,6 @@
 """ShallowChrome (Frasca et al. 2022): peak-max features + unpenalised logistic regression.
 
-What this module does (DESIGN.md §4.1, issue 7):
+What this module does (docs/methods.md, "ShallowChrome", issue 7):
 
 * **Configurations.** A peak format per mark group is a hyper-parameter: the repressive marks
   H3K9me3, H3K27me3, H3K36me3 share one format, the "active" marks another. The six
@@ -448,7 +448,7 @@ def evaluate(
         ``{scheme: [(fold, {"train", "validation", "test"} index arrays), ...]}`` with scheme
         ``chrom_folds`` and/or ``random_thirds`` (fold = repeat number for the latter).
     configurations : sequence of str
-        Candidates (default: the six of DESIGN.md §4.1).
+        Candidates (default: the six of docs/methods.md, "ShallowChrome").
     rules : sequence of str
         Label rules (``median``, ``valley``), each a separate model.
 
@@ -636,7 +636,6 @@ __all__ = [
     "evaluate",
     "fast_auroc",
     "gene_patterns",
-    "run_cell_type",
     "fit_logistic",
     "make_labels",
     "model_name",
@@ -716,69 +715,3 @@ def gene_patterns(
     return pd.DataFrame(rows)
 
 
-@dataclass
-class CellTypeRun:
-    """Inputs and outputs of ShallowChrome for one cell type (see :func:`run_cell_type`)."""
-
-    cell_type: str
-    dataset: object
-    marks: tuple[str, ...]
-    peak_table: pd.DataFrame
-    features: dict[str, np.ndarray]
-    result: ShallowChromeResult
-    seconds: dict[str, float]
-
-
-def run_cell_type(params: Mapping, cell_type: str, dataset=None, rules: Sequence[str] | None = None) -> CellTypeRun:
-    """Peaks -> features -> both protocols for one cell type, from the merged parameters.
-
-    Parameters
-    ----------
-    params : mapping
-        Merged parameters (``peaks:``, ``shallowchrome:``, ``marks``, ``folds``, ``seed``).
-    cell_type : str
-        Roadmap EID; its dataset store (notebook 10) must exist unless ``dataset`` is given.
-    dataset : CellDataset, optional
-        Already loaded dataset (genes with ``gene_id, gene_name, chrom, tss, fold, rpkm``).
-    rules : sequence of str, optional
-        Label rules (default ``shallowchrome.thresholds``).
-    """
-    import time
-
-    from . import paths, peaks
-
-    p = params["shallowchrome"]
-    if dataset is None:
-        from .dataset import load_dataset
-
-        dataset = load_dataset(params, cell_type)
-    marks = tuple(p["marks"] or params["marks"])
-    seconds = {}
-    t0 = time.perf_counter()
-    peak_table = peaks.call_cell_peaks(params, cell_type, marks)
-    seconds["peaks"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    formats = sorted({f for c in p["configurations"] for f in CONFIGURATIONS[c]})
-    features = peaks.peak_features(
-        paths.peaks_dir(params, cell_type), cell_type, dataset.genes, marks, formats, flank=int(p["tss_flank"])
-    )
-    seconds["features"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    splits = {
-        "chrom_folds": chrom_fold_splits(dataset, params["folds"]),
-        "random_thirds": random_third_splits(len(dataset.genes), int(p["repeats"]), seed=int(params["seed"])),
-    }
-    result = evaluate(
-        features,
-        dataset.genes,
-        marks,
-        cell_type=cell_type,
-        splits=splits,
-        configurations=p["configurations"],
-        rules=tuple(rules or p["thresholds"]),
-        valley_bins=int(p["valley_bins"]),
-        alpha=float(p["alpha"]),
-        max_iter=int(p["max_iter"]),
-    )
-    seconds["fits"] = time.perf_counter() - t0
-    return CellTypeRun(cell_type, dataset, marks, peak_table, features, result, seconds)

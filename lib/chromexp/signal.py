@@ -1,4 +1,4 @@
-"""Read depth over genomic windows, exactly and without a per-base array (DESIGN.md §3.2).
+"""Read depth over genomic windows, exactly and without a per-base array (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
 
 The signal of both reference codes is the per-base read depth of ``bedtools genomecov``
 (each read counted over its own ``[start, end)``, i.e. ``-bg``/``-bga`` without ``-fs``), averaged
@@ -36,6 +36,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .io import read_regions  # noqa: F401 (re-exported: the readers live in chromexp.io)
 
 _INT32_LIMIT = 2**31 - 1
 
@@ -302,29 +304,6 @@ class IntervalCoverage(Coverage):
         ks, ke = self._known[chrom]
         k = np.searchsorted(ks, starts, side="right") - 1
         return (k >= 0) & (ends <= ke[np.clip(k, 0, None)])
-
-
-def read_regions(path) -> pd.DataFrame:
-    """Read a BED file's first three columns (chrom, start, end) with a clear error per bad line."""
-    rows = []
-    import gzip
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\n").split("\t")
-            try:
-                chrom, start, end = fields[0], int(fields[1]), int(fields[2])
-            except (IndexError, ValueError) as err:
-                raise ValueError(f"{path}:{line_no}: expected chrom, start, end ({err}).") from err
-            if not 0 <= start < end:
-                raise ValueError(f"{path}:{line_no}: region must satisfy 0 <= start < end, got {start}-{end}.")
-            rows.append((chrom, start, end))
-    if not rows:
-        raise ValueError(f"{path}: contains no regions.")
-    return pd.DataFrame(rows, columns=["chrom", "start", "end"])
 
 
 # -------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The embedded semi-synthetic mini-Roadmap (DESIGN.md §3.3): real genes and expression, simulated reads.
+"""The embedded semi-synthetic mini-Roadmap (docs/methods.md, "Semi-synthetic data"): real genes and expression, simulated reads.
 
 :func:`generate` writes, deterministically from ``params["seed"]`` and the preset
 ``params["data"]["preset"]`` (sizes and model knobs in the ``simulate:`` block of
@@ -36,7 +36,7 @@ their own terms from their own real expression (:func:`context_genes`). The NDR 
 with uniform starts and random strand. Nothing in the model refers to cell states or ranks marks:
 the same mechanism runs in every cell type, driven only by that cell type's real expression.
 
-eQTL and GWAS simulation (DESIGN.md §3.3, last bullet) is *not* part of this module yet; the
+eQTL and GWAS simulation (docs/methods.md, "Semi-synthetic data", last bullet) is *not* part of this module yet; the
 planted enhancers in ``truth/enhancers.tsv.gz`` are their intended anchor.
 """
 
@@ -1017,7 +1017,7 @@ def dataset_summary(raw: str | os.PathLike, dataset_params: Mapping[str, Any] | 
         A folder written by :func:`generate`.
     dataset_params : mapping, optional
         The ``dataset`` parameter block (pCRE filter: ``pcre_min_frequency``,
-        ``pcre_max_length``, ``max_pcres``); defaults to 1.5, 40 kb and 8 (DESIGN.md §3.1).
+        ``pcre_max_length``, ``max_pcres``); defaults to 1.5, 40 kb and 8 (docs/data-formats.md, "Inputs").
 
     Returns
     -------
@@ -1090,6 +1090,6 @@ Written by chromexp.simulate.generate; see notebooks/00_demo_data for the genera
 - interactions.tsv.gz: the pcHi-C interaction structure (gene, bait, other fragment, base
   frequency) and per tissue whether it is present and its frequency.
 
-Not simulated yet (DESIGN.md section 3.3, later issues): fine-mapped eQTLs (to be planted
+Not simulated yet (docs/methods.md, "Semi-synthetic data", later issues): fine-mapped eQTLs (to be planted
 preferentially in active enhancers of their gene) and GWAS summary statistics.
 """

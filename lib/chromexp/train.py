@@ -1,4 +1,4 @@
-"""The training engine every neural model of chromexp uses (DESIGN.md §4.4, §5).
+"""The training engine every neural model of chromexp uses (docs/methods.md, "Training protocol").
 
 :func:`fit` trains one model with the study's protocol — Adam (or AdamW), lr 1e-3, batch 64,
 MSE (or cross-entropy), at most 100 epochs, ``ReduceLROnPlateau(factor 0.2, patience 3,
@@ -8,10 +8,9 @@ fits (no per-batch disk reads or host copies), shuffles with its own seeded ``to
 runs deterministically on CPU, optionally under bf16 autocast on CUDA, and writes an atomic
 checkpoint after every epoch so that an interrupted run resumes to exactly the same final model.
 
-:func:`fit_many` trains many small independent models (the mark × fold models of a cell type)
-concurrently on one device: their parameters are stacked and one ``torch.func.vmap``-ed forward
-and backward pass serves all of them, while each model keeps its own optimizer, learning-rate
-schedule, early stopping and shuffling — mathematically the same as training them one by one.
+The protocol itself (schedule, early stopping, best weights, checkpoint and resume) is implemented
+once, by ``_Protocol`` and ``_run_protocol``; :func:`fit` drives it with a single-model epoch and
+:func:`chromexp.train_stacked.fit_many` with a stacked (vmapped) epoch of many small models.
 
 :func:`predict` runs a model over inputs in batches and returns a NumPy array.
 
@@ -23,7 +22,6 @@ is the gene. NumPy arrays are accepted and converted.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import math
 import time
@@ -169,8 +167,11 @@ def _check_train_params(train_params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compute_loss(output: torch.Tensor, target: torch.Tensor, loss: str, reduction: str = "mean") -> torch.Tensor:
-    """MSE, or cross-entropy: softmax over classes for ``(batch, C ≥ 2)`` logits with integer
-    targets, or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets."""
+    """MSE, or cross-entropy of model outputs against targets.
+
+    Cross-entropy is a softmax over classes for ``(batch, C ≥ 2)`` logits with integer targets,
+    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets.
+    """
     output = output.float()
     if loss == "mse":
         if output.numel() != target.numel():
@@ -385,6 +386,193 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     return state
 
 
+# ----------------------------------------------------------------------------------------------
+# the protocol: one implementation for fit and fit_many
+# ----------------------------------------------------------------------------------------------
+class _Protocol:
+    """The study's per-model protocol: optimizer, LR schedule, early stopping, best weights, history.
+
+    :func:`fit` drives one of these and :func:`chromexp.train_stacked.fit_many` one per model, so a
+    change of the protocol (schedule, stopping rule, what a checkpoint holds) is made here once.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: str, tp: Mapping[str, Any], seed: int, name: str):
+        self.model, self.name = model, name
+        self.opt = make_optimizer(model, optimizer, tp)
+        self.sched = make_scheduler(self.opt, tp)
+        self.shuffle = torch.Generator().manual_seed(int(seed))
+        self.patience = int(tp["early_stopping_patience"])
+        self.history: list[dict] = []
+        self.best_val, self.best_epoch, self.since_best = math.inf, 0, 0
+        self.best_state: dict | None = None
+        self.stopped = False
+
+    @property
+    def lr(self) -> float:
+        return self.opt.param_groups[0]["lr"]
+
+    def end_epoch(self, epoch: int, train_loss: float, val_loss: float, lr: float) -> dict:
+        """Schedule, early stopping and best weights after one epoch; returns the history row."""
+        if not math.isfinite(val_loss):
+            raise FloatingPointError(f"{self.name}: validation loss is {val_loss} at epoch {epoch}; training diverged.")
+        self.sched.step(val_loss)
+        improved = val_loss < self.best_val
+        if improved:
+            self.best_val, self.best_epoch, self.since_best = val_loss, epoch, 0
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        else:
+            self.since_best += 1
+        self.stopped = self.since_best >= self.patience
+        return {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "lr": lr,
+            "seconds": float("nan"),
+            "improved": improved,
+        }
+
+    def state(self, finished: bool) -> dict:
+        """The model's part of a checkpoint (a finished one keeps only what the result needs)."""
+        state = {
+            "stopped": self.stopped,
+            "model": self.best_state if finished else self.model.state_dict(),
+            "best_model": self.best_state,
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "since_best": self.since_best,
+            "history": self.history,
+        }
+        if not finished:
+            state.update(
+                optimizer=self.opt.state_dict(),
+                scheduler=self.sched.state_dict(),
+                shuffle_rng=self.shuffle.get_state(),
+            )
+        return state
+
+    def load(self, state: Mapping[str, Any], finished: bool) -> None:
+        self.model.load_state_dict(state["model"])
+        self.history = list(state["history"])
+        self.best_val, self.best_epoch, self.since_best = state["best_val"], state["best_epoch"], state["since_best"]
+        self.best_state, self.stopped = state["best_model"], state["stopped"]
+        if not finished:
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            self.shuffle.set_state(state["shuffle_rng"])
+
+    def result(self, home: torch.device, max_epochs: int, resumed_from: int) -> FitResult:
+        """Restore the best weights (on ``home``, eval mode) and return the :class:`FitResult`."""
+        if self.best_state is None:  # cannot happen with max_epochs ≥ 1 and finite losses
+            raise RuntimeError(f"{self.name}: no epoch finished; nothing to restore.")
+        self.model.load_state_dict(self.best_state)
+        self.model.to(home).eval()
+        hist = pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
+        log.info(
+            "%s: best epoch %d of %d (val loss %.4f)%s",
+            self.name,
+            self.best_epoch,
+            len(hist),
+            self.best_val,
+            ", stopped early" if self.stopped else "",
+        )
+        return FitResult(
+            model=self.model,
+            history=hist,
+            best_epoch=int(self.best_epoch),
+            best_val_loss=float(self.best_val),
+            stopped_early=bool(self.stopped and len(hist) < max_epochs),
+            resumed_from=int(resumed_from),
+        )
+
+
+#: ``run_epoch(active)`` trains the models ``active`` for one epoch and returns their mean
+#: training losses and validation losses (dicts keyed by model index).
+EpochFn = Callable[[list[int]], tuple[dict[int, float], dict[int, float]]]
+
+
+def _run_protocol(
+    protocols: Sequence[_Protocol],
+    make_epoch: Callable[[], EpochFn],
+    *,
+    homes: Sequence[torch.device],
+    device: torch.device,
+    seed: int,
+    max_epochs: int,
+    checkpoint: Path | None,
+    fingerprint: dict,
+    flat_checkpoint: bool,
+    progress: bool,
+    desc: str,
+    report: Callable[[int, list[dict | None], list[int], Any], None],
+    callback: Callable[[int, list[dict | None]], None] | None,
+) -> list[FitResult]:
+    """The epoch loop of :func:`fit` and ``fit_many``: resume, train, checkpoint, restore the best.
+
+    ``make_epoch()`` is called once (unless a finished checkpoint makes training unnecessary) and
+    returns the function that runs one epoch; everything around it — the seeded random state, the
+    resume from ``checkpoint``, the learning-rate schedule and early stopping of each model
+    (:class:`_Protocol`), the atomic checkpoint after every epoch and the final restore — is shared.
+    A single model's checkpoint is flat (``flat_checkpoint``: the model's state at the top level);
+    a group's holds one state per model under ``per_model``.
+    """
+    n_models = len(protocols)
+    state = _load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    epoch, finished = 0, False
+
+    def save(finished_now: bool) -> None:
+        header = {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "finished": finished_now, "epoch": epoch}
+        if not finished_now:
+            header["rng"] = _rng_state(device)
+        states = [p.state(finished_now) for p in protocols]
+        _save_checkpoint(checkpoint, {**header, **states[0]} if flat_checkpoint else {**header, "per_model": states})
+
+    cuda_ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
+    with torch.random.fork_rng(devices=cuda_ids), _deterministic(device.type == "cpu"):
+        torch.manual_seed(int(seed))
+        if state is not None:
+            finished, epoch = state["finished"], state["epoch"]
+            per_model = [state] if flat_checkpoint else state["per_model"]
+            for p, st in zip(protocols, per_model, strict=True):
+                p.load(st, finished)
+            if not finished:
+                _set_rng_state(state["rng"], device)
+            log.info("%s: resumed from %s after epoch %d", desc, checkpoint, epoch)
+        run_epoch = None if finished else make_epoch()
+        bar = _progress(max_epochs, progress and not finished, desc=desc)
+        bar.update(epoch)
+        try:
+            while not finished and epoch < max_epochs and not all(p.stopped for p in protocols):
+                epoch += 1
+                t0 = time.perf_counter()
+                active = [m for m in range(n_models) if not protocols[m].stopped]
+                lrs = {m: protocols[m].lr for m in active}
+                train_losses, val_losses = run_epoch(active)
+                rows: list[dict | None] = [None] * n_models
+                for m in active:
+                    rows[m] = protocols[m].end_epoch(epoch, train_losses[m], val_losses[m], lrs[m])
+                seconds = time.perf_counter() - t0
+                for m in active:
+                    rows[m]["seconds"] = seconds / len(active)  # a group's time, shared equally
+                    protocols[m].history.append(rows[m])
+                report(epoch, rows, active, bar)
+                bar.update(1)
+                if checkpoint is not None:
+                    save(False)
+                if callback is not None:
+                    callback(epoch, rows)
+        finally:
+            bar.close()
+
+    resumed_from = int(state["epoch"]) if state is not None else 0
+    results = [p.result(home, max_epochs, resumed_from) for p, home in zip(protocols, homes, strict=True)]
+    if checkpoint is not None and not finished:
+        save(True)
+    return results
+
+
 def fit(
     model: nn.Module,
     train: tuple[Any, Any],
@@ -416,7 +604,9 @@ def fit(
         early_stopping_patience`` and optionally ``mixed_precision`` (bf16 autocast, CUDA only)
         and ``weight_decay``.
     loss : {"mse", "cross_entropy"}
+        Training loss.
     optimizer : {"adam", "adamw"}
+        Optimizer (see :func:`make_optimizer`).
     device : str, torch.device or None
         ``None`` = CUDA if available, else CPU.
     seed : int
@@ -441,6 +631,7 @@ def fit(
     Returns
     -------
     FitResult
+        The trained model (best epoch restored) and its history.
     """
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}; known: {LOSSES}.")
@@ -457,161 +648,62 @@ def fit(
         log.info("%s: mixed_precision is only used on CUDA; training in float32 on %s", name, dev)
     batch_size = int(tp["batch_size"])
     eval_bs = int(eval_batch_size or 4 * batch_size)
-    max_epochs, patience = int(tp["max_epochs"]), int(tp["early_stopping_patience"])
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     fingerprint = _fingerprint(model, tp, loss, optimizer, seed, (tr_x, tr_y), (va_x, va_y))
-    state = _load_checkpoint(ckpt, fingerprint) if ckpt else None
-
     home = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
     model.to(dev)
-    opt = make_optimizer(model, optimizer, tp)
-    sched = make_scheduler(opt, tp)
-    shuffle = torch.Generator().manual_seed(int(seed))
-    history: list[dict] = []
-    best_val, best_epoch, since_best, best_state = math.inf, 0, 0, None
-    start_epoch, stopped = 0, False
+    proto = _Protocol(model, optimizer, tp, seed, name)
 
-    cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_ids), _deterministic(dev.type == "cpu"):
-        torch.manual_seed(int(seed))
-        if state is not None:
-            model.load_state_dict(state["model"])
-            history = list(state["history"])
-            best_val, best_epoch, since_best = state["best_val"], state["best_epoch"], state["since_best"]
-            best_state = state["best_model"]
-            start_epoch, stopped = state["epoch"], state["stopped"]
-            if not state["finished"]:
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                shuffle.set_state(state["shuffle_rng"])
-                _set_rng_state(state["rng"], dev)
-            log.info("%s: resumed from %s after epoch %d", name, ckpt, start_epoch)
-        finished = state is not None and state["finished"]
-        tr, va = (
-            (None, None)
-            if finished
-            else (_Data(tr_x, tr_y, dev, data_on_device), _Data(va_x, va_y, dev, data_on_device))
-        )
-        bar = _progress(max_epochs, progress and not finished, desc=name)
-        bar.update(start_epoch)
-        try:
-            epoch = start_epoch
-            while not finished and epoch < max_epochs and not stopped:
-                epoch += 1
-                t0 = time.perf_counter()
-                lr = opt.param_groups[0]["lr"]
-                model.train()
-                perm = torch.randperm(tr.n, generator=shuffle)
-                total = 0.0
-                for start in range(0, tr.n, batch_size):
-                    idx = perm[start : start + batch_size]
-                    x, y = tr.batch(idx)
-                    opt.zero_grad(set_to_none=True)
-                    with _autocast(dev, amp):
-                        out = _call(model, x)
-                    batch_loss = compute_loss(out, y, loss)
-                    batch_loss.backward()
-                    opt.step()
-                    total += float(batch_loss.detach()) * len(idx)
-                val_loss = _evaluate(model, va, loss, eval_bs, dev, amp)
-                if not math.isfinite(val_loss):
-                    raise FloatingPointError(
-                        f"{name}: validation loss is {val_loss} at epoch {epoch}; training diverged."
-                    )
-                sched.step(val_loss)
-                improved = val_loss < best_val
-                if improved:
-                    best_val, best_epoch, since_best = val_loss, epoch, 0
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                else:
-                    since_best += 1
-                stopped = since_best >= patience
-                row = {
-                    "epoch": epoch,
-                    "train_loss": total / tr.n,
-                    "val_loss": val_loss,
-                    "lr": lr,
-                    "seconds": time.perf_counter() - t0,
-                    "improved": improved,
-                }
-                history.append(row)
-                log.info(
-                    "%s epoch %3d: train %.4f  val %.4f  lr %.1e  %.1fs%s",
-                    name,
-                    epoch,
-                    row["train_loss"],
-                    val_loss,
-                    lr,
-                    row["seconds"],
-                    "  *best" if improved else "",
-                )
-                bar.update(1)
-                bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val_loss:.3f}", best=best_epoch)
-                if ckpt is not None:
-                    _save_checkpoint(
-                        ckpt,
-                        {
-                            "version": CHECKPOINT_VERSION,
-                            "fingerprint": fingerprint,
-                            "finished": False,
-                            "epoch": epoch,
-                            "stopped": stopped,
-                            "model": model.state_dict(),
-                            "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(),
-                            "shuffle_rng": shuffle.get_state(),
-                            "rng": _rng_state(dev),
-                            "best_model": best_state,
-                            "best_val": best_val,
-                            "best_epoch": best_epoch,
-                            "since_best": since_best,
-                            "history": history,
-                        },
-                    )
-                if callback is not None:
-                    callback(epoch, row)
-        finally:
-            bar.close()
+    def make_epoch() -> EpochFn:
+        tr, va = _Data(tr_x, tr_y, dev, data_on_device), _Data(va_x, va_y, dev, data_on_device)
 
-    if best_state is None:  # cannot happen with max_epochs ≥ 1 and finite losses; keep the invariant explicit
-        raise RuntimeError(f"{name}: no epoch finished; nothing to restore.")
-    model.load_state_dict(best_state)
-    model.to(home).eval()
-    if ckpt is not None and not finished:
-        # the finished checkpoint keeps what the result needs (best weights, history), not the optimizer
-        _save_checkpoint(
-            ckpt,
-            {
-                "version": CHECKPOINT_VERSION,
-                "fingerprint": fingerprint,
-                "finished": True,
-                "epoch": len(history),
-                "stopped": stopped,
-                "model": best_state,
-                "best_model": best_state,
-                "best_val": best_val,
-                "best_epoch": best_epoch,
-                "since_best": since_best,
-                "history": history,
-            },
+        def run_epoch(active: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+            model.train()
+            perm = torch.randperm(tr.n, generator=proto.shuffle)
+            total = 0.0
+            for start in range(0, tr.n, batch_size):
+                idx = perm[start : start + batch_size]
+                x, y = tr.batch(idx)
+                proto.opt.zero_grad(set_to_none=True)
+                with _autocast(dev, amp):
+                    out = _call(model, x)
+                batch_loss = compute_loss(out, y, loss)
+                batch_loss.backward()
+                proto.opt.step()
+                total += float(batch_loss.detach()) * len(idx)
+            return {0: total / tr.n}, {0: _evaluate(model, va, loss, eval_bs, dev, amp)}
+
+        return run_epoch
+
+    def report(epoch: int, rows: list[dict | None], active: list[int], bar) -> None:
+        row = rows[0]
+        log.info(
+            "%s epoch %3d: train %.4f  val %.4f  lr %.1e  %.1fs%s",
+            name,
+            epoch,
+            row["train_loss"],
+            row["val_loss"],
+            row["lr"],
+            row["seconds"],
+            "  *best" if row["improved"] else "",
         )
-    hist = pd.DataFrame(history, columns=list(HISTORY_COLUMNS))
-    log.info(
-        "%s: best epoch %d of %d (val loss %.4f)%s",
-        name,
-        best_epoch,
-        len(hist),
-        best_val,
-        ", stopped early" if stopped else "",
+        bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", best=proto.best_epoch)
+
+    (result,) = _run_protocol(
+        [proto],
+        make_epoch,
+        homes=[home],
+        device=dev,
+        seed=seed,
+        max_epochs=int(tp["max_epochs"]),
+        checkpoint=Path(checkpoint_path) if checkpoint_path is not None else None,
+        fingerprint=fingerprint,
+        flat_checkpoint=True,
+        progress=progress,
+        desc=name,
+        report=report,
+        callback=None if callback is None else (lambda epoch, rows: callback(epoch, rows[0])),
     )
-    return FitResult(
-        model=model,
-        history=hist,
-        best_epoch=int(best_epoch),
-        best_val_loss=float(best_val),
-        stopped_early=bool(stopped and len(hist) < max_epochs),
-        resumed_from=int(start_epoch),
-    )
+    return result
 
 
 @torch.no_grad()
@@ -658,402 +750,6 @@ def predict(
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# many small models at once
-# ----------------------------------------------------------------------------------------------
 def n_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def _stack_inputs(batches: Sequence[Inputs]) -> Inputs:
-    """Stack per-model input batches (same structure) along a new leading model dimension."""
-    first = batches[0]
-    if isinstance(first, dict):
-        return {k: torch.stack([b[k] for b in batches]) for k in first}
-    if isinstance(first, tuple):
-        return tuple(torch.stack([b[i] for b in batches]) for i in range(len(first)))
-    return torch.stack(list(batches))
-
-
-def _check_same_architecture(models: Sequence[nn.Module]) -> None:
-    ref = [(k, tuple(p.shape)) for k, p in models[0].named_parameters()]
-    for i, m in enumerate(models[1:], start=1):
-        if type(m) is not type(models[0]) or [(k, tuple(p.shape)) for k, p in m.named_parameters()] != ref:
-            raise ValueError(f"fit_many needs models of one architecture; model {i} differs from model 0.")
-    for i, m in enumerate(models):
-        if any(True for _ in m.buffers()):
-            raise ValueError(
-                f"fit_many cannot stack model {i}: it has buffers (e.g. BatchNorm running statistics), "
-                "which vmap cannot update per model; train it with fit()."
-            )
-        if len(
-            {id(p) for p in m.parameters()} & {id(p) for j, o in enumerate(models) if j != i for p in o.parameters()}
-        ):
-            raise ValueError(f"Model {i} shares parameter tensors with another model; pass independent copies.")
-
-
-def _check_same_structure(splits: Sequence[tuple[Inputs, torch.Tensor]], what: str) -> None:
-    def sig(inputs: Inputs):
-        if isinstance(inputs, dict):
-            return ("dict", tuple((k, tuple(v.shape[1:]), v.dtype) for k, v in inputs.items()))
-        if isinstance(inputs, tuple):
-            return ("tuple", tuple((tuple(v.shape[1:]), v.dtype) for v in inputs))
-        return ("tensor", tuple(inputs.shape[1:]), inputs.dtype)
-
-    ref = sig(splits[0][0])
-    for i, (x, y) in enumerate(splits):
-        if sig(x) != ref or tuple(y.shape[1:]) != tuple(splits[0][1].shape[1:]):
-            raise ValueError(
-                f"{what} {i}: inputs differ in structure or per-gene shape from {what} 0 ({sig(x)} vs {ref})."
-            )
-
-
-class StackedModels:
-    """Run ``M`` independent models of one architecture as one vmapped computation.
-
-    The models' own parameters are stacked (``torch.stack``, differentiable) at every call, so
-    gradients flow back into each model's parameters and each model can keep its own optimizer.
-    ``torch.func.vmap`` over ``functional_call`` turns the ``M`` convolutions into one grouped
-    convolution and the ``M`` dense layers into one batched matmul; dropout draws independent masks
-    per model (``randomness="different"``).
-
-    Parameters
-    ----------
-    models : sequence of nn.Module
-        Same parameter names and shapes, no buffers, no shared parameters.
-
-    Call
-    ----
-    ``stack(x, subset=None)``: ``x`` stacked inputs, each tensor of shape ``(M', batch, ...)``
-    where ``M'`` = ``len(subset)`` (default all models) → outputs ``(M', batch, ...)``; row ``j``
-    equals ``models[subset[j]](x[j])``.
-    """
-
-    def __init__(self, models: Sequence[nn.Module]):
-        from torch.func import functional_call, vmap
-
-        if len(models) == 0:
-            raise ValueError("StackedModels got no models.")
-        _check_same_architecture(models)
-        self.models = list(models)
-        self.keys = [k for k, _ in models[0].named_parameters()]
-        # a parameter-less skeleton: functional_call swaps in each model's parameters
-        skeleton = copy.deepcopy(models[0]).to("meta")
-
-        def run(params: dict, x: Inputs) -> torch.Tensor:
-            return _call(lambda *a, **k: functional_call(skeleton, params, a, k), x)
-
-        self._batched = vmap(run, in_dims=(0, 0), randomness="different")
-
-    def __call__(self, x: Inputs, subset: Sequence[int] | None = None) -> torch.Tensor:
-        chosen = self.models if subset is None else [self.models[i] for i in subset]
-        named = [dict(m.named_parameters()) for m in chosen]
-        params = {k: torch.stack([nm[k] for nm in named]) for k in self.keys}
-        return self._batched(params, x)
-
-
-def fit_many(
-    models: Sequence[nn.Module],
-    trains: Sequence[tuple[Any, Any]],
-    validations: Sequence[tuple[Any, Any]],
-    *,
-    train_params: Mapping[str, Any],
-    loss: str = "mse",
-    optimizer: str = "adam",
-    device: str | torch.device | None = None,
-    seeds: int | Sequence[int] = 0,
-    checkpoint_path: str | Path | None = None,
-    progress: bool = True,
-    names: Sequence[str] | None = None,
-    callback: Callable[[int, list[dict | None]], None] | None = None,
-) -> list[FitResult]:
-    """Train many independent models of one architecture concurrently on one device.
-
-    Each model ``m`` is trained on its own data ``trains[m]`` / ``validations[m]`` (different marks
-    or folds; sizes may differ) exactly as :func:`fit` would: its own Adam/AdamW optimizer,
-    ``ReduceLROnPlateau`` schedule, early stopping with best weights restored, and batches drawn
-    from its own ``torch.Generator`` seeded with ``seeds[m]``. What is shared is the arithmetic:
-    at each step the models' parameters are stacked and one ``torch.func.vmap``-ed
-    ``functional_call`` runs all forward and backward passes at once (convolutions become grouped
-    convolutions, dense layers batched matmuls) — for small models, one big kernel instead of
-    ``M`` small ones. A model whose epoch has fewer batches (smaller fold), or that stopped
-    early, contributes padding with zero weight and takes no optimizer step; a short last batch is
-    padded the same way, with the loss averaged over its real genes only, so every update equals
-    the sequential one. With dropout, the random masks differ from :func:`fit`'s (vmap draws them
-    per model) — same distribution, not the same numbers; without dropout the results equal
-    :func:`fit`'s up to float rounding (tested).
-
-    Parameters
-    ----------
-    models : sequence of nn.Module
-        ``M`` independent models with identical parameter shapes and no buffers (no BatchNorm);
-        trained in place.
-    trains, validations : sequences of (inputs, targets)
-        One pair per model; all inputs share a structure and per-gene shape.
-    train_params, loss, optimizer, device, progress :
-        As in :func:`fit`.
-    seeds : int or sequence of int
-        Shuffling seed per model (an int is used for all). Dropout is seeded by ``seeds[0]``.
-    checkpoint_path : path or None
-        One file for the whole group, written atomically after every epoch; an interrupted
-        group resumes from it to the same final models.
-    names : sequence of str or None
-        Model names for the log.
-    callback : callable or None
-        ``callback(epoch, rows)`` after each epoch (``rows[m]`` is ``None`` for finished models).
-
-    Returns
-    -------
-    list of FitResult
-        One per model, in order.
-    """
-    n_models = len(models)
-    if n_models == 0:
-        raise ValueError("fit_many got no models.")
-    if len(trains) != n_models or len(validations) != n_models:
-        raise ValueError(
-            f"fit_many got {n_models} models but {len(trains)} training and {len(validations)} validation sets."
-        )
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}; known: {LOSSES}.")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {optimizer!r}; known: {OPTIMIZERS}.")
-    seeds = [int(seeds)] * n_models if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
-    if len(seeds) != n_models:
-        raise ValueError(f"fit_many got {len(seeds)} seeds for {n_models} models.")
-    names = list(names) if names is not None else [f"model{m}" for m in range(n_models)]
-    _check_same_architecture(models)
-    tp = _check_train_params(train_params)
-    tr_sets = [_check_split(s, f"train set {m}", loss) for m, s in enumerate(trains)]
-    va_sets = [_check_split(s, f"validation set {m}", loss) for m, s in enumerate(validations)]
-    _check_same_structure(tr_sets + va_sets, "data set")
-    dev = resolve_device(device)
-    amp = bool(tp.get("mixed_precision", False))
-    batch_size, eval_bs = int(tp["batch_size"]), 4 * int(tp["batch_size"])
-    max_epochs, patience = int(tp["max_epochs"]), int(tp["early_stopping_patience"])
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    fingerprint = {
-        "models": [
-            _fingerprint(m, tp, loss, optimizer, s, t, v) for m, s, t, v in zip(models, seeds, tr_sets, va_sets)
-        ],
-    }
-    state = _load_checkpoint(ckpt, fingerprint) if ckpt else None
-
-    homes = [next(m.parameters()).device for m in models]
-    for m in models:
-        m.to(dev).train()
-    stack = StackedModels(models)
-    opts = [make_optimizer(m, optimizer, tp) for m in models]
-    scheds = [make_scheduler(o, tp) for o in opts]
-    shuffles = [torch.Generator().manual_seed(s) for s in seeds]
-    histories: list[list[dict]] = [[] for _ in models]
-    best_val = [math.inf] * n_models
-    best_epoch = [0] * n_models
-    since_best = [0] * n_models
-    best_states: list[dict | None] = [None] * n_models
-    stopped = [False] * n_models
-    epoch = 0
-
-    def padded(data: _Data, idx: torch.Tensor, size: int) -> tuple[Inputs, torch.Tensor, torch.Tensor]:
-        """The genes ``idx`` padded to ``size`` rows (copies of gene 0) with a 0/1 weight."""
-        real = len(idx)
-        full = torch.cat([idx, torch.zeros(size - real, dtype=idx.dtype)]) if real < size else idx
-        x, y = data.batch(full)
-        w = torch.zeros(size, device=dev)
-        w[:real] = 1.0
-        return x, y, w
-
-    def weighted_loss(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        per = torch.stack(
-            [compute_loss(out[m], y[m], loss, reduction="none").reshape(w.shape[1]) for m in range(out.shape[0])]
-        )
-        return (per * w).sum(1), w.sum(1)
-
-    @torch.no_grad()
-    def evaluate(datas: list[_Data], active: list[int]) -> dict[int, float]:
-        for m in models:
-            m.eval()
-        totals = dict.fromkeys(active, 0.0)
-        n_steps = max(math.ceil(datas[m].n / eval_bs) for m in active)
-        for s in range(n_steps):
-            # only models with genes left at this step run; batches padded to the longest one
-            idxs = {m: torch.arange(s * eval_bs, min((s + 1) * eval_bs, datas[m].n)) for m in active}
-            chosen = [m for m in active if len(idxs[m])]
-            size = max(len(idxs[m]) for m in chosen)
-            parts = [padded(datas[m], idxs[m], size) for m in chosen]
-            x = _stack_inputs([p[0] for p in parts])
-            y, w = torch.stack([p[1] for p in parts]), torch.stack([p[2] for p in parts])
-            with _autocast(dev, amp):
-                out = stack(x, chosen)
-            sums, _ = weighted_loss(out, y, w)
-            for j, m in enumerate(chosen):
-                totals[m] += float(sums[j])
-        for m in models:
-            m.train()
-        return {m: totals[m] / datas[m].n for m in active}
-
-    cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_ids), _deterministic(dev.type == "cpu"):
-        torch.manual_seed(seeds[0])
-        finished = False
-        if state is not None:
-            finished = state["finished"]
-            epoch = state["epoch"]
-            for m, st in enumerate(state["per_model"]):
-                models[m].load_state_dict(st["model"])
-                histories[m] = list(st["history"])
-                best_val[m], best_epoch[m], since_best[m] = st["best_val"], st["best_epoch"], st["since_best"]
-                best_states[m], stopped[m] = st["best_model"], st["stopped"]
-                if not finished:
-                    opts[m].load_state_dict(st["optimizer"])
-                    scheds[m].load_state_dict(st["scheduler"])
-                    shuffles[m].set_state(st["shuffle_rng"])
-            if not finished:
-                _set_rng_state(state["rng"], dev)
-            log.info("fit_many: resumed %d models from %s after epoch %d", n_models, ckpt, epoch)
-        trs = [] if finished else [_Data(x, y, dev, None) for x, y in tr_sets]
-        vas = [] if finished else [_Data(x, y, dev, None) for x, y in va_sets]
-        bar = _progress(max_epochs, progress and not finished, desc=f"{n_models} models")
-        bar.update(epoch)
-        try:
-            while not finished and epoch < max_epochs and not all(stopped):
-                epoch += 1
-                t0 = time.perf_counter()
-                active = [m for m in range(n_models) if not stopped[m]]
-                lrs = {m: opts[m].param_groups[0]["lr"] for m in active}
-                perms = {m: torch.randperm(trs[m].n, generator=shuffles[m]) for m in active}
-                totals = dict.fromkeys(active, 0.0)
-                n_steps = max(math.ceil(trs[m].n / batch_size) for m in active)
-                for s in range(n_steps):
-                    # models whose epoch has no batch left (smaller folds) sit this step out; short
-                    # last batches are padded to the longest batch of the step with zero weight
-                    idxs = {m: perms[m][s * batch_size : (s + 1) * batch_size] for m in active}
-                    stepping = [m for m in active if len(idxs[m])]
-                    size = max(len(idxs[m]) for m in stepping)
-                    parts = [padded(trs[m], idxs[m], size) for m in stepping]
-                    x = _stack_inputs([p[0] for p in parts])
-                    y, w = torch.stack([p[1] for p in parts]), torch.stack([p[2] for p in parts])
-                    for o in opts:
-                        o.zero_grad(set_to_none=True)
-                    with _autocast(dev, amp):
-                        out = stack(x, stepping)
-                    sums, counts = weighted_loss(out, y, w)
-                    # each model's loss is the mean over its real genes; summing the models' losses
-                    # leaves every model's gradient equal to its own loss's gradient
-                    per_model = sums / counts.clamp(min=1.0)
-                    per_model.sum().backward()
-                    for j, m in enumerate(stepping):
-                        opts[m].step()
-                        totals[m] += float(sums[j].detach())
-                vals = evaluate(vas, active)
-                rows: list[dict | None] = [None] * n_models
-                for m in active:
-                    val_loss = vals[m]
-                    if not math.isfinite(val_loss):
-                        raise FloatingPointError(
-                            f"{names[m]}: validation loss is {val_loss} at epoch {epoch}; training diverged."
-                        )
-                    scheds[m].step(val_loss)
-                    improved = val_loss < best_val[m]
-                    if improved:
-                        best_val[m], best_epoch[m], since_best[m] = val_loss, epoch, 0
-                        best_states[m] = {k: v.detach().to("cpu", copy=True) for k, v in models[m].state_dict().items()}
-                    else:
-                        since_best[m] += 1
-                    stopped[m] = since_best[m] >= patience
-                    rows[m] = {
-                        "epoch": epoch,
-                        "train_loss": totals[m] / trs[m].n,
-                        "val_loss": val_loss,
-                        "lr": lrs[m],
-                        "seconds": float("nan"),
-                        "improved": improved,
-                    }
-                seconds = time.perf_counter() - t0
-                for m in active:
-                    rows[m]["seconds"] = seconds / len(active)  # the group's time, shared equally
-                    histories[m].append(rows[m])
-                log.info(
-                    "fit_many epoch %3d: %d models trained, mean val %.4f, %d stopped, %.1fs",
-                    epoch,
-                    len(active),
-                    float(np.mean([vals[m] for m in active])),
-                    sum(stopped),
-                    seconds,
-                )
-                bar.update(1)
-                bar.set_postfix(active=len(active), val=f"{np.mean([vals[m] for m in active]):.3f}")
-                if ckpt is not None:
-                    _save_checkpoint(
-                        ckpt,
-                        {
-                            "version": CHECKPOINT_VERSION,
-                            "fingerprint": fingerprint,
-                            "finished": False,
-                            "epoch": epoch,
-                            "rng": _rng_state(dev),
-                            "per_model": [
-                                {
-                                    "model": models[m].state_dict(),
-                                    "optimizer": opts[m].state_dict(),
-                                    "scheduler": scheds[m].state_dict(),
-                                    "shuffle_rng": shuffles[m].get_state(),
-                                    "best_model": best_states[m],
-                                    "best_val": best_val[m],
-                                    "best_epoch": best_epoch[m],
-                                    "since_best": since_best[m],
-                                    "stopped": stopped[m],
-                                    "history": histories[m],
-                                }
-                                for m in range(n_models)
-                            ],
-                        },
-                    )
-                if callback is not None:
-                    callback(epoch, rows)
-        finally:
-            bar.close()
-
-    results = []
-    for m, model in enumerate(models):
-        if best_states[m] is None:
-            raise RuntimeError(f"{names[m]}: no epoch finished; nothing to restore.")
-        model.load_state_dict(best_states[m])
-        model.to(homes[m]).eval()
-        hist = pd.DataFrame(histories[m], columns=list(HISTORY_COLUMNS))
-        results.append(
-            FitResult(
-                model=model,
-                history=hist,
-                best_epoch=int(best_epoch[m]),
-                best_val_loss=float(best_val[m]),
-                stopped_early=bool(stopped[m] and len(hist) < max_epochs),
-                resumed_from=int(state["epoch"]) if state is not None else 0,
-            )
-        )
-    if ckpt is not None and not finished:
-        _save_checkpoint(
-            ckpt,
-            {
-                "version": CHECKPOINT_VERSION,
-                "fingerprint": fingerprint,
-                "finished": True,
-                "epoch": epoch,
-                "per_model": [
-                    {
-                        "model": best_states[m],
-                        "best_model": best_states[m],
-                        "best_val": best_val[m],
-                        "best_epoch": best_epoch[m],
-                        "since_best": since_best[m],
-                        "stopped": stopped[m],
-                        "history": histories[m],
-                    }
-                    for m in range(n_models)
-                ],
-            },
-        )
-    for m, r in enumerate(results):
-        log.info("%s: best epoch %d of %d (val loss %.4f)", names[m], r.best_epoch, len(r.history), r.best_val_loss)
-    return results

@@ -1,7 +1,7 @@
-"""Chromoformer (Lee, Yang & Kim 2022): the distal model of the study (DESIGN.md §4.3).
+"""Chromoformer (Lee, Yang & Kim 2022): the distal model of the study (docs/methods.md, "Chromoformer").
 
-Three independent modules, one per resolution (2000, 500 and 100 bp bins over TSS ± 20 kb, i.e.
-20 / 80 / 400 bins), each made of
+Three independent modules, one per resolution (the dataset's ``signal.resolutions`` over its
+TSS ± ``signal.half_window``; the study's bin sizes and window are in docs/methods.md), each made of
 
 * an **embedding transformer** over the promoter bins (1 layer, 2 heads, d_model 128, ff 128);
 * a **pairwise-interaction transformer**: 2 layers of encoder-decoder attention whose queries come
@@ -13,7 +13,7 @@ Three independent modules, one per resolution (2000, 500 and 100 bp bins over TS
   attention scores.
 
 The three modules' regulatory embeddings ``reg_out[:, 0] + reg_in[:, 0]`` are concatenated
-(2000, 500, 100) and fed to an FC head (one 128-unit hidden layer) giving 1 output
+coarse to fine and fed to an FC head (one 128-unit hidden layer) giving 1 output
 (:class:`ChromoformerRegressor`, the distal model of the study) or 2 logits
 (:class:`ChromoformerClassifier`). :class:`ChromoformerDiff` runs the same backbone on two cell
 types' inputs and predicts their log2 fold change.
@@ -58,11 +58,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Resolutions (bin sizes, bp) in the reference's module order; the final vector concatenates
-#: the three regulatory embeddings in this order.
+#: The constructors' default resolutions: the reference's module order (coarse to fine). Callers
+#: pass the dataset's (``experiments.chromoformer.build``: ``signal.resolutions`` of the parameters).
 RESOLUTIONS: tuple[int, ...] = (2000, 500, 100)
 
-#: Architecture of the study (DESIGN.md §4.3; chromoformer's configs/default.yaml).
+#: Architecture of the study (docs/methods.md, "Chromoformer"; chromoformer's configs/default.yaml).
 DEFAULT_ARCHITECTURE: dict = {
     "d_emb": 128,
     "d_head": 128,
@@ -211,8 +211,10 @@ class Transformer(nn.Module):
 
 
 class PairwiseMultiHeadAttention(nn.Module):
-    """Cross-attention: queries ``p_att`` from the promoter stream, keys/values ``c_att`` [k|v]
-    from the pCRE stream; post-LayerNorm residual on the promoter stream.
+    """Cross-attention of the promoter stream (queries) on a pCRE stream (keys and values).
+
+    Queries ``p_att`` come from the promoter stream, keys/values ``c_att`` [k|v] from the pCRE
+    stream; post-LayerNorm residual on the promoter stream.
 
     ``gamma_f`` is unused (no bias in this stage); kept for state-dict compatibility. The
     reference's dropouts have p = 0 and no parameters, so they are omitted.
@@ -377,8 +379,11 @@ class PairwiseInteractionTransformer(nn.Module):
         return (out, maps) if return_attention else out
 
     def forward_tss(self, p_tss, x_pcre, pad):
-        """TSS query only, one per pCRE: ``p_tss`` (N, d) (the slot's promoter TSS embedding),
-        ``x_pcre`` (N, L, n_feats), ``pad`` (N, L). Returns (N, d)."""
+        """TSS query only, one per pCRE.
+
+        ``p_tss`` (N, d) (the slot's promoter TSS embedding), ``x_pcre`` (N, L, n_feats),
+        ``pad`` (N, L). Returns (N, d).
+        """
         pe = sinusoidal_encoding(x_pcre.shape[1], self.d_model).to(device=x_pcre.device, dtype=x_pcre.dtype)
         xq = self.lin_proj_p(p_tss)
         for layer in self.transformer.layers:
@@ -653,6 +658,7 @@ class ChromoformerRegressor(ChromoformerBackbone):
         self.fc_head = _head(self.d_embedding, self.architecture["d_head"], self.n_outputs)
 
     def forward(self, full_attention=None, **inputs):
+        """Predicted log2(RPKM + 1), shape (batch,)."""
         return self.fc_head(super().forward(full_attention=full_attention, **inputs)).squeeze(-1)
 
     def attention_maps(self, **inputs):
@@ -668,9 +674,11 @@ class ChromoformerClassifier(ChromoformerRegressor):
     n_outputs = 2
 
     def forward(self, full_attention=None, **inputs):
+        """Logits (inactive, active), shape (batch, 2)."""
         return self.fc_head(ChromoformerBackbone.forward(self, full_attention=full_attention, **inputs))
 
     def attention_maps(self, **inputs):
+        """Logits and per-resolution attention maps from the full path (no gradient kept)."""
         with torch.no_grad():
             emb, maps = ChromoformerBackbone.forward(self, full_attention=True, return_attention=True, **inputs)
             return self.fc_head(emb), maps
@@ -678,6 +686,10 @@ class ChromoformerClassifier(ChromoformerRegressor):
 
 class ChromoformerDiff(ChromoformerBackbone):
     """Chromoformer-diff: log2 fold change of expression between two cell types.
+
+    Not a reproduction: the authors published no code for this variant and chromexp has no
+    training path for it yet. This is an untrained architecture written from the paper's
+    description only; nothing here is tested against a reference.
 
     One backbone (shared weights) embeds the inputs of cell type A and of cell type B; the two
     384-dimensional embeddings are concatenated and an FC head (one 128-unit hidden layer)
@@ -697,6 +709,7 @@ class ChromoformerDiff(ChromoformerBackbone):
         self.fc_diff = _head(2 * self.d_embedding, d_head, 1)
 
     def forward(self, full_attention=None, **inputs):
+        """[log2 fold change (B vs A), expression A, expression B], shape (batch, 3)."""
         split = {}
         for side in ("a", "b"):
             suffix = f"_{side}"
@@ -710,12 +723,24 @@ class ChromoformerDiff(ChromoformerBackbone):
         return torch.cat([lfc, self.fc_head(emb_a), self.fc_head(emb_b)], dim=1)
 
 
-def build_model(kind: str, n_marks: int, architecture: Mapping | None = None, full_attention: bool = False):
-    """``kind`` = "reg" | "clf" | "diff" -> the corresponding Chromoformer."""
+def build_model(
+    kind: str,
+    n_marks: int,
+    architecture: Mapping | None = None,
+    full_attention: bool = False,
+    resolutions: Sequence[int] = RESOLUTIONS,
+):
+    """``kind`` = "reg" | "clf" | "diff" -> the corresponding Chromoformer.
+
+    ``resolutions`` are the bin sizes in concatenation order; experiments pass the dataset's
+    (``signal.resolutions`` of the parameters, coarse to fine), the default is the reference's.
+    """
     classes = {"reg": ChromoformerRegressor, "clf": ChromoformerClassifier, "diff": ChromoformerDiff}
     if kind not in classes:
         raise ValueError(f"Unknown Chromoformer kind {kind!r}; choose one of {sorted(classes)}.")
-    return classes[kind](n_marks=n_marks, architecture=architecture, full_attention=full_attention)
+    return classes[kind](
+        n_marks=n_marks, architecture=architecture, resolutions=resolutions, full_attention=full_attention
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,9 +1,11 @@
 """Inputs of the Chromoformer models: from a dataset, to/from the reference package's batches.
 
 Our models take a flat dict of tensors (``model(**inputs)``, as ``chromexp.train.fit`` passes
-them), for each resolution ``res`` in (2000, 500, 100):
+them), for each resolution ``res`` of the dataset (``signal.resolutions`` in the parameters; the
+keys in :func:`model_order`, coarse to fine, as the reference concatenates them):
 
-* ``promoter_<res>``: float32 (batch, n_marks, L) strand-oriented promoter bins, TSS ± 20 kb;
+* ``promoter_<res>``: float32 (batch, n_marks, L) strand-oriented promoter bins over the
+  dataset's window (TSS ± ``signal.half_window``);
 * ``pcre_<res>``: float32 (batch, slots, n_marks, L) pCRE bins, centred, zero-padded;
 * ``pcre_mask_<res>``: bool (batch, slots, L), True = padding (an all-True row = empty slot);
 
@@ -24,31 +26,41 @@ import torch
 
 from .chromoformer import RESOLUTIONS
 
-#: Number of bins per resolution over TSS ± 20 kb.
-WINDOW = 40000
+
+def n_bins(resolution: int, window: int) -> int:
+    """Bins of ``resolution`` bp in a window of ``window`` bp (2 × the dataset's half window)."""
+    return int(window) // int(resolution)
 
 
-def n_bins(resolution: int, window: int = WINDOW) -> int:
-    """Bins per window at ``resolution`` (20 / 80 / 400 for 2000 / 500 / 100 bp)."""
-    return window // int(resolution)
+def model_order(resolutions: Sequence[int]) -> tuple[int, ...]:
+    """Resolutions in the order the model concatenates their embeddings: coarse to fine (as the reference)."""
+    return tuple(sorted((int(r) for r in resolutions), reverse=True))
 
 
-def input_names(resolutions: Sequence[int] = RESOLUTIONS) -> list[str]:
+def resolutions_of(inputs: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
+    """The resolutions of an input dict, in its key order (``promoter_<res>`` keys)."""
+    return tuple(int(k.split("_", 1)[1]) for k in inputs if k.startswith("promoter_"))
+
+
+def input_names(resolutions: Sequence[int]) -> list[str]:
     """The keys of an input dict, in a fixed order."""
     return [f"{n}_{r}" for r in resolutions for n in ("promoter", "pcre", "pcre_mask")] + ["freq"]
 
 
-def dataset_inputs(dataset, marks: Sequence[str] | None = None, index=None, resolutions=RESOLUTIONS) -> dict:
+def dataset_inputs(dataset, marks: Sequence[str] | None = None, index=None, resolutions=None) -> dict:
     """Model inputs for (a subset of) the genes of a ``chromexp.dataset.CellDataset``.
 
     Parameters
     ----------
     dataset : CellDataset
-        Provides ``promoter(marks, resolution, half_window)`` and ``pcres(marks, resolution)``.
+        Provides ``promoter(marks, resolution, half_window)``, ``pcres(marks, resolution)``,
+        ``resolutions`` and ``half_window`` (from the parameters it was built with).
     marks : sequence of str, optional
         Input marks (default: all of the dataset's marks), in the dataset's mark order.
     index : array of int, optional
         Genes to keep (rows of ``dataset.genes``); default all.
+    resolutions : sequence of int, optional
+        Default: the dataset's resolutions in :func:`model_order`.
 
     Returns
     -------
@@ -57,13 +69,14 @@ def dataset_inputs(dataset, marks: Sequence[str] | None = None, index=None, reso
     """
     out = {}
     freq = None
-    for res in resolutions:
-        prom = np.asarray(dataset.promoter(marks, resolution=res, half_window=WINDOW // 2, genes=index))
+    half_window = int(dataset.half_window)
+    for res in model_order(dataset.resolutions) if resolutions is None else resolutions:
+        prom = np.asarray(dataset.promoter(marks, resolution=res, half_window=half_window, genes=index))
         x, pad, f, _ = dataset.pcres(marks, resolution=res, genes=index)
-        if prom.shape[-1] != n_bins(res) or x.shape[-1] != n_bins(res):
+        if prom.shape[-1] != n_bins(res, 2 * half_window) or x.shape[-1] != n_bins(res, 2 * half_window):
             raise ValueError(
                 f"The dataset's {res}-bp inputs have {prom.shape[-1]} promoter / {x.shape[-1]} pCRE bins; "
-                f"Chromoformer needs {n_bins(res)} (TSS ± {WINDOW // 2} bp)."
+                f"Chromoformer needs {n_bins(res, 2 * half_window)} (TSS ± {half_window} bp)."
             )
         if not (np.isfinite(prom).all() and np.isfinite(x).all()):
             raise ValueError(f"The dataset's {res}-bp Chromoformer inputs contain non-finite values.")
@@ -101,13 +114,13 @@ def random_inputs(
     max_pcres: int = 8,
     resolutions: Sequence[int] = RESOLUTIONS,
     seed: int = 0,
-    window: int = WINDOW,
+    window: int | None = None,
 ) -> dict:
     """Random inputs with the structure of real ones (for tests and benchmarks).
 
     Each gene has ``n_pcres[i]`` pCREs (default uniform 0..max_pcres) of random length
     (2.5–100 % of ``window``; a smaller ``window`` gives fewer bins, for fast tests); each pCRE's bins are centred with left pad = ceil, right pad = floor, the padding
-    is zero and masked, empty slots are all zero and fully masked (DESIGN.md §3.2). Values are
+    is zero and masked, empty slots are all zero and fully masked (docs/methods.md, "pCREs"). Values are
     ln(1 + Gamma) like binned depths.
     """
     rng = np.random.default_rng(seed)
@@ -116,6 +129,8 @@ def random_inputs(
     n_pcres = np.asarray(n_pcres, dtype=int)
     if n_pcres.shape != (batch,) or n_pcres.min(initial=0) < 0 or n_pcres.max(initial=0) > max_pcres:
         raise ValueError(f"n_pcres must be {batch} integers in [0, {max_pcres}].")
+    if window is None:
+        raise ValueError("random_inputs needs window= (bp; a dataset's is 2 × signal.half_window).")
     lengths = rng.integers(window // 40, window + 1, size=(batch, max_pcres))
     out = {}
     for res in resolutions:
@@ -138,14 +153,15 @@ def random_inputs(
     return out
 
 
-def to_reference_batch(inputs: Mapping[str, torch.Tensor], resolutions: Sequence[int] = RESOLUTIONS) -> dict:
+def to_reference_batch(inputs: Mapping[str, torch.Tensor], resolutions: Sequence[int] | None = None) -> dict:
     """Our inputs -> the keyword arguments of ``chromoformer.net.ChromoformerBase.forward``.
 
-    The reference masks are square: promoter (B, 1, 1, L, L) all False (a 40 kb promoter window
-    is never padded); pCRE (B, S, 1, L, L) with rows = promoter bins and columns = the pCRE's
+    The reference masks are square: promoter (B, 1, 1, L, L) all False (a promoter window is
+    never padded); pCRE (B, S, 1, L, L) with rows = promoter bins and columns = the pCRE's
     padding; interaction (B, 1, 1+S, 1+S) = ~(valid_i & valid_j); frequencies (B, 1+S, 1+S) in
     row 0. Requires the non-empty slots to come first (as the reference dataset fills them).
     """
+    resolutions = resolutions_of(inputs) if resolutions is None else resolutions
     freq = inputs["freq"]
     b, s = freq.shape
     batch = {
@@ -170,17 +186,17 @@ def to_reference_batch(inputs: Mapping[str, torch.Tensor], resolutions: Sequence
     return batch
 
 
-def from_reference_batch(batch: Mapping, resolutions: Sequence[int] = RESOLUTIONS) -> dict:
+def from_reference_batch(batch: Mapping, resolutions: Sequence[int] | None = None) -> dict:
     """A batch of ``chromoformer.data.ChromoformerDataset`` items -> our inputs.
 
     The pCRE padding is read from the TSS row of the reference's square pCRE mask; the
     frequencies from row 0 of ``interaction_freq``.
     """
     out = {}
-    for res in resolutions:
+    for res in model_order(batch["promoter_feats"]) if resolutions is None else resolutions:
         xp = batch["promoter_feats"][res]  # (B, 1, L, m)
         if batch["promoter_pad_masks"][res].any():
-            raise ValueError("Padded promoter windows are not supported (a 40 kb window is never padded).")
+            raise ValueError("Padded promoter windows are not supported (a promoter window is never padded).")
         length = xp.shape[2]
         out[f"promoter_{res}"] = xp[:, 0].transpose(1, 2).contiguous()
         out[f"pcre_{res}"] = batch["pcre_feats"][res].transpose(2, 3).contiguous()

@@ -1,4 +1,4 @@
-"""The promoter CNN of the study (chromexpress ``covnet``; DeepChrome-like), DESIGN.md §4.2.
+"""The promoter CNN of the study (chromexpress ``covnet``; DeepChrome-like), docs/methods.md, "Promoter CNN".
 
 Input: binned histone-mark signal around the TSS, shape ``(batch, marks, 60)`` — TSS ± 3 kb at
 100 bp, strand-oriented so that bin 0 is the most upstream bin and the TSS lies between bins 29
@@ -20,27 +20,21 @@ Max pooling floors like Keras' default ``padding='valid'`` (15 → 7 → 3).
 The paper text mentions batch normalisation in each block, but the code that produced the
 published numbers has none; ``batch_norm=False`` is therefore the default and ``True`` inserts
 ``BatchNorm1d`` between each convolution and its ReLU.
+
+Intended difference: weights start from torch's default initialisation (Kaiming-uniform with
+a = sqrt(5) for convolutions and linear layers, uniform biases), not Keras' Glorot-uniform
+weights with zero biases. Same architecture and function class; the starting point, and so the
+exact trained weights, differ.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from ..constants import MARKS
-from ..utils import get_logger
-
-log = get_logger("chromexp.models.promoter_cnn")
-
-#: The reference architecture's numbers (DESIGN.md §4.2).
+#: The reference architecture's numbers (docs/methods.md, "Promoter CNN").
 N_BINS = 60
 CONV_CHANNELS: tuple[int, int, int] = (175, 350, 700)
 CONV_KERNELS: tuple[int, int, int] = (8, 4, 4)
@@ -129,6 +123,7 @@ class PromoterCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted log2(RPKM + 1) (or logits) of ``x`` shaped (batch, marks, bins)."""
         if x.ndim != 3 or x.shape[1] != self.n_marks or x.shape[2] != self.n_bins:
             raise ValueError(
                 f"PromoterCNN expects input of shape (batch, {self.n_marks} marks, {self.n_bins} bins); got {tuple(x.shape)}."
@@ -147,234 +142,3 @@ def build(params: dict, n_marks: int, n_outputs: int = 1) -> PromoterCNN:
     if (2 * half) % res:
         raise ValueError(f"model.promoter_cnn: 2 × half_window ({2 * half}) must be a multiple of resolution ({res}).")
     return PromoterCNN(n_marks=n_marks, n_bins=2 * half // res, batch_norm=bool(cfg["batch_norm"]), n_outputs=n_outputs)
-
-
-# ----------------------------------------------------------------------------------------------
-# one model per (mark, fold): what notebook 30 runs
-# ----------------------------------------------------------------------------------------------
-#: Model name in the results tables (DESIGN.md §4.9).
-MODEL_NAME = "promoter_cnn"
-
-
-@dataclass
-class PromoterRun:
-    """Results of :func:`train_and_evaluate`.
-
-    Attributes
-    ----------
-    metrics : pandas.DataFrame
-        Tidy metrics (``results.METRIC_COLUMNS``): Pearson r, Spearman ρ, R², MSE over all test
-        genes (``split="test"``) and all validation genes (``split="validation"``) of each
-        (mark, fold) model.
-    predictions : pandas.DataFrame
-        ``results.PREDICTION_COLUMNS``: one row per (mark, fold, test gene).
-    history : pandas.DataFrame
-        The per-epoch training history of every model, with ``marks`` and ``fold`` columns.
-    seconds : float
-        Wall time of training (all models).
-    gene_epochs : int
-        Training genes × epochs run, summed over the models (``gene_epochs / seconds`` = genes/s).
-    concurrent : bool
-        Whether the models were trained at once (:func:`chromexp.train.fit_many`).
-    models : dict
-        ``{(mark, fold): PromoterCNN}`` with the best weights.
-    """
-
-    metrics: pd.DataFrame
-    predictions: pd.DataFrame
-    history: pd.DataFrame
-    seconds: float
-    gene_epochs: int
-    concurrent: bool
-    models: dict = field(repr=False, default_factory=dict)
-
-
-def model_seed(seed: int, mark: str, fold: int) -> int:
-    """Seed of the (mark, fold) model: distinct per model, the same in every run with ``seed``."""
-    return int(seed) * 1000 + 10 * int(fold) + MARKS.index(mark)
-
-
-def _digest(*arrays: np.ndarray, extra: object = None) -> str:
-    h = hashlib.sha1(repr(extra).encode())
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:12]
-
-
-def train_and_evaluate(
-    dataset,
-    params: dict,
-    *,
-    marks: Sequence[str] | None = None,
-    folds: Sequence[int] | None = None,
-    concurrent: bool | None = None,
-    device: str | torch.device | None = None,
-    checkpoint_dir: str | Path | None = None,
-    progress: bool = True,
-) -> PromoterRun:
-    """Train one promoter CNN per (mark, fold) and evaluate it on the fold's test genes.
-
-    Each model sees one mark's TSS ± 3 kb signal (``dataset.promoter``), is trained with
-    ``params["train"]`` (:func:`chromexp.train.fit`: Adam, MSE, early stopping on the fold's
-    validation genes from ``dataset.split(fold)``) and predicts log2(RPKM + 1) of the fold's test
-    genes; metrics are computed over all test genes of the fold at once.
-
-    Parameters
-    ----------
-    dataset : chromexp.dataset.CellDataset
-        Needs ``cell_type``, ``marks``, ``genes`` (``gene_id``, ``target``), ``promoter()`` and
-        ``split()``.
-    params : dict
-        Merged parameters (``model.promoter_cnn``, ``train``, ``seed``, ``device``).
-    marks, folds : sequences, optional
-        Default: ``model.promoter_cnn.marks`` / ``.folds``, else the top-level ``marks`` / ``folds``.
-    concurrent : bool or None
-        Train all models at once with :func:`chromexp.train.fit_many`; ``None`` =
-        ``model.promoter_cnn.concurrent``, whose ``null`` means "on CUDA only".
-    device : str, torch.device or None
-        ``None`` = ``params["device"]`` (itself ``null`` = CUDA if available, else CPU).
-    checkpoint_dir : path or None
-        Where to checkpoint (and resume) training. File names carry a digest of the data,
-        the marks, folds and training parameters, so a changed setting never resumes a stale run.
-    progress : bool
-        tqdm progress bars.
-
-    Returns
-    -------
-    PromoterRun
-    """
-    from .. import train
-    from ..metrics import regression_metrics, tidy_metrics
-
-    cfg = params["model"]["promoter_cnn"]
-    marks = list(marks or cfg.get("marks") or params["marks"])
-    folds = [int(f) for f in (folds or cfg.get("folds") or params["folds"])]
-    missing = [m for m in marks if m not in dataset.marks]
-    if missing:
-        raise ValueError(
-            f"Mark(s) {missing} are not in the dataset of {dataset.cell_type} (it has {list(dataset.marks)})."
-        )
-    if not marks or not folds:
-        raise ValueError(f"Nothing to train: marks={marks}, folds={folds}.")
-    half, res = int(cfg["half_window"]), int(cfg["resolution"])
-    x = np.asarray(dataset.promoter(marks=marks, resolution=res, half_window=half), dtype=np.float32)
-    n_genes = len(dataset.genes)
-    if x.shape != (n_genes, len(marks), 2 * half // res):
-        raise ValueError(
-            f"dataset.promoter returned shape {x.shape}; expected {(n_genes, len(marks), 2 * half // res)}."
-        )
-    if not np.isfinite(x).all():
-        raise ValueError(
-            f"dataset.promoter has {int((~np.isfinite(x)).sum())} non-finite values for {dataset.cell_type}."
-        )
-    y = dataset.genes["target"].to_numpy(dtype=np.float32)
-    gene_ids = dataset.genes["gene_id"].to_numpy()
-    splits = {}
-    for fold in folds:
-        split = {k: np.asarray(v, dtype=np.int64) for k, v in dataset.split(fold).items()}
-        for part in ("train", "validation", "test"):
-            if split[part].size == 0:
-                raise ValueError(
-                    f"Fold {fold} of {dataset.cell_type} has no {part} genes; cannot train or evaluate it."
-                )
-        splits[fold] = split
-
-    tp = params["train"]
-    dev = train.resolve_device(device if device is not None else params.get("device"))
-    if concurrent is None:
-        concurrent = cfg.get("concurrent")
-    if concurrent is None:
-        concurrent = dev.type == "cuda"
-    if concurrent and cfg["batch_norm"]:
-        log.info("batch norm keeps running statistics, which fit_many cannot stack: training the models one by one")
-        concurrent = False
-
-    jobs = [(mark, fold) for fold in folds for mark in marks]
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    models, trains, vals, seeds = [], [], [], []
-    for mark, fold in jobs:
-        j, s = marks.index(mark), splits[fold]
-        seed = model_seed(params["seed"], mark, fold)
-        torch.manual_seed(seed)
-        models.append(build(params, n_marks=1))
-        trains.append((xt[s["train"], j : j + 1], yt[s["train"]]))
-        vals.append((xt[s["validation"], j : j + 1], yt[s["validation"]]))
-        seeds.append(seed)
-    tag = _digest(x, y, *(splits[f]["train"] for f in folds), extra=(marks, folds, dict(tp), dict(cfg), params["seed"]))
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    names = [f"{mark} fold {fold}" for mark, fold in jobs]
-
-    t0 = time.perf_counter()
-    if concurrent:
-        results = train.fit_many(
-            models,
-            trains,
-            vals,
-            train_params=tp,
-            device=dev,
-            seeds=seeds,
-            checkpoint_path=ckdir / f"{MODEL_NAME}_all_{tag}.pt" if ckdir else None,
-            progress=progress,
-            names=names,
-        )
-    else:
-        results = [
-            train.fit(
-                model,
-                tr,
-                va,
-                train_params=tp,
-                device=dev,
-                seed=seed,
-                checkpoint_path=ckdir / f"{MODEL_NAME}_{mark}_fold{fold}_{tag}.pt" if ckdir else None,
-                progress=progress,
-                name=name,
-            )
-            for model, tr, va, seed, (mark, fold), name in zip(models, trains, vals, seeds, jobs, names, strict=True)
-        ]
-    seconds = time.perf_counter() - t0
-
-    metric_tables, pred_tables, histories, trained = [], [], [], {}
-    for (mark, fold), r in zip(jobs, results, strict=True):
-        j, s = marks.index(mark), splits[fold]
-        trained[(mark, fold)] = r.model
-        for part in ("test", "validation"):
-            idx = s[part]
-            pred = train.predict(r.model, xt[idx, j : j + 1], device=dev)
-            metric_tables.append(
-                tidy_metrics(
-                    regression_metrics(y[idx], pred),
-                    cell_type=dataset.cell_type,
-                    model=MODEL_NAME,
-                    marks=mark,
-                    scheme="chrom_folds",
-                    fold=fold,
-                    split=part,
-                    n_genes=idx.size,
-                )
-            )
-            if part == "test":
-                pred_tables.append(
-                    pd.DataFrame(
-                        {
-                            "cell_type": dataset.cell_type,
-                            "model": MODEL_NAME,
-                            "marks": mark,
-                            "fold": fold,
-                            "gene_id": gene_ids[idx],
-                            "observed": y[idx],
-                            "predicted": pred,
-                        }
-                    )
-                )
-        histories.append(r.history.assign(marks=mark, fold=fold, best_epoch=r.best_epoch))
-    gene_epochs = sum(len(tr[1]) * (len(r.history) - r.resumed_from) for tr, r in zip(trains, results, strict=True))
-    return PromoterRun(
-        metrics=pd.concat(metric_tables, ignore_index=True),
-        predictions=pd.concat(pred_tables, ignore_index=True),
-        history=pd.concat(histories, ignore_index=True),
-        seconds=seconds,
-        gene_epochs=int(gene_epochs),
-        concurrent=bool(concurrent),
-        models=trained,
-    )

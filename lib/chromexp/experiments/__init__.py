@@ -1,0 +1,15 @@
+"""Experiments: the recipes that train and evaluate models per (mark set, fold) and write tidy tables.
+
+``chromexp.models`` holds the networks only; this layer loads a dataset's inputs, trains one
+model per (mark set, fold) with :mod:`chromexp.train`, and turns each fold's test predictions into
+the tidy metrics and predictions tables of ``docs/data-formats.md``.
+
+* :mod:`chromexp.experiments.evaluation` — the one "predict each fold's test genes → metrics +
+  predictions tables" helper (:func:`~chromexp.experiments.evaluation.evaluate_fold`), the table
+  builders, and the results check notebooks 30/40/50 run before saving
+  (:func:`~chromexp.experiments.evaluation.check_fold_results`).
+* :mod:`chromexp.experiments.promoter_cnn` — notebook 30: one promoter CNN per (mark, fold).
+* :mod:`chromexp.experiments.chromoformer` — notebooks 40 and 50: one Chromoformer per
+  (mark set, fold), gains over the promoter CNN and of mark pairs.
+* :mod:`chromexp.experiments.shallowchrome` — notebook 20: peaks → features → both protocols.
+"""

@@ -1,0 +1,400 @@
+"""Notebooks 40 and 50's experiment: one Chromoformer per (mark set, fold); compare mark sets.
+
+:func:`train_and_evaluate` trains one Chromoformer per (mark set, fold) with the study's protocol
+(``chromexp.train.fit``: AdamW as the reference, lr 1e-3, batch 64, MSE or cross-entropy,
+ReduceLROnPlateau and early stopping on the fold's validation genes), evaluates it with
+:func:`chromexp.experiments.evaluation.evaluate_fold` and returns tidy metrics and predictions
+(docs/data-formats.md). :func:`gain_over_promoter` and :func:`pair_gains` derive the
+Fig. 4A/C and Fig. 5 comparisons from the tidy metrics tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import train
+from ..models import chromoformer as cf
+from ..models import chromoformer_inputs as ci
+from ..results import marks_key
+from ..utils import get_logger
+from .evaluation import evaluate_fold, fold_split
+
+log = get_logger("chromexp.experiments.chromoformer")
+
+MODEL_NAMES = {"reg": "chromoformer_reg", "clf": "chromoformer_clf"}
+
+
+def architecture_from_params(cfg: Mapping) -> dict:
+    """``params["model"]["chromoformer"]`` -> the ``architecture`` argument of the models."""
+    return {
+        "d_emb": int(cfg["d_model"]),
+        "d_head": int(cfg["head_hidden"]),
+        "embed": {
+            "n_layers": cfg["embed_layers"],
+            "n_heads": cfg["embed_heads"],
+            "d_model": cfg["d_model"],
+            "d_ff": cfg["embed_ff"],
+        },
+        "pairwise_interaction": {
+            "n_layers": cfg["pairwise_layers"],
+            "n_heads": cfg["pairwise_heads"],
+            "d_model": cfg["d_model"],
+            "d_ff": cfg["pairwise_ff"],
+        },
+        "regulation": {
+            "n_layers": cfg["reg_layers"],
+            "n_heads": cfg["reg_heads"],
+            "d_model": cfg["d_model_reg"],
+            "d_ff": cfg["reg_ff"],
+        },
+    }
+
+
+def build(params: Mapping, n_marks: int, kind: str | None = None):
+    """The Chromoformer of ``params["model"]["chromoformer"]`` for ``n_marks`` input marks."""
+    cfg = params["model"]["chromoformer"]
+    return cf.build_model(
+        kind or cfg["kind"],
+        n_marks,
+        architecture_from_params(cfg),
+        bool(cfg["full_attention"]),
+        resolutions=ci.model_order(params["signal"]["resolutions"]),
+    )
+
+
+def anchor_pairs(anchors: Sequence[str], marks: Sequence[str]) -> list[tuple[str, str]]:
+    """Every pair of an anchor mark with another mark, each pair once, in ``marks`` order.
+
+    With the study's anchors (H3K4me3, H3K9ac, H3K27ac) and 7 marks: 3 × 6 − 3 = 15 pairs
+    (docs/methods.md, "Mark pairs").
+    """
+    unknown = [a for a in anchors if a not in marks]
+    if unknown:
+        raise ValueError(f"Pair anchor(s) {unknown} are not among the marks {list(marks)}.")
+    pairs = []
+    for a, b in itertools.combinations(marks, 2):
+        if a in anchors or b in anchors:
+            pairs.append((a, b))
+    return pairs
+
+
+def mark_sets_from_params(params: Mapping) -> list[tuple[str, ...]]:
+    """Notebook 50's mark sets: ``mark_sets`` if given, else the anchor pairs over ``marks``."""
+    cfg = params["model"]["chromoformer"]
+    if cfg["mark_sets"]:
+        sets = [tuple(s) for s in cfg["mark_sets"]]
+        for s in sets:
+            marks_key(s)  # validates the marks
+        return sets
+    return anchor_pairs(cfg["pair_anchors"], params["marks"])
+
+
+def model_seed(seed: int, marks: Sequence[str], fold: int) -> int:
+    """A seed per (mark set, fold), stable across runs and processes."""
+    return (int(seed) * 1_000_003 + zlib.crc32(f"{marks_key(marks)}|{fold}".encode())) % 2**31
+
+
+@dataclass
+class ChromoformerRun:
+    """Result of :func:`train_and_evaluate`."""
+
+    metrics: pd.DataFrame  # results.METRIC_COLUMNS
+    predictions: pd.DataFrame  # results.PREDICTION_COLUMNS (+ label, probability for clf)
+    history: pd.DataFrame  # per epoch, with marks and fold
+    seconds: float
+    n_parameters: dict  # marks_key -> parameter count
+
+
+def _digest(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def train_and_evaluate(
+    dataset,
+    params: Mapping,
+    mark_sets: Sequence[Sequence[str]],
+    *,
+    folds: Sequence[int] | None = None,
+    device=None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    inputs: Mapping[str, torch.Tensor] | None = None,
+) -> ChromoformerRun:
+    """Train one Chromoformer per (mark set, fold) and evaluate it on the fold's test genes.
+
+    Parameters
+    ----------
+    dataset : chromexp.dataset.CellDataset
+    params : mapping
+        Merged parameters (``model.chromoformer``, ``train``, ``seed``, ``device``, ``folds``).
+    mark_sets : sequence of sequences of str
+        E.g. ``[["H3K4me3"], ["H3K4me1", ..., "H3K9ac"]]``.
+    folds : sequence of int, optional
+        Default ``model.chromoformer.folds`` or the top-level ``folds``.
+    device : str, torch.device or None
+        ``None`` = ``params["device"]`` (itself null = CUDA if available).
+    checkpoint_dir : path or None
+        Checkpoint (and resume) each model's training here.
+    inputs : dict of tensors, optional
+        Precomputed ``chromoformer_inputs.dataset_inputs(dataset, dataset.marks)`` (all marks).
+
+    Returns
+    -------
+    ChromoformerRun
+    """
+    cfg = params["model"]["chromoformer"]
+    kind = cfg["kind"]
+    if kind not in MODEL_NAMES:
+        raise ValueError(f"model.chromoformer.kind must be one of {sorted(MODEL_NAMES)} for training, got {kind!r}.")
+    name = MODEL_NAMES[kind]
+    folds = [int(f) for f in (folds or cfg["folds"] or params["folds"])]
+    mark_sets = [tuple(s) for s in mark_sets]
+    if not mark_sets or not folds:
+        raise ValueError(f"Nothing to train: mark_sets={mark_sets}, folds={folds}.")
+    for s in mark_sets:
+        missing = [m for m in s if m not in dataset.marks]
+        if missing:
+            raise ValueError(
+                f"Mark(s) {missing} are not in the dataset of {dataset.cell_type} (it has {list(dataset.marks)})."
+            )
+        marks_key(s)
+    if inputs is None:
+        inputs = ci.dataset_inputs(dataset, list(dataset.marks))
+    genes = dataset.genes
+    y_reg = genes["target"].to_numpy(np.float32)
+    labels = genes["label"].to_numpy(np.int64)
+    y = torch.as_tensor(y_reg) if kind == "reg" else torch.as_tensor(labels)
+    dev = train.resolve_device(device if device is not None else params.get("device"))
+    tp = params["train"]
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    metric_tables, pred_tables, histories, n_params = [], [], [], {}
+    t0 = time.perf_counter()
+    for fold in folds:
+        split = fold_split(dataset, fold)
+        for marks in mark_sets:
+            key = marks_key(marks)
+            idx = [list(dataset.marks).index(m) for m in marks]
+            x = ci.select_marks(inputs, idx)
+            seed = model_seed(params["seed"], marks, fold)
+            torch.manual_seed(seed)
+            model = build(params, len(marks))
+            n_params[key] = cf.count_parameters(model)
+            tag = _digest([key, fold, dict(tp), dict(cfg), params["seed"], len(genes), split["train"][:50].tolist()])
+            result = train.fit(
+                model,
+                (ci.subset(x, split["train"]), y[split["train"]]),
+                (ci.subset(x, split["validation"]), y[split["validation"]]),
+                train_params=tp,
+                loss="mse" if kind == "reg" else "cross_entropy",
+                optimizer=cfg["optimizer"],
+                device=dev,
+                seed=seed,
+                checkpoint_path=ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None,
+                progress=progress,
+                name=f"{name} {key} fold {fold}",
+            )
+            histories.append(result.history.assign(marks=key, fold=fold, best_epoch=result.best_epoch))
+            metrics, predictions = evaluate_fold(
+                lambda rows, model=result.model, x=x: train.predict(
+                    model, ci.subset(x, rows), batch_size=int(tp["batch_size"]) * 4, device=dev
+                ),
+                split,
+                cell_type=dataset.cell_type,
+                model=name,
+                marks=key,
+                fold=fold,
+                gene_ids=genes["gene_id"].to_numpy(),
+                observed=y_reg,
+                labels=None if kind == "reg" else labels,
+            )
+            metric_tables.extend(metrics)
+            pred_tables.append(predictions)
+            del model, result
+    return ChromoformerRun(
+        metrics=pd.concat(metric_tables, ignore_index=True),
+        predictions=pd.concat(pred_tables, ignore_index=True),
+        history=pd.concat(histories, ignore_index=True),
+        seconds=time.perf_counter() - t0,
+        n_parameters=n_params,
+    )
+
+
+def _test_metric(metrics: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
+    sel = metrics[(metrics["model"] == model) & (metrics["split"] == "test") & (metrics["metric"] == metric)]
+    return sel[["marks", "fold", "value"]]
+
+
+def gain_over_promoter(
+    metrics: pd.DataFrame,
+    distal_model: str = "chromoformer_reg",
+    promoter_model: str = "promoter_cnn",
+    metric: str = "pearson_r",
+) -> pd.DataFrame:
+    """Per mark set and fold: the distal model's test metric, the promoter CNN's, and the gain.
+
+    Only (marks, fold) present for both models are compared (an inner join; Fig. 4A/C).
+
+    Returns
+    -------
+    DataFrame with columns marks, fold, distal, promoter, gain
+    """
+    d = _test_metric(metrics, distal_model, metric).rename(columns={"value": "distal"})
+    p = _test_metric(metrics, promoter_model, metric).rename(columns={"value": "promoter"})
+    out = d.merge(p, on=["marks", "fold"], how="inner")
+    out["gain"] = out["distal"] - out["promoter"]
+    return out.sort_values(["marks", "fold"]).reset_index(drop=True)
+
+
+def pair_gains(
+    metrics: pd.DataFrame,
+    mark_sets: Sequence[Sequence[str]],
+    all_marks: Sequence[str],
+    model: str = "chromoformer_reg",
+    metric: str = "pearson_r",
+) -> pd.DataFrame:
+    """Per mark set (e.g. a pair) and fold: its gain over its better single mark and vs all marks.
+
+    The better single mark is the member with the higher mean test metric over the folds
+    (one choice per set, as in Fig. 5). Sets whose single-mark or all-mark results are missing
+    get NaN in the corresponding columns.
+
+    Returns
+    -------
+    DataFrame with columns marks, fold, value, best_single, best_single_value,
+    gain_over_best_single, all_marks_value, gain_over_all_marks
+    """
+    t = _test_metric(metrics, model, metric)
+    by = {k: g.set_index("fold")["value"] for k, g in t.groupby("marks")}
+    all_key = marks_key(all_marks)
+    rows = []
+    for s in mark_sets:
+        key = marks_key(s)
+        if key not in by:
+            raise ValueError(f"No {model} test results for the mark set {key}.")
+        singles = {m: by[m] for m in s if m in by}
+        best = max(singles, key=lambda m: singles[m].mean()) if len(singles) == len(s) else None
+        for fold, value in by[key].items():
+            b = singles[best].get(fold, np.nan) if best else np.nan
+            a = by[all_key].get(fold, np.nan) if all_key in by else np.nan
+            rows.append(
+                {
+                    "marks": key,
+                    "fold": fold,
+                    "value": value,
+                    "best_single": best or "",
+                    "best_single_value": b,
+                    "gain_over_best_single": value - b,
+                    "all_marks_value": a,
+                    "gain_over_all_marks": value - a,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def distal_mark_sets(params: Mapping) -> list[tuple[str, ...]]:
+    """Notebook 40's mark sets: each single mark of ``model.chromoformer.marks`` (default all), then all marks.
+
+    The all-marks set is added when ``model.chromoformer.all_marks`` is true.
+    """
+    cfg = params["model"]["chromoformer"]
+    all_marks = list(params["marks"])
+    singles = list(cfg["marks"] or all_marks)
+    return [(m,) for m in singles] + ([tuple(all_marks)] if cfg["all_marks"] else [])
+
+
+def has_test_results(metrics: pd.DataFrame, model: str, marks: Sequence[str] | str, folds: Sequence[int]) -> bool:
+    """Whether ``metrics`` holds ``model``'s test rows of ``marks`` for every fold in ``folds``."""
+    if metrics.empty:
+        return False
+    rows = metrics[(metrics["model"] == model) & (metrics["marks"] == marks_key(marks)) & (metrics["split"] == "test")]
+    return set(folds) <= set(rows["fold"])
+
+
+def pair_training_plan(
+    previous: pd.DataFrame,
+    mark_sets: Sequence[Sequence[str]],
+    all_marks: Sequence[str],
+    model: str,
+    folds: Sequence[int],
+) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """What notebook 50 must train: the pairs, plus the references notebook 40 has not left behind.
+
+    The references of the pairs are their single marks and the all-marks model; those whose test
+    metrics for ``folds`` are already in ``previous`` (this run's metrics) are reused.
+
+    Returns
+    -------
+    to_train : list of tuple of str
+        The mark sets to train, pairs first, without duplicates.
+    reused : list of tuple of str
+        The references found in ``previous``.
+    """
+    singles = sorted({(m,) for s in mark_sets for m in s})
+    references = [*singles, tuple(all_marks)]
+    reused = [s for s in references if has_test_results(previous, model, s, folds)]
+    missing = [s for s in references if s not in reused]
+    return list(dict.fromkeys([*(tuple(s) for s in mark_sets), *missing])), reused
+
+
+def gain_summary(gains: pd.DataFrame, provenance: str) -> pd.DataFrame:
+    """Mean over folds of :func:`gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``data``."""
+    if gains.empty:
+        return pd.DataFrame(columns=["distal", "promoter", "gain", "n_folds", "data"])
+    summary = gains.groupby("marks")[["distal", "promoter", "gain"]].mean()
+    return summary.assign(n_folds=gains.groupby("marks").size(), data=provenance)
+
+
+def pair_summary(pairs: pd.DataFrame, provenance: str) -> pd.DataFrame:
+    """Per mark set, the means over folds of :func:`pair_gains`, best gain over the better single mark first."""
+    summary = pairs.groupby("marks").agg(
+        pearson_r=("value", "mean"),
+        best_single=("best_single", "first"),
+        gain_over_best_single=("gain_over_best_single", "mean"),
+        gain_over_all_marks=("gain_over_all_marks", "mean"),
+    )
+    return summary.assign(data=provenance).sort_values("gain_over_best_single", ascending=False)
+
+
+def distal_answer(metrics: pd.DataFrame, gains: pd.DataFrame, model: str, metric: str, provenance: str) -> str:
+    """Notebook 40's **Answer** paragraph, written from its test metrics and gains over the promoter CNN."""
+    from .evaluation import mean_test_metric, provenance_phrase
+
+    means = mean_test_metric(metrics, model, metric)
+    text = (
+        f"**Answer.** {provenance_phrase(provenance)}, the best {model} mark set is {means.index[0]} "
+        f"(mean test {metric} {means.iloc[0]:.3f}); the weakest is {means.index[-1]} ({means.iloc[-1]:.3f})."
+    )
+    if len(gains):
+        g = gains.groupby("marks")["gain"].mean().sort_values(ascending=False)
+        text += (
+            f" Over the promoter CNN on the same genes and folds, {int((g > 0).sum())} of {len(g)} marks gain; "
+            f"the largest gain is {g.index[0]} ({g.iloc[0]:+.3f})."
+        )
+    else:
+        text += " No promoter CNN results of this run were available to compare with."
+    return text
+
+
+def pair_answer(pairs: pd.DataFrame, provenance: str) -> str:
+    """Notebook 50's **Answer** paragraph, written from :func:`pair_gains`."""
+    from .evaluation import provenance_phrase
+
+    s = pair_summary(pairs, provenance)
+    top = s.index[0]
+    return (
+        f"**Answer.** {provenance_phrase(provenance)}, the pair that adds most over its better single mark is "
+        f"{top} ({s.loc[top, 'gain_over_best_single']:+.3f} Pearson r over {s.loc[top, 'best_single']}); "
+        f"{int((s['gain_over_best_single'] > 0).sum())} of {len(s)} pairs beat their better single mark, and "
+        f"the best pair is {s['gain_over_all_marks'].max():+.3f} from the all-marks model."
+    )
