@@ -350,13 +350,11 @@ def run_batch(
     from tqdm.auto import tqdm
 
     stop = stop or _Stop()
-    for r in results:
-        if not force and notebooks.status(r.job) == "done":
-            r.state, r.note = "skipped", "up to date"
     todo = [i for i, r in enumerate(results) if r.state == "pending"]
     bar = tqdm(total=len(results), desc="chromexp batch", unit="job", initial=len(results) - len(todo))
     lock = threading.Lock()
     running: dict[Future, int] = {}
+    checked: set[int] = set()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while todo or running:
             if stop.signal is not None:
@@ -371,7 +369,17 @@ def run_batch(
                     results[i].state, results[i].note = "blocked", f"needs {', '.join(bad)}"
                     todo.remove(i)
                     bar.update(1)
-                elif all(s in ("ok", "skipped") for s in deps) and len(running) < max(1, jobs):
+                    continue
+                ready = all(s in ("ok", "skipped") for s in deps)
+                if ready and i not in checked:
+                    # checked once its dependencies finished: notebook 00 or 10 may have changed its inputs
+                    checked.add(i)
+                    if not force and notebooks.status(results[i].job) == "done":
+                        todo.remove(i)
+                        results[i].state, results[i].note = "skipped", "up to date"
+                        bar.update(1)
+                        continue
+                if ready and len(running) < max(1, jobs):
                     todo.remove(i)
                     results[i].state = "running"
                     running[pool.submit(_run_subprocess, results[i], force, params_file, pairs, jobs, stop)] = i

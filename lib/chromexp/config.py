@@ -323,7 +323,9 @@ def validate(params: Mapping[str, Any]) -> None:
         return True
 
     check("seed", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
-    check("device", lambda v: _is_str(v) and bool(DEVICE_PATTERN.match(v)), "must be null, cpu, cuda, cuda:N or mps", True)
+    check(
+        "device", lambda v: _is_str(v) and bool(DEVICE_PATTERN.match(v)), "must be null, cpu, cuda, cuda:N or mps", True
+    )
     check("run_name", plain, "must be a plain folder name (no '/', '..' or leading '.')")
     check("data.name", plain, "must be a plain folder name (no '/', '..' or leading '.')", True)
     check("cell_types", lambda v: _is_list(v) and len(set(v)) == len(v), "must not repeat a cell type")
@@ -350,8 +352,11 @@ def validate(params: Mapping[str, Any]) -> None:
     check("train.lr_factor", lambda v: _is_number(v) and 0 < v < 1, "must be a number in (0, 1)")
     check("dataset.validation_fraction", lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)")
     check("dataset.max_pcres", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
-    check("signal.resolutions", lambda v: _is_list(v) and len(v) > 0 and all(_is_int(x) and x > 0 for x in v),
-          "must be a non-empty list of positive integers (bp)")
+    check(
+        "signal.resolutions",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_int(x) and x > 0 for x in v),
+        "must be a non-empty list of positive integers (bp)",
+    )
     check("signal.half_window", *positive_int)
     check("peaks.n_jobs", *positive_int)
     check("simulate.n_jobs", *positive_int, nullable=True)

@@ -781,6 +781,7 @@ def _put(group, name: str, data, dtype=None):
     data = np.asarray(data)
     return group.create_dataset(name, data=data, dtype=dtype, fletcher32=data.size > 0 and data.dtype.kind != "O")
 
+
 #: Attributes not covered by the content digest (written after it).
 _UNDIGESTED = ("complete", "content_sha256")
 
@@ -807,7 +808,9 @@ def _content_digest(f) -> str:
 
 def _rebuild_hint(cell_type: str | None) -> str:
     cell = f" --cell {cell_type}" if cell_type else ""
-    return f"Rebuild it: chromexp run 10{cell} --force (or chromexp.dataset.build_dataset(params, cell_type, force=True))."
+    return (
+        f"Rebuild it: chromexp run 10{cell} --force (or chromexp.dataset.build_dataset(params, cell_type, force=True))."
+    )
 
 
 def verify_store(path: str | Path, cell_type: str | None = None) -> None:
@@ -821,7 +824,9 @@ def verify_store(path: str | Path, cell_type: str | None = None) -> None:
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"No dataset store at {path}. Build it: chromexp run 10{f' --cell {cell_type}' if cell_type else ''}.")
+        raise ValueError(
+            f"No dataset store at {path}. Build it: chromexp run 10{f' --cell {cell_type}' if cell_type else ''}."
+        )
     try:
         with h5py.File(path, "r") as f:
             if not bool(f.attrs.get("complete", False)):
@@ -952,6 +957,25 @@ def input_fingerprints(params: Mapping[str, Any], cell_type: str) -> dict[str, l
     keys = [k for k in ("genes", "expression", "chrom_sizes", "pchic", "refgene", "tss2fragment") if k in files]
     flat = [files[k] for k in keys] + list(files["reads"].values())
     return {p.name: (_file_fingerprint(p) if p.is_file() else None) for p in flat}
+
+
+def store_fingerprint(params: Mapping[str, Any], cell_type: str) -> list | str | None:
+    """``[size, content checksum]`` of the cell type's store, ``None`` if absent, ``"unreadable"``.
+
+    Cheap (reads one attribute, not the arrays): part of every per-cell-type job's fingerprint,
+    so a truncated or rebuilt store makes the jobs that read it stale. Full verification happens
+    when the store is opened (:func:`verify_store`).
+    """
+    import h5py
+
+    path = store_path(params, cell_type)
+    if not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return [path.stat().st_size, str(f.attrs.get("content_sha256", ""))]
+    except Exception:  # noqa: BLE001 — any failure to open means a damaged file
+        return "unreadable"
 
 
 def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:

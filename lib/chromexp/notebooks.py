@@ -188,33 +188,43 @@ class Job:
 
     @property
     def data_fingerprints(self) -> dict[str, Any] | None:
-        """Fingerprints ``[name, size, mtime]`` of the raw inputs this job's results derive from.
+        """What this job's results derive from on disk, beyond its parameters.
 
-        Per-cell-type notebooks read the cell type's raw files, directly or through the dataset
-        store built from them (which records the same fingerprints), so a changed input makes every
-        such job stale. Global notebooks (00 writes the raw data; 90 reads results) have none.
+        ``inputs``: ``[name, size, mtime]`` of every raw input file of the cell type (notebooks read
+        them directly or through the dataset store, which records the same fingerprints), so a
+        changed tagAlign makes every per-cell-type job stale. ``store``: size and content checksum
+        of the cell type's dataset store (``"unreadable"`` when HDF5 cannot open it, e.g.
+        truncated), so a damaged or rebuilt store is not skipped as up to date. Global notebooks
+        (00 writes the raw data; 90 reads results) have none.
         """
         if self.cell_type is None:
             return None
         from . import dataset
 
-        return dataset.input_fingerprints(self.params, self.cell_type)
+        return {
+            "inputs": dataset.input_fingerprints(self.params, self.cell_type),
+            "store": dataset.store_fingerprint(self.params, self.cell_type),
+        }
 
-    @property
-    def fingerprint(self) -> str:
-        """Hash of everything that decides this job's output: source, parameters, cell type, input data."""
+    def fingerprint_of(self, data: Mapping[str, Any] | None) -> str:
+        """Hash of source, merged parameters, cell type, run name and ``data`` (see :attr:`fingerprint`)."""
         payload = json.dumps(
             {
                 "source": self.notebook.source_text,
                 "params": self.params,
                 "cell_type": self.cell_type,
                 "run": self.run_name,
-                "data": self.data_fingerprints,
+                "data": data,
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything that decides this job's output: source, parameters, cell type, input data."""
+        return self.fingerprint_of(self.data_fingerprints)
 
 
 def make_job(
@@ -315,7 +325,11 @@ def job_lock(job: Job) -> Iterator[Path]:
                 f"(kill <pid>), then rerun."
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
+            0,
+        )
         yield job.lock_file
     finally:
         os.close(fd)  # releases the flock
@@ -379,10 +393,8 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
     with job_lock(job):
         for stale in (job.running, job.failed, job.failed_message):
             stale.unlink(missing_ok=True)
-        fingerprint = job.fingerprint  # of the inputs as they are when the run starts
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(
-            [_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])]
-        )
+        data_before = job.data_fingerprints  # raw inputs as they are when the run starts
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])])
         log.info("running %s -> %s", job.name, job.output)
         start = time.perf_counter()
         try:
@@ -402,8 +414,13 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
                     raise disk_full_error(err, job.running) from err
                 raise
             executed = nbformat.read(job.running, as_version=4)
+            data = job.data_fingerprints
+            if data is not None:
+                # raw inputs as read (a file changed meanwhile makes the result stale); the store as
+                # left by the run (notebook 10 builds it: its result is not stale for that)
+                data["inputs"] = data_before["inputs"]
             executed.metadata["chromexp"] = {
-                "fingerprint": fingerprint,
+                "fingerprint": job.fingerprint_of(data),
                 "cell_type": job.cell_type,
                 "run_name": job.run_name,
                 "params_file": str(job.params_file) if job.params_file else None,
