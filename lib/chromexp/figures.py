@@ -46,7 +46,7 @@ def _need(table: pd.DataFrame, columns, name: str) -> None:
 def _marks_order(values) -> list[str]:
     values = set(values)
     singles = [m for m in MARKS if m in values]
-    return singles + sorted(v for v in values if v not in singles)
+    return singles + sorted((v for v in values if v not in singles), key=lambda v: (v.count("+"), v))
 
 
 def _black(hues) -> dict:

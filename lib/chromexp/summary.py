@@ -142,12 +142,13 @@ def provenance_by_cell_type(run_dir: str | Path) -> dict[str, str]:
 
 
 def attach_provenance(table: pd.DataFrame, by_cell_type: dict[str, str]) -> pd.DataFrame:
-    """Give ``table`` a ``provenance`` column: its own when present, else from ``by_cell_type``."""
-    if table.empty or "provenance" in table.columns:
+    """Give ``table`` a ``provenance`` column: its own where present, else from ``by_cell_type``, else unknown."""
+    if table.empty:
         return table
-    if "cell_type" not in table.columns:
-        return table.assign(provenance=UNKNOWN)
-    return table.assign(provenance=table["cell_type"].map(by_cell_type).fillna(UNKNOWN))
+    from_cells = table["cell_type"].map(by_cell_type) if "cell_type" in table.columns else pd.Series(index=table.index)
+    own = table["provenance"] if "provenance" in table.columns else pd.Series(index=table.index, dtype=object)
+    # rows of a table concatenated from files with and without the column: each keeps its own
+    return table.assign(provenance=own.fillna(from_cells).fillna(UNKNOWN).astype(str))
 
 
 def load_run_tables(run_dir: str | Path) -> RunTables:
