@@ -229,4 +229,6 @@ for d in drawn:
         assert "SEMI-SYNTHETIC" in title or "real" in title or "UNKNOWN" in title, (d.panel.name, title)
     else:
         assert d.note and not (FIG_DIR / f"{d.panel.name}.svg").exists(), d.panel.name
-print(f"{sum(d.figure is not None for d in drawn)} panels drawn, {sum(d.figure is None for d in drawn)} skipped with a note")
+print(
+    f"{sum(d.figure is not None for d in drawn)} panels drawn, {sum(d.figure is None for d in drawn)} skipped with a note"
+)

@@ -573,7 +573,9 @@ def test_distal_gain_paired_test_detects_a_better_model_and_not_a_worse_one(semi
 def test_pair_gains_by_brute_force(semi):
     g = summary.pair_gains(semi["metrics"])
     m = semi["metrics"]
-    sel = m[(m["cell_type"] == "E114") & (m["model"] == "chromoformer_reg") & (m["fold"] == 1)].set_index("marks")["value"]
+    sel = m[(m["cell_type"] == "E114") & (m["model"] == "chromoformer_reg") & (m["fold"] == 1)].set_index("marks")[
+        "value"
+    ]
     row = g[g["cell_type"] == "E114"].iloc[0]
     assert np.isclose(row["gain_over_best_single"], sel["H3K27ac+H3K4me3"] - max(sel["H3K27ac"], sel["H3K4me3"]))
     assert np.isclose(row["gain_over_all_marks"], sel["H3K27ac+H3K4me3"] - sel[ALL7])

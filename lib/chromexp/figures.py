@@ -109,7 +109,9 @@ def fig1a_promoter_by_mark(
     return fig
 
 
-def fig1b_promoter_by_cell_type(metrics: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r") -> plt.Figure:
+def fig1b_promoter_by_cell_type(
+    metrics: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r"
+) -> plt.Figure:
     """Heatmap of the promoter model's mean test performance per cell type × mark, annotated mean ± SD over folds (Fig. 1B)."""
     import seaborn as sns
 
@@ -122,9 +124,9 @@ def fig1b_promoter_by_cell_type(metrics: pd.DataFrame, model: str = "promoter_cn
     marks = [m for m in MARKS if m in mean.columns]
     mean, sd, n = mean[marks], sd[marks], n[marks]
     rows = [f"{c} ({summary.cell_state(c)})" for c in mean.index]
-    annot = np.vectorize(lambda m, s, k: "" if np.isnan(m) else f"{m:.2f}\n±{0 if np.isnan(s) else s:.2f} (n={int(k)})")(
-        mean.to_numpy(), sd.to_numpy(), n.fillna(0).to_numpy()
-    )
+    annot = np.vectorize(
+        lambda m, s, k: "" if np.isnan(m) else f"{m:.2f}\n±{0 if np.isnan(s) else s:.2f} (n={int(k)})"
+    )(mean.to_numpy(), sd.to_numpy(), n.fillna(0).to_numpy())
     with theme():
         fig, ax = plt.subplots(figsize=(1.3 * len(marks) + 2.5, 0.7 * len(rows) + 1.8), constrained_layout=True)
         sns.heatmap(
@@ -208,7 +210,9 @@ def fig2a_prediction_correlation(correlations: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def fig2b_cell_state(metrics: pd.DataFrame, contrasts: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r") -> plt.Figure:
+def fig2b_cell_state(
+    metrics: pd.DataFrame, contrasts: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r"
+) -> plt.Figure:
     """Active vs repressive marks by cell state (Fig. 2B): two-group and four-state panels with BH q-values."""
     import seaborn as sns
 
@@ -223,8 +227,30 @@ def fig2b_cell_state(metrics: pd.DataFrame, contrasts: pd.DataFrame, model: str 
     with theme():
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
         ax = axes[0]
-        sns.boxplot(t, x="mark_class", y="value", hue="group", order=classes, hue_order=groups, ax=ax, fliersize=0, palette=["#E69F00", "0.6"])
-        sns.stripplot(t, x="mark_class", y="value", hue="group", order=classes, hue_order=groups, dodge=True, ax=ax, palette=_black(groups), size=3, legend=False)
+        sns.boxplot(
+            t,
+            x="mark_class",
+            y="value",
+            hue="group",
+            order=classes,
+            hue_order=groups,
+            ax=ax,
+            fliersize=0,
+            palette=["#E69F00", "0.6"],
+        )
+        sns.stripplot(
+            t,
+            x="mark_class",
+            y="value",
+            hue="group",
+            order=classes,
+            hue_order=groups,
+            dodge=True,
+            ax=ax,
+            palette=_black(groups),
+            size=3,
+            legend=False,
+        )
         two = contrasts[(contrasts["contrast_kind"] == "two-group")] if not contrasts.empty else contrasts
         ytop = float(t["value"].max())
         for i, c in enumerate(classes):
@@ -237,8 +263,30 @@ def fig2b_cell_state(metrics: pd.DataFrame, contrasts: pd.DataFrame, model: str 
         ax.legend(fontsize=7, loc="lower left")
         ax.set_title("ESC + ESC-derived vs the rest", fontsize=9)
         ax = axes[1]
-        sns.boxplot(t, x="cell_state", y="value", hue="mark_class", order=states, hue_order=classes, ax=ax, fliersize=0, palette=CLASS_COLORS)
-        sns.stripplot(t, x="cell_state", y="value", hue="mark_class", order=states, hue_order=classes, dodge=True, ax=ax, palette=_black(classes), size=3, legend=False)
+        sns.boxplot(
+            t,
+            x="cell_state",
+            y="value",
+            hue="mark_class",
+            order=states,
+            hue_order=classes,
+            ax=ax,
+            fliersize=0,
+            palette=CLASS_COLORS,
+        )
+        sns.stripplot(
+            t,
+            x="cell_state",
+            y="value",
+            hue="mark_class",
+            order=states,
+            hue_order=classes,
+            dodge=True,
+            ax=ax,
+            palette=_black(classes),
+            size=3,
+            legend=False,
+        )
         four = contrasts[contrasts["contrast_kind"] == "four-state"] if not contrasts.empty else contrasts
         sig = four[four["q"] < 0.05] if not four.empty else four
         note = (
@@ -292,7 +340,9 @@ def fig3a_level_vs_performance(points: pd.DataFrame, tests: pd.DataFrame, metric
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         if not tests.empty:
             r = tests[tests["points"] == "all marks"].iloc[0]
-            ax.set_title(f"Spearman ρ = {r['spearman_rho']:.2f} (p = {r['p']:.2g}, n = {int(r['n'])} points)", fontsize=8)
+            ax.set_title(
+                f"Spearman ρ = {r['spearman_rho']:.2f} (p = {r['p']:.2g}, n = {int(r['n'])} points)", fontsize=8
+            )
         _title(
             fig,
             "Histone mark level at the promoter vs single-mark promoter-model performance",
@@ -318,7 +368,9 @@ def fig3b_levels_by_state(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figu
     ncol = min(4, len(marks))
     nrow = int(np.ceil(len(marks) / ncol))
     with theme():
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol + 0.5, 2.8 * nrow + 0.8), squeeze=False, constrained_layout=True)
+        fig, axes = plt.subplots(
+            nrow, ncol, figsize=(3.0 * ncol + 0.5, 2.8 * nrow + 0.8), squeeze=False, constrained_layout=True
+        )
         for k, mark in enumerate(marks):
             ax = axes.flat[k]
             p = points[points["mark"] == mark]
@@ -340,7 +392,7 @@ def fig3b_levels_by_state(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figu
                 for i, s in enumerate(states):
                     r = tests[(tests["mark"] == mark) & (tests["cell_state"] == s)]
                     if len(r) and r["q"].iloc[0] < 0.05:
-                        ax.text(i, float(p["level_hi"].max()) * 1.02, "*", ha="center", fontsize=11)
+                        ax.text(i, 0.93, "*", ha="center", fontsize=11, transform=ax.get_xaxis_transform())
             ax.set_xticks(range(len(states)), states, rotation=30, fontsize=7)
             ax.set_title(mark, fontsize=9)
             ax.set_ylabel("promoter ln(depth + 1)" if k % ncol == 0 else "")
@@ -362,7 +414,9 @@ def fig3b_levels_by_state(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figu
 # ---------------------------------------------------------------------------------------------
 # Fig. 4 — distal model by cell type; improvement over the promoter model
 # ---------------------------------------------------------------------------------------------
-def fig4a_distal_by_cell_type(metrics: pd.DataFrame, model: str = "chromoformer_reg", metric: str = "pearson_r") -> plt.Figure:
+def fig4a_distal_by_cell_type(
+    metrics: pd.DataFrame, model: str = "chromoformer_reg", metric: str = "pearson_r"
+) -> plt.Figure:
     """Distal model (Chromoformer) test performance per mark set and cell type; bars mean, dots folds (Fig. 4A)."""
     import seaborn as sns
 
@@ -373,8 +427,22 @@ def fig4a_distal_by_cell_type(metrics: pd.DataFrame, model: str = "chromoformer_
     cells = sorted(set(t["cell_type"]))
     with theme():
         fig, ax = plt.subplots(figsize=(1.2 * len(order) + 3.0, 3.8), constrained_layout=True)
-        sns.barplot(t, x="mark_set", y="value", hue="cell_type", order=order, hue_order=cells, errorbar=None, alpha=0.7, ax=ax)
-        sns.stripplot(t, x="mark_set", y="value", hue="cell_type", order=order, hue_order=cells, dodge=True, palette=_black(cells), size=3, legend=False, ax=ax)
+        sns.barplot(
+            t, x="mark_set", y="value", hue="cell_type", order=order, hue_order=cells, errorbar=None, alpha=0.7, ax=ax
+        )
+        sns.stripplot(
+            t,
+            x="mark_set",
+            y="value",
+            hue="cell_type",
+            order=order,
+            hue_order=cells,
+            dodge=True,
+            palette=_black(cells),
+            size=3,
+            legend=False,
+            ax=ax,
+        )
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_xlabel("")
         ax.set_ylabel(f"test {metric.replace('_', ' ')}")
@@ -408,7 +476,18 @@ def fig4b_distal_gain(fold_gains: pd.DataFrame, paired: pd.DataFrame, metric: st
         fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(paired) + 2.8), constrained_layout=True)
         ax = axes[0]
         sns.barplot(fold_gains, x="marks", y="gain", hue="cell_type", order=marks, errorbar=None, alpha=0.7, ax=ax)
-        sns.stripplot(fold_gains, x="marks", y="gain", hue="cell_type", order=marks, dodge=True, palette=_black(fold_gains["cell_type"]), size=3, legend=False, ax=ax)
+        sns.stripplot(
+            fold_gains,
+            x="marks",
+            y="gain",
+            hue="cell_type",
+            order=marks,
+            dodge=True,
+            palette=_black(fold_gains["cell_type"]),
+            size=3,
+            legend=False,
+            ax=ax,
+        )
         ax.axhline(0, color="0.4", lw=0.7)
         ax.set_xlabel("")
         ax.set_ylabel(f"distal − promoter, test {metric.replace('_', ' ')} (per fold)")
@@ -427,7 +506,10 @@ def fig4b_distal_gain(fold_gains: pd.DataFrame, paired: pd.DataFrame, metric: st
         ax.axvline(0, color="0.4", lw=0.7)
         ax.set_yticks(
             y,
-            [f"{r.cell_type} {r.marks} (n={r.n_genes}; SE gain {r.mean_se_gain:+.2f}, q={r.q:.2g})" for r in p.itertuples()],
+            [
+                f"{r.cell_type} {r.marks} (n={r.n_genes}; SE gain {r.mean_se_gain:+.2f}, q={r.q:.2g})"
+                for r in p.itertuples()
+            ],
             fontsize=7,
         )
         ax.invert_yaxis()
@@ -496,12 +578,18 @@ def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
     ``curves``: :func:`chromexp.summary.perturbation_curves` (mean over genes, bootstrap 95 % CI
     band); one panel per (mark, gene set), one line per (cell type, region kind).
     """
-    _need(curves, ["mark", "gene_set", "region_kind", "level", "mean", "ci_low", "ci_high", "cell_type"], "perturbation curves")
+    _need(
+        curves,
+        ["mark", "gene_set", "region_kind", "level", "mean", "ci_low", "ci_high", "cell_type"],
+        "perturbation curves",
+    )
     facets = _facets(curves)
     styles = ["-", "--", ":", "-."]
     cells = sorted(set(curves["cell_type"]))
     with theme():
-        fig, axes = plt.subplots(1, len(facets), figsize=(3.6 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True)
+        fig, axes = plt.subplots(
+            1, len(facets), figsize=(3.6 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True
+        )
         for ax, (mark, gene_set) in zip(axes[0], facets):
             f = curves[(curves["mark"] == mark) & (curves["gene_set"] == gene_set)]
             for (cell, kind), g in f.groupby(["cell_type", "region_kind"], sort=True):
@@ -529,10 +617,16 @@ def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
 
 def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
     """Effect of removing a distal 2 kb region vs its signed distance to the TSS, quantile bins (Fig. 6B)."""
-    _need(by_distance, ["mark", "gene_set", "distance_mid", "mean", "ci_low", "ci_high", "cell_type"], "effect by distance")
+    _need(
+        by_distance,
+        ["mark", "gene_set", "distance_mid", "mean", "ci_low", "ci_high", "cell_type"],
+        "effect by distance",
+    )
     facets = _facets(by_distance)
     with theme():
-        fig, axes = plt.subplots(1, len(facets), figsize=(3.8 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True)
+        fig, axes = plt.subplots(
+            1, len(facets), figsize=(3.8 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True
+        )
         for ax, (mark, gene_set) in zip(axes[0], facets):
             f = by_distance[(by_distance["mark"] == mark) & (by_distance["gene_set"] == gene_set)]
             for cell, g in f.groupby("cell_type", sort=True):
@@ -577,7 +671,9 @@ def fig7a_eqtl_deciles(deciles: pd.DataFrame) -> plt.Figure:
     _need(deciles, ["cell_type", "decile", "fraction", "random_mean", "random_lo", "random_hi", "q"], "eqtl_deciles")
     cells = sorted(set(deciles["cell_type"]))
     with theme():
-        fig, axes = plt.subplots(1, len(cells), figsize=(3.4 * len(cells) + 0.6, 3.2), squeeze=False, sharey=True, constrained_layout=True)
+        fig, axes = plt.subplots(
+            1, len(cells), figsize=(3.4 * len(cells) + 0.6, 3.2), squeeze=False, sharey=True, constrained_layout=True
+        )
         for ax, cell in zip(axes[0], cells):
             d = deciles[deciles["cell_type"] == cell].sort_values("decile")
             ax.fill_between(d["decile"], d["random_lo"], d["random_hi"], color="0.8", label="random loci (interval)")
@@ -612,15 +708,31 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
     _need(ldsc, ["trait", "annotation", "enrichment", "enrichment_se", "coefficient_z", "q"], "ldsc_results")
     traits = sorted(set(ldsc["trait"]))
     annots = sorted(set(ldsc["annotation"]))
-    d = ldsc.assign(x=ldsc["annotation"].map({a: i for i, a in enumerate(annots)}), y=ldsc["trait"].map({t: i for i, t in enumerate(traits)}))
+    d = ldsc.assign(
+        x=ldsc["annotation"].map({a: i for i, a in enumerate(annots)}),
+        y=ldsc["trait"].map({t: i for i, t in enumerate(traits)}),
+    )
     with theme():
-        fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(annots) + 7.5, 0.45 * len(traits) + 2.4), constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.3]})
+        fig, axes = plt.subplots(
+            1,
+            2,
+            figsize=(1.3 * len(annots) + 7.5, 0.45 * len(traits) + 2.4),
+            constrained_layout=True,
+            gridspec_kw={"width_ratios": [1, 1.3]},
+        )
         ax = axes[0]
         size = 30 * np.clip(d["enrichment"].to_numpy(float), 0, None)
         zmax = max(2.0, float(np.nanmax(np.abs(d["coefficient_z"]))))
         sc = ax.scatter(
-            d["x"], d["y"], s=size, c=d["coefficient_z"], cmap="RdBu_r", vmin=-zmax, vmax=zmax,
-            edgecolors=np.where(d["q"] < 0.05, "black", "none"), linewidths=1.2,
+            d["x"],
+            d["y"],
+            s=size,
+            c=d["coefficient_z"],
+            cmap="RdBu_r",
+            vmin=-zmax,
+            vmax=zmax,
+            edgecolors=np.where(d["q"] < 0.05, "black", "none"),
+            linewidths=1.2,
         )
         fig.colorbar(sc, ax=ax, label="coefficient z (τ | baseline)")
         ax.set_xticks(range(len(annots)), annots, rotation=30, ha="right", fontsize=7)
@@ -631,7 +743,15 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
         ax = axes[1]
         labels = []
         for i, r in enumerate(d.sort_values(["trait", "annotation"]).itertuples()):
-            ax.errorbar(r.enrichment, i, xerr=1.96 * r.enrichment_se, fmt="o", ms=3, capsize=2, color="black" if r.q < 0.05 else "0.55")
+            ax.errorbar(
+                r.enrichment,
+                i,
+                xerr=1.96 * r.enrichment_se,
+                fmt="o",
+                ms=3,
+                capsize=2,
+                color="black" if r.q < 0.05 else "0.55",
+            )
             labels.append(f"{r.trait} · {r.annotation}")
         ax.axvline(1, color="0.5", lw=0.6)
         ax.set_yticks(range(len(labels)), labels, fontsize=6)
@@ -653,8 +773,18 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------
 #: Keys read from an ``attribution_*.npz`` (notebook 60). ``<r>`` is each entry of ``resolutions``.
 ATTRIBUTION_KEYS = (
-    "cell_type", "provenance", "gene_id", "chrom", "tss", "strand", "half_window", "resolutions",
-    "resolution_<r>_signal", "resolution_<r>_grad_before", "resolution_<r>_grad_after", "ablated_region",
+    "cell_type",
+    "provenance",
+    "gene_id",
+    "chrom",
+    "tss",
+    "strand",
+    "half_window",
+    "resolutions",
+    "resolution_<r>_signal",
+    "resolution_<r>_grad_before",
+    "resolution_<r>_grad_after",
+    "ablated_region",
 )
 ATTRIBUTION_OPTIONAL_KEYS = ("gene_name", "mark", "model", "attribution", "eqtl_positions", "eqtl_pip")
 
@@ -671,7 +801,11 @@ def load_attribution(path: str | Path) -> dict:
     missing = [k for k in fixed if k not in data]
     if not missing:
         for r in np.atleast_1d(data["resolutions"]).astype(int):
-            missing += [k.replace("<r>", str(r)) for k in ATTRIBUTION_KEYS if "<r>" in k and k.replace("<r>", str(r)) not in data]
+            missing += [
+                k.replace("<r>", str(r))
+                for k in ATTRIBUTION_KEYS
+                if "<r>" in k and k.replace("<r>", str(r)) not in data
+            ]
     if missing:
         raise ValueError(f"{path}: attribution file lacks key(s) {missing}; see chromexp.figures.ATTRIBUTION_KEYS.")
     out = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
@@ -697,9 +831,15 @@ def fig8_locus_view(locus: dict) -> plt.Figure:
     hw, tss, strand = int(locus["half_window"]), int(locus["tss"]), str(locus["strand"])
     a, b = np.sort(_oriented(np.asarray(locus["ablated_region"], dtype=float), tss, strand)) / 1000
     eqtls = _oriented(np.atleast_1d(locus.get("eqtl_positions", np.array([]))), tss, strand) / 1000
-    tracks = [("signal", "input signal"), ("grad_before", "gradient, before"), ("grad_after", "gradient, after ablation")]
+    tracks = [
+        ("signal", "input signal"),
+        ("grad_before", "gradient, before"),
+        ("grad_after", "gradient, after ablation"),
+    ]
     with theme():
-        fig, axes = plt.subplots(len(res) * 3, 1, figsize=(8, 1.1 * 3 * len(res) + 1.2), sharex=True, constrained_layout=True)
+        fig, axes = plt.subplots(
+            len(res) * 3, 1, figsize=(8, 1.1 * 3 * len(res) + 1.2), sharex=True, constrained_layout=True
+        )
         axes = np.atleast_1d(axes)
         for i, r in enumerate(res):
             for j, (key, name) in enumerate(tracks):
@@ -723,7 +863,9 @@ def fig8_locus_view(locus: dict) -> plt.Figure:
             "Fig. 8",
             "input signal and input attributions",
             "one gene, four fold models",
-            summary.provenance_label(pd.DataFrame({"provenance": [str(locus["provenance"])], "cell_type": [locus["cell_type"]]})),
+            summary.provenance_label(
+                pd.DataFrame({"provenance": [str(locus["provenance"])], "cell_type": [locus["cell_type"]]})
+            ),
         )
     return fig
 
@@ -755,12 +897,16 @@ def _stats(run: summary.RunTables, opts: dict) -> dict:
     cache["fig3_level_vs_performance"], cache["fig3_level_vs_performance_tests"] = summary.level_vs_performance(
         run["levels"], m, pm
     )
-    cache["fig3_levels_by_state"], cache["fig3_levels_by_state_tests"] = summary.levels_by_state(run["levels"], run["genes"])
+    cache["fig3_levels_by_state"], cache["fig3_levels_by_state_tests"] = summary.levels_by_state(
+        run["levels"], run["genes"]
+    )
     cache["fig4_fold_gain"] = summary.fold_gain(m, dm, pm)
     cache["fig4_paired_gene_test"] = summary.distal_gain(p, dm, pm)
     cache["fig5_pair_gains"] = summary.pair_gains(m, dm)
     cache["fig6_perturbation_curves"] = summary.perturbation_curves(run["perturbation"])
-    cache["fig6_effect_by_distance"] = summary.effect_by_distance(run["perturbation"], n_bins=opts.get("distance_bins", 20))
+    cache["fig6_effect_by_distance"] = summary.effect_by_distance(
+        run["perturbation"], n_bins=opts.get("distance_bins", 20)
+    )
     return cache
 
 
@@ -773,20 +919,113 @@ def _first_locus(run: summary.RunTables, opts: dict) -> dict:
 
 
 PANELS: tuple[Panel, ...] = (
-    Panel("fig1a_promoter_by_mark", "Fig. 1A", "20, 30", ("metrics",), lambda r, o: fig1a_promoter_by_mark(r["metrics"]), "promoter CNN by mark with naive baselines"),
-    Panel("fig1b_promoter_by_cell_type", "Fig. 1B", "30", ("metrics",), lambda r, o: fig1b_promoter_by_cell_type(r["metrics"]), "promoter CNN by cell type"),
-    Panel("fig2a_prediction_correlation", "Fig. 2A", "30", ("predictions",), lambda r, o: fig2a_prediction_correlation(_stats(r, o)["fig2_prediction_correlations"]), "clustered correlation of predictions across mark models"),
-    Panel("fig2b_cell_state", "Fig. 2B", "30", ("metrics",), lambda r, o: fig2b_cell_state(r["metrics"], _stats(r, o)["fig2_state_contrasts"]), "active vs repressive marks by cell state"),
-    Panel("fig3a_level_vs_performance", "Fig. 3A", "10, 30", ("levels", "metrics"), lambda r, o: fig3a_level_vs_performance(*_pair(_stats(r, o), "fig3_level_vs_performance")), "histone level vs performance"),
-    Panel("fig3b_levels_by_state", "Fig. 3B", "10", ("levels", "genes"), lambda r, o: fig3b_levels_by_state(*_pair(_stats(r, o), "fig3_levels_by_state")), "levels by state, high vs low expressed genes"),
-    Panel("fig4a_distal_by_cell_type", "Fig. 4A", "40", ("metrics",), lambda r, o: fig4a_distal_by_cell_type(r["metrics"]), "distal model by cell type"),
-    Panel("fig4b_distal_gain", "Fig. 4C", "30, 40", ("metrics", "predictions"), lambda r, o: fig4b_distal_gain(_stats(r, o)["fig4_fold_gain"], _stats(r, o)["fig4_paired_gene_test"]), "improvement over the promoter model, paired per-gene test"),
-    Panel("fig5_mark_pairs", "Fig. 5", "40, 50", ("metrics",), lambda r, o: fig5_mark_pairs(_stats(r, o)["fig5_pair_gains"]), "mark pairs"),
-    Panel("fig6a_perturbation_levels", "Fig. 6A", "60", ("perturbation",), lambda r, o: fig6a_perturbation_levels(_stats(r, o)["fig6_perturbation_curves"]), "perturbation level curves"),
-    Panel("fig6b_effect_by_distance", "Fig. 6B", "60", ("perturbation",), lambda r, o: fig6b_effect_by_distance(_stats(r, o)["fig6_effect_by_distance"]), "effect by distance"),
-    Panel("fig7a_eqtl_deciles", "Fig. 7A", "70", ("eqtl_deciles",), lambda r, o: fig7a_eqtl_deciles(r["eqtl_deciles"]), "eQTL enrichment by decile"),
-    Panel("fig7b_ldsc_bubble", "Fig. 7B", "80", ("ldsc",), lambda r, o: fig7b_ldsc_bubble(r["ldsc"]), "s-LDSC bubble plot"),
-    Panel("fig8_locus_view", "Fig. 8", "60", ("attribution",), lambda r, o: fig8_locus_view(_first_locus(r, o)), "locus view"),
+    Panel(
+        "fig1a_promoter_by_mark",
+        "Fig. 1A",
+        "20, 30",
+        ("metrics",),
+        lambda r, o: fig1a_promoter_by_mark(r["metrics"]),
+        "promoter CNN by mark with naive baselines",
+    ),
+    Panel(
+        "fig1b_promoter_by_cell_type",
+        "Fig. 1B",
+        "30",
+        ("metrics",),
+        lambda r, o: fig1b_promoter_by_cell_type(r["metrics"]),
+        "promoter CNN by cell type",
+    ),
+    Panel(
+        "fig2a_prediction_correlation",
+        "Fig. 2A",
+        "30",
+        ("predictions",),
+        lambda r, o: fig2a_prediction_correlation(_stats(r, o)["fig2_prediction_correlations"]),
+        "clustered correlation of predictions across mark models",
+    ),
+    Panel(
+        "fig2b_cell_state",
+        "Fig. 2B",
+        "30",
+        ("metrics",),
+        lambda r, o: fig2b_cell_state(r["metrics"], _stats(r, o)["fig2_state_contrasts"]),
+        "active vs repressive marks by cell state",
+    ),
+    Panel(
+        "fig3a_level_vs_performance",
+        "Fig. 3A",
+        "10, 30",
+        ("levels", "metrics"),
+        lambda r, o: fig3a_level_vs_performance(*_pair(_stats(r, o), "fig3_level_vs_performance")),
+        "histone level vs performance",
+    ),
+    Panel(
+        "fig3b_levels_by_state",
+        "Fig. 3B",
+        "10",
+        ("levels", "genes"),
+        lambda r, o: fig3b_levels_by_state(*_pair(_stats(r, o), "fig3_levels_by_state")),
+        "levels by state, high vs low expressed genes",
+    ),
+    Panel(
+        "fig4a_distal_by_cell_type",
+        "Fig. 4A",
+        "40",
+        ("metrics",),
+        lambda r, o: fig4a_distal_by_cell_type(r["metrics"]),
+        "distal model by cell type",
+    ),
+    Panel(
+        "fig4b_distal_gain",
+        "Fig. 4C",
+        "30, 40",
+        ("metrics", "predictions"),
+        lambda r, o: fig4b_distal_gain(_stats(r, o)["fig4_fold_gain"], _stats(r, o)["fig4_paired_gene_test"]),
+        "improvement over the promoter model, paired per-gene test",
+    ),
+    Panel(
+        "fig5_mark_pairs",
+        "Fig. 5",
+        "40, 50",
+        ("metrics",),
+        lambda r, o: fig5_mark_pairs(_stats(r, o)["fig5_pair_gains"]),
+        "mark pairs",
+    ),
+    Panel(
+        "fig6a_perturbation_levels",
+        "Fig. 6A",
+        "60",
+        ("perturbation",),
+        lambda r, o: fig6a_perturbation_levels(_stats(r, o)["fig6_perturbation_curves"]),
+        "perturbation level curves",
+    ),
+    Panel(
+        "fig6b_effect_by_distance",
+        "Fig. 6B",
+        "60",
+        ("perturbation",),
+        lambda r, o: fig6b_effect_by_distance(_stats(r, o)["fig6_effect_by_distance"]),
+        "effect by distance",
+    ),
+    Panel(
+        "fig7a_eqtl_deciles",
+        "Fig. 7A",
+        "70",
+        ("eqtl_deciles",),
+        lambda r, o: fig7a_eqtl_deciles(r["eqtl_deciles"]),
+        "eQTL enrichment by decile",
+    ),
+    Panel(
+        "fig7b_ldsc_bubble", "Fig. 7B", "80", ("ldsc",), lambda r, o: fig7b_ldsc_bubble(r["ldsc"]), "s-LDSC bubble plot"
+    ),
+    Panel(
+        "fig8_locus_view",
+        "Fig. 8",
+        "60",
+        ("attribution",),
+        lambda r, o: fig8_locus_view(_first_locus(r, o)),
+        "locus view",
+    ),
 )
 
 #: Table name → file(s) it comes from (for notes and the figures index).

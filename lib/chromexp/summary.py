@@ -311,7 +311,9 @@ def long_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def single_mark_tests(metrics: pd.DataFrame, model: str, metric: str = "pearson_r", split: str = "test") -> pd.DataFrame:
+def single_mark_tests(
+    metrics: pd.DataFrame, model: str, metric: str = "pearson_r", split: str = "test"
+) -> pd.DataFrame:
     """Per-fold test rows of the single-mark models of ``model`` (with cell state and mark class)."""
     if metrics.empty:
         return metrics
@@ -413,7 +415,14 @@ def prediction_correlations(predictions: pd.DataFrame, model: str = "promoter_cn
         for i, a in enumerate(marks):
             for j, b in enumerate(marks):
                 rows.append(
-                    {"cell_type": cell, "mark_a": a, "mark_b": b, "r": r[i, j], "n_genes": len(wide), "provenance": prov}
+                    {
+                        "cell_type": cell,
+                        "mark_a": a,
+                        "mark_b": b,
+                        "r": r[i, j],
+                        "n_genes": len(wide),
+                        "provenance": prov,
+                    }
                 )
     return pd.DataFrame(rows, columns=cols)
 
@@ -491,9 +500,7 @@ def level_vs_performance(
     return points, tests
 
 
-def levels_by_state(
-    levels: pd.DataFrame, genes: pd.DataFrame, seed: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def levels_by_state(levels: pd.DataFrame, genes: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Promoter levels by cell state for high vs low expressed genes (Fig. 3B).
 
     High/low = the dataset's label (RPKM ≥ the cell type's median RPKM), from
