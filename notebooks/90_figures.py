@@ -183,6 +183,13 @@ show("fig6b_effect_by_distance")
 # %%
 show("fig7a_eqtl_deciles")
 
+# %% [markdown]
+# Beyond the paper: the eQTL enrichment against distance-matched loci, so that proximity to the
+# TSS alone cannot explain it (odds ratio with its 95 % CI).
+
+# %%
+show("fig7c_eqtl_distance_matched")
+
 # %%
 show("fig7b_ldsc_bubble")
 

@@ -22,6 +22,9 @@ from chromexp import figures, plots, summary  # noqa: E402
 from chromexp.constants import REAL, SEMI_SYNTHETIC  # noqa: E402
 from chromexp.results import write_table  # noqa: E402
 
+# seaborn 0.13's boxplot passes matplotlib 3.11 a deprecated argument; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:vert. bool was deprecated:matplotlib.MatplotlibDeprecationWarning")
+
 CELLS = {"E003": "ESC", "E004": "ESC-derived", "E066": "primary", "E114": "cancer line"}
 SINGLE = ["H3K4me3", "H3K27me3", "H3K27ac"]
 ALL7 = "H3K27ac+H3K27me3+H3K36me3+H3K4me1+H3K4me3+H3K9ac+H3K9me3"
@@ -113,6 +116,20 @@ def make_run(root, provenance=SEMI_SYNTHETIC, provenance_column=False, with_down
                 write_attribution(d / "attribution_ENSG00000000001.npz", cell, provenance)
     if with_downstream:
         write_table(eqtl_table(provenance), run / "eqtl" / "eqtl_deciles.tsv")
+        bench = eqtl_table(provenance).query("decile <= 3").assign(set=["max_activity", "pchic", "proximal"] * 2)
+        write_table(bench.drop(columns="decile"), run / "eqtl" / "eqtl_benchmarks.tsv")
+        matched = pd.DataFrame(
+            {
+                "cell_type": ["E066", "E066", "E114"],
+                "provenance": provenance,
+                "set": ["decile_10", "proximal", "decile_10"],
+                "odds_ratio": [2.0, 1.1, 1.5],
+                "ci_low": [1.4, 0.8, 0.9],
+                "ci_high": [2.9, 1.5, 2.4],
+                "p": [0.001, 0.5, 0.1],
+            }
+        )
+        write_table(matched, run / "eqtl" / "eqtl_distance_matched.tsv")
         write_table(ldsc_table(provenance), run / "ldsc" / "ldsc_results.tsv")
     return run
 
@@ -433,6 +450,20 @@ def test_fig7a_one_panel_per_cell_type_with_random_band_and_stars(semi):
     for a in axes:
         assert len(a.collections) >= 1 and sum(t.get_text() == "*" for t in a.texts) == 1
         assert [int(t) for t in a.get_xticks()] == list(range(1, 11))
+        benchmarks = [ln.get_label() for ln in a.lines if ln.get_label().startswith("benchmark")]
+        assert benchmarks == ["benchmark: max_activity", "benchmark: pchic", "benchmark: proximal"]
+    plt.close(fig)
+
+
+def test_fig7c_one_odds_ratio_with_ci_per_cell_and_set_on_a_log_axis(semi):
+    fig = _drawn(semi, "fig7c_eqtl_distance_matched")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and len(ax.containers) == 1
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "E066 · decile_10 (p=0.001)",
+        "E114 · decile_10 (p=0.1)",
+        "E066 · proximal (p=0.5)",
+    ]
     plt.close(fig)
 
 
@@ -480,7 +511,13 @@ def test_missing_inputs_skip_a_panel_with_a_note_and_remove_a_stale_file(tmp_pat
     (out / "fig6a_perturbation_levels.svg").write_text("stale")
     drawn = [figures.draw(p, run, out) for p in figures.PANELS]
     status = {d.panel.name: d for d in drawn}
-    for name in ("fig6a_perturbation_levels", "fig6b_effect_by_distance", "fig7a_eqtl_deciles", "fig7b_ldsc_bubble"):
+    for name in (
+        "fig6a_perturbation_levels",
+        "fig6b_effect_by_distance",
+        "fig7a_eqtl_deciles",
+        "fig7b_ldsc_bubble",
+        "fig7c_eqtl_distance_matched",
+    ):
         assert status[name].figure is None and "skipped: missing" in status[name].note
     assert "notebook(s) 60" in status["fig6a_perturbation_levels"].note
     assert "attribution_*.npz" in status["fig8_locus_view"].note

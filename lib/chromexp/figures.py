@@ -662,11 +662,12 @@ def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------
 # Fig. 7 — eQTL enrichment and s-LDSC
 # ---------------------------------------------------------------------------------------------
-def fig7a_eqtl_deciles(deciles: pd.DataFrame) -> plt.Figure:
+def fig7a_eqtl_deciles(deciles: pd.DataFrame, benchmarks: pd.DataFrame | None = None) -> plt.Figure:
     """Fraction of loci holding a fine-mapped eQTL per decile of predicted effect, vs random loci (Fig. 7A).
 
     Band: the random samples' interval (``random_lo``–``random_hi``), line: their mean; a star marks
-    BH q < 0.05 (q across cell types within a decile, as notebook 70 computes it).
+    BH q < 0.05 (q across cell types within a decile, as notebook 70 computes it). ``benchmarks``
+    (``eqtl_benchmarks.tsv``, optional): each benchmark set's fraction as a dashed line.
     """
     _need(deciles, ["cell_type", "decile", "fraction", "random_mean", "random_lo", "random_hi", "q"], "eqtl_deciles")
     cells = sorted(set(deciles["cell_type"]))
@@ -681,6 +682,13 @@ def fig7a_eqtl_deciles(deciles: pd.DataFrame) -> plt.Figure:
             ax.plot(d["decile"], d["fraction"], "o-", color="#D55E00", ms=4, label="loci of the decile")
             for r in d[d["q"] < 0.05].itertuples():
                 ax.text(r.decile, r.fraction, "*", ha="center", va="bottom", fontsize=12)
+            if benchmarks is not None and not benchmarks.empty and "set" in benchmarks.columns:
+                b = benchmarks[benchmarks["cell_type"] == cell]
+                for k, r in enumerate(b.sort_values("set").itertuples()):
+                    star = "*" if getattr(r, "q", 1.0) < 0.05 else ""
+                    ax.axhline(
+                        r.fraction, ls=(0, (4, 2 + k)), lw=0.9, color=f"C{k + 2}", label=f"benchmark: {r.set}{star}"
+                    )
             tissue = next((c for c in d.columns if c.startswith("tissue")), None)
             extra = f" ({', '.join(map(str, sorted(set(d[tissue]))))})" if tissue else ""
             ax.set_title(f"{cell}{extra}", fontsize=8)
@@ -695,6 +703,41 @@ def fig7a_eqtl_deciles(deciles: pd.DataFrame) -> plt.Figure:
             "fraction of 2 kb loci containing an eQTL of the same gene",
             "upstream and downstream distal loci",
             summary.provenance_label(deciles),
+        )
+    return fig
+
+
+def fig7c_eqtl_distance_matched(matched: pd.DataFrame) -> plt.Figure:
+    """Distance-matched eQTL odds ratios with 95 % CIs per cell type and locus set (beyond the paper).
+
+    Proximity to the TSS alone cannot produce an odds ratio above 1 here: the comparison loci are
+    matched on distance (``eqtl_distance_matched.tsv`` of notebook 70).
+    """
+    _need(matched, ["cell_type", "set", "odds_ratio", "ci_low", "ci_high", "p"], "eqtl_distance_matched")
+    d = matched.sort_values(["set", "cell_type"]).reset_index(drop=True)
+    with theme():
+        fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(d) + 1.8), constrained_layout=True)
+        y = np.arange(len(d))
+        ax.errorbar(
+            d["odds_ratio"],
+            y,
+            xerr=[d["odds_ratio"] - d["ci_low"], d["ci_high"] - d["odds_ratio"]],
+            fmt="o",
+            color="0.2",
+            capsize=2,
+        )
+        ax.axvline(1, color="0.5", lw=0.7)
+        ax.set_xscale("log")
+        ax.set_yticks(y, [f"{r.cell_type} · {r.set} (p={r.p:.2g})" for r in d.itertuples()], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("odds ratio vs distance-matched loci (95 % CI, log scale)")
+        _title(
+            fig,
+            "eQTL enrichment controlled for distance to the TSS",
+            "Fig. 7A extension, beyond the paper",
+            "odds ratio",
+            "distal loci vs distance-matched loci",
+            summary.provenance_label(matched),
         )
     return fig
 
@@ -1012,8 +1055,16 @@ PANELS: tuple[Panel, ...] = (
         "Fig. 7A",
         "70",
         ("eqtl_deciles",),
-        lambda r, o: fig7a_eqtl_deciles(r["eqtl_deciles"]),
-        "eQTL enrichment by decile",
+        lambda r, o: fig7a_eqtl_deciles(r["eqtl_deciles"], r["eqtl_benchmarks"]),
+        "eQTL enrichment by decile (with the benchmark sets when present)",
+    ),
+    Panel(
+        "fig7c_eqtl_distance_matched",
+        "Fig. 7A extension",
+        "70",
+        ("eqtl_distance_matched",),
+        lambda r, o: fig7c_eqtl_distance_matched(r["eqtl_distance_matched"]),
+        "distance-matched eQTL odds ratios (beyond the paper)",
     ),
     Panel(
         "fig7b_ldsc_bubble", "Fig. 7B", "80", ("ldsc",), lambda r, o: fig7b_ldsc_bubble(r["ldsc"]), "s-LDSC bubble plot"
