@@ -183,15 +183,15 @@ show("fig6b_effect_by_distance")
 # %%
 show("fig7a_eqtl_deciles")
 
+# %%
+show("fig7b_ldsc_bubble")
+
 # %% [markdown]
 # Beyond the paper: the eQTL enrichment against distance-matched loci, so that proximity to the
 # TSS alone cannot explain it (odds ratio with its 95 % CI).
 
 # %%
 show("fig7c_eqtl_distance_matched")
-
-# %%
-show("fig7b_ldsc_bubble")
 
 # %% [markdown]
 # ## Fig. 8 · Locus view: signal and gradients before/after ablating a region, with eQTLs

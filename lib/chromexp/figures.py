@@ -1059,15 +1059,15 @@ PANELS: tuple[Panel, ...] = (
         "eQTL enrichment by decile (with the benchmark sets when present)",
     ),
     Panel(
+        "fig7b_ldsc_bubble", "Fig. 7B", "80", ("ldsc",), lambda r, o: fig7b_ldsc_bubble(r["ldsc"]), "s-LDSC bubble plot"
+    ),
+    Panel(
         "fig7c_eqtl_distance_matched",
         "Fig. 7A extension",
         "70",
         ("eqtl_distance_matched",),
         lambda r, o: fig7c_eqtl_distance_matched(r["eqtl_distance_matched"]),
         "distance-matched eQTL odds ratios (beyond the paper)",
-    ),
-    Panel(
-        "fig7b_ldsc_bubble", "Fig. 7B", "80", ("ldsc",), lambda r, o: fig7b_ldsc_bubble(r["ldsc"]), "s-LDSC bubble plot"
     ),
     Panel(
         "fig8_locus_view",
