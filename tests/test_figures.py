@@ -659,3 +659,19 @@ def test_levels_by_state_tests_high_vs_low_with_bh(semi):
     k4 = tests[(tests["mark"] == "H3K4me3")]
     assert (k4["q"] < 0.05).all() and (k4["median_high"] > k4["median_low"]).all()
     assert tests["correction"].str.contains("Benjamini-Hochberg").all()
+
+
+def test_bootstrap_resamples_in_bounded_chunks_are_the_same_resamples():
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    whole = np.concatenate(list(summary.bootstrap_indices(rng_a, 50, 1000)))
+    chunks = list(summary.bootstrap_indices(rng_b, 50, 1000, max_cells=170))
+    assert len(chunks) == 334 and max(c.size for c in chunks) <= 170
+    assert np.array_equal(whole, np.concatenate(chunks))
+
+
+def test_a_malformed_attribution_file_is_an_error_not_a_silent_skip(tmp_path):
+    run = make_run(tmp_path, with_downstream=False)
+    np.savez(run / "E003" / "attribution_broken.npz", gene_id="G1")
+    t = summary.load_run_tables(run)
+    with pytest.raises(ValueError, match="attribution_broken.npz"):
+        figures.draw("fig8_locus_view", t, None)

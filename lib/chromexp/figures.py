@@ -37,10 +37,14 @@ def _title(fig: plt.Figure, what: str, paper: str, metric: str, split: str, labe
     fig.suptitle(f"{head}\n{metric} · {split} · {label}", fontsize=9, **kw)
 
 
+class MissingInputError(ValueError):
+    """A panel's input table is absent, empty or lacks the rows/columns the panel needs."""
+
+
 def _need(table: pd.DataFrame, columns, name: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if table.empty or missing:
-        raise ValueError(f"The {name} table is empty or lacks column(s) {missing}; cannot draw this panel.")
+        raise MissingInputError(f"The {name} table is empty or lacks column(s) {missing}; cannot draw this panel.")
 
 
 def _marks_order(values) -> list[str]:
@@ -169,7 +173,7 @@ def fig2a_prediction_correlation(correlations: pd.DataFrame) -> plt.Figure:
     _need(correlations, ["mark_a", "mark_b", "r", "cell_type"], "prediction correlation")
     m = summary.mean_correlation_matrix(correlations)
     if len(m) < 2:
-        raise ValueError("Need predictions of at least two single-mark models to cluster.")
+        raise MissingInputError("Need predictions of at least two single-mark models to cluster.")
     dist = squareform(np.clip(1 - m.to_numpy(), 0, 2), checks=False)
     link = linkage(dist, method="average")
     spread = correlations[correlations["mark_a"] != correlations["mark_b"]].groupby(["mark_a", "mark_b"])["r"]
@@ -1132,7 +1136,7 @@ def draw(panel: Panel | str, run: summary.RunTables, out_dir: str | Path | None 
     else:
         try:
             fig = panel.build(run, opts)
-        except ValueError as err:  # the tables exist but hold no rows this panel can use
+        except MissingInputError as err:  # the tables exist but hold no rows this panel can use
             note = f"{panel.name} ({panel.paper}) skipped: {err}"
     if fig is None:
         for path in stale:
