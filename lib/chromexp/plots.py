@@ -48,18 +48,54 @@ def provenance_of(params) -> str:
     return of_params(params)
 
 
+#: Metadata that would change on every save: SVG's date; PNG's "Software" names the version only.
+_STABLE_METADATA = {"svg": {"Date": None}, "png": {}}
+
+
 def save_figure(fig: plt.Figure, name: str, out_dir: str | Path) -> list[Path]:
-    """Save ``fig`` as ``<out_dir>/<name>.svg`` and ``.png`` (white background); return the paths."""
+    """Save ``fig`` as ``<out_dir>/<name>.svg`` and ``.png`` (white background); return the paths.
+
+    Byte-identical on regeneration (so ``make demo`` leaves a clean git tree): the SVG carries no
+    date and its clip-path/element ids come from a fixed hash salt instead of random ones.
+    """
+    import matplotlib as mpl
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for ext in ("svg", "png"):
         path = out_dir / f"{name}.{ext}"
         # atomic: parallel notebook jobs never leave a half-written figure
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, facecolor="white", bbox_inches="tight")
+        with atomic_path(path) as tmp, mpl.rc_context({"svg.hashsalt": "chromexp"}):
+            fig.savefig(
+                tmp, format=ext, dpi=150, facecolor="white", bbox_inches="tight", metadata=_STABLE_METADATA[ext]
+            )
         written.append(path)
     return written
+
+
+# ---- project theme (seaborn for the statistical panels; matplotlib for custom ones) ----------
+def theme_rc() -> dict:
+    """rcParams of the project theme: seaborn ``ticks`` style, ``paper`` context, no top/right spines."""
+    import seaborn as sns
+
+    rc = {**sns.axes_style("ticks"), **sns.plotting_context("paper", font_scale=1.1)}
+    rc.update({"axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False, "svg.hashsalt": "chromexp"})
+    return rc
+
+
+def set_theme() -> None:
+    """Apply the project theme globally (notebooks call it once; library functions use :func:`theme`)."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(theme_rc())
+
+
+def theme():
+    """Context manager: the project theme for the figures drawn inside it, restored afterwards."""
+    import matplotlib as mpl
+
+    return mpl.rc_context(theme_rc())
 
 
 # ----------------------------------------------------------------------------------------------
