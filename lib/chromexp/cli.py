@@ -146,8 +146,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if state == "done" and not args.force:
         print(f"{job.name}: up to date ({job.output}); use --force to rerun")
         return 0
+    previous = None
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         out = notebooks.execute(job, log_output=not args.quiet, progress_bar=not args.quiet)
     except notebooks.JobLocked as err:
@@ -160,6 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if job.failed_message.is_file():
             print(f"error message: {job.failed_message}", file=sys.stderr)
         return 130 if isinstance(err, KeyboardInterrupt) else 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"{job.name}: ok -> {out}")
     return 0
 

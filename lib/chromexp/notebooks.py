@@ -353,7 +353,11 @@ def record_failure(job: Job, err: BaseException, seconds: float) -> None:
     either absent or complete; then the partial notebook is kept only if it is valid JSON; then the
     full message replaces the short one if there is room. Never raises for a write failure.
     """
-    headline = f"{job.name} failed after {seconds:.1f} s: {type(err).__name__}: {str(err).strip()[:500]}\n"
+    # papermill's own message starts with a banner; its ename/evalue are the notebook's error
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    what = f"{ename}: {evalue}" if ename else f"{type(err).__name__}: {err}"
+    what = " ".join(what.split())[:500]
+    headline = f"{job.name} failed after {seconds:.1f} s: {what}\n"
     try:
         atomic_write_text(job.failed_message, headline)
     except OSError as werr:
