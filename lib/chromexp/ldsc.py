@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
 import hashlib
 import json
 import math
@@ -337,7 +336,9 @@ def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None
                 "environment.yml` installs `patch`; the ldsc environment is still a venv made on first use."
             ) from err
         stamp.write_text(json.dumps(_stamp_content(), indent=1) + "\n")
-        log.info("ldsc environment ready in %.0f s (verification run: max |ΔL2| = %.4f)", time.perf_counter() - t0, diff)
+        log.info(
+            "ldsc environment ready in %.0f s (verification run: max |ΔL2| = %.4f)", time.perf_counter() - t0, diff
+        )
     return env
 
 
@@ -510,7 +511,9 @@ def compute_weights(
 ) -> Path:
     """Regression weights: non-partitioned LD scores of the regression SNPs among themselves."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    env.run("ldsc.py", ["--l2", "--bfile", bfile, "--ld-wind-cm", ld_wind_cm, "--extract", regression_snps, "--out", out])
+    env.run(
+        "ldsc.py", ["--l2", "--bfile", bfile, "--ld-wind-cm", ld_wind_cm, "--extract", regression_snps, "--out", out]
+    )
     return Path(out)
 
 
@@ -544,6 +547,7 @@ def munge(
     env: LdscEnv, sumstats: str | os.PathLike, out: str | os.PathLike, merge_alleles: str | os.PathLike, n=None
 ) -> Path:
     """``munge_sumstats.py``: raw GWAS summary statistics -> ``out.sumstats.gz`` (regression SNPs only)."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     args = ["--sumstats", sumstats, "--out", out, "--merge-alleles", merge_alleles]
     if n is not None:
         args += ["--N", n]
@@ -678,7 +682,9 @@ def random_effects_meta(estimate: Sequence[float], se: Sequence[float]) -> dict[
     }
 
 
-def annotation_sd(annot_files: Iterable[str | os.PathLike], frq_files: Iterable[str | os.PathLike], column: str) -> float:
+def annotation_sd(
+    annot_files: Iterable[str | os.PathLike], frq_files: Iterable[str | os.PathLike], column: str
+) -> float:
     """SD of an annotation column over the reference SNPs with MAF ≥ 5 % (the SNPs of M_5_50)."""
     values = []
     for af, ff in zip(annot_files, frq_files, strict=True):
@@ -733,8 +739,187 @@ def meta_table(results: pd.DataFrame, traits: Sequence[str] | None = None) -> pd
     return pd.DataFrame(rows, columns=list(META_TABLE_COLUMNS))
 
 
-def read_text_gz(path: str | os.PathLike) -> str:
-    """Text of a possibly gzipped file."""
-    path = str(path)
-    with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as fh:
-        return fh.read()
+# ----------------------------------------------------------------------------------------------
+# the whole workflow on one reference panel
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Panel:
+    """Where a reference panel's files are: path templates ending in ``{chrom}``.
+
+    ``bfile``: PLINK prefix; ``frq``: ``.frq`` prefix (``--frqfile-chr``); ``regression_snps``: SNP list
+    whose LD scores are printed (``<prefix>.snp``: HapMap3 SNPs, MHC excluded on real data);
+    ``baseline``: the baseline model's LD-score prefix, or, when only ``<prefix>.annot.gz`` exists, a
+    thin baseline annotation whose LD scores are computed here; ``weights``: regression-weight
+    LD-score prefix (computed here when absent); ``merge_alleles``: munge_sumstats' SNP/A1/A2 list.
+    """
+
+    chroms: tuple[int, ...]
+    bfile: str
+    frq: str
+    regression_snps: str
+    baseline: str
+    weights: str
+    merge_alleles: str
+
+    def __post_init__(self):
+        for name in ("bfile", "frq", "regression_snps", "baseline", "weights"):
+            if not getattr(self, name).endswith("{chrom}"):
+                raise ValueError(f"Panel.{name} must end with '{{chrom}}', got {getattr(self, name)!r}.")
+
+    def at(self, name: str, chrom) -> str:
+        return getattr(self, name).replace("{chrom}", str(chrom))
+
+    def chr_prefix(self, name: str) -> str:
+        """The prefix ldsc's ``-chr`` options take (the template without ``{chrom}``)."""
+        return getattr(self, name)[: -len("{chrom}")]
+
+
+def simulated_panel(folder: str | os.PathLike) -> Panel:
+    """The :class:`Panel` of a folder written by ``chromexp.simulate_gwas``."""
+    folder = Path(folder)
+    chroms = tuple(sorted(int(p.name.split(".")[1]) for p in (folder / "ref").glob("panel.*.bim")))
+    if not chroms:
+        raise FileNotFoundError(f"{folder}/ref has no panel.<chrom>.bim: not a simulated panel folder.")
+    return Panel(
+        chroms=chroms,
+        bfile=str(folder / "ref" / "panel.{chrom}"),
+        frq=str(folder / "ref" / "panel.{chrom}"),
+        regression_snps=str(folder / "ref" / "regression.{chrom}"),
+        baseline=str(folder / "baseline" / "baseline.{chrom}"),
+        weights=str(folder / "weights" / "weights.{chrom}"),
+        merge_alleles=str(folder / "ref" / "merge_alleles.snplist"),
+    )
+
+
+def _key_file(path: Path, key: str) -> bool:
+    try:
+        return path.read_text() == key
+    except OSError:
+        return False
+
+
+def run_sldsc(
+    env: LdscEnv,
+    panel: Panel,
+    annotations: Mapping[str, pd.DataFrame],
+    sumstats: Mapping[str, str | os.PathLike],
+    work_dir: str | os.PathLike,
+    flank_bp: int = 500,
+    ld_wind_cm: float = 1.0,
+    n_blocks: int = 200,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Annotations (BED on the panel's coordinates) × traits -> ldsc's partitioned-h2 results.
+
+    Per chromosome one ``--l2`` run computes the LD scores of every annotation and its
+    ±``flank_bp`` flank (and of a thin baseline when its LD scores are absent), split per test
+    annotation by :func:`split_ld_scores`; weights are computed when absent; each trait's raw
+    summary statistics are munged (files already ending in ``.sumstats.gz`` are used as they are);
+    then one ``--h2`` per (trait, annotation) with [annotation, flank] + baseline. Finished steps
+    are kept in ``work_dir`` and skipped on re-runs with the same inputs.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        One row per (trait, annotation): ldsc's numbers for the test annotation (tidy names of
+        :data:`RESULT_COLUMNS`), h2, h2_se, intercept, annot_sd, m (for τ*).
+    categories : pandas.DataFrame
+        Every category of every ``.results`` (baseline and flank rows included), for inspection.
+    timings : dict
+        Seconds per step.
+    """
+    from tqdm.auto import tqdm
+
+    work = Path(work_dir)
+    names = list(annotations)
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n)]
+    if bad:
+        raise ValueError(f"Annotation names must be letters, digits and _ (ldsc column names): {bad}.")
+    flank_name = {n: f"{n}_flank{flank_bp}" for n in names} if flank_bp else {}
+    timings = dict.fromkeys(("ld_scores_s", "weights_s", "munge_s", "h2_s"), 0.0)
+    base_ld_exists = all(Path(f"{panel.at('baseline', c)}.l2.ldscore.gz").exists() for c in panel.chroms)
+    baseline_prefix = panel.chr_prefix("baseline") if base_ld_exists else str(work / "baseline" / "baseline.")
+    weights_exist = all(Path(f"{panel.at('weights', c)}.l2.ldscore.gz").exists() for c in panel.chroms)
+    weights_prefix = panel.chr_prefix("weights") if weights_exist else str(work / "weights" / "weights.")
+    base_cols: list[str] = []
+    for c in tqdm(panel.chroms, desc="LD scores per chromosome", disable=not progress):
+        t0 = time.perf_counter()
+        bim = read_bim(f"{panel.at('bfile', c)}.bim")
+        cols = {}
+        for n in names:
+            cols[n] = annotate(bim, annotations[n])
+            if flank_bp:
+                cols[flank_name[n]] = annotate(bim, flank(annotations[n], flank_bp))
+        annot = pd.DataFrame(cols)
+        if not base_ld_exists:
+            base = pd.read_csv(f"{panel.at('baseline', c)}.annot.gz", sep="\t")
+            base = base.drop(columns=[k for k in ("CHR", "BP", "SNP", "CM") if k in base.columns])
+            if len(base) != len(bim):
+                raise ValueError(f"{panel.at('baseline', c)}.annot.gz has {len(base)} rows, the .bim {len(bim)}.")
+            base_cols = list(base.columns)
+            annot = pd.concat([annot, base.reset_index(drop=True)], axis=1)
+        prefix = work / "l2" / f"all.{c}"
+        key = hashlib.sha256(pd.util.hash_pandas_object(annot, index=False).to_numpy().tobytes()).hexdigest()
+        key += f" wind={ld_wind_cm} rs={panel.at('regression_snps', c)}"
+        if not _key_file(Path(f"{prefix}.key"), key):
+            compute_ld_scores(
+                env, panel.at("bfile", c), annot, prefix, f"{panel.at('regression_snps', c)}.snp", ld_wind_cm
+            )
+            Path(f"{prefix}.key").write_text(key)
+        groups = {n: [n, flank_name[n]] if flank_bp else [n] for n in names}
+        split_ld_scores(prefix, groups, work / "annot", c)
+        if not base_ld_exists:
+            split_ld_scores(prefix, {"baseline": base_cols}, work / "baseline", c)
+        timings["ld_scores_s"] += time.perf_counter() - t0
+        if not weights_exist:
+            t0 = time.perf_counter()
+            w = work / "weights" / f"weights.{c}"
+            if not Path(f"{w}.l2.ldscore.gz").exists():
+                compute_weights(env, panel.at("bfile", c), f"{panel.at('regression_snps', c)}.snp", w, ld_wind_cm)
+            timings["weights_s"] += time.perf_counter() - t0
+    # M for τ*: the reference SNPs with MAF >= 5 % (first baseline column = base, all ones)
+    m = sum(float(np.loadtxt(f"{baseline_prefix}{c}.l2.M_5_50", ndmin=1)[0]) for c in panel.chroms)
+    sd = {
+        n: annotation_sd(
+            [work / "annot" / f"{n}.{c}.annot.gz" for c in panel.chroms],
+            [f"{panel.at('frq', c)}.frq" for c in panel.chroms],
+            n,
+        )
+        for n in names
+    }
+    rows, cats = [], []
+    for trait, raw in tqdm(sumstats.items(), desc="traits", disable=not progress):
+        t0 = time.perf_counter()
+        raw = Path(raw)
+        if raw.name.endswith(".sumstats.gz"):
+            munged = raw
+        else:
+            munged = work / "sumstats" / f"{trait}.sumstats.gz"
+            if not munged.exists():
+                munge(env, raw, work / "sumstats" / trait, panel.merge_alleles)
+        timings["munge_s"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for n in names:
+            out = work / "h2" / f"{trait}.{n}"
+            partitioned_h2(
+                env,
+                munged,
+                [work / "annot" / f"{n}.", baseline_prefix],
+                weights_prefix,
+                panel.chr_prefix("frq"),
+                out,
+                n_blocks=n_blocks,
+            )
+            res = read_results(out)
+            cats.append(res.assign(trait=trait, annotation=n))
+            row = res[res["category"] == n]
+            if len(row) != 1:
+                raise ValueError(f"{out}.results has no single category {n!r}: {list(res['category'])}.")
+            rows.append(row.drop(columns="category").assign(trait=trait, annotation=n, annot_sd=sd[n], m=m))
+        timings["h2_s"] += time.perf_counter() - t0
+    lead = ["trait", "annotation"]
+    table = pd.concat(rows, ignore_index=True)
+    table = table[lead + [c for c in table.columns if c not in lead]]
+    categories = pd.concat(cats, ignore_index=True)
+    categories = categories[lead + [c for c in categories.columns if c not in lead]]
+    return table, categories, timings

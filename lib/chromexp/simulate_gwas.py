@@ -136,6 +136,18 @@ def to_panel(regions: pd.DataFrame, segments: pd.DataFrame) -> tuple[pd.DataFram
     return out, int((~hit).sum())
 
 
+def random_regions(
+    rng: np.random.Generator, chrom: str, length: int, fraction: float, mean_length: float
+) -> pd.DataFrame:
+    """Non-overlapping random BED regions covering about ``fraction`` of [0, length)."""
+    n = max(1, round(fraction * length / mean_length))
+    lens = rng.exponential(mean_length, n) + 200
+    lens = np.maximum(1, (lens * fraction * length / lens.sum()).astype(np.int64))
+    gaps = rng.dirichlet(np.ones(n + 1)) * (length - lens.sum())
+    starts = (np.cumsum(gaps[:-1]) + np.r_[0, np.cumsum(lens)[:-1]]).astype(np.int64)
+    return pd.DataFrame({"chrom": chrom, "start": starts, "end": starts + lens})
+
+
 # ----------------------------------------------------------------------------------------------
 # the panel, the heritability model and the GWAS
 # ----------------------------------------------------------------------------------------------
@@ -159,7 +171,10 @@ def simulate_chromosome(
     rates = rng.gamma(2.0, float(knobs["rec_rate"]) / 2.0, len(edges) - 1)
     rmap = msprime.RateMap(position=edges, rate=rates)
     ts = msprime.sim_ancestry(
-        samples=n_ref + n_gwas, population_size=float(knobs["ne"]), recombination_rate=rmap, random_seed=seed * 1000 + chrom
+        samples=n_ref + n_gwas,
+        population_size=float(knobs["ne"]),
+        recombination_rate=rmap,
+        random_seed=seed * 1000 + chrom,
     )
     ts = msprime.sim_mutations(
         ts, rate=float(knobs["mu"]), random_seed=seed * 1000 + 500 + chrom, model=msprime.BinaryMutationModel()
@@ -344,7 +359,9 @@ def simulate_panel_and_gwas(
         regions = planted.get(t)
         annots[t] = L.annotate(chr_bim, regions) if regions is not None else np.zeros(len(bim), np.int8)
         enrich = float(knobs["enrichment"]) if t.startswith("T_enh_") else 1.0
-        variances[t] = per_snp_variance(annots[t], bim["promoter"].to_numpy(), enrich, float(knobs["promoter_h2_ratio"]))
+        variances[t] = per_snp_variance(
+            annots[t], bim["promoter"].to_numpy(), enrich, float(knobs["promoter_h2_ratio"])
+        )
     h2 = float(knobs["h2"])
     results = gwas(x, variances, h2, seed)
     truth = {
@@ -403,7 +420,9 @@ def enhancer_bed(enhancers: pd.DataFrame, which: str) -> pd.DataFrame:
         e = e[e[col].astype(bool)]
     half = e["width"].to_numpy(np.int64) // 2
     c = e["center"].to_numpy(np.int64)
-    return pd.DataFrame({"chrom": e["chrom"].to_numpy(), "start": c - half, "end": c - half + e["width"].to_numpy(np.int64)})
+    return pd.DataFrame(
+        {"chrom": e["chrom"].to_numpy(), "start": c - half, "end": c - half + e["width"].to_numpy(np.int64)}
+    )
 
 
 def promoter_bed(genes: pd.DataFrame) -> pd.DataFrame:
@@ -416,7 +435,9 @@ def promoter_bed(genes: pd.DataFrame) -> pd.DataFrame:
 
 def _cache_key(knobs: Mapping[str, Any], seed: int, raw_dir: Path, half_window: int) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"v": GWAS_MODEL_VERSION, "knobs": knobs, "seed": seed, "hw": half_window}, sort_keys=True).encode())
+    h.update(
+        json.dumps({"v": GWAS_MODEL_VERSION, "knobs": knobs, "seed": seed, "hw": half_window}, sort_keys=True).encode()
+    )
     for name in ("genes.tsv", "truth/enhancers.tsv.gz"):
         h.update((raw_dir / name).read_bytes())
     return h.hexdigest()
