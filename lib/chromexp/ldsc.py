@@ -740,6 +740,99 @@ def meta_table(results: pd.DataFrame, traits: Sequence[str] | None = None) -> pd
 
 
 # ----------------------------------------------------------------------------------------------
+# annotations from the models (notebook 60's perturbation_effects.tsv.gz)
+# ----------------------------------------------------------------------------------------------
+EFFECTS_FILE = "perturbation_effects.tsv.gz"
+
+
+def load_effects(run_dir: str | os.PathLike, cell_types: Sequence[str]) -> pd.DataFrame:
+    """Read notebook 60's effects tables of ``cell_types`` from ``<run_dir>/<EID>/``.
+
+    Raises a :class:`FileNotFoundError` naming notebook 60 when one is missing.
+    """
+    frames, missing = [], []
+    for ct in cell_types:
+        path = Path(run_dir) / ct / EFFECTS_FILE
+        if path.exists():
+            frames.append(pd.read_csv(path, sep="\t", dtype={"chrom": str}))
+        else:
+            missing.append(str(path))
+    if missing:
+        raise FileNotFoundError(
+            "s-LDSC needs the fold-averaged perturbation effects of notebook 60 (60_perturbation) for every "
+            f"cell type; missing: {', '.join(missing)}. Run notebook 60 for these cell types in this run first "
+            "(chromexp batch --notebooks 60 ...), or set ldsc.cell_types."
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def model_loci(
+    effects: pd.DataFrame, model: str | None, mark: str, gene_set: str, level: float
+) -> tuple[pd.DataFrame, str]:
+    """The distal loci scored by the models: one row per (cell_type, gene, region) with score = |effect|.
+
+    Selects ``region_kind == "distal"``, the perturbation ``level`` (0.0 = mark removed), the
+    ``mark`` and ``gene_set`` (CONTRACTS: H3K27ac, active) and one ``model`` (``None``: the only
+    one present). Returns the loci and the model used.
+    """
+    need = {"cell_type", "provenance", "model", "mark", "gene_set", "region_kind", "level", "effect", "chrom", "start", "end"}
+    lacking = need - set(effects.columns)
+    if lacking:
+        raise ValueError(f"perturbation effects table lacks columns {sorted(lacking)}.")
+    models = sorted(set(effects["model"]))
+    if model is None:
+        if len(models) != 1:
+            raise ValueError(f"Several models in the effects tables ({models}): set ldsc.model.")
+        model = models[0]
+    sel = effects[
+        (effects["model"] == model)
+        & (effects["mark"] == mark)
+        & (effects["gene_set"] == gene_set)
+        & (effects["region_kind"] == "distal")
+        & np.isclose(effects["level"].astype(float), level)
+    ].copy()
+    if sel.empty:
+        raise ValueError(
+            f"No distal loci with model={model!r}, mark={mark!r}, gene_set={gene_set!r}, level={level} in the "
+            f"effects tables (models {models}, marks {sorted(set(effects['mark']))})."
+        )
+    sel["score"] = sel["effect"].abs()
+    n_nan = int(sel["score"].isna().sum())
+    if n_nan:
+        log.warning("%d loci have no effect (NaN) and are left out of the ranking", n_nan)
+        sel = sel[sel["score"].notna()]
+    return sel, model
+
+
+def top_fraction(loci: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
+    """BED (chrom, start, end) of the loci in the top ``fraction`` by score (decile 10 at 0.1).
+
+    Ties at the threshold are broken by the table order (stable sort), so the set has exactly
+    ceil(fraction * n) loci.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+    n = math.ceil(fraction * len(loci))
+    top = loci.sort_values("score", ascending=False, kind="mergesort").head(n)
+    return top[["chrom", "start", "end"]].reset_index(drop=True)
+
+
+def model_annotations(
+    loci: pd.DataFrame, cell_types: Sequence[str], pooled: bool, fraction: float
+) -> dict[str, pd.DataFrame]:
+    """Top-``fraction`` BED per cell type (``top_<EID>``) and of all of them pooled (``top_pooled``)."""
+    out = {}
+    for ct in cell_types:
+        sub = loci[loci["cell_type"] == ct]
+        if sub.empty:
+            raise ValueError(f"No loci for cell type {ct} in the effects tables.")
+        out[f"top_{ct}"] = top_fraction(sub, fraction)
+    if pooled and len(cell_types) > 1:
+        out["top_pooled"] = top_fraction(loci[loci["cell_type"].isin(cell_types)], fraction)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # the whole workflow on one reference panel
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -788,6 +881,54 @@ def simulated_panel(folder: str | os.PathLike) -> Panel:
         baseline=str(folder / "baseline" / "baseline.{chrom}"),
         weights=str(folder / "weights" / "weights.{chrom}"),
         merge_alleles=str(folder / "ref" / "merge_alleles.snplist"),
+    )
+
+
+def _find(root: Path, name: str) -> Path:
+    hits = sorted(root.rglob(name))
+    if not hits:
+        raise FileNotFoundError(
+            f"{root} has no {name}: download the real s-LDSC inputs first (chromexp.download.download_ldsc)."
+        )
+    return hits[0]
+
+
+def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Panel:
+    """The :class:`Panel` of LDSC's published 1000G phase 3 EUR resources under ``ldsc_root``.
+
+    Files are found by name wherever the archives unpacked them. The regression SNPs are the
+    HapMap3 SNPs (``hm.<chrom>.snp``) minus the MHC (chr6:25-34 Mb), written to ``work_dir``; the
+    merge-alleles list loses its MHC SNPs too; the weights are LDSC's ``weights.hm3_noMHC``.
+    """
+    root, work = Path(ldsc_root), Path(work_dir)
+    chroms = tuple(range(1, 23))
+    bim1 = _find(root, "1000G.EUR.QC.1.bim")
+    frq1 = _find(root, "1000G.EUR.QC.1.frq")
+    base1 = _find(root, "baselineLD.1.l2.ldscore.gz")
+    w1 = _find(root, "weights.hm3_noMHC.1.l2.ldscore.gz")
+    hm1 = _find(root, "hm.1.snp")
+    merge = _find(root, "w_hm3.snplist")
+    (work / "regression").mkdir(parents=True, exist_ok=True)
+    n_mhc = 0
+    for c in chroms:
+        bim = read_bim(bim1.parent / f"1000G.EUR.QC.{c}.bim")
+        hm = set(pd.read_csv(hm1.parent / f"hm.{c}.snp", header=None)[0])
+        kept, n = exclude_mhc(bim[bim["SNP"].isin(hm)])
+        n_mhc += n
+        kept["SNP"].to_csv(work / "regression" / f"regression.{c}.snp", header=False, index=False)
+        if c == 6:
+            mhc_snps = set(bim["SNP"]) - set(exclude_mhc(bim)[0]["SNP"])
+    ma = pd.read_csv(merge, sep=r"\s+")
+    ma[~ma["SNP"].isin(mhc_snps)].to_csv(work / "regression" / "merge_alleles.noMHC.snplist", sep="\t", index=False)
+    log.info("regression SNPs: HapMap3 minus %d MHC SNPs", n_mhc)
+    return Panel(
+        chroms=chroms,
+        bfile=str(bim1.parent / "1000G.EUR.QC.{chrom}"),
+        frq=str(frq1.parent / "1000G.EUR.QC.{chrom}"),
+        regression_snps=str(work / "regression" / "regression.{chrom}"),
+        baseline=str(base1.parent / "baselineLD.{chrom}"),
+        weights=str(w1.parent / "weights.hm3_noMHC.{chrom}"),
+        merge_alleles=str(work / "regression" / "merge_alleles.noMHC.snplist"),
     )
 
 
