@@ -62,6 +62,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from chromexp import download, ldsc, paths, plots, results, simulate_gwas
 from chromexp.constants import REAL, SEMI_SYNTHETIC
