@@ -674,7 +674,8 @@ def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits
     fig.colorbar(sc, ax=ax, label="coefficient z (conditional on baseline)")
     for e in (1, 3, 5):
         ax.scatter([], [], s=40 + 60 * e, c="grey", label=f"enrichment {e}")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1), frameon=False, labelspacing=1.5)
-    label = data_label(provenance.pop())
-    ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}; black edge: BH q < {q_threshold}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.45, 1), frameon=False, labelspacing=1.5)
+    prov = provenance.pop()
+    label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
+    ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}")
     return fig

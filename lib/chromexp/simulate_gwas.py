@@ -49,7 +49,7 @@ from .utils import get_logger
 log = get_logger("chromexp.simulate_gwas")
 
 #: Bumped when the simulation changes (part of the cache key).
-GWAS_MODEL_VERSION = 1
+GWAS_MODEL_VERSION = 2
 #: Allele pairs without strand ambiguity (munge_sumstats drops A/T and C/G SNPs).
 ALLELE_PAIRS = (("A", "C"), ("A", "G"), ("C", "A"), ("C", "T"), ("G", "A"), ("G", "T"), ("T", "C"), ("T", "G"))
 PROMOTER_FLANK = 4000  # TSS ± 4 kb = the 2 kb bins 8-11 of the distal model's window
@@ -374,15 +374,17 @@ def simulate_panel_and_gwas(
         "prop_snps_promoter": float(bim["promoter"].mean()),
         "traits": {},
     }
+    # truth per trait, against the trait's planted set (null traits: the first enriched trait's set)
+    reference = next((annots[t] for t in names if t.startswith("T_enh_")), np.zeros(len(bim), np.int8))
     for t in names:
         beta, se, p, b2 = results[t]
-        a = annots[t].astype(bool)
+        a = (annots[t] if t.startswith("T_enh_") else reference).astype(bool)
         v = variances[t]
         truth["traits"][t] = {
             "planted_prop_snps": float(a.mean()),
-            "planted_enrichment": float(v[a].sum() / a.mean()) if a.any() else 1.0,
-            "realized_enrichment": float(b2[a].sum() / b2.sum() / a.mean()) if a.any() else np.nan,
-            "per_snp_h2_ratio_in_vs_out": float(v[a].mean() / v[~a].mean()) if a.any() else 1.0,
+            "planted_enrichment": float(v[a].sum() / a.mean()) if a.any() else None,
+            "realized_enrichment": float(b2[a].sum() / b2.sum() / a.mean()) if a.any() else None,
+            "per_snp_h2_ratio_in_vs_out": float(v[a].mean() / v[~a].mean()) if a.any() else None,
             "mean_chisq": float(np.nanmean((beta / se) ** 2)),
         }
         freq = x.mean(axis=1) / 2
