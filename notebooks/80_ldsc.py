@@ -136,11 +136,10 @@ if SIMULATED_GENETICS:
         if cfg["simulate"]["enriched"]:
             bed = sim_dir / f"planted_T_enh_{cfg['simulate']['enriched'][0]}.bed"
             annotations["planted_enhancers"] = pd.read_csv(bed, sep="\t", header=None, names=["chrom", "start", "end"])
-        # null control: as many random distal loci as a top decile, drawn from the same loci
-        first = loci[loci["cell_type"] == CELL_TYPES[0]]
-        pick = np.random.default_rng(int(run.params["seed"])).choice(
-            len(first), len(annotations_hg19[f"top_{CELL_TYPES[0]}"]), replace=False
-        )
+        # null control: as many random distal loci as a top decile has on the simulated genome
+        first = loci[(loci["cell_type"] == CELL_TYPES[0]) & loci["chrom"].isin(set(segments["chrom"]))]
+        n_random = len(annotations[f"top_{CELL_TYPES[0]}"])
+        pick = np.random.default_rng(int(run.params["seed"])).choice(len(first), n_random, replace=False)
         annotations["random_bins"], _ = simulate_gwas.to_panel(
             first.iloc[np.sort(pick)][["chrom", "start", "end"]], segments
         )
@@ -150,7 +149,7 @@ if SIMULATED_GENETICS:
         f"{truth['n_snps']} SNPs (MAF > {cfg['simulate']['maf']}), {truth['n_ref']} + {truth['n_gwas']} individuals; "
         f"{truth['mapping']['genes_on_sex_chromosomes_left_out']} chrX/Y genes left out"
     )
-    print("model loci with no base in the simulated windows:", outside)
+    print("top-decile loci not on the simulated genome (other chromosomes, see ldsc.simulate.chromosomes):", outside)
     display(mapping)
     display(pd.DataFrame(truth["traits"]).T)
 else:

@@ -16,7 +16,13 @@ BED (model loci, planted enhancers, promoters) is carried onto the panel by :fun
 parts outside the windows are counted, never silently dropped. LD, allele frequencies and
 recombination are msprime's (a constant-size population), not those of the real loci; only the
 *positions of the annotations relative to each other* come from the dataset. chrX/chrY genes are
-left out (LDSC is autosomal) and counted.
+left out (LDSC is autosomal) and counted; ``chromosomes`` can restrict the genome to the windows of
+some hg19 chromosomes (msprime's cost grows with length × recombination rate).
+
+Power (measured, 2 × 5 Mb, 500 + 5,000 individuals, 1 kb elements on 3 % of SNPs, 5x): at
+recombination 1e-8 per bp ldsc cannot separate 1 kb elements from their neighbourhood (LD in a
+constant-size msprime population spans far more than an element; Ê = -3.3 ± 2.9), at 1e-7 it
+recovers them (Ê = 5.7 ± 1.3, coefficient z = 2.7; 1.7 with the ±500 bp flank).
 
 Heritability model (:func:`per_snp_variance`)
 ---------------------------------------------
@@ -476,7 +482,14 @@ def generate_gwas(
     t0 = time.perf_counter()
     genes = pd.read_csv(raw_dir / "genes.tsv", sep="\t", dtype={"chrom": str})
     enhancers = pd.read_csv(raw_dir / "truth" / "enhancers.tsv.gz", sep="\t")
-    windows, n_sex = gene_windows(genes, half_window)
+    keep = list(knobs.get("chromosomes") or AUTOSOMES)
+    unknown = [c for c in keep if c not in AUTOSOMES]
+    if unknown:
+        raise ValueError(f"ldsc.simulate.chromosomes: {unknown} are not autosomes (chr1..chr22).")
+    n_other = int((genes["chrom"].isin(AUTOSOMES) & ~genes["chrom"].isin(keep)).sum())
+    windows, n_sex = gene_windows(genes[genes["chrom"].isin(keep) | ~genes["chrom"].isin(AUTOSOMES)], half_window)
+    if n_other:
+        log.info("%d genes on autosomes outside ldsc.simulate.chromosomes are not on the simulated genome", n_other)
     if "chr1" not in set(windows["chrom"]):
         log.warning("no chr1 genes: simulated chromosome 1 holds the first autosome's windows")
     segments = layout(windows, int(knobs["n_chromosomes"]), int(knobs["gap"]))
@@ -505,6 +518,7 @@ def generate_gwas(
         truth["mapping"] = {
             "windows": len(segments),
             "genes_on_sex_chromosomes_left_out": n_sex,
+            "genes_on_other_autosomes_left_out": n_other,
             "promoters_outside_windows": n_prom_out,
             "enhancers": counts,
             "simulated_bp": int(sum(lengths.values())),
