@@ -300,3 +300,38 @@ def test_bubble_plot_says_what_data_it_shows():
     assert len(ax.collections[0].get_offsets()) == 4
     with pytest.raises(ValueError, match="mixes provenances"):
         plots.plot_ldsc_bubbles(t.assign(provenance=["real", "semi-synthetic"] * 2))
+
+
+def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "truth").mkdir(parents=True)
+    genes = pd.DataFrame({"gene_id": ["a", "b", "c", "d"], "gene_name": list("ABCD"),
+                          "chrom": ["chr1", "chr1", "chr2", "chrX"], "tss": [100_000, 400_000, 200_000, 50_000],
+                          "strand": ["+", "-", "+", "+"], "gene_length": 1000})  # fmt: skip
+    genes.to_csv(raw / "genes.tsv", sep="\t", index=False)
+    enh = pd.DataFrame({"gene_id": ["a", "b", "c", "c"], "kind": ["local", "local", "local", "pchic"],
+                        "chrom": ["chr1", "chr1", "chr2", "chr2"], "center": [110_000, 390_000, 195_000, 900_000],
+                        "width": [1000, 1000, 1000, 1000], "active_E003": [True, False, True, True]})  # fmt: skip
+    enh.to_csv(raw / "truth" / "enhancers.tsv.gz", sep="\t", index=False)
+    knobs = {"chromosomes": [], "n_chromosomes": 1, "gap": 0, "n_ref": 60, "n_gwas": 200, "ne": 10_000.0,
+             "mu": 1.25e-8, "rec_rate": 1.0e-8, "maf": 0.05, "h2": 0.5, "regression_fraction": 0.33,
+             "promoter_h2_ratio": 2.0, "enrichment": 3.0, "enriched": ["all", "E003"], "null_traits": 1}  # fmt: skip
+    out = S.generate_gwas(raw, tmp_path / "gwas", knobs, seed=1)
+    truth = __import__("json").loads((out / "truth.json").read_text())
+    assert truth["mapping"]["genes_on_sex_chromosomes_left_out"] == 1
+    assert truth["mapping"]["enhancers"]["all"] == {"planted_enhancers": 4, "outside_windows": 1}  # the pcHi-C one
+    assert truth["chromosomes"] == {"1": 120_000}  # three 40 kb windows on one simulated chromosome
+    assert truth["traits"]["T_enh_all"]["planted_enrichment"] == pytest.approx(3.0)
+    assert S.trait_list(out) == ["T_enh_E003", "T_enh_all", "T_null1"]
+    planted = pd.read_csv(out / "planted_T_enh_all.bed", sep="\t", header=None)
+    # windows laid end to end: a [80, 120) kb -> 0, b [380, 420) kb -> 40 kb, c (chr2) [180, 220) kb -> 80 kb;
+    # enhancer starts (centre - 500 bp): 109.5 kb -> 29.5 kb, 389.5 kb -> 49.5 kb, 194.5 kb -> 94.5 kb
+    assert sorted(planted[1]) == [29_500, 49_500, 94_500]
+    stamp = (out / "manifest.json").read_text()
+    first = (out / "gwas" / "T_enh_all.sumstats.txt.gz").read_bytes()
+    assert S.generate_gwas(raw, tmp_path / "gwas", knobs, seed=1) == out  # cached: not rewritten
+    assert (out / "manifest.json").read_text() == stamp
+    again = S.generate_gwas(raw, tmp_path / "gwas2", knobs, seed=1)
+    assert (again / "gwas" / "T_enh_all.sumstats.txt.gz").read_bytes() == first  # deterministic
+    only1 = S.generate_gwas(raw, tmp_path / "gwas3", {**knobs, "chromosomes": ["chr1"]}, seed=1)
+    assert __import__("json").loads((only1 / "truth.json").read_text())["chromosomes"] == {"1": 80_000}
