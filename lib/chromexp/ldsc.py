@@ -775,7 +775,19 @@ def model_loci(
     ``mark`` and ``gene_set`` (CONTRACTS: H3K27ac, active) and one ``model`` (``None``: the only
     one present). Returns the loci and the model used.
     """
-    need = {"cell_type", "provenance", "model", "mark", "gene_set", "region_kind", "level", "effect", "chrom", "start", "end"}
+    need = {
+        "cell_type",
+        "provenance",
+        "model",
+        "mark",
+        "gene_set",
+        "region_kind",
+        "level",
+        "effect",
+        "chrom",
+        "start",
+        "end",
+    }
     lacking = need - set(effects.columns)
     if lacking:
         raise ValueError(f"perturbation effects table lacks columns {sorted(lacking)}.")
@@ -932,6 +944,15 @@ def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Pan
     )
 
 
+def _files_key(*files: str | os.PathLike) -> str:
+    """A key of input files (path, size, modification time): a re-simulated panel invalidates the cache."""
+    parts = []
+    for f in files:
+        st = Path(f).stat()
+        parts.append(f"{Path(f).resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _key_file(path: Path, key: str) -> bool:
     try:
         return path.read_text() == key
@@ -983,6 +1004,13 @@ def run_sldsc(
     weights_exist = all(Path(f"{panel.at('weights', c)}.l2.ldscore.gz").exists() for c in panel.chroms)
     weights_prefix = panel.chr_prefix("weights") if weights_exist else str(work / "weights" / "weights.")
     base_cols: list[str] = []
+    # split annotation sets are cheap to remake from the cached --l2 outputs; stale ones (another
+    # panel's chromosomes) would be read by ldsc's -chr options, so they are removed first
+    for sub in ("annot", "baseline"):
+        shutil.rmtree(work / sub, ignore_errors=True)
+    for f in (work / "weights").glob("weights.*"):
+        if f.name.split(".")[1] not in {str(c) for c in panel.chroms}:
+            f.unlink()
     for c in tqdm(panel.chroms, desc="LD scores per chromosome", disable=not progress):
         t0 = time.perf_counter()
         bim = read_bim(f"{panel.at('bfile', c)}.bim")
@@ -1001,7 +1029,10 @@ def run_sldsc(
             annot = pd.concat([annot, base.reset_index(drop=True)], axis=1)
         prefix = work / "l2" / f"all.{c}"
         key = hashlib.sha256(pd.util.hash_pandas_object(annot, index=False).to_numpy().tobytes()).hexdigest()
-        key += f" wind={ld_wind_cm} rs={panel.at('regression_snps', c)}"
+        bfile = panel.at("bfile", c)
+        rs = f"{panel.at('regression_snps', c)}.snp"
+        inputs = _files_key(f"{bfile}.bed", f"{bfile}.bim", rs)
+        key += f" wind={ld_wind_cm} inputs={inputs}"
         if not _key_file(Path(f"{prefix}.key"), key):
             compute_ld_scores(
                 env, panel.at("bfile", c), annot, prefix, f"{panel.at('regression_snps', c)}.snp", ld_wind_cm
@@ -1015,8 +1046,10 @@ def run_sldsc(
         if not weights_exist:
             t0 = time.perf_counter()
             w = work / "weights" / f"weights.{c}"
-            if not Path(f"{w}.l2.ldscore.gz").exists():
-                compute_weights(env, panel.at("bfile", c), f"{panel.at('regression_snps', c)}.snp", w, ld_wind_cm)
+            wkey = f"wind={ld_wind_cm} inputs={inputs}"
+            if not _key_file(Path(f"{w}.key"), wkey):
+                compute_weights(env, bfile, rs, w, ld_wind_cm)
+                Path(f"{w}.key").write_text(wkey)
             timings["weights_s"] += time.perf_counter() - t0
     # M for τ*: the reference SNPs with MAF >= 5 % (first baseline column = base, all ones)
     m = sum(float(np.loadtxt(f"{baseline_prefix}{c}.l2.M_5_50", ndmin=1)[0]) for c in panel.chroms)
@@ -1036,8 +1069,10 @@ def run_sldsc(
             munged = raw
         else:
             munged = work / "sumstats" / f"{trait}.sumstats.gz"
-            if not munged.exists():
+            mkey = _files_key(raw, panel.merge_alleles)
+            if not _key_file(work / "sumstats" / f"{trait}.key", mkey):
                 munge(env, raw, work / "sumstats" / trait, panel.merge_alleles)
+                (work / "sumstats" / f"{trait}.key").write_text(mkey)
         timings["munge_s"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         for n in names:
