@@ -305,7 +305,9 @@ def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None
     env_dir = Path(env_dir).expanduser().resolve() if env_dir else default_env_dir().resolve()
     env = LdscEnv(env_dir)
     stamp = env_dir / STAMP
-    with _lock(env_dir.parent / f".{env_dir.name}.lock"):
+    # the lock lives in the temp folder (not next to the env: that would dirty the git tree)
+    lock = Path(tempfile.gettempdir()) / f"chromexp-ldsc-{hashlib.sha256(str(env_dir).encode()).hexdigest()[:16]}.lock"
+    with _lock(lock):
         try:
             if json.loads(stamp.read_text()) == _stamp_content() and env.python.exists():
                 return env
