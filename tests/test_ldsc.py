@@ -348,3 +348,28 @@ def test_a_modified_patch_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(L, "patch_file", lambda: bad)
     with pytest.raises(L.LdscError, match="was modified"):
         L._apply_patch(tmp_path)
+
+
+def test_real_panel_finds_the_ldsc_resources_and_drops_the_mhc(tmp_path):
+    root = tmp_path / "ldsc"
+    for sub in ("1000G_EUR_Phase3_plink", "1000G_Phase3_frq", "baselineLD_v2.2", "weights", "hapmap3_snps"):
+        (root / sub).mkdir(parents=True)
+    for c in range(1, 23):
+        bp = [1_000, 30_000_000] if c == 6 else [1_000, 2_000]
+        bim = pd.DataFrame({"CHR": c, "SNP": [f"rs{c}a", f"rs{c}b"], "CM": 0.0, "BP": bp, "A1": "A", "A2": "G"})
+        bim.to_csv(root / "1000G_EUR_Phase3_plink" / f"1000G.EUR.QC.{c}.bim", sep="\t", header=False, index=False)
+        bim[["SNP"]].to_csv(root / "hapmap3_snps" / f"hm.{c}.snp", header=False, index=False)
+    (root / "1000G_Phase3_frq" / "1000G.EUR.QC.1.frq").write_text("x")
+    (root / "baselineLD_v2.2" / "baselineLD.1.l2.ldscore.gz").write_text("x")
+    (root / "weights" / "weights.hm3_noMHC.1.l2.ldscore.gz").write_text("x")
+    (root / "w_hm3.snplist").write_text("SNP A1 A2\nrs6a A G\nrs6b A G\n")
+    panel = L.real_panel(root, tmp_path / "work")
+    assert panel.chroms == tuple(range(1, 23))
+    assert panel.at("bfile", 3).endswith("1000G_EUR_Phase3_plink/1000G.EUR.QC.3")
+    assert panel.chr_prefix("baseline").endswith("baselineLD_v2.2/baselineLD.")
+    regression6 = (tmp_path / "work" / "regression" / "regression.6.snp").read_text().split()
+    assert regression6 == ["rs6a"]  # rs6b at chr6:30 Mb is in the MHC
+    merge = pd.read_csv(panel.merge_alleles, sep="\t")
+    assert merge["SNP"].tolist() == ["rs6a"]
+    with pytest.raises(FileNotFoundError, match="download_ldsc"):
+        L.real_panel(tmp_path / "empty", tmp_path / "work2")
