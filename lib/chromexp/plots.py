@@ -671,3 +671,50 @@ def plot_pcres_per_gene(n_pcres, provenance: str, max_pcres: int = 8) -> plt.Fig
     ax.set_ylabel("genes")
     ax.set_title(f"pcHi-C-linked regions per gene — {data_label(provenance)}", fontsize=8)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Stratified LDSC (notebook 80; chromexp.ldsc) — Fig. 7B
+# ----------------------------------------------------------------------------------------------
+def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits=None) -> plt.Figure:
+    """Fig. 7B: one bubble per (trait, annotation): size = enrichment, colour = coefficient z.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``ldsc_results.tsv`` (provenance, trait, annotation, enrichment, coefficient_z, q).
+    q_threshold : float
+        Bubbles with BH q below this get a black edge.
+    annotations, traits : sequence, optional
+        Row / column order (default: order of appearance).
+
+    The title says which data it shows, from the table's ``provenance`` column.
+    """
+    import numpy as np
+
+    provenance = set(table["provenance"])
+    if len(provenance) != 1:
+        raise ValueError(f"plot_ldsc_bubbles: the table mixes provenances {sorted(provenance)}.")
+    annotations = list(annotations or dict.fromkeys(table["annotation"]))
+    traits = list(traits or dict.fromkeys(table["trait"]))
+    t = table[table["annotation"].isin(annotations) & table["trait"].isin(traits)]
+    x = t["trait"].map({v: i for i, v in enumerate(traits)})
+    y = t["annotation"].map({v: i for i, v in enumerate(annotations)})
+    size = 40 + 60 * np.clip(t["enrichment"].to_numpy(float), 0, 10)
+    z = t["coefficient_z"].to_numpy(float)
+    lim = max(2.0, float(np.nanmax(np.abs(z))) if len(z) else 2.0)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(traits), 1.0 + 0.55 * len(annotations)))
+    sig = (t["q"] < q_threshold).to_numpy()
+    sc = ax.scatter(x, y, s=size, c=z, cmap="RdBu_r", vmin=-lim, vmax=lim, edgecolors=np.where(sig, "black", "none"))
+    ax.set_xticks(range(len(traits)), traits, rotation=45, ha="right")
+    ax.set_yticks(range(len(annotations)), annotations)
+    ax.set_xlim(-0.6, len(traits) - 0.4)
+    ax.set_ylim(-0.6, len(annotations) - 0.4)
+    fig.colorbar(sc, ax=ax, label="coefficient z (conditional on baseline)")
+    for e in (1, 3, 5):
+        ax.scatter([], [], s=40 + 60 * e, c="grey", label=f"enrichment {e}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.45, 1), frameon=False, labelspacing=1.5)
+    prov = provenance.pop()
+    label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
+    ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}")
+    return fig
