@@ -34,11 +34,11 @@ setup: $(STAMP) tools
 
 # System tools: bedtools (oracle of the binning code) and MACS2 (peak caller Roadmap used).
 tools:
-	@if command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1; then \
-		echo "bedtools and macs2 found"; \
+	@if command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1 && command -v patch >/dev/null 2>&1; then \
+		echo "bedtools, macs2 and patch found"; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing bedtools and macs (MACS2) with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bedtools macs >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bedtools macs patch >/dev/null; \
 	else \
 		echo "ERROR: bedtools and/or macs2 are missing. Install them with"; \
 		echo "  sudo apt-get install bedtools macs        (Debian/Ubuntu), or"; \
