@@ -200,3 +200,79 @@ def test_bad_input_is_reported(setup):
         perturb.perturbation_predictions([cf.ChromoformerClassifier(1, TINY)], x)
     with pytest.raises(ValueError, match="planted truth"):
         perturb.read_planted_enhancers("/nonexistent")
+
+
+def _tiny_params(params, **train):
+    cfg = dict(params["model"]["chromoformer"])
+    cfg.update(
+        d_model=16, d_model_reg=16, embed_ff=16, pairwise_ff=16, reg_layers=1, reg_heads=2, reg_ff=16, head_hidden=8
+    )
+    return {
+        **params,
+        "model": {**params["model"], "chromoformer": cfg},
+        "train": {**params["train"], "max_epochs": 1, **train},
+    }
+
+
+def test_fold_models_reuse_notebook_40_checkpoints_or_train(smoke_dataset, smoke_params, tmp_path):
+    from chromexp.models import chromoformer_training as ct
+
+    params = _tiny_params(smoke_params)
+    ds = smoke_dataset
+    x = ci.dataset_inputs(ds, list(ds.marks))
+    # notebook 40's recipe writes the fold-1 checkpoint
+    ct.train_and_evaluate(ds, params, [("H3K27ac",)], folds=[1], checkpoint_dir=tmp_path, inputs=x, progress=False)
+    with pytest.raises(ValueError, match="notebook 40"):
+        perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x, train_missing=False)
+    models, src = perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
+    assert src["source"].tolist() == ["checkpoint", "trained"]
+    again, src2 = perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
+    assert src2["source"].tolist() == ["checkpoint", "checkpoint"]
+    xi = ci.select_marks(ci.subset(x, [0, 1, 2]), [list(ds.marks).index("H3K27ac")])
+    with torch.no_grad():
+        for a, b in zip(models, again, strict=True):
+            assert torch.equal(a(**xi), b(**xi))
+    # a checkpoint trained with other parameters is never reused
+    other = _tiny_params(smoke_params, lr=5.0e-4)
+    _, src3 = perturb.fold_models(ds, other, "H3K27ac", [1], tmp_path, inputs=x)
+    assert src3["source"].tolist() == ["trained"]
+
+
+def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):
+    ds = smoke_dataset
+    idx = np.flatnonzero(ds.n_pcres() > 0)[:6]
+    x = ci.select_marks(ci.subset(ci.dataset_inputs(ds, list(ds.marks)), idx), [list(ds.marks).index("H3K27ac")])
+    genes = ds.genes.iloc[idx].reset_index(drop=True)
+    models = tiny_models(2)
+    abl = perturb.ablate_pcres(models, x)
+    info = ds.pcre_table()
+    t = perturb.pcre_table(
+        abl,
+        genes,
+        info[info["gene_index"].isin(idx)],
+        cell_type="E003",
+        provenance=ds.provenance,
+        model="chromoformer-reg",
+        mark="H3K27ac",
+        gene_set="active",
+    )
+    assert list(t.columns) == list(perturb.PCRE_COLUMNS) and len(t) == int(ds.n_pcres()[idx].sum())
+    assert (t["frequency"] > 1.5).all() and t["effect"].notna().all()
+    truth = perturb.read_planted_enhancers(smoke_raw)
+    # every planted pcHi-C enhancer of a kept pCRE is found by coordinates (truth and dataset agree)
+    all_pcres = info.assign(gene_id=ds.genes["gene_id"].to_numpy()[info["gene_index"]])
+    lab = perturb.label_pcres(all_pcres, truth, "E003")
+    assert 0 < lab.mean() < 1
+    res = perturb.perturbation_predictions(models, x, perturb.regions(), (1.0, 0.0))
+    eff = perturb.effects_table(
+        res,
+        genes,
+        cell_type="E003",
+        provenance=ds.provenance,
+        model="chromoformer-reg",
+        mark="H3K27ac",
+        gene_set="active",
+    )
+    distal = eff[(eff["level"] == 0.0) & (eff["region_kind"] == "distal")]
+    assert set(distal["end"] - distal["start"]) == {2000}
+    assert perturb.label_distal(distal, truth, "E003").dtype == bool
