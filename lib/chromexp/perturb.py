@@ -463,11 +463,10 @@ def ablate_pcres(
     _check_models(models)
     dev = _device(device)
     x = {k: v.to(dev) for k, v in inputs.items()}
-    valid = (
-        ~x["pcre_mask_100"].all(-1)
-        if "pcre_mask_100" in x
-        else ~next(v for k, v in x.items() if k.startswith("pcre_mask_")).all(-1)
-    )
+    masks = [v for k, v in x.items() if k.startswith("pcre_mask_")]
+    if not masks:
+        raise ValueError("pCRE ablation needs pcre_mask_<res> inputs (chromoformer_inputs layout).")
+    valid = ~masks[0].all(-1)  # (genes, slots): every resolution has the same empty slots
     sel = torch.ones_like(valid) if include_empty else valid
     gi, si = sel.nonzero(as_tuple=True)
     n_genes, n_slots = valid.shape
