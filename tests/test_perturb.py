@@ -276,3 +276,32 @@ def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):
     distal = eff[(eff["level"] == 0.0) & (eff["region_kind"] == "distal")]
     assert set(distal["end"] - distal["start"]) == {2000}
     assert perturb.label_distal(distal, truth, "E003").dtype == bool
+
+
+def test_fig6_and_fig8_panels_are_labelled(setup):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from chromexp import plots
+
+    models, x = setup
+    genes = pd.DataFrame({"gene_id": [f"G{i}" for i in range(5)], "chrom": "chr2", "tss": 50_000, "strand": "+"})
+    res = perturb.perturbation_predictions(models, x, perturb.regions(), (1.0, 0.5, 0.0))
+    t = perturb.effects_table(
+        res,
+        genes,
+        cell_type="E116",
+        provenance="semi-synthetic",
+        model="chromoformer-reg",
+        mark="H3K27ac",
+        gene_set="active",
+    )
+    curves, by_d = perturb.level_curves(t), perturb.effect_by_distance(t)
+    assert set(curves["region_kind"]) == {"promoter", "distal"} and len(by_d) == 16
+    assert perturb.decay_length(by_d).shape == (1, 4)
+    fig = plots.plot_perturbation(curves, by_d, "semi-synthetic", "E116")
+    assert len(fig.axes) == 3 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    assert all(len(ax.lines) >= 2 for ax in fig.axes)
+    sig = {r: x[f"promoter_{r}"][0, 0].numpy() for r in (2000, 500, 100)}
+    fig8 = plots.plot_attribution_locus(sig, sig, sig, (-8.0, -6.0), "real", "locus", "input_x_gradient")
+    assert len(fig8.axes) == 6 and "real data" in fig8._suptitle.get_text()

@@ -584,15 +584,19 @@ def effect_by_distance(table: pd.DataFrame, n_bins: int = 20, level: float = 0.0
     """Mean effect in ``n_bins`` quantile bins of signed distance (Fig. 6B), per mark and gene set.
 
     Takes the distal rows of a perturbation table (at ``level``) or a pCRE ablation table (no
-    ``level`` column). Ties collapse quantile bins, so fewer than ``n_bins`` may come back
-    (the 16 distal positions of the 40 kb window have only 16 distances).
+    ``level`` column). With at most ``n_bins`` distinct distances (the 16 distal positions of the
+    40 kb window) each distance is its own bin; ties may otherwise merge quantile bins.
     """
     t = table
     if "level" in t.columns:
         t = t[(t["level"] == level) & (t["region_kind"] == "distal")]
     rows = []
     for (mark, gs), sub in t.groupby(["mark", "gene_set"]):
-        q = pd.qcut(sub["distance"], n_bins, duplicates="drop")
+        # fewer distinct distances than bins (the 16 distal positions): one bin per distance
+        if sub["distance"].nunique() <= n_bins:
+            q = sub["distance"]
+        else:
+            q = pd.qcut(sub["distance"], n_bins, duplicates="drop")
         agg = sub.groupby(q, observed=True).agg(
             distance=("distance", "median"),
             effect=("effect", "mean"),
