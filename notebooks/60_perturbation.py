@@ -74,6 +74,7 @@ import torch
 from chromexp import attribution, dataset, paths, perturb, plots, results, train
 from chromexp.constants import SEMI_SYNTHETIC
 from chromexp.models import chromoformer_inputs as ci
+from chromexp.utils import atomic_path
 
 P = run.params["perturbation"]
 EXPERIMENTS = []
@@ -271,8 +272,6 @@ signal = {res: x_gene[f"promoter_{res}"][0, 0].numpy() for res in (2000, 500, 10
 with torch.no_grad():
     pred = {s: float(np.mean([m(**xx) for m in MODELS[att_mark]])) for s, xx in (("before", x_gene), ("after", x_abl))}
 npz = run.out_dir / f"attribution_{gene['gene_id']}.npz"
-from chromexp.utils import atomic_path
-
 with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
     np.savez_compressed(
         fh,
