@@ -13,9 +13,9 @@ drawn from the real E003 demo genes' distribution), same plan (the promoter + 16
 * ``naive-tss``: the same loop on our exact TSS-only path (what batching alone adds).
 * ``engine``: ``chromexp.perturb.perturbation_predictions`` (variants batched on the device,
   level 1.0 predicted once).
-* ``demo``: the whole perturbation of one demo cell type as notebook 60 runs it on
-  ``params/demo.yaml`` (3 experiments × ``--demo-genes`` genes, 4 folds, 11 levels, plus pCRE
-  ablation).
+* ``demo``: the whole perturbation of one cell type with the study's plan (3 experiments ×
+  ``--demo-genes`` genes, 4 folds, 11 levels, plus pCRE ablation); ``params/demo.yaml`` runs
+  100 genes per set on 2 folds and 6 levels, about a quarter of that per gene.
 
 Each mode runs in a fresh subprocess (peak resident memory = its ``ru_maxrss``; CPU time is
 printed beside wall time because the machine may be shared). The engine's predictions are
@@ -174,7 +174,7 @@ def main(argv=None):
         )
         if a.demo_genes != 100:
             print(
-                f"  -> params/demo.yaml's 100 genes per experiment, linear in genes: ~{demo['wall'] * scale:.0f} s wall, "
+                f"  -> 100 genes per experiment, linear in genes: ~{demo['wall'] * scale:.0f} s wall, "
                 f"~{demo['cpu'] * scale:.0f} s CPU (extrapolated)"
             )
 
