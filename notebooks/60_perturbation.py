@@ -41,8 +41,9 @@
 #
 # **Outputs** (in `results/<run>/<EID>/`). `perturbation_effects.tsv.gz` (one row per gene,
 # region, level), `pcre_ablation.tsv.gz` (one row per gene and pCRE), `perturbation_levels.tsv`,
-# `perturbation_by_distance.tsv`, `perturbation_models.tsv`, `attribution_<gene>.npz`,
-# `attribution_check.tsv`, `perturbation_recovery.tsv` (semi-synthetic only) and the Fig. 6 and
+# `perturbation_by_distance.tsv`, `perturbation_decay.tsv`, `perturbation_models.tsv`,
+# `attribution_<gene>.npz`, `attribution_check.tsv`, `perturbation_recovery.tsv` (semi-synthetic
+# only) and the Fig. 6 and
 # Fig. 8 panels of this cell type.
 #
 # **What to expect.** Removing an activating mark (H3K27ac, H3K4me3) lowers predicted expression
@@ -203,6 +204,7 @@ by_distance = perturb.effect_by_distance(effects, n_bins=int(P["distance_bins"])
 decay = perturb.decay_length(by_distance).assign(cell_type=CELL_TYPE, provenance=PROVENANCE)
 results.write_table(curves, run.out_dir / "perturbation_levels.tsv")
 results.write_table(by_distance, run.out_dir / "perturbation_by_distance.tsv")
+results.write_table(decay, run.out_dir / "perturbation_decay.tsv")
 concord = effects[effects["level"] == 0.0].groupby(["mark", "gene_set", "region_kind"])["concordance"].mean()
 print(f"mean fold concordance at level 0 ({len(FOLDS)} folds):\n{concord.round(3).to_string()}")
 print(decay.round(1).to_string(index=False))
