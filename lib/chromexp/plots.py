@@ -474,7 +474,7 @@ def plot_distal_vs_promoter(metrics, gains, provenance: str, model: str = "chrom
     metrics : pandas.DataFrame
         Tidy metrics with ``model`` test rows (one per mark set and fold).
     gains : pandas.DataFrame
-        :func:`chromexp.models.chromoformer_training.gain_over_promoter` output (marks, fold,
+        :func:`chromexp.experiments.chromoformer.gain_over_promoter` output (marks, fold,
         distal, promoter, gain); may be empty (then the right panel says so).
     provenance : str
         ``"semi-synthetic"`` or ``"real"``; goes into the title.
@@ -525,7 +525,7 @@ def plot_pair_gains(pairs, provenance: str, metric: str = "pearson_r") -> plt.Fi
     Parameters
     ----------
     pairs : pandas.DataFrame
-        :func:`chromexp.models.chromoformer_training.pair_gains` output.
+        :func:`chromexp.experiments.chromoformer.pair_gains` output.
     provenance : str
         ``"semi-synthetic"`` or ``"real"``; goes into the title.
 
@@ -717,4 +717,71 @@ def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits
     prov = provenance.pop()
     label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
     ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}")
+
+
+# ---------------------------------------------------------------------------------------------
+# notebook 60: in silico perturbation (Fig. 6) and attribution maps (Fig. 8), one cell type
+# ---------------------------------------------------------------------------------------------
+def plot_perturbation(curves, by_distance, provenance: str, cell_type: str) -> plt.Figure:
+    """Fig. 6 for one cell type: level curves (promoter, distal) and effect by distance.
+
+    ``curves``: ``perturb.level_curves`` (mark, gene_set, region_kind, level, effect, ci);
+    ``by_distance``: ``perturb.effect_by_distance`` (mark, gene_set, distance, effect).
+    """
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    for ax, kind in zip(axes[:2], ("promoter", "distal"), strict=True):
+        for (mark, gs), d in curves[curves["region_kind"] == kind].groupby(["mark", "gene_set"]):
+            d = d.sort_values("level")
+            x = 1 - d["level"].to_numpy()
+            ax.plot(x, d["effect"], "o-", ms=3, color=MARK_COLORS.get(mark, "k"), label=f"{mark}, {gs} genes")
+            ax.fill_between(x, d["effect"] - d["ci"], d["effect"] + d["ci"], color=MARK_COLORS.get(mark, "k"), alpha=0.2)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_xlabel("fraction of the mark removed (1 − level)")
+        ax.set_title(f"{kind} perturbation" + (" (each 2 kb bin)" if kind == "distal" else ""), fontsize=9)
+    axes[0].set_ylabel("mean predicted log2 fold change")
+    axes[0].legend(fontsize=7, frameon=False)
+    ax = axes[2]
+    for (mark, gs), d in by_distance.groupby(["mark", "gene_set"]):
+        d = d.sort_values("distance")
+        ax.plot(d["distance"] / 1000, d["effect"], "o-", ms=3, color=MARK_COLORS.get(mark, "k"), label=f"{mark}, {gs}")
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.axvline(0, color="0.8", lw=0.8, ls=":")
+    ax.set_xlabel("distance from TSS (kb, quantile bins; level 0)")
+    ax.set_ylabel("mean effect")
+    ax.set_title("effect by distance", fontsize=9)
+    if np.isfinite(by_distance.get("effect", np.array([]))).any():
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(f"In silico perturbation, {cell_type}, fold-averaged Chromoformer — {data_label(provenance)}", fontsize=9)
+    return fig
+
+
+def plot_attribution_locus(signal, before, after, region, provenance: str, title: str, method: str) -> plt.Figure:
+    """Fig. 8 for one locus: the mark's signal and attributions before/after ablating a region.
+
+    ``signal``, ``before``, ``after``: dicts res -> 1-D arrays over the strand-oriented TSS ±
+    20 kb bins (2000, 500, 100 bp); ``region``: ``(start_kb, end_kb)`` relative to the TSS of the
+    ablated region, shaded.
+    """
+    import numpy as np
+
+    res_list = sorted(signal, reverse=True)
+    fig, axes = plt.subplots(len(res_list), 2, figsize=(11, 1.9 * len(res_list)), sharex=True, constrained_layout=True)
+    axes = np.atleast_2d(axes)
+    for i, res in enumerate(res_list):
+        n = len(signal[res])
+        x = (np.arange(n) + 0.5) * res / 1000 - n * res / 2000
+        axes[i, 0].bar(x, signal[res], width=res / 1000, color="0.55")
+        axes[i, 0].set_ylabel(f"{res} bp\nln(depth+1)", fontsize=8)
+        axes[i, 1].plot(x, before[res], color="k", lw=1, label="before")
+        axes[i, 1].plot(x, after[res], color="#D55E00", lw=1, label="after ablation")
+        axes[i, 1].axhline(0, color="0.7", lw=0.6)
+        axes[i, 1].set_ylabel(method.replace("_", " "), fontsize=8)
+        for ax in axes[i]:
+            ax.axvspan(region[0], region[1], color="#CC79A7", alpha=0.15, lw=0)
+    axes[0, 1].legend(fontsize=7, frameon=False)
+    for ax in axes[-1]:
+        ax.set_xlabel("kb from TSS (transcription orientation)")
+    fig.suptitle(f"{title} — {data_label(provenance)}", fontsize=9)
     return fig
