@@ -51,7 +51,7 @@ def _setup(args):
     meta = pd.read_csv(paths.resources_dir() / "e003_real" / "genes.csv")
     counts = meta["neighbors"].fillna("").map(lambda s: len([x for x in s.split(";") if x])).to_numpy()
     n_pcres = np.random.default_rng(0).choice(counts, size=args["genes"], replace=True)
-    x = ci.random_inputs(args["genes"], n_marks=1, n_pcres=n_pcres, seed=1)
+    x = ci.random_inputs(args["genes"], n_marks=1, n_pcres=n_pcres, seed=1, window=perturb.STUDY_WINDOW)
     models = []
     for fold in range(4):
         torch.manual_seed(fold)

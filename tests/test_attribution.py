@@ -15,7 +15,7 @@ from test_perturb import tiny_models
 @pytest.fixture(scope="module")
 def setup():
     model = tiny_models(1, seed=7)[0]
-    x = ci.random_inputs(4, n_marks=1, n_pcres=[0, 2, 5, 1], seed=11)
+    x = ci.random_inputs(4, n_marks=1, n_pcres=[0, 2, 5, 1], seed=11, window=perturb.STUDY_WINDOW)
     return model, x
 
 
@@ -34,7 +34,7 @@ def test_captum_gradients_equal_autograd(setup):
     ixg = attribution.attribute(model, x, "input_x_gradient")
     assert set(sal) == {2000, 500, 100}
     for res in ref:
-        assert sal[res].shape == (4, 1, ci.WINDOW // res)
+        assert sal[res].shape == (4, 1, perturb.STUDY_WINDOW // res)
         np.testing.assert_allclose(sal[res], ref[res], atol=1e-7, rtol=1e-5)
         np.testing.assert_allclose(ixg[res], ref[res] * x[f"promoter_{res}"].double().numpy(), atol=1e-7, rtol=1e-5)
         assert np.abs(ref[res]).max() > 0
@@ -53,7 +53,7 @@ def test_integrated_gradients_match_exhaustive_ablation(setup):
         total = sum(a.sum(axis=1) for a in ig.values())
         np.testing.assert_allclose(-total, abl[:, i], atol=2e-3 + 0.02 * np.abs(abl[:, i]).max())
         # attributions outside the region are exactly zero (input equals the reference there)
-        outside = np.ones(ci.WINDOW // 100, dtype=bool)
+        outside = np.ones(perturb.STUDY_WINDOW // 100, dtype=bool)
         outside[regs[i].bins[100]] = False
         assert np.abs(ig[100][:, outside]).max() == 0
 

@@ -36,7 +36,7 @@ def tiny_models(n=2, n_marks=1, seed=0):
 @pytest.fixture(scope="module")
 def setup():
     models = tiny_models(2)
-    x = ci.random_inputs(5, n_marks=1, n_pcres=[0, 1, 3, 8, 2], seed=3)
+    x = ci.random_inputs(5, n_marks=1, n_pcres=[0, 1, 3, 8, 2], seed=3, window=perturb.STUDY_WINDOW)
     return models, x
 
 
@@ -47,7 +47,7 @@ def test_regions_cover_each_bin_once_at_every_resolution():
         assert [r.name for r in regs][:2] == ["promoter", "distal_00"] and len(regs) == 17
         assert [r.position for r in regs if r.kind == "distal"] == [*range(8), *range(12, 20)]
         for res in cf.RESOLUTIONS:
-            count = np.zeros(ci.WINDOW // res, dtype=int)
+            count = np.zeros(perturb.STUDY_WINDOW // res, dtype=int)
             for r in regs:
                 count[r.bins[res]] += 1
             assert count.max() == 1
@@ -92,7 +92,7 @@ def test_level_one_is_exactly_the_unperturbed_prediction(setup):
 
 def test_engine_scales_only_the_chosen_mark():
     models = tiny_models(1, n_marks=2)
-    x = ci.random_inputs(3, n_marks=2, seed=1)
+    x = ci.random_inputs(3, n_marks=2, seed=1, window=perturb.STUDY_WINDOW)
     regs = perturb.regions()[:4]
     got = perturb.perturbation_predictions(models, x, regs, (0.5, 0.0), mark_index=1, batch_size=16)
     ref = perturb.naive_perturbation(models, x, regs, (0.5, 0.0), mark_index=1)
@@ -215,7 +215,7 @@ def _tiny_params(params, **train):
 
 
 def test_fold_models_reuse_notebook_40_checkpoints_or_train(smoke_dataset, smoke_params, tmp_path):
-    from chromexp.models import chromoformer_training as ct
+    from chromexp.experiments import chromoformer as ct
 
     params = _tiny_params(smoke_params)
     ds = smoke_dataset
