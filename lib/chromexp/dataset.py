@@ -426,7 +426,9 @@ class CellDataset:
         return (self._array("pcre/fragment")[g] >= 0).sum(axis=1).astype(np.int64)
 
     def pcres(self, marks=None, resolution: int = 100, genes=None):
-        """pCRE inputs as the reference builds them (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
+        """Inputs of the pCREs, built as the reference builds them.
+
+        See docs/methods.md, "Signal, windows and bins" and "Genes, folds and pCREs".
 
         Each pCRE is binned from its own start (last bin partial), centred in a zero-padded
         array of the promoter window's length ``L = 2 * half_window // resolution`` (left pad =

@@ -127,6 +127,7 @@ class RemoteFile:
 
     @property
     def name(self) -> str:
+        """File name of :attr:`dest`."""
         return self.dest.name
 
 

@@ -561,8 +561,10 @@ def proximal_loci(bins: pd.DataFrame, max_distance: int = 6_000) -> pd.DataFrame
 
 
 def planted_locus_effect(loci: pd.DataFrame, enhancers: pd.DataFrame, cell_type: str) -> np.ndarray:
-    """The planted truth as an "effect": per locus, the summed contribution (log2 units) in
-    ``cell_type`` of the locus gene's own planted enhancers that overlap it (semi-synthetic only).
+    """The planted truth as an "effect" per locus (semi-synthetic data only).
+
+    The effect of a locus is the summed contribution (log2 units) in ``cell_type`` of the locus
+    gene's own planted enhancers that overlap it.
 
     Parameters
     ----------

