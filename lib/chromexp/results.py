@@ -229,7 +229,9 @@ def _unique_key(table: pd.DataFrame, key: Sequence[str], name: str) -> None:
     dup = table.duplicated(list(key), keep=False)
     if dup.any():
         example = table.loc[dup, list(key)].head(3).to_dict("records")
-        raise ValueError(f"The {name} table lists {int(dup.sum())} rows with the same identity {list(key)}, e.g. {example}.")
+        raise ValueError(
+            f"The {name} table lists {int(dup.sum())} rows with the same identity {list(key)}, e.g. {example}."
+        )
 
 
 def prediction_key(table: pd.DataFrame) -> list[str]:

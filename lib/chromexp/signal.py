@@ -51,6 +51,7 @@ def _n_threads() -> int:
     except ValueError:
         return os.cpu_count() or 1
 
+
 #: Accepted values of ``params["signal"]["log_base"]``.
 LOG_BASES: dict[str, float] = {"e": math.e, "2": 2.0, "10": 10.0}
 
