@@ -127,6 +127,7 @@ class RemoteFile:
 
     @property
     def name(self) -> str:
+        """File name of :attr:`dest`."""
         return self.dest.name
 
 
@@ -500,7 +501,10 @@ def ldsc_manifest(target: str | os.PathLike, traits: Iterable[str] = GWAS_TRAITS
     """Files to fetch for real s-LDSC: LDSC's archives (into ``archives/``) and GWAS sumstats (``gwas/``)."""
     target = Path(target)
     base = os.environ.get(LDSC_URL_ENV, LDSC_URL).rstrip("/")
-    files = [RemoteFile("ldsc", f"{base}/{archive}", target / "archives" / archive) for archive, _, _ in LDSC_RESOURCES.values()]
+    files = [
+        RemoteFile("ldsc", f"{base}/{archive}", target / "archives" / archive)
+        for archive, _, _ in LDSC_RESOURCES.values()
+    ]
     for t in traits:
         files.append(RemoteFile("gwas", GWAS_SUMSTATS_URL.format(name=t), target / "gwas" / f"{t}.sumstats"))
     return files

@@ -1114,6 +1114,7 @@ class Drawn:
 
     @property
     def status(self) -> str:
+        """``"drawn"`` when a figure was made, else ``"skipped"``."""
         return "drawn" if self.figure is not None else "skipped"
 
 

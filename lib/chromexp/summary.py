@@ -84,6 +84,7 @@ class RunTables:
         return self.tables.get(name, pd.DataFrame())
 
     def has(self, name: str) -> bool:
+        """Whether the table ``name`` was found and has rows."""
         return not self[name].empty
 
     def inventory(self) -> pd.DataFrame:
