@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_perturb import tiny_models
 
 from chromexp import attribution, perturb
 from chromexp.models import chromoformer_inputs as ci
-
-from test_perturb import tiny_models
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,10 @@ def data_label(provenance: str) -> str:
 
 
 def provenance_of(params) -> str:
-    """Provenance of the dataset selected by ``params``, read from its files on disk
-    (:func:`chromexp.provenance.of_params`), never from ``data.source`` alone."""
+    """Provenance of the dataset selected by ``params``, read from its files on disk.
+
+    Delegates to :func:`chromexp.provenance.of_params`: never from ``data.source`` alone.
+    """
     from .provenance import of_params
 
     return of_params(params)
@@ -76,7 +78,7 @@ def save_figure(fig: plt.Figure, name: str, out_dir: str | Path) -> list[Path]:
 
 # ---- project theme (seaborn for the statistical panels; matplotlib for custom ones) ----------
 def theme_rc() -> dict:
-    """rcParams of the project theme: seaborn ``ticks`` style, ``paper`` context, no top/right spines."""
+    """Matplotlib rcParams of the project theme: seaborn ``ticks`` style, ``paper`` context, no top/right spines."""
     import seaborn as sns
 
     rc = {**sns.axes_style("ticks"), **sns.plotting_context("paper", font_scale=1.1)}
