@@ -26,7 +26,7 @@
 # (checkpointed, so an interrupted run resumes). On the semi-synthetic dataset, the simulator's
 # planted enhancers (`raw/truth/enhancers.tsv.gz`).
 #
-# **Method** (DESIGN.md §4.5 of the design; the repository README, *In silico perturbation*).
+# **Method** (docs/methods.md and the repository README, *In silico perturbation*).
 # For each experiment (H3K27ac on active genes, H3K27me3 on inactive genes, H3K4me3 as a TSS-mark
 # control), scale the mark's log-transformed input by a level p = 1.0, 0.9, …, 0.0 over one
 # region — the promoter (TSS ± 3 kb at 100/500 bp, the 2 kb bins 8–11 at 2 kb) or one distal 2 kb
