@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from chromexp import download, ldsc, paths, plots, results, simulate_gwas
+from chromexp import download, ldsc, paths, plots, provenance, results, simulate_gwas
 from chromexp.constants import REAL, SEMI_SYNTHETIC
 
 cfg = run.params["ldsc"]
@@ -72,7 +72,9 @@ CELL_TYPES = list(cfg["cell_types"] or run.params["cell_types"])
 RUN_DIR = paths.results_dir(run.params) / run.run_name
 OUT = RUN_DIR / "ldsc"
 OUT.mkdir(parents=True, exist_ok=True)
-SIMULATED_GENETICS = run.params["data"]["source"] == "semisynthetic"
+# simulated genetics exactly when the dataset on disk is semi-synthetic (read from its files, never
+# from data.source: chromexp.provenance)
+SIMULATED_GENETICS = provenance.of_params(run.params) == SEMI_SYNTHETIC
 timings = {}
 print(f"cell types: {CELL_TYPES}; outputs in {OUT}")
 print(f"genetics: {'SIMULATED (msprime panel + GWAS)' if SIMULATED_GENETICS else 'real LDSC resources'}")

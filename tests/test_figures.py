@@ -675,3 +675,20 @@ def test_a_malformed_attribution_file_is_an_error_not_a_silent_skip(tmp_path):
     t = summary.load_run_tables(run)
     with pytest.raises(ValueError, match="attribution_broken.npz"):
         figures.draw("fig8_locus_view", t, None)
+
+
+def test_effect_by_distance_keeps_one_bin_per_distal_position():
+    """16 distal positions and 20 requested bins: one bin per position, never two merged."""
+    distances = [d for d in range(-19000, 20000, 2000) if abs(d) > 4000]
+    assert len(distances) == 16
+    rows = [
+        {"cell_type": "E003", "mark": "H3K27ac", "gene_set": "active", "gene_id": f"g{g}", "region_kind": "distal",
+         "level": 0.0, "distance": d, "effect": -1.0 / abs(d), "n_folds": 4, "provenance": "semi-synthetic"}
+        for g in range(5)
+        for d in distances
+    ]
+    out = summary.effect_by_distance(pd.DataFrame(rows), n_bins=20)
+    assert sorted(out["distance_mid"]) == distances
+    assert (out["n_genes"] == 5).all() and (out["n_folds"] == 4).all()
+    many = summary.effect_by_distance(pd.DataFrame(rows), n_bins=4)  # fewer bins than positions: quantiles
+    assert len(many) == 4

@@ -638,7 +638,7 @@ def tau_star(coefficient, coefficient_se, annot_sd, h2, m):
 
     τ*_c = τ_c · sd_c · M / h²_g: the proportionate change in per-SNP heritability for a one-SD
     increase of annotation c, where τ_c is ldsc's Coefficient, sd_c the annotation's standard
-    deviation over the M reference SNPs (MAF ≥ 5 %, those of ``.l2.M_5_50``) and h²_g ldsc's total
+    deviation over the M reference SNPs (MAF > 5 %, those of ``.l2.M_5_50``) and h²_g ldsc's total
     observed-scale h². SE: the coefficient's jackknife SE scaled alike (h²_g treated as fixed, as
     in Gazal et al.).
     """
@@ -690,7 +690,7 @@ def random_effects_meta(estimate: Sequence[float], se: Sequence[float]) -> dict[
 def annotation_sd(
     annot_files: Iterable[str | os.PathLike], frq_files: Iterable[str | os.PathLike], column: str
 ) -> float:
-    """SD of an annotation column over the reference SNPs with MAF ≥ 5 % (the SNPs of M_5_50)."""
+    """SD of an annotation column over the reference SNPs with MAF > 5 % (the SNPs of M_5_50)."""
     values = []
     for af, ff in zip(annot_files, frq_files, strict=True):
         a = pd.read_csv(af, sep="\t", usecols=[column])[column].to_numpy(float)
@@ -1057,7 +1057,7 @@ def run_sldsc(
                 compute_weights(env, bfile, rs, w, ld_wind_cm)
                 Path(f"{w}.key").write_text(wkey)
             timings["weights_s"] += time.perf_counter() - t0
-    # M for τ*: the reference SNPs with MAF >= 5 % (first baseline column = base, all ones)
+    # M for τ*: the reference SNPs with MAF > 5 % (first baseline column = base, all ones)
     m = sum(float(np.loadtxt(f"{baseline_prefix}{c}.l2.M_5_50", ndmin=1)[0]) for c in panel.chroms)
     sd = {
         n: annotation_sd(

@@ -736,11 +736,16 @@ def pair_gains(metrics: pd.DataFrame, model: str = "chromoformer_reg", metric: s
 def gene_bootstrap_summary(
     table: pd.DataFrame, by: Sequence[str], value: str = "effect", gene: str = "gene_id", seed: int = 0
 ) -> pd.DataFrame:
-    """Mean of ``value`` per group with a bootstrap 95 % CI over genes (rows of a gene averaged first)."""
+    """Mean of ``value`` per group with a bootstrap 95 % CI over genes (rows of a gene averaged first).
+
+    ``n_folds`` (when the table has that column, e.g. fold-averaged perturbation effects) is the
+    number of fold models behind the group's values if it is the same for all its rows.
+    """
     rows = []
-    for key, g in table.groupby(list(by), sort=True):
+    for key, g in table.groupby(list(by), sort=True, observed=True):
         per_gene = g.groupby(gene)[value].mean()
         lo, hi = bootstrap_ci(per_gene.to_numpy(), seed=seed)
+        folds = sorted(set(g["n_folds"].dropna().astype(int))) if "n_folds" in g.columns else []
         rows.append(
             {
                 **dict(zip(by, key if isinstance(key, tuple) else (key,))),
@@ -748,10 +753,11 @@ def gene_bootstrap_summary(
                 "mean": float(per_gene.mean()),
                 "ci_low": lo,
                 "ci_high": hi,
+                "n_folds": folds[0] if len(folds) == 1 else np.nan,
                 "provenance": ", ".join(provenance_values(g)),
             }
         )
-    return pd.DataFrame(rows, columns=[*by, "n_genes", "mean", "ci_low", "ci_high", "provenance"])
+    return pd.DataFrame(rows, columns=[*by, "n_genes", "mean", "ci_low", "ci_high", "n_folds", "provenance"])
 
 
 def perturbation_curves(effects: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -765,16 +771,28 @@ def effect_by_distance(effects: pd.DataFrame, n_bins: int = 20, level: float = 0
     """Effect of removing a distal 2 kb bin by signed distance to the TSS, in ``n_bins`` quantile bins (Fig. 6B).
 
     Rows with ``region_kind == "distal"`` at ``level``; bins are quantiles of ``distance`` over
-    those rows (ties merged); mean effect with a bootstrap 95 % CI over genes per bin.
+    those rows (ties merged), or one bin per distinct distance when there are no more distinct
+    distances than ``n_bins`` (the study's 16 distal positions); mean effect with a bootstrap 95 %
+    CI over genes per bin.
     """
     if effects.empty:
         return pd.DataFrame()
     d = effects[(effects["region_kind"] == "distal") & np.isclose(effects["level"].astype(float), level)].copy()
     if d.empty:
         return pd.DataFrame()
-    d["distance_bin"] = pd.qcut(d["distance"], q=n_bins, duplicates="drop")
+    distances = np.sort(d["distance"].unique())
+    if len(distances) <= n_bins:
+        # the study's 16 distal 2 kb positions are fewer than 20 bins: one bin per position (quantile
+        # bins would merge neighbouring positions, e.g. -19 and -17 kb)
+        edges = np.concatenate([[distances[0] - 1], (distances[:-1] + distances[1:]) / 2, [distances[-1] + 1]])
+        d["distance_bin"] = pd.cut(d["distance"], bins=edges)
+    else:
+        d["distance_bin"] = pd.qcut(d["distance"], q=n_bins, duplicates="drop")
     out = gene_bootstrap_summary(d, ["cell_type", "mark", "gene_set", "distance_bin"], seed=seed)
-    mid = out["distance_bin"].map(lambda iv: iv.mid).astype(float)
+    if len(distances) <= n_bins:
+        mid = out["distance_bin"].map(lambda iv: distances[(distances > iv.left) & (distances <= iv.right)][0]).astype(float)
+    else:
+        mid = out["distance_bin"].map(lambda iv: iv.mid).astype(float)
     out.insert(out.columns.get_loc("distance_bin") + 1, "distance_mid", mid)
     out["distance_bin"] = out["distance_bin"].astype(str)
     return out
