@@ -11,7 +11,6 @@ Fig. 4A/C and Fig. 5 comparisons from the tidy metrics tables.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 import zlib
@@ -24,6 +23,7 @@ import pandas as pd
 import torch
 
 from .. import train
+from ..constants import anchor_pairs
 from ..models import chromoformer as cf
 from ..models import chromoformer_inputs as ci
 from ..results import marks_key
@@ -71,22 +71,6 @@ def build(params: Mapping, n_marks: int, kind: str | None = None):
         bool(cfg["full_attention"]),
         resolutions=ci.model_order(params["signal"]["resolutions"]),
     )
-
-
-def anchor_pairs(anchors: Sequence[str], marks: Sequence[str]) -> list[tuple[str, str]]:
-    """Every pair of an anchor mark with another mark, each pair once, in ``marks`` order.
-
-    With the study's anchors (H3K4me3, H3K9ac, H3K27ac) and 7 marks: 3 × 6 − 3 = 15 pairs
-    (docs/methods.md, "Mark pairs").
-    """
-    unknown = [a for a in anchors if a not in marks]
-    if unknown:
-        raise ValueError(f"Pair anchor(s) {unknown} are not among the marks {list(marks)}.")
-    pairs = []
-    for a, b in itertools.combinations(marks, 2):
-        if a in anchors or b in anchors:
-            pairs.append((a, b))
-    return pairs
 
 
 def mark_sets_from_params(params: Mapping) -> list[tuple[str, ...]]:
