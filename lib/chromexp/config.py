@@ -344,6 +344,9 @@ def validate(params: Mapping[str, Any]) -> None:
     )
     check("model.chromoformer.concurrent", *positive_int, nullable=True)
     check("shallowchrome.marks", marks_ok, marks_why, True)
+    from .peaks import FEATURE_ENGINES
+
+    check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
         check(key, lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True)
     for key in ("train.batch_size", "train.max_epochs", "train.early_stopping_patience"):
