@@ -37,6 +37,7 @@ def anchor_pairs(anchors: Sequence[str], marks: Sequence[str]) -> list[tuple[str
         raise ValueError(f"Pair anchor(s) {unknown} are not among the marks {list(marks)}.")
     return [(a, b) for a, b in itertools.combinations(marks, 2) if a in anchors or b in anchors]
 
+
 #: The 11 Roadmap epigenomes of the study, with a readable name.
 CELL_TYPES: dict[str, str] = {
     "E003": "H1 ESC",

@@ -25,6 +25,8 @@ from .constants import MARKS, PAIR_ANCHORS, anchor_pairs
 
 #: Genes in the paper's gene set and in its four chromosome test folds.
 PAPER_GENES = 18955
+
+
 def paper_grid(
     cell_types: Sequence[str],
     folds: Sequence[int] = (1, 2, 3, 4),

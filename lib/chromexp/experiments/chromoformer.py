@@ -164,7 +164,17 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
     torch.manual_seed(seed)
     model = build(params, len(marks))
     n_parameters = cf.count_parameters(model)
-    tag = _digest([key, fold, dict(tp), dict(cfg_for_digest(cfg)), params["seed"], len(ctx.gene_ids), split["train"][:50].tolist()])
+    tag = _digest(
+        [
+            key,
+            fold,
+            dict(tp),
+            dict(cfg_for_digest(cfg)),
+            params["seed"],
+            len(ctx.gene_ids),
+            split["train"][:50].tolist(),
+        ]
+    )
     ckdir = ctx.checkpoint_dir
     result = train.fit(
         model,
@@ -248,7 +258,11 @@ def _run_concurrent(ctx: _Context, jobs: list[tuple[tuple[str, ...], int]], n_wo
     threads = max(1, torch.get_num_threads() // n_workers)
     log.info(
         "training %d %s models in %d worker processes on %s (%d CPU thread(s) each)",
-        len(jobs), name, n_workers, ctx.device, threads,
+        len(jobs),
+        name,
+        n_workers,
+        ctx.device,
+        threads,
     )
     done: dict[int, _Job] = {}
     with cfut.ProcessPoolExecutor(
