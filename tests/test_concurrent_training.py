@@ -156,3 +156,27 @@ def test_concurrent_parameter_is_validated():
         load_params("E003", overrides={"model": {"chromoformer": {"concurrent": 0}}})
     with pytest.raises(ValueError, match="model.chromoformer.concurrent.*type int"):
         load_params("E003", overrides={"model": {"chromoformer": {"concurrent": "two"}}})
+
+
+def test_a_killed_worker_is_reported_with_the_models_in_flight(setup, tmp_path):
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    def kill_first_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            children = multiprocessing.active_children()
+            if children:  # a worker still importing torch: no model can have finished yet
+                os.kill(children[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_worker, daemon=True)
+    killer.start()
+    with pytest.raises(RuntimeError, match=r"worker process died .* H3K4me3 fold 1, .*H3K27me3\+H3K4me3 fold 2"):
+        _run(setup, tmp_path, 2)
+    killer.join()
+    assert _no_temporaries(tmp_path)
