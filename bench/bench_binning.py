@@ -14,7 +14,9 @@ TSS ± 20 kb for G genes (default 20,000) in two ways:
   per-base array).
 
 It asserts that every bin mean is identical (exact float64 equality) and prints wall times,
-speed ratios and peak memory. Run: ``.venv/bin/python bench/bench_binning.py [--reads N]``.
+speed ratios, peak memory, CPU seconds (less sensitive to other load on a shared machine) and
+the load average. ``OMP_NUM_THREADS`` sets the threads of the parse (pyarrow) and of the
+per-chromosome indexing (all cores when unset). Run: ``.venv/bin/python bench/bench_binning.py [--reads N]``.
 
 ``--store`` instead measures the dataset store at full scale: 18,955 genes (the real hg19 TSSs
 and strands of the vendored gene table), 7 marks of simulated reads, 8 pCREs per gene (HindIII-

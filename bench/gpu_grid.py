@@ -11,7 +11,7 @@ on the values; early stopping is disabled so every model trains the same number 
 * ``one_fp32`` / ``one_bf16`` — one model trained with ``chromexp.train.fit`` (bf16 = autocast on
   CUDA; skipped on CPU);
 * ``many_fp32`` / ``many_bf16`` — several models at once on the same device:
-  - promoter CNN: ``chromexp.train.fit_many`` (the models' parameters stacked and vmapped: one
+  - promoter CNN: ``chromexp.train_stacked.fit_many`` (the models' parameters stacked and vmapped: one
     grouped kernel instead of M small ones);
   - Chromoformer: ``--processes`` worker processes sharing the device, each training its own model
     with ``fit`` (its fast path skips empty pCRE slots with data-dependent indexing, which
@@ -54,7 +54,8 @@ def chromoformer_data(n_genes: int, seed: int):
     from chromexp.models import chromoformer_inputs as ci
 
     n_pcres = np.random.default_rng(seed).integers(0, 9, n_genes).tolist()
-    x = ci.random_inputs(n_genes, n_marks=1, n_pcres=n_pcres, seed=seed)
+    # the study's window: TSS ± 20 kb (params signal.half_window), 40 kb of input per resolution
+    x = ci.random_inputs(n_genes, n_marks=1, n_pcres=n_pcres, seed=seed, window=40_000)
     y = torch.randn(n_genes, generator=torch.Generator().manual_seed(seed))
     return x, y
 
@@ -102,14 +103,14 @@ def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool
 
 
 def many_stacked(family: str, n_models: int, n_genes: int, epochs: int, device: torch.device, bf16: bool) -> dict:
-    """Train ``n_models`` at once with ``train.fit_many`` (stacked, vmapped parameters)."""
-    from chromexp import train
+    """Train ``n_models`` at once with ``train_stacked.fit_many`` (stacked, vmapped parameters)."""
+    from chromexp import train_stacked
 
     splits = [_split(*_data(family, n_genes, s)) for s in range(n_models)]
     models = [_model(family, s) for s in range(n_models)]
     _sync(device)
     t0 = time.perf_counter()
-    train.fit_many(
+    train_stacked.fit_many(
         models,
         [s[0] for s in splits],
         [s[1] for s in splits],

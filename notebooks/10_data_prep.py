@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from chromexp import dataset, paths, plots
+from chromexp import dataset, paths, plots, results
 from chromexp.constants import REAL
 from chromexp.experiments import data_prep
 from chromexp.utils import atomic_path
@@ -187,6 +187,18 @@ for name, table in tables.items():
     with atomic_path(out / name) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
 print("written:", ", ".join(tables), "to", out)
+
+# %% [markdown]
+# ## Promoter mark levels (for the cross-cell-type figures)
+# The "histone level" of the paper's Fig. 3: the mean signal, ln(mean depth + 1), of each mark
+# over TSS ± flank for every gene (the flanks of the naive baselines; the widest is the promoter
+# CNN's TSS ± 3 kb). Written as a tidy table, `dataset_mark_levels.tsv.gz`, so that notebook 90
+# reads result tables only, never the dataset.
+
+# %%
+levels = data_prep.mark_levels(ds, run.params["dataset"]["naive_flanks"])
+results.write_table(levels, out / "dataset_mark_levels.tsv.gz")
+levels.groupby(["flank", "mark"])["level"].describe().round(3)
 
 # %% [markdown]
 # ## Answer

@@ -240,3 +240,21 @@ def test_threaded_index_equals_sequential(monkeypatch):
     for c in built["1"].chroms:
         for a, b in zip(built["1"]._data[c], built["2"]._data[c]):
             assert np.array_equal(a, b)
+
+
+def test_grouped_and_shuffled_reads_give_the_same_index():
+    """Reads grouped by chromosome take the no-sort path; shuffled ones the radix sort: same arrays."""
+    rng = np.random.default_rng(4)
+    n = 50_000
+    chrom = np.sort(rng.choice(["chr1", "chr2", "chr9"], n))  # grouped (as bedtools wants)
+    start = rng.integers(0, 100_000, n)
+    end = start + 36
+    shuffle = rng.permutation(n)
+    grouped = signal.ReadCoverage.from_arrays(pd.Categorical(chrom), start, end)
+    mixed = signal.ReadCoverage.from_arrays(pd.Categorical(chrom[shuffle]), start[shuffle], end[shuffle])
+    assert grouped.chroms == mixed.chroms
+    for c in grouped.chroms:
+        for a, b in zip(grouped._data[c], mixed._data[c]):
+            assert np.array_equal(a, b)
+    x = np.arange(0, 100_001, 997)
+    assert np.array_equal(grouped.cumulative("chr9", x), mixed.cumulative("chr9", x))

@@ -1,4 +1,4 @@
-"""Naive correlation baselines (paper Fig. 1A): how much does raw promoter signal already explain?
+"""Naive correlation baselines (paper Fig. 1A): how much of expression raw promoter signal explains.
 
 For each mark, the mean signal over TSS ± 750 / 1,500 / 3,000 bp (``CellDataset.flank_means``,
 ``ln(mean depth + 1)``) is correlated with the expression target ``log2(RPKM + 1)`` over the test

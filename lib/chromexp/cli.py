@@ -141,13 +141,22 @@ def _terminate_children(pid: int, grace: float) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Execute one notebook for one cell type (``chromexp run``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 when it ran or was already up to date, 75 when another process holds the
+        job's lock (try again later), 130 after Ctrl-C or SIGTERM, 1 on any other failure.
+    """
     job = notebooks.make_job(args.notebook, args.cell, args.params_file, _overrides(args.param), args.run_name)
     state = notebooks.status(job)
     if state == "done" and not args.force:
         print(f"{job.name}: up to date ({job.output}); use --force to rerun")
         return 0
+    previous = None
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         out = notebooks.execute(job, log_output=not args.quiet, progress_bar=not args.quiet)
     except notebooks.JobLocked as err:
@@ -160,12 +169,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if job.failed_message.is_file():
             print(f"error message: {job.failed_message}", file=sys.stderr)
         return 130 if isinstance(err, KeyboardInterrupt) else 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"{job.name}: ok -> {out}")
     return 0
 
 
 @dataclass
 class BatchResult:
+    """One job of ``chromexp batch`` and its outcome.
+
+    ``state`` is ``pending``, ``ok``, ``skipped``, ``failed`` or ``blocked`` (a job it depends on
+    did not succeed); ``seconds`` its run time; ``deps`` the indices of the earlier jobs it waits for.
+    """
+
     job: notebooks.Job
     state: str = "pending"  # ok | skipped | failed | blocked
     seconds: float = 0.0
@@ -415,6 +433,14 @@ def summary_table(results: Sequence[BatchResult]) -> str:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    """Run many (notebook × cell type) jobs in parallel (``chromexp batch``), then print a summary.
+
+    Returns
+    -------
+    int
+        Exit status: 0 when every job ran or was skipped, 1 when any failed or was blocked,
+        128 + the signal number when SIGINT or SIGTERM stopped the batch.
+    """
     overrides = _overrides(args.param)
     results = plan(args.notebooks, args.cells, args.params_file, overrides, args.run_name)
     print(f"{len(results)} job(s), up to {args.jobs} at a time", flush=True)
@@ -436,6 +462,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """Print every notebook with its scope and parameters (``chromexp list``); return 0."""
     for nb in notebooks.discover():
         scope = "per cell type" if nb.per_cell_type else "all cell types"
         print(f"{nb.number}  {nb.stem:<32} {scope:<15} parameters: {', '.join(nb.parameters)}")
@@ -443,6 +470,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
+    """Print the merged parameters of a cell type as YAML (``chromexp params``); return 0."""
     import yaml
 
     params = config.load_params(args.cell, files=[args.params_file], overrides=_overrides(args.param))
@@ -451,6 +479,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the paper's model grid and its device-hours from a measured throughput (``chromexp plan``); return 0."""
     from . import scale
     from .constants import CELL_TYPES
 
@@ -467,6 +496,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    """Download the real Roadmap / 3DIV inputs (``chromexp download``); return 0.
+
+    With ``--dry-run``, print the manifest and fetch nothing; otherwise install the vendored
+    annotations, download what is missing (or everything with ``--force``) and print the table.
+    """
     from . import download
 
     overrides = _overrides(args.param)

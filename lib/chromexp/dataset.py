@@ -426,7 +426,9 @@ class CellDataset:
         return (self._array("pcre/fragment")[g] >= 0).sum(axis=1).astype(np.int64)
 
     def pcres(self, marks=None, resolution: int = 100, genes=None):
-        """pCRE inputs as the reference builds them (docs/methods.md, "Signal, windows and bins" / "Genes, folds and pCREs").
+        """Inputs of the pCREs, built as the reference builds them.
+
+        See docs/methods.md, "Signal, windows and bins" and "Genes, folds and pCREs".
 
         Each pCRE is binned from its own start (last bin partial), centred in a zero-padded
         array of the promoter window's length ``L = 2 * half_window // resolution`` (left pad =
@@ -600,7 +602,9 @@ def _tss_fragment_links(genes: pd.DataFrame, pairs: pd.DataFrame, tss_fragments:
         # a gene without any annotated TSS fragment falls back to the bait holding its chosen TSS
         rest = np.setdiff1d(np.arange(len(genes)), tf["gene_row"].to_numpy())
         if len(rest):
-            log.info("%d of %d genes have no annotated TSS fragment; using the bait holding their TSS", len(rest), len(genes))
+            log.info(
+                "%d of %d genes have no annotated TSS fragment; using the bait holding their TSS", len(rest), len(genes)
+            )
             fallback = _tss_fragment_links(genes.iloc[rest], pairs, None)
             fallback["gene_row"] = rest[fallback["gene_row"].to_numpy()]
             fallback["bait_rank"] += len(tss_fragments)
@@ -663,7 +667,10 @@ def _select_pcres(genes, pairs, tracks, settings, excl, tss_fragments=None):
         cand = cand.loc[~mask].reset_index(drop=True)
 
     # first-seen score wins (Chromoformer), *before* the frequency threshold
-    drop("pcre_duplicate", cand.duplicated(["gene_row", "other_chrom", "other_start", "other_end"], keep="first").to_numpy())
+    drop(
+        "pcre_duplicate",
+        cand.duplicated(["gene_row", "other_chrom", "other_start", "other_end"], keep="first").to_numpy(),
+    )
     drop("pcre_trans", (cand["other_chrom"] != cand["bait_chrom"]).to_numpy())
     drop("pcre_low_frequency", (cand["frequency"] <= settings["pcre_min_frequency"]).to_numpy())
     drop("pcre_too_long", (cand["other_end"] - cand["other_start"] > settings["pcre_max_length"]).to_numpy())
@@ -1033,7 +1040,10 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         else:
             log.warning(
                 "dataset %s: no %s or %s; pCREs come from the fragment of each gene's chosen TSS only "
-                "(Chromoformer pools all its TSS fragments)", cell_type, files["refgene"], files["tss2fragment"]
+                "(Chromoformer pools all its TSS fragments)",
+                cell_type,
+                files["refgene"],
+                files["tss2fragment"],
             )
     else:
         genes = io.read_gene_table(files["genes"])
@@ -1053,9 +1063,7 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     else:
         log.warning("dataset %s: no pcHi-C file %s; every gene gets 0 pCREs", cell_type, files["pchic"])
         pairs = None
-    content = _assemble(
-        genes, rpkm, tracks, pairs, settings, sizes, extra_exclusions=excl, tss_fragments=tss_fragments
-    )
+    content = _assemble(genes, rpkm, tracks, pairs, settings, sizes, extra_exclusions=excl, tss_fragments=tss_fragments)
     if reference_genes.gene_set(params) == "reference":
         sizes_now = reference_genes.fold_sizes(content["genes"])
         log.info(

@@ -127,6 +127,7 @@ class RemoteFile:
 
     @property
     def name(self) -> str:
+        """File name of :attr:`dest`."""
         return self.dest.name
 
 
@@ -458,3 +459,112 @@ def install_vendored_annotations(target: Mapping[str, Any] | str | os.PathLike, 
         with atomic_path(out_genes) as tmp:
             genes.to_csv(tmp, sep="\t", index=False, na_rep="NA")
     return [out_genes, out_sizes]
+
+
+# ----------------------------------------------------------------------------------------------
+# Stratified-LDSC inputs (notebook 80): LDSC's published resources and GWAS summary statistics
+# ----------------------------------------------------------------------------------------------
+#: LDSC's resources as the ldsc wiki lists them (Alkes Price group). In 2023 the group moved them
+#: to a requester-pays Google bucket (gs://broad-alkesgroup-public-requester-pays/LDSCORE/) and
+#: Zenodo mirrors exist; set $CHROMEXP_LDSC_URL to the base of whichever copy you can reach.
+LDSC_URL = "https://storage.googleapis.com/broad-alkesgroup-public/LDSCORE"
+LDSC_URL_ENV = "CHROMEXP_LDSC_URL"
+#: name -> (archive file, what it unpacks to, note). Sizes and checksums: the publisher gives none
+#: (None below); archives are checked to be complete gzip streams and tar files before unpacking.
+LDSC_RESOURCES: dict[str, tuple[str, str, str]] = {
+    "plink": ("1000G_Phase3_plinkfiles.tgz", "1000G_EUR_Phase3_plink/1000G.EUR.QC.{chrom}.{bed,bim,fam}",
+              "1000 Genomes phase 3 EUR reference panel (hg19), PLINK"),
+    "frq": ("1000G_Phase3_frq.tgz", "1000G_Phase3_frq/1000G.EUR.QC.{chrom}.frq", "allele frequencies (--frqfile-chr)"),
+    "baseline": ("1000G_Phase3_baselineLD_v2.2_ldscores.tgz", "baselineLD.{chrom}.{annot.gz,l2.ldscore.gz,l2.M,l2.M_5_50}",
+                 "baseline-LD model v2.2 (97 annotations) LD scores"),
+    "weights": ("1000G_Phase3_weights_hm3_no_MHC.tgz",
+                "1000G_Phase3_weights_hm3_no_MHC/weights.hm3_noMHC.{chrom}.l2.ldscore.gz",
+                "regression weights: HapMap3 SNPs, MHC excluded"),
+    "hapmap3": ("hapmap3_snps.tgz", "hapmap3_snps/hm.{chrom}.snp", "HapMap3 SNP lists (--print-snps)"),
+    "merge_alleles": ("w_hm3.snplist.bz2", "w_hm3.snplist", "munge_sumstats --merge-alleles list"),
+}  # fmt: skip
+#: GWAS summary statistics in LDSC format (already munged) from the Price group's
+#: ``sumstats_formatted`` collection (Finucane et al. 2018), for the paper's trait families: liver /
+#: lipid traits for E066 and brain traits for E007. NOT VERIFIED here (no network): that these are the
+#: exact files of the paper's Suppl. table; names and URLs follow that collection. Any file
+#: ``<name>.sumstats.gz`` placed in ``data/ldsc/gwas/`` is used as well.
+GWAS_SUMSTATS_URL = "https://storage.googleapis.com/broad-alkesgroup-public/sumstats_formatted/{name}.sumstats"
+GWAS_TRAITS = ("PASS_LDL", "PASS_HDL", "PASS_Triglycerides", "PASS_Schizophrenia", "PASS_BIP", "PASS_Height1")
+
+
+def ldsc_dir(params: Mapping[str, Any] | None = None) -> Path:
+    """Where the real s-LDSC inputs live: ``<data_dir>/ldsc`` (shared by every dataset)."""
+    return paths.data_dir(params) / "ldsc"
+
+
+def ldsc_manifest(target: str | os.PathLike, traits: Iterable[str] = GWAS_TRAITS) -> list[RemoteFile]:
+    """Files to fetch for real s-LDSC: LDSC's archives (into ``archives/``) and GWAS sumstats (``gwas/``)."""
+    target = Path(target)
+    base = os.environ.get(LDSC_URL_ENV, LDSC_URL).rstrip("/")
+    files = [
+        RemoteFile("ldsc", f"{base}/{archive}", target / "archives" / archive)
+        for archive, _, _ in LDSC_RESOURCES.values()
+    ]
+    for t in traits:
+        files.append(RemoteFile("gwas", GWAS_SUMSTATS_URL.format(name=t), target / "gwas" / f"{t}.sumstats"))
+    return files
+
+
+def unpack(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Unpack a ``.tgz`` (tar members must stay inside ``dest``) or a ``.bz2`` file into ``dest``.
+
+    A ``<archive name>.unpacked`` marker is written last, so an interrupted unpack is redone.
+    """
+    import bz2
+    import shutil
+    import tarfile
+
+    archive, dest = Path(archive), Path(dest)
+    marker = dest / f".{archive.name}.unpacked"
+    if marker.exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    if archive.name.endswith((".tgz", ".tar.gz")):
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(dest, filter="data")  # refuses absolute paths and ../ members
+    elif archive.suffix == ".bz2":
+        with bz2.open(archive, "rb") as src, atomic_path(dest / archive.name[: -len(".bz2")]) as tmp:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+    else:
+        raise ValueError(f"{archive}: don't know how to unpack (expected .tgz or .bz2).")
+    marker.write_text("")
+    return dest
+
+
+def download_ldsc(
+    target: str | os.PathLike,
+    traits: Iterable[str] = GWAS_TRAITS,
+    *,
+    fetcher: Fetcher | None = None,
+    retries: int = 3,
+    backoff: float = 5.0,
+    force: bool = False,
+) -> pd.DataFrame:
+    """Download and unpack the real s-LDSC inputs into ``target`` (default layout: :func:`ldsc_dir`).
+
+    About 5 GB in all (the 1000G PLINK files and baseline-LD scores dominate). Resumable: present
+    files are skipped, unpacked archives are not unpacked again. GWAS files in the
+    ``sumstats_formatted`` format are renamed ``<trait>.sumstats.gz`` (gzipped) for ldsc.
+    """
+    import gzip
+    import shutil
+
+    target = Path(target)
+    records = []
+    for remote in ldsc_manifest(target, traits):
+        status = fetch_file(remote, fetcher, retries=retries, backoff=backoff, force=force)
+        if remote.kind == "ldsc":
+            unpack(remote.dest, target)
+        else:
+            gz = remote.dest.with_name(remote.dest.name + ".gz")
+            if not gz.exists() or force:
+                with open(remote.dest, "rb") as src, atomic_path(gz) as tmp, gzip.open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out)
+        records.append((remote.kind, remote.name, remote.url, str(remote.dest), status, remote.dest.stat().st_size))
+    return pd.DataFrame(records, columns=["kind", "name", "url", "dest", "status", "bytes"])

@@ -1,4 +1,4 @@
-"""eQTL enrichment of the loci a model prioritises (DESIGN.md §4.6; notebook 70).
+"""eQTL enrichment of the loci a model prioritises (docs/methods.md, "eQTL enrichment"; notebook 70).
 
 The paper's test, per tissue-matched cell type: the distal 2 kb loci of each gene with their
 fold-averaged *in silico* perturbation effect (``perturbation_effects.tsv.gz`` of notebook 60) are
@@ -551,7 +551,7 @@ def max_activity_loci(bins: pd.DataFrame, signal: np.ndarray, distal_only: bool 
     return out
 
 
-#: Positions (2 kb bins) of the promoter in the 40 kb window (TSS ± 4 kb, DESIGN.md §4.5).
+#: Positions (2 kb bins) of the promoter in the 40 kb window (TSS ± 4 kb; docs/methods.md, "eQTL enrichment").
 PROMOTER_POSITIONS = np.arange(8, 12)
 
 
@@ -561,8 +561,10 @@ def proximal_loci(bins: pd.DataFrame, max_distance: int = 6_000) -> pd.DataFrame
 
 
 def planted_locus_effect(loci: pd.DataFrame, enhancers: pd.DataFrame, cell_type: str) -> np.ndarray:
-    """The planted truth as an "effect": per locus, the summed contribution (log2 units) in
-    ``cell_type`` of the locus gene's own planted enhancers that overlap it (semi-synthetic only).
+    """The planted truth as an "effect" per locus (semi-synthetic data only).
+
+    The effect of a locus is the summed contribution (log2 units) in ``cell_type`` of the locus
+    gene's own planted enhancers that overlap it.
 
     Parameters
     ----------

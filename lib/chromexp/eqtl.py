@@ -166,7 +166,7 @@ def convert_xlsx(xlsx: str | Path, out: str | Path, sheet: str = SHEET) -> Path:
 def tissue_unique(
     table: pd.DataFrame, tissues: Sequence[str], pip_in: float = 0.9, pip_out: float = 0.1
 ) -> pd.DataFrame:
-    """eQTLs fine-mapped in ``tissues`` (PIP > ``pip_in``) and not elsewhere (PIP < ``pip_out``).
+    """The eQTLs fine-mapped in ``tissues`` (PIP > ``pip_in``) and not elsewhere (PIP < ``pip_out``).
 
     "Elsewhere" is every tissue of the table outside ``tissues`` (a cell type matched to two
     tissues, e.g. E007 to two brain regions, keeps an eQTL found in both). A (gene, variant) pair

@@ -1,4 +1,4 @@
-"""Readers for every file format chromexp reads: reads, signal, peaks, regions, tables, pickles.
+r"""Readers for every file format chromexp reads: reads, signal, peaks, regions, tables, pickles.
 
 The formats are described in docs/data-formats.md ("Inputs").
 
@@ -274,9 +274,9 @@ def _gzip_error(path: Path, err: BaseException) -> ValueError:
 
 
 def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` (1-based, line ending stripped), mapping gzip errors.
+    r"""Yield ``(line_number, line)`` (1-based, line ending stripped), mapping gzip errors.
 
-    Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as pandas and pyarrow split them). A line
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (as pandas and pyarrow split them). A line
     that is not UTF-8 is a ``ValueError`` naming the file and line.
     """
     try:
@@ -290,7 +290,9 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                     try:
                         line.encode("utf-8")
                     except UnicodeEncodeError as err:
-                        raise _error(path, number, f"is not UTF-8 text (binary data?) at column {err.start + 1}") from err
+                        raise _error(
+                            path, number, f"is not UTF-8 text (binary data?) at column {err.start + 1}"
+                        ) from err
                 yield number, line
     except _GZIP_ERRORS as err:
         raise _gzip_error(path, err) from err
@@ -577,11 +579,15 @@ def _categorical(values: pd.Series) -> pd.Categorical:
     return pd.Categorical(values)
 
 
-def _as_category(values: pd.Series) -> pd.Series:
-    """Categorical with sorted ``str`` categories and no unused ones (cheap: works on categories)."""
+def _as_category(values: pd.Series, all_used: bool = False) -> pd.Series:
+    """Categorical with sorted ``str`` categories and no unused ones (cheap: works on categories).
+
+    ``all_used``: the caller knows every category occurs (pyarrow's dictionaries of rows that
+    were all kept), which saves a pass over the codes.
+    """
     cat = _categorical(values)
-    used = np.bincount(np.asarray(cat.codes) + 1, minlength=len(cat.categories) + 1)[1:] > 0
-    if not used.all():  # np.unique inside remove_unused_categories is slow on 10M rows: skip if possible
+    used = True if all_used else np.bincount(np.asarray(cat.codes) + 1, minlength=len(cat.categories) + 1)[1:] > 0
+    if not np.all(used):  # np.unique inside remove_unused_categories is slow on 10M rows: skip if possible
         cat = cat.remove_unused_categories()
     names = [str(c) for c in cat.categories]
     cat = cat.rename_categories(names)
@@ -891,7 +897,7 @@ def read_tagalign(
             raise ValueError(f"{path}: contains no reads on the chromosomes of the chromosome sizes.")
     frame = pd.DataFrame(
         {
-            "chrom": _as_category(pd.Series(chrom, copy=False)),
+            "chrom": _as_category(pd.Series(chrom, copy=False), all_used=keep is None),
             "start": np.asarray(start, dtype=np.int64),
             "end": np.asarray(end, dtype=np.int64),
             "strand": pd.Categorical(strand).set_categories(["+", "-"]),
@@ -1084,7 +1090,10 @@ def read_peaks(path: PathLike, fmt: str | None = None, chrom_sizes: ChromSizes =
         length = np.array([sizes.get(c, np.nan) for c in chrom], dtype=float)
         checks.append((np.isnan(length), lambda i: f"unknown chromosome ({chrom[i]})"))
         checks.append(
-            (end > np.nan_to_num(length, nan=np.inf), lambda i: f"end {end[i]} past the chromosome's length ({chrom[i]})")
+            (
+                end > np.nan_to_num(length, nan=np.inf),
+                lambda i: f"end {end[i]} past the chromosome's length ({chrom[i]})",
+            )
         )
     _raise_first_of(path, n_skip, checks)
     return pd.DataFrame(
@@ -1125,7 +1134,9 @@ def read_regions(path: PathLike) -> pd.DataFrame:
             continue
         fields = line.split("\t")
         if len(fields) < 3:
-            raise _error(path, number, f"expected at least 3 tab-separated columns (chrom, start, end), found {len(fields)}")
+            raise _error(
+                path, number, f"expected at least 3 tab-separated columns (chrom, start, end), found {len(fields)}"
+            )
         for name, value in (("chrom", fields[0]), ("start", fields[1]), ("end", fields[2])):
             reason = _check_field(value, _STR if name == "chrom" else _INT)
             if reason is not None:

@@ -63,14 +63,17 @@ class Notebook:
 
     @property
     def number(self) -> str:
+        """The two-digit number of the notebook (``"30"``)."""
         return self.path.name[:2]
 
     @property
     def stem(self) -> str:
+        """The file name without ``.py`` (``"30_promoter_model"``)."""
         return self.path.stem
 
     @cached_property
     def source_text(self) -> str:
+        """The text of the ``.py`` source (read once)."""
         return self.path.read_text()
 
     @cached_property
@@ -145,38 +148,47 @@ class Job:
 
     @property
     def name(self) -> str:
+        """``"<notebook stem> [<EID or global scope>]"``, for messages."""
         return f"{self.notebook.stem} [{self.cell_type or paths.GLOBAL_SCOPE}]"
 
     @property
     def out_dir(self) -> Path:
+        """The run folder of the job (:func:`chromexp.paths.run_dir`)."""
         return paths.run_dir(self.params, self.run_name, self.cell_type)
 
     @property
     def output(self) -> Path:
+        """The executed notebook, ``<out_dir>/<NN_name>.ipynb``."""
         return self.out_dir / f"{self.notebook.stem}.ipynb"
 
     @property
     def running(self) -> Path:
+        """The notebook being executed, ``<NN_name>.running.ipynb`` (renamed on success)."""
         return self.out_dir / f"{self.notebook.stem}.running.ipynb"
 
     @property
     def failed(self) -> Path:
+        """The partial notebook of a failed run, ``<NN_name>.FAILED.ipynb``."""
         return self.out_dir / f"{self.notebook.stem}.FAILED.ipynb"
 
     @property
     def failed_message(self) -> Path:
+        """The error message of a failed run, ``<NN_name>.FAILED.txt``."""
         return self.out_dir / f"{self.notebook.stem}.FAILED.txt"
 
     @property
     def lock_file(self) -> Path:
+        """The lock held while the job runs, ``.<NN_name>.lock``."""
         return self.out_dir / f".{self.notebook.stem}.lock"
 
     @property
     def log_file(self) -> Path:
+        """The job's log, ``<out_dir>/logs/<NN_name>.log``."""
         return self.out_dir / "logs" / f"{self.notebook.stem}.log"
 
     @property
     def papermill_parameters(self) -> dict[str, Any]:
+        """Values injected into the notebook's parameters cell (``CELL_TYPE`` only if it declares one)."""
         values: dict[str, Any] = {
             "RUN_NAME": self.run_name,
             "PARAMS_FILE": str(self.params_file) if self.params_file else None,
@@ -353,7 +365,11 @@ def record_failure(job: Job, err: BaseException, seconds: float) -> None:
     either absent or complete; then the partial notebook is kept only if it is valid JSON; then the
     full message replaces the short one if there is room. Never raises for a write failure.
     """
-    headline = f"{job.name} failed after {seconds:.1f} s: {type(err).__name__}: {str(err).strip()[:500]}\n"
+    # papermill's own message starts with a banner; its ename/evalue are the notebook's error
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    what = f"{ename}: {evalue}" if ename else f"{type(err).__name__}: {err}"
+    what = " ".join(what.split())[:500]
+    headline = f"{job.name} failed after {seconds:.1f} s: {what}\n"
     try:
         atomic_write_text(job.failed_message, headline)
     except OSError as werr:

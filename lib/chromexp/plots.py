@@ -41,25 +41,63 @@ def data_label(provenance: str) -> str:
 
 
 def provenance_of(params) -> str:
-    """Provenance of the dataset selected by ``params``, read from its files on disk
-    (:func:`chromexp.provenance.of_params`), never from ``data.source`` alone."""
+    """Provenance of the dataset selected by ``params``, read from its files on disk.
+
+    Delegates to :func:`chromexp.provenance.of_params`: never from ``data.source`` alone.
+    """
     from .provenance import of_params
 
     return of_params(params)
 
 
+#: Metadata that would change on every save: SVG's date; PNG's "Software" names the version only.
+_STABLE_METADATA = {"svg": {"Date": None}, "png": {}}
+
+
 def save_figure(fig: plt.Figure, name: str, out_dir: str | Path) -> list[Path]:
-    """Save ``fig`` as ``<out_dir>/<name>.svg`` and ``.png`` (white background); return the paths."""
+    """Save ``fig`` as ``<out_dir>/<name>.svg`` and ``.png`` (white background); return the paths.
+
+    Byte-identical on regeneration (so ``make demo`` leaves a clean git tree): the SVG carries no
+    date and its clip-path/element ids come from a fixed hash salt instead of random ones.
+    """
+    import matplotlib as mpl
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for ext in ("svg", "png"):
         path = out_dir / f"{name}.{ext}"
         # atomic: parallel notebook jobs never leave a half-written figure
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, facecolor="white", bbox_inches="tight")
+        with atomic_path(path) as tmp, mpl.rc_context({"svg.hashsalt": "chromexp"}):
+            fig.savefig(
+                tmp, format=ext, dpi=150, facecolor="white", bbox_inches="tight", metadata=_STABLE_METADATA[ext]
+            )
         written.append(path)
     return written
+
+
+# ---- project theme (seaborn for the statistical panels; matplotlib for custom ones) ----------
+def theme_rc() -> dict:
+    """Matplotlib rcParams of the project theme: seaborn ``ticks`` style, ``paper`` context, no top/right spines."""
+    import seaborn as sns
+
+    rc = {**sns.axes_style("ticks"), **sns.plotting_context("paper", font_scale=1.1)}
+    rc.update({"axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False, "svg.hashsalt": "chromexp"})
+    return rc
+
+
+def set_theme() -> None:
+    """Apply the project theme globally (notebooks call it once; library functions use :func:`theme`)."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(theme_rc())
+
+
+def theme():
+    """Context manager: the project theme for the figures drawn inside it, restored afterwards."""
+    import matplotlib as mpl
+
+    return mpl.rc_context(theme_rc())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,7 +476,7 @@ def plot_distal_vs_promoter(metrics, gains, provenance: str, model: str = "chrom
     metrics : pandas.DataFrame
         Tidy metrics with ``model`` test rows (one per mark set and fold).
     gains : pandas.DataFrame
-        :func:`chromexp.models.chromoformer_training.gain_over_promoter` output (marks, fold,
+        :func:`chromexp.experiments.chromoformer.gain_over_promoter` output (marks, fold,
         distal, promoter, gain); may be empty (then the right panel says so).
     provenance : str
         ``"semi-synthetic"`` or ``"real"``; goes into the title.
@@ -489,7 +527,7 @@ def plot_pair_gains(pairs, provenance: str, metric: str = "pearson_r") -> plt.Fi
     Parameters
     ----------
     pairs : pandas.DataFrame
-        :func:`chromexp.models.chromoformer_training.pair_gains` output.
+        :func:`chromexp.experiments.chromoformer.pair_gains` output.
     provenance : str
         ``"semi-synthetic"`` or ``"real"``; goes into the title.
 
@@ -634,4 +672,118 @@ def plot_pcres_per_gene(n_pcres, provenance: str, max_pcres: int = 8) -> plt.Fig
     ax.set_xlabel(f"pCREs per gene (frequency > 1.5, ≤ 40 kb, top {max_pcres})")
     ax.set_ylabel("genes")
     ax.set_title(f"pcHi-C-linked regions per gene — {data_label(provenance)}", fontsize=8)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Stratified LDSC (notebook 80; chromexp.ldsc) — Fig. 7B
+# ----------------------------------------------------------------------------------------------
+def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits=None) -> plt.Figure:
+    """Fig. 7B: one bubble per (trait, annotation): size = enrichment, colour = coefficient z.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``ldsc_results.tsv`` (provenance, trait, annotation, enrichment, coefficient_z, q).
+    q_threshold : float
+        Bubbles with BH q below this get a black edge.
+    annotations, traits : sequence, optional
+        Row / column order (default: order of appearance).
+
+    The title says which data it shows, from the table's ``provenance`` column.
+    """
+    import numpy as np
+
+    provenance = set(table["provenance"])
+    if len(provenance) != 1:
+        raise ValueError(f"plot_ldsc_bubbles: the table mixes provenances {sorted(provenance)}.")
+    annotations = list(annotations or dict.fromkeys(table["annotation"]))
+    traits = list(traits or dict.fromkeys(table["trait"]))
+    t = table[table["annotation"].isin(annotations) & table["trait"].isin(traits)]
+    x = t["trait"].map({v: i for i, v in enumerate(traits)})
+    y = t["annotation"].map({v: i for i, v in enumerate(annotations)})
+    size = 40 + 60 * np.clip(t["enrichment"].to_numpy(float), 0, 10)
+    z = t["coefficient_z"].to_numpy(float)
+    lim = max(2.0, float(np.nanmax(np.abs(z))) if len(z) else 2.0)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(traits), 1.0 + 0.55 * len(annotations)))
+    sig = (t["q"] < q_threshold).to_numpy()
+    sc = ax.scatter(x, y, s=size, c=z, cmap="RdBu_r", vmin=-lim, vmax=lim, edgecolors=np.where(sig, "black", "none"))
+    ax.set_xticks(range(len(traits)), traits, rotation=45, ha="right")
+    ax.set_yticks(range(len(annotations)), annotations)
+    ax.set_xlim(-0.6, len(traits) - 0.4)
+    ax.set_ylim(-0.6, len(annotations) - 0.4)
+    fig.colorbar(sc, ax=ax, label="coefficient z (conditional on baseline)")
+    for e in (1, 3, 5):
+        ax.scatter([], [], s=40 + 60 * e, c="grey", label=f"enrichment {e}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.45, 1), frameon=False, labelspacing=1.5)
+    prov = provenance.pop()
+    label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
+    ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}")
+
+
+# ---------------------------------------------------------------------------------------------
+# notebook 60: in silico perturbation (Fig. 6) and attribution maps (Fig. 8), one cell type
+# ---------------------------------------------------------------------------------------------
+def plot_perturbation(curves, by_distance, provenance: str, cell_type: str) -> plt.Figure:
+    """Fig. 6 for one cell type: level curves (promoter, distal) and effect by distance.
+
+    ``curves``: ``perturb.level_curves`` (mark, gene_set, region_kind, level, effect, ci);
+    ``by_distance``: ``perturb.effect_by_distance`` (mark, gene_set, distance, effect).
+    """
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    for ax, kind in zip(axes[:2], ("promoter", "distal"), strict=True):
+        for (mark, gs), d in curves[curves["region_kind"] == kind].groupby(["mark", "gene_set"]):
+            d = d.sort_values("level")
+            x = 1 - d["level"].to_numpy()
+            ax.plot(x, d["effect"], "o-", ms=3, color=MARK_COLORS.get(mark, "k"), label=f"{mark}, {gs} genes")
+            ax.fill_between(x, d["effect"] - d["ci"], d["effect"] + d["ci"], color=MARK_COLORS.get(mark, "k"), alpha=0.2)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_xlabel("fraction of the mark removed (1 − level)")
+        ax.set_title(f"{kind} perturbation" + (" (each 2 kb bin)" if kind == "distal" else ""), fontsize=9)
+    axes[0].set_ylabel("mean predicted log2 fold change")
+    axes[0].legend(fontsize=7, frameon=False)
+    ax = axes[2]
+    for (mark, gs), d in by_distance.groupby(["mark", "gene_set"]):
+        d = d.sort_values("distance")
+        ax.plot(d["distance"] / 1000, d["effect"], "o-", ms=3, color=MARK_COLORS.get(mark, "k"), label=f"{mark}, {gs}")
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.axvline(0, color="0.8", lw=0.8, ls=":")
+    ax.set_xlabel("distance from TSS (kb, quantile bins; level 0)")
+    ax.set_ylabel("mean effect")
+    ax.set_title("effect by distance", fontsize=9)
+    if np.isfinite(by_distance.get("effect", np.array([]))).any():
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(f"In silico perturbation, {cell_type}, fold-averaged Chromoformer — {data_label(provenance)}", fontsize=9)
+    return fig
+
+
+def plot_attribution_locus(signal, before, after, region, provenance: str, title: str, method: str) -> plt.Figure:
+    """Fig. 8 for one locus: the mark's signal and attributions before/after ablating a region.
+
+    ``signal``, ``before``, ``after``: dicts res -> 1-D arrays over the strand-oriented TSS ±
+    20 kb bins (2000, 500, 100 bp); ``region``: ``(start_kb, end_kb)`` relative to the TSS of the
+    ablated region, shaded.
+    """
+    import numpy as np
+
+    res_list = sorted(signal, reverse=True)
+    fig, axes = plt.subplots(len(res_list), 2, figsize=(11, 1.9 * len(res_list)), sharex=True, constrained_layout=True)
+    axes = np.atleast_2d(axes)
+    for i, res in enumerate(res_list):
+        n = len(signal[res])
+        x = (np.arange(n) + 0.5) * res / 1000 - n * res / 2000
+        axes[i, 0].bar(x, signal[res], width=res / 1000, color="0.55")
+        axes[i, 0].set_ylabel(f"{res} bp\nln(depth+1)", fontsize=8)
+        axes[i, 1].plot(x, before[res], color="k", lw=1, label="before")
+        axes[i, 1].plot(x, after[res], color="#D55E00", lw=1, label="after ablation")
+        axes[i, 1].axhline(0, color="0.7", lw=0.6)
+        axes[i, 1].set_ylabel(method.replace("_", " "), fontsize=8)
+        for ax in axes[i]:
+            ax.axvspan(region[0], region[1], color="#CC79A7", alpha=0.15, lw=0)
+    axes[0, 1].legend(fontsize=7, frameon=False)
+    for ax in axes[-1]:
+        ax.set_xlabel("kb from TSS (transcription orientation)")
+    fig.suptitle(f"{title} — {data_label(provenance)}", fontsize=9)
     return fig

@@ -138,8 +138,10 @@ def of_params(params: Mapping[str, Any], files: Iterable[str | Path] | None = No
 
 
 def of_dataset_dir(params: Mapping[str, Any]) -> str | None:
-    """Like :func:`of_params`, but ``None`` (not an error) while the raw folder holds nothing yet
-    (e.g. before notebook 00 has generated the data)."""
+    """Like :func:`of_params`, but ``None`` (not an error) while the raw folder holds nothing yet.
+
+    That is the case, e.g., before notebook 00 has generated the data.
+    """
     raw = paths.raw_dir(params)
     if not raw.is_dir() or not any(raw.iterdir()):
         return None

@@ -143,8 +143,10 @@ def locked(path: str | Path) -> Iterator[None]:
 
 
 def _comparable(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Key columns as strings, so that a key read back from a TSV (fold 2 as int 2, gene ids as
-    str) matches the same key built in memory."""
+    """Key columns as strings, so that keys read back from a TSV match keys built in memory.
+
+    E.g. fold 2 read as the int 2 and gene ids read as str compare equal to the in-memory key.
+    """
     return pd.DataFrame({c: frame[c].astype(str).to_numpy() for c in columns}, index=frame.index)
 
 
@@ -227,12 +229,16 @@ def _unique_key(table: pd.DataFrame, key: Sequence[str], name: str) -> None:
     dup = table.duplicated(list(key), keep=False)
     if dup.any():
         example = table.loc[dup, list(key)].head(3).to_dict("records")
-        raise ValueError(f"The {name} table lists {int(dup.sum())} rows with the same identity {list(key)}, e.g. {example}.")
+        raise ValueError(
+            f"The {name} table lists {int(dup.sum())} rows with the same identity {list(key)}, e.g. {example}."
+        )
 
 
 def prediction_key(table: pd.DataFrame) -> list[str]:
-    """The identity columns of a predictions table: :data:`PREDICTION_KEY` plus ``scheme`` and
-    ``split`` when the table has them."""
+    """The identity columns of a predictions table.
+
+    They are :data:`PREDICTION_KEY` plus ``scheme`` and ``split`` when the table has them.
+    """
     key = list(PREDICTION_KEY)
     return key[:4] + [c for c in OPTIONAL_KEY if c in table.columns] + key[4:]
 

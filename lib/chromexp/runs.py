@@ -39,9 +39,11 @@ class Run:
 
     @property
     def provenance(self) -> str:
-        """``"semi-synthetic"`` or ``"real"``, read from the dataset's files on disk
-        (:func:`chromexp.provenance.of_params`; an error if they contradict ``data.source``).
-        Notebooks that load a dataset should prefer ``ds.provenance``."""
+        """``"semi-synthetic"`` or ``"real"``, read from the dataset's files on disk.
+
+        See :func:`chromexp.provenance.of_params` (an error if the files contradict
+        ``data.source``). Notebooks that load a dataset should prefer ``ds.provenance``.
+        """
         return _provenance.of_params(self.params)
 
     @property

@@ -100,7 +100,7 @@ def _sigmoid(x):
 
 
 def _table_bytes(df: pd.DataFrame) -> bytes:
-    """A TSV with header, fixed float format, '\\n' line ends: the same bytes on every platform."""
+    r"""A TSV with header, fixed float format, '\n' line ends: the same bytes on every platform."""
     # 10 significant digits: the real RPKM (3 decimals, < 1e6) round-trips exactly
     return df.to_csv(sep="\t", index=False, float_format="%.10g", lineterminator="\n").encode()
 

@@ -1,4 +1,4 @@
-"""Simulated genetics of the semi-synthetic dataset: fine-mapped eQTLs (DESIGN.md §3.3).
+"""Simulated genetics of the semi-synthetic dataset: fine-mapped eQTLs (docs/methods.md, "Semi-synthetic data").
 
 :func:`write_eqtls` is called by :func:`chromexp.simulate.generate` and writes, into the raw
 folder, deterministically from the seed (its own random streams, so nothing else changes)::
@@ -94,7 +94,7 @@ def _rng(seed: int, *parts: Any) -> np.random.Generator:
 
 
 def eqtl_tissue_map(cell_types: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """``cell.eqtl_tissues`` of each cell type, from ``params/cells/<EID>.yaml`` (DESIGN.md §4.6).
+    """``cell.eqtl_tissues`` of each cell type, from ``params/cells/<EID>.yaml`` (docs/methods.md, "eQTL enrichment").
 
     Returns
     -------

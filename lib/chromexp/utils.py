@@ -125,7 +125,7 @@ def remove_stale_temporaries(directory: str | os.PathLike, recursive: bool = Fal
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
+    r"""Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
 
     A reader never sees a half-written file: on error the temporary file is removed and the
     previous content of ``path`` (if any) is untouched. The file gets the mode of a normally
@@ -135,7 +135,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Examples
     --------
     >>> with atomic_path("results/x.tsv") as tmp:  # doctest: +SKIP
-    ...     table.to_csv(tmp, sep="\\t")
+    ...     table.to_csv(tmp, sep="\t")
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,3 +47,37 @@ def answer(ds, splits: pd.DataFrame, n_pcres: np.ndarray) -> str:
         f"{excluded:,} genes or pCREs were excluded, each under a reason in the exclusion table. "
         f"A gene has {np.mean(n_pcres):.2f} pCREs on average ({np.mean(np.asarray(n_pcres) == 0):.1%} have none)."
     )
+
+
+def mark_levels(ds, flanks) -> pd.DataFrame:
+    """Tidy promoter mark levels: ln(mean depth + 1) of each mark over TSS ± flank, per gene.
+
+    The "histone level" of the paper's Fig. 3, for every flank of the naive baselines (the widest
+    is the promoter CNN's TSS ± 3 kb); notebook 90 reads this table instead of the dataset.
+
+    Parameters
+    ----------
+    ds : CellDataset
+        The cell type's dataset store.
+    flanks : sequence of int
+        Half-widths (bp) of the windows around the TSS.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``cell_type, provenance, gene_id, mark, flank, level`` (one row per gene, mark and flank).
+    """
+    gene_ids = ds.genes["gene_id"].to_numpy()
+    levels = pd.concat(
+        [
+            pd.DataFrame(ds.flank_means(flank=int(flank)), columns=list(ds.marks))
+            .assign(gene_id=gene_ids, flank=int(flank))
+            .melt(id_vars=["gene_id", "flank"], var_name="mark", value_name="level")
+            for flank in flanks
+        ],
+        ignore_index=True,
+    ).assign(cell_type=ds.cell_type, provenance=ds.provenance)
+    levels = levels[["cell_type", "provenance", "gene_id", "mark", "flank", "level"]]
+    if not (np.isfinite(levels["level"]).all() and (levels["level"] >= 0).all()):
+        raise ValueError(f"{ds.path}: mark levels must be finite and >= 0 (a corrupt store?).")
+    return levels

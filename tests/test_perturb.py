@@ -1,0 +1,307 @@
+"""The perturbation engine (chromexp.perturb) against brute force and its invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chromexp import perturb
+from chromexp.models import chromoformer as cf
+from chromexp.models import chromoformer_inputs as ci
+
+TINY = {
+    "d_emb": 16,
+    "d_head": 8,
+    "embed": {"n_layers": 1, "n_heads": 2, "d_model": 16, "d_ff": 16},
+    "pairwise_interaction": {"n_layers": 2, "n_heads": 2, "d_model": 16, "d_ff": 16},
+    "regulation": {"n_layers": 2, "n_heads": 2, "d_model": 16, "d_ff": 16},
+}
+
+
+def tiny_models(n=2, n_marks=1, seed=0):
+    out = []
+    for i in range(n):
+        torch.manual_seed(seed + i)
+        m = cf.ChromoformerRegressor(n_marks=n_marks, architecture=TINY)
+        # random weights everywhere (LayerNorm gains too), so that no region is inert by accident
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        out.append(m.eval())
+    return out
+
+
+@pytest.fixture(scope="module")
+def setup():
+    models = tiny_models(2)
+    x = ci.random_inputs(5, n_marks=1, n_pcres=[0, 1, 3, 8, 2], seed=3, window=perturb.STUDY_WINDOW)
+    return models, x
+
+
+def test_regions_cover_each_bin_once_at_every_resolution():
+    # promoter flank 4 kb: the promoter (bins 8-11) and the 16 distal bins partition the window
+    for flank, gap in ((4000, 0), (3000, 1000)):
+        regs = perturb.regions(promoter_flank=flank)
+        assert [r.name for r in regs][:2] == ["promoter", "distal_00"] and len(regs) == 17
+        assert [r.position for r in regs if r.kind == "distal"] == [*range(8), *range(12, 20)]
+        for res in cf.RESOLUTIONS:
+            count = np.zeros(perturb.STUDY_WINDOW // res, dtype=int)
+            for r in regs:
+                count[r.bins[res]] += 1
+            assert count.max() == 1
+            uncovered = np.flatnonzero(count == 0)
+            if res == 2000 or gap == 0:
+                assert uncovered.size == 0
+            else:  # the paper's TSS ± 3 kb promoter leaves the 3-4 kb flanks of bins 8-11 to no region
+                expected = [*range(16000 // res, 17000 // res), *range(23000 // res, 24000 // res)]
+                assert uncovered.tolist() == expected
+    prom = perturb.regions()[0]
+    assert (prom.bins[100].start, prom.bins[100].stop) == (170, 230)  # TSS ± 3 kb = 60 bins
+    assert (prom.bins[2000].start, prom.bins[2000].stop) == (8, 12)
+    assert [r.distance for r in perturb.regions()][:3] == [0, -19000, -17000]
+
+
+def test_engine_equals_brute_force_edit_and_predict(setup):
+    models, x = setup
+    regs = perturb.regions()
+    levels = (1.0, 0.7, 0.0)
+    res = perturb.perturbation_predictions(models, x, regs, levels, batch_size=37)
+    ref = perturb.naive_perturbation(models, x, regs, levels, batch_size=4)
+    assert res.predictions.shape == (2, 5, 17, 3)
+    np.testing.assert_allclose(res.predictions, ref, atol=1e-5, rtol=0)
+    # the brute force with the reference's full attention path is the same function
+    ref_full = perturb.naive_perturbation(models, x, regs[:3], levels, full_attention=True)
+    np.testing.assert_allclose(res.predictions[:, :, :3], ref_full, atol=1e-5, rtol=0)
+    # perturbations do something (so the comparison above is not between constants)
+    assert np.abs(res.effects).max() > 1e-3
+
+
+def test_level_one_is_exactly_the_unperturbed_prediction(setup):
+    models, x = setup
+    res = perturb.perturbation_predictions(models, x, perturb.regions(), perturb.LEVELS, batch_size=64)
+    with torch.no_grad():
+        plain = np.stack([m(**x).double().numpy() for m in models])
+    np.testing.assert_allclose(res.baseline, plain, atol=1e-6, rtol=0)
+    assert (res.effects[..., perturb.LEVELS.index(1.0)] == 0).all()
+    # and scaling by 1.0 is a bitwise no-op on the inputs, so the model sees the same tensor
+    edited = perturb.perturb_inputs(x, perturb.regions()[0], 1.0)
+    assert all(torch.equal(edited[k], x[k]) for k in x)
+
+
+def test_engine_scales_only_the_chosen_mark():
+    models = tiny_models(1, n_marks=2)
+    x = ci.random_inputs(3, n_marks=2, seed=1, window=perturb.STUDY_WINDOW)
+    regs = perturb.regions()[:4]
+    got = perturb.perturbation_predictions(models, x, regs, (0.5, 0.0), mark_index=1, batch_size=16)
+    ref = perturb.naive_perturbation(models, x, regs, (0.5, 0.0), mark_index=1)
+    np.testing.assert_allclose(got.predictions, ref, atol=1e-5, rtol=0)
+
+
+def test_removing_an_empty_pcre_slot_changes_nothing(setup):
+    models, x = setup
+    abl = perturb.ablate_pcres(models, x, include_empty=True, batch_size=7)
+    valid = abl.valid
+    assert valid.sum(1).tolist() == [0, 1, 3, 8, 2]
+    np.testing.assert_allclose(abl.effects[:, ~valid], 0.0, atol=1e-6)
+    # a removed non-empty slot equals brute-force removal
+    for g, s in zip(*np.nonzero(valid), strict=True):
+        xi = perturb.remove_pcre(ci.subset(x, [g]), s)
+        with torch.no_grad():
+            ref = [float(m(**xi)) for m in models]
+        np.testing.assert_allclose(abl.predictions[:, g, s], ref, atol=1e-5)
+    assert np.abs(abl.effects[:, valid]).max() > 1e-4
+    default = perturb.ablate_pcres(models, x)
+    assert np.isnan(default.predictions[:, ~valid]).all()
+
+
+def test_fold_summary_and_tables(setup):
+    e = np.array([[1.0, -1.0, 0.0], [3.0, -2.0, 0.0], [-1.0, -3.0, 0.0]])
+    s = perturb.fold_summary(e)
+    np.testing.assert_allclose(s["effect"], [1.0, -2.0, 0.0])
+    np.testing.assert_allclose(s["effect_sd"], [2.0, 1.0, 0.0])
+    np.testing.assert_allclose(s["concordance"], [2 / 3, 1.0, 1.0])
+    assert np.isnan(perturb.fold_summary(e[:1])["effect_sd"]).all()
+
+    models, x = setup
+    genes = pd.DataFrame(
+        {
+            "gene_id": [f"G{i}" for i in range(5)],
+            "chrom": "chr1",
+            "tss": [100_000, 200_000, 300_000, 400_000, 500_000],
+            "strand": ["+", "-", "+", "-", "+"],
+        }
+    )
+    res = perturb.perturbation_predictions(models, x, perturb.regions(), (1.0, 0.0))
+    t = perturb.effects_table(
+        res,
+        genes,
+        cell_type="E003",
+        provenance="semi-synthetic",
+        model="chromoformer-reg",
+        mark="H3K27ac",
+        gene_set="active",
+    )
+    assert list(t.columns) == list(perturb.EFFECT_COLUMNS)
+    assert len(t) == 5 * 17 * 2 and not t.duplicated(["gene_id", "region", "level"]).any()
+    row = t[(t["gene_id"] == "G1") & (t["region"] == "distal_00") & (t["level"] == 0.0)].iloc[0]
+    # gene G1 is on the minus strand: its most upstream 2 kb bin is the genomic [TSS+18 kb, TSS+20 kb)
+    assert (row["start"], row["end"], row["distance"], row["position"]) == (218_000, 220_000, -19_000, 0)
+    np.testing.assert_allclose(row["effect"], res.effects[:, 1, 1, 1].mean())
+    np.testing.assert_allclose(row["baseline"], res.baseline[:, 1].mean())
+    prom = t[(t["gene_id"] == "G0") & (t["region"] == "promoter")].iloc[0]
+    assert (prom["start"], prom["end"], prom["position"], prom["distance"]) == (96_000, 104_000, -1, 0)
+
+
+def test_planted_truth_labels_and_matched_recovery():
+    effects = pd.DataFrame(
+        {
+            "gene_id": ["A", "A", "B", "B"],
+            "start": [0, 2000, 10_000, 12_000],
+            "end": [2000, 4000, 12_000, 14_000],
+            "mark": "H3K27ac",
+            "gene_set": "active",
+            "effect": [-1.0, -0.1, -0.2, 0.0],
+        }
+    )
+    enh = pd.DataFrame(
+        {
+            "gene_id": ["A", "B", "B"],
+            "kind": ["local", "local", "pchic"],
+            "chrom": "chr1",
+            "center": [500, 13_000, 50_000],
+            "width": [400, 400, 400],
+            "fragment_start": [0, 0, 49_000],
+            "fragment_end": [0, 0, 52_000],
+            "contribution_E003": [0.5, 0.0, 0.3],
+        }
+    )
+    lab = perturb.label_distal(effects, enh, "E003")
+    assert lab.tolist() == [True, False, False, False]  # B's enhancer is inactive in E003
+    rec = perturb.recovery(effects, lab, what="distal", strata=np.array([0, 1, 0, 1]))
+    allrow = rec[(rec["comparison"] == "all") & (rec["score"] == "effect")].iloc[0]
+    assert allrow["auroc"] == 1.0 and allrow["n_pos"] == 1 and allrow["n_neg"] == 3
+    matched = rec[(rec["comparison"] == "matched") & (rec["score"] == "effect")].iloc[0]
+    assert matched["n_neg"] == 1  # only the negative in the positive's stratum counts
+    pc = pd.DataFrame({"gene_id": ["B", "B"], "chrom": "chr1", "start": [49_000, 60_000], "end": [52_000, 61_000]})
+    assert perturb.label_pcres(pc, enh, "E003").tolist() == [True, False]
+    w = perturb._matched_weights(np.array([True, False, False, True, False]), np.array([0, 0, 0, 1, 2]))
+    np.testing.assert_allclose(w, [1, 0.5, 0.5, 0, 0])
+
+
+def test_bad_input_is_reported(setup):
+    models, x = setup
+    with pytest.raises(ValueError, match="levels"):
+        perturb.perturbation_predictions(models, x, levels=(1.5,))
+    with pytest.raises(ValueError, match="mark_index"):
+        perturb.perturbation_predictions(models, x, mark_index=2)
+    with pytest.raises(ValueError, match="regressors"):
+        perturb.perturbation_predictions([cf.ChromoformerClassifier(1, TINY)], x)
+    with pytest.raises(ValueError, match="planted truth"):
+        perturb.read_planted_enhancers("/nonexistent")
+
+
+def _tiny_params(params, **train):
+    cfg = dict(params["model"]["chromoformer"])
+    cfg.update(
+        d_model=16, d_model_reg=16, embed_ff=16, pairwise_ff=16, reg_layers=1, reg_heads=2, reg_ff=16, head_hidden=8
+    )
+    return {
+        **params,
+        "model": {**params["model"], "chromoformer": cfg},
+        "train": {**params["train"], "max_epochs": 1, **train},
+    }
+
+
+def test_fold_models_reuse_notebook_40_checkpoints_or_train(smoke_dataset, smoke_params, tmp_path):
+    from chromexp.experiments import chromoformer as ct
+
+    params = _tiny_params(smoke_params)
+    ds = smoke_dataset
+    x = ci.dataset_inputs(ds, list(ds.marks))
+    # notebook 40's recipe writes the fold-1 checkpoint
+    ct.train_and_evaluate(ds, params, [("H3K27ac",)], folds=[1], checkpoint_dir=tmp_path, inputs=x, progress=False)
+    with pytest.raises(ValueError, match="notebook 40"):
+        perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x, train_missing=False)
+    models, src = perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
+    assert src["source"].tolist() == ["checkpoint", "trained"]
+    again, src2 = perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
+    assert src2["source"].tolist() == ["checkpoint", "checkpoint"]
+    xi = ci.select_marks(ci.subset(x, [0, 1, 2]), [list(ds.marks).index("H3K27ac")])
+    with torch.no_grad():
+        for a, b in zip(models, again, strict=True):
+            assert torch.equal(a(**xi), b(**xi))
+    # a checkpoint trained with other parameters is never reused
+    other = _tiny_params(smoke_params, lr=5.0e-4)
+    _, src3 = perturb.fold_models(ds, other, "H3K27ac", [1], tmp_path, inputs=x)
+    assert src3["source"].tolist() == ["trained"]
+
+
+def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):
+    ds = smoke_dataset
+    idx = np.flatnonzero(ds.n_pcres() > 0)[:6]
+    x = ci.select_marks(ci.subset(ci.dataset_inputs(ds, list(ds.marks)), idx), [list(ds.marks).index("H3K27ac")])
+    genes = ds.genes.iloc[idx].reset_index(drop=True)
+    models = tiny_models(2)
+    abl = perturb.ablate_pcres(models, x)
+    info = ds.pcre_table()
+    t = perturb.pcre_table(
+        abl,
+        genes,
+        info[info["gene_index"].isin(idx)],
+        cell_type="E003",
+        provenance=ds.provenance,
+        model="chromoformer-reg",
+        mark="H3K27ac",
+        gene_set="active",
+    )
+    assert list(t.columns) == list(perturb.PCRE_COLUMNS) and len(t) == int(ds.n_pcres()[idx].sum())
+    assert (t["frequency"] > 1.5).all() and t["effect"].notna().all()
+    truth = perturb.read_planted_enhancers(smoke_raw)
+    # every planted pcHi-C enhancer of a kept pCRE is found by coordinates (truth and dataset agree)
+    all_pcres = info.assign(gene_id=ds.genes["gene_id"].to_numpy()[info["gene_index"]])
+    lab = perturb.label_pcres(all_pcres, truth, "E003")
+    assert 0 < lab.mean() < 1
+    res = perturb.perturbation_predictions(models, x, perturb.regions(), (1.0, 0.0))
+    eff = perturb.effects_table(
+        res,
+        genes,
+        cell_type="E003",
+        provenance=ds.provenance,
+        model="chromoformer-reg",
+        mark="H3K27ac",
+        gene_set="active",
+    )
+    distal = eff[(eff["level"] == 0.0) & (eff["region_kind"] == "distal")]
+    assert set(distal["end"] - distal["start"]) == {2000}
+    assert perturb.label_distal(distal, truth, "E003").dtype == bool
+
+
+def test_fig6_and_fig8_panels_are_labelled(setup):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from chromexp import plots
+
+    models, x = setup
+    genes = pd.DataFrame({"gene_id": [f"G{i}" for i in range(5)], "chrom": "chr2", "tss": 50_000, "strand": "+"})
+    res = perturb.perturbation_predictions(models, x, perturb.regions(), (1.0, 0.5, 0.0))
+    t = perturb.effects_table(
+        res,
+        genes,
+        cell_type="E116",
+        provenance="semi-synthetic",
+        model="chromoformer-reg",
+        mark="H3K27ac",
+        gene_set="active",
+    )
+    curves, by_d = perturb.level_curves(t), perturb.effect_by_distance(t)
+    assert set(curves["region_kind"]) == {"promoter", "distal"} and len(by_d) == 16
+    assert perturb.decay_length(by_d).shape == (1, 4)
+    fig = plots.plot_perturbation(curves, by_d, "semi-synthetic", "E116")
+    assert len(fig.axes) == 3 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    assert all(len(ax.lines) >= 2 for ax in fig.axes)
+    sig = {r: x[f"promoter_{r}"][0, 0].numpy() for r in (2000, 500, 100)}
+    fig8 = plots.plot_attribution_locus(sig, sig, sig, (-8.0, -6.0), "real", "locus", "input_x_gradient")
+    assert len(fig8.axes) == 6 and "real data" in fig8._suptitle.get_text()
