@@ -233,17 +233,21 @@ def _worker_job(marks: tuple[str, ...], fold: int) -> _Job:
     return _train_one(_WORKER, marks, fold)
 
 
-def _run_concurrent(ctx: _Context, jobs: list[tuple[tuple[str, ...], int]], n_workers: int, name: str) -> list[_Job]:
+def _run_concurrent(
+    ctx: _Context, jobs: list[tuple[tuple[str, ...], int]], n_workers: int, name: str, progress: bool
+) -> list[_Job]:
     """Run ``jobs`` in ``n_workers`` spawned processes sharing the device; results in job order.
 
     A job that raises stops the run: jobs not started are cancelled, running ones finish (their
     checkpoints stay valid for a resume) and a ``RuntimeError`` names the (marks, fold) that failed.
-    Nothing is returned, so no table is written from a partial run.
+    Nothing is returned, so no table is written from a partial run. ``progress`` shows a bar of the
+    finished models (the workers' own per-epoch bars are off; their log lines stay).
     """
     import concurrent.futures as cfut
     import os
 
     import torch.multiprocessing as tmp
+    from tqdm.auto import tqdm
 
     try:  # once, here: the workers then map the same memory instead of receiving copies
         for tensor in [*ctx.inputs.values(), ctx.y]:
@@ -272,6 +276,7 @@ def _run_concurrent(ctx: _Context, jobs: list[tuple[tuple[str, ...], int]], n_wo
         initargs=(ctx, threads, os.getpid(), get_logger().getEffectiveLevel()),
     ) as pool:
         futures = {pool.submit(_worker_job, marks, fold): i for i, (marks, fold) in enumerate(jobs)}
+        bar = tqdm(total=len(jobs), desc=f"{name} ({n_workers} at a time)", unit="model", disable=not progress)
         try:
             for future in cfut.as_completed(futures):
                 i = futures[future]
@@ -282,17 +287,22 @@ def _run_concurrent(ctx: _Context, jobs: list[tuple[tuple[str, ...], int]], n_wo
                     running = [f"{marks_key(m)} fold {f}" for j, (m, f) in enumerate(jobs) if j not in done]
                     raise RuntimeError(
                         f"A {name} worker process died (killed, out of memory or crashed) while training one of: "
-                        f"{', '.join(running)}. The finished models' checkpoints are kept; re-run to resume."
+                        f"{', '.join(running)}. The finished models' checkpoints are kept; re-run to resume. "
+                        "(From a Python script, call this under `if __name__ == '__main__':`: the spawned "
+                        "workers import the script again.)"
                     ) from err
                 except Exception as err:
                     raise RuntimeError(
                         f"Training {name} {marks_key(marks)} fold {fold} failed in a worker process: "
                         f"{type(err).__name__}: {err}"
                     ) from err
+                bar.update()
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+        finally:
+            bar.close()
     return [done[i] for i in range(len(jobs))]
 
 
@@ -332,6 +342,8 @@ def train_and_evaluate(
         the sequential path, so the tables are the same; the CPU threads (``torch.get_num_threads()``,
         i.e. ``OMP_NUM_THREADS``) are divided among the workers. Chromoformer cannot be stacked and
         vmapped like the promoter CNN (its fast path indexes data-dependently), hence processes.
+        Workers are spawned, so a Python script that calls this must do so under
+        ``if __name__ == "__main__":`` (notebooks and ``chromexp run`` need nothing).
 
     Returns
     -------
@@ -382,7 +394,7 @@ def train_and_evaluate(
     if n_workers == 1:
         done = [_train_one(ctx, marks, fold) for marks, fold in jobs]
     else:
-        done = _run_concurrent(ctx, jobs, n_workers, name)
+        done = _run_concurrent(ctx, jobs, n_workers, name, progress)
     n_params = {marks_key(marks): job.n_parameters for (marks, _), job in zip(jobs, done, strict=True)}
     return ChromoformerRun(
         metrics=pd.concat([m for job in done for m in job.metrics], ignore_index=True),
