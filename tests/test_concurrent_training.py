@@ -11,11 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from chromexp.config import load_params
 from chromexp.experiments import chromoformer as ct
 from chromexp.models import chromoformer_inputs as ci
+
+# equal results need equal thread counts: the workers get max(1, threads // workers) = 1
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = {
     "d_model": 8,
@@ -59,15 +61,6 @@ class _FakeDataset:
         test = np.flatnonzero(self._fold == fold)
         rest = np.flatnonzero(self._fold != fold)
         return {"train": rest[6:], "validation": rest[:6], "test": test}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # equal results need equal thread counts: the workers get max(1, threads // workers) = 1
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
