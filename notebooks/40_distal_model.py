@@ -116,7 +116,7 @@ fitted = ct.train_and_evaluate(
 )
 print(
     f"{len(MARK_SETS) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s "
-    f"({ct.concurrency_from_params(run.params)} at a time)"
+    f"({fitted.workers} at a time)"
 )
 fitted.history.groupby(["marks", "fold"]).agg(
     epochs=("epoch", "max"), best_epoch=("best_epoch", "first"), best_val_loss=("val_loss", "min")

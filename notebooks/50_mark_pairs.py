@@ -98,7 +98,7 @@ fitted = ct.train_and_evaluate(
 )
 print(
     f"{len(to_train) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s "
-    f"({ct.concurrency_from_params(run.params)} at a time)"
+    f"({fitted.workers} at a time)"
 )
 
 # %% [markdown]

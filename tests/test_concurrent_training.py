@@ -114,6 +114,7 @@ def test_concurrent_equals_sequential_exactly(setup, sequential, tmp_path):
     history = ["epoch", "train_loss", "val_loss", "lr", "improved", "marks", "fold", "best_epoch"]
     pd.testing.assert_frame_equal(conc.history[history], seq.history[history], check_exact=True)
     assert conc.n_parameters == seq.n_parameters
+    assert (seq.workers, conc.workers) == (1, 2)
     # the same checkpoint files (names hash the parameters, not how many models train at once)
     assert sorted(_checkpoints(tmp_path)) == sorted(_checkpoints(seq_dir))
     assert len(_checkpoints(tmp_path)) == len(MARK_SETS) * len(FOLDS) and _no_temporaries(tmp_path)

@@ -98,6 +98,7 @@ class ChromoformerRun:
     history: pd.DataFrame  # per epoch, with marks and fold
     seconds: float
     n_parameters: dict  # marks_key -> parameter count
+    workers: int = 1  # models trained at once (worker processes; 1 = in this process)
 
 
 def _digest(obj) -> str:
@@ -402,6 +403,7 @@ def train_and_evaluate(
         history=pd.concat([job.history for job in done], ignore_index=True),
         seconds=time.perf_counter() - t0,
         n_parameters=n_params,
+        workers=n_workers,
     )
 
 
