@@ -26,7 +26,7 @@
 # (checkpointed, so an interrupted run resumes). On the semi-synthetic dataset, the simulator's
 # planted enhancers (`raw/truth/enhancers.tsv.gz`).
 #
-# **Method** (DESIGN.md §4.5 of the design; the repository README, *In silico perturbation*).
+# **Method** (docs/methods.md and the repository README, *In silico perturbation*).
 # For each experiment (H3K27ac on active genes, H3K27me3 on inactive genes, H3K4me3 as a TSS-mark
 # control), scale the mark's log-transformed input by a level p = 1.0, 0.9, …, 0.0 over one
 # region — the promoter (TSS ± 3 kb at 100/500 bp, the 2 kb bins 8–11 at 2 kb) or one distal 2 kb
@@ -274,21 +274,39 @@ for method in A["methods"]:
         ]
         for res in per_fold[0]:
             maps[f"{method}_{state}_{res}"] = np.mean([a[res][0] for a in per_fold], axis=0)
-signal = {res: x_gene[f"promoter_{res}"][0, 0].numpy() for res in (2000, 500, 100)}
+signal = {res: x_gene[f"promoter_{res}"][0, 0].numpy() for res in ds.resolutions}
 with torch.no_grad():
     pred = {s: float(np.mean([m(**xx) for m in MODELS[att_mark]])) for s, xx in (("before", x_gene), ("after", x_abl))}
+# the locus file notebook 90 draws (Fig. 8; keys in chromexp.figures.ATTRIBUTION_KEYS): input gradients
+# (saliency when computed) before/after the ablation at every resolution, and the ablated region in hg19
+fig8_method = "saliency" if "saliency" in A["methods"] else A["methods"][0]
+ablated_hg19 = perturb.region_table(ds.genes.iloc[[gene_index]], [ablate]).iloc[0]
 npz = run.out_dir / f"attribution_{gene['gene_id']}.npz"
 with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
     np.savez_compressed(
         fh,
         **maps,
         **{f"signal_{r}": v for r, v in signal.items()},
+        **{f"resolution_{r}_signal": v for r, v in signal.items()},
+        **{
+            f"resolution_{r}_grad_{state}": maps[f"{fig8_method}_{state}_{r}"]
+            for r in signal
+            for state in ("before", "after")
+        },
+        chrom=gene["chrom"],
+        tss=int(gene["tss"]),
+        strand=gene["strand"],
+        half_window=int(ds.half_window),
+        resolutions=np.array(sorted(signal)),
+        attribution=fig8_method,
+        model=MODEL,
+        ablated_region=np.array([int(ablated_hg19["start"]), int(ablated_hg19["end"])]),
+        ablated_region_name=ablate.name,
         gene_id=gene["gene_id"],
         gene_name=gene["gene_name"],
         cell_type=CELL_TYPE,
         provenance=PROVENANCE,
         mark=att_mark,
-        ablated_region=ablate.name,
         ablated_offset_bp=np.array(ablate.offset) - ablate.window // 2,
         prediction_before=pred["before"],
         prediction_after=pred["after"],

@@ -121,6 +121,23 @@ def test_failure_is_named_blocks_dependents_and_leaves_no_finished_file(fake_rep
     assert code == 1 and "5 skipped" in out and "1 failed" in out and "1 blocked" in out
 
 
+def test_a_rerun_upstream_job_reruns_its_dependants(fake_repo, capsys):
+    """Notebook 30 reads what 10 wrote: when 10 runs again (forced or stale), 30 is not skipped."""
+    assert batch(capsys, "--notebooks", "10", "30", "--cells", "E003")[0] == 0
+    code, out = batch(capsys, "--notebooks", "10", "30", "--cells", "E003")
+    assert code == 0 and "2 skipped" in out
+    code, out = batch(capsys, "--notebooks", "10", "--cells", "E003", "--force")
+    assert code == 0 and "1 ok" in out
+    code, out = batch(capsys, "--notebooks", "30", "--cells", "E003")  # 10 did not run in this batch
+    assert code == 0 and "1 skipped" in out
+    code, out = batch(capsys, "--notebooks", "10", "30", "--cells", "E003", "-p", "seed", "2")
+    assert code == 0 and "2 ok" in out  # both stale anyway (changed parameters)
+    (fake_repo / "notebooks" / "10_sleep.py").write_text(NOTEBOOKS["10_sleep.py"] + "# edited\n")
+    code, out = batch(capsys, "--notebooks", "10", "30", "--cells", "E003", "-p", "seed", "2")
+    lines = {line.split("  ")[0].strip(): line for line in out.splitlines() if "[" in line}
+    assert code == 0 and " ok " in lines["10_sleep [E003]"] and " ok " in lines["30_after [E003]"], out
+
+
 def test_changed_parameters_make_a_result_stale(fake_repo, capsys):
     assert batch(capsys, "--notebooks", "30", "--cells", "E003")[0] == 0
     job = notebooks.make_job("30", "E003", "params/smoke.yaml", {}, "t")

@@ -392,7 +392,10 @@ def run_batch(
                 if ready and i not in checked:
                     # checked once its dependencies finished: notebook 00 or 10 may have changed its inputs
                     checked.add(i)
-                    if not force and notebooks.status(results[i].job) == "done":
+                    # a job whose dependency ran again in this batch reads new results: rerun it too
+                    # (as make/Snakemake do), even if its own fingerprint is unchanged
+                    upstream_ran = any(results[d].state == "ok" for d in results[i].deps)
+                    if not force and not upstream_ran and notebooks.status(results[i].job) == "done":
                         todo.remove(i)
                         results[i].state, results[i].note = "skipped", "up to date"
                         bar.update(1)

@@ -28,7 +28,7 @@ from .constants import CELL_TYPES, MARKS
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
 FREE_FORM_KEYS: frozenset[str] = frozenset()
 
-#: Chromosome folds of the study (DESIGN: 4-fold cross-validation by chromosome).
+#: Chromosome folds of the study (docs/methods.md: 4-fold cross-validation by chromosome).
 FOLDS: tuple[int, ...] = (1, 2, 3, 4)
 
 

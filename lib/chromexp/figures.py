@@ -613,10 +613,19 @@ def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
             "In silico removal of a mark: effect vs level, promoter vs distal 2 kb regions (mean over genes, 95 % bootstrap CI)",
             "Fig. 6A",
             "fold-averaged predicted log2 fold change",
-            "all genes of the gene set, four fold models averaged",
+            "all genes of the gene set, fold models averaged"
+            + (f" ({_fold_count(curves)} folds)" if _fold_count(curves) else ""),
             summary.provenance_label(curves),
         )
     return fig
+
+
+def _fold_count(table: pd.DataFrame) -> int | None:
+    """The number of fold models behind fold-averaged effects, from an ``n_folds`` column if any."""
+    if "n_folds" not in table.columns or table["n_folds"].isna().all():
+        return None
+    counts = sorted(set(table["n_folds"].dropna().astype(int)))
+    return counts[0] if len(counts) == 1 else None
 
 
 def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
@@ -909,7 +918,9 @@ def fig8_locus_view(locus: dict) -> plt.Figure:
             f"{locus.get('mark', '')} {locus.get('model', '')} {locus.get('attribution', 'gradient')}".rstrip(),
             "Fig. 8",
             "input signal and input attributions",
-            "one gene, four fold models",
+            f"one gene, {len(np.atleast_1d(locus['folds']))} fold models averaged"
+            if "folds" in locus
+            else "one gene, fold models averaged",
             summary.provenance_label(
                 pd.DataFrame({"provenance": [str(locus["provenance"])], "cell_type": [locus["cell_type"]]})
             ),

@@ -719,6 +719,7 @@ def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits
     prov = provenance.pop()
     label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
     ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}")
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
