@@ -106,13 +106,18 @@ if ct.architecture_from_params(cfg) == cf.DEFAULT_ARCHITECTURE and len(ALL_MARKS
 # ## Train one model per (mark set, fold)
 # Each training run is checkpointed under the run folder, so re-running the notebook after an
 # interruption resumes it.
+# `model.chromoformer.concurrent: N` trains N models at once in worker processes sharing the
+# device (same seeds, checkpoints and tables as one after the other; README, "Scale").
 
 # %%
 checkpoint_dir = run.out_dir / "checkpoints" if cfg["checkpoints"] else None
 fitted = ct.train_and_evaluate(
     ds, run.params, MARK_SETS, folds=FOLDS, device=DEVICE, checkpoint_dir=checkpoint_dir, inputs=inputs, progress=False
 )
-print(f"{len(MARK_SETS) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s")
+print(
+    f"{len(MARK_SETS) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s "
+    f"({fitted.workers} at a time)"
+)
 fitted.history.groupby(["marks", "fold"]).agg(
     epochs=("epoch", "max"), best_epoch=("best_epoch", "first"), best_val_loss=("val_loss", "min")
 )

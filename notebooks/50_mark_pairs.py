@@ -85,6 +85,8 @@ print(f"to train here: {[results.marks_key(s) for s in to_train]}")
 # %% [markdown]
 # ## Train one model per (mark set, fold)
 # Checkpointed under the run folder, so an interrupted run resumes.
+# `model.chromoformer.concurrent: N` trains N models at once in worker processes sharing the
+# device (same seeds, checkpoints and tables as one after the other; README, "Scale").
 
 # %%
 ds = dataset.load_dataset(run.params, CELL_TYPE)
@@ -94,7 +96,10 @@ checkpoint_dir = run.out_dir / "checkpoints" if cfg["checkpoints"] else None
 fitted = ct.train_and_evaluate(
     ds, run.params, to_train, folds=FOLDS, device=DEVICE, checkpoint_dir=checkpoint_dir, inputs=inputs, progress=False
 )
-print(f"{len(to_train) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s")
+print(
+    f"{len(to_train) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s "
+    f"({fitted.workers} at a time)"
+)
 
 # %% [markdown]
 # ## Check and save

@@ -119,3 +119,15 @@ def _devices():
 @pytest.fixture(params=_devices())
 def device(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one CPU thread for a test module (small models run fastest so; results depend on the
+    thread count), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

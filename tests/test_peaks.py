@@ -140,6 +140,14 @@ def test_peak_features_reads_each_format(tmp_path):
     np.testing.assert_array_equal(feats["gappedPeak"], [[0.0, 0.0], [9.75, 1.25]])
     with pytest.raises(ValueError, match="No broadPeak file for E003 H3K4me3"):
         peaks.peak_features(tmp_path, "E003", genes, marks=["H3K4me3"], formats=["broadPeak"])
+    if shutil.which("bedtools"):  # the bedtools engine (bedtools map -o max) reads the same files the same way
+        oracle = peaks.peak_features(
+            tmp_path, "E003", genes, ["H3K4me3", "H3K27me3"], ["narrowPeak", "gappedPeak"], engine="bedtools"
+        )
+        for fmt in feats:
+            np.testing.assert_array_equal(oracle[fmt], feats[fmt])
+    with pytest.raises(ValueError, match="Unknown peak feature engine 'awk'"):
+        peaks.peak_features(tmp_path, "E003", genes, marks=["H3K4me3"], engine="awk")
 
 
 def test_user_peak_files_are_checked_and_counted(tmp_path):

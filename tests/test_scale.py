@@ -27,10 +27,18 @@ def test_paper_grid_has_the_papers_1276_models_plus_the_seven_mark_models():
     assert by[("40", "all marks")] == 44
 
 
-def test_mark_pairs_are_the_15_distinct_anchor_pairs():
-    pairs = scale.mark_pairs()
-    assert len(pairs) == len(set(pairs)) == 15
-    assert all(any(a in p for a in scale.PAIR_ANCHORS) for p in pairs)
+def test_the_grid_counts_the_pairs_notebook_50_trains():
+    from chromexp.config import load_params
+    from chromexp.experiments import chromoformer as ct
+
+    params = load_params("E003")
+    assert tuple(params["model"]["chromoformer"]["pair_anchors"]) == scale.PAIR_ANCHORS
+    pairs = ct.mark_sets_from_params(params)  # one definition of the pairs (chromexp.constants.anchor_pairs)
+    assert len(pairs) == len({frozenset(p) for p in pairs}) == 15
+    grid = scale.paper_grid(["E003"], folds=[1]).set_index("models_of")
+    assert grid.loc["mark pairs", "n_mark_sets"] == len(pairs)
+    fewer = scale.paper_grid(["E003"], anchors=["H3K4me3"]).set_index("models_of")
+    assert fewer.loc["mark pairs", "n_mark_sets"] == 6
 
 
 def _throughput(cnn: float, cf: float) -> dict:

@@ -251,3 +251,40 @@ def test_smoke_dataset_end_to_end(smoke_params, smoke_dataset):
     assert set(auc["scheme"]) == {"chrom_folds", "random_thirds"} and len(auc) == 4 + 2
     # the simulated H3K4me3 marks active promoters: its peaks must predict activity well above chance
     assert auc["value"].mean() > 0.75
+
+
+@pytest.mark.skipif(__import__("shutil").which("macs2") is None, reason="macs2 not installed")
+@pytest.mark.skipif(__import__("shutil").which("bedtools") is None, reason="bedtools not installed")
+def test_bedtools_feature_engine_gives_identical_features_and_leaves_no_temp_files(
+    smoke_params, smoke_dataset, tmp_path, monkeypatch
+):
+    """shallowchrome.feature_engine: bedtools (`bedtools map -o max`) = numpy on the smoke peaks."""
+    import copy
+    import tempfile
+
+    import pybedtools
+
+    from chromexp.experiments import shallowchrome as sx
+
+    params = copy.deepcopy(smoke_params)
+    params["shallowchrome"].update({"marks": ["H3K4me3"], "repeats": 2, "thresholds": ["median"]})
+    fast = sx.run_cell_type(params, "E003", dataset=smoke_dataset)  # calls the peaks (or finds them)
+    # every temporary file of the bedtools run would land under these two folders
+    system_tmp, pbt_tmp = tmp_path / "tmp", tmp_path / "pybedtools"
+    system_tmp.mkdir()
+    pbt_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    before = pybedtools.get_tempdir()
+    pybedtools.set_tempdir(str(pbt_tmp))
+    try:
+        params["shallowchrome"]["feature_engine"] = "bedtools"
+        oracle = sx.run_cell_type(params, "E003", dataset=smoke_dataset)
+    finally:
+        pybedtools.set_tempdir(before)
+    assert set(oracle.features) == {"narrowPeak", "broadPeak", "gappedPeak"} == set(fast.features)
+    for fmt, x in fast.features.items():
+        np.testing.assert_array_equal(oracle.features[fmt], x, err_msg=fmt)
+    values = np.concatenate([x.ravel() for x in fast.features.values()])
+    assert (values > 0).sum() >= 100 and (values == 0).any()  # both cases occur: peaks near most TSSs, not all
+    pd.testing.assert_frame_equal(oracle.result.metrics, fast.result.metrics)
+    assert list(system_tmp.iterdir()) == [] and list(pbt_tmp.iterdir()) == []

@@ -69,6 +69,7 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.chromoformer.marks": ("list", _is_list),
     "model.chromoformer.folds": ("list", _is_list),
     "model.chromoformer.mark_sets": ("list of lists", _is_list_of_lists),
+    "model.chromoformer.concurrent": ("int", _is_int),
     "peaks.macs2": ("str", _is_str),
     "peaks.qvalue": ("float", _is_number),
     "peaks.llocal": ("int", _is_int),
@@ -341,7 +342,11 @@ def validate(params: Mapping[str, Any]) -> None:
         "must be a non-empty list of non-empty lists of distinct histone marks",
         True,
     )
+    check("model.chromoformer.concurrent", *positive_int, nullable=True)
     check("shallowchrome.marks", marks_ok, marks_why, True)
+    from .peaks import FEATURE_ENGINES
+
+    check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
         check(key, lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True)
     for key in ("train.batch_size", "train.max_epochs", "train.early_stopping_patience"):

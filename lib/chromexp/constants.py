@@ -7,6 +7,9 @@ only and reach the code through the parameters or the dataset built from them.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 #: The seven histone marks, in the order used everywhere (reference code and Chromoformer demo).
 MARKS: tuple[str, ...] = (
     "H3K4me1",
@@ -17,6 +20,23 @@ MARKS: tuple[str, ...] = (
     "H3K27ac",
     "H3K9ac",
 )
+
+#: The study's anchor marks of the mark pairs (notebook 50, paper Fig. 5): each is paired with
+#: every other mark (the default of ``model.chromoformer.pair_anchors``).
+PAIR_ANCHORS: tuple[str, ...] = ("H3K4me3", "H3K9ac", "H3K27ac")
+
+
+def anchor_pairs(anchors: Sequence[str], marks: Sequence[str]) -> list[tuple[str, str]]:
+    """Every pair of an anchor mark with another mark, each pair once, in ``marks`` order.
+
+    With the study's anchors (:data:`PAIR_ANCHORS`) and 7 marks: 3 × 6 − 3 = 15 pairs
+    (docs/methods.md, "Mark pairs"). Notebook 50 trains them; ``chromexp plan`` counts them.
+    """
+    unknown = [a for a in anchors if a not in marks]
+    if unknown:
+        raise ValueError(f"Pair anchor(s) {unknown} are not among the marks {list(marks)}.")
+    return [(a, b) for a, b in itertools.combinations(marks, 2) if a in anchors or b in anchors]
+
 
 #: The 11 Roadmap epigenomes of the study, with a readable name.
 CELL_TYPES: dict[str, str] = {

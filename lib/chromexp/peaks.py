@@ -64,6 +64,8 @@ log = get_logger("chromexp.peaks")
 
 #: MACS2 mode -> the peak formats it writes.
 MODE_FORMATS: dict[str, tuple[str, ...]] = {"narrow": ("narrowPeak",), "broad": ("broadPeak", "gappedPeak")}
+#: How peak-max features are computed (``shallowchrome.feature_engine``): numpy (fast) or bedtools (``map -o max``).
+FEATURE_ENGINES: tuple[str, ...] = ("numpy", "bedtools")
 MACS2_INSTALL_HINT = (
     "MACS2 is needed to call peaks from tagAlign files. Install it with `apt-get install macs` "
     "(Debian/Ubuntu), `pip install macs2` or `conda install -c bioconda macs2`, or put the path of the "
@@ -165,6 +167,7 @@ def peak_features(
     formats: Iterable[str] = tuple(PEAK_FORMATS),
     flank: int = 5000,
     chrom_sizes: Mapping[str, int] | None = None,
+    engine: str = "numpy",
 ) -> dict[str, np.ndarray]:
     """Peak-max features of every gene for each mark and peak format.
 
@@ -182,12 +185,22 @@ def peak_features(
         Peak formats to read.
     flank : int
         Half-width of the TSS window (bp).
+    engine : {"numpy", "bedtools"}
+        ``numpy`` = :func:`peak_max_feature` (the fast default); ``bedtools`` =
+        :func:`chromexp.intervals.peak_max`, i.e. ``bedtools map -o max`` through pybedtools (needs
+        the ``bedtools`` binary). Both give identical values (tested); ``shallowchrome.feature_engine``.
 
     Returns
     -------
     dict of str to numpy.ndarray
         ``{fmt: array (n_genes, n_marks)}`` of maximum signalValue (0 = no peak).
     """
+    if engine not in FEATURE_ENGINES:
+        raise ValueError(f"Unknown peak feature engine {engine!r}; use one of {', '.join(FEATURE_ENGINES)}.")
+    if engine == "bedtools":
+        from .intervals import peak_max as feature
+    else:
+        feature = peak_max_feature
     out = {}
     for fmt in formats:
         cols = []
@@ -196,7 +209,7 @@ def peak_features(
             peaks = read_peaks(path, fmt, chrom_sizes=chrom_sizes)
             if peaks.empty:
                 log.warning("%s is empty: the %s %s feature is 0 for every gene", path, mark, fmt)
-            cols.append(peak_max_feature(peaks, genes, flank=flank))
+            cols.append(feature(peaks, genes, flank=flank))
         out[fmt] = np.column_stack(cols) if cols else np.zeros((len(genes), 0))
     return out
 

@@ -21,18 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from .constants import MARKS
+from .constants import MARKS, PAIR_ANCHORS, anchor_pairs
 
 #: Genes in the paper's gene set and in its four chromosome test folds.
 PAPER_GENES = 18955
-#: Pairs of notebook 50: each anchor mark with every other mark (15 distinct pairs).
-PAIR_ANCHORS = ("H3K4me3", "H3K9ac", "H3K27ac")
-
-
-def mark_pairs(anchors: Sequence[str] = PAIR_ANCHORS, marks: Sequence[str] = MARKS) -> list[tuple[str, str]]:
-    """Distinct pairs of each anchor mark with every other mark (15 for the study's anchors)."""
-    pairs = {tuple(sorted((a, m))) for a in anchors for m in marks if m != a}
-    return sorted(pairs)
 
 
 def paper_grid(
@@ -56,7 +48,7 @@ def paper_grid(
     ]
     if all_marks:
         rows.append(("40", "chromoformer", "all marks", len(marks), 1))
-    rows.append(("50", "chromoformer", "mark pairs", 2, len(mark_pairs(anchors, marks))))
+    rows.append(("50", "chromoformer", "mark pairs", 2, len(anchor_pairs(anchors, marks))))
     table = pd.DataFrame(rows, columns=["notebook", "family", "models_of", "n_marks", "n_mark_sets"])
     table["n_cell_types"] = n_cells
     table["n_folds"] = n_folds

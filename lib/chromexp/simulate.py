@@ -50,7 +50,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -62,6 +61,7 @@ import pandas as pd
 
 from . import paths, simulate_eqtl
 from .constants import CELL_TYPES, CHROMOSOMES, MARKS, PCHIC_TISSUE
+from .utils import die_with_parent as _die_with_parent
 from .utils import get_logger, remove_stale_temporaries
 
 log = get_logger("chromexp.simulate")
@@ -831,36 +831,6 @@ def is_complete(raw: Path, params: Mapping[str, Any], verify: bool = False) -> b
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this worker when the process that started it dies (even by SIGKILL).
-
-    On Linux the kernel sends SIGTERM at the parent's death (``PR_SET_PDEATHSIG``); elsewhere, and
-    as a fallback, a daemon thread polls the parent pid. Without it a killed notebook 00 leaves its
-    simulation workers running.
-    """
-    import signal
-    import threading
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the prctl call
-        os._exit(1)
-
-    def watch():
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="chromexp-parent-watch").start()
 
 
 def _cell_type_task(args) -> list[str]:

@@ -11,7 +11,6 @@ Fig. 4A/C and Fig. 5 comparisons from the tidy metrics tables.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 import zlib
@@ -24,6 +23,7 @@ import pandas as pd
 import torch
 
 from .. import train
+from ..constants import anchor_pairs
 from ..models import chromoformer as cf
 from ..models import chromoformer_inputs as ci
 from ..results import marks_key
@@ -73,22 +73,6 @@ def build(params: Mapping, n_marks: int, kind: str | None = None):
     )
 
 
-def anchor_pairs(anchors: Sequence[str], marks: Sequence[str]) -> list[tuple[str, str]]:
-    """Every pair of an anchor mark with another mark, each pair once, in ``marks`` order.
-
-    With the study's anchors (H3K4me3, H3K9ac, H3K27ac) and 7 marks: 3 × 6 − 3 = 15 pairs
-    (docs/methods.md, "Mark pairs").
-    """
-    unknown = [a for a in anchors if a not in marks]
-    if unknown:
-        raise ValueError(f"Pair anchor(s) {unknown} are not among the marks {list(marks)}.")
-    pairs = []
-    for a, b in itertools.combinations(marks, 2):
-        if a in anchors or b in anchors:
-            pairs.append((a, b))
-    return pairs
-
-
 def mark_sets_from_params(params: Mapping) -> list[tuple[str, ...]]:
     """Notebook 50's mark sets: ``mark_sets`` if given, else the anchor pairs over ``marks``."""
     cfg = params["model"]["chromoformer"]
@@ -114,10 +98,213 @@ class ChromoformerRun:
     history: pd.DataFrame  # per epoch, with marks and fold
     seconds: float
     n_parameters: dict  # marks_key -> parameter count
+    workers: int = 1  # models trained at once (worker processes; 1 = in this process)
 
 
 def _digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def concurrency_from_params(params: Mapping) -> int:
+    """``model.chromoformer.concurrent`` as a number of worker processes (null -> 1, sequential)."""
+    n = params["model"]["chromoformer"].get("concurrent")
+    if n is None:
+        return 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"model.chromoformer.concurrent must be null or a positive integer, got {n!r}.")
+    return n
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What training and evaluating one (mark set, fold) needs; sent once to each worker process.
+
+    Tensors travel to workers through shared memory (``torch.multiprocessing``), not as copies.
+    """
+
+    inputs: Mapping[str, torch.Tensor]  # all of the dataset's marks
+    dataset_marks: tuple[str, ...]
+    y: torch.Tensor  # training target (float for reg, int64 labels for clf)
+    y_reg: np.ndarray
+    labels: np.ndarray
+    gene_ids: np.ndarray
+    splits: Mapping[int, Mapping[str, np.ndarray]]
+    params: Mapping
+    cell_type: str
+    device: str
+    checkpoint_dir: Path | None
+    progress: bool
+
+
+@dataclass
+class _Job:
+    """One trained and evaluated model: the pieces of :class:`ChromoformerRun`."""
+
+    metrics: list
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+    n_parameters: int
+
+
+def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
+    """Train one Chromoformer on ``marks`` for ``fold`` and evaluate it: the one recipe of both paths.
+
+    The sequential path calls it in this process, the concurrent path in a worker; the seed, the
+    checkpoint name and every number come from ``ctx`` and (marks, fold) only, so both give the
+    same model and tables.
+    """
+    params = ctx.params
+    cfg, tp = params["model"]["chromoformer"], params["train"]
+    kind = cfg["kind"]
+    name = MODEL_NAMES[kind]
+    key = marks_key(marks)
+    split = ctx.splits[fold]
+    dev = torch.device(ctx.device)
+    x = ci.select_marks(ctx.inputs, [ctx.dataset_marks.index(m) for m in marks])
+    seed = model_seed(params["seed"], marks, fold)
+    torch.manual_seed(seed)
+    model = build(params, len(marks))
+    n_parameters = cf.count_parameters(model)
+    tag = _digest(
+        [
+            key,
+            fold,
+            dict(tp),
+            dict(cfg_for_digest(cfg)),
+            params["seed"],
+            len(ctx.gene_ids),
+            split["train"][:50].tolist(),
+        ]
+    )
+    ckdir = ctx.checkpoint_dir
+    result = train.fit(
+        model,
+        (ci.subset(x, split["train"]), ctx.y[split["train"]]),
+        (ci.subset(x, split["validation"]), ctx.y[split["validation"]]),
+        train_params=tp,
+        loss="mse" if kind == "reg" else "cross_entropy",
+        optimizer=cfg["optimizer"],
+        device=dev,
+        seed=seed,
+        checkpoint_path=ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None,
+        progress=ctx.progress,
+        name=f"{name} {key} fold {fold}",
+    )
+    history = result.history.assign(marks=key, fold=fold, best_epoch=result.best_epoch)
+    metrics, predictions = evaluate_fold(
+        lambda rows: train.predict(result.model, ci.subset(x, rows), batch_size=int(tp["batch_size"]) * 4, device=dev),
+        split,
+        cell_type=ctx.cell_type,
+        model=name,
+        marks=key,
+        fold=fold,
+        gene_ids=ctx.gene_ids,
+        observed=ctx.y_reg,
+        labels=None if kind == "reg" else ctx.labels,
+    )
+    return _Job(metrics, predictions, history, n_parameters)
+
+
+def cfg_for_digest(cfg: Mapping) -> dict:
+    """``model.chromoformer`` without the keys that do not change a model (how many train at once).
+
+    Checkpoint names hash the parameters; ``concurrent`` must not enter them, so a run started
+    sequentially resumes concurrently and vice versa.
+    """
+    return {k: v for k, v in cfg.items() if k != "concurrent"}
+
+
+# the worker process's context, set once by _worker_init
+_WORKER: _Context | None = None
+
+
+def _worker_init(ctx: _Context, threads: int, parent_pid: int, log_level: int) -> None:
+    """Worker initializer: the shared context, its share of the CPU threads, die with the parent."""
+    global _WORKER
+    from ..utils import die_with_parent
+
+    die_with_parent(parent_pid)
+    torch.set_num_threads(threads)
+    get_logger().setLevel(log_level)
+    _WORKER = ctx
+
+
+def _worker_job(marks: tuple[str, ...], fold: int) -> _Job:
+    assert _WORKER is not None, "_worker_init did not run"
+    return _train_one(_WORKER, marks, fold)
+
+
+def _run_concurrent(
+    ctx: _Context, jobs: list[tuple[tuple[str, ...], int]], n_workers: int, name: str, progress: bool
+) -> list[_Job]:
+    """Run ``jobs`` in ``n_workers`` spawned processes sharing the device; results in job order.
+
+    A job that raises stops the run: jobs not started are cancelled, running ones finish (their
+    checkpoints stay valid for a resume) and a ``RuntimeError`` names the (marks, fold) that failed.
+    Nothing is returned, so no table is written from a partial run. ``progress`` shows a bar of the
+    finished models (the workers' own per-epoch bars are off; their log lines stay).
+    """
+    import concurrent.futures as cfut
+    import os
+
+    import torch.multiprocessing as tmp
+    from tqdm.auto import tqdm
+
+    try:  # once, here: the workers then map the same memory instead of receiving copies
+        for tensor in [*ctx.inputs.values(), ctx.y]:
+            tensor.share_memory_()
+    except RuntimeError as err:
+        size = sum(t.numel() * t.element_size() for t in ctx.inputs.values()) / 2**30
+        raise RuntimeError(
+            f"Could not place the {size:.2f} GiB of model inputs in shared memory for the {n_workers} {name} "
+            f"worker processes ({err}). Enlarge /dev/shm (e.g. docker --shm-size) or set "
+            "model.chromoformer.concurrent to 1 (sequential)."
+        ) from err
+    threads = max(1, torch.get_num_threads() // n_workers)
+    log.info(
+        "training %d %s models in %d worker processes on %s (%d CPU thread(s) each)",
+        len(jobs),
+        name,
+        n_workers,
+        ctx.device,
+        threads,
+    )
+    done: dict[int, _Job] = {}
+    with cfut.ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=tmp.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(ctx, threads, os.getpid(), get_logger().getEffectiveLevel()),
+    ) as pool:
+        futures = {pool.submit(_worker_job, marks, fold): i for i, (marks, fold) in enumerate(jobs)}
+        bar = tqdm(total=len(jobs), desc=f"{name} ({n_workers} at a time)", unit="model", disable=not progress)
+        try:
+            for future in cfut.as_completed(futures):
+                i = futures[future]
+                marks, fold = jobs[i]
+                try:
+                    done[i] = future.result()
+                except cfut.process.BrokenProcessPool as err:
+                    running = [f"{marks_key(m)} fold {f}" for j, (m, f) in enumerate(jobs) if j not in done]
+                    raise RuntimeError(
+                        f"A {name} worker process died (killed, out of memory or crashed) while training one of: "
+                        f"{', '.join(running)}. The finished models' checkpoints are kept; re-run to resume. "
+                        "(From a Python script, call this under `if __name__ == '__main__':`: the spawned "
+                        "workers import the script again.)"
+                    ) from err
+                except Exception as err:
+                    raise RuntimeError(
+                        f"Training {name} {marks_key(marks)} fold {fold} failed in a worker process: "
+                        f"{type(err).__name__}: {err}"
+                    ) from err
+                bar.update()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            bar.close()
+    return [done[i] for i in range(len(jobs))]
 
 
 def train_and_evaluate(
@@ -130,6 +317,7 @@ def train_and_evaluate(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     inputs: Mapping[str, torch.Tensor] | None = None,
+    concurrent: int | None = None,
 ) -> ChromoformerRun:
     """Train one Chromoformer per (mark set, fold) and evaluate it on the fold's test genes.
 
@@ -148,6 +336,15 @@ def train_and_evaluate(
         Checkpoint (and resume) each model's training here.
     inputs : dict of tensors, optional
         Precomputed ``chromoformer_inputs.dataset_inputs(dataset, dataset.marks)`` (all marks).
+    concurrent : int or None
+        Worker processes training models at once on ``device`` (default
+        ``model.chromoformer.concurrent``; 1 or null = one after the other in this process). Each
+        worker trains whole (mark set, fold) models with the same seeds, recipe and checkpoints as
+        the sequential path, so the tables are the same; the CPU threads (``torch.get_num_threads()``,
+        i.e. ``OMP_NUM_THREADS``) are divided among the workers. Chromoformer cannot be stacked and
+        vmapped like the promoter CNN (its fast path indexes data-dependently), hence processes.
+        Workers are spawned, so a Python script that calls this must do so under
+        ``if __name__ == "__main__":`` (notebooks and ``chromexp run`` need nothing).
 
     Returns
     -------
@@ -169,64 +366,44 @@ def train_and_evaluate(
                 f"Mark(s) {missing} are not in the dataset of {dataset.cell_type} (it has {list(dataset.marks)})."
             )
         marks_key(s)
+    n_workers = concurrency_from_params(params) if concurrent is None else int(concurrent)
+    if n_workers < 1:
+        raise ValueError(f"concurrent must be a positive number of worker processes, got {concurrent!r}.")
     if inputs is None:
         inputs = ci.dataset_inputs(dataset, list(dataset.marks))
     genes = dataset.genes
     y_reg = genes["target"].to_numpy(np.float32)
     labels = genes["label"].to_numpy(np.int64)
-    y = torch.as_tensor(y_reg) if kind == "reg" else torch.as_tensor(labels)
     dev = train.resolve_device(device if device is not None else params.get("device"))
-    tp = params["train"]
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    metric_tables, pred_tables, histories, n_params = [], [], [], {}
+    jobs = [(marks, fold) for fold in folds for marks in mark_sets]  # fold-major, as the tables
+    n_workers = min(n_workers, len(jobs))
+    ctx = _Context(
+        inputs=dict(inputs),
+        dataset_marks=tuple(dataset.marks),
+        y=torch.tensor(y_reg) if kind == "reg" else torch.tensor(labels),  # own (writable) memory, shared with workers
+        y_reg=y_reg,
+        labels=labels,
+        gene_ids=genes["gene_id"].to_numpy(),
+        splits={fold: fold_split(dataset, fold) for fold in folds},
+        params=params,
+        cell_type=dataset.cell_type,
+        device=str(dev),
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
+        progress=progress and n_workers == 1,
+    )
     t0 = time.perf_counter()
-    for fold in folds:
-        split = fold_split(dataset, fold)
-        for marks in mark_sets:
-            key = marks_key(marks)
-            idx = [list(dataset.marks).index(m) for m in marks]
-            x = ci.select_marks(inputs, idx)
-            seed = model_seed(params["seed"], marks, fold)
-            torch.manual_seed(seed)
-            model = build(params, len(marks))
-            n_params[key] = cf.count_parameters(model)
-            tag = _digest([key, fold, dict(tp), dict(cfg), params["seed"], len(genes), split["train"][:50].tolist()])
-            result = train.fit(
-                model,
-                (ci.subset(x, split["train"]), y[split["train"]]),
-                (ci.subset(x, split["validation"]), y[split["validation"]]),
-                train_params=tp,
-                loss="mse" if kind == "reg" else "cross_entropy",
-                optimizer=cfg["optimizer"],
-                device=dev,
-                seed=seed,
-                checkpoint_path=ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None,
-                progress=progress,
-                name=f"{name} {key} fold {fold}",
-            )
-            histories.append(result.history.assign(marks=key, fold=fold, best_epoch=result.best_epoch))
-            metrics, predictions = evaluate_fold(
-                lambda rows, model=result.model, x=x: train.predict(
-                    model, ci.subset(x, rows), batch_size=int(tp["batch_size"]) * 4, device=dev
-                ),
-                split,
-                cell_type=dataset.cell_type,
-                model=name,
-                marks=key,
-                fold=fold,
-                gene_ids=genes["gene_id"].to_numpy(),
-                observed=y_reg,
-                labels=None if kind == "reg" else labels,
-            )
-            metric_tables.extend(metrics)
-            pred_tables.append(predictions)
-            del model, result
+    if n_workers == 1:
+        done = [_train_one(ctx, marks, fold) for marks, fold in jobs]
+    else:
+        done = _run_concurrent(ctx, jobs, n_workers, name, progress)
+    n_params = {marks_key(marks): job.n_parameters for (marks, _), job in zip(jobs, done, strict=True)}
     return ChromoformerRun(
-        metrics=pd.concat(metric_tables, ignore_index=True),
-        predictions=pd.concat(pred_tables, ignore_index=True),
-        history=pd.concat(histories, ignore_index=True),
+        metrics=pd.concat([m for job in done for m in job.metrics], ignore_index=True),
+        predictions=pd.concat([job.predictions for job in done], ignore_index=True),
+        history=pd.concat([job.history for job in done], ignore_index=True),
         seconds=time.perf_counter() - t0,
         n_parameters=n_params,
+        workers=n_workers,
     )
 
 

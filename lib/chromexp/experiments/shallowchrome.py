@@ -57,7 +57,13 @@ def run_cell_type(params: Mapping, cell_type: str, dataset=None, rules: Sequence
     t0 = time.perf_counter()
     formats = sorted({f for c in p["configurations"] for f in CONFIGURATIONS[c]})
     features = peaks.peak_features(
-        paths.peaks_dir(params, cell_type), cell_type, dataset.genes, marks, formats, flank=int(p["tss_flank"])
+        paths.peaks_dir(params, cell_type),
+        cell_type,
+        dataset.genes,
+        marks,
+        formats,
+        flank=int(p["tss_flank"]),
+        engine=p["feature_engine"],
     )
     seconds["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
