@@ -74,6 +74,7 @@ import torch
 
 from chromexp import attribution, dataset, paths, perturb, plots, results, train
 from chromexp.constants import SEMI_SYNTHETIC
+from chromexp.experiments import perturbation
 from chromexp.models import chromoformer_inputs as ci
 from chromexp.utils import atomic_path
 
@@ -123,7 +124,7 @@ checkpoint_dir = run.out_dir / "checkpoints"
 MODELS, sources = {}, []
 t0 = time.perf_counter()
 for mark in MARKS:
-    MODELS[mark], src = perturb.fold_models(
+    MODELS[mark], src = perturbation.fold_models(
         ds, run.params, mark, FOLDS, checkpoint_dir, inputs=inputs, train_missing=P["train_missing"], device=DEVICE
     )
     sources.append(src)

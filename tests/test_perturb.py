@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from chromexp import perturb
+from chromexp.experiments import perturbation
 from chromexp.models import chromoformer as cf
 from chromexp.models import chromoformer_inputs as ci
 
@@ -223,10 +224,10 @@ def test_fold_models_reuse_notebook_40_checkpoints_or_train(smoke_dataset, smoke
     # notebook 40's recipe writes the fold-1 checkpoint
     ct.train_and_evaluate(ds, params, [("H3K27ac",)], folds=[1], checkpoint_dir=tmp_path, inputs=x, progress=False)
     with pytest.raises(ValueError, match="notebook 40"):
-        perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x, train_missing=False)
-    models, src = perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
+        perturbation.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x, train_missing=False)
+    models, src = perturbation.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
     assert src["source"].tolist() == ["checkpoint", "trained"]
-    again, src2 = perturb.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
+    again, src2 = perturbation.fold_models(ds, params, "H3K27ac", [1, 2], tmp_path, inputs=x)
     assert src2["source"].tolist() == ["checkpoint", "checkpoint"]
     xi = ci.select_marks(ci.subset(x, [0, 1, 2]), [list(ds.marks).index("H3K27ac")])
     with torch.no_grad():
@@ -234,7 +235,7 @@ def test_fold_models_reuse_notebook_40_checkpoints_or_train(smoke_dataset, smoke
             assert torch.equal(a(**xi), b(**xi))
     # a checkpoint trained with other parameters is never reused
     other = _tiny_params(smoke_params, lr=5.0e-4)
-    _, src3 = perturb.fold_models(ds, other, "H3K27ac", [1], tmp_path, inputs=x)
+    _, src3 = perturbation.fold_models(ds, other, "H3K27ac", [1], tmp_path, inputs=x)
     assert src3["source"].tolist() == ["trained"]
 
 

@@ -42,7 +42,10 @@ def _snakemake(tmp_path: Path, notebooks_: list[str] | None, cells: list[str], *
     ]
     if notebooks_:
         config.append(f"notebooks=[{','.join(notebooks_)}]")
-    cmd = [str(SNAKEMAKE), "-s", "workflow/Snakefile", "--config", *config, *extra]
+    # Snakemake's metadata (.snakemake/) goes to the working directory: keep it out of the repository
+    workdir = tmp_path / "snakemake-workdir"
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir), "--config", *config, *extra]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
 
 

@@ -93,9 +93,9 @@ def start(
     params = config.load_params(cell_type, files=[params_file], overrides=overrides or {})
     run_name = run_name or params["run_name"]
     out_dir = paths.run_dir(params, run_name, cell_type)
+    found = _provenance.of_dataset_dir(params)  # refuses a contradiction early (nothing written); None before 00
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = seed_everything(int(params["seed"]))
     run = Run(params=params, cell_type=cell_type, run_name=run_name, out_dir=out_dir, rng=rng)
-    found = _provenance.of_dataset_dir(params)  # refuses a contradiction early; None before notebook 00
     log.info("run %s, cell type %s, %s data, outputs in %s", run_name, cell_type or "(all)", found or "no", out_dir)
     return run
