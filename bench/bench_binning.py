@@ -247,7 +247,9 @@ def main(argv=None):
             f"chromexp {cpu_parse + cpu_bin:.2f} (parse {cpu_parse:.2f}, all threads) -> "
             f"{cpu_theirs / (cpu_parse + cpu_bin):.1f}x end to end in CPU time"
         )
-        print(f"load average (1/5/15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        print(
+            f"load average (1/5/15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        )
 
 
 if __name__ == "__main__":

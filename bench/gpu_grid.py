@@ -96,7 +96,9 @@ def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool
     optimizer = "adamw" if family == "chromoformer" else "adam"
     _sync(device)
     t0 = time.perf_counter()
-    train.fit(model, tr, va, train_params=_train_params(epochs, bf16), optimizer=optimizer, device=device, progress=False)
+    train.fit(
+        model, tr, va, train_params=_train_params(epochs, bf16), optimizer=optimizer, device=device, progress=False
+    )
     _sync(device)
     seconds = time.perf_counter() - t0
     return {"models": 1, "seconds": seconds, "gene_epochs_per_s": len(tr[1]) * epochs / seconds}

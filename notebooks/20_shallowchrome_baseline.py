@@ -274,7 +274,9 @@ assert naive_table.shape == (len(ds.marks), len(run.params["dataset"]["naive_fla
 assert grid["auroc"].notna().all()
 
 out = run.out_dir
-results.save_metrics(pd.concat([metrics.drop(columns="config"), naive], ignore_index=True), out, provenance=ds.provenance)
+results.save_metrics(
+    pd.concat([metrics.drop(columns="config"), naive], ignore_index=True), out, provenance=ds.provenance
+)
 results.save_predictions(pred, out, provenance=ds.provenance)
 tables = {
     "shallowchrome_configurations.tsv": grid,

@@ -682,8 +682,18 @@ def test_effect_by_distance_keeps_one_bin_per_distal_position():
     distances = [d for d in range(-19000, 20000, 2000) if abs(d) > 4000]
     assert len(distances) == 16
     rows = [
-        {"cell_type": "E003", "mark": "H3K27ac", "gene_set": "active", "gene_id": f"g{g}", "region_kind": "distal",
-         "level": 0.0, "distance": d, "effect": -1.0 / abs(d), "n_folds": 4, "provenance": "semi-synthetic"}
+        {
+            "cell_type": "E003",
+            "mark": "H3K27ac",
+            "gene_set": "active",
+            "gene_id": f"g{g}",
+            "region_kind": "distal",
+            "level": 0.0,
+            "distance": d,
+            "effect": -1.0 / abs(d),
+            "n_folds": 4,
+            "provenance": "semi-synthetic",
+        }
         for g in range(5)
         for d in distances
     ]

@@ -23,7 +23,9 @@ def fixture_tables():
             "signal_value": np.round(rng.gamma(2.0, 3.0, n_peaks), 3),
         }
     )
-    genes = pd.DataFrame({"chrom": rng.choice(np.append(chroms, "chrX"), n_genes), "tss": rng.integers(0, 210_000, n_genes)})
+    genes = pd.DataFrame(
+        {"chrom": rng.choice(np.append(chroms, "chrX"), n_genes), "tss": rng.integers(0, 210_000, n_genes)}
+    )
     genes.loc[0, "tss"] = 100  # window clipped at the chromosome start
     return peak_table, genes
 
@@ -31,7 +33,9 @@ def fixture_tables():
 def _brute_max(peak_table, genes, flank):
     out = np.zeros(len(genes))
     for i, g in genes.iterrows():
-        hit = peak_table[(peak_table.chrom == g.chrom) & (peak_table.start < g.tss + flank) & (peak_table.end > g.tss - flank)]
+        hit = peak_table[
+            (peak_table.chrom == g.chrom) & (peak_table.start < g.tss + flank) & (peak_table.end > g.tss - flank)
+        ]
         out[i] = hit.signal_value.max() if len(hit) else 0.0
     return out
 

@@ -26,10 +26,6 @@ def test_ruff_check_is_clean():
     assert out.returncode == 0, out.stdout[-4000:]
 
 
-@pytest.mark.xfail(
-    reason="TODO(lead): the tree is not ruff-formatted yet; run `ruff format` after the merge and drop this mark",
-    strict=False,
-)
 def test_ruff_format_is_clean():
     out = subprocess.run(
         [*_ruff(), "format", "--check", "lib", "tests", "notebooks", "bench"], cwd=ROOT, capture_output=True, text=True

@@ -17,7 +17,9 @@ from chromexp import cli, notebooks
 def _output_text(nb) -> str:
     """What the executed notebook *printed* (streams, displayed tables): never its source."""
     return " ".join(
-        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) + str(o.get("data", {}).get("text/html", ""))
+        str(o.get("text", ""))
+        + str(o.get("data", {}).get("text/plain", ""))
+        + str(o.get("data", {}).get("text/html", ""))
         for c in nb.cells
         if c.cell_type == "code"
         for o in c.get("outputs", [])
@@ -54,7 +56,9 @@ def test_all_notebooks_run_on_the_smoke_preset(tmp_path, capsys, monkeypatch):
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{path.name} has error outputs"
         # the executed outputs, not the sources (every source contains the word)
-        assert "semi-synthetic" in _output_text(nb).lower(), f"{path.name} never prints that its data are semi-synthetic"
+        assert "semi-synthetic" in _output_text(nb).lower(), (
+            f"{path.name} never prints that its data are semi-synthetic"
+        )
 
     # every figure's drawn text says which data it shows: SEMI-SYNTHETIC, or real for the vendored real E003
     figures = sorted({*dirs["results"].rglob("*.svg"), *dirs["figures"].rglob("*.svg")})

@@ -82,7 +82,12 @@ def real_format(tmp_path_factory):
         "".join(f"{c}\t{SIZE}\n" for c in CHROMOSOMES) + "".join(f"{c}\t{n}\n" for c, n in CONTIGS.items())
     )
     params = load_params(
-        "E003", overrides={"paths": {"data_dir": str(root / "data")}, "data": {"name": "rf", "source": "roadmap"}, "marks": MARKS}
+        "E003",
+        overrides={
+            "paths": {"data_dir": str(root / "data")},
+            "data": {"name": "rf", "source": "roadmap"},
+            "marks": MARKS,
+        },
     )
     return {"raw": raw, "reads": reads, "genome": genome, "params": params}
 

@@ -45,7 +45,9 @@ def _throughput(cnn: float, cf: float) -> dict:
     return {
         "device": "cuda",
         "families": {
-            "promoter_cnn": {"modes": {"one_fp32": {"gene_epochs_per_s": cnn / 2}, "many_fp32": {"gene_epochs_per_s": cnn}}},
+            "promoter_cnn": {
+                "modes": {"one_fp32": {"gene_epochs_per_s": cnn / 2}, "many_fp32": {"gene_epochs_per_s": cnn}}
+            },
             "chromoformer": {"modes": {"one_fp32": {"gene_epochs_per_s": cf}, "one_bf16": {"skipped": "cpu"}}},
         },
     }

@@ -36,9 +36,7 @@ def _snakemake(tmp_path: Path, notebooks_: list[str] | None, cells: list[str], *
         f"cells=[{','.join(cells)}]",
         "run_name=smoke",
         "threads=1",
-        "overrides={"
-        + ", ".join(f"paths.{k}_dir: {tmp_path / k}" for k in ("data", "results", "figures"))
-        + "}",
+        "overrides={" + ", ".join(f"paths.{k}_dir: {tmp_path / k}" for k in ("data", "results", "figures")) + "}",
     ]
     if notebooks_:
         config.append(f"notebooks=[{','.join(notebooks_)}]")
@@ -71,7 +69,12 @@ def test_dry_run_dependencies_follow_batch_order(tmp_path):
     proc = _snakemake(tmp_path, ["00", "10", "30"], ["E003", "E116"], "-n")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     blocks = re.findall(r"rule notebook:\n\s+input: ([^\n]*)\n\s+output: (\S+)", proc.stdout + proc.stderr)
-    seen = {Path(out).parent.name + "/" + Path(out).name: sorted(Path(p).parent.name + "/" + Path(p).name for p in inp.split(", ")) for inp, out in blocks}
+    seen = {
+        Path(out).parent.name + "/" + Path(out).name: sorted(
+            Path(p).parent.name + "/" + Path(p).name for p in inp.split(", ")
+        )
+        for inp, out in blocks
+    }
     assert seen["E003/30_promoter_model.ipynb"] == ["E003/10_data_prep.ipynb", "all/00_demo_data.ipynb"]
     assert seen["E116/10_data_prep.ipynb"] == ["all/00_demo_data.ipynb"]
     # the global notebook 00 has no inputs and so no "input:" line: it is not among the blocks

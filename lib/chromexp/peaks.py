@@ -279,10 +279,7 @@ def covered_genome_size(tagalign: str | Path, bin_size: int = 1000) -> int:
     measured 21,344 "peaks" on 17.8 Mb of smoke data with ``--nolambda``, 687 with this size).
     """
     reads = read_tagalign(tagalign)  # validated; an empty file is an error naming it
-    bins = (
-        reads["chrom"].cat.codes.to_numpy(np.int64) * (1 << 40)
-        + reads["start"].to_numpy() // bin_size
-    )
+    bins = reads["chrom"].cat.codes.to_numpy(np.int64) * (1 << 40) + reads["start"].to_numpy() // bin_size
     return int(np.unique(bins).size) * int(bin_size)
 
 

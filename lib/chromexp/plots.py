@@ -82,7 +82,9 @@ def theme_rc() -> dict:
     import seaborn as sns
 
     rc = {**sns.axes_style("ticks"), **sns.plotting_context("paper", font_scale=1.1)}
-    rc.update({"axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False, "svg.hashsalt": "chromexp"})
+    rc.update(
+        {"axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False, "svg.hashsalt": "chromexp"}
+    )
     return rc
 
 
@@ -368,11 +370,16 @@ def plot_shallowchrome_configurations(grid, provenance: str, split: str = "valid
         ax.set_ylabel(f"{split} AUROC")
         ax.set_title(f"{scheme} ({s['fold'].nunique()} splits)", fontsize=9)
     cell = ", ".join(map(str, dict.fromkeys(sub["cell_type"])))
-    fig.suptitle(f"ShallowChrome peak configurations (<repressive>_<active> format), {cell} — {data_label(provenance)}", fontsize=9)
+    fig.suptitle(
+        f"ShallowChrome peak configurations (<repressive>_<active> format), {cell} — {data_label(provenance)}",
+        fontsize=9,
+    )
     return fig
 
 
-def plot_valley_threshold(rpkm, median: float, valley: float, provenance: str, cell_type: str, bins: int = 100) -> plt.Figure:
+def plot_valley_threshold(
+    rpkm, median: float, valley: float, provenance: str, cell_type: str, bins: int = 100
+) -> plt.Figure:
     """Histogram of ln(1 + RPKM) with the median and the 'valley' thresholds (ShallowChrome Fig. S2)."""
     import numpy as np
 
@@ -403,7 +410,12 @@ def plot_regulative_patterns(patterns, provenance: str) -> plt.Figure:
     cells = list(dict.fromkeys(patterns["cell_type"]))
     colors = {"activator": "cadetblue", "repressor": "indianred"}
     fig, axes = plt.subplots(
-        len(genes), len(cells), figsize=(2.6 * len(cells) + 0.6, 2.2 * len(genes) + 0.6), squeeze=False, sharey="row", constrained_layout=True
+        len(genes),
+        len(cells),
+        figsize=(2.6 * len(cells) + 0.6, 2.2 * len(genes) + 0.6),
+        squeeze=False,
+        sharey="row",
+        constrained_layout=True,
     )
     for i, gene in enumerate(genes):
         for j, cell in enumerate(cells):
@@ -420,7 +432,9 @@ def plot_regulative_patterns(patterns, provenance: str) -> plt.Figure:
             ax.axhline(0, color="0.3", lw=0.6)
             ax.set_xticks(np.arange(len(p)), p["term"], rotation=90, fontsize=7)
             first = p.iloc[0]
-            ax.set_title(f"{gene} in {cell}: label {int(first['label'])}, P(active) {first['probability']:.2f}", fontsize=7)
+            ax.set_title(
+                f"{gene} in {cell}: label {int(first['label'])}, P(active) {first['probability']:.2f}", fontsize=7
+            )
             if j == 0:
                 ax.set_ylabel("contribution to log-odds")
     fig.suptitle(
@@ -453,10 +467,19 @@ def plot_auroc_vs_published(ours, published, provenance: str) -> plt.Figure:
     width = 0.8 / (len(schemes) + 1)
     fig, ax = plt.subplots(figsize=(1.2 * len(cells) + 2.5, 3.4), constrained_layout=True)
     x = np.arange(len(cells))
-    ax.bar(x, [pub.get(c, np.nan) for c in cells], width, color="0.6", label="DeepChrome, published (REAL Roadmap data)")
+    ax.bar(
+        x, [pub.get(c, np.nan) for c in cells], width, color="0.6", label="DeepChrome, published (REAL Roadmap data)"
+    )
     for k, scheme in enumerate(schemes):
         s = ours[ours["scheme"] == scheme].set_index("cell_type").reindex(cells)
-        ax.bar(x + (k + 1) * width, s["auroc_mean"], width, yerr=s["auroc_sd"], capsize=2, label=f"ShallowChrome (ours), {scheme} — {provenance}")
+        ax.bar(
+            x + (k + 1) * width,
+            s["auroc_mean"],
+            width,
+            yerr=s["auroc_sd"],
+            capsize=2,
+            label=f"ShallowChrome (ours), {scheme} — {provenance}",
+        )
     ax.set_xticks(x + width * len(schemes) / 2, cells)
     ax.set_ylim(0.5, 1.0)
     ax.set_ylabel("test AUROC")
@@ -468,7 +491,9 @@ def plot_auroc_vs_published(ours, published, provenance: str) -> plt.Figure:
 # ----------------------------------------------------------------------------------------------
 # Chromoformer (notebooks 40 and 50; paper Fig. 4A/C and Fig. 5) — appended by the Chromoformer helper
 # ----------------------------------------------------------------------------------------------
-def plot_distal_vs_promoter(metrics, gains, provenance: str, model: str = "chromoformer_reg", metric: str = "pearson_r") -> plt.Figure:
+def plot_distal_vs_promoter(
+    metrics, gains, provenance: str, model: str = "chromoformer_reg", metric: str = "pearson_r"
+) -> plt.Figure:
     """Distal model per mark set (Fig. 4A) and its gain over the promoter CNN per mark (Fig. 4C).
 
     Parameters
@@ -499,10 +524,23 @@ def plot_distal_vs_promoter(metrics, gains, provenance: str, model: str = "chrom
     rng = np.random.default_rng(0)  # fixed jitter
     for ax, table, col, keys, ylabel in (
         (axes[0], t, "value", sets, f"test {metric.replace('_', ' ')}"),
-        (axes[1], gains, "gain", [s for s in sets if len(gains) and s in set(gains["marks"])], f"gain in {metric.replace('_', ' ')} over promoter CNN"),
+        (
+            axes[1],
+            gains,
+            "gain",
+            [s for s in sets if len(gains) and s in set(gains["marks"])],
+            f"gain in {metric.replace('_', ' ')} over promoter CNN",
+        ),
     ):
         if not keys:
-            ax.text(0.5, 0.5, "no promoter CNN results in this run\n(run notebook 30 first)", ha="center", va="center", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no promoter CNN results in this run\n(run notebook 30 first)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
             ax.set_axis_off()
             continue
         pos = np.arange(len(keys))
@@ -718,7 +756,9 @@ def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits
     ax.legend(loc="upper left", bbox_to_anchor=(1.45, 1), frameon=False, labelspacing=1.5)
     prov = provenance.pop()
     label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
-    ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}")
+    ax.set_title(
+        f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}"
+    )
     return fig
 
 
@@ -739,7 +779,9 @@ def plot_perturbation(curves, by_distance, provenance: str, cell_type: str) -> p
             d = d.sort_values("level")
             x = 1 - d["level"].to_numpy()
             ax.plot(x, d["effect"], "o-", ms=3, color=MARK_COLORS.get(mark, "k"), label=f"{mark}, {gs} genes")
-            ax.fill_between(x, d["effect"] - d["ci"], d["effect"] + d["ci"], color=MARK_COLORS.get(mark, "k"), alpha=0.2)
+            ax.fill_between(
+                x, d["effect"] - d["ci"], d["effect"] + d["ci"], color=MARK_COLORS.get(mark, "k"), alpha=0.2
+            )
         ax.axhline(0, color="0.6", lw=0.8)
         ax.set_xlabel("fraction of the mark removed (1 − level)")
         ax.set_title(f"{kind} perturbation" + (" (each 2 kb bin)" if kind == "distal" else ""), fontsize=9)
@@ -756,7 +798,9 @@ def plot_perturbation(curves, by_distance, provenance: str, cell_type: str) -> p
     ax.set_title("effect by distance", fontsize=9)
     if np.isfinite(by_distance.get("effect", np.array([]))).any():
         ax.legend(fontsize=7, frameon=False)
-    fig.suptitle(f"In silico perturbation, {cell_type}, fold-averaged Chromoformer — {data_label(provenance)}", fontsize=9)
+    fig.suptitle(
+        f"In silico perturbation, {cell_type}, fold-averaged Chromoformer — {data_label(provenance)}", fontsize=9
+    )
     return fig
 
 

@@ -713,5 +713,3 @@ def gene_patterns(
                 )
             )
     return pd.DataFrame(rows)
-
-

@@ -790,7 +790,11 @@ def effect_by_distance(effects: pd.DataFrame, n_bins: int = 20, level: float = 0
         d["distance_bin"] = pd.qcut(d["distance"], q=n_bins, duplicates="drop")
     out = gene_bootstrap_summary(d, ["cell_type", "mark", "gene_set", "distance_bin"], seed=seed)
     if len(distances) <= n_bins:
-        mid = out["distance_bin"].map(lambda iv: distances[(distances > iv.left) & (distances <= iv.right)][0]).astype(float)
+        mid = (
+            out["distance_bin"]
+            .map(lambda iv: distances[(distances > iv.left) & (distances <= iv.right)][0])
+            .astype(float)
+        )
     else:
         mid = out["distance_bin"].map(lambda iv: iv.mid).astype(float)
     out.insert(out.columns.get_loc("distance_bin") + 1, "distance_mid", mid)

@@ -128,5 +128,3 @@ def fold_models(
         models.append(model.eval())
         rows.append({"mark": mark, "fold": int(fold), "source": source, "path": str(path)})
     return models, pd.DataFrame(rows)
-
-
