@@ -242,21 +242,33 @@ benchmarks.round(4)
 # %% [markdown]
 # ## Controls
 # *Shuffled effects*: the same test after permuting the effects within each cell type (a null:
-# the top decile must not be enriched). *Planted truth* (semi-synthetic only): the score of a
+# the top decile must not be enriched). One permutation is a single draw from the null (p < 0.05
+# one time in twenty by design), so the test is repeated over `eqtl.n_shuffles` independent
+# permutations and we report how often the top decile reaches p < 0.05: about 5 % under a correct
+# test. *Planted truth* (semi-synthetic only): the score of a
 # locus is the summed contribution of its gene's active planted enhancers overlapping it — the
 # oracle a perfect model would reach; its top decile must be significant.
 
 # %%
-controls = []
-shuffled = loci.copy()
-for ct in CELLS:
-    m = (shuffled["cell_type"] == ct).to_numpy()
-    shuffled.loc[m, "effect"] = enrichment.stream(SEED, ct, "shuffle").permutation(shuffled.loc[m, "effect"].to_numpy())
-controls.append(
-    enrichment.decile_tests(shuffled, has, TISSUES, n_random=CFG["n_random"], seed=SEED + 1).assign(
-        control="shuffled effects"
-    )
+controls, null_tops = [], []
+for k in range(int(CFG["n_shuffles"])):
+    shuffled = loci.copy()
+    for ct in CELLS:
+        m = (shuffled["cell_type"] == ct).to_numpy()
+        rng = enrichment.stream(SEED, ct, "shuffle", k) if k else enrichment.stream(SEED, ct, "shuffle")
+        shuffled.loc[m, "effect"] = rng.permutation(shuffled.loc[m, "effect"].to_numpy())
+    tested = enrichment.decile_tests(shuffled, has, TISSUES, n_random=CFG["n_random"], seed=SEED + 1 + k)
+    null_tops.append(tested[tested["decile"] == 10].assign(shuffle=k))
+    if k == 0:  # the first permutation's full table is kept as the control rows
+        controls.append(tested.assign(control="shuffled effects"))
+null_tops = pd.concat(null_tops, ignore_index=True)
+shuffle_null = (
+    null_tops.groupby("cell_type")["p"]
+    .agg(n_shuffles="size", frac_top_p_below_0_05=lambda p: float((p < 0.05).mean()), median_top_p="median")
+    .reset_index()
+    .assign(provenance=PROVENANCE)
 )
+display(shuffle_null)
 if PROVENANCE == SEMI_SYNTHETIC:
     enhancers = pd.read_csv(paths.raw_dir(run.params) / "truth" / "enhancers.tsv.gz", sep="\t")
     planted = loci.copy()
@@ -285,6 +297,7 @@ write_table(deciles, OUT / "eqtl_deciles.tsv")
 write_table(benchmarks, OUT / "eqtl_benchmarks.tsv")
 write_table(matched[list(enrichment.MATCHED_COLUMNS)], OUT / "eqtl_distance_matched.tsv")
 write_table(controls, OUT / "eqtl_controls.tsv")
+write_table(shuffle_null, OUT / "eqtl_shuffle_null.tsv")
 write_table(lift_report.assign(provenance=PROVENANCE, chain=inputs["chain"].name), OUT / "eqtl_liftover.tsv")
 print("saved to", OUT)
 
@@ -313,19 +326,21 @@ plots.save_figure(fig, "eqtl_benchmarks", OUT / "figures")
 
 # %%
 top, bottom = deciles[deciles["decile"] == 10], deciles[deciles["decile"] == 1]
-shuf_top = controls[(controls["control"] == "shuffled effects") & (controls["decile"] == 10)]
 lines = [f"**Data: {plots.data_label(PROVENANCE)}.** Effects of removing {CFG['mark']} ({CFG['gene_set']} genes)."]
 for ct in CELLS:
     t, b = top[top["cell_type"] == ct].iloc[0], bottom[bottom["cell_type"] == ct].iloc[0]
-    s = shuf_top[shuf_top["cell_type"] == ct].iloc[0]
+    s = shuffle_null[shuffle_null["cell_type"] == ct].iloc[0]
     o = matched[(matched["cell_type"] == ct) & (matched["set"] == "decile_10")].iloc[0]
     lines.append(
         f"- {ct} ({t['tissues'].replace(';', ', ')}): top decile {t['fraction']:.3f} of {t['n_loci']} loci hold an eQTL "
         f"of their gene vs {t['random_mean']:.3f} in random samples (p = {t['p']:.2g}, q = {t['q']:.2g}); bottom decile "
         f"{b['fraction']:.3f} (p = {b['p']:.2g}); distance-matched OR of the top decile {o['odds_ratio']:.2f} "
-        f"[{o['ci_low']:.2f}, {o['ci_high']:.2f}]; shuffled control top decile p = {s['p']:.2g}."
+        f"[{o['ci_low']:.2f}, {o['ci_high']:.2f}]; shuffled-effect controls: top decile p < 0.05 in "
+        f"{s['frac_top_p_below_0_05']:.0%} of {s['n_shuffles']} permutations (median p {s['median_top_p']:.2g})."
     )
-recovered = bool((top["q"] < 0.05).all() and not (bottom["q"] < 0.05).any() and not (shuf_top["p"] < 0.05).any())
+# a correct null gives p < 0.05 in ~5 % of permutations; 10 % is the binomial 95 % upper bound at 100
+null_ok = bool((shuffle_null["frac_top_p_below_0_05"] <= 0.10).all())
+recovered = bool((top["q"] < 0.05).all() and not (bottom["q"] < 0.05).any() and null_ok)
 if PROVENANCE == SEMI_SYNTHETIC:
     oracle_top = controls[(controls["control"] == "planted truth as effect") & (controls["decile"] == 10)]
     lines.append(
@@ -336,7 +351,8 @@ if PROVENANCE == SEMI_SYNTHETIC:
         "\n**Is the planted enrichment recovered?** "
         + (
             "Yes: in every tissue-matched cell type the top decile is enriched (q < 0.05), the bottom decile is "
-            "not, and the shuffled control is null."
+            "not, and the shuffled-effect controls behave as a null (top decile p < 0.05 in at most 10 % of "
+            "permutations)."
             if recovered
             else "No, not fully: at least one of (top decile q < 0.05, bottom decile q ≥ 0.05, shuffled control "
             "p ≥ 0.05) fails in some cell type (see the tables above)."
