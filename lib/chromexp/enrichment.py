@@ -44,32 +44,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from .results import EFFECT_COLUMNS
 from .utils import get_logger
 
 log = get_logger("chromexp.enrichment")
 
-#: perturbation_effects.tsv.gz of notebook 60 (team data contract).
-EFFECT_COLUMNS = (
-    "cell_type",
-    "provenance",
-    "model",
-    "mark",
-    "gene_set",
-    "gene_id",
-    "region",
-    "region_kind",
-    "position",
-    "distance",
-    "chrom",
-    "start",
-    "end",
-    "level",
-    "effect",
-    "effect_sd",
-    "concordance",
-    "n_folds",
-    "baseline",
-)
 LOCUS_COLUMNS = (
     "cell_type",
     "provenance",

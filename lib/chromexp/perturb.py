@@ -41,6 +41,7 @@ import pandas as pd
 import torch
 
 from .models import chromoformer as cf
+from .results import EFFECT_COLUMNS, PCRE_COLUMNS
 from .utils import get_logger
 
 log = get_logger("chromexp.perturb")
@@ -52,47 +53,6 @@ REGION_BP = 2000
 #: The study's input window, TSS ± 20 kb (``signal.half_window`` = 20,000): the default of the region
 #: helpers for tests and benchmarks; notebook 60 passes its dataset's window (``2 * ds.half_window``).
 STUDY_WINDOW = 40_000
-#: Columns of ``perturbation_effects.tsv.gz`` (team contract).
-EFFECT_COLUMNS: tuple[str, ...] = (
-    "cell_type",
-    "provenance",
-    "model",
-    "mark",
-    "gene_set",
-    "gene_id",
-    "region",
-    "region_kind",
-    "position",
-    "distance",
-    "chrom",
-    "start",
-    "end",
-    "level",
-    "effect",
-    "effect_sd",
-    "concordance",
-    "n_folds",
-    "baseline",
-)
-#: Columns of ``pcre_ablation.tsv.gz`` (team contract).
-PCRE_COLUMNS: tuple[str, ...] = (
-    "cell_type",
-    "provenance",
-    "model",
-    "mark",
-    "gene_set",
-    "gene_id",
-    "slot",
-    "chrom",
-    "start",
-    "end",
-    "frequency",
-    "distance",
-    "effect",
-    "effect_sd",
-    "concordance",
-    "n_folds",
-)
 
 
 # --------------------------------------------------------------------------------------------

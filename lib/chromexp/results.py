@@ -48,6 +48,47 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "value",
 )
 PREDICTION_COLUMNS: tuple[str, ...] = ("cell_type", "model", "marks", "fold", "gene_id", "observed", "predicted")
+#: Columns of ``perturbation_effects.tsv.gz`` (docs/data-formats.md, "Perturbation outputs").
+EFFECT_COLUMNS: tuple[str, ...] = (
+    "cell_type",
+    "provenance",
+    "model",
+    "mark",
+    "gene_set",
+    "gene_id",
+    "region",
+    "region_kind",
+    "position",
+    "distance",
+    "chrom",
+    "start",
+    "end",
+    "level",
+    "effect",
+    "effect_sd",
+    "concordance",
+    "n_folds",
+    "baseline",
+)
+#: Columns of ``pcre_ablation.tsv.gz`` (docs/data-formats.md, "Perturbation outputs").
+PCRE_COLUMNS: tuple[str, ...] = (
+    "cell_type",
+    "provenance",
+    "model",
+    "mark",
+    "gene_set",
+    "gene_id",
+    "slot",
+    "chrom",
+    "start",
+    "end",
+    "frequency",
+    "distance",
+    "effect",
+    "effect_sd",
+    "concordance",
+    "n_folds",
+)
 SCHEMES: tuple[str, ...] = ("chrom_folds", "random_thirds")
 SPLITS: tuple[str, ...] = ("test", "validation", "train")
 
