@@ -99,7 +99,8 @@ if not cfg["batch_norm"] and cfg["half_window"] == 3000 and cfg["resolution"] ==
 # ## Train one model per (mark, fold)
 # The models are independent; on a GPU they are trained at once (stacked with `torch.func.vmap`),
 # on a CPU one after another (see `bench/bench_promoter_training.py`). Training is checkpointed
-# under the run folder, so re-running the notebook after an interruption resumes it.
+# under the run folder, one file per (mark, fold), so re-running the notebook after an interruption
+# resumes it, and models that one-fold jobs (`chromexp batch --per-fold`) finished are read back.
 
 # %%
 checkpoint_dir = run.out_dir / "checkpoints" if cfg["checkpoints"] else None
@@ -107,8 +108,9 @@ fitted = experiment.train_and_evaluate(
     ds, run.params, marks=MARKS, folds=FOLDS, device=DEVICE, checkpoint_dir=checkpoint_dir, progress=True
 )
 print(
-    f"{len(fitted.models)} models trained {'concurrently' if fitted.concurrent else 'one after another'} "
-    f"on {DEVICE} in {fitted.seconds:.1f} s ({fitted.gene_epochs / max(fitted.seconds, 1e-9):,.0f} training genes/s)"
+    f"{len(fitted.models) - fitted.reused} models trained {'concurrently' if fitted.concurrent else 'one after another'} "
+    f"on {DEVICE} in {fitted.seconds:.1f} s ({fitted.gene_epochs / max(fitted.seconds, 1e-9):,.0f} training genes/s); "
+    f"{fitted.reused} read back from finished checkpoints"
 )
 fitted.history.groupby(["marks", "fold"]).agg(epochs=("epoch", "max"), best_epoch=("best_epoch", "first"))
 

@@ -187,3 +187,51 @@ def test_download_dry_run_lists_real_inputs_without_fetching(capsys, tmp_path):
     assert "E066-H3K27ac.tagAlign.gz" in out and "57epigenomes.RPKM.pc.gz" in out and "LI11" in out
     assert not any(tmp_path.iterdir())
     assert cli.main(["download", "--cells", "E999", "--dry-run"]) == 2
+
+
+def test_per_fold_plan_one_job_per_fold_then_the_notebook():
+    # the real notebooks: 30 trains folds 1-4 (top-level folds), 40 the folds given here, 20 none
+    overrides = {"model": {"chromoformer": {"folds": [1, 3]}}}
+    planned = cli.plan(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t", per_fold=True)
+    names = [r.job.name for r in planned]
+    assert names == [
+        "20_shallowchrome_baseline [E003]",
+        *[f"30_promoter_model [E003] fold {f}" for f in (1, 2, 3, 4)],
+        "30_promoter_model [E003]",
+        "40_distal_model [E003] fold 1",
+        "40_distal_model [E003] fold 3",
+        "40_distal_model [E003]",
+    ]
+    by_name = {r.job.name: i for i, r in enumerate(planned)}
+    fold2 = planned[by_name["30_promoter_model [E003] fold 2"]]
+    assert fold2.deps == [by_name["20_shallowchrome_baseline [E003]"]]  # the notebook's own dependencies
+    assert fold2.job.params["model"]["promoter_cnn"]["folds"] == [2]
+    assert fold2.job.overrides["model"]["promoter_cnn"]["folds"] == [2]
+    assert fold2.job.output.name == "30_promoter_model.fold2.ipynb"
+    assert fold2.job.lock_file.name == ".30_promoter_model.fold2.lock"
+    whole = planned[by_name["30_promoter_model [E003]"]]
+    assert whole.job.output.name == "30_promoter_model.ipynb" and whole.job.fold is None
+    assert whole.deps == [0, 1, 2, 3, 4]  # its dependencies and its four fold jobs
+    assert planned[by_name["40_distal_model [E003] fold 3"]].deps == list(range(6))
+    assert planned[by_name["40_distal_model [E003] fold 3"]].job.params["model"]["chromoformer"]["folds"] == [3]
+    # a fold job's parameters differ from the notebook's: its own fingerprint, never "up to date" for it
+    assert fold2.job.fingerprint_of(None) != whole.job.fingerprint_of(None)
+    # one fold selected: no fold jobs; without per_fold: the plain plan
+    one = cli.plan(["40"], ["E003"], "params/smoke.yaml", {}, "t", per_fold=True)
+    assert [r.job.name for r in one] == ["40_distal_model [E003]"]
+    plain = cli.plan(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t")
+    assert [r.job.fold for r in plain] == [None, None, None]
+
+
+@pytest.mark.parametrize(
+    "notebook, fold, message",
+    [
+        ("20", 1, "does not run one fold per job"),
+        ("40", 2, r"trains folds \[1\]"),  # params/smoke.yaml: model.chromoformer.folds [1]
+    ],
+)
+def test_a_fold_job_the_notebook_cannot_run_is_refused(notebook, fold, message, capsys):
+    with pytest.raises(ValueError, match=message):
+        notebooks.make_job(notebook, "E003", "params/smoke.yaml", {}, "t", fold=fold)
+    assert cli.main(["run", notebook, "--cell", "E003", "-f", "params/smoke.yaml", "--fold", str(fold)]) == 2
+    assert "fold" in capsys.readouterr().err

@@ -174,3 +174,30 @@ def test_a_killed_worker_is_reported_with_the_models_in_flight(setup, tmp_path):
         _run(setup, tmp_path, 2)
     killer.join()
     assert _no_temporaries(tmp_path)
+
+
+def test_one_fold_jobs_leave_the_models_the_all_folds_run_reads_back(setup, sequential, tmp_path):
+    # `chromexp batch --per-fold`: each job trains one fold (model.chromoformer.folds: [k]) of a
+    # subset of the mark sets; the all-folds run afterwards trains nothing and gives the tables of
+    # one uninterrupted run. Fails if a selection key (folds, marks, mark_sets) enters the names.
+    seq, seq_dir = sequential
+    params, ds = setup
+    for fold in FOLDS:
+        job_params = {**params, "model": {**params["model"], "chromoformer": {**params["model"]["chromoformer"]}}}
+        job_params["model"]["chromoformer"].update(folds=[fold], mark_sets=[list(s) for s in MARK_SETS])
+        ct.train_and_evaluate(
+            ds,
+            job_params,
+            MARK_SETS,
+            folds=[fold],
+            device="cpu",
+            checkpoint_dir=tmp_path,
+            progress=False,
+            inputs=ds.inputs,
+        )
+    written = _checkpoints(tmp_path)
+    assert sorted(written) == sorted(_checkpoints(seq_dir))
+    merged = _run(setup, tmp_path, 1)
+    assert _checkpoints(tmp_path) == written  # nothing trained, nothing rewritten
+    pd.testing.assert_frame_equal(merged.metrics, seq.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(merged.predictions, seq.predictions, check_exact=True)

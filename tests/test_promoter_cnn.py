@@ -227,6 +227,38 @@ def test_train_and_evaluate_tables(smoke_params, tmp_path, concurrent):
         promoter_experiment.train_and_evaluate(ds, params, marks=["H3K9ac"], folds=[1], progress=False)
 
 
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_one_fold_jobs_leave_the_models_the_all_folds_run_reads_back(smoke_params, tmp_path, concurrent):
+    # `chromexp batch --per-fold`: one job per fold (model.promoter_cnn.folds: [k]), then the
+    # all-folds run, which must train nothing and merge the jobs' models without loss. Fails if
+    # the checkpoint names depend on the folds or marks of the call, or if fit_many does not
+    # leave one finished checkpoint per model.
+    base = {**smoke_params, "train": {**smoke_params["train"], "max_epochs": 2}}
+    ds, marks, folds = _FakeDataset(), ["H3K4me3", "H3K27me3"], [1, 2]
+    kw = dict(marks=marks, concurrent=concurrent, device="cpu", progress=False)
+
+    def with_folds(selected):
+        cfg = {**base["model"]["promoter_cnn"], "folds": selected}
+        return {**base, "model": {**base["model"], "promoter_cnn": cfg}}
+
+    jobs = [
+        promoter_experiment.train_and_evaluate(ds, with_folds([f]), folds=[f], checkpoint_dir=tmp_path / "jobs", **kw)
+        for f in folds
+    ]
+    written = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").iterdir()}
+    assert len(written) == len(marks) * len(folds)  # one file per model; no group checkpoint left
+    merged = promoter_experiment.train_and_evaluate(ds, base, folds=folds, checkpoint_dir=tmp_path / "jobs", **kw)
+    assert merged.gene_epochs == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").iterdir()} == written
+    pd.testing.assert_frame_equal(
+        merged.predictions, pd.concat([j.predictions for j in jobs], ignore_index=True), check_exact=True
+    )
+    if not concurrent:  # one model at a time: the same models as a single all-folds run
+        fresh = promoter_experiment.train_and_evaluate(ds, base, folds=folds, checkpoint_dir=tmp_path / "fresh", **kw)
+        assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == sorted(written)
+        pd.testing.assert_frame_equal(merged.metrics, fresh.metrics, check_exact=True)
+
+
 def test_performance_and_training_plots():
     import matplotlib
 

@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute one notebook for one cell type")
     run.add_argument("notebook", help="number (30), name (30_promoter_model) or path of the notebook")
     run.add_argument("--cell", help="Roadmap EID (required for per-cell-type notebooks)")
+    run.add_argument(
+        "--fold",
+        type=_positive_int,
+        help="run one chromosome fold of a per-fold notebook (30, 40, 50): writes NN_name.foldK.ipynb",
+    )
     run.add_argument("--force", action="store_true", help="run even if an up-to-date result exists")
     run.add_argument("-q", "--quiet", action="store_true", help="do not echo cell outputs")
     common(run)
@@ -78,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: cell_types of the parameters)")
     batch.add_argument("--jobs", type=_positive_int, default=1, help="parallel processes (default 1)")
     batch.add_argument("--force", action="store_true", help="rerun jobs whose results are up to date")
+    batch.add_argument(
+        "--per-fold",
+        action="store_true",
+        help="one job per chromosome fold for notebooks 30/40/50 (then the notebook reads their models back)",
+    )
     common(batch)
 
     sub.add_parser("list", help="list the notebooks")
@@ -149,7 +159,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         Exit status: 0 when it ran or was already up to date, 75 when another process holds the
         job's lock (try again later), 130 after Ctrl-C or SIGTERM, 1 on any other failure.
     """
-    job = notebooks.make_job(args.notebook, args.cell, args.params_file, _overrides(args.param), args.run_name)
+    job = notebooks.make_job(
+        args.notebook, args.cell, args.params_file, _overrides(args.param), args.run_name, fold=args.fold
+    )
     state = notebooks.status(job)
     if state == "done" and not args.force:
         print(f"{job.name}: up to date ({job.output}); use --force to rerun")
@@ -197,8 +209,15 @@ def plan(
     params_file: str | None,
     overrides: dict,
     run_name: str | None,
+    per_fold: bool = False,
 ) -> list[BatchResult]:
-    """Validate and order the jobs of a batch, with their dependencies (indices of earlier jobs)."""
+    """Validate and order the jobs of a batch, with their dependencies (indices of earlier jobs).
+
+    A cell type's notebook waits for its own earlier notebooks and for the global ones before it;
+    a global notebook waits for everything before it. With ``per_fold``, a notebook of
+    :data:`chromexp.notebooks.FOLD_PARAMETERS` that trains two folds or more gets one job per fold
+    first (with the notebook's dependencies), and the notebook's own job waits for them too.
+    """
     nbs = [notebooks.resolve(s) for s in notebook_specs] if notebook_specs else notebooks.discover()
     if not nbs:
         raise ValueError("No notebooks to run (notebooks/NN_name.py).")
@@ -216,7 +235,15 @@ def plan(
                 for i, r in enumerate(results)
                 if r.job.notebook.number < nb.number and (cell is None or r.job.cell_type in (None, cell))
             ]
-            results.append(BatchResult(job, deps=deps))
+            folds = (
+                notebooks.notebook_folds(nb, job.params) if per_fold and nb.stem in notebooks.FOLD_PARAMETERS else []
+            )
+            fold_jobs = []
+            for fold in folds if len(folds) > 1 else []:
+                fold_jobs.append(len(results))
+                fold_job = notebooks.make_job(nb, cell, params_file, overrides, run_name, fold=fold)
+                results.append(BatchResult(fold_job, deps=list(deps)))
+            results.append(BatchResult(job, deps=deps + fold_jobs))
     return results
 
 
@@ -304,6 +331,8 @@ def _run_subprocess(
     cmd = [sys.executable, "-m", "chromexp", "run", job.notebook.stem, "--run-name", job.run_name, "-q"]
     if job.cell_type:
         cmd += ["--cell", job.cell_type]
+    if job.fold is not None:
+        cmd += ["--fold", str(job.fold)]
     if params_file:
         cmd += ["-f", str(params_file)]
     for key, value in pairs:
@@ -445,7 +474,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         128 + the signal number when SIGINT or SIGTERM stopped the batch.
     """
     overrides = _overrides(args.param)
-    results = plan(args.notebooks, args.cells, args.params_file, overrides, args.run_name)
+    results = plan(args.notebooks, args.cells, args.params_file, overrides, args.run_name, per_fold=args.per_fold)
     print(f"{len(results)} job(s), up to {args.jobs} at a time", flush=True)
     stop = _Stop()
     previous = {}

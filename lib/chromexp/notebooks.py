@@ -20,11 +20,20 @@ The jupytext percent ``.py`` file is the source of truth. :func:`execute` conver
 
 A notebook is *per cell type* when its ``parameters`` cell declares ``CELL_TYPE``; otherwise it
 covers every cell type at once (00 demo data, 90 figures) and its results go to ``results/<run>/all/``.
+
+The notebooks that train one model per chromosome fold (:data:`FOLD_PARAMETERS`) can also run one
+fold per job (``chromexp run 30 --cell E003 --fold 2``, ``chromexp batch --per-fold``, Snakemake's
+``per_fold``): that job sets the notebook's fold parameter to ``[2]`` and writes
+``<NN_name>.fold2.ipynb``; it trains and checkpoints the fold's models and merges their rows into
+the run's keyed tables. The notebook's own job, which waits for its fold jobs, then reads every
+model back from its checkpoint (it trains nothing) and writes the complete tables, summaries and
+figures, so downstream notebooks see the same results as from one unsplit run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -53,6 +62,16 @@ log = get_logger("chromexp.notebooks")
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_([A-Za-z0-9_]+)\.py$")
 PARAMETER_NAMES = ("CELL_TYPE", "RUN_NAME", "PARAMS_FILE", "PARAMS")
+
+#: Notebooks that can run one chromosome fold per job, and the dotted parameter selecting their
+#: folds (``null`` there = the top-level ``folds``). Their models are checkpointed one file per
+#: (marks, fold), named independently of the folds selected, which is what lets the notebook's
+#: all-folds job read the fold jobs' models back instead of training them again.
+FOLD_PARAMETERS: dict[str, str] = {
+    "30_promoter_model": "model.promoter_cnn.folds",
+    "40_distal_model": "model.chromoformer.folds",
+    "50_mark_pairs": "model.chromoformer.folds",
+}
 
 
 @dataclass(frozen=True)
@@ -145,11 +164,18 @@ class Job:
     overrides: Mapping[str, Any]
     run_name: str
     params: Mapping[str, Any]
+    fold: int | None = None  # one fold of a notebook in FOLD_PARAMETERS (None = the whole notebook)
 
     @property
     def name(self) -> str:
-        """``"<notebook stem> [<EID or global scope>]"``, for messages."""
-        return f"{self.notebook.stem} [{self.cell_type or paths.GLOBAL_SCOPE}]"
+        """``"<notebook stem> [<EID or global scope>]"`` (``" fold K"`` for a fold job), for messages."""
+        fold = f" fold {self.fold}" if self.fold is not None else ""
+        return f"{self.notebook.stem} [{self.cell_type or paths.GLOBAL_SCOPE}]{fold}"
+
+    @property
+    def stem(self) -> str:
+        """Base name of the job's files: ``NN_name``, or ``NN_name.foldK`` for a fold job."""
+        return self.notebook.stem if self.fold is None else f"{self.notebook.stem}.fold{self.fold}"
 
     @property
     def out_dir(self) -> Path:
@@ -158,33 +184,33 @@ class Job:
 
     @property
     def output(self) -> Path:
-        """The executed notebook, ``<out_dir>/<NN_name>.ipynb``."""
-        return self.out_dir / f"{self.notebook.stem}.ipynb"
+        """The executed notebook, ``<out_dir>/<stem>.ipynb``."""
+        return self.out_dir / f"{self.stem}.ipynb"
 
     @property
     def running(self) -> Path:
-        """The notebook being executed, ``<NN_name>.running.ipynb`` (renamed on success)."""
-        return self.out_dir / f"{self.notebook.stem}.running.ipynb"
+        """The notebook being executed, ``<stem>.running.ipynb`` (renamed on success)."""
+        return self.out_dir / f"{self.stem}.running.ipynb"
 
     @property
     def failed(self) -> Path:
-        """The partial notebook of a failed run, ``<NN_name>.FAILED.ipynb``."""
-        return self.out_dir / f"{self.notebook.stem}.FAILED.ipynb"
+        """The partial notebook of a failed run, ``<stem>.FAILED.ipynb``."""
+        return self.out_dir / f"{self.stem}.FAILED.ipynb"
 
     @property
     def failed_message(self) -> Path:
-        """The error message of a failed run, ``<NN_name>.FAILED.txt``."""
-        return self.out_dir / f"{self.notebook.stem}.FAILED.txt"
+        """The error message of a failed run, ``<stem>.FAILED.txt``."""
+        return self.out_dir / f"{self.stem}.FAILED.txt"
 
     @property
     def lock_file(self) -> Path:
-        """The lock held while the job runs, ``.<NN_name>.lock``."""
-        return self.out_dir / f".{self.notebook.stem}.lock"
+        """The lock held while the job runs, ``.<stem>.lock``."""
+        return self.out_dir / f".{self.stem}.lock"
 
     @property
     def log_file(self) -> Path:
-        """The job's log, ``<out_dir>/logs/<NN_name>.log``."""
-        return self.out_dir / "logs" / f"{self.notebook.stem}.log"
+        """The job's log, ``<out_dir>/logs/<stem>.log``."""
+        return self.out_dir / "logs" / f"{self.stem}.log"
 
     @property
     def papermill_parameters(self) -> dict[str, Any]:
@@ -245,11 +271,16 @@ def make_job(
     params_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     run_name: str | None = None,
+    fold: int | None = None,
 ) -> Job:
     """Validate everything about one execution before anything runs, and describe it as a :class:`Job`.
 
+    ``fold`` makes it the job of one chromosome fold of a notebook in :data:`FOLD_PARAMETERS`: its
+    fold parameter is overridden with ``[fold]``.
+
     Raises ``ValueError`` for an unknown notebook, a missing cell type for a per-cell-type notebook,
-    an unknown cell type, a missing parameter file or an unknown parameter key.
+    an unknown cell type, a missing parameter file, an unknown parameter key, or a fold the
+    notebook cannot run alone or does not train with these parameters.
     """
     nb = notebook if isinstance(notebook, Notebook) else resolve(notebook)
     check_parameter_names(nb)
@@ -270,7 +301,39 @@ def make_job(
         cell_type = None
     overrides = dict(overrides or {})
     params = config.load_params(cell_type, files=[params_file], overrides=overrides)
-    return Job(nb, cell_type, params_file, overrides, run_name or params["run_name"], params)
+    if fold is not None:
+        fold = int(fold)
+        selected = notebook_folds(nb, params)
+        if fold not in selected:
+            raise ValueError(
+                f"{nb.stem} trains folds {selected} with these parameters ({FOLD_PARAMETERS[nb.stem]}, else "
+                f"the top-level folds); fold {fold} is not one of them."
+            )
+        overrides = _with_dotted(overrides, FOLD_PARAMETERS[nb.stem], [fold])
+        params = config.load_params(cell_type, files=[params_file], overrides=overrides)
+    return Job(nb, cell_type, params_file, overrides, run_name or params["run_name"], params, fold)
+
+
+def notebook_folds(nb: Notebook, params: Mapping[str, Any]) -> list[int]:
+    """The folds ``nb`` trains with ``params``; ``ValueError`` if it cannot run one fold per job."""
+    if nb.stem not in FOLD_PARAMETERS:
+        per_fold = ", ".join(f"{n} ({k})" for n, k in FOLD_PARAMETERS.items())
+        raise ValueError(f"{nb.stem} does not run one fold per job; the notebooks that do: {per_fold}.")
+    node: Any = params
+    for part in FOLD_PARAMETERS[nb.stem].split("."):
+        node = node[part]
+    return [int(f) for f in (node or params["folds"])]
+
+
+def _with_dotted(nested: Mapping[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of the nested mapping ``nested`` with ``dotted`` (``"a.b.c"``) set to ``value``."""
+    out = copy.deepcopy(dict(nested))
+    node = out
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return out
 
 
 def status(job: Job) -> str:

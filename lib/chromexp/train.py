@@ -371,6 +371,21 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def is_finished_checkpoint(path: str | Path | None) -> bool:
+    """Whether ``path`` holds the checkpoint of a finished run (:func:`fit` then trains nothing).
+
+    Only the file's own ``finished`` flag is read; whether it belongs to the same model, data and
+    parameters is checked (and a mismatch refused) when :func:`fit` loads it.
+    """
+    if path is None or not Path(path).is_file():
+        return False
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ValueError(f"Checkpoint {path} cannot be read ({err}); delete it to start afresh.") from err
+    return bool(state.get("finished"))
+
+
 def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     if not path.exists():
         return None
@@ -486,6 +501,31 @@ class _Protocol:
         )
 
 
+def _checkpoint_state(
+    protocols: Sequence[_Protocol], fingerprint: dict, epoch: int, finished: bool, flat: bool, device: torch.device
+) -> dict:
+    """A checkpoint: header (version, fingerprint, finished, epoch, random state) and the models' states.
+
+    ``flat``: one model's state at the top level (:func:`fit`); else one state per model under
+    ``per_model`` (a group of ``fit_many``).
+    """
+    header = {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "finished": finished, "epoch": epoch}
+    if not finished:
+        header["rng"] = _rng_state(device)
+    states = [p.state(finished) for p in protocols]
+    return {**header, **states[0]} if flat else {**header, "per_model": states}
+
+
+def save_finished_model(path: str | Path, protocol: _Protocol, fingerprint: dict) -> None:
+    """Write one finished model as :func:`fit` would have: ``fit`` with this path then trains nothing.
+
+    ``fit_many`` calls it for each model of a finished group, so that a later run grouping the
+    models differently (one fold per job, or one model at a time) reuses them.
+    """
+    state = _checkpoint_state([protocol], fingerprint, len(protocol.history), True, True, torch.device("cpu"))
+    _save_checkpoint(Path(path), state)
+
+
 #: ``run_epoch(active)`` trains the models ``active`` for one epoch and returns their mean
 #: training losses and validation losses (dicts keyed by model index).
 EpochFn = Callable[[list[int]], tuple[dict[int, float], dict[int, float]]]
@@ -521,11 +561,9 @@ def _run_protocol(
     epoch, finished = 0, False
 
     def save(finished_now: bool) -> None:
-        header = {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "finished": finished_now, "epoch": epoch}
-        if not finished_now:
-            header["rng"] = _rng_state(device)
-        states = [p.state(finished_now) for p in protocols]
-        _save_checkpoint(checkpoint, {**header, **states[0]} if flat_checkpoint else {**header, "per_model": states})
+        _save_checkpoint(
+            checkpoint, _checkpoint_state(protocols, fingerprint, epoch, finished_now, flat_checkpoint, device)
+        )
 
     cuda_ids = (
         [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []

@@ -35,6 +35,7 @@ from .train import (
     _run_protocol,
     compute_loss,
     resolve_device,
+    save_finished_model,
 )
 from .utils import get_logger
 
@@ -143,6 +144,7 @@ def fit_many(
     progress: bool = True,
     names: Sequence[str] | None = None,
     callback: Callable[[int, list[dict | None]], None] | None = None,
+    model_checkpoints: Sequence[str | Path | None] | None = None,
 ) -> list[FitResult]:
     """Train many independent models of one architecture concurrently on one device.
 
@@ -178,6 +180,11 @@ def fit_many(
         Model names for the log.
     callback : callable or None
         ``callback(epoch, rows)`` after each epoch (``rows[m]`` is ``None`` for finished models).
+    model_checkpoints : sequence of path or None, optional
+        One path per model (or ``None``). When the group has finished, each model is also
+        written there as a finished :func:`fit` checkpoint, so that a later run which groups
+        the models differently (one fold per job, one model at a time) reads it back with
+        :func:`fit` instead of training it again (see ``chromexp.experiments.promoter_cnn``).
 
     Returns
     -------
@@ -199,6 +206,8 @@ def fit_many(
     if len(seeds) != n_models:
         raise ValueError(f"fit_many got {len(seeds)} seeds for {n_models} models.")
     names = list(names) if names is not None else [f"model{m}" for m in range(n_models)]
+    if model_checkpoints is not None and len(model_checkpoints) != n_models:
+        raise ValueError(f"fit_many got {len(model_checkpoints)} model checkpoints for {n_models} models.")
     _check_same_architecture(models)
     tp = _check_train_params(train_params)
     tr_sets = [_check_split(s, f"train set {m}", loss) for m, s in enumerate(trains)]
@@ -296,7 +305,7 @@ def fit_many(
         )
         bar.set_postfix(active=len(active), val=f"{mean_val:.3f}")
 
-    return _run_protocol(
+    results = _run_protocol(
         protocols,
         make_epoch,
         homes=homes,
@@ -311,3 +320,7 @@ def fit_many(
         report=report,
         callback=callback,
     )
+    for m, path in enumerate(model_checkpoints or []):
+        if path is not None:
+            save_finished_model(path, protocols[m], fingerprint["models"][m])
+    return results

@@ -206,12 +206,19 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
 
 
 def cfg_for_digest(cfg: Mapping) -> dict:
-    """``model.chromoformer`` without the keys that do not change a model (how many train at once).
+    """``model.chromoformer`` without the keys that do not change a model: which models train, how many at once.
 
-    Checkpoint names hash the parameters; ``concurrent`` must not enter them, so a run started
-    sequentially resumes concurrently and vice versa.
+    Checkpoint names hash the parameters of one (mark set, fold) model. ``concurrent`` must not
+    enter them, so a run started sequentially resumes concurrently and vice versa; nor may the
+    selection keys (``marks``, ``all_marks``, ``folds``, ``mark_sets``, ``pair_anchors``,
+    ``checkpoints``), so that a model trained by a one-fold job (``chromexp batch --per-fold``)
+    or by notebook 40 is found by the all-folds run or by notebook 50.
     """
-    return {k: v for k, v in cfg.items() if k != "concurrent"}
+    return {k: v for k, v in cfg.items() if k not in _SELECTION_KEYS}
+
+
+#: ``model.chromoformer`` keys that choose which models train (and how), not what a model is.
+_SELECTION_KEYS = ("concurrent", "marks", "all_marks", "folds", "mark_sets", "pair_anchors", "checkpoints")
 
 
 # the worker process's context, set once by _worker_init

@@ -52,6 +52,9 @@ class PromoterRun:
         Whether the models were trained at once (:func:`chromexp.train_stacked.fit_many`).
     models : dict
         ``{(mark, fold): PromoterCNN}`` with the best weights.
+    reused : int
+        Models read back from finished checkpoints instead of trained (e.g. by the fold jobs of
+        ``chromexp batch --per-fold``, or an earlier run of the notebook).
     """
 
     metrics: pd.DataFrame
@@ -61,6 +64,7 @@ class PromoterRun:
     gene_epochs: int
     concurrent: bool
     models: dict = field(repr=False, default_factory=dict)
+    reused: int = 0
 
 
 def model_seed(seed: int, mark: str, fold: int) -> int:
@@ -73,6 +77,23 @@ def _digest(*arrays: np.ndarray, extra: object = None) -> str:
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:12]
+
+
+def cfg_for_digest(cfg: dict) -> dict:
+    """``model.promoter_cnn`` without the keys that choose *which* models train, or how many at once.
+
+    Checkpoint names hash the settings of one model; ``marks``, ``folds``, ``concurrent`` and
+    ``checkpoints`` must not enter them, so that a model trained by a one-fold job is found by
+    the all-folds run (and a sequential run resumes a concurrent one's models).
+    """
+    return {k: v for k, v in cfg.items() if k not in ("marks", "folds", "concurrent", "checkpoints")}
+
+
+def _checkpoint_name(x_mark: np.ndarray, y: np.ndarray, split: dict, mark: str, fold: int, params: dict) -> str:
+    """File name of the (mark, fold) model's checkpoint: a digest of its own data and settings."""
+    tp, cfg = dict(params["train"]), cfg_for_digest(params["model"]["promoter_cnn"])
+    tag = _digest(x_mark, y, split["train"], split["validation"], extra=(mark, fold, tp, cfg, params["seed"]))
+    return f"{MODEL_NAME}_{mark}_fold{fold}_{tag}.pt"
 
 
 def train_and_evaluate(
@@ -108,8 +129,10 @@ def train_and_evaluate(
     device : str, torch.device or None
         ``None`` = ``params["device"]`` (itself ``null`` = CUDA if available, else CPU).
     checkpoint_dir : path or None
-        Where to checkpoint (and resume) training. File names carry a digest of the data,
-        the marks, folds and training parameters, so a changed setting never resumes a stale run.
+        Where to checkpoint (and resume) training: one file per (mark, fold) model, named by a
+        digest of that model's data, fold split, seed and settings (:func:`cfg_for_digest`), so a
+        changed setting never resumes a stale run, while a model finished by another call (one
+        fold per job, another mark selection, sequential or concurrent) is read back, not retrained.
     progress : bool
         tqdm progress bars.
 
@@ -165,38 +188,55 @@ def train_and_evaluate(
         trains.append((xt[s["train"], j : j + 1], yt[s["train"]]))
         vals.append((xt[s["validation"], j : j + 1], yt[s["validation"]]))
         seeds.append(seed)
-    tag = _digest(x, y, *(splits[f]["train"] for f in folds), extra=(marks, folds, dict(tp), dict(cfg), params["seed"]))
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    # one checkpoint per (mark, fold), named by that model's own data and settings only (not by
+    # which other marks or folds this call trains), so a run of one fold, one mark or all of them,
+    # sequential or concurrent, finds the models another run finished (per-fold jobs: README, "Scale")
+    ckpts = [
+        ckdir / _checkpoint_name(x[:, marks.index(mark)], y, splits[fold], mark, fold, params) if ckdir else None
+        for mark, fold in jobs
+    ]
     names = [f"{mark} fold {fold}" for mark, fold in jobs]
+    todo = [i for i, path in enumerate(ckpts) if not train.is_finished_checkpoint(path)]
+    if len(todo) < len(jobs):
+        log.info(
+            "%d of %d models already trained (finished checkpoints in %s)", len(jobs) - len(todo), len(jobs), ckdir
+        )
 
     t0 = time.perf_counter()
-    if concurrent:
-        results = train_stacked.fit_many(
-            models,
-            trains,
-            vals,
+    results: list = [None] * len(jobs)
+    if concurrent and todo:
+        group = hashlib.sha1(" ".join(ckpts[i].name if ckdir else names[i] for i in todo).encode()).hexdigest()[:12]
+        group_checkpoint = ckdir / f"{MODEL_NAME}_group_{group}.pt" if ckdir else None
+        grouped = train_stacked.fit_many(
+            [models[i] for i in todo],
+            [trains[i] for i in todo],
+            [vals[i] for i in todo],
             train_params=tp,
             device=dev,
-            seeds=seeds,
-            checkpoint_path=ckdir / f"{MODEL_NAME}_all_{tag}.pt" if ckdir else None,
+            seeds=[seeds[i] for i in todo],
+            checkpoint_path=group_checkpoint,
             progress=progress,
-            names=names,
+            names=[names[i] for i in todo],
+            model_checkpoints=[ckpts[i] for i in todo],
         )
-    else:
-        results = [
-            train.fit(
+        for i, r in zip(todo, grouped, strict=True):
+            results[i] = r
+        if group_checkpoint is not None:
+            group_checkpoint.unlink(missing_ok=True)  # every model is now in its own finished checkpoint
+    for i, (model, tr, va, seed, path, name) in enumerate(zip(models, trains, vals, seeds, ckpts, names, strict=True)):
+        if results[i] is None:  # trained one at a time, or read back from its finished checkpoint
+            results[i] = train.fit(
                 model,
                 tr,
                 va,
                 train_params=tp,
                 device=dev,
                 seed=seed,
-                checkpoint_path=ckdir / f"{MODEL_NAME}_{mark}_fold{fold}_{tag}.pt" if ckdir else None,
+                checkpoint_path=path,
                 progress=progress,
                 name=name,
             )
-            for model, tr, va, seed, (mark, fold), name in zip(models, trains, vals, seeds, jobs, names, strict=True)
-        ]
     seconds = time.perf_counter() - t0
 
     metric_tables, pred_tables, histories, trained = [], [], [], {}
@@ -225,6 +265,7 @@ def train_and_evaluate(
         gene_epochs=int(gene_epochs),
         concurrent=bool(concurrent),
         models=trained,
+        reused=len(jobs) - len(todo),
     )
 
 
