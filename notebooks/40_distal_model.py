@@ -115,7 +115,8 @@ fitted = ct.train_and_evaluate(
     ds, run.params, MARK_SETS, folds=FOLDS, device=DEVICE, checkpoint_dir=checkpoint_dir, inputs=inputs, progress=False
 )
 print(
-    f"{len(MARK_SETS) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s ({fitted.workers} at a time)"
+    f"{len(MARK_SETS) * len(FOLDS) - fitted.reused} models trained on {DEVICE} in {fitted.seconds:.1f} s "
+    f"({fitted.workers} at a time); {fitted.reused} read back from finished checkpoints"
 )
 fitted.history.groupby(["marks", "fold"]).agg(
     epochs=("epoch", "max"), best_epoch=("best_epoch", "first"), best_val_loss=("val_loss", "min")

@@ -96,7 +96,10 @@ checkpoint_dir = run.out_dir / "checkpoints" if cfg["checkpoints"] else None
 fitted = ct.train_and_evaluate(
     ds, run.params, to_train, folds=FOLDS, device=DEVICE, checkpoint_dir=checkpoint_dir, inputs=inputs, progress=False
 )
-print(f"{len(to_train) * len(FOLDS)} models trained on {DEVICE} in {fitted.seconds:.1f} s ({fitted.workers} at a time)")
+print(
+    f"{len(to_train) * len(FOLDS) - fitted.reused} models trained on {DEVICE} in {fitted.seconds:.1f} s "
+    f"({fitted.workers} at a time); {fitted.reused} read back from finished checkpoints"
+)
 
 # %% [markdown]
 # ## Check and save

@@ -199,5 +199,6 @@ def test_one_fold_jobs_leave_the_models_the_all_folds_run_reads_back(setup, sequ
     assert sorted(written) == sorted(_checkpoints(seq_dir))
     merged = _run(setup, tmp_path, 1)
     assert _checkpoints(tmp_path) == written  # nothing trained, nothing rewritten
+    assert (merged.reused, seq.reused) == (len(MARK_SETS) * len(FOLDS), 0)
     pd.testing.assert_frame_equal(merged.metrics, seq.metrics, check_exact=True)
     pd.testing.assert_frame_equal(merged.predictions, seq.predictions, check_exact=True)

@@ -99,6 +99,7 @@ class ChromoformerRun:
     seconds: float
     n_parameters: dict  # marks_key -> parameter count
     workers: int = 1  # models trained at once (worker processes; 1 = in this process)
+    reused: int = 0  # models read back from finished checkpoints (fold jobs, notebook 40 for 50, a rerun)
 
 
 def _digest(obj) -> str:
@@ -144,6 +145,7 @@ class _Job:
     predictions: pd.DataFrame
     history: pd.DataFrame
     n_parameters: int
+    reused: bool = False  # read back from a finished checkpoint, not trained
 
 
 def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
@@ -177,6 +179,8 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
         ]
     )
     ckdir = ctx.checkpoint_dir
+    checkpoint = ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None
+    reused = train.is_finished_checkpoint(checkpoint)
     result = train.fit(
         model,
         (ci.subset(x, split["train"]), ctx.y[split["train"]]),
@@ -186,7 +190,7 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
         optimizer=cfg["optimizer"],
         device=dev,
         seed=seed,
-        checkpoint_path=ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None,
+        checkpoint_path=checkpoint,
         progress=ctx.progress,
         name=f"{name} {key} fold {fold}",
     )
@@ -202,7 +206,7 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
         observed=ctx.y_reg,
         labels=None if kind == "reg" else ctx.labels,
     )
-    return _Job(metrics, predictions, history, n_parameters)
+    return _Job(metrics, predictions, history, n_parameters, reused)
 
 
 def cfg_for_digest(cfg: Mapping) -> dict:
@@ -411,6 +415,7 @@ def train_and_evaluate(
         seconds=time.perf_counter() - t0,
         n_parameters=n_params,
         workers=n_workers,
+        reused=sum(job.reused for job in done),
     )
 
 
