@@ -1,0 +1,131 @@
+"""Test metrics of a bf16 run against a float32 run of the same notebooks (``train.mixed_precision``).
+
+    python bench/bf16_vs_fp32.py results/demo_fp32 results/demo_bf16
+    python bench/bf16_vs_fp32.py results/fp32 results/bf16 --cells E003 --out bf16_vs_fp32.tsv
+
+Both arguments are run folders (``results/<run_name>``) produced with the same parameters except
+``train.mixed_precision`` (e.g. ``chromexp run 30 --cell E003 -f params/demo.yaml --run-name
+demo_bf16 -p train.mixed_precision true``). The metrics tables are read with
+:func:`chromexp.results.load_metrics` and joined on (cell_type, model, marks, scheme, fold,
+split); for every model, mark set and fold the test Pearson r, Spearman ρ and R² of both runs
+and their difference (bf16 − fp32) are printed, then per model the mean and max |Δr| next to the
+fold-to-fold standard deviation of the float32 r (a difference well inside that spread does not
+change a conclusion), and the training wall time of both runs (the history tables' epoch
+seconds, and the notebook run times from ``logs/``). Tables whose rows are semi-synthetic are
+labelled so, from the tables' own ``provenance`` column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from chromexp import results
+
+METRICS = ("pearson_r", "spearman_rho", "r2")
+KEY = ["cell_type", "model", "marks", "scheme", "fold", "split"]
+HISTORIES = {"promoter_cnn": "promoter_cnn_history.tsv", "chromoformer_reg": "chromoformer_history.tsv"}
+
+
+def _cells(run: Path, cells: list[str] | None) -> list[str]:
+    found = sorted(p.parent.name for p in run.glob(f"*/{results.METRICS_FILE}"))
+    return [c for c in found if cells is None or c in cells]
+
+
+def wide_metrics(run: Path, cells: list[str]) -> pd.DataFrame:
+    """The run's test metrics, one row per (cell, model, marks, scheme, fold, split)."""
+    table = results.load_metrics([run / c for c in cells])
+    table = table[(table["split"] == "test") & table["metric"].isin(METRICS)]
+    wide = table.pivot_table(index=KEY, columns="metric", values="value", aggfunc="first").reset_index()
+    prov = table.groupby(KEY)["provenance"].first().reset_index()
+    return wide.merge(prov, on=KEY)
+
+
+def compare(fp32: pd.DataFrame, bf16: pd.DataFrame) -> pd.DataFrame:
+    """Inner join on the key; ``<metric>_fp32``, ``<metric>_bf16`` and ``d_<metric>`` (bf16 − fp32)."""
+    joined = fp32.merge(bf16, on=KEY, suffixes=("_fp32", "_bf16"), validate="one_to_one")
+    for m in METRICS:
+        joined[f"d_{m}"] = joined[f"{m}_bf16"] - joined[f"{m}_fp32"]
+    return joined.sort_values(KEY).reset_index(drop=True)
+
+
+def summary(joined: pd.DataFrame) -> pd.DataFrame:
+    """Per (cell, model): mean and max |Δr|, and the fold-to-fold SD of fp32 r (mean over mark sets)."""
+    rows = []
+    for (cell, model), g in joined.groupby(["cell_type", "model"]):
+        spread = g.groupby("marks")["pearson_r_fp32"].std().dropna()
+        rows.append(
+            {
+                "cell_type": cell,
+                "model": model,
+                "n": len(g),
+                "mean_abs_dr": g["d_pearson_r"].abs().mean(),
+                "max_abs_dr": g["d_pearson_r"].abs().max(),
+                "mean_dr": g["d_pearson_r"].mean(),
+                "fold_sd_r_fp32": spread.mean() if len(spread) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def wall_times(run: Path, cells: list[str]) -> dict[str, float]:
+    """Summed epoch seconds per model family, and notebook run seconds from ``logs/``."""
+    out: dict[str, float] = {}
+    for cell in cells:
+        for model, name in HISTORIES.items():
+            path = run / cell / name
+            if path.exists():
+                out[f"{cell} {model} epochs"] = out.get(f"{cell} {model} epochs", 0.0) + float(
+                    pd.read_csv(path, sep="\t")["seconds"].sum()
+                )
+        for log in sorted((run / cell / "logs").glob("*.log")):
+            found = re.findall(r"finished in ([0-9.]+) s", log.read_text())
+            if found:
+                out[f"{cell} notebook {log.stem}"] = float(found[-1])
+    return out
+
+
+def main(argv=None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("fp32", type=Path, help="float32 run folder, results/<run_name>")
+    ap.add_argument("bf16", type=Path, help="bf16 run folder, results/<run_name>")
+    ap.add_argument("--cells", nargs="+", default=None, help="cell types (default: those both runs have)")
+    ap.add_argument("--out", type=Path, default=None, help="write the joined table (TSV) here")
+    args = ap.parse_args(argv)
+    cells = sorted(set(_cells(args.fp32, args.cells)) & set(_cells(args.bf16, args.cells)))
+    if not cells:
+        sys.exit(f"no cell type has {results.METRICS_FILE} in both {args.fp32} and {args.bf16}")
+    joined = compare(wide_metrics(args.fp32, cells), wide_metrics(args.bf16, cells))
+    if joined.empty:
+        sys.exit("the two runs have no (cell, model, marks, fold) test rows in common")
+    provenance = sorted(set(joined["provenance_fp32"]) | set(joined["provenance_bf16"]))
+    label = "SEMI-SYNTHETIC data" if provenance == [results.SEMI_SYNTHETIC] else f"provenance {provenance}"
+    print(f"bf16 autocast vs float32, test split — {label}; {args.fp32} vs {args.bf16}, cells {', '.join(cells)}")
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_rows", 500)
+    cols = ["cell_type", "model", "marks", "fold"]
+    for m in METRICS:
+        cols += [f"{m}_fp32", f"{m}_bf16", f"d_{m}"]
+    print(joined[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print()
+    print(summary(joined).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(
+        f"\nall models: mean |Δr| {joined['d_pearson_r'].abs().mean():.4f}, max |Δr| {joined['d_pearson_r'].abs().max():.4f}"
+    )
+    t32, t16 = wall_times(args.fp32, cells), wall_times(args.bf16, cells)
+    if t32 or t16:
+        print("\nwall time (s)              fp32      bf16  bf16/fp32")
+        for k in sorted(set(t32) & set(t16)):
+            print(f"  {k:24s} {t32[k]:8.1f}  {t16[k]:8.1f}  {t16[k] / t32[k]:8.2f}x")
+    if args.out:
+        joined.to_csv(args.out, sep="\t", index=False)
+        print(f"wrote {args.out}")
+    return joined
+
+
+if __name__ == "__main__":
+    main()
