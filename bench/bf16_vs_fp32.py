@@ -8,17 +8,18 @@ Both arguments are run folders (``results/<run_name>``) produced with the same p
 demo_bf16 -p train.mixed_precision true``). The metrics tables are read with
 :func:`chromexp.results.load_metrics` and joined on (cell_type, model, marks, scheme, fold,
 split); for every model, mark set and fold the test Pearson r, Spearman ρ and R² of both runs
-and their difference (bf16 − fp32) are printed, then per model the mean and max |Δr| next to the
-fold-to-fold standard deviation of the float32 r (a difference well inside that spread does not
-change a conclusion), and the training wall time of both runs (the history tables' epoch
-seconds, and the notebook run times from ``logs/``). Tables whose rows are semi-synthetic are
-labelled so, from the tables' own ``provenance`` column.
+and their difference (bf16 − fp32) are printed, then per model and mark set, and per model, the
+mean and max |Δr| next to the fold-to-fold standard deviation of the float32 r (a difference
+well inside that spread does not change a conclusion), and the wall time of both runs (the
+history tables' summed epoch seconds, and each executed notebook's papermill duration).
+Tables whose rows are semi-synthetic are labelled so, from the tables' own ``provenance``
+column.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import sys
 from pathlib import Path
 
@@ -53,19 +54,24 @@ def compare(fp32: pd.DataFrame, bf16: pd.DataFrame) -> pd.DataFrame:
     return joined.sort_values(KEY).reset_index(drop=True)
 
 
-def summary(joined: pd.DataFrame) -> pd.DataFrame:
-    """Per (cell, model): mean and max |Δr|, and the fold-to-fold SD of fp32 r (mean over mark sets)."""
+def summary(joined: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group ``by``: mean Δr, mean and max |Δr|, and the fold-to-fold SD of float32 r.
+
+    The SD is that of the float32 r over the folds of each mark set, averaged over the group's mark
+    sets (NaN where a mark set has one fold).
+    """
     rows = []
-    for (cell, model), g in joined.groupby(["cell_type", "model"]):
+    for keys, g in joined.groupby(by):
         spread = g.groupby("marks")["pearson_r_fp32"].std().dropna()
         rows.append(
             {
-                "cell_type": cell,
-                "model": model,
+                **dict(zip(by, keys if isinstance(keys, tuple) else (keys,), strict=True)),
                 "n": len(g),
+                "r_fp32": g["pearson_r_fp32"].mean(),
+                "r_bf16": g["pearson_r_bf16"].mean(),
+                "mean_dr": g["d_pearson_r"].mean(),
                 "mean_abs_dr": g["d_pearson_r"].abs().mean(),
                 "max_abs_dr": g["d_pearson_r"].abs().max(),
-                "mean_dr": g["d_pearson_r"].mean(),
                 "fold_sd_r_fp32": spread.mean() if len(spread) else float("nan"),
             }
         )
@@ -73,7 +79,7 @@ def summary(joined: pd.DataFrame) -> pd.DataFrame:
 
 
 def wall_times(run: Path, cells: list[str]) -> dict[str, float]:
-    """Summed epoch seconds per model family, and notebook run seconds from ``logs/``."""
+    """Summed epoch seconds per model family, and each executed notebook's papermill duration."""
     out: dict[str, float] = {}
     for cell in cells:
         for model, name in HISTORIES.items():
@@ -82,11 +88,17 @@ def wall_times(run: Path, cells: list[str]) -> dict[str, float]:
                 out[f"{cell} {model} epochs"] = out.get(f"{cell} {model} epochs", 0.0) + float(
                     pd.read_csv(path, sep="\t")["seconds"].sum()
                 )
-        for log in sorted((run / cell / "logs").glob("*.log")):
-            found = re.findall(r"finished in ([0-9.]+) s", log.read_text())
-            if found:
-                out[f"{cell} notebook {log.stem}"] = float(found[-1])
+        for nb in sorted((run / cell).glob("[0-9][0-9]_*.ipynb")):
+            if nb.name.endswith(".running.ipynb"):
+                continue
+            duration = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {}).get("duration")
+            if duration is not None:
+                out[f"{cell} notebook {nb.stem}"] = float(duration)
     return out
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}"
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -110,17 +122,19 @@ def main(argv=None) -> pd.DataFrame:
     cols = ["cell_type", "model", "marks", "fold"]
     for m in METRICS:
         cols += [f"{m}_fp32", f"{m}_bf16", f"d_{m}"]
-    print(joined[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(joined[cols].to_string(index=False, float_format=_fmt))
     print()
-    print(summary(joined).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(summary(joined, ["cell_type", "model", "marks"]).to_string(index=False, float_format=_fmt))
+    print()
+    print(summary(joined, ["cell_type", "model"]).to_string(index=False, float_format=_fmt))
     print(
         f"\nall models: mean |Δr| {joined['d_pearson_r'].abs().mean():.4f}, max |Δr| {joined['d_pearson_r'].abs().max():.4f}"
     )
     t32, t16 = wall_times(args.fp32, cells), wall_times(args.bf16, cells)
     if t32 or t16:
-        print("\nwall time (s)              fp32      bf16  bf16/fp32")
+        print(f"\n{'wall time (s)':40s} {'fp32':>8s}  {'bf16':>8s}  bf16/fp32")
         for k in sorted(set(t32) & set(t16)):
-            print(f"  {k:24s} {t32[k]:8.1f}  {t16[k]:8.1f}  {t16[k] / t32[k]:8.2f}x")
+            print(f"  {k:38s} {t32[k]:8.1f}  {t16[k]:8.1f}  {t16[k] / t32[k]:8.2f}x")
     if args.out:
         joined.to_csv(args.out, sep="\t", index=False)
         print(f"wrote {args.out}")
