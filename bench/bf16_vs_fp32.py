@@ -2,6 +2,7 @@
 
     python bench/bf16_vs_fp32.py results/demo_fp32 results/demo_bf16
     python bench/bf16_vs_fp32.py results/fp32 results/bf16 --cells E003 --out bf16_vs_fp32.tsv
+    python bench/bf16_vs_fp32.py results/demo_fp32 results/demo_bf16 --control results/demo_fp32_seed1
 
 Both arguments are run folders (``results/<run_name>``) produced with the same parameters except
 ``train.mixed_precision`` (e.g. ``chromexp run 30 --cell E003 -f params/demo.yaml --run-name
@@ -14,6 +15,12 @@ well inside that spread does not change a conclusion), and the wall time of both
 history tables' summed epoch seconds, and each executed notebook's papermill duration).
 Tables whose rows are semi-synthetic are labelled so, from the tables' own ``provenance``
 column.
+
+``--control`` names a third run, float32 with another ``seed`` (``-p seed 1``): its |Δr| against
+the float32 run (``seed_mean_abs_dr``, ``seed_max_abs_dr``) is what any perturbation of the
+training numerics does — with early stopping on a short schedule, a different rounding can stop
+a model at another epoch, as a different seed does. bf16 matters only where its |Δr| clearly
+exceeds that.
 """
 
 from __future__ import annotations
@@ -107,6 +114,7 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("bf16", type=Path, help="bf16 run folder, results/<run_name>")
     ap.add_argument("--cells", nargs="+", default=None, help="cell types (default: those both runs have)")
     ap.add_argument("--out", type=Path, default=None, help="write the joined table (TSV) here")
+    ap.add_argument("--control", type=Path, default=None, help="float32 run with another seed (results/<run>)")
     args = ap.parse_args(argv)
     cells = sorted(set(_cells(args.fp32, args.cells)) & set(_cells(args.bf16, args.cells)))
     if not cells:
@@ -123,13 +131,25 @@ def main(argv=None) -> pd.DataFrame:
     for m in METRICS:
         cols += [f"{m}_fp32", f"{m}_bf16", f"d_{m}"]
     print(joined[cols].to_string(index=False, float_format=_fmt))
-    print()
-    print(summary(joined, ["cell_type", "model", "marks"]).to_string(index=False, float_format=_fmt))
-    print()
-    print(summary(joined, ["cell_type", "model"]).to_string(index=False, float_format=_fmt))
+    control = None
+    if args.control is not None:
+        fp32 = joined[[*KEY, *(f"{m}_fp32" for m in METRICS), "provenance_fp32"]]
+        fp32 = fp32.rename(columns=lambda c: c.removesuffix("_fp32"))
+        control = compare(fp32, wide_metrics(args.control, cells))
+    for by in (["cell_type", "model", "marks"], ["cell_type", "model"]):
+        table = summary(joined, by)
+        if control is not None:
+            seed = control.assign(a=control["d_pearson_r"].abs()).groupby(by)["a"].agg(["mean", "max"])
+            seed.columns = ["seed_mean_abs_dr", "seed_max_abs_dr"]
+            table = table.merge(seed.reset_index(), on=by, how="left")
+        print()
+        print(table.to_string(index=False, float_format=_fmt))
     print(
         f"\nall models: mean |Δr| {joined['d_pearson_r'].abs().mean():.4f}, max |Δr| {joined['d_pearson_r'].abs().max():.4f}"
     )
+    if control is not None:
+        d = control["d_pearson_r"].abs()
+        print(f"float32 seed control ({args.control}): mean |Δr| {d.mean():.4f}, max |Δr| {d.max():.4f}, n {len(d)}")
     t32, t16 = wall_times(args.fp32, cells), wall_times(args.bf16, cells)
     if t32 or t16:
         print(f"\n{'wall time (s)':40s} {'fp32':>8s}  {'bf16':>8s}  bf16/fp32")

@@ -42,3 +42,11 @@ def test_join_keeps_every_fold_and_reports_the_difference(tmp_path, capsys):
     assert "SEMI-SYNTHETIC" in out and "max |Δr| 0.0100" in out
     summary = _script().summary(joined, ["cell_type", "model", "marks"])
     assert summary["fold_sd_r_fp32"].round(12).eq(0.1).all()  # SD over folds of 0.1·fold
+
+
+def test_seed_control_is_compared_with_the_float32_run(tmp_path, capsys):
+    fp32, bf16, seed = (_run(tmp_path, n, s) for n, s in (("fp32", 0.0), ("bf16", 0.01), ("seed1", -0.02)))
+    _script().main([str(fp32), str(bf16), "--control", str(seed)])
+    out = capsys.readouterr().out
+    assert "seed_mean_abs_dr" in out
+    assert "float32 seed control" in out and "mean |Δr| 0.0200, max |Δr| 0.0200, n 6" in out
