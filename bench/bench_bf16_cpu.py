@@ -2,6 +2,8 @@
 
     python bench/bench_bf16_cpu.py                       # ≈ 2 min on one core
     python bench/bench_bf16_cpu.py --quick               # seconds (smaller models)
+    # approximately a CPU without native bf16: this CPU with its AVX-512 / bf16 paths disabled
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_bf16_cpu.py --quick
 
 Trains one promoter CNN and one Chromoformer-reg model with :func:`chromexp.train.fit` (the path
 the notebooks take on CPU; the inputs are random tensors of the real shapes, as in

@@ -86,15 +86,15 @@ def summary(joined: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def wall_times(run: Path, cells: list[str]) -> dict[str, float]:
-    """Summed epoch seconds per model family, and each executed notebook's papermill duration."""
+    """Epoch seconds per model family (sum and mean), and each executed notebook's papermill duration."""
     out: dict[str, float] = {}
     for cell in cells:
         for model, name in HISTORIES.items():
             path = run / cell / name
-            if path.exists():
-                out[f"{cell} {model} epochs"] = out.get(f"{cell} {model} epochs", 0.0) + float(
-                    pd.read_csv(path, sep="\t")["seconds"].sum()
-                )
+            if path.exists():  # early stopping differs between runs: per epoch is the speed
+                seconds = pd.read_csv(path, sep="\t")["seconds"]
+                out[f"{cell} {model} all epochs"] = float(seconds.sum())
+                out[f"{cell} {model} per epoch"] = float(seconds.mean())
         for nb in sorted((run / cell).glob("[0-9][0-9]_*.ipynb")):
             if nb.name.endswith(".running.ipynb"):
                 continue
