@@ -227,7 +227,8 @@ def fit_many(
     if amp and not vmap_autocasts(dev):
         log.warning(
             "fit_many: bf16 autocast does not reach vmapped convolutions and linear layers on %s with "
-            "torch %s: these models train mostly in float32; use fit() (one model at a time) for bf16",
+            "torch %s: these models train mostly in float32; for bf16 use fit() (one model at a time; "
+            "notebook 30: model.promoter_cnn.concurrent false)",
             dev,
             torch.__version__,
         )
