@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--device", default=None, help="cpu | cuda (default: auto)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA or CPU)")
     ap.add_argument("--quick", action="store_true", help="2 marks × 2 folds, 400 genes")
     ap.add_argument("--skip-sequential", action="store_true")
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
@@ -100,7 +100,7 @@ def main(argv=None) -> dict:
         "n_genes": args.n_genes,
         "epochs": args.epochs,
         "n_models": n_models,
-        "bf16": bool(args.bf16 and device.type == "cuda"),
+        "bf16": bool(args.bf16),
     }
     print(json.dumps(info))
 

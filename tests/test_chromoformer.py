@@ -43,6 +43,22 @@ def test_fast_path_equals_full_path_with_deeper_embedding():
 
 
 @pytest.mark.parametrize("full", [False, True])
+def test_bf16_autocast_on_cpu(full):
+    """Under bf16 autocast (train.mixed_precision) both paths run and stay close to float32.
+
+    The fast path scatters bf16 pCRE embeddings into a float32 buffer: without a cast, index_put
+    raised "Index put requires the source and destination dtypes match".
+    """
+    model, inputs = _model(), _inputs()
+    with torch.no_grad():
+        ref = model(full_attention=full, **inputs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(full_attention=full, **inputs)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.05 * float(ref.abs().max()), rtol=0)
+
+
+@pytest.mark.parametrize("full", [False, True])
 def test_padding_and_empty_slot_values_do_not_matter(full):
     model, inputs = _model(), _inputs()
     noisy = dict(inputs)

@@ -381,6 +381,92 @@ def test_fit_many_rejects_what_it_cannot_stack():
         )
 
 
+def _linear_output_dtypes(model):
+    """Record the dtype of every output of the model's last nn.Linear (a forward hook)."""
+    seen = []
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    linear.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    return seen
+
+
+@pytest.mark.parametrize("amp, dtype", [(True, torch.bfloat16), (False, torch.float32)])
+def test_mixed_precision_autocasts_to_bf16_on_cpu(amp, dtype):
+    """train.mixed_precision runs fit's and predict's forward passes in bf16 on CPU, and only then."""
+    tr, va = _toy(40, 1), _toy(20, 2)
+    model = _model()
+    seen = _linear_output_dtypes(model)
+    res = train.fit(
+        model, tr, va, train_params=_params(max_epochs=1, mixed_precision=amp), device="cpu", progress=False
+    )
+    assert seen and set(seen) == {dtype}  # training and validation batches
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())  # float32 master weights
+    seen.clear()
+    out = train.predict(res.model, va[0], device="cpu", mixed_precision=amp)
+    assert set(seen) == {dtype} and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_fit_many_says_when_bf16_autocast_misses_vmapped_layers(amp, caplog):
+    """fit_many warns iff mixed_precision is asked and the probe finds vmapped layers left in float32."""
+    sets = _group([30, 20])
+    models = [_model(i) for i in range(2)]
+    seen = _linear_output_dtypes(models[0])  # copied into fit_many's skeleton: sees the vmapped calls
+    with caplog.at_level("WARNING", logger="chromexp.train_stacked"):
+        train_stacked.fit_many(
+            models,
+            [s[0] for s in sets],
+            [s[1] for s in sets],
+            train_params=_params(max_epochs=1, mixed_precision=amp),
+            device="cpu",
+            progress=False,
+        )
+    reaches = train_stacked.vmap_autocasts(torch.device("cpu"))
+    warned = "does not reach vmapped" in caplog.text
+    assert warned == (amp and not reaches)
+    assert seen and set(seen) == {torch.bfloat16 if amp and reaches else torch.float32}  # the probe is right
+
+
+def test_bf16_on_cpu_trains_close_to_but_not_as_float32():
+    """Two epochs under CPU bf16 autocast: finite losses near float32's, not bit-identical (bf16 was used)."""
+    tr, va = _toy(200, 1), _toy(60, 2)
+    runs = {
+        amp: train.fit(
+            _model(dropout=0.0),
+            tr,
+            va,
+            train_params=_params(max_epochs=2, mixed_precision=amp),
+            device="cpu",
+            progress=False,
+        ).history
+        for amp in (False, True)
+    }
+    fp32, bf16 = (runs[a][["train_loss", "val_loss"]].to_numpy() for a in (False, True))
+    assert np.isfinite(bf16).all()
+    assert not np.array_equal(fp32, bf16)
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05)  # bf16 keeps ~3 significant digits
+
+
+def test_checkpoint_fingerprint_separates_bf16_from_float32(tmp_path):
+    """A float32 checkpoint is not resumed under bf16 (nor the reverse); float32 fingerprints are unchanged."""
+    tr, va = _toy(40, 1), _toy(20, 2)
+    fp32 = train._fingerprint(_model(), _params(), "mse", "adam", 0, tr, va)
+    assert "mixed_precision" not in fp32  # as before mixed precision entered it: old checkpoints still resume
+    absent = {k: v for k, v in _params().items() if k != "mixed_precision"}
+    assert train._fingerprint(_model(), absent, "mse", "adam", 0, tr, va) == fp32
+    ck = tmp_path / "m.pt"
+    train.fit(_model(), tr, va, train_params=_params(max_epochs=2), checkpoint_path=ck, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="belongs to a different run"):
+        train.fit(
+            _model(),
+            tr,
+            va,
+            train_params=_params(max_epochs=2, mixed_precision=True),
+            checkpoint_path=ck,
+            device="cpu",
+            progress=False,
+        )
+
+
 @pytest.mark.gpu
 def test_fit_on_cuda_with_bf16_autocast():
     tr, va = _toy(200, 1), _toy(60, 2)

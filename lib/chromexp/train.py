@@ -5,7 +5,7 @@ MSE (or cross-entropy), at most 100 epochs, ``ReduceLROnPlateau(factor 0.2, pati
 min_lr 1e-6)`` and early stopping (patience 12) on the validation loss, best weights restored —
 with the numbers taken from ``params["train"]``. It keeps the whole dataset on the device when it
 fits (no per-batch disk reads or host copies), shuffles with its own seeded ``torch.Generator``,
-runs deterministically on CPU, optionally under bf16 autocast on CUDA, and writes an atomic
+runs deterministically on CPU, optionally under bf16 autocast (CUDA or CPU), and writes an atomic
 checkpoint after every epoch so that an interrupted run resumes to exactly the same final model.
 
 The protocol itself (schedule, early stopping, best weights, checkpoint and resume) is implemented
@@ -261,8 +261,16 @@ def _deterministic(enabled: bool):
 
 
 def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    """bf16 autocast on CUDA and on CPU when ``enabled``; a null context otherwise.
+
+    Parameters and optimizer state stay float32 (autocast only runs eligible operations, such as
+    matmuls and convolutions, in bfloat16); losses are computed in float32 (:func:`compute_loss`).
+    On a CPU without native bf16 instructions (AMX / AVX512-BF16) this is slower than float32: it
+    is there to measure the accuracy effect of bf16 anywhere, and for CPUs that have them
+    (README, "Scale").
+    """
+    if enabled and device.type in ("cuda", "cpu"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -363,6 +371,9 @@ def _fingerprint(
         "n_train": _n_rows(train[0]),
         "n_validation": _n_rows(validation[0]),
         "data": _data_digest(train, validation),
+        # present only under bf16, so float32 fingerprints (and checkpoints) are those written
+        # before mixed precision entered the fingerprint; an fp32 checkpoint is never resumed as bf16
+        **({"mixed_precision": "bf16"} if tp.get("mixed_precision") else {}),
     }
 
 
@@ -639,8 +650,10 @@ def fit(
         ``targets``: shape ``(n_genes,)`` (float for MSE; 0/1 or class indices for cross-entropy).
     train_params : mapping
         ``params["train"]``: ``lr, batch_size, max_epochs, lr_factor, lr_patience, min_lr,
-        early_stopping_patience`` and optionally ``mixed_precision`` (bf16 autocast, CUDA only)
-        and ``weight_decay``.
+        early_stopping_patience`` and optionally ``mixed_precision`` (bf16 autocast on CUDA and
+        CPU; on CPUs without native bf16 it is slower than float32 — use it there to measure
+        accuracy) and ``weight_decay``. ``mixed_precision`` is part of the checkpoint
+        fingerprint: a float32 checkpoint is not resumed under bf16, nor the reverse.
     loss : {"mse", "cross_entropy"}
         Training loss.
     optimizer : {"adam", "adamw"}
@@ -682,8 +695,10 @@ def fit(
     va_x, va_y = _check_split(validation, "validation", loss)
     dev = resolve_device(device)
     amp = bool(tp.get("mixed_precision", False))
-    if amp and dev.type != "cuda":
-        log.info("%s: mixed_precision is only used on CUDA; training in float32 on %s", name, dev)
+    if amp and dev.type not in ("cuda", "cpu"):
+        log.info("%s: mixed_precision is used on CUDA and CPU only; training in float32 on %s", name, dev)
+    elif amp and dev.type == "cpu":
+        log.info("%s: bf16 autocast on CPU (slower than float32 without native bf16 instructions)", name)
     batch_size = int(tp["batch_size"])
     eval_bs = int(eval_batch_size or 4 * batch_size)
     fingerprint = _fingerprint(model, tp, loss, optimizer, seed, (tr_x, tr_y), (va_x, va_y))
@@ -755,6 +770,19 @@ def predict(
     """Model outputs for ``inputs`` (tensor / tuple / dict of tensors, first dim = genes).
 
     Runs in eval mode and restores the model's mode and device afterwards.
+
+    Parameters
+    ----------
+    model : nn.Module
+    inputs : tensor, tuple or dict of tensors (or NumPy arrays)
+    batch_size : int
+        Genes per forward pass (does not change the outputs).
+    device : str, torch.device or None
+        ``None`` = CUDA if available, else CPU.
+    mixed_precision : bool
+        Run the forward passes under bf16 autocast (CUDA or CPU); the outputs are returned as
+        float32. The experiments predict in float32 also for models trained with
+        ``train.mixed_precision`` (the weights are float32 either way).
 
     Returns
     -------

@@ -42,6 +42,21 @@ from .utils import get_logger
 log = get_logger("chromexp.train_stacked")
 
 
+def vmap_autocasts(device: torch.device) -> bool:
+    """Whether bf16 autocast reaches a vmapped ``nn.Linear`` with bias on ``device`` (a probe).
+
+    With torch 2.13 on CPU it does not: inside ``torch.func.vmap`` the batched convolutions and
+    biased linear layers run in float32 under autocast (measured), so :func:`fit_many` with
+    ``mixed_precision`` would train mostly in float32 there while :func:`fit` trains in bf16.
+    """
+    from torch.func import vmap
+
+    w, b, x = (torch.zeros(2, *shape, device=device) for shape in ((3, 4), (3,), (5, 4)))
+    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        out = vmap(torch.nn.functional.linear, in_dims=(0, 0, 0))(x, w, b)
+    return out.dtype == torch.bfloat16
+
+
 def _stack_inputs(batches: Sequence[Inputs]) -> Inputs:
     """Stack per-model input batches (same structure) along a new leading model dimension."""
     first = batches[0]
@@ -170,7 +185,10 @@ def fit_many(
     trains, validations : sequences of (inputs, targets)
         One pair per model; all inputs share a structure and per-gene shape.
     train_params, loss, optimizer, device, progress :
-        As in :func:`fit`.
+        As in :func:`fit`; ``train_params["mixed_precision"]`` runs the stacked forward passes
+        under bf16 autocast on CUDA and CPU. Autocast does not reach every vmapped operation
+        (on CPU with torch 2.13, convolutions and biased linear layers stay float32): a warning
+        says so when :func:`vmap_autocasts` finds it on the device.
     seeds : int or sequence of int
         Shuffling seed per model (an int is used for all). Dropout is seeded by ``seeds[0]``.
     checkpoint_path : path or None
@@ -215,6 +233,14 @@ def fit_many(
     _check_same_structure(tr_sets + va_sets, "data set")
     dev = resolve_device(device)
     amp = bool(tp.get("mixed_precision", False))
+    if amp and not vmap_autocasts(dev):
+        log.warning(
+            "fit_many: bf16 autocast does not reach vmapped convolutions and linear layers on %s with "
+            "torch %s: these models train mostly in float32; for bf16 use fit() (one model at a time; "
+            "notebook 30: model.promoter_cnn.concurrent false)",
+            dev,
+            torch.__version__,
+        )
     batch_size, eval_bs = int(tp["batch_size"]), 4 * int(tp["batch_size"])
     fingerprint = {
         "models": [

@@ -627,7 +627,9 @@ class ChromoformerBackbone(nn.Module):
                 pw = p_tss.new_zeros(b, s, p_tss.shape[-1])
                 if idx[0].numel():
                     pw_valid = self.pairwise_interaction[key].forward_tss(p_tss[idx[0]], xc[idx], pad[idx])
-                    pw = pw.index_put(idx, pw_valid)
+                    # under bf16 autocast pw_valid is bfloat16 (its last op is a linear layer) and
+                    # p_tss float32 (layer norm): index_put needs one dtype (a no-op in float32)
+                    pw = pw.index_put(idx, pw_valid.to(pw.dtype))
             x_in = torch.cat([p_tss.unsqueeze(1), pw], dim=1)
             if full:
                 mask, bias = self._interaction(valid, freq)
