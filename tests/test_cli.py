@@ -223,6 +223,14 @@ def test_per_fold_plan_one_job_per_fold_then_the_notebook():
     assert [r.job.fold for r in plain] == [None, None, None]
 
 
+def test_list_says_which_notebooks_run_per_fold(capsys):
+    assert cli.main(["list"]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert "--fold: model.promoter_cnn.folds" in lines["30_promoter_model"]
+    assert "--fold: model.chromoformer.folds" in lines["50_mark_pairs"]
+    assert "--fold" not in lines["20_shallowchrome_baseline"] and "--fold" not in lines["60_perturbation"]
+
+
 @pytest.mark.parametrize(
     "notebook, fold, message",
     [

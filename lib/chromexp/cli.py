@@ -497,7 +497,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print every notebook with its scope and parameters (``chromexp list``); return 0."""
     for nb in notebooks.discover():
         scope = "per cell type" if nb.per_cell_type else "all cell types"
-        print(f"{nb.number}  {nb.stem:<32} {scope:<15} parameters: {', '.join(nb.parameters)}")
+        folds = f"  (--fold: {notebooks.FOLD_PARAMETERS[nb.stem]})" if nb.stem in notebooks.FOLD_PARAMETERS else ""
+        print(f"{nb.number}  {nb.stem:<32} {scope:<15} parameters: {', '.join(nb.parameters)}{folds}")
     return 0
 
 
