@@ -63,6 +63,7 @@ from IPython.display import Markdown, display
 from chromexp import dataset, plots, results, train
 from chromexp.experiments import chromoformer as ct
 from chromexp.experiments import evaluation
+from chromexp.gains import gain_over_promoter
 from chromexp.models import chromoformer as cf
 from chromexp.models import chromoformer_inputs as ci
 from chromexp.utils import atomic_path
@@ -150,7 +151,7 @@ elif cfg["kind"] != "reg":
     print("The promoter CNN is a regressor: the comparison needs model.chromoformer.kind = reg.")
 compare = has_cnn and cfg["kind"] == "reg"
 gains = (
-    ct.gain_over_promoter(all_metrics, distal_model=MODEL_NAME)
+    gain_over_promoter(all_metrics, distal_model=MODEL_NAME)
     if compare
     else pd.DataFrame(columns=["marks", "fold", "distal", "promoter", "gain"])
 )

@@ -57,6 +57,7 @@ from IPython.display import Markdown, display
 from chromexp import dataset, plots, results, train
 from chromexp.experiments import chromoformer as ct
 from chromexp.experiments import evaluation
+from chromexp.gains import pair_gains
 from chromexp.models import chromoformer_inputs as ci
 from chromexp.utils import atomic_path
 
@@ -117,7 +118,7 @@ print(f"{len(pred):,} test predictions saved; the run's tables now hold {len(all
 
 # %%
 sel = all_metrics[all_metrics["fold"].isin(FOLDS)]
-pairs = ct.pair_gains(sel, MARK_SETS, ALL_MARKS, model=MODEL_NAME)
+pairs = pair_gains(sel, model=MODEL_NAME, mark_sets=MARK_SETS, all_marks=ALL_MARKS)
 assert pairs["gain_over_best_single"].notna().all() and pairs["gain_over_all_marks"].notna().all()
 with atomic_path(run.out_dir / "chromoformer_pairs.tsv") as tmp:
     pairs.assign(cell_type=CELL_TYPE, data=run.provenance).to_csv(tmp, sep="\t", index=False)

@@ -236,8 +236,6 @@ def test_params_build_the_published_model(smoke_params):
 def test_gain_tables():
     import pandas as pd
 
-    from chromexp.experiments import chromoformer as ct
-
     rows = []
     values = {"H3K4me3": [0.6, 0.7], "H3K27me3": [0.3, 0.4], "H3K27me3+H3K4me3": [0.65, 0.8]}
     all7 = "H3K27ac+H3K27me3+H3K36me3+H3K4me1+H3K4me3+H3K9ac+H3K9me3"
@@ -247,9 +245,11 @@ def test_gain_tables():
             rows.append(("chromoformer_reg", marks, fold, v))
             rows.append(("promoter_cnn", marks, fold, v - 0.1))
     metrics = pd.DataFrame(rows, columns=["model", "marks", "fold", "value"]).assign(split="test", metric="pearson_r")
-    gains = ct.gain_over_promoter(metrics)
+    from chromexp import gains as model_gains
+
+    gains = model_gains.gain_over_promoter(metrics)
     assert len(gains) == 8 and (gains["gain"] - 0.1).abs().max() < 1e-12
-    pairs = ct.pair_gains(metrics, [("H3K4me3", "H3K27me3")], all7.split("+"))
+    pairs = model_gains.pair_gains(metrics, mark_sets=[("H3K4me3", "H3K27me3")], all_marks=all7.split("+"))
     assert list(pairs["best_single"]) == ["H3K4me3", "H3K4me3"]
     assert pairs["gain_over_best_single"].round(6).tolist() == [0.05, 0.1]
     assert pairs["gain_over_all_marks"].round(6).tolist() == [-0.05, 0.05]

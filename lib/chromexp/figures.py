@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import summary
+from . import gains, summary
 from .constants import MARKS
 from .plots import MARK_COLORS, save_figure, theme
 
@@ -958,9 +958,9 @@ def _stats(run: summary.RunTables, opts: dict) -> dict:
     cache["fig3_levels_by_state"], cache["fig3_levels_by_state_tests"] = summary.levels_by_state(
         run["levels"], run["genes"]
     )
-    cache["fig4_fold_gain"] = summary.fold_gain(m, dm, pm)
+    cache["fig4_fold_gain"] = gains.gain_over_promoter(m, dm, pm)
     cache["fig4_paired_gene_test"] = summary.distal_gain(p, dm, pm)
-    cache["fig5_pair_gains"] = summary.pair_gains(m, dm)
+    cache["fig5_pair_gains"] = gains.pair_gains(m, dm)
     cache["fig6_perturbation_curves"] = summary.perturbation_curves(run["perturbation"])
     cache["fig6_effect_by_distance"] = summary.effect_by_distance(
         run["perturbation"], n_bins=opts.get("distance_bins", 20)

@@ -501,7 +501,7 @@ def plot_distal_vs_promoter(
     metrics : pandas.DataFrame
         Tidy metrics with ``model`` test rows (one per mark set and fold).
     gains : pandas.DataFrame
-        :func:`chromexp.experiments.chromoformer.gain_over_promoter` output (marks, fold,
+        :func:`chromexp.gains.gain_over_promoter` output (marks, fold,
         distal, promoter, gain); may be empty (then the right panel says so).
     provenance : str
         ``"semi-synthetic"`` or ``"real"``; goes into the title.
@@ -565,7 +565,7 @@ def plot_pair_gains(pairs, provenance: str, metric: str = "pearson_r") -> plt.Fi
     Parameters
     ----------
     pairs : pandas.DataFrame
-        :func:`chromexp.experiments.chromoformer.pair_gains` output.
+        :func:`chromexp.gains.pair_gains` output.
     provenance : str
         ``"semi-synthetic"`` or ``"real"``; goes into the title.
 

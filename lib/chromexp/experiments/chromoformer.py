@@ -4,8 +4,9 @@
 (``chromexp.train.fit``: AdamW as the reference, lr 1e-3, batch 64, MSE or cross-entropy,
 ReduceLROnPlateau and early stopping on the fold's validation genes), evaluates it with
 :func:`chromexp.experiments.evaluation.evaluate_fold` and returns tidy metrics and predictions
-(docs/data-formats.md). :func:`gain_over_promoter` and :func:`pair_gains` derive the
-Fig. 4A/C and Fig. 5 comparisons from the tidy metrics tables.
+(docs/data-formats.md). The Fig. 4A/C and Fig. 5 comparisons are derived from the tidy metrics
+tables by :mod:`chromexp.gains` (the same functions notebook 90 uses); :func:`gain_summary`,
+:func:`pair_summary` and the answers summarise them for one cell type.
 """
 
 from __future__ import annotations
@@ -419,78 +420,6 @@ def train_and_evaluate(
     )
 
 
-def _test_metric(metrics: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
-    sel = metrics[(metrics["model"] == model) & (metrics["split"] == "test") & (metrics["metric"] == metric)]
-    return sel[["marks", "fold", "value"]]
-
-
-def gain_over_promoter(
-    metrics: pd.DataFrame,
-    distal_model: str = "chromoformer_reg",
-    promoter_model: str = "promoter_cnn",
-    metric: str = "pearson_r",
-) -> pd.DataFrame:
-    """Per mark set and fold: the distal model's test metric, the promoter CNN's, and the gain.
-
-    Only (marks, fold) present for both models are compared (an inner join; Fig. 4A/C).
-
-    Returns
-    -------
-    DataFrame with columns marks, fold, distal, promoter, gain
-    """
-    d = _test_metric(metrics, distal_model, metric).rename(columns={"value": "distal"})
-    p = _test_metric(metrics, promoter_model, metric).rename(columns={"value": "promoter"})
-    out = d.merge(p, on=["marks", "fold"], how="inner")
-    out["gain"] = out["distal"] - out["promoter"]
-    return out.sort_values(["marks", "fold"]).reset_index(drop=True)
-
-
-def pair_gains(
-    metrics: pd.DataFrame,
-    mark_sets: Sequence[Sequence[str]],
-    all_marks: Sequence[str],
-    model: str = "chromoformer_reg",
-    metric: str = "pearson_r",
-) -> pd.DataFrame:
-    """Per mark set (e.g. a pair) and fold: its gain over its better single mark and vs all marks.
-
-    The better single mark is the member with the higher mean test metric over the folds
-    (one choice per set, as in Fig. 5). Sets whose single-mark or all-mark results are missing
-    get NaN in the corresponding columns.
-
-    Returns
-    -------
-    DataFrame with columns marks, fold, value, best_single, best_single_value,
-    gain_over_best_single, all_marks_value, gain_over_all_marks
-    """
-    t = _test_metric(metrics, model, metric)
-    by = {k: g.set_index("fold")["value"] for k, g in t.groupby("marks")}
-    all_key = marks_key(all_marks)
-    rows = []
-    for s in mark_sets:
-        key = marks_key(s)
-        if key not in by:
-            raise ValueError(f"No {model} test results for the mark set {key}.")
-        singles = {m: by[m] for m in s if m in by}
-        best = max(singles, key=lambda m: singles[m].mean()) if len(singles) == len(s) else None
-        for fold, value in by[key].items():
-            b = singles[best].get(fold, np.nan) if best else np.nan
-            a = by[all_key].get(fold, np.nan) if all_key in by else np.nan
-            rows.append(
-                {
-                    "marks": key,
-                    "fold": fold,
-                    "value": value,
-                    "best_single": best or "",
-                    "best_single_value": b,
-                    "gain_over_best_single": value - b,
-                    "all_marks_value": a,
-                    "gain_over_all_marks": value - a,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
 def distal_mark_sets(params: Mapping) -> list[tuple[str, ...]]:
     """Notebook 40's mark sets: each single mark of ``model.chromoformer.marks`` (default all), then all marks.
 
@@ -537,7 +466,7 @@ def pair_training_plan(
 
 
 def gain_summary(gains: pd.DataFrame, provenance: str) -> pd.DataFrame:
-    """Mean over folds of :func:`gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``data``."""
+    """Mean over folds of :func:`chromexp.gains.gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``data``."""
     if gains.empty:
         return pd.DataFrame(columns=["distal", "promoter", "gain", "n_folds", "data"])
     summary = gains.groupby("marks")[["distal", "promoter", "gain"]].mean()
@@ -545,7 +474,7 @@ def gain_summary(gains: pd.DataFrame, provenance: str) -> pd.DataFrame:
 
 
 def pair_summary(pairs: pd.DataFrame, provenance: str) -> pd.DataFrame:
-    """Per mark set, the means over folds of :func:`pair_gains`, best gain over the better single mark first."""
+    """Per mark set, the means over folds of :func:`chromexp.gains.pair_gains`, best gain over the better single mark first."""
     summary = pairs.groupby("marks").agg(
         pearson_r=("value", "mean"),
         best_single=("best_single", "first"),
@@ -576,7 +505,7 @@ def distal_answer(metrics: pd.DataFrame, gains: pd.DataFrame, model: str, metric
 
 
 def pair_answer(pairs: pd.DataFrame, provenance: str) -> str:
-    """Notebook 50's **Answer** paragraph, written from :func:`pair_gains`."""
+    """Notebook 50's **Answer** paragraph, written from :func:`chromexp.gains.pair_gains`."""
     from .evaluation import provenance_phrase
 
     s = pair_summary(pairs, provenance)
