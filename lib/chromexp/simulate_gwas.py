@@ -56,6 +56,10 @@ log = get_logger("chromexp.simulate_gwas")
 
 #: Bumped when the simulation changes (part of the cache key).
 GWAS_MODEL_VERSION = 2
+#: gzip without a time stamp in the header: the same seed writes byte-identical files (the
+#: default stamps the current second, so two runs straddling a second differed)
+_GZIP = {"method": "gzip", "mtime": 0}
+
 #: Allele pairs without strand ambiguity (munge_sumstats drops A/T and C/G SNPs).
 ALLELE_PAIRS = (("A", "C"), ("A", "G"), ("C", "A"), ("C", "T"), ("G", "A"), ("G", "T"), ("T", "C"), ("T", "G"))
 PROMOTER_FLANK = 4000  # TSS ± 4 kb = the 2 kb bins 8-11 of the distal model's window
@@ -347,7 +351,7 @@ def simulate_panel_and_gwas(
         bim.loc[reg, "SNP"].to_csv(out / "ref" / f"regression.{k}.snp", header=False, index=False)
         bim["promoter"] = L.annotate(bim.assign(CHR=f"chr{k}"), promoters)
         pd.DataFrame({"base": np.ones(len(bim), np.int8), "promoter": bim["promoter"]}).to_csv(
-            out / "baseline" / f"baseline.{k}.annot.gz", sep="\t", index=False
+            out / "baseline" / f"baseline.{k}.annot.gz", sep="\t", index=False, compression=_GZIP
         )
         bims.append(bim)
         gwas_geno.append(gw)
@@ -407,7 +411,7 @@ def simulate_panel_and_gwas(
                 "P": p,
                 "N": n_gwas,
             }
-        ).to_csv(out / "gwas" / f"{t}.sumstats.txt.gz", sep="\t", index=False, float_format="%.6g")
+        ).to_csv(out / "gwas" / f"{t}.sumstats.txt.gz", sep="\t", index=False, float_format="%.6g", compression=_GZIP)
     timings["gwas_s"] = time.perf_counter() - t0
     truth["timings"] = timings
     (out / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
