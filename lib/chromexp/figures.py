@@ -58,6 +58,15 @@ def _black(hues) -> dict:
     return {h: "black" for h in dict.fromkeys(hues)}
 
 
+def _boxes_with_points(ax, t: pd.DataFrame, x: str, hue: str, order, hue_order, palette) -> None:
+    """Boxes of ``t["value"]`` per (x, hue) without fliers, every value drawn over them as a black dot."""
+    import seaborn as sns
+
+    common = dict(x=x, y="value", hue=hue, order=order, hue_order=hue_order, ax=ax)
+    sns.boxplot(t, **common, fliersize=0, palette=palette)
+    sns.stripplot(t, **common, dodge=True, palette=_black(hue_order), size=3, legend=False)
+
+
 def _short(marks: str) -> str:
     return "all marks" if marks.count("+") >= 6 else marks
 
@@ -218,8 +227,6 @@ def fig2b_cell_state(
     metrics: pd.DataFrame, contrasts: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r"
 ) -> plt.Figure:
     """Active vs repressive marks by cell state (Fig. 2B): two-group and four-state panels with BH q-values."""
-    import seaborn as sns
-
     t = summary.single_mark_tests(metrics, model, metric)
     _need(t, ["value", "cell_state", "mark_class"], f"{model} {metric} test")
     t = t.assign(
@@ -231,30 +238,7 @@ def fig2b_cell_state(
     with theme():
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
         ax = axes[0]
-        sns.boxplot(
-            t,
-            x="mark_class",
-            y="value",
-            hue="group",
-            order=classes,
-            hue_order=groups,
-            ax=ax,
-            fliersize=0,
-            palette=["#E69F00", "0.6"],
-        )
-        sns.stripplot(
-            t,
-            x="mark_class",
-            y="value",
-            hue="group",
-            order=classes,
-            hue_order=groups,
-            dodge=True,
-            ax=ax,
-            palette=_black(groups),
-            size=3,
-            legend=False,
-        )
+        _boxes_with_points(ax, t, "mark_class", "group", classes, groups, ["#E69F00", "0.6"])
         two = contrasts[(contrasts["contrast_kind"] == "two-group")] if not contrasts.empty else contrasts
         ytop = float(t["value"].max())
         for i, c in enumerate(classes):
@@ -267,30 +251,7 @@ def fig2b_cell_state(
         ax.legend(fontsize=7, loc="lower left")
         ax.set_title("ESC + ESC-derived vs the rest", fontsize=9)
         ax = axes[1]
-        sns.boxplot(
-            t,
-            x="cell_state",
-            y="value",
-            hue="mark_class",
-            order=states,
-            hue_order=classes,
-            ax=ax,
-            fliersize=0,
-            palette=CLASS_COLORS,
-        )
-        sns.stripplot(
-            t,
-            x="cell_state",
-            y="value",
-            hue="mark_class",
-            order=states,
-            hue_order=classes,
-            dodge=True,
-            ax=ax,
-            palette=_black(classes),
-            size=3,
-            legend=False,
-        )
+        _boxes_with_points(ax, t, "cell_state", "mark_class", states, classes, CLASS_COLORS)
         four = contrasts[contrasts["contrast_kind"] == "four-state"] if not contrasts.empty else contrasts
         sig = four[four["q"] < 0.05] if not four.empty else four
         note = (
