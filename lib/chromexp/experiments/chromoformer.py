@@ -181,7 +181,6 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
     )
     ckdir = ctx.checkpoint_dir
     checkpoint = ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None
-    reused = train.is_finished_checkpoint(checkpoint)
     result = train.fit(
         model,
         (ci.subset(x, split["train"]), ctx.y[split["train"]]),
@@ -207,6 +206,8 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
         observed=ctx.y_reg,
         labels=None if kind == "reg" else ctx.labels,
     )
+    # no epoch run in this call: the model was read back from its finished checkpoint
+    reused = result.resumed_from == len(result.history)
     return _Job(metrics, predictions, history, n_parameters, reused)
 
 

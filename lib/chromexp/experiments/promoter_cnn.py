@@ -206,8 +206,10 @@ def train_and_evaluate(
     t0 = time.perf_counter()
     results: list = [None] * len(jobs)
     if concurrent and todo:
-        group = hashlib.sha1(" ".join(ckpts[i].name if ckdir else names[i] for i in todo).encode()).hexdigest()[:12]
-        group_checkpoint = ckdir / f"{MODEL_NAME}_group_{group}.pt" if ckdir else None
+        group_checkpoint = None
+        if ckdir:  # named after its members, so a rerun of the same group resumes it
+            group = hashlib.sha1(" ".join(ckpts[i].name for i in todo).encode()).hexdigest()[:12]
+            group_checkpoint = ckdir / f"{MODEL_NAME}_group_{group}.pt"
         grouped = train_stacked.fit_many(
             [models[i] for i in todo],
             [trains[i] for i in todo],
