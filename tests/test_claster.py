@@ -112,7 +112,9 @@ def _eir_solver(size: int, kernel: int, stride: int, dilation: int):
         found = solve(((size + (2 * p) - d * (k - 1) - 1) / s + 1) - t, p)
         if found:
             pad = int(found[0])
-            sols.append(((abs(k - kernel) + abs(s - stride) + abs(d - dilation) + pad, (k, s, d, pad, t)), (k, s, d, pad)))
+            sols.append(
+                ((abs(k - kernel) + abs(s - stride) + abs(d - dilation) + pad, (k, s, d, pad, t)), (k, s, d, pad))
+            )
     return min(sols)[1] if sols else None
 
 
@@ -189,7 +191,10 @@ def test_transplant_refuses_a_missing_or_extra_tensor():
             state["input_modules.gene_expression.feature_extractor." + k.split(".", 2)[2]] = v
         elif k.startswith("fusion."):
             i = int(k.split(".")[2])
-            state[f"fusion_modules.computed.fusion_modules.fusion.{'0.0' if i == 0 else f'1.{i - 1}'}." + k.split(".", 3)[3]] = v
+            state[
+                f"fusion_modules.computed.fusion_modules.fusion.{'0.0' if i == 0 else f'1.{i - 1}'}."
+                + k.split(".", 3)[3]
+            ] = v
     state["output_modules.o.multi_task_branches.c.weight"] = m.head.weight
     state["output_modules.o.multi_task_branches.c.bias"] = m.head.bias
     ok = C.transplant_eir_state(m, state, names, "o", ["c"])
