@@ -281,50 +281,74 @@ def simulate_cell_type(params: Mapping[str, Any], cell_type: str, raw: Path) -> 
         )
     grid = _grid(genes, half)
     rng = seeded_rng(int(params["seed"]), "nascent", cell_type)
-    chunks = []
+    chunks, grids = [], {}
     for chrom, cells in grid.items():
         parts = expected_density(cells, chrom, table, rpkm, active, k)
         total = sum(parts.values())
         lam = total * dn.CELL_BP * rng.gamma(k["overdispersion_shape"], 1.0 / k["overdispersion_shape"], len(cells))
         counts = rng.poisson(lam)
         chunks.append(format_bedgraph(chrom, cells, counts))
-    truth = planted_truth(genes, table, rpkm, active, target_half, k)
+        grids[chrom] = (cells, parts)
+    truth = planted_truth(genes, table, rpkm, grids, target_half, k)
     return b"".join(chunks), truth
+
+
+def _to_target_cells(values: np.ndarray, phase: int) -> np.ndarray:
+    """Grid-cell values → the gene's TSS-aligned 20-bp cells (base-weighted means, as :func:`dn.window_cells`).
+
+    ``values`` holds the ``n + 1`` grid cells from the one containing the first target cell's start;
+    ``phase`` is that start's offset (bp) inside its grid cell.
+    """
+    w = phase / dn.CELL_BP
+    return (1.0 - w) * values[:-1] + w * values[1:]
 
 
 def planted_truth(
     genes: pd.DataFrame,
     table: pd.DataFrame,
     rpkm: np.ndarray,
-    enhancers: pd.DataFrame,
+    grids: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]],
     target_half: int,
     knobs: Mapping[str, float],
 ) -> pd.DataFrame:
     """Per (dataset gene, 1-kb bin of TSS ± ``target_half``) the expected reads per 20-bp cell, by part.
 
-    The cells are the gene's own 20-bp target cells (TSS-aligned, as CLASTER's ``stats`` bins),
-    strand-oriented; the parts are the gene's own pause, body, read-through and antisense, the
-    other genes' transcription (``neighbours``), eRNAs and the floor; ``expected`` is their sum
-    and ``expected_smoothed`` that sum processed as CLASTER processes its targets (the noise-free
-    target).
+    The expected density is taken on the simulation grid (the cells the reads were drawn from) and
+    averaged onto the gene's own TSS-aligned 20-bp target cells exactly as the observed track is
+    (:func:`chromexp.data.nascent.window_cells`), strand-oriented. Parts: the gene's own pause,
+    body, read-through and antisense, the other genes' transcription (``neighbours``), eRNAs and the
+    floor; ``expected`` is their sum and ``expected_smoothed`` that sum processed as CLASTER
+    processes its targets (the noise-free target).
+
+    Parameters
+    ----------
+    grids : mapping
+        chrom → (sorted grid cell starts, :func:`expected_density` parts on them).
     """
     k = knobs
-    n_cells = 2 * target_half // dn.CELL_BP
+    step = dn.CELL_BP
+    n_cells = 2 * target_half // step
     n_bins = n_cells // dn.BIN_CELLS
     rid = pd.Series(np.arange(len(table)), index=table["gene_id"].to_numpy())
     rows = []
     for g in genes.itertuples(index=False):
-        cells = int(g.tss) - target_half + dn.CELL_BP * np.arange(n_cells, dtype=np.int64)
-        parts = expected_density(cells, g.chrom, table, rpkm, enhancers, k)
-        x = cells.astype(np.float64) + dn.CELL_BP / 2
+        cells, parts = grids[g.chrom]
+        start = int(g.tss) - target_half
+        k0 = int(np.searchsorted(cells, start, side="right")) - 1
+        sl = slice(k0, k0 + n_cells + 1)
+        if k0 < 0 or k0 + n_cells >= len(cells) or cells[k0 + n_cells] != cells[k0] + step * n_cells:
+            raise ValueError(f"The nascent grid does not cover {g.gene_id}'s TSS ± {target_half} bp contiguously.")
+        phase = start - int(cells[k0])
+        x = cells[sl].astype(np.float64) + step / 2
         u = (x - g.tss) if g.strand == "+" else (g.tss - x)
         r = float(rpkm[rid[g.gene_id]]) if g.gene_id in rid.index else 0.0
         own = gene_components(u, k["kappa"] * r, float(g.gene_length), k)
-        comp = dict(own)
-        all_genes = sum(parts[n] for n in ("pause", "body", "readthrough", "antisense"))
-        comp["neighbours"] = np.clip(all_genes - sum(own.values()), 0, None)
-        comp["erna"], comp["floor"] = parts["erna"], parts["floor"]
-        per_cell = {n: comp[n] * dn.CELL_BP for n in dn.TRUTH_COMPONENTS}  # reads per 20-bp cell
+        comp = {n: _to_target_cells(v, phase) for n, v in own.items()}
+        all_genes = _to_target_cells(sum(parts[n][sl] for n in ("pause", "body", "readthrough", "antisense")), phase)
+        comp["neighbours"] = np.clip(all_genes - sum(comp.values()), 0, None)
+        comp["erna"] = _to_target_cells(parts["erna"][sl], phase)
+        comp["floor"] = _to_target_cells(parts["floor"][sl], phase)
+        per_cell = {n: comp[n] * step for n in dn.TRUTH_COMPONENTS}  # reads per 20-bp cell
         if g.strand == "-":
             per_cell = {n: v[::-1] for n, v in per_cell.items()}
         expected = sum(per_cell.values())
