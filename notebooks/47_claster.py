@@ -112,7 +112,9 @@ paper_table = pd.DataFrame(claster.layer_table(paper, "pure_conv")).drop(columns
 paper_table
 
 # %%
-adapted = experiment.build(cfg, len(cfg["marks"]), "gene", "virtual_4c" if "virtual_4c" in cfg["structures"] else "none")
+adapted = experiment.build(
+    cfg, len(cfg["marks"]), "gene", "virtual_4c" if "virtual_4c" in cfg["structures"] else "none"
+)
 print(f"adapted model ({len(cfg['marks'])} marks, option {cfg['option']}): {claster.count_parameters(adapted)}")
 pd.DataFrame(claster.layer_table(adapted, "adapted")).drop(columns=["model"])
 del paper
@@ -132,7 +134,7 @@ if PROVENANCE == SEMI_SYNTHETIC and "profile" in cfg["heads"]:
     print(f"nascent track: {nascent_files['track']}")
 data = experiment.load_inputs(ds, run.params, cfg)
 lengths = experiment.gene_lengths(run.params, ds) if data.profile_target is not None else None
-print(f"landscape {data.landscape.shape}; structure {({k: v.shape for k, v in data.structure.items()})}")
+print(f"landscape {data.landscape.shape}; structure { ({k: v.shape for k, v in data.structure.items()}) }")
 print(f"{len(data.contacts):,} pcHi-C contacts in the virtual-4C windows")
 assert np.isfinite(data.landscape).all() and all(np.isfinite(v).all() for v in data.structure.values())
 
@@ -188,7 +190,9 @@ if {"claster", "claster_v4c"} <= set(fitted.predictions.get("model", [])):
         group = set(data.contacts["gene_id"])
         labels = ("with_pchic_contact", "without")
     gain = analysis.structure_gain(fitted.predictions, group, "claster", "claster_v4c", labels=labels)
-    results.write_table(gain.assign(cell_type=CELL_TYPE, provenance=PROVENANCE), run.out_dir / "claster_structure_gain.tsv")
+    results.write_table(
+        gain.assign(cell_type=CELL_TYPE, provenance=PROVENANCE), run.out_dir / "claster_structure_gain.tsv"
+    )
     fig = claster_plots.plot_structure_gain(gain, PROVENANCE)
     style.save_figure(fig, f"claster_structure_gain_{CELL_TYPE}", run.figures_dir)
     display(gain.round(4))
@@ -240,7 +244,9 @@ silencing.groupby(["model", "region_kind"])["effect"].describe().round(4)
 recovery = None
 if PROVENANCE == SEMI_SYNTHETIC:
     recovery = analysis.recovery_tables(silencing, contacts, enhancers, CELL_TYPE)
-    results.write_table(recovery.assign(cell_type=CELL_TYPE, provenance=PROVENANCE), run.out_dir / "claster_recovery.tsv")
+    results.write_table(
+        recovery.assign(cell_type=CELL_TYPE, provenance=PROVENANCE), run.out_dir / "claster_recovery.tsv"
+    )
     display(recovery.pivot_table(index=["model", "what", "comparison"], columns="score", values="auroc").round(3))
 else:
     print(f"{PROVENANCE} data: no planted truth to score against; ground-truth recovery is skipped.")
@@ -259,7 +265,9 @@ if not fitted.profile_predictions.empty:
     truth = nascent_data.read_truth(paths.raw_dir(run.params), CELL_TYPE)
     peaks = analysis.pause_peaks(fitted.profile_predictions, truth, "claster_profile")
     pause = analysis.pause_summary(peaks)
-    results.write_table(peaks.assign(cell_type=CELL_TYPE, provenance=PROVENANCE), run.out_dir / "claster_pause_peaks.tsv")
+    results.write_table(
+        peaks.assign(cell_type=CELL_TYPE, provenance=PROVENANCE), run.out_dir / "claster_pause_peaks.tsv"
+    )
     rho, n = analysis.area_vs_rho(
         fitted.profile_predictions, truth, dict(zip(ds.genes["gene_id"], lengths, strict=True)), "claster_profile"
     )
