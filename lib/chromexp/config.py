@@ -73,6 +73,7 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.claster.marks": ("list", _is_list),
     "model.claster.folds": ("list", _is_list),
     "model.claster.lr": ("float", _is_number),
+    "model.claster.max_epochs": ("int", _is_int),
     "model.claster.perturbation.n_genes": ("int", _is_int),
     "peaks.macs2": ("str", _is_str),
     "peaks.qvalue": ("float", _is_number),
@@ -353,6 +354,7 @@ def validate(params: Mapping[str, Any]) -> None:
     check("model.claster.loss", lambda v: v in ("smooth_l1", "mse"), "must be smooth_l1 or mse")
     check("model.claster.optimizer", lambda v: v in ("adam", "adamw"), "must be adam or adamw")
     check("model.claster.lr", *positive_num, nullable=True)
+    check("model.claster.max_epochs", *positive_int, nullable=True)
     check("model.claster.weight_decay", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
     for key in ("v4c_half_window", "v4c_bin", "square_half_window", "square_bin"):
         check(f"model.claster.{key}", *positive_int)

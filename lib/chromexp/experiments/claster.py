@@ -525,6 +525,8 @@ def train_and_evaluate(
     tp = dict(params["train"])
     if cfg.get("lr") is not None:
         tp["lr"] = float(cfg["lr"])
+    if cfg.get("max_epochs") is not None:
+        tp["max_epochs"] = int(cfg["max_epochs"])
     tp["weight_decay"] = float(cfg["weight_decay"])
     dev = train.resolve_device(device if device is not None else params.get("device"))
     gene_ids = ds.genes["gene_id"].to_numpy()
