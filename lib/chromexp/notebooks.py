@@ -349,6 +349,16 @@ def status(job: Job) -> str:
     return "done" if meta.get("fingerprint") == job.fingerprint else "stale"
 
 
+#: Display name of the project's ``python3`` kernel, also the one every notebook header declares:
+#: JupyterLab rewrites a notebook's kernelspec when the two differ, which marks a freshly opened
+#: notebook modified and churns the reviewed ``.py`` header on save (checked by :func:`check_pair`).
+KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"
+
+#: The notebook metadata filter every header declares: without it jupytext writes its own version and
+#: the format version into the header on every save from JupyterLab (header churn in review).
+HEADER_METADATA_FILTER = "-jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version"
+
+
 def _kernel_path() -> str:
     """A kernelspec folder whose ``python3`` kernel is *this* interpreter.
 
@@ -359,7 +369,7 @@ def _kernel_path() -> str:
     spec_dir = root / "kernels" / "python3"
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (chromexp)",
+        "display_name": KERNEL_DISPLAY_NAME,
         "language": "python",
         "metadata": {"debugger": False},
     }
@@ -554,8 +564,19 @@ def check_pair(py_path: str | Path) -> list[str]:
             break
     if actual.metadata.get("kernelspec", {}).get("name") != "python3":
         problems.append(f"{nb_path.name} lacks the python3 kernelspec")
-    if "kernelspec" not in py_path.read_text().split("# ---", 2)[1]:
+    header = py_path.read_text().split("# ---", 2)[1]
+    if "kernelspec" not in header:
         problems.append(f"{py_path.name}: the jupytext header must keep the kernelspec")
+    elif expected.metadata.get("kernelspec", {}).get("display_name") != KERNEL_DISPLAY_NAME:
+        problems.append(
+            f"{py_path.name}: kernelspec display_name must be {KERNEL_DISPLAY_NAME!r} (the project kernel's; "
+            "JupyterLab otherwise rewrites the header on save)"
+        )
+    if "jupytext_version:" in header or f"notebook_metadata_filter: {HEADER_METADATA_FILTER}" not in header:
+        problems.append(
+            f"{py_path.name}: the jupytext header must declare 'notebook_metadata_filter: {HEADER_METADATA_FILTER}' "
+            "under 'jupytext:' (no jupytext_version / format_version lines: JupyterLab's saves then keep it unchanged)"
+        )
     param_cells = [c for c in expected.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(param_cells) != 1:
         problems.append(f"{py_path.name} must have exactly one cell tagged 'parameters' (has {len(param_cells)})")
