@@ -224,8 +224,7 @@ def plan(
     nbs = sorted({nb.number: nb for nb in nbs}.values(), key=lambda nb: nb.number)
     if cells is None:
         cells = config.load_params(None, files=[params_file], overrides=overrides)["cell_types"]
-    for cell in cells:
-        config.check_cell_type(cell)
+    cells = [config.check_cell_type(cell) for cell in cells]  # e003 -> E003; unknown: did you mean
     results: list[BatchResult] = []
     for nb in nbs:
         for cell in cells if nb.per_cell_type else [None]:

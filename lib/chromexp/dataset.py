@@ -65,7 +65,7 @@ import pandas as pd
 
 from . import io, paths, reference_genes, signal
 from . import provenance as _provenance
-from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE
+from .constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS
 from .utils import atomic_path, get_logger, remove_stale_temporaries
 
 log = get_logger(__name__)
@@ -933,17 +933,42 @@ def store_path(params: Mapping[str, Any], cell_type: str) -> Path:
     return paths.processed_dir(params, cell_type) / STORE_NAME
 
 
+def expression_file(params: Mapping[str, Any]) -> Path:
+    """The file holding the cell type's expression (``cell.expression`` of its file, :mod:`chromexp.cells`).
+
+    Semi-synthetic data: the generated ``57epigenomes.RPKM.pc.gz`` (the generator copied the cell
+    type's real expression into column ``<ID>``). Real data: the Roadmap matrix in the raw folder
+    (``source: roadmap``) or the user's own table (``source: table``).
+    """
+    expr = params["cell"]["expression"]
+    if params["data"]["source"] == "semisynthetic" or expr["source"] == "roadmap":
+        return paths.raw_dir(params) / "57epigenomes.RPKM.pc.gz"
+    return Path(expr["table"])
+
+
+def read_cell_expression(params: Mapping[str, Any], cell_type: str) -> pd.Series:
+    """Expression (RPKM) of ``cell_type`` by gene id, from :func:`expression_file` (float64 Series)."""
+    expr, path = params["cell"]["expression"], expression_file(params)
+    if params["data"]["source"] == "semisynthetic":
+        return io.read_expression(path, [cell_type], any_columns=True)[cell_type]
+    if expr["source"] == "table":
+        return io.read_expression_table(path, expr["column"])
+    column = expr["column"] or cell_type
+    return io.read_expression(path, [column])[column].rename(cell_type)
+
+
 def input_files(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
     """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (not checked to exist)."""
     raw = paths.raw_dir(params)
-    tissue = params["cell"].get("pchic_tissue") or PCHIC_TISSUE.get(cell_type)
+    tissue = params["cell"]["pchic_tissue"]  # from the cell type's file (chromexp.cells); None = no pcHi-C
     files = {
         "genes": raw / "genes.tsv",
-        "expression": raw / "57epigenomes.RPKM.pc.gz",
+        "expression": expression_file(params),
         "chrom_sizes": raw / "hg19.chrom.sizes",
-        "pchic": raw / "pchic" / f"{tissue}.tsv.gz",
         "reads": {m: raw / f"{cell_type}-{m}.tagAlign.gz" for m in _settings(params)["marks"]},
     }
+    if tissue is not None:
+        files["pchic"] = raw / "pchic" / f"{tissue}.tsv.gz"
     if reference_genes.gene_set(params) == "reference":
         # the paper's genes and TSS choice (Chromoformer's train.csv); alternative TSSs from its
         # refGene.tsv, mapped to bait fragments by tss2fragment.pickle (both optional)
@@ -1047,7 +1072,7 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
             )
     else:
         genes = io.read_gene_table(files["genes"])
-    rpkm = io.read_expression(files["expression"], [cell_type])[cell_type]
+    rpkm = read_cell_expression(params, cell_type)
     tracks = {}
     excl = _Exclusions()
     for mark, path in files["reads"].items():
@@ -1058,8 +1083,11 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         tracks[mark] = signal.ReadCoverage.from_reads(reads)
         log.info("dataset %s: %s: %d reads on %d chromosomes", cell_type, mark, len(reads), len(tracks[mark].chroms))
         del reads
-    if files["pchic"].is_file():
+    if "pchic" in files and files["pchic"].is_file():
         pairs = io.read_pchic(files["pchic"], sizes)
+    elif "pchic" not in files:
+        log.info("dataset %s: no pcHi-C tissue (cell.pchic_tissue: null): every gene gets 0 pCREs", cell_type)
+        pairs = None
     else:
         log.warning("dataset %s: no pcHi-C file %s; every gene gets 0 pCREs", cell_type, files["pchic"])
         pairs = None

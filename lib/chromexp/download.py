@@ -171,7 +171,7 @@ def roadmap_manifest(
     Returns
     -------
     list of RemoteFile
-        In a fixed order, without duplicates (E003/E016 share the H1 pcHi-C, E066/E118 LI11).
+        In a fixed order, without duplicates (two cell types may share a pcHi-C tissue, e.g. H1).
     """
     cell_types = _check_choice(cell_types, tuple(CELL_TYPES), "cell type")
     marks = _check_choice(marks, MARKS, "mark")

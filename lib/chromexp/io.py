@@ -28,6 +28,7 @@ read_gene_table        ``genes.tsv`` (header; gene_id, chrom, tss,        gene_i
                        strand required; gene_name, gene_length optional)  tss, strand, gene_length
 read_expression        ``57epigenomes.RPKM.pc.gz`` (header; gene_id,      index gene_id; one float64
                        then one RPKM column per EID)                      column per EID
+read_expression_table  a user's own table (header; gene_id, value)        float64 Series by gene_id
 read_pchic             ``pchic/{TISSUE}.tsv.gz`` (header)                 bait_chrom, bait_start,
                                                                           bait_end, other_chrom,
                                                                           other_start, other_end,
@@ -1420,8 +1421,10 @@ def read_gene_table(
     return frame.astype({"gene_id": str, "gene_name": str, "chrom": str, "strand": str}).reset_index(drop=True)
 
 
-def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a Roadmap expression matrix (``57epigenomes.RPKM.pc(.gz)``).
+def read_expression(
+    path: PathLike, cell_types: Sequence[str] | None = None, *, any_columns: bool = False
+) -> pd.DataFrame:
+    """Read a Roadmap expression matrix (``57epigenomes.RPKM.pc(.gz)``) or a user's expression table.
 
     Parameters
     ----------
@@ -1431,6 +1434,9 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
         the vendored ``genes_rpkm_11.tsv.gz``, are ignored (logged).
     cell_types : sequence of str, optional
         EIDs to return (in this order); each must be a column of the file. Default: all.
+    any_columns : bool
+        Every column but ``gene_id`` is a value column, whatever its name (a user's own table,
+        :func:`read_expression_table`); default: only EID columns.
 
     Returns
     -------
@@ -1448,7 +1454,7 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
     path = _check_file(path)
     header, header_line = _read_header(path)
     _check_header(path, header, header_line, ("gene_id",))
-    eids = [name for name in header if EID_PATTERN.match(name)]
+    eids = [name for name in header if (name != "gene_id" if any_columns else EID_PATTERN.match(name))]
     if not eids:
         raise _error(
             path, header_line, f"header has no epigenome (EID) columns such as E003; found {', '.join(header)}"
@@ -1482,6 +1488,34 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
     out.index = out.index.astype(str)
     out.columns.name = None
     return out.astype(np.float64)
+
+
+def read_expression_table(path: PathLike, column: str | None = None) -> pd.Series:
+    """Read a user's own expression table: ``gene_id`` and one value column (RPKM or on its scale).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Tab-separated with a header: ``gene_id`` (Ensembl ids, as in the gene table) and the
+        value column(s); the same checks as :func:`read_expression` (finite, >= 0, no gene twice
+        with different values; ``file:line`` in every error).
+    column : str, optional
+        The value column; default: the only column besides ``gene_id`` (several → an error naming them).
+
+    Returns
+    -------
+    pandas.Series
+        float64 values indexed by ``gene_id`` (str), named after the column.
+    """
+    if column is not None:
+        return read_expression(path, [column], any_columns=True)[column]
+    table = read_expression(path, any_columns=True)
+    if table.shape[1] != 1:
+        raise ValueError(
+            f"{path}: has {table.shape[1]} value columns ({', '.join(table.columns)}); name the one to use "
+            "(cell.expression.column) or keep only gene_id and one value column."
+        )
+    return table.iloc[:, 0]
 
 
 def read_pchic(path: PathLike, chrom_sizes: ChromSizes = None) -> pd.DataFrame:
