@@ -971,10 +971,10 @@ def input_files(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
         files["pchic"] = raw / "pchic" / f"{tissue}.tsv.gz"
     if reference_genes.gene_set(params) == "reference":
         # the paper's genes and TSS choice (Chromoformer's train.csv); alternative TSSs from its
-        # refGene.tsv, mapped to bait fragments by tss2fragment.pickle (both optional)
+        # ensg2tss.pickle (as its get_neighbors), mapped to bait fragments by tss2fragment.pickle (both optional)
         ann = reference_genes.annotation_paths(raw)
         files["genes"] = ann["train"]
-        files["refgene"] = ann["refgene"]
+        files["ensg2tss"] = ann["ensg2tss"]
         files["tss2fragment"] = raw / "pchic" / "tss2fragment.pickle"
     return files
 
@@ -986,7 +986,7 @@ def input_fingerprints(params: Mapping[str, Any], cell_type: str) -> dict[str, l
     every per-cell-type notebook job, so a changed input makes its results stale.
     """
     files = input_files(params, cell_type)
-    keys = [k for k in ("genes", "expression", "chrom_sizes", "pchic", "refgene", "tss2fragment") if k in files]
+    keys = [k for k in ("genes", "expression", "chrom_sizes", "pchic", "ensg2tss", "tss2fragment") if k in files]
     flat = [files[k] for k in keys] + list(files["reads"].values())
     return {p.name: (_file_fingerprint(p) if p.is_file() else None) for p in flat}
 
@@ -1014,7 +1014,7 @@ def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
     """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (checked to exist)."""
     raw = paths.raw_dir(params)
     files = input_files(params, cell_type)
-    optional = ("reads", "pchic", "refgene", "tss2fragment")
+    optional = ("reads", "pchic", "ensg2tss", "tss2fragment")
     missing = [str(p) for k, p in files.items() if k not in optional and not p.is_file()]
     missing += [str(p) for p in files["reads"].values() if not p.is_file()]
     if missing:
@@ -1043,7 +1043,7 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     files = raw_inputs(params, cell_type)
     # semi-synthetic vs real is read from the files on disk (the generator's manifest), never taken
     # from data.source; a contradiction between the two is an error (chromexp.provenance)
-    extra = [files[k] for k in ("pchic", "refgene", "tss2fragment") if k in files and files[k].is_file()]
+    extra = [files[k] for k in ("pchic", "ensg2tss", "tss2fragment") if k in files and files[k].is_file()]
     used = [files[k] for k in ("genes", "expression", "chrom_sizes")] + list(files["reads"].values())
     provenance = _provenance.of_params(params, used + extra)
     inputs = [_file_fingerprint(p) for p in [files[k] for k in ("genes", "expression", "chrom_sizes")] + extra]
@@ -1058,16 +1058,16 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     tss_fragments = None
     if reference_genes.gene_set(params) == "reference":
         genes = reference_genes.read_train_csv(files["genes"])[list(io.GENE_COLUMNS)]
-        if files["refgene"].is_file() and files["tss2fragment"].is_file():
+        if files["ensg2tss"].is_file() and files["tss2fragment"].is_file():
             tss_fragments = reference_genes.tss_fragments(
-                reference_genes.read_refgene(files["refgene"]), io.read_tss2fragment(files["tss2fragment"])
+                io.read_ensg2tss(files["ensg2tss"]), io.read_tss2fragment(files["tss2fragment"])
             )
         else:
             log.warning(
                 "dataset %s: no %s or %s; pCREs come from the fragment of each gene's chosen TSS only "
                 "(Chromoformer pools all its TSS fragments)",
                 cell_type,
-                files["refgene"],
+                files["ensg2tss"],
                 files["tss2fragment"],
             )
     else:

@@ -38,6 +38,7 @@ pchic                  + ``{TISSUE}_pair2score.pickle``
 read_tss2fragment      Chromoformer's ``tss2fragment.pickle``             tss_chrom, tss_start, tss_end,
                                                                           frag_chrom, frag_start,
                                                                           frag_end
+read_ensg2tss          Chromoformer's ``ensg2tss.pickle``                 gene_id, rank, chrom, tss, strand
 =====================  =================================================  ============================
 
 Also: :func:`read_bigwig_chrom_sizes` (a bigWig's header) and :func:`write_pchic` (writes the
@@ -1722,6 +1723,58 @@ def read_chromoformer_pchic(
             where=lambda i, c=c, b=b, e=e, side=side: f"{side} fragment {c[i]}:{b[i]}-{e[i]}",
         )
     return frame.astype({"bait_chrom": str, "other_chrom": str})
+
+
+#: Columns of :func:`read_ensg2tss`.
+ENSG2TSS_COLUMNS: tuple[str, ...] = ("gene_id", "rank", "chrom", "tss", "strand")
+
+
+def read_ensg2tss(path: PathLike) -> pd.DataFrame:
+    """Read Chromoformer's ``ensg2tss.pickle``: every TSS of each gene, the chosen one first.
+
+    Chromoformer's ``preprocessing/scripts/prepare_ensg2tss.py`` writes, for each protein-coding
+    gene, the TSSs of its transcripts sorted by transcript length (longest first) as
+    ``(chrom, tss, tss + 1, strand)`` tuples; its training metadata takes the first as the gene's TSS
+    and pools the bait fragments of *all* of them when choosing pCREs (``get_neighbors``). Loaded
+    with the restricted unpickler (containers, strings and numbers only: a pickle can run code).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_tss, 5)
+        :data:`ENSG2TSS_COLUMNS`: ``rank`` 0 is the chosen TSS; ``tss`` 0-based; genes in file
+        order, a gene's TSSs in its list's order (a TSS listed twice for a gene keeps its first rank).
+
+    Raises
+    ------
+    ValueError
+        An unreadable, empty or unsafe pickle (naming the refused class), a gene whose value is not a
+        list of ``(chrom, start, end, strand)`` tuples with ``end == start + 1`` and strand ``+``/``-``.
+    """
+    path = Path(path)
+    mapping = _load_pickle(path, dict)
+    rows = []
+    for gene, tsss in mapping.items():
+        if not isinstance(gene, str) or not isinstance(tsss, (list, tuple)) or not tsss:
+            raise ValueError(f"{path}: gene {gene!r} must map to a non-empty list of TSS tuples, got {tsss!r}.")
+        seen = set()
+        for rank, entry in enumerate(tsss):
+            ok = isinstance(entry, (list, tuple)) and len(entry) == 4
+            if ok:
+                chrom, start, end, strand = entry
+                try:
+                    start, end = int(start), int(end)
+                except (TypeError, ValueError):
+                    ok = False
+                ok = ok and isinstance(chrom, str) and end == start + 1 and start >= 0 and strand in ("+", "-")
+            if not ok:
+                raise ValueError(
+                    f"{path}: TSS {rank + 1} of gene {gene!r} is not (chrom, tss, tss + 1, strand): {entry!r}."
+                )
+            if (chrom, start) not in seen:
+                seen.add((chrom, start))
+                rows.append((gene, rank, chrom, start, strand))
+    frame = pd.DataFrame(rows, columns=list(ENSG2TSS_COLUMNS))
+    return frame.astype({"gene_id": str, "rank": np.int64, "chrom": str, "tss": np.int64, "strand": str})
 
 
 def read_tss2fragment(path: PathLike) -> pd.DataFrame:
