@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from chromexp import cli, notebooks
+from chromexp.runner import cli, notebooks
 
 HEADER = """# ---
 # jupyter:
@@ -192,7 +192,7 @@ def test_download_dry_run_lists_real_inputs_without_fetching(capsys, tmp_path):
 def test_per_fold_plan_one_job_per_fold_then_the_notebook():
     # the real notebooks: 30 trains folds 1-4 (top-level folds), 40 the folds given here, 20 none
     overrides = {"model": {"chromoformer": {"folds": [1, 3]}}}
-    planned = cli.plan(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t", per_fold=True)
+    planned = cli.plan_jobs(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t", per_fold=True)
     names = [r.job.name for r in planned]
     assert names == [
         "20_shallowchrome_baseline [E003]",
@@ -217,9 +217,9 @@ def test_per_fold_plan_one_job_per_fold_then_the_notebook():
     # a fold job's parameters differ from the notebook's: its own fingerprint, never "up to date" for it
     assert fold2.job.fingerprint_of(None) != whole.job.fingerprint_of(None)
     # one fold selected: no fold jobs; without per_fold: the plain plan
-    one = cli.plan(["40"], ["E003"], "params/smoke.yaml", {}, "t", per_fold=True)
+    one = cli.plan_jobs(["40"], ["E003"], "params/smoke.yaml", {}, "t", per_fold=True)
     assert [r.job.name for r in one] == ["40_distal_model [E003]"]
-    plain = cli.plan(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t")
+    plain = cli.plan_jobs(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t")
     assert [r.job.fold for r in plain] == [None, None, None]
 
 
@@ -249,7 +249,7 @@ def test_a_fold_job_the_notebook_cannot_run_is_refused(notebook, fold, message, 
 # issue 27: pre-flight input check, --version, examples, did-you-mean, plan's default, --cell warning
 # ---------------------------------------------------------------------------------------------
 def test_preflight_lists_missing_inputs_and_the_download_command_and_starts_no_kernel(tmp_path, capsys, monkeypatch):
-    from chromexp import notebooks
+    from chromexp.runner import notebooks
 
     def no_kernel(*a, **k):
         raise AssertionError("a notebook was executed despite missing inputs")
@@ -273,7 +273,7 @@ def test_preflight_lists_missing_inputs_and_the_download_command_and_starts_no_k
 
 
 def test_preflight_passes_when_the_inputs_are_there(tmp_path):
-    from chromexp import notebooks
+    from chromexp.runner import notebooks
 
     raw = tmp_path / "data" / "roadmap" / "raw"
     job = notebooks.make_job(
@@ -316,7 +316,7 @@ def test_version_and_examples_in_help(capsys):
 
 
 def test_notebook_names_without_number_and_did_you_mean():
-    from chromexp import notebooks
+    from chromexp.runner import notebooks
 
     assert notebooks.resolve("promoter_model").stem == "30_promoter_model"
     assert notebooks.resolve("LDSC").stem == "80_ldsc"
@@ -332,7 +332,7 @@ def test_plan_defaults_to_the_newest_committed_grid_measurement_and_says_so(caps
 
 
 def test_cell_given_to_an_all_cell_type_notebook_is_a_warning(tmp_path, capsys, monkeypatch):
-    from chromexp import notebooks
+    from chromexp.runner import notebooks
 
     ran = []
     monkeypatch.setattr(notebooks, "execute", lambda job, **k: ran.append(job) or job.output)

@@ -1,4 +1,4 @@
-"""Tests of chromexp.download with an injected fake fetcher (no network)."""
+"""Tests of chromexp.data.download with an injected fake fetcher (no network)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chromexp import download, io, paths
-from chromexp.download import DownloadError, RemoteFile
+from chromexp import paths
+from chromexp.data import download, io
+from chromexp.data.download import DownloadError, RemoteFile
 
 TAGALIGN = b"chr1\t10\t46\tN\t1000\t+\nchr1\t20\t56\tN\t1000\t-\n"
 
@@ -359,7 +360,7 @@ def test_ensg2tss_is_read_in_its_format_chosen_tss_first(tmp_path):
 
 
 def test_ensg2tss_alternative_tsss_pool_their_bait_fragments(tmp_path):
-    from chromexp import reference_genes
+    from chromexp.data import reference_genes
 
     path = tmp_path / "ensg2tss.pickle"
     path.write_bytes(_ensg2tss_fixture())

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chromexp import lab, notebooks, paths
+from chromexp import notebooks, paths
+from chromexp.runner import lab
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,7 +100,7 @@ def test_lab_serves_the_repository_by_default():
 
 
 def _start_lab(tmp_path: Path, root: Path, port: int, token: str) -> subprocess.Popen:
-    """``python -m chromexp.lab`` (what ``make lab`` runs) serving ``root``, isolated from the user's Jupyter state."""
+    """``python -m chromexp.runner.lab`` (what ``make lab`` runs) serving ``root``, isolated from the user's Jupyter state."""
     env = dict(
         os.environ,
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
@@ -117,7 +118,7 @@ def _start_lab(tmp_path: Path, root: Path, port: int, token: str) -> subprocess.
     ]
     log = open(tmp_path / "lab.log", "w")
     return subprocess.Popen(
-        [sys.executable, "-m", "chromexp.lab", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "chromexp.runner.lab", *args], env=env, stdout=log, stderr=subprocess.STDOUT
     )
 
 
@@ -209,7 +210,7 @@ def test_py_source_opens_as_a_notebook_in_headless_chromium_unmodified_and_saves
                 )
             )
             assert notebooks.KERNEL_DISPLAY_NAME in after.decode()
-            # the paired .ipynb too (no language_info block: chromexp.lab.LabContentsManager)
+            # the paired .ipynb too (no language_info block: chromexp.runner.lab.LabContentsManager)
             assert (root / "notebooks" / "30_promoter_model.ipynb").read_bytes() == paired
     finally:
         proc.terminate()

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import cells, cli, paths
+from chromexp import cells, paths
+from chromexp.runner import cli
 
 CELL_FILE = """\
 # E017 — a user's cell type: the only file the user writes

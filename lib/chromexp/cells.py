@@ -127,7 +127,7 @@ def _fail(file: Path, key: str, why: str) -> ValueError:
 
 def _parse(file: Path) -> CellType:
     """Read and check one cell-type file; every problem names the file and the key."""
-    from .config import read_yaml  # config imports constants, which imports this module lazily
+    from .utils import read_yaml
 
     cell_id = file.stem
     if not _ID.match(cell_id):

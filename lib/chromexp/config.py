@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 
 from . import cells, paths
-from .constants import MARKS
+from .constants import FEATURE_ENGINES, MARKS
+from .utils import DuplicateKeyError, load_yaml_text, read_yaml  # noqa: F401 — public names of this module
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
 FREE_FORM_KEYS: frozenset[str] = frozenset()
@@ -88,54 +89,7 @@ def _nullable_type(dotted: str) -> tuple[str, Callable[[Any], bool]] | None:
     return None
 
 
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A key given twice in one YAML mapping."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                first = seen.get(key)
-                seen.setdefault(key, key_node.start_mark.line)
-            except TypeError:  # an unhashable key: let the base class report it
-                continue
-            if first is not None:
-                raise DuplicateKeyError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first given on line {first + 1})",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml_text(text: str | Any) -> Any:
-    """Parse YAML (a string or an open file) like ``yaml.safe_load``, rejecting duplicate keys."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing file, bad YAML, a duplicate key or a non-mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Parameter file {path} does not exist.")
-    try:
-        with open(path) as handle:
-            data = load_yaml_text(handle)
-    except DuplicateKeyError as err:
-        raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
-    except yaml.YAMLError as err:
-        raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"Parameter file {path} must hold a mapping of keys to values, not {type(data).__name__}.")
-    return data
+# YAML reading (duplicate keys refused) lives in chromexp.utils, shared with chromexp.cells; re-exported here.
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -352,8 +306,6 @@ def validate(params: Mapping[str, Any]) -> None:
     )
     check("model.chromoformer.concurrent", *positive_int, nullable=True)
     check("shallowchrome.marks", marks_ok, marks_why, True)
-    from .peaks import FEATURE_ENGINES
-
     check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
         check(key, lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True)
