@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chromexp import notebooks, paths
-from chromexp.runner import lab
+from chromexp import paths
+from chromexp.runner import lab, notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 
