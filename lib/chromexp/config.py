@@ -208,23 +208,11 @@ def load_params(
     dict
         The merged parameters; ``params["cell_type"]`` holds ``cell_type``.
     """
-    defaults_path = Path(defaults) if defaults is not None else paths.params_dir() / "defaults.yaml"
-    params = read_yaml(defaults_path)
+    params, layers = _layers(cell_type, files, overrides, defaults)
+    for source, update in layers:
+        params = merge(params, update, source)
     if cell_type is not None:
-        cell = cells.get(cell_type)
-        cell_type = cell.id
-        params = merge(params, {"cell": cell.as_params()}, str(cell.file))
-    for file in files:
-        if file is None or str(file) == "":
-            continue
-        file = Path(file)
-        if not file.is_absolute() and not file.exists():
-            file = paths.repo_root() / file
-        params = merge(params, read_yaml(file), str(file))
-    if overrides:
-        params = merge(params, overrides, "the overrides (-p / PARAMS)")
-    if cell_type is not None:
-        params["cell_type"] = cell_type
+        params["cell_type"] = cells.get(cell_type).id
     known = cells.ids()
     unknown = [c for c in params.get("cell_types", []) if c not in known]
     if unknown:
@@ -235,6 +223,68 @@ def load_params(
         params["cell_types"] = fixed  # only the case differed (e003 -> E003)
     validate(params)
     return params
+
+
+#: Source label of the ``-p`` / ``PARAMS`` overrides in messages and in :func:`changes`.
+OVERRIDES_SOURCE = "the overrides (-p / PARAMS)"
+
+
+def _layers(
+    cell_type: str | None,
+    files: Iterable[str | Path | None],
+    overrides: Mapping[str, Any] | None,
+    defaults: str | Path | None,
+) -> tuple[dict[str, Any], list[tuple[str, Mapping[str, Any]]]]:
+    """The defaults and the ``(source, update)`` layers :func:`load_params` merges over them, in order."""
+    defaults_path = Path(defaults) if defaults is not None else paths.params_dir() / "defaults.yaml"
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if cell_type is not None:
+        cell = cells.get(cell_type)
+        layers.append((str(cell.file), {"cell": cell.as_params()}))
+    for file in files:
+        if file is None or str(file) == "":
+            continue
+        file = Path(file)
+        if not file.is_absolute() and not file.exists():
+            file = paths.repo_root() / file
+        layers.append((str(file), read_yaml(file)))
+    if overrides:
+        layers.append((OVERRIDES_SOURCE, overrides))
+    return read_yaml(defaults_path), layers
+
+
+def changes(
+    cell_type: str | None = None,
+    files: Iterable[str | Path | None] = (),
+    overrides: Mapping[str, Any] | None = None,
+    defaults: str | Path | None = None,
+):
+    """The parameters whose merged value differs from ``params/defaults.yaml``, and where each was set.
+
+    Same arguments as :func:`load_params`. Returns a ``pandas.DataFrame`` indexed by the dotted
+    ``parameter`` with columns ``value``, ``default`` (``repr`` strings) and ``set_in`` (the file
+    or the overrides that set the value last), in the defaults' order (new free-form keys last).
+    """
+    import pandas as pd
+
+    base, layers = _layers(cell_type, files, overrides, defaults)
+    default = flatten(base)
+    current, set_in = dict(default), {}
+    params = base
+    for source, update in layers:
+        params = merge(params, update, source)
+        flat = flatten(params)
+        for key, value in flat.items():
+            if key not in current or current[key] != value:
+                set_in[key] = source
+        current = flat
+    rows = [
+        (key, repr(value), repr(default[key]) if key in default else "(not in the defaults)", set_in.get(key, ""))
+        for key, value in current.items()
+        if key not in default or default[key] != value
+    ]
+    table = pd.DataFrame(rows, columns=["parameter", "value", "default", "set_in"])
+    return table.set_index("parameter")
 
 
 def _get(params: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:

@@ -13,6 +13,8 @@ output folder and a seeded random generator.
 
 from __future__ import annotations
 
+import html
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 
 from . import config, paths
 from . import provenance as _provenance
-from .utils import get_logger, seed_everything
+from .utils import DETAIL, JOB_LOG_ENV, configure_logging, get_logger, in_notebook, seed_everything
 
 log = get_logger("chromexp.runs")
 
@@ -36,6 +38,11 @@ class Run:
     run_name: str
     out_dir: Path
     rng: np.random.Generator = field(repr=False)
+    params_file: str | Path | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    run_name_given: bool = False
+    data_found: str | None = None
+    log_file: Path | None = None
 
     @property
     def provenance(self) -> str:
@@ -55,9 +62,121 @@ class Run:
         """
         return self.out_dir / "figures"
 
-    def describe(self):
-        """The resolved parameters as a table (for display)."""
-        return config.show(self.params)
+    def describe(self, all_parameters: bool = False) -> RunDescription:
+        """What this run is: its effective name, cell type, data, folders, and the parameters it changes.
+
+        Parameters
+        ----------
+        all_parameters : bool
+            List every merged parameter (over 200) instead of only those that differ from
+            ``params/defaults.yaml``.
+
+        Returns
+        -------
+        RunDescription
+            Displayed as a short header and a table (``parameter``, ``value``, ``default``,
+            ``set_in``: the file or the overrides that set it); ``.table`` holds the table.
+        """
+        if all_parameters:
+            table = config.show(self.params)
+        else:
+            table = config.changes(self.cell_type, [self.params_file], self.overrides)
+            # the cell type's facts are in the header; the run name is the header's first word
+            table = table[~table.index.str.startswith("cell.") & ~table.index.isin(["cell_type", "run_name"])]
+        if self.run_name_given:
+            name_source = f"RUN_NAME = {self.run_name!r}"
+        elif self.params_file:
+            name_source = f"run_name of {Path(self.params_file).as_posix()}"
+        else:
+            name_source = "the default run_name"
+        cell = None
+        if self.cell_type:
+            facts = self.params.get("cell", {})
+            extra = ", ".join(str(v) for v in (facts.get("name"), facts.get("state")) if v)
+            cell = f"{self.cell_type} ({extra})" if extra else self.cell_type
+        return RunDescription(
+            run_name=self.run_name,
+            run_name_source=name_source,
+            cell_type=cell,
+            data=_provenance.data_label(self.data_found) if self.data_found else None,
+            out_dir=self.out_dir,
+            log_file=self.log_file,
+            table=table,
+            all_parameters=all_parameters,
+        )
+
+
+@dataclass
+class RunDescription:
+    """What :meth:`Run.describe` returns: a header and a table, shown as text or HTML in a notebook."""
+
+    run_name: str
+    run_name_source: str
+    cell_type: str | None
+    data: str | None
+    out_dir: Path
+    log_file: Path | None
+    table: Any
+    all_parameters: bool = False
+
+    def header(self) -> list[str]:
+        """The header lines, in reading order."""
+        lines = [f"Run {self.run_name!r} (from {self.run_name_source})"]
+        lines.append(f"cell type: {self.cell_type}" if self.cell_type else "all cell types of the run")
+        lines.append(f"data: {self.data}" if self.data else "data: none on disk yet")
+        lines.append(f"outputs: {_short(self.out_dir)}")
+        if self.log_file is not None:
+            lines.append(f"details (per-epoch lines, commands): {_short(self.log_file)}")
+        if self.all_parameters:
+            lines.append(f"all {len(self.table)} parameters:")
+        elif len(self.table):
+            lines.append(f"{len(self.table)} parameter(s) differ from params/defaults.yaml:")
+        else:
+            lines.append("every parameter has its default (params/defaults.yaml)")
+        return lines
+
+    def __repr__(self) -> str:
+        text = "\n".join(self.header())
+        if len(self.table):
+            with _all_rows():
+                text += "\n" + self.table.to_string()
+        return text
+
+    def _repr_html_(self) -> str:
+        head = "<br>".join(html.escape(line) for line in self.header())
+        table = self.table.to_html() if len(self.table) else ""
+        return f"<p>{head}</p>{table}"
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (shorter to read), else as is."""
+    try:
+        return Path(path).resolve().relative_to(paths.repo_root().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _all_rows():
+    import pandas as pd
+
+    return pd.option_context("display.max_rows", None, "display.max_colwidth", 80, "display.width", 200)
+
+
+def _missing_cell_type_message() -> str:
+    """The error for a per-cell-type notebook started without ``CELL_TYPE``: what to set, and where."""
+    from . import cells
+
+    known = ", ".join(cells.ids())
+    lab = (
+        "In JupyterLab: set it in the notebook's parameters cell (the first code cell, tagged "
+        '\'parameters\'), e.g. CELL_TYPE = "E003"; RUN_NAME = "scratch"; PARAMS_FILE = "params/smoke.yaml", '
+        "then run the notebook from that cell."
+    )
+    command_line = (
+        "From the command line: chromexp run <NN> --cell E003 -f params/demo.yaml (or papermill -p CELL_TYPE E003)."
+    )
+    first, second = (lab, command_line) if in_notebook() else (command_line, lab)
+    return f"CELL_TYPE is required (one of {known}). {first} {second}"
 
 
 def start(
@@ -68,6 +187,14 @@ def start(
     require_cell_type: bool = True,
 ) -> Run:
     """Validate notebook parameters, merge parameter files, seed everything, create the output folder.
+
+    Also routes the log (:func:`chromexp.utils.configure_logging`): in a notebook, one summary
+    line per model or step appears in the cell as plain text, and the detail lines (per epoch,
+    per command) go to the job's log ``results/<run>/<cell>/logs/<NN_name>.log`` (set by the
+    runner; in JupyterLab ``logs/interactive.log`` of the run's folder). Library code logs
+    details with ``log.log(DETAIL, ...)`` and shows progress bars with
+    :func:`chromexp.utils.progress_bar` (none in a notebook), so notebooks stay quiet without
+    doing anything themselves.
 
     Parameters
     ----------
@@ -85,17 +212,37 @@ def start(
     Run
     """
     if require_cell_type and not cell_type:
-        raise ValueError(
-            "CELL_TYPE is required: pass it with papermill -p CELL_TYPE E003 or chromexp run ... --cell E003."
-        )
+        raise ValueError(_missing_cell_type_message())
     if overrides is not None and not isinstance(overrides, Mapping):
         raise ValueError(f"PARAMS must be a mapping of overrides, got {overrides!r}.")
     params = config.load_params(cell_type, files=[params_file], overrides=overrides or {})
-    run_name = run_name or params["run_name"]
-    out_dir = paths.run_dir(params, run_name, cell_type)
+    effective_name = run_name or params["run_name"]
+    out_dir = paths.run_dir(params, effective_name, cell_type)
     found = _provenance.of_dataset_dir(params)  # refuses a contradiction early (nothing written); None before 00
     out_dir.mkdir(parents=True, exist_ok=True)
+    job_log = None
+    if in_notebook() and not os.environ.get(JOB_LOG_ENV):  # JupyterLab: no runner, no job log of its own
+        job_log = out_dir / "logs" / "interactive.log"
+    log_file = configure_logging(job_log)
     rng = seed_everything(int(params["seed"]))
-    run = Run(params=params, cell_type=cell_type, run_name=run_name, out_dir=out_dir, rng=rng)
-    log.info("run %s, cell type %s, %s data, outputs in %s", run_name, cell_type or "(all)", found or "no", out_dir)
+    run = Run(
+        params=params,
+        cell_type=cell_type,
+        run_name=effective_name,
+        out_dir=out_dir,
+        rng=rng,
+        params_file=params_file,
+        overrides=dict(overrides or {}),
+        run_name_given=bool(run_name),
+        data_found=found,
+        log_file=log_file,
+    )
+    log.log(
+        DETAIL,
+        "run %s, cell type %s, %s data, outputs in %s",
+        effective_name,
+        cell_type or "(all)",
+        found or "no",
+        out_dir,
+    )
     return run

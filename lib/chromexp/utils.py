@@ -33,18 +33,130 @@ from typing import Any
 import numpy as np
 import yaml
 
+#: Level of detail lines (one per epoch, per external command, per file): between DEBUG and INFO.
+#: On a terminal they are shown like INFO lines; in a notebook they go to the job's log only
+#: (:func:`configure_logging`), so an executed notebook keeps one summary line per model.
+DETAIL = 15
+
+#: Environment variable naming the job's log file (``results/<run>/<cell>/logs/<NN_name>.log``);
+#: the runner sets it for the notebook's kernel, and :func:`configure_logging` appends detail lines to it.
+JOB_LOG_ENV = "CHROMEXP_JOB_LOG"
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (papermill, JupyterLab, VS Code): its ``sys.stdout`` is ipykernel's."""
+    return type(sys.stdout).__module__.startswith("ipykernel")
+
+
+class _NotebookFormatter(logging.Formatter):
+    """``HH:MM:SS message`` for INFO lines, ``HH:MM:SS WARNING: message`` above: plain text for a reader."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        self._style._fmt = (
+            "%(asctime)s %(message)s" if record.levelno <= logging.INFO else "%(asctime)s %(levelname)s: %(message)s"
+        )
+        return super().format(record)
+
+
+class _CellOutput(logging.Handler):
+    """Write records to the *current* ``sys.stdout``: in a kernel, the running cell's output as plain text.
+
+    A ``StreamHandler`` keeps the stream it was made with and writes to stderr, which Jupyter and
+    papermill render as a red error box; ipykernel replaces ``sys.stdout`` per cell, hence the lookup.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 — logging must never break the notebook
+            self.handleError(record)
+
+
+def configure_logging(job_log: str | os.PathLike | None = None, console_level: int | None = None) -> Path | None:
+    """Route chromexp's log lines: summaries where the user looks, details into the job's log.
+
+    * In a notebook kernel (:func:`in_notebook`): INFO and above go to the cell's output as plain
+      text (stdout, not an error box); :data:`DETAIL` lines (per epoch, per command) do not.
+    * Elsewhere (a terminal, a script, a worker process): everything from :data:`DETAIL` up goes to
+      stderr, as ``HH:MM:SS level name: message``.
+    * If ``job_log`` is given, or the environment variable :data:`JOB_LOG_ENV` names a file (the
+      runner sets it for each job), every line from :data:`DETAIL` up is appended to that file.
+
+    Idempotent: calling it again replaces the handlers it added before (other handlers are kept).
+    Called on first use by :func:`get_logger` and by :func:`chromexp.runs.start`.
+
+    Parameters
+    ----------
+    job_log : path, optional
+        File to append detail lines to; default: ``$CHROMEXP_JOB_LOG`` if set, else none.
+    console_level : int, optional
+        Lowest level shown on the console (``logging.WARNING`` for a worker whose console is a
+        notebook's); default: INFO in a notebook, :data:`DETAIL` elsewhere.
+
+    Returns
+    -------
+    Path or None
+        The file detail lines are appended to.
+    """
+    logging.addLevelName(DETAIL, "DETAIL")
+    root = logging.getLogger("chromexp")
+    for handler in [h for h in root.handlers if getattr(h, "_chromexp", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    notebook = in_notebook()
+    console: logging.Handler = _CellOutput() if notebook else logging.StreamHandler()
+    console.setFormatter(_NotebookFormatter(datefmt="%H:%M:%S") if notebook else logging.Formatter(_FORMAT, "%H:%M:%S"))
+    console.setLevel(console_level if console_level is not None else (logging.INFO if notebook else DETAIL))
+    handlers = [console]
+    job_log = job_log if job_log is not None else os.environ.get(JOB_LOG_ENV) or None
+    log_path = None
+    if job_log is not None:
+        log_path = Path(job_log)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(log_path, mode="a", delay=True)  # O_APPEND: safe beside the runner's lines
+        to_file.setFormatter(logging.Formatter(_FORMAT, "%H:%M:%S"))
+        to_file.setLevel(DETAIL)
+        handlers.append(to_file)
+    for handler in handlers:
+        handler._chromexp = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > DETAIL:
+        root.setLevel(DETAIL)
+    root.propagate = False
+    return log_path
+
 
 def get_logger(name: str = "chromexp") -> logging.Logger:
-    """Return a logger that prints ``HH:MM:SS level name: message`` once per process."""
+    """Return the logger ``name`` (under ``chromexp``); the first call sets up :func:`configure_logging`."""
     logger = logging.getLogger(name)
     root = logging.getLogger("chromexp")
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        root.propagate = False
+    if not any(getattr(h, "_chromexp", False) for h in root.handlers):
+        configure_logging()
     return logger
+
+
+def progress_bar(
+    iterable: Any = None,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    unit: str = "it",
+    enabled: bool = True,
+    leave: bool = False,
+    **tqdm_options: Any,
+):
+    """A tqdm text bar on a terminal; a disabled one in a notebook kernel or when ``enabled`` is false.
+
+    In a notebook every redraw of a text bar is kept in the saved ``.ipynb`` (carriage-return frames
+    in a stderr box); there, progress is the one summary line per model or step that the code logs
+    (details in the job's log, :func:`configure_logging`). Use this instead of ``tqdm`` directly.
+    """
+    from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets in notebooks, which we do not require
+
+    disable = not enabled or in_notebook()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=disable, **tqdm_options)
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -251,6 +363,78 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class LockHeld(BlockingIOError):
+    """:func:`exclusive_lock` with ``blocking=False``: another process holds the lock.
+
+    ``holder`` is the note the holder wrote into the lock file (e.g. its pid), or ``""``.
+    """
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(errno.EWOULDBLOCK, f"{path} is locked by {holder or 'another process'}")
+        self.path, self.holder = path, holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, *, blocking: bool = True, note: str | None = None) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on the file ``path`` for the block, and remove the file afterwards.
+
+    The protocol that makes removing a lock file safe: open (creating) ``path``, ``flock`` it, then
+    check that the file now at ``path`` is the one locked (same device and inode) — a previous
+    holder may have removed it between our open and our lock, in which case we start again. The
+    holder removes the file *while still holding the lock*. So at any moment at most one process
+    holds a lock on the file linked at ``path``, waiters never end up holding a lock on a removed
+    file, and no lock file is left after use. The operating system releases the lock if the holder
+    dies; the file a killed holder leaves is taken over, and removed, by the next user.
+
+    Parameters
+    ----------
+    path : path
+        The lock file (e.g. a hidden ``.<table>.lock`` beside the table it protects).
+    blocking : bool
+        Wait for the lock; if false, raise :class:`LockHeld` at once when another process holds it.
+    note : str, optional
+        Written into the lock file while held (e.g. ``"pid 123 on host, started …"``), for the
+        :class:`LockHeld` message another process gets.
+
+    Yields
+    ------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, default_file_mode())
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+                raise LockHeld(path, holder) from None
+            try:
+                linked = os.stat(path)
+            except FileNotFoundError:
+                linked = None
+            mine = os.fstat(fd)
+            if linked is None or (linked.st_dev, linked.st_ino) != (mine.st_dev, mine.st_ino):
+                os.close(fd)  # we locked a file its previous holder removed: take the one at `path` now
+                continue
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        break
+    try:
+        if note is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, note.encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # still holding the lock: nobody can hold a lock on this file meanwhile
+        os.close(fd)  # releases the lock
 
 
 def _lock_path(env_dir: Path, label: str) -> Path:

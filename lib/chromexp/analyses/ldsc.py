@@ -45,7 +45,7 @@ from scipy import stats
 
 from .. import paths
 from ..data.plink import annotate, exclude_mhc, flank, read_bim, write_plink
-from ..utils import ensure_venv, get_logger
+from ..utils import ensure_venv, get_logger, progress_bar
 
 log = get_logger("chromexp.analyses.ldsc")
 
@@ -838,8 +838,6 @@ def run_sldsc(
     timings : dict
         Seconds per step.
     """
-    from tqdm.auto import tqdm
-
     work = Path(work_dir)
     names = list(annotations)
     bad = [n for n in names if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n)]
@@ -859,7 +857,7 @@ def run_sldsc(
     for f in (work / "weights").glob("weights.*"):
         if f.name.split(".")[1] not in {str(c) for c in panel.chroms}:
             f.unlink()
-    for c in tqdm(panel.chroms, desc="LD scores per chromosome", disable=not progress):
+    for c in progress_bar(panel.chroms, desc="LD scores per chromosome", enabled=progress, leave=True):
         t0 = time.perf_counter()
         bim = read_bim(f"{panel.at('bfile', c)}.bim")
         cols = {}
@@ -910,7 +908,7 @@ def run_sldsc(
         for n in names
     }
     rows, cats = [], []
-    for trait, raw in tqdm(sumstats.items(), desc="traits", disable=not progress):
+    for trait, raw in progress_bar(sumstats.items(), desc="traits", enabled=progress, leave=True):
         t0 = time.perf_counter()
         raw = Path(raw)
         if raw.name.endswith(".sumstats.gz"):

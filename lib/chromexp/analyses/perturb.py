@@ -42,7 +42,7 @@ import torch
 
 from ..models import chromoformer as cf
 from ..results import EFFECT_COLUMNS, PCRE_COLUMNS
-from ..utils import get_logger
+from ..utils import get_logger, progress_bar
 
 log = get_logger("chromexp.analyses.perturb")
 
@@ -322,9 +322,7 @@ def perturbation_predictions(
         genes_per_chunk = max(1, int(batch_size) // max(n_var, 1))
         chunks = range(0, n_genes, genes_per_chunk)
         if progress:
-            from tqdm.auto import tqdm
-
-            chunks = tqdm(chunks, desc="perturbation", unit="chunk")
+            chunks = progress_bar(chunks, desc="perturbation", unit="chunk", leave=True)
         for a in chunks:
             g = torch.arange(a, min(a + genes_per_chunk, n_genes), device=dev)
             rows = g.repeat_interleave(n_var)

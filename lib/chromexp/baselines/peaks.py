@@ -58,7 +58,7 @@ from ..data.io import (  # noqa: F401 (re-exported: the readers live in chromexp
     read_peaks,
     read_tagalign,
 )
-from ..utils import atomic_path, get_logger
+from ..utils import DETAIL, atomic_path, get_logger
 
 log = get_logger("chromexp.baselines.peaks")
 
@@ -376,7 +376,7 @@ def call_peaks(
     tmp = Path(tempfile.mkdtemp(prefix=f".macs2-{name}-{mode}-", dir=peak_dir))
     try:
         cmd = macs2_command(tagalign.resolve(), name, tmp, mode, peak_params, executable=exe)
-        log.info("calling peaks: %s", shlex.join(cmd))
+        log.log(DETAIL, "calling peaks: %s", shlex.join(cmd))
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - t0

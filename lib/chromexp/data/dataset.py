@@ -66,7 +66,7 @@ import pandas as pd
 from .. import paths
 from .. import provenance as _provenance
 from ..constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS
-from ..utils import atomic_path, get_logger, remove_stale_temporaries
+from ..utils import DETAIL, atomic_path, get_logger, remove_stale_temporaries
 from . import io, reference_genes, signal
 
 log = get_logger(__name__)
@@ -1080,7 +1080,9 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         reads = io.read_tagalign(path, sizes, on_unknown_chrom="drop", past_end="clip")
         excl.add_reads(mark, reads.attrs["read_report"])
         tracks[mark] = signal.ReadCoverage.from_reads(reads)
-        log.info("dataset %s: %s: %d reads on %d chromosomes", cell_type, mark, len(reads), len(tracks[mark].chroms))
+        log.log(
+            DETAIL, "dataset %s: %s: %d reads on %d chromosomes", cell_type, mark, len(reads), len(tracks[mark].chroms)
+        )
         del reads
     if "pchic" in files and files["pchic"].is_file():
         pairs = io.read_pchic(files["pchic"], sizes)

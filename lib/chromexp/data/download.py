@@ -52,7 +52,7 @@ import pandas as pd
 
 from .. import paths
 from ..constants import MARKS, PCHIC_TISSUE
-from ..utils import atomic_path, get_logger
+from ..utils import atomic_path, get_logger, progress_bar
 from .io import is_gzip
 
 log = get_logger(__name__)
@@ -290,21 +290,18 @@ def format_dry_run(files: Sequence[RemoteFile]) -> str:
 # fetching and verification
 # --------------------------------------------------------------------------------------------
 def urllib_fetcher(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = True) -> None:
-    """Default fetcher: stream ``url`` to ``dest`` with urllib, showing a tqdm progress bar."""
+    """Default fetcher: stream ``url`` to ``dest`` with urllib, with a progress bar on a terminal."""
     import urllib.request
-
-    from tqdm.auto import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": "chromexp"})
     with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
         total = response.headers.get("Content-Length")
-        with tqdm(
+        with progress_bar(
             total=int(total) if total else None,
             unit="B",
             unit_scale=True,
             desc=Path(url).name,
-            disable=not progress,
-            leave=False,
+            enabled=progress,
         ) as bar:
             while chunk := response.read(1 << 20):
                 out.write(chunk)

@@ -231,13 +231,21 @@ _SELECTION_KEYS = ("concurrent", "marks", "all_marks", "folds", "mark_sets", "pa
 _WORKER: _Context | None = None
 
 
-def _worker_init(ctx: _Context, threads: int, parent_pid: int, log_level: int) -> None:
-    """Worker initializer: the shared context, its share of the CPU threads, die with the parent."""
+def _worker_init(ctx: _Context, threads: int, parent_pid: int, log_level: int, parent_in_notebook: bool) -> None:
+    """Worker initializer: the shared context, its share of the CPU threads, die with the parent.
+
+    A worker's stderr is its parent's: under a notebook kernel that is the notebook (as an error
+    box), so there the worker shows warnings only; its summary and detail lines go to the job's
+    log (inherited ``CHROMEXP_JOB_LOG``) and the parent logs one summary line per finished model.
+    """
     global _WORKER
-    from ..utils import die_with_parent
+    import logging
+
+    from ..utils import configure_logging, die_with_parent
 
     die_with_parent(parent_pid)
     torch.set_num_threads(threads)
+    configure_logging(console_level=logging.WARNING if parent_in_notebook else None)
     get_logger().setLevel(log_level)
     _WORKER = ctx
 
@@ -261,7 +269,8 @@ def _run_concurrent(
     import os
 
     import torch.multiprocessing as tmp
-    from tqdm.auto import tqdm
+
+    from ..utils import in_notebook, progress_bar
 
     try:  # once, here: the workers then map the same memory instead of receiving copies
         for tensor in [*ctx.inputs.values(), ctx.y]:
@@ -287,10 +296,10 @@ def _run_concurrent(
         max_workers=n_workers,
         mp_context=tmp.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(ctx, threads, os.getpid(), get_logger().getEffectiveLevel()),
+        initargs=(ctx, threads, os.getpid(), get_logger().getEffectiveLevel(), in_notebook()),
     ) as pool:
         futures = {pool.submit(_worker_job, marks, fold): i for i, (marks, fold) in enumerate(jobs)}
-        bar = tqdm(total=len(jobs), desc=f"{name} ({n_workers} at a time)", unit="model", disable=not progress)
+        bar = progress_bar(total=len(jobs), desc=f"{name} ({n_workers} at a time)", unit="model", enabled=progress)
         try:
             for future in cfut.as_completed(futures):
                 i = futures[future]
@@ -310,6 +319,17 @@ def _run_concurrent(
                         f"Training {name} {marks_key(marks)} fold {fold} failed in a worker process: "
                         f"{type(err).__name__}: {err}"
                     ) from err
+                if in_notebook():  # the worker's own summary line went to the job's log only
+                    hist = done[i].history
+                    best = int(hist["best_epoch"].iloc[0]) if len(hist) else 0
+                    log.info(
+                        "%s %s fold %d: best epoch %d of %d (worker process)",
+                        name,
+                        marks_key(marks),
+                        fold,
+                        best,
+                        len(hist),
+                    )
                 bar.update()
         except BaseException:
             for future in futures:

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from ..models import chromoformer_inputs as ci
-from ..utils import get_logger
+from ..utils import DETAIL, get_logger
 
 log = get_logger(__name__)
 
@@ -100,8 +100,12 @@ def fold_models(
                     f"No finished checkpoint of a {mark} Chromoformer for fold {fold} with these parameters in "
                     f"{ckdir}; run notebook 40 with the same parameters (model.chromoformer.marks/folds) first."
                 )
-            log.info(
-                "%s fold %s: no matching notebook-40 checkpoint in %s; training it now (same recipe)", mark, fold, ckdir
+            log.log(
+                DETAIL,
+                "%s fold %s: no matching notebook-40 checkpoint in %s; training it now (same recipe)",
+                mark,
+                fold,
+                ckdir,
             )
             run = ct.train_and_evaluate(
                 dataset,
@@ -114,7 +118,9 @@ def fold_models(
                 inputs=inputs,
             )
             r = run.metrics[(run.metrics["split"] == "test") & (run.metrics["metric"] == "pearson_r")]["value"]
-            log.info("%s fold %s trained: test Pearson r %.3f", mark, fold, float(r.iloc[0]) if len(r) else np.nan)
+            log.log(
+                DETAIL, "%s fold %s trained: test Pearson r %.3f", mark, fold, float(r.iloc[0]) if len(r) else np.nan
+            )
             path = _find_checkpoint(ckdir, mark, int(fold), fp)
             source = "trained"
             if path is None:
@@ -122,7 +128,7 @@ def fold_models(
                     f"Training {mark} fold {fold} wrote no checkpoint matching its fingerprint in {ckdir}."
                 )
         else:
-            log.info("%s fold %s: loaded %s", mark, fold, path.name)
+            log.log(DETAIL, "%s fold %s: loaded %s", mark, fold, path.name)
         state = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["best_model"])
         models.append(model.eval())

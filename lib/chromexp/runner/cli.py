@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .. import config
-from ..utils import get_logger
+from ..utils import JOB_LOG_ENV, get_logger
 from . import notebooks
 
 log = get_logger("chromexp.runner.cli")
@@ -409,7 +409,9 @@ def _run_subprocess(
     job.log_file.parent.mkdir(parents=True, exist_ok=True)
     stop = stop or _Stop()
     start = time.perf_counter()
-    with open(job.log_file, "w") as logf:
+    open(job.log_file, "w").close()  # a fresh log per job; then append-only (O_APPEND), because the
+    # notebook's kernel appends its detail lines to the same file (chromexp.utils.configure_logging)
+    with open(job.log_file, "a") as logf:
         with stop.lock:
             if stop.signal is not None:
                 result.state, result.note = "stopped", "not started (batch stopped)"
@@ -420,7 +422,7 @@ def _run_subprocess(
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 cwd=str(notebooks.paths.repo_root()),
-                env=threads_env(jobs),
+                env={**threads_env(jobs), JOB_LOG_ENV: str(job.log_file)},
                 start_new_session=True,
             )
             stop.procs[id(result)] = proc

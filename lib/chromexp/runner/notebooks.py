@@ -51,9 +51,12 @@ from typing import Any
 from .. import config, paths
 from ..utils import (
     DISK_FULL_ERRNOS,
+    JOB_LOG_ENV,
+    LockHeld,
     atomic_path,
     atomic_write_text,
     disk_full_error,
+    exclusive_lock,
     get_logger,
     remove_stale_temporaries,
 )
@@ -221,7 +224,11 @@ class Job:
 
     @property
     def log_file(self) -> Path:
-        """The job's log, ``<out_dir>/logs/<stem>.log``."""
+        """The job's log, ``<out_dir>/logs/<stem>.log``: the runner's lines and the notebook's detail lines.
+
+        The notebook itself shows one summary line per model; the per-epoch lines, external
+        commands and the like are appended here (:func:`chromexp.utils.configure_logging`).
+        """
         return self.out_dir / "logs" / f"{self.stem}.log"
 
     @property
@@ -575,6 +582,13 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
             stale.unlink(missing_ok=True)
         data_before = job.data_fingerprints  # raw inputs as they are when the run starts
         os.environ["JUPYTER_PATH"] = os.pathsep.join([_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+        # the kernel appends its detail lines to the job's log; `chromexp batch` made the file and
+        # writes this process's output to it, a direct run starts a fresh one
+        job_log_before = os.environ.get(JOB_LOG_ENV)
+        if job_log_before != str(job.log_file):
+            job.log_file.parent.mkdir(parents=True, exist_ok=True)
+            job.log_file.write_text(f"{time.strftime('%H:%M:%S')} chromexp run {job.name} -> {job.output}\n")
+            os.environ[JOB_LOG_ENV] = str(job.log_file)
         log.info("running %s -> %s", job.name, job.output)
         start = time.perf_counter()
         try:
@@ -613,6 +627,11 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
             record_failure(job, err, time.perf_counter() - start)
             log.error("%s failed; see %s", job.name, job.failed_message)
             raise
+        finally:
+            if job_log_before is None:
+                os.environ.pop(JOB_LOG_ENV, None)
+            else:
+                os.environ[JOB_LOG_ENV] = job_log_before
     remove_stale_temporaries(job.out_dir, recursive=True)
     log.info("%s finished in %.1f s", job.name, time.perf_counter() - start)
     return job.output

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import plink
-from ..utils import get_logger
+from ..utils import get_logger, progress_bar
 
 log = get_logger("chromexp.simulate.gwas")
 
@@ -330,8 +330,6 @@ def simulate_panel_and_gwas(
     ``baseline/baseline.<k>.annot.gz`` (thin: base, promoter), ``gwas/<trait>.sumstats.txt.gz`` and
     returns the truth (also in ``truth.json``).
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     for d in ("ref", "baseline", "gwas"):
         (out / d).mkdir(parents=True, exist_ok=True)
@@ -339,7 +337,7 @@ def simulate_panel_and_gwas(
     rng = np.random.default_rng([seed, 3])
     bims, gwas_geno, timings = [], [], {}
     t0 = time.perf_counter()
-    for k in tqdm(sorted(lengths), desc="msprime chromosomes", disable=not progress):
+    for k in progress_bar(sorted(lengths), desc="msprime chromosomes", enabled=progress, leave=True):
         bim, ref, gw = simulate_chromosome(int(lengths[k]), n_ref, n_gwas, knobs, seed, int(k))
         if len(bim) == 0:
             raise ValueError(f"simulated chromosome {k} ({lengths[k]} bp) has no SNP with MAF > {knobs['maf']}.")

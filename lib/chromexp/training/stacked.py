@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils import get_logger
+from ..utils import DETAIL, get_logger
 from .train import (
     LOSSES,
     OPTIMIZERS,
@@ -321,7 +321,8 @@ def fit_many(
 
     def report(epoch: int, rows: list[dict | None], active: list[int], bar) -> None:
         mean_val = float(np.mean([rows[m]["val_loss"] for m in active]))
-        log.info(
+        log.log(
+            DETAIL,
             "fit_many epoch %3d: %d models trained, mean val %.4f, %d stopped, %.1fs",
             epoch,
             len(active),

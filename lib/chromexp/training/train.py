@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import atomic_path, get_logger
+from ..utils import DETAIL, atomic_path, get_logger, progress_bar
 
 log = get_logger("chromexp.training.train")
 
@@ -278,9 +278,8 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets in notebooks, which we do not require
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="epoch")
+    """The epoch bar: on a terminal only (never in a notebook: :func:`chromexp.utils.progress_bar`)."""
+    return progress_bar(total=total, desc=desc, enabled=enabled, unit="epoch")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,20 +489,30 @@ class _Protocol:
             self.sched.load_state_dict(state["scheduler"])
             self.shuffle.set_state(state["shuffle_rng"])
 
-    def result(self, home: torch.device, max_epochs: int, resumed_from: int) -> FitResult:
-        """Restore the best weights (on ``home``, eval mode) and return the :class:`FitResult`."""
+    def result(self, home: torch.device, max_epochs: int, resumed_from: int, read_back: bool = False) -> FitResult:
+        """Restore the best weights (on ``home``, eval mode) and return the :class:`FitResult`.
+
+        Logs the model's one summary line (INFO): best epoch, epochs run, validation loss, early
+        stop, and whether it was resumed or read back from a finished checkpoint. The per-epoch
+        lines are :data:`chromexp.utils.DETAIL` (the job's log, not the notebook).
+        """
         if self.best_state is None:  # cannot happen with max_epochs ≥ 1 and finite losses
             raise RuntimeError(f"{self.name}: no epoch finished; nothing to restore.")
         self.model.load_state_dict(self.best_state)
         self.model.to(home).eval()
         hist = pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
+        if read_back:
+            how = ", read back from its finished checkpoint"
+        else:
+            how = f", resumed after epoch {resumed_from}" if resumed_from else ""
         log.info(
-            "%s: best epoch %d of %d (val loss %.4f)%s",
+            "%s: best epoch %d of %d (val loss %.4f)%s%s",
             self.name,
             self.best_epoch,
             len(hist),
             self.best_val,
             ", stopped early" if self.stopped else "",
+            how,
         )
         return FitResult(
             model=self.model,
@@ -591,7 +600,7 @@ def _run_protocol(
                 p.load(st, finished)
             if not finished:
                 _set_rng_state(state["rng"], device)
-            log.info("%s: resumed from %s after epoch %d", desc, checkpoint, epoch)
+            log.log(DETAIL, "%s: resumed from %s after epoch %d", desc, checkpoint, epoch)
         run_epoch = None if finished else make_epoch()
         bar = _progress(max_epochs, progress and not finished, desc=desc)
         bar.update(epoch)
@@ -619,7 +628,8 @@ def _run_protocol(
             bar.close()
 
     resumed_from = int(state["epoch"]) if state is not None else 0
-    results = [p.result(home, max_epochs, resumed_from) for p, home in zip(protocols, homes, strict=True)]
+    read_back = state is not None and bool(state["finished"])
+    results = [p.result(home, max_epochs, resumed_from, read_back) for p, home in zip(protocols, homes, strict=True)]
     if checkpoint is not None and not finished:
         save(True)
     return results
@@ -672,7 +682,9 @@ def fit(
         model is then identical to an uninterrupted run. A finished run's checkpoint makes ``fit``
         return its result without training.
     progress : bool
-        Show a tqdm progress bar (the per-epoch log line is always written).
+        Show a progress bar on a terminal (never in a notebook kernel: its frames would be saved in
+        the notebook). The per-epoch line is logged at :data:`chromexp.utils.DETAIL` (the job's log) and
+        one summary line per model at INFO.
     data_on_device : bool or None
         Keep the whole dataset on the device (``None``: when it takes < 50 % of free memory).
     eval_batch_size : int or None
@@ -732,7 +744,8 @@ def fit(
 
     def report(epoch: int, rows: list[dict | None], active: list[int], bar) -> None:
         row = rows[0]
-        log.info(
+        log.log(
+            DETAIL,
             "%s epoch %3d: train %.4f  val %.4f  lr %.1e  %.1fs%s",
             name,
             epoch,
