@@ -92,6 +92,7 @@ def test_batch_parallel_resume_force(fake_repo, capsys):
     executed = fake_repo / "results" / "t" / "E003" / "10_sleep.ipynb"
     assert executed.is_file()
     assert not list((fake_repo / "results").rglob("*.running.ipynb"))
+    assert not list((fake_repo / "results").rglob("*.lock"))  # job locks exist only while a job runs
 
     start = time.perf_counter()
     code, out = batch(capsys, "--notebooks", "10", "--cells", "E003", "E116", "--jobs", "2")

@@ -139,3 +139,58 @@ def test_two_concurrent_writers_lose_nothing(tmp_path):
     assert got == {"m1": n, "m2": n}, got
     assert len(p) == 2 * n * 200
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob(".*.lock"))  # nor a lock file
+
+
+COUNTER = """
+import sys, time
+from pathlib import Path
+from chromexp import results
+table, n = Path(sys.argv[1]), int(sys.argv[2])
+for _ in range(n):
+    with results.locked(table):
+        value = int(table.read_text())  # read-modify-write: a second holder at once would lose an increment
+        time.sleep(0.001)
+        table.write_text(str(value + 1))
+"""
+
+
+def test_the_table_lock_excludes_while_its_file_is_removed_after_each_use(tmp_path):
+    """Four processes increment one counter under ``results.locked``: no increment lost, no lock file left.
+
+    The lock file is removed by every holder; a waiter that had opened the removed file must notice
+    and lock the new one (``utils.exclusive_lock``), else two processes hold "the" lock at once.
+    """
+    table = tmp_path / "counter.txt"
+    table.write_text("0")
+    n, workers = 60, 4
+    env = {**os.environ, "PYTHONPATH": LIB + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", COUNTER, str(table), str(n)], env=env) for _ in range(workers)]
+    assert [p.wait(timeout=300) for p in procs] == [0] * workers
+    assert int(table.read_text()) == n * workers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter.txt"]
+
+
+def test_a_lock_file_left_by_an_earlier_version_is_removed(tmp_path):
+    (tmp_path / "metrics.tsv.lock").write_text("")  # earlier versions kept their lock files
+    results.save_metrics(_metrics(1), tmp_path, provenance=REAL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [results.METRICS_FILE]
+
+
+def test_old_data_column_is_read_as_provenance(tmp_path):
+    """Tables written before ``data`` was retired read as today's (``provenance``, one name, one meaning)."""
+    old_naive = tmp_path / "promoter_cnn_vs_naive.tsv"
+    old_naive.write_text("marks\tcnn_pearson_r_mean\tdata\nH3K4me3\t0.7\tsemi-synthetic\n")
+    naive = results.read_table(old_naive)
+    assert list(naive.columns) == ["marks", "cnn_pearson_r_mean", "provenance"]
+    assert naive["provenance"].tolist() == [SEMI_SYNTHETIC]
+    old_pairs = tmp_path / "chromoformer_pairs.tsv"
+    old_pairs.write_text("cell_type\tvalue\tprovenance\tdata\nE003\t0.6\treal\treal\n")
+    assert list(results.read_table(old_pairs).columns) == ["cell_type", "value", "provenance"]
+    other = tmp_path / "calibration.tsv"  # a `data` column that is not a provenance is left alone
+    other.write_text("data\tvalue\nE003: real vs SEMI-SYNTHETIC\t1\n")
+    assert list(results.read_table(other).columns) == ["data", "value"]
+    clash = tmp_path / "clash.tsv"
+    clash.write_text("provenance\tdata\nreal\tsemi-synthetic\n")
+    with pytest.raises(ValueError, match="contradicts"):
+        results.read_table(clash)

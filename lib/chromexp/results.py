@@ -19,22 +19,21 @@ same tables. :func:`append_table` replaces only the rows with the same *identity
 (cell_type, model, marks, scheme, fold, split) -- every metric of that group is replaced
 together -- and for predictions (cell_type, model, marks, [scheme], fold, [split], gene_id).
 Re-saving fold 2 therefore keeps folds 1, 3 and 4. The read-merge-write runs under an exclusive
-``fcntl`` lock on ``<table>.lock``, so two processes appending to the same table at once both
-keep their rows; the write itself stays atomic (readers never see a half-written table and need
-no lock).
+``fcntl`` lock on the hidden ``.<table>.lock`` (removed after use), so two processes appending
+to the same table at once both keep their rows; the write itself stays atomic (readers never see
+a half-written table and need no lock).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from .constants import MARKS, REAL, SEMI_SYNTHETIC
-from .utils import atomic_path
+from .utils import LockHeld, atomic_path, exclusive_lock
 
 METRIC_COLUMNS: tuple[str, ...] = (
     "cell_type",
@@ -145,11 +144,36 @@ def validate(table: pd.DataFrame, columns: Sequence[str], name: str) -> pd.DataF
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a results table (TSV, optionally gzipped); an absent file gives an empty table."""
+    """Read a results table (TSV, optionally gzipped); an absent file gives an empty table.
+
+    Tables written by earlier versions, before the ``data`` column was retired, are read as today's
+    (``promoter_cnn_vs_naive.tsv`` had ``data`` where the others have ``provenance``;
+    ``chromoformer_vs_promoter.tsv`` and ``chromoformer_pairs.tsv`` had both): see
+    :func:`legacy_provenance`.
+    """
     path = Path(path)
     if not path.exists():
         return pd.DataFrame()
-    return pd.read_csv(path, sep="\t")
+    return legacy_provenance(pd.read_csv(path, sep="\t"), path)
+
+
+def legacy_provenance(table: pd.DataFrame, path: str | Path = "the table") -> pd.DataFrame:
+    """Read an old table's ``data`` column as ``provenance`` (the one name of that fact).
+
+    A ``data`` column whose values are all provenances (``semi-synthetic``/``real``) is renamed to
+    ``provenance``, or dropped where a ``provenance`` column with the same values exists; any other
+    ``data`` column is left alone, and one contradicting ``provenance`` is an error.
+    """
+    if "data" not in table.columns or table.empty:
+        return table
+    data = table["data"].astype(str)
+    if not data.isin([SEMI_SYNTHETIC, REAL]).all():
+        return table
+    if "provenance" not in table.columns:
+        return table.rename(columns={"data": "provenance"})
+    if not data.equals(table["provenance"].astype(str)):
+        raise ValueError(f"{path}: its old 'data' column contradicts its 'provenance' column; rerun the notebook.")
+    return table.drop(columns="data")
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
@@ -165,22 +189,35 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def lock_file(path: str | Path) -> Path:
+    """The lock file of the table ``path``: hidden, ``.<table>.lock`` beside it, present only while held."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
 @contextlib.contextmanager
 def locked(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive ``fcntl`` lock on ``<path>.lock`` (blocks until other holders release it).
+    """Hold an exclusive lock on the table ``path`` (blocks until other holders release it).
 
     Serialises read-merge-write cycles on one table across processes (and across threads holding
-    separate file descriptors). The lock file is left in place: deleting it while another process
-    waits on it would let a third process take a different lock.
+    separate file descriptors): an ``flock`` on the hidden :func:`lock_file`, removed when released
+    (:func:`chromexp.utils.exclusive_lock` explains why that is safe), so a results folder keeps no
+    lock files. A ``<table>.lock`` left by an earlier chromexp (which kept its lock files) is
+    removed when no process holds it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with exclusive_lock(lock_file(path)):
+        _remove_legacy_lock(path.with_name(path.name + ".lock"))
+        yield
+
+
+def _remove_legacy_lock(legacy: Path) -> None:
+    """Remove an earlier version's visible ``<table>.lock`` unless a process holds it."""
+    if not legacy.is_file():
+        return
+    with contextlib.suppress(LockHeld, OSError):
+        with exclusive_lock(legacy, blocking=False):
+            pass
 
 
 def _comparable(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

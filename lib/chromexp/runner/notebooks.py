@@ -14,7 +14,8 @@ The jupytext percent ``.py`` file is the source of truth. :func:`execute` conver
   when a finished notebook has the fingerprint the same call would have now, which is how
   ``chromexp batch`` resumes (a changed tagAlign makes notebooks 10-50 of its cell type stale);
 * one (run, cell type, notebook) runs at a time: a second run of it fails at once, naming the pid
-  of the one holding ``.<NN_name>.lock`` (an OS lock, released even if that run is killed);
+  of the one holding ``.<NN_name>.lock`` (an OS lock, released even if that run is killed; the
+  file exists only while the job runs);
 * FAILED files are written atomically (the short error first), so a full disk leaves either no
   file or a complete one, never an empty text or truncated JSON.
 
@@ -489,33 +490,24 @@ class JobLocked(RuntimeError):
 def job_lock(job: Job) -> Iterator[Path]:
     """Hold the lock of ``job`` (run, cell type, notebook) or raise :class:`JobLocked` at once.
 
-    An ``flock`` on ``<out_dir>/.<NN_name>.lock``: the operating system releases it when the holder
-    exits, even when it is killed, so there are no stale locks to clean up. The file records the
+    An ``flock`` on the hidden ``<out_dir>/.<NN_name>.lock`` (:func:`chromexp.utils.exclusive_lock`):
+    the operating system releases it when the holder exits, even when it is killed, and the file is
+    removed after use, so a results folder keeps no lock files. While held, the file records the
     holder's pid, host and start time for the message a second run gets.
     """
-    import fcntl
-
     job.out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(job.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    note = f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown process"
-            raise JobLocked(
-                f"{job.name} of run '{job.run_name}' is already running ({holder}); two runs writing "
-                f"{job.out_dir} at once would mix their outputs. Wait for it to finish or stop it "
-                f"(kill <pid>), then rerun."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd,
-            f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
-            0,
-        )
-        yield job.lock_file
-    finally:
-        os.close(fd)  # releases the flock
+        with exclusive_lock(job.lock_file, blocking=False, note=note) as path:
+            yield path
+    except LockHeld as held:
+        if held.path != job.lock_file:
+            raise
+        raise JobLocked(
+            f"{job.name} of run '{job.run_name}' is already running ({held.holder or 'unknown process'}); two runs "
+            f"writing {job.out_dir} at once would mix their outputs. Wait for it to finish or stop it "
+            f"(kill <pid>), then rerun."
+        ) from None
 
 
 def _valid_notebook(path: Path) -> str | None:
