@@ -206,6 +206,7 @@ style.save_figure(fig, f"semisynthetic_{preset['name']}_summary", run.figures_di
 
 # %%
 from chromexp.simulate import calibration
+from chromexp.utils import atomic_path
 
 pd.DataFrame([{"statistic": k, "tolerance": v[0], "why": v[1]} for k, v in calibration.TOLERANCES.items()]).set_index(
     "statistic"
@@ -239,7 +240,8 @@ style.save_figure(fig, "calibration_e003", run.figures_dir)
 # averages over 47 active and 53 inactive genes, so their 100 bp wiggles are sampling noise.
 
 # %%
-with_cols = cal_table.assign(data="E003: real vs SEMI-SYNTHETIC")
-with_cols.to_csv(run.out_dir / "calibration_e003.tsv", sep="\t", index=False)
+with_cols = cal_table.assign(comparison="E003: real vs SEMI-SYNTHETIC")
+with atomic_path(run.out_dir / "calibration_e003.tsv") as tmp:
+    with_cols.to_csv(tmp, sep="\t", index=False)
 assert cal_table["within"].mean() >= 0.95, cal_table[~cal_table["within"]]
 print("saved", run.out_dir / "calibration_e003.tsv")

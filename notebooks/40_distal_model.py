@@ -162,7 +162,7 @@ gains = (
 summary = ct.gain_summary(gains, run.provenance)
 if len(gains):
     with atomic_path(run.out_dir / "chromoformer_vs_promoter.tsv") as tmp:
-        gains.assign(cell_type=CELL_TYPE, data=run.provenance).to_csv(tmp, sep="\t", index=False)
+        gains.assign(cell_type=CELL_TYPE).to_csv(tmp, sep="\t", index=False)
 summary
 
 # %%

@@ -125,7 +125,7 @@ sel = all_metrics[all_metrics["fold"].isin(FOLDS)]
 pairs = pair_gains(sel, model=MODEL_NAME, mark_sets=MARK_SETS, all_marks=ALL_MARKS)
 assert pairs["gain_over_best_single"].notna().all() and pairs["gain_over_all_marks"].notna().all()
 with atomic_path(run.out_dir / "chromoformer_pairs.tsv") as tmp:
-    pairs.assign(cell_type=CELL_TYPE, data=run.provenance).to_csv(tmp, sep="\t", index=False)
+    pairs.assign(cell_type=CELL_TYPE).to_csv(tmp, sep="\t", index=False)
 ct.pair_summary(pairs, run.provenance).round(3)
 
 # %%

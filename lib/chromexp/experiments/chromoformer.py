@@ -487,11 +487,11 @@ def pair_training_plan(
 
 
 def gain_summary(gains: pd.DataFrame, provenance: str) -> pd.DataFrame:
-    """Mean over folds of :func:`chromexp.analyses.gains.gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``data``."""
+    """Mean over folds of :func:`chromexp.analyses.gains.gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``provenance``."""
     if gains.empty:
-        return pd.DataFrame(columns=["distal", "promoter", "gain", "n_folds", "data"])
+        return pd.DataFrame(columns=["distal", "promoter", "gain", "n_folds", "provenance"])
     summary = gains.groupby("marks")[["distal", "promoter", "gain"]].mean()
-    return summary.assign(n_folds=gains.groupby("marks").size(), data=provenance)
+    return summary.assign(n_folds=gains.groupby("marks").size(), provenance=provenance)
 
 
 def pair_summary(pairs: pd.DataFrame, provenance: str) -> pd.DataFrame:
@@ -502,7 +502,7 @@ def pair_summary(pairs: pd.DataFrame, provenance: str) -> pd.DataFrame:
         gain_over_best_single=("gain_over_best_single", "mean"),
         gain_over_all_marks=("gain_over_all_marks", "mean"),
     )
-    return summary.assign(data=provenance).sort_values("gain_over_best_single", ascending=False)
+    return summary.assign(provenance=provenance).sort_values("gain_over_best_single", ascending=False)
 
 
 def distal_answer(metrics: pd.DataFrame, gains: pd.DataFrame, model: str, metric: str, provenance: str) -> str:

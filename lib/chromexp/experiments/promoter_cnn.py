@@ -285,13 +285,13 @@ def compare_with_naive(
     marks : sequence of str
         Row order.
     provenance : str
-        The dataset's provenance, written in the ``data`` column.
+        The dataset's provenance, written in the ``provenance`` column.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by mark: ``cnn_pearson_r_mean, cnn_pearson_r_sd, best_naive_abs_r,
-        best_naive_flank, cnn_minus_naive, data``.
+        best_naive_flank, cnn_minus_naive, provenance``.
     """
     cnn_r = test_metrics[test_metrics["metric"] == "pearson_r"].pivot_table(
         index="marks", columns="fold", values="value"
@@ -306,7 +306,7 @@ def compare_with_naive(
         }
     ).reindex(list(marks))
     comparison["cnn_minus_naive"] = comparison["cnn_pearson_r_mean"] - comparison["best_naive_abs_r"]
-    comparison["data"] = provenance
+    comparison["provenance"] = provenance
     return comparison
 
 
