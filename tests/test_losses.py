@@ -65,6 +65,10 @@ def test_equals_mse_when_alpha_is_zero(batch):
     p, y = torch.tensor(pred), torch.tensor(obs)
     assert float(HybridLoss(0.0, 1.0)(p, y)) == pytest.approx(float(torch.nn.functional.mse_loss(p, y)), rel=1e-12)
     assert float(HybridLoss(0.0, 2.5)(p, y)) == pytest.approx(2.5 * float(torch.nn.functional.mse_loss(p, y)))
+    # ... also with one cell type (a leave-one-out run on two cell types trains on one)
+    assert float(HybridLoss(0.0, 1.0)(p[:, :1], y[:, :1])) == pytest.approx(
+        float(torch.nn.functional.mse_loss(p[:, :1], y[:, :1]))
+    )
 
 
 def test_masked_genes_change_nothing(batch):

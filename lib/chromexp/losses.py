@@ -82,7 +82,8 @@ class HybridLoss:
     Call
     ----
     ``loss(output, target)`` with ``(B, T)`` tensors → a scalar tensor (computed in the inputs'
-    floating dtype, at least float32). A batch with no varying gene has ``L_P = 0``.
+    floating dtype, at least float32). A batch with no varying gene has ``L_P = 0``. With
+    ``α = 0`` the loss is ``β · MSE`` for any shape (e.g. one cell type left in training).
     """
 
     def __init__(self, alpha: float, beta: float, eps: float = EPS):
@@ -106,5 +107,12 @@ class HybridLoss:
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The batch loss (scalar)."""
+        if self.alpha == 0.0:  # the MSE alone: defined for any number of cell types (one included)
+            dtype = torch.promote_types(output.dtype, torch.float32)
+            if output.shape != target.shape:
+                raise ValueError(
+                    f"Outputs {tuple(output.shape)} and targets {tuple(target.shape)} must have one shape."
+                )
+            return self.beta * ((output.to(dtype) - target.to(dtype)) ** 2).mean()
         l_p, mse = self.terms(output, target)
         return self.alpha * l_p + self.beta * mse

@@ -397,6 +397,12 @@ def mean_of_other_cell_types(observed) -> np.ndarray:
 PREDICTION_GROUP: tuple[str, ...] = ("model", "marks", "fold")
 
 
+def _group_keys(predictions: pd.DataFrame, folds: bool = True) -> list[str]:
+    """What identifies one model's predictions: (scheme,) model, marks (, fold)."""
+    keys = (["scheme"] if "scheme" in predictions.columns else []) + ["model", "marks"]
+    return keys + (["fold"] if folds else [])
+
+
 def _check_predictions(predictions: pd.DataFrame, name: str = "predictions") -> pd.DataFrame:
     need = ["cell_type", *PREDICTION_GROUP, "gene_id", "observed", "predicted"]
     missing = [c for c in need if c not in predictions.columns]
@@ -404,7 +410,7 @@ def _check_predictions(predictions: pd.DataFrame, name: str = "predictions") -> 
         raise ValueError(f"The {name} table lacks column(s) {missing}; required: {need}.")
     if predictions.empty:
         raise ValueError(f"The {name} table is empty: nothing to score.")
-    key = ["cell_type", *PREDICTION_GROUP, "gene_id"]
+    key = ["cell_type", *_group_keys(predictions), "gene_id"]
     if "split" in predictions.columns:
         test = predictions["split"].astype(str) == "test"
         if not test.any():
@@ -428,7 +434,7 @@ def cross_gene_metrics(predictions: pd.DataFrame, scheme: str = "chrom_folds") -
         Tidy predictions (``results.PREDICTION_COLUMNS``): one row per (cell type, model, marks,
         fold, test gene); only ``split == "test"`` rows are used when a ``split`` column exists.
     scheme : str
-        Written in the ``scheme`` column (``results.SCHEMES``).
+        Written in the ``scheme`` column (``results.SCHEMES``) when the table has none.
 
     Returns
     -------
@@ -437,8 +443,10 @@ def cross_gene_metrics(predictions: pd.DataFrame, scheme: str = "chrom_folds") -
         :data:`CROSS_GENE_METRICS`.
     """
     pred = _check_predictions(predictions)
+    if "scheme" not in pred.columns:
+        pred = pred.assign(scheme=scheme)
     rows = []
-    for (cell, model, marks, fold), g in pred.groupby(["cell_type", *PREDICTION_GROUP], sort=True):
+    for (cell, scheme, model, marks, fold), g in pred.groupby(["cell_type", *_group_keys(pred)], sort=True):
         if len(g) < 2:
             raise ValueError(f"{model} {marks} {cell} fold {fold}: {len(g)} test gene(s); a correlation needs ≥ 2.")
         obs, prd = g["observed"].to_numpy(float), g["predicted"].to_numpy(float)
@@ -459,30 +467,35 @@ def cross_gene_metrics(predictions: pd.DataFrame, scheme: str = "chrom_folds") -
 
 
 def wide_by_cell_type(
-    predictions: pd.DataFrame, cell_types: Iterable[str] | None = None
+    predictions: pd.DataFrame, cell_types: Iterable[str] | None = None, by_fold: bool = True
 ) -> dict[tuple, dict[str, object]]:
-    """Predictions arranged per (model, marks, fold) as genes × cell types matrices.
+    """Predictions arranged per ([scheme,] model, marks, fold) as genes × cell types matrices.
 
     Genes that lack a prediction for one of ``cell_types`` (e.g. excluded from one cell type's
     dataset) cannot be scored across cell types; they are left out and counted
-    (``n_incomplete``), never silently.
+    (``n_incomplete``), never silently. ``by_fold=False`` pools a model's folds (each gene is a
+    test gene of one fold, so its row still comes from one fold's models).
 
     Returns
     -------
     dict
-        ``{(model, marks, fold): {"gene_id": (n,), "observed": (n, T), "predicted": (n, T),
-        "cell_types": [T], "n_incomplete": int}}``.
+        ``{([scheme,] model, marks[, fold]): {"gene_id": (n,), "fold": (n,), "observed": (n, T),
+        "predicted": (n, T), "cell_types": [T], "n_incomplete": int}}``.
     """
     pred = _check_predictions(predictions)
     cells = sorted(pred["cell_type"].astype(str).unique()) if cell_types is None else [str(c) for c in cell_types]
     out = {}
-    for key, g in pred.groupby(list(PREDICTION_GROUP), sort=True):
+    for key, g in pred.groupby(_group_keys(pred, by_fold), sort=True):
         g = g[g["cell_type"].astype(str).isin(cells)]
         obs = g.pivot(index="gene_id", columns="cell_type", values="observed").reindex(columns=cells)
         prd = g.pivot(index="gene_id", columns="cell_type", values="predicted").reindex(columns=cells)
         complete = obs.notna().all(axis=1) & prd.notna().all(axis=1)
+        fold = g.drop_duplicates("gene_id").set_index("gene_id")["fold"]
+        if g.groupby("gene_id")["fold"].nunique().max() > 1:
+            raise ValueError(f"{key}: a gene has predictions from two folds; each gene is the test gene of one fold.")
         out[key] = {
             "gene_id": obs.index[complete].to_numpy(),
+            "fold": fold.reindex(obs.index[complete]).to_numpy().astype(int),
             "observed": obs[complete].to_numpy(float),
             "predicted": prd[complete].to_numpy(float),
             "cell_types": cells,
@@ -518,20 +531,23 @@ def cross_celltype_metrics(
     seed : int
         Seed of the null.
     scheme : str
-        Written in the ``scheme`` column.
+        Written in the ``scheme`` column when the predictions have none.
 
     Returns
     -------
     per_gene : pandas.DataFrame
-        ``model, marks, fold, gene_id, n_cell_types, observed_sd, masked, constant_prediction,
+        ``scheme, model, marks, fold, gene_id, n_cell_types, observed_sd, masked, constant_prediction,
         cross_celltype_spearman, cross_celltype_pearson`` (NaN where masked).
     metrics : pandas.DataFrame
         Tidy metrics (``results.METRIC_COLUMNS``), ``cell_type = "all"``, ``split = "test"``,
         ``n_genes`` = the scored (unmasked) genes, metrics :data:`CROSS_CELLTYPE_METRICS`.
     """
-    groups = wide_by_cell_type(predictions, cell_types)
+    pred = _check_predictions(predictions)
+    if "scheme" not in pred.columns:
+        pred = pred.assign(scheme=scheme)
+    groups = wide_by_cell_type(pred, cell_types)
     per_gene, rows = [], []
-    for (model, marks, fold), w in groups.items():
+    for (scheme, model, marks, fold), w in groups.items():
         y, p, n_t = w["observed"], w["predicted"], len(w["cell_types"])
         if n_t < 2:
             raise ValueError(f"Cross-celltype metrics need ≥ 2 cell types; {model} {marks} has {w['cell_types']}.")
@@ -545,6 +561,7 @@ def cross_celltype_metrics(
         per_gene.append(
             pd.DataFrame(
                 {
+                    "scheme": scheme,
                     "model": model,
                     "marks": marks,
                     "fold": int(fold),
