@@ -9,6 +9,7 @@ batch size). :func:`tidy_metrics` turns a ``{metric: value}`` dict into rows of 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -201,6 +202,8 @@ CROSS_CELLTYPE_METRICS: tuple[str, ...] = (
     "n_genes_incomplete",
     "n_cell_types",
 )
+#: Up to this many cell types the permutation null enumerates every permutation once per gene.
+MAX_ENUMERATED_CELL_TYPES = 6
 #: ``cell_type`` of the cross-celltype rows (they span every cell type of the run).
 ALL_CELL_TYPES = "all"
 #: Model name of the cross-gene baseline: a gene's mean observed value over the *other* cell types.
@@ -309,9 +312,11 @@ def cross_celltype_permutation_null(
     """Per-gene permutation null of the mean cross-celltype correlation.
 
     Each draw permutes every gene's predicted values across the cell types independently (one
-    random permutation per gene, ``numpy.random.default_rng(seed)``), recomputes the per-gene
-    correlations exactly as :func:`cross_celltype_correlations` and averages them over the
-    unmasked genes. The model's mean is compared with these ``n_permutations`` null means:
+    uniformly random permutation per gene, ``numpy.random.default_rng(seed)``), recomputes the
+    per-gene correlations exactly as :func:`cross_celltype_correlations` and averages them over
+    the unmasked genes. With at most :data:`MAX_ENUMERATED_CELL_TYPES` cell types every
+    permutation's correlation is computed once per gene and each draw picks one (fast); with
+    more, each draw permutes by sorting random keys. The model's mean is compared with these ``n_permutations`` null means:
     ``p = (1 + #{null ≥ observed}) / (1 + n_permutations)`` (one-sided: the model must *beat*
     random assignment of its predictions to cell types).
 
@@ -349,18 +354,34 @@ def cross_celltype_permutation_null(
     if int(n_permutations) < 1:
         raise ValueError(f"n_permutations must be ≥ 1; got {n_permutations}.")
     y, p = y[keep], p[keep]
-    const_pred = np.ptp(p, axis=1) == 0
-    ya = _row_ranks(y) if method == "spearman" else y
+    n_genes, n_cells = p.shape
+    # a permutation of a gene's predictions permutes their ranks, and keeps their mean and norm:
+    # rank (Spearman) and centre once, then each draw only re-pairs the centred values
+    ya, pa = (_row_ranks(y), _row_ranks(p)) if method == "spearman" else (y, p)
+    yc = ya - ya.mean(axis=1, keepdims=True)
+    pc = pa - pa.mean(axis=1, keepdims=True)
+    den = np.sqrt((yc * yc).sum(axis=1) * (pc * pc).sum(axis=1))
+    const_pred = den == 0  # observed varies (masked genes are gone): the prediction is constant, r = 0
+    den = np.where(const_pred, 1.0, den)
     rng = np.random.default_rng(int(seed))
     null = np.empty(int(n_permutations), dtype=np.float64)
-    for start in range(0, int(n_permutations), int(chunk)):
-        n = min(int(chunk), int(n_permutations) - start)
-        order = np.argsort(rng.random((n, *p.shape)), axis=-1)
-        pp = np.take_along_axis(np.broadcast_to(p, (n, *p.shape)), order, axis=-1)
-        pb = _row_ranks(pp) if method == "spearman" else pp
-        r = _row_pearson(np.broadcast_to(ya, pb.shape), pb)
-        r[:, const_pred] = 0.0
-        null[start : start + n] = r.mean(axis=1)
+    if n_cells <= MAX_ENUMERATED_CELL_TYPES:
+        # every permutation enumerated: r of gene g under permutation k, then draw k per (draw, gene)
+        perms = np.array(list(itertools.permutations(range(n_cells))))
+        r_all = np.einsum("gt,gkt->gk", yc, pc[:, perms]) / den[:, None]
+        r_all[const_pred] = 0.0
+        for start in range(0, int(n_permutations), int(chunk)):
+            n = min(int(chunk), int(n_permutations) - start)
+            k = rng.integers(0, len(perms), size=(n, n_genes))
+            null[start : start + n] = np.take_along_axis(r_all, k.T, axis=1).mean(axis=0)
+    else:
+        for start in range(0, int(n_permutations), int(chunk)):
+            n = min(int(chunk), int(n_permutations) - start)
+            order = np.argsort(rng.random((n, n_genes, n_cells)), axis=-1)
+            pp = np.take_along_axis(np.broadcast_to(pc, (n, n_genes, n_cells)), order, axis=-1)
+            r = (pp * yc).sum(axis=-1) / den
+            r[:, const_pred] = 0.0
+            null[start : start + n] = r.mean(axis=1)
     obs = float(np.nanmean(res["r"]))
     return {
         "observed": obs,
