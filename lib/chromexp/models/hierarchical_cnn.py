@@ -203,9 +203,16 @@ def stack_cell_types(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], x.shape[1] * x.shape[2], x.shape[3])
 
 
-def build(params: dict, variant: str, n_cell_types: int, n_marks: int, n_bins: int) -> HierarchicalCNN:
-    """A :class:`HierarchicalCNN` from the merged parameters (``params["model"]["hierarchical_cnn"]``)."""
+def build(
+    params: dict, variant: str, n_cell_types: int, n_marks: int, n_bins: int, dropout: float | None = None
+) -> HierarchicalCNN:
+    """A :class:`HierarchicalCNN` from the merged parameters (``params["model"]["hierarchical_cnn"]``).
+
+    ``dropout`` defaults to the first value of the ``dropout`` grid.
+    """
     cfg = params["model"]["hierarchical_cnn"]
+    if dropout is None:
+        dropout = cfg["dropout"][0] if isinstance(cfg["dropout"], (list, tuple)) else cfg["dropout"]
     return HierarchicalCNN(
         variant,
         n_cell_types=n_cell_types,
@@ -215,5 +222,5 @@ def build(params: dict, variant: str, n_cell_types: int, n_marks: int, n_bins: i
         kernel_size=int(cfg["kernel_size"]),
         pool_size=int(cfg["pool_size"]),
         n_blocks=int(cfg["n_blocks"]),
-        dropout=float(cfg["dropout"]),
+        dropout=float(dropout),
     )
