@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from chromexp.losses import HYBRID_GRID, HybridLoss, cross_celltype_pearson
+from chromexp.training.losses import HYBRID_GRID, HybridLoss, cross_celltype_pearson
 
 
 def numpy_hybrid(pred, obs, alpha, beta, eps=1e-8):

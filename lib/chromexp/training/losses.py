@@ -13,7 +13,7 @@ which is why the thesis sees the cross-gene score collapse without the MSE term.
 than a differentiable Spearman was the thesis's choice for speed.
 
 A loss object is called as ``loss(output, target)`` with ``(B, T)`` tensors and returns the batch
-mean; the training engine accepts it in place of ``"mse"`` (``chromexp.train.fit(loss=...)``),
+mean; the training engine accepts it in place of ``"mse"`` (``chromexp.training.train.fit(loss=...)``),
 evaluates the validation loss once over all validation genes, and records ``repr(loss)`` in the
 checkpoint fingerprint.
 """
