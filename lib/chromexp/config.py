@@ -70,6 +70,9 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.chromoformer.folds": ("list", _is_list),
     "model.chromoformer.mark_sets": ("list of lists", _is_list_of_lists),
     "model.chromoformer.concurrent": ("int", _is_int),
+    "model.hierarchical_cnn.folds": ("list", _is_list),
+    "model.expecto.alphas": ("list", _is_list),
+    "cross_celltype.leave_one_out": ("list", _is_list),
     "peaks.macs2": ("str", _is_str),
     "peaks.qvalue": ("float", _is_number),
     "peaks.llocal": ("int", _is_int),
@@ -343,6 +346,49 @@ def validate(params: Mapping[str, Any]) -> None:
         True,
     )
     check("model.chromoformer.concurrent", *positive_int, nullable=True)
+    # notebook 55 (Mittal 2025): hierarchical CNNs, ExPecto, the cross-celltype comparison
+    check("model.hierarchical_cnn.folds", folds_ok, folds_why, True)
+    for key in ("channels", "kernel_size", "pool_size", "max_epochs"):
+        check(f"model.hierarchical_cnn.{key}", *positive_int)
+    check("model.hierarchical_cnn.n_blocks", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    check(
+        "model.hierarchical_cnn.lr",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+        "must be a non-empty list of positive learning rates",
+    )
+    check(
+        "model.hierarchical_cnn.dropout",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and 0 <= x < 1 for x in v),
+        "must be a non-empty list of dropout rates in [0, 1)",
+    )
+    variants = ("single_tissue", "multi_tissue", "matched_shared")
+    check("model.hierarchical_cnn.variants", *subset(variants, "variants"))
+    check("model.hierarchical_cnn.hybrid_variant", lambda v: v in variants[1:], f"must be one of {list(variants[1:])}")
+    check(
+        "model.hierarchical_cnn.hybrid_grid",
+        lambda v: (
+            _is_list_of_lists(v)
+            and len(v) > 0
+            and all(len(p) == 2 and all(_is_number(x) and x >= 0 for x in p) and sum(p) > 0 for p in v)
+        ),
+        "must be a non-empty list of [alpha, beta] pairs, both >= 0 and not both 0",
+    )
+    check("model.expecto.modes", *subset(("matched", "all_cells"), "ExPecto modes"))
+    check(
+        "model.expecto.alphas",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+        "must be a non-empty list of positive ridge penalties",
+        True,
+    )
+    check("cross_celltype.bin_size", lambda v: v in (100, 200), "must be 100 or 200 (bp)")
+    check("cross_celltype.target", lambda v: v in ("log2p1", "ln_pc"), "must be log2p1 or ln_pc")
+    check(
+        "cross_celltype.leave_one_out",
+        lambda v: _is_list(v) and all(c in params.get("cell_types", []) for c in v) and len(set(v)) == len(v),
+        "must list distinct cell types of the run's cell_types",
+        True,
+    )
+    check("cross_celltype.n_permutations", *positive_int)
     check("shallowchrome.marks", marks_ok, marks_why, True)
     check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
