@@ -88,7 +88,9 @@ def test_residual_block_is_identity_plus_branch():
 
 def test_build_reads_the_parameters():
     params = {
-        "model": {"hierarchical_cnn": {"channels": 16, "kernel_size": 3, "pool_size": 2, "n_blocks": 7, "dropout": [0.2]}}
+        "model": {
+            "hierarchical_cnn": {"channels": 16, "kernel_size": 3, "pool_size": 2, "n_blocks": 7, "dropout": [0.2]}
+        }
     }
     net = hc.build(params, "multi_tissue", n_cell_types=4, n_marks=7, n_bins=200)
     assert n_params(net) == closed_form(28, 200, 4, 16, 3, 2, 7)
