@@ -213,3 +213,12 @@ def test_answer_is_written_from_the_numbers():
     text = xc.answer(summary, None, None, len(CELLS), "semi-synthetic")
     assert "semi-synthetic" in text and "coarse" in text
     assert f"{summary['cross_celltype_spearman'].iloc[0]:.3f}" in text
+
+
+def test_common_folds_are_the_folds_every_model_has():
+    rows = pd.DataFrame(
+        {"scheme": "chrom_folds", "model": ["a", "a", "b", "b", "c"], "marks": "H3K4me3", "fold": [1, 2, 1, 3, 1]}
+    )
+    assert xc.common_folds(rows) == [1]
+    assert xc.common_folds(rows[rows["model"] != "c"]) == [1]
+    assert xc.common_folds(rows[rows["model"] == "a"]) == [1, 2]
