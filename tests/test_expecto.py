@@ -186,3 +186,18 @@ def test_ridge_refuses_bad_input():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         expecto.fit_ridge(bad, np.zeros(10), z, np.zeros(10))
+
+
+def test_200bp_merge_equals_rebinning_real_e003_depth(smoke_params):
+    """On the vendored real E003 depth: the store's 100-bp bins merged = the depth re-binned at 200 bp, strand-oriented."""
+    from chromexp.data import dataset
+
+    ds = dataset.load_real_e003(smoke_params)
+    _, _, _, tracks = dataset.real_e003_inputs()
+    g = ds.genes
+    merged = expecto.merge_bins(ds.promoter(resolution=100, half_window=20_000), 2)
+    for m, mark in enumerate(ds.marks):
+        raw = signal.binned_means(tracks[mark], g["chrom"].to_numpy(), g["tss"].to_numpy() - 20_000, 40_000, 200)
+        want = signal.orient(signal.log_transform(raw), g["strand"].to_numpy())
+        np.testing.assert_allclose(merged[:, m], want, rtol=2e-6, atol=2e-7)
+    assert merged.shape == (len(g), len(ds.marks), 200) and (merged > 0).mean() > 0.5
