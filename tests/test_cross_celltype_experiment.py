@@ -222,3 +222,28 @@ def test_common_folds_are_the_folds_every_model_has():
     assert xc.common_folds(rows) == [1]
     assert xc.common_folds(rows[rows["model"] != "c"]) == [1]
     assert xc.common_folds(rows[rows["model"] == "a"]) == [1, 2]
+
+
+def test_load_cells_on_the_smoke_stores(smoke_params, smoke_dataset, session_dirs):
+    """Two real-format stores → shared genes, exactly merged 200-bp bins, targets and folds of each store."""
+    from chromexp import config
+    from chromexp.baselines import expecto
+    from chromexp.data import dataset
+
+    over = {"paths": {k: str(v) for k, v in session_dirs.items()}}
+    p116 = config.load_params("E116", files=["params/smoke.yaml"], overrides=over)
+    dataset.build_dataset(p116, "E116")
+    data = hier.load_cells({"E003": smoke_params, "E116": p116})
+    e116 = dataset.load_dataset(p116, "E116")
+    assert data.x.shape == (len(data.genes), 2, 7, 200) and data.provenance == "semi-synthetic"
+    assert set(data.genes["gene_id"]) == set(smoke_dataset.genes["gene_id"]) & set(e116.genes["gene_id"])
+    pos = pd.Index(e116.genes["gene_id"]).get_indexer(data.genes["gene_id"])
+    want = expecto.merge_bins(e116.promoter(resolution=100, half_window=20_000)[pos], 2)
+    np.testing.assert_array_equal(data.x[:, 1], want)
+    np.testing.assert_allclose(data.y[:, 1], e116.genes["target"].to_numpy()[pos])
+    assert (data.excluded["n_genes_not_in_all"] >= 0).all()
+    ln = hier.load_cells({"E003": smoke_params, "E116": p116}, target="ln_pc", bin_size=100)
+    assert ln.x.shape[-1] == 400
+    np.testing.assert_allclose(ln.y[:, 1], np.log(e116.genes["rpkm"].to_numpy()[pos] + 1e-4))
+    with pytest.raises(ValueError, match="at least 2 cell types"):
+        hier.load_cells({"E003": smoke_params})

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +181,7 @@ def load_cells(
         raise ValueError(f"No gene is in every store of {cells}: nothing to compare across cell types.")
     xs, ys = [], []
     for c in cells:
-        s = stores[c]
+        s = stores.pop(c)
         pos = pd.Index(s.genes["gene_id"]).get_indexer(genes["gene_id"])
         folds = s.genes["fold"].to_numpy()[pos]
         if not np.array_equal(folds, genes["fold"].to_numpy()):
@@ -190,6 +191,7 @@ def load_cells(
             x = merge_bins(x, 2, s.settings["log_base"])
         xs.append(x)
         ys.append(expression_target(s.genes["rpkm"].to_numpy()[pos], target))
+        del s  # with the store object goes its cached full arrays (memory with 11 cell types)
     return CellsData(
         cell_types=cells,
         marks=list(marks),
@@ -321,8 +323,13 @@ def cnn_model_name(variant: str, alpha: float = 0.0, beta: float = 1.0) -> str:
 
 
 def model_seed(seed: int, variant: str, fold: int, held_out: int = -1, target: int = -1) -> int:
-    """Seed of one model: distinct per (variant, fold, held-out cell, target cell), the same in every run."""
-    return int(seed) * 1000 + 100 * hc.VARIANTS.index(variant) + 10 * int(fold) + (held_out + 1) + 37 * (target + 1)
+    """Seed of one network: distinct per (variant, fold, held-out cell, target cell), the same in every run.
+
+    The loss (α, β) and the grid point (lr, dropout) do not enter it: the networks of one grid start
+    from the same weights, so they differ by what they were trained with only.
+    """
+    key = f"{variant}|{int(fold)}|{int(held_out)}|{int(target)}".encode()
+    return int(seed) * 1_000_003 + zlib.crc32(key) % 1_000_000
 
 
 @dataclass
