@@ -51,6 +51,14 @@
 # `unseen_cell_types.tsv`, `thesis_comparison.tsv`, `expecto_alpha.tsv`, `hcnn_history.tsv` and three
 # figures.
 #
+# **Cost.** Demo preset (C = 16, CNNs on fold 1, 12 CNN runs, 48 ridges): 57 s of CPU on one
+# thread (6 min of wall time with the 2 cores shared at load ≈ 15; ≈ 1–1.5 min on a quiet machine);
+# it runs alone in `make demo` (a global notebook: every later notebook waits for it). Full preset
+# (C = 128, 11 cell types, 4 folds): measured 51 genes/s (multi-tissue) and 3.5 genes/s
+# (`matched_shared`, 11 cell types per gene) on one loaded CPU thread — ≈ 23 CPU-hours for the 68
+# single-/multi-tissue networks and ≈ 216 for the 48 `matched_shared` ones (README, "Cross-gene vs
+# cross-celltype"); on a GPU an estimated ≈ 0.5 h (no GPU was lent to measure it).
+#
 # **What to expect.** On the **semi-synthetic** data the marks are simulated *from* each cell type's
 # real expression, so the cross-celltype signal is planted (and stronger than in real data): every
 # model that reads cell-specific marks should beat its permutation null, and raising α should raise
