@@ -277,11 +277,11 @@ curve.round(3)
 # of each single-mark family, every model of this notebook) of its genes' cross-celltype ρ.
 
 # %%
-fig = plots_xc.plot_both_axes(summary[summary["scheme"] == hier.SCHEME], PROVENANCE, len(CELLS))
+fig = plots_xc.plot_both_axes(same[same["scheme"] == hier.SCHEME], PROVENANCE, len(CELLS))
 style.save_figure(fig, "both_axes", FIG_DIR)
-shown = xc.distribution_rows(summary)
+shown = xc.distribution_rows(same)
 fig = plots_xc.plot_cross_celltype_distribution(
-    per_gene[per_gene["scheme"] == hier.SCHEME], shown, PROVENANCE, len(CELLS)
+    same_genes[same_genes["scheme"] == hier.SCHEME], shown, PROVENANCE, len(CELLS)
 )
 style.save_figure(fig, "cross_celltype_per_gene", FIG_DIR)
 
