@@ -400,8 +400,8 @@ def answer(
             cost = g["seen_cross_gene_spearman"] - g["unseen_cross_gene_spearman"]
             words.append(
                 f"{m} beats the mean of the other cell types in {int(g['beats_baseline'].sum())} of {len(g)} held-out "
-                f"cell types (Δρ {margin.min():+.3f} to {margin.max():+.3f}) and loses {cost.mean():+.3f} against the "
-                "same model trained with the cell type"
+                f"cell types (Δρ {margin.min():+.3f} to {margin.max():+.3f}); the same model trained with the cell "
+                f"type scores {cost.mean():+.3f} ρ more on average"
             )
         parts.append("Unseen cell types: " + "; ".join(words) + ".")
     if n_cell_types < 8:
