@@ -19,13 +19,17 @@ on the values; early stopping is disabled so every model trains the same number 
     ``torch.func.vmap`` cannot batch: measured, it raises "Batching rule not implemented for
     aten::nonzero"). On a GPU the processes' kernels overlap; on CPU they share the cores.
 
-Mittal's hierarchical CNNs (notebook 55; ``chromexp.models.hierarchical_cnn``, the reconstructed tower,
-C = 128) are measured too, trained with the hybrid loss (α, β) = (100, 1) on batches of genes × cell
-types: ``hcnn_multi_tissue`` (all cell types' marks stacked, one output per cell type) and
-``hcnn_matched_shared`` (one network over every (gene, cell type) pair). Only ``one_*`` modes: their
-BatchNorm keeps running statistics, which ``fit_many`` cannot stack. A "gene" there is a gene with
-all its cell types (``--hcnn-cells``, 11 as the full preset); models/hour assume ``--hcnn-epochs``
-(5, the thesis's maximum).
+* CLASTER (notebook 47): ``claster_a`` (option A, 7 marks × 400 bins → log2 expression, the
+  virtual-4C structure branch, SmoothL1) and ``claster_paper`` (the published geometry, 4 × 10,001
+  bins → 401 × 1 kb, 2,205,869 parameters): ``one_fp32`` / ``one_bf16`` only (one ``fit`` per
+  model; EIR trained one model at a time too).
+* Mittal's hierarchical CNNs (notebook 55; ``chromexp.models.hierarchical_cnn``, the reconstructed
+  tower, C = 128), trained with the hybrid loss (α, β) = (100, 1) on batches of genes × cell types:
+  ``hcnn_multi_tissue`` (all cell types' marks stacked, one output per cell type) and
+  ``hcnn_matched_shared`` (one network over every (gene, cell type) pair). Only ``one_*`` modes:
+  their BatchNorm keeps running statistics, which ``fit_many`` cannot stack. A "gene" there is a gene
+  with all its cell types (``--hcnn-cells``, 11 as the full preset); models/hour assume
+  ``--hcnn-epochs`` (5, the thesis's maximum).
 
 Throughput is gene-epochs per second of wall time (training genes × epochs, validation pass
 included, as in real training); models/hour follows for an assumed number of epochs per model.
@@ -69,6 +73,21 @@ def chromoformer_data(n_genes: int, seed: int):
     return x, y
 
 
+def claster_data(family: str, n_genes: int, seed: int):
+    """Random CLASTER inputs of the real shapes and standardised targets (option A + virtual 4C, or the paper's)."""
+    rng = np.random.default_rng(seed)
+    if family == "claster_a":
+        x = {
+            "landscape": torch.from_numpy(rng.standard_normal((n_genes, 1, 7, 400)).astype(np.float32)),
+            "structure": torch.from_numpy(rng.standard_normal((n_genes, 1, 1, 400)).astype(np.float32)),
+        }
+        y = torch.from_numpy(rng.standard_normal(n_genes).astype(np.float32))
+    else:
+        x = {"landscape": torch.from_numpy(rng.standard_normal((n_genes, 1, 4, 10_001)).astype(np.float32))}
+        y = torch.from_numpy(rng.standard_normal((n_genes, 401)).astype(np.float32))
+    return x, y
+
+
 def hcnn_data(n_genes: int, n_cells: int, seed: int):
     """Random inputs (genes, cell types, 7 marks, 200 bins of 200 bp) and (genes, cell types) targets."""
     rng = np.random.default_rng(seed)
@@ -95,6 +114,14 @@ def _model(family: str, seed: int, n_cells: int = 11):
         from chromexp.models.hierarchical_cnn import HierarchicalCNN
 
         return HierarchicalCNN(family.removeprefix("hcnn_"), n_cells, 7, 200)
+    if family == "claster_a":
+        from chromexp.models import claster
+
+        return claster.adapted_model(structure="virtual_4c")
+    if family == "claster_paper":
+        from chromexp.models import claster
+
+        return claster.paper_model()
     if family == "promoter_cnn":
         from chromexp.models.promoter_cnn import PromoterCNN
 
@@ -110,6 +137,8 @@ def _data(family: str, n_genes: int, seed: int, n_cells: int = 11):
 
         x, y = hcnn_data(n_genes, n_cells, seed)
         return (stack_cell_types(x) if family == "hcnn_multi_tissue" else x), y
+    if family.startswith("claster"):
+        return claster_data(family, n_genes, seed)
     return (cnn_data if family == "promoter_cnn" else chromoformer_data)(n_genes, seed)
 
 
@@ -125,8 +154,8 @@ def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool
 
     tr, va = _split(*_data(family, n_genes, 1, n_cells))
     model = _model(family, 1, n_cells)
-    optimizer = "adamw" if family == "chromoformer" else "adam"
-    loss = HybridLoss(100.0, 1.0) if family in HCNN else "mse"
+    optimizer = "adam" if family in ("promoter_cnn", *HCNN) else "adamw"
+    loss = HybridLoss(100.0, 1.0) if family in HCNN else "smooth_l1" if family.startswith("claster") else "mse"
     _sync(device)
     t0 = time.perf_counter()
     train.fit(
@@ -219,6 +248,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--cnn-models", type=int, default=28, help="promoter-CNN models at once (7 marks × 4 folds)")
     ap.add_argument("--cf-genes", type=int, default=2048, help="genes per Chromoformer model in the benchmark")
     ap.add_argument("--processes", type=int, default=8, help="Chromoformer models (processes) at once")
+    ap.add_argument("--claster-genes", type=int, default=4096, help="genes per CLASTER option-A model")
+    ap.add_argument("--claster-paper-genes", type=int, default=512, help="samples per CLASTER paper-geometry model")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per measured model")
     ap.add_argument("--epochs-per-model", type=float, default=40.0, help="assumed epochs of a real model (plan)")
     ap.add_argument("--hcnn-genes", type=int, default=4096, help="genes per hierarchical-CNN model in the benchmark")
@@ -229,6 +260,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.tiny:
         args.cnn_genes, args.cnn_models, args.cf_genes, args.processes, args.epochs = 256, 4, 48, 2, 1
+        args.claster_genes, args.claster_paper_genes = 64, 8
         args.hcnn_genes, args.hcnn_cells = 64, 4
 
     from chromexp.runner import scale
@@ -273,6 +305,15 @@ def main(argv=None) -> dict:
         modes["many_fp32"]["speedup_vs_one"] = modes["many_fp32"]["gene_epochs_per_s"] / one_speed
         result["families"][family] = {"genes_per_model": n_genes, "modes": modes}
 
+    # CLASTER: one model at a time (fp32 and, where measured, bf16)
+    for family, n_genes in (("claster_a", args.claster_genes), ("claster_paper", args.claster_paper_genes)):
+        modes = {}
+        for bf16 in precisions:
+            tag = "bf16" if bf16 else "fp32"
+            m = modes[f"one_{tag}"] = one(family, n_genes, args.epochs, device, bf16)
+            m["models_per_hour"] = 3600.0 * m["gene_epochs_per_s"] / (n_genes * 0.88 * args.epochs_per_model)
+            print(f"{family:13s} one_{tag:6s} {m['gene_epochs_per_s']:10.1f} gene-epochs/s  (1 model)")
+        result["families"][family] = {"genes_per_model": n_genes, "modes": modes}
     one("hcnn_multi_tissue", 32, 1, device, False, n_cells=2)  # warm-up
     for family in HCNN:
         modes = {}

@@ -50,7 +50,7 @@ TRAIN_KEYS: tuple[str, ...] = (
     "min_lr",
     "early_stopping_patience",
 )
-LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
+LOSSES: tuple[str, ...] = ("mse", "cross_entropy", "smooth_l1")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "lr", "seconds", "improved")
 CHECKPOINT_VERSION = 1
@@ -147,7 +147,7 @@ def _check_split(split: Any, name: str, loss: str) -> tuple[Inputs, torch.Tensor
             raise ValueError(
                 f"{name} targets have {int(bad.sum())} non-finite value(s) (first at gene index {int(bad.nonzero()[0, 0])})."
             )
-    if (loss == "mse" or is_loss_object(loss)) and not targets.is_floating_point():
+    if (loss in ("mse", "smooth_l1") or is_loss_object(loss)) and not targets.is_floating_point():
         targets = targets.float()
     return inputs, targets
 
@@ -167,13 +167,15 @@ def _check_train_params(train_params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compute_loss(output: torch.Tensor, target: torch.Tensor, loss, reduction: str = "mean") -> torch.Tensor:
-    """MSE, cross-entropy, or a loss object of model outputs against targets.
+    """MSE, SmoothL1 (β = 1), cross-entropy, or a loss object of model outputs against targets.
 
     Cross-entropy is a softmax over classes for ``(batch, C ≥ 2)`` logits with integer targets,
-    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets. A loss
-    object (e.g. :class:`chromexp.losses.HybridLoss`) is called as ``loss(output, target)`` and
-    returns the mean over the genes it is given; it has no per-gene reduction (its terms need
-    the whole batch), so only ``reduction="mean"`` is allowed.
+    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets. MSE and
+    SmoothL1 (CLASTER's loss) average over every element, so a ``(batch, n_outputs)`` target (a
+    profile) weighs each output column equally. A loss object (e.g.
+    :class:`chromexp.training.losses.HybridLoss`) is called as ``loss(output, target)`` and returns
+    the mean over the genes it is given; it has no per-gene reduction (its terms need the whole
+    batch), so only ``reduction="mean"`` is allowed.
     """
     if is_loss_object(loss):
         if reduction != "mean":
@@ -182,12 +184,13 @@ def compute_loss(output: torch.Tensor, target: torch.Tensor, loss, reduction: st
             )
         return loss(output.float(), target.float())
     output = output.float()
-    if loss == "mse":
+    if loss in ("mse", "smooth_l1"):
         if output.numel() != target.numel():
             raise ValueError(
-                f"Model output {tuple(output.shape)} does not match targets {tuple(target.shape)} for MSE."
+                f"Model output {tuple(output.shape)} does not match targets {tuple(target.shape)} for {loss}."
             )
-        return F.mse_loss(output.reshape(target.shape), target.float(), reduction=reduction)
+        fn = F.mse_loss if loss == "mse" else F.smooth_l1_loss
+        return fn(output.reshape(target.shape), target.float(), reduction=reduction)
     if loss == "cross_entropy":
         if output.ndim == 2 and output.shape[1] >= 2:
             return F.cross_entropy(output, target.long().reshape(-1), reduction=reduction)
@@ -680,10 +683,10 @@ def fit(
         CPU; on CPUs without native bf16 it is slower than float32 — use it there to measure
         accuracy) and ``weight_decay``. ``mixed_precision`` is part of the checkpoint
         fingerprint: a float32 checkpoint is not resumed under bf16, nor the reverse.
-    loss : {"mse", "cross_entropy"} or a loss object
+    loss : {"mse", "cross_entropy", "smooth_l1"} or a loss object
         Training loss. A loss object ``loss(output, target) -> scalar`` (e.g.
-        :class:`chromexp.losses.HybridLoss` over ``(genes, cell types)`` outputs) is averaged per
-        batch like MSE; its validation loss is computed once over all validation genes (not batch
+        :class:`chromexp.training.losses.HybridLoss` over ``(genes, cell types)`` outputs) is averaged
+        per batch like MSE; its validation loss is computed once over all validation genes (not batch
         by batch), and ``repr(loss)`` enters the checkpoint fingerprint.
     optimizer : {"adam", "adamw"}
         Optimizer (see :func:`make_optimizer`).
@@ -715,7 +718,7 @@ def fit(
     """
     if not is_loss_object(loss) and loss not in LOSSES:
         raise ValueError(
-            f"Unknown loss {loss!r}; known: {LOSSES}, or a loss object such as chromexp.losses.HybridLoss."
+            f"Unknown loss {loss!r}; known: {LOSSES}, or a loss object such as chromexp.training.losses.HybridLoss."
         )
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {optimizer!r}; known: {OPTIMIZERS}.")
