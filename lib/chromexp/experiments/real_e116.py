@@ -533,13 +533,24 @@ def train_cnns(
         trains = [(x[s["train"]], y[s["train"]]) for x, y, s in data]
         vals = [(x[s["validation"]], y[s["validation"]]) for x, y, s in data]
         names = [f"binned_cnn {marks_key(m)} fold {f}" for m, f in group]
-        digest = hashlib.sha256(
-            json.dumps([group, arch, dict(train_params), k, seed, bench.source, len(bench)], default=str).encode()
-        ).hexdigest()[:12]
+        genes_digest = hashlib.sha256(
+            pd.util.hash_pandas_object(bench.genes[["gene_id", "target"]], index=False).to_numpy().tobytes()
+        ).hexdigest()
+        digests = [
+            hashlib.sha256(
+                json.dumps([marks_key(m), f, arch, dict(train_params), k, seed, genes_digest], default=str).encode()
+            ).hexdigest()[:12]
+            for m, f in group
+        ]
+        paths = [
+            None if checkpoint_dir is None else Path(checkpoint_dir) / f"binned_cnn_{marks_key(m)}_fold{f}_{d}.pt"
+            for (m, f), d in zip(group, digests)
+        ]
         stacked = cnn.get("stacked")
         stacked = dev.type == "cuda" if stacked is None else bool(stacked)
         if stacked and len(group) > 1:
-            path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"binned_cnn_{n_marks}marks_{digest}.pt"
+            group_digest = hashlib.sha256("".join(digests).encode()).hexdigest()[:12]
+            path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"binned_cnn_group_{group_digest}.pt"
             results = train_stacked.fit_many(
                 models,
                 trains,
@@ -550,26 +561,23 @@ def train_cnns(
                 checkpoint_path=path,
                 progress=progress,
                 names=names,
+                model_checkpoints=paths if checkpoint_dir is not None else None,
             )
         else:
-            results = []
-            for model, tr, va, name, (marks, fold) in zip(models, trains, vals, names, group):
-                path = (
-                    None if checkpoint_dir is None else Path(checkpoint_dir) / f"{name.replace(' ', '_')}_{digest}.pt"
+            results = [
+                engine.fit(
+                    model,
+                    tr,
+                    va,
+                    train_params=train_params,
+                    device=dev,
+                    seed=model_seed(seed, marks, fold),
+                    checkpoint_path=path,
+                    progress=progress,
+                    name=name,
                 )
-                results.append(
-                    engine.fit(
-                        model,
-                        tr,
-                        va,
-                        train_params=train_params,
-                        device=dev,
-                        seed=model_seed(seed, marks, fold),
-                        checkpoint_path=path,
-                        progress=progress,
-                        name=name,
-                    )
-                )
+                for model, tr, va, name, (marks, fold), path in zip(models, trains, vals, names, group, paths)
+            ]
         for (marks, fold), result, (x, _, split) in zip(group, results, data):
             key = marks_key(marks)
             out = {
