@@ -189,7 +189,7 @@ def test_cnn_learns_the_planted_mark_and_is_deterministic(bench, tmp_path, one_t
     again = ex.train_cnns(bench, [("H3K4me3",)], [1, 2], **args, checkpoint_dir=tmp_path)
     first = run.predictions[run.predictions["marks"] == "H3K4me3"].reset_index(drop=True)
     pd.testing.assert_frame_equal(first, again.predictions)
-    assert sorted(p.name.split("_")[2] for p in tmp_path.glob("binned_cnn_*.pt")) == ["fold1", "fold2"]
+    assert sorted(p.name.split("_")[3] for p in tmp_path.glob("binned_cnn_*.pt")) == ["fold1", "fold2"]
     resumed = ex.train_cnns(bench, [("H3K4me3",)], [1, 2], **args, checkpoint_dir=tmp_path)  # read back
     pd.testing.assert_frame_equal(first, resumed.predictions)
     stacked = ex.train_cnns(bench, [("H3K4me3",)], [1, 2], **(args | {"cnn": cnn | {"stacked": True}}))
