@@ -901,7 +901,7 @@ def plot_binned_benchmark(
         ax.set_ylabel(f"test {metric.replace('_', ' ')} (dots: folds)")
         low = 0.5 if metric == "auroc" else 0.0
         ax.set_ylim(min(low, float(t[t["metric"] == metric]["value"].min()) - 0.05), 1.12)  # legend room
-        ax.set_yticks([v for v in ax.get_yticks() if v <= 1.0])
+        ax.set_yticks([v for v in ax.get_yticks() if v <= 1.0 + 1e-9])
         ax.axhline(low, color="0.6", lw=0.6)
         ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=4)
     axes[0].set_title("Pearson r with log2(RPKM + 1)", fontsize=9)
@@ -1051,7 +1051,7 @@ def plot_real_vs_simulated(
         shown = performance[(performance["model"] == model) & (performance["metric"] == metric)]["value"]
         ax.set_ylim(min(0.5 if metric == "auroc" else 0.0, float(shown.min()) - 0.05), 1.17)  # legend room
         ax.axhline(0.5 if metric == "auroc" else 0.0, color="0.6", lw=0.6)
-        ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0])
+        ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0 + 1e-9])
         ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=2)
     for i, mark in enumerate(marks):
         ax = fig.add_subplot(grid[1, 2 * i : 2 * i + 2])
@@ -1071,11 +1071,22 @@ def plot_real_vs_simulated(
         ax.set_xlabel("expression decile (1 = lowest)", fontsize=8)
         if i == 0:
             ax.set_ylabel("mean ln(count + 1), TSS bin", fontsize=8)
-            ax.legend(fontsize=6, frameon=False)
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], color="0.2", ls=style, marker="o", ms=3) for style in ("-", "--")]
+            fig.legend(
+                handles,
+                [f"{names.get(src, src)}: mean over the genes of each expression decile" for src in sources],
+                loc="outside lower center",
+                ncol=2,
+                fontsize=7,
+                frameon=False,
+                handlelength=4,
+            )
         ax.tick_params(labelsize=7)
     fig.suptitle(
-        f"{cell_type}, {n_genes:,} genes, {bin_size / 1000:g}-kb bins: histone read counts — {data_label(provenance_real)} —"
-        f"\nvs the simulator's reads counted into the same bins — {data_label(provenance_sim)}; only the TSS bin ± 1 "
+        f"{cell_type}, {n_genes:,} genes, {bin_size / 1000:g}-kb bins: real histone read counts ({data_label(provenance_real)}) "
+        f"vs the simulator's reads counted into the same bins\n({data_label(provenance_sim)}); only the TSS bin ± 1 "
         "is covered by simulated reads, so only it is compared",
         fontsize=9,
     )

@@ -652,7 +652,7 @@ def ranking_stability(ranking: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``model, metric, n_folds, n_marks, best_mark, best_mean, n_folds_best_first, kendall_w,
-        ranking`` (marks by mean value, ``>``-joined).
+        ranking`` (marks by mean value, ``>``-joined), ``second_mark, second_mean``.
     """
     rows = []
     for model, t in ranking.groupby("model", sort=False):
@@ -672,6 +672,8 @@ def ranking_stability(ranking: pd.DataFrame) -> pd.DataFrame:
                 "n_folds_best_first": int((ranks[best] == 1).sum()),
                 "kendall_w": kendall_w(full.rank(axis=1, ascending=True, method="average").to_numpy()),
                 "ranking": " > ".join(order.index),
+                "second_mark": order.index[1] if len(order) > 1 else "",
+                "second_mean": float(order.iloc[1]) if len(order) > 1 else float("nan"),
             }
         )
     return pd.DataFrame(rows)
@@ -949,9 +951,9 @@ def answer(
     for s in stability.itertuples():
         together = test[(test["model"] == s.model) & test["marks"].str.contains("+", regex=False)]["value"]
         text.append(
-            f"with `{s.model}` the best single mark is **{s.best_mark}** (mean test Pearson r {s.best_mean:.3f}, first "
-            f"in {s.n_folds_best_first} of {s.n_folds} folds; ranking {s.ranking}; Kendall's W over folds "
-            f"{s.kendall_w:.2f})"
+            f"with `{s.model}` the best single mark is **{s.best_mark}** (mean test Pearson r {s.best_mean:.3f}, "
+            f"{s.best_mean - s.second_mean:.3f} above {s.second_mark}; first in {s.n_folds_best_first} of {s.n_folds} "
+            f"folds; ranking {s.ranking}; Kendall's W over folds {s.kendall_w:.2f})"
             + (f" and all marks together reach {together.mean():.3f}" if len(together) else "")
             + ";"
         )
