@@ -71,8 +71,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from chromexp import binned, io, paths, plots, provenance, results, simulate, train
+from chromexp import paths, provenance, results
+from chromexp.data import binned, io
 from chromexp.experiments import real_e116 as experiment
+from chromexp.plots import panels, style
+from chromexp.simulate import roadmap
+from chromexp.training import train
 
 OUT = paths.results_dir(run.params) / run.run_name / "real_e116"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -85,7 +89,7 @@ print(f"outputs in {OUT}")
 # %% [markdown]
 # ## Load the count table and the genes
 # The vendored table is checked against its SHA-256 and read like every input of chromexp
-# (`chromexp.io.read_binned_counts`: one bin size, sorted, no overlap, one grid per chromosome; a
+# (`chromexp.data.io.read_binned_counts`: one bin size, sorted, no overlap, one grid per chromosome; a
 # missing bin is unknown, not zero). Its provenance is decided from the files on disk.
 
 # %%
@@ -143,7 +147,7 @@ experiment.fold_table(linear.metrics).round(3)
 # %% [markdown]
 # ## A small CNN over the TSS bin ± k bins
 # `chromexp.models.binned_cnn` (a few thousand parameters), one model per (mark set, fold), trained
-# with the study's protocol (`chromexp.train`: Adam, ReduceLROnPlateau, early stopping on the
+# with the study's protocol (`chromexp.training.train`: Adam, ReduceLROnPlateau, early stopping on the
 # validation genes with the best epoch restored), batch size and learning rate from `real_e116.cnn.train`.
 
 # %%
@@ -191,10 +195,10 @@ print(f"the real {CELL} table ({COUNTS_PROVENANCE.upper()} data): test metric pe
 table.round(3)
 
 # %%
-fig = plots.plot_binned_benchmark(
+fig = panels.plot_binned_benchmark(
     metrics, bench.provenance, BIN_SIZE, len(bench), k=int(CFG["k"]), baseline_k=int(CFG["baseline_k"])
 )
-plots.save_figure(fig, f"real_e116_benchmark{'_real' if bench.provenance == 'real' else ''}", OUT / "figures")
+style.save_figure(fig, f"real_e116_benchmark{'_real' if bench.provenance == 'real' else ''}", OUT / "figures")
 
 # %% [markdown]
 # ## Which single mark predicts best? (paper Fig. 1A on real data)
@@ -207,8 +211,8 @@ ranking = experiment.fold_ranking(metrics, MARKS, metric="pearson_r")
 stability = experiment.ranking_stability(ranking)
 results.write_table(ranking.assign(provenance=bench.provenance), OUT / "fold_ranking.tsv")
 results.write_table(stability.assign(provenance=bench.provenance), OUT / "ranking_stability.tsv")
-fig = plots.plot_fold_ranking(ranking, stability, bench.provenance, BIN_SIZE)
-plots.save_figure(fig, f"real_e116_fold_ranking{'_real' if bench.provenance == 'real' else ''}", OUT / "figures")
+fig = panels.plot_fold_ranking(ranking, stability, bench.provenance, BIN_SIZE)
+style.save_figure(fig, f"real_e116_fold_ranking{'_real' if bench.provenance == 'real' else ''}", OUT / "figures")
 stability
 
 # %% [markdown]
@@ -233,7 +237,7 @@ if not CHECK:
 else:
     SIM_PROVENANCE = provenance.of_params(run.params, files=list(read_files.values()))
     reads = {m: io.read_tagalign(p) for m, p in read_files.items()}
-    regions = simulate.simulated_regions(raw) if SIM_PROVENANCE == "semi-synthetic" else None
+    regions = roadmap.simulated_regions(raw) if SIM_PROVENANCE == "semi-synthetic" else None
     inside = binned.bins_inside(bins, regions) if regions is not None else None
     sim_bins = experiment.aggregate_reads(reads, bins, inside)
     sim_genes = pd.read_csv(raw / "genes.tsv", sep="\t", dtype=str)["gene_id"]
@@ -280,11 +284,11 @@ if CHECK:
     performance = experiment.performance_table(
         {name: (fit.metrics, b.provenance) for name, (fit, b) in runs_check.items()}
     )
-    fig = plots.plot_real_vs_simulated(
+    fig = panels.plot_real_vs_simulated(
         performance, deciles, real_sub.provenance, sim_sub.provenance, len(sim_sub), BIN_SIZE, CELL
     )
     both_real = real_sub.provenance == sim_sub.provenance == "real"
-    plots.save_figure(fig, f"real_e116_simulator_check{'_real' if both_real else ''}", OUT / "figures")
+    style.save_figure(fig, f"real_e116_simulator_check{'_real' if both_real else ''}", OUT / "figures")
     print(f"real ({real_sub.provenance}) vs simulated ({sim_sub.provenance}), {len(sim_sub):,} genes:")
     display(comparison.pivot_table(index="marks", columns="quantity", values="difference").round(3))
 

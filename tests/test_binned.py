@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import binned, io, paths
+from chromexp import paths
+from chromexp.data import binned, io
 
 HEADER = "chrom\tstart\tend\tH3K4me3\tH3K27me3\n"
 # chr1: contiguous bins 0-40 then a gap (40-60 unknown) then 60-80; chr2: starts at 20 (grid offset 0)

@@ -15,10 +15,12 @@ from scipy import stats
 from sklearn.linear_model import Ridge
 from sklearn.metrics import roc_auc_score
 
-from chromexp import binned, config, plots
+from chromexp import config
 from chromexp.constants import CHROM_FOLD
+from chromexp.data import binned
 from chromexp.experiments import real_e116 as ex
 from chromexp.models.binned_cnn import BinnedCNN, n_parameters
+from chromexp.plots import panels as plots
 
 BIN = 1000
 CHROMS = ["chr1", "chr2", "chr3", "chr4", "chr5", "chr7", "chr9", "chr10", "chr13", "chr16"]

@@ -2,18 +2,18 @@
 
 docs/methods.md, "Real E116 benchmark at 10 kb". The inputs are a pre-binned count table (by
 default the vendored **real** Roadmap E116 counts of 5 marks in 10-kb bins over chr1–22,
-``chromexp.binned.read_e116_10kb``) and the vendored real RPKM table. Per gene the TSS bin ± k
+``chromexp.data.binned.read_e116_10kb``) and the vendored real RPKM table. Per gene the TSS bin ± k
 bins (strand-oriented, ``ln(count + 1)``), the project's targets (log2(RPKM + 1); label RPKM >=
 the median of the benchmark's genes), its 4 chromosome folds and validation chromosomes
-(``chromexp.dataset.validation_chromosomes``), and per mark set (each single mark, all marks):
+(``chromexp.data.dataset.validation_chromosomes``), and per mark set (each single mark, all marks):
 
 * ``binned_ridge`` / ``binned_logistic``: ridge regression / logistic regression on the TSS bin
   ± ``baseline_k`` bins (default ± 1), the bar every other model is reported beside;
 * ``binned_expecto``: the ExPecto-style linear model (``chromexp.baselines.expecto``) over the
   TSS bin ± k bins, its spatial bases taken at each bin centre's distance from the TSS;
 * ``binned_cnn``: a small CNN (``chromexp.models.binned_cnn``) over the TSS bin ± k bins, trained
-  with the project's engine (``chromexp.train``; the models of one run stacked with
-  ``chromexp.train_stacked.fit_many``).
+  with the project's engine (``chromexp.training.train``; the models of one run stacked with
+  ``chromexp.training.stacked.fit_many``).
 
 Every model is tested on its held-out fold (Pearson r, Spearman ρ, R², MSE; AUROC of the
 prediction against the label; the logistic model AUROC, AUPR, F1). :func:`fold_ranking` and
@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import binned
 from ..constants import CHROM_FOLD, FOLD_CHROMS
-from ..dataset import validation_chromosomes
+from ..data import binned
+from ..data.dataset import validation_chromosomes
 from ..metrics import classification_metrics, regression_metrics
 from ..results import marks_key
 from ..utils import get_logger
@@ -84,7 +84,7 @@ class Benchmark:
         ``provenance`` from the files read (``chromexp.provenance``), never a parameter.
     genes : pandas.DataFrame, one row per gene (same order as ``windows.genes``)
         ``gene_id, gene_name, chrom, tss, strand, fold, rpkm, target, label``.
-    windows : chromexp.binned.TSSWindows
+    windows : chromexp.data.binned.TSSWindows
     exclusions : pandas.DataFrame
         ``reason, n_genes, example_gene_ids, description``.
     label_median : float
@@ -192,9 +192,9 @@ def build_benchmark(
     Parameters
     ----------
     bins : pandas.DataFrame
-        A pre-binned count table (``chromexp.io.read_binned_counts``).
+        A pre-binned count table (``chromexp.data.io.read_binned_counts``).
     genes : pandas.DataFrame
-        ``gene_id, gene_name, chrom, tss, strand`` (``chromexp.io.read_gene_table``).
+        ``gene_id, gene_name, chrom, tss, strand`` (``chromexp.data.io.read_gene_table``).
     rpkm : pandas.Series
         RPKM of the cell type, indexed by gene_id.
     cell_type : str
@@ -490,9 +490,9 @@ def train_cnns(
 
     ``train_params`` is the run's ``train`` block (Adam, lr, batch, ReduceLROnPlateau, early
     stopping on the fold's validation genes, best weights restored). The models with the same
-    number of marks are trained at once with ``chromexp.train_stacked.fit_many`` (``cnn.stacked``;
+    number of marks are trained at once with ``chromexp.training.stacked.fit_many`` (``cnn.stacked``;
     each keeps its own optimiser, schedule, early stopping and shuffling) or one after the other
-    with ``chromexp.train.fit``. Checkpoints (one file per group) make an interrupted run resume.
+    with ``chromexp.training.train.fit``. Checkpoints (one file per model) make an interrupted run resume.
 
     Parameters
     ----------
@@ -510,9 +510,9 @@ def train_cnns(
     """
     import torch
 
-    from .. import train as engine
-    from .. import train_stacked
     from ..models.binned_cnn import BinnedCNN
+    from ..training import stacked as train_stacked
+    from ..training import train as engine
 
     t0 = time.perf_counter()
     dev = engine.resolve_device(device)
@@ -690,11 +690,11 @@ def aggregate_reads(
     Parameters
     ----------
     reads : mapping mark -> pandas.DataFrame
-        ``chrom, start, end`` of the reads (``chromexp.io.read_tagalign``).
+        ``chrom, start, end`` of the reads (``chromexp.data.io.read_tagalign``).
     bins : pandas.DataFrame
         ``chrom, start, end`` (e.g. the real table's bins).
     covered : numpy.ndarray of bool, optional
-        Bins where reads were drawn everywhere (``chromexp.binned.bins_inside`` of the
+        Bins where reads were drawn everywhere (``chromexp.data.binned.bins_inside`` of the
         simulated regions); default all.
 
     Returns
@@ -944,7 +944,7 @@ def answer(
     tolerance: float = 0.1,
 ) -> str:
     """Notebook 15's **Answer**, written from its ranking, metrics and comparison tables."""
-    from .evaluation import provenance_phrase
+    from ..provenance import provenance_phrase
 
     test = metrics[(metrics["split"] == "test") & (metrics["metric"] == "pearson_r")]
     text = [f"**Answer.** {provenance_phrase(provenance)} ({n_genes:,} genes, {bin_size / 1000:g}-kb bins, 4 folds):"]

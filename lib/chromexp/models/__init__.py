@@ -7,9 +7,12 @@
   an untrained architecture following the paper's description, not a reproduction.
 * :mod:`chromexp.models.chromoformer_inputs` — CellDataset → Chromoformer inputs, and the
   reference's batch layout.
+* :mod:`chromexp.models.binned_cnn` — a small CNN over coarse binned counts around the TSS
+  (notebook 15, the real E116 benchmark at 10 kb; our design).
 
-Networks only: training and evaluation recipes live in :mod:`chromexp.experiments` (an import
-test keeps this package free of training, metrics, results, dataset and reader code).
+Networks only: training and evaluation recipes live in :mod:`chromexp.experiments`. A module here
+may import other modules of this package and nothing else of chromexp — no training, metrics,
+results, dataset or reader code (``tests/test_architecture.py``).
 
 Import the model modules directly (``from chromexp.models.promoter_cnn import PromoterCNN``);
 this package deliberately imports nothing so that each model module stays optional.

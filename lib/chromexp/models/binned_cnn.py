@@ -2,7 +2,7 @@
 
 Input: ``ln(count + 1)`` of each mark in the TSS bin ± ``k`` bins of a pre-binned table (10-kb bins
 for the real E116 counts), strand-oriented so that bin 0 is the most upstream and bin ``k`` holds
-the TSS (``chromexp.binned.TSSWindows.log1p``), standardised per mark on the training genes.
+the TSS (``chromexp.data.binned.TSSWindows.log1p``), standardised per mark on the training genes.
 Shape ``(batch, marks, 2 k + 1)``. Output: predicted log2(RPKM + 1), shape ``(batch,)``.
 
 Architecture *[our choice]* — the study's promoter CNN needs 60 bins of 100 bp and has 2.6 M
@@ -12,7 +12,7 @@ parameters; with at most 11 coarse bins a model of a few thousand parameters is 
     Flatten (C × n_bins) → Dropout(p) → Linear(hidden) → ReLU → Linear(1)
 
 No batch normalisation (no buffers: the models of one run can be trained stacked with
-``chromexp.train_stacked.fit_many``).
+``chromexp.training.stacked.fit_many``).
 """
 
 from __future__ import annotations
