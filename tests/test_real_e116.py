@@ -178,6 +178,31 @@ def test_linear_baselines_find_the_planted_mark(bench):
     assert set(run.details["model"]) == {"binned_ridge", "binned_logistic"}
 
 
+def test_expecto_features_equal_a_literal_loop_and_find_the_planted_mark(bench):
+    """ExPecto's bases at each gene's own bin-centre distances (ExPecto predict.py's formula, written out)."""
+    lambdas = (0.01, 0.02, 0.05, 0.1, 0.2)
+    z = ex.expecto_features(bench, ["H3K4me3", "H3K9me3"], 2)
+    x = bench.x(["H3K4me3", "H3K9me3"], 2)
+    d = bench.windows.centre_distances(2)
+    for g in (0, 1, 7, len(bench) - 1):
+        expected = np.zeros((10, 2))
+        for m in range(10):
+            lam, upstream = lambdas[m % 5], m < 5
+            for f in range(2):
+                for j in range(5):
+                    on = d[g, j] <= 0 if upstream else d[g, j] >= 0
+                    expected[m, f] += x[g, f, j] * np.exp(-lam * np.floor(abs(d[g, j]) / 200)) * on
+        np.testing.assert_allclose(z[g], expected.ravel(), rtol=1e-6)  # basis-major: m * F + f
+    minus = np.flatnonzero(bench.genes["strand"].to_numpy() == "-")[0]
+    assert d[minus, 0] < 0 < d[minus, -1]  # bin 0 upstream on both strands
+    run = ex.expecto_models(bench, ex.mark_sets(["H3K4me3", "H3K9me3"]), [1, 2, 3, 4], k=2)
+    test = run.metrics[(run.metrics["split"] == "test") & (run.metrics["metric"] == "pearson_r")]
+    r = test.groupby("marks")["value"].mean()
+    # weaker than the bar (the bases mix the TSS bin with its neighbours by each gene's distances)
+    assert r["H3K4me3"] > 0.45 and r["H3K4me3"] > abs(r["H3K9me3"]) + 0.3
+    assert set(run.details["model"]) == {"binned_expecto"} and run.details["alpha"].gt(0).all()
+
+
 def test_cnn_learns_the_planted_mark_and_is_deterministic(bench, tmp_path, one_torch_thread):
     tp = {"lr": 1.0e-2, "batch_size": 128, "max_epochs": 6, "lr_factor": 0.2, "lr_patience": 3, "min_lr": 1.0e-6}
     tp["early_stopping_patience"] = 6

@@ -454,6 +454,76 @@ def linear_baselines(
 
 
 # ----------------------------------------------------------------------------------------------
+# ExPecto-style linear model over the TSS bin ± k bins (chromexp.baselines.expecto)
+# ----------------------------------------------------------------------------------------------
+def expecto_features(bench: Benchmark, marks: Sequence[str], k: int) -> np.ndarray:
+    """ExPecto's spatial features of each gene's TSS bin ± k bins, at the gene's own bin-centre distances.
+
+    ``z[g, m·F + f] = Σ_j x[g, f, j] · b_m(d_gj)`` (basis-major, 10 · F columns) with ``x`` the
+    ``ln(count + 1)`` of the bins and ``d_gj`` the signed distance of bin j's centre from gene g's
+    TSS in transcription orientation (``TSSWindows.centre_distances``): the TSS is anywhere inside
+    its 10-kb bin, so the distances differ by gene. The bases are
+    ``chromexp.baselines.expecto.spatial_bases`` (ExPecto's, 200-bp steps).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_genes, 10 · n_marks), float64
+    """
+    from ..baselines import expecto
+
+    x = bench.x(marks, k).astype(np.float64)  # (genes, marks, bins)
+    distance = bench.windows.centre_distances(k)  # (genes, bins)
+    bases = expecto.spatial_bases(distance.ravel()).reshape(expecto.N_BASES, *distance.shape)  # (10, genes, bins)
+    return np.einsum("gfj,mgj->gmf", x, bases).reshape(len(bench), -1)
+
+
+def expecto_models(
+    bench: Benchmark,
+    sets: Sequence[Sequence[str]],
+    folds: Sequence[int],
+    *,
+    k: int,
+    alphas: Sequence[float] | None = None,
+) -> ModelRun:
+    """``binned_expecto`` per mark set and fold: ExPecto's bases over the TSS bin ± k bins, then ridge.
+
+    ``chromexp.baselines.expecto.fit_ridge``: features standardised on the training genes, α from
+    ``alphas`` (default ExPecto module's 15 values, 10^-3 … 10^4) by the validation Spearman ρ,
+    fitted on the training genes.
+
+    Returns
+    -------
+    ModelRun
+        ``details``: model, marks, fold, k, alpha.
+    """
+    from ..baselines import expecto
+
+    t0 = time.perf_counter()
+    grid = tuple(expecto.ALPHAS if alphas is None else alphas)
+    target = bench.genes["target"].to_numpy(np.float64)
+    tables, preds, details = [], [], []
+    for marks in sets:
+        key = marks_key(marks)
+        z = expecto_features(bench, marks, k)
+        for fold in folds:
+            split = bench.split(fold)
+            tr, va = split["train"], split["validation"]
+            fit = expecto.fit_ridge(z[tr], target[tr], z[va], target[va], grid)
+            m, p = _evaluate(
+                bench,
+                split,
+                {part: fit.predict(z[split[part]]) for part in ("test", "validation")},
+                model="binned_expecto",
+                marks=key,
+                fold=fold,
+            )
+            tables += m
+            preds.append(p)
+            details.append({"model": "binned_expecto", "marks": key, "fold": fold, "k": k, "alpha": fit.alpha})
+    return _collect(tables, preds, details, t0)
+
+
+# ----------------------------------------------------------------------------------------------
 # the small CNN over the TSS bin ± k bins (the project's training engine)
 # ----------------------------------------------------------------------------------------------
 def model_seed(seed: int, marks: Sequence[str], fold: int) -> int:
