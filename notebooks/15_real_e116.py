@@ -177,7 +177,11 @@ cnn = experiment.train_cnns(
     checkpoint_dir=checkpoints,
     progress=True,
 )
-print(f"{len(cnn.details)} CNNs trained in {cnn.seconds:.1f} s on {DEVICE} (torch threads {torch.get_num_threads()})")
+n_read = int(cnn.details["read_back"].sum())
+print(
+    f"{len(cnn.details) - n_read} CNNs trained, {n_read} read back from finished checkpoints, in {cnn.seconds:.1f} s "
+    f"on {DEVICE} (torch threads {torch.get_num_threads()})"
+)
 cnn.details.groupby("marks")[["best_epoch", "epochs", "n_parameters"]].mean()
 
 # %% [markdown]

@@ -576,7 +576,7 @@ def train_cnns(
     -------
     ModelRun
         ``history``: one row per (marks, fold, epoch); ``details``: marks, fold, best_epoch,
-        epochs, n_parameters.
+        epochs, read_back (the finished model was read from its checkpoint, not trained), n_parameters.
     """
     import torch
 
@@ -665,6 +665,7 @@ def train_cnns(
                     "k": k,
                     "best_epoch": result.best_epoch,
                     "epochs": len(result.history),
+                    "read_back": bool(result.resumed_from >= len(result.history)),
                     "n_parameters": engine.n_parameters(result.model),
                 }
             )
