@@ -49,6 +49,10 @@
 # of a gene body); H3K9me3 predicts least. All marks together beat every single mark. The simulator
 # was calibrated on 100 real E003 genes at 100-bp resolution: at 10 kb and on ~2,000 E116 genes some
 # marks may be off, and this notebook says which and by how much.
+#
+# **Cost** (measured 2026-12-05, 1 CPU thread, machine shared by other jobs): demo setting (12 epochs)
+# 61 CPU s; full setting (100 epochs, patience 12) 121 CPU s; smoke (2,000 genes, 2 epochs) 20 CPU s.
+# On a GPU the 24 small CNNs would take seconds (estimate, not measured).
 
 # %% tags=["parameters"]
 RUN_NAME = None  # results/<RUN_NAME>/real_e116/; None: run_name from the parameters
