@@ -334,7 +334,7 @@ def validate(params: Mapping[str, Any]) -> None:
     check(
         "real_e116.counts", lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True
     )
-    check("real_e116.cell_type", lambda v: v in CELL_TYPES, f"must be one of {list(CELL_TYPES)}")
+    check("real_e116.cell_type", lambda v: v in cells.ids(), f"must be a known cell type ({', '.join(cells.ids())})")
     check("real_e116.k", lambda v: _is_int(v) and 0 <= v <= 5, "must be an integer from 0 to 5 (TSS bin ± k bins)")
     present_k, k = _get(params, "real_e116.k")
     check(
