@@ -87,6 +87,11 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "shallowchrome.marks": ("list", _is_list),
     "simulate.n_jobs": ("int", _is_int),
     "simulate.presets.*.n_genes": ("int", _is_int),
+    "real_e116.counts": ("str", _is_str),
+    "real_e116.marks": ("list", _is_list),
+    "real_e116.folds": ("list", _is_list),
+    "real_e116.n_genes": ("int", _is_int),
+    "real_e116.cnn.stacked": ("bool", lambda v: isinstance(v, bool)),
 }
 
 
@@ -392,6 +397,33 @@ def validate(params: Mapping[str, Any]) -> None:
     check("signal.half_window", *positive_int)
     check("peaks.n_jobs", *positive_int)
     check("simulate.n_jobs", *positive_int, nullable=True)
+    # notebook 15 (chromexp.experiments.real_e116)
+    check(
+        "real_e116.counts", lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True
+    )
+    check("real_e116.cell_type", lambda v: v in cells.ids(), f"must be a known cell type ({', '.join(cells.ids())})")
+    check("real_e116.k", lambda v: _is_int(v) and 0 <= v <= 5, "must be an integer from 0 to 5 (TSS bin ± k bins)")
+    present_k, k = _get(params, "real_e116.k")
+    check(
+        "real_e116.baseline_k",
+        lambda v: _is_int(v) and 0 <= v and (not present_k or not _is_int(k) or v <= k),
+        "must be an integer from 0 to real_e116.k",
+    )
+    check("real_e116.marks", marks_ok, marks_why, True)
+    check("real_e116.folds", folds_ok, folds_why, True)
+    check("real_e116.n_genes", lambda v: _is_int(v) and v >= 10, "must be an integer >= 10 (or null)", True)
+    for key in ("real_e116.alphas", "real_e116.cs"):
+        check(
+            key,
+            lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+            "must be a non-empty list of positive numbers",
+        )
+    for key in ("real_e116.cnn.channels", "real_e116.cnn.hidden", "real_e116.cnn.train.batch_size"):
+        check(key, *positive_int)
+    check("real_e116.cnn.kernel_size", lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "must be a positive odd integer")
+    check("real_e116.cnn.dropout", lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)")
+    check("real_e116.cnn.train.lr", *positive_num)
+    check("real_e116.tolerance", *positive_num)
     if problems:
         raise ValueError("Invalid parameter value(s): " + "; ".join(problems) + ".")
 
