@@ -194,3 +194,11 @@ def test_old_data_column_is_read_as_provenance(tmp_path):
     clash.write_text("provenance\tdata\nreal\tsemi-synthetic\n")
     with pytest.raises(ValueError, match="contradicts"):
         results.read_table(clash)
+
+
+def test_no_marks_key_for_models_that_read_no_mark():
+    from chromexp.results import NO_MARKS, marks_key
+
+    assert marks_key(NO_MARKS) == "none"
+    with pytest.raises(ValueError, match="Unknown histone mark"):
+        marks_key(["none", "H3K4me3"])
