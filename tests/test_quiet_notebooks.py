@@ -162,7 +162,8 @@ def test_batch_job_log_holds_the_notebooks_details_and_the_runners_lines(tmp_pat
         assert "summary line" in outputs[0].text and "detail line" not in outputs[0].text
         job_log = (out_dir / "logs" / "10_noisy.log").read_text()
         assert all(f"detail line {i}" in job_log for i in range(3)) and "summary line" in job_log  # the kernel's
-        assert f"10_noisy [{cell}] finished in" in job_log  # the runner's (same file, both appending)
+        assert job_log.count(f"10_noisy [{cell}] finished in") == 1  # the runner's (same file, both appending),
+        assert job_log.count("summary line") == 1  # each line once
 
 
 @pytest.mark.notebook

@@ -82,7 +82,8 @@ class Run:
         else:
             table = config.changes(self.cell_type, [self.params_file], self.overrides)
             # the cell type's facts are in the header; the run name is the header's first word
-            table = table[~table.index.str.startswith("cell.") & ~table.index.isin(["cell_type", "run_name"])]
+            table = table[~table.index.str.startswith("cell.") & ~table.index.isin(["cell_type", "run_name"])].copy()
+            table["set_in"] = [_short(Path(s)) if s.endswith((".yaml", ".yml")) else s for s in table["set_in"]]
         if self.run_name_given:
             name_source = f"RUN_NAME = {self.run_name!r}"
         elif self.params_file:

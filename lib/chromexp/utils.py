@@ -81,8 +81,10 @@ def configure_logging(job_log: str | os.PathLike | None = None, console_level: i
       text (stdout, not an error box); :data:`DETAIL` lines (per epoch, per command) do not.
     * Elsewhere (a terminal, a script, a worker process): everything from :data:`DETAIL` up goes to
       stderr, as ``HH:MM:SS level name: message``.
-    * If ``job_log`` is given, or the environment variable :data:`JOB_LOG_ENV` names a file (the
-      runner sets it for each job), every line from :data:`DETAIL` up is appended to that file.
+    * If ``job_log`` is given, or in a notebook kernel the environment variable :data:`JOB_LOG_ENV`
+      names a file (the runner sets it for each job's kernel), every line from :data:`DETAIL` up is
+      appended to that file. (Outside a kernel the runner's own process already writes its stderr
+      to the job's log: a file handler there would write each line twice.)
 
     Idempotent: calling it again replaces the handlers it added before (other handlers are kept).
     Called on first use by :func:`get_logger` and by :func:`chromexp.runs.start`.
@@ -90,7 +92,7 @@ def configure_logging(job_log: str | os.PathLike | None = None, console_level: i
     Parameters
     ----------
     job_log : path, optional
-        File to append detail lines to; default: ``$CHROMEXP_JOB_LOG`` if set, else none.
+        File to append detail lines to; default: ``$CHROMEXP_JOB_LOG`` in a notebook kernel, else none.
     console_level : int, optional
         Lowest level shown on the console (``logging.WARNING`` for a worker whose console is a
         notebook's); default: INFO in a notebook, :data:`DETAIL` elsewhere.
@@ -110,7 +112,8 @@ def configure_logging(job_log: str | os.PathLike | None = None, console_level: i
     console.setFormatter(_NotebookFormatter(datefmt="%H:%M:%S") if notebook else logging.Formatter(_FORMAT, "%H:%M:%S"))
     console.setLevel(console_level if console_level is not None else (logging.INFO if notebook else DETAIL))
     handlers = [console]
-    job_log = job_log if job_log is not None else os.environ.get(JOB_LOG_ENV) or None
+    if job_log is None and notebook:
+        job_log = os.environ.get(JOB_LOG_ENV) or None
     log_path = None
     if job_log is not None:
         log_path = Path(job_log)

@@ -240,12 +240,14 @@ def _worker_init(ctx: _Context, threads: int, parent_pid: int, log_level: int, p
     """
     global _WORKER
     import logging
+    import os
 
-    from ..utils import configure_logging, die_with_parent
+    from ..utils import JOB_LOG_ENV, configure_logging, die_with_parent
 
     die_with_parent(parent_pid)
     torch.set_num_threads(threads)
-    configure_logging(console_level=logging.WARNING if parent_in_notebook else None)
+    if parent_in_notebook:  # details (and summaries) into the job's log only; warnings still show
+        configure_logging(job_log=os.environ.get(JOB_LOG_ENV) or None, console_level=logging.WARNING)
     get_logger().setLevel(log_level)
     _WORKER = ctx
 
