@@ -73,7 +73,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from chromexp import paths, results
+from chromexp import paths, provenance, results
 from chromexp.analyses import attribution, perturb
 from chromexp.constants import SEMI_SYNTHETIC
 from chromexp.data import dataset
@@ -84,20 +84,31 @@ from chromexp.training import train
 from chromexp.utils import atomic_path
 
 P = run.params["perturbation"]
-EXPERIMENTS = []
+EXPERIMENTS = []  # (perturbed mark, gene set, the model's input marks)
 for item in P["experiments"]:
-    mark, _, gene_set = str(item).partition(":")
-    if mark not in run.params["marks"] or gene_set not in ("active", "inactive"):
+    mark, gene_set, *spec = str(item).split(":")
+    if mark not in run.params["marks"] or gene_set not in ("active", "inactive") or len(spec) > 1:
         raise ValueError(
-            f"perturbation.experiments entry {item!r} must be 'MARK:active' or 'MARK:inactive' with MARK in {run.params['marks']}."
+            f"perturbation.experiments entry {item!r} must be 'MARK:active' or 'MARK:inactive' with MARK in "
+            f"{run.params['marks']}, optionally ':all' or ':MARK+MARK' (a multi-mark model that sees MARK)."
         )
-    EXPERIMENTS.append((mark, gene_set))
-MARKS = list(dict.fromkeys(m for m, _ in EXPERIMENTS))
+    EXPERIMENTS.append((mark, gene_set, perturbation.model_marks(spec[0] if spec else None, mark, run.params)))
+MODEL_SETS = list(dict.fromkeys(m for _, _, m in EXPERIMENTS))
 FOLDS = [int(f) for f in (P["folds"] or run.params["folds"])]
 LEVELS = tuple(float(p) for p in P["levels"])
 if 1.0 not in LEVELS:
     raise ValueError(f"perturbation.levels must include 1.0 (the unperturbed reference); got {LEVELS}.")
-MODEL = "chromoformer-reg"
+MODEL = "chromoformer-reg"  # the single-mark models (the paper's); a multi-mark model is named by its marks
+
+
+def model_name(marks):
+    return (
+        MODEL
+        if len(marks) == 1
+        else f"{MODEL}-{'all' if list(marks) == list(run.params['marks']) else '+'.join(marks)}"
+    )
+
+
 DEVICE = train.resolve_device(run.params["device"])
 print(f"experiments: {EXPERIMENTS}\nfolds: {FOLDS}\nlevels: {LEVELS}")
 print(f"device: {DEVICE} (torch threads: {torch.get_num_threads()})")
@@ -119,7 +130,8 @@ print(f"regions: {len(REGIONS)} (promoter + {len(REGIONS) - 1} distal 2 kb posit
 
 # %% [markdown]
 # ## The fold models
-# One single-mark Chromoformer-reg per (mark, fold). A checkpoint of notebook 40 is reused only
+# One single-mark Chromoformer-reg per (mark, fold) (and per (mark set, fold) for an experiment on
+# a multi-mark model, e.g. `H3K27ac:active:all`). A checkpoint of notebook 40 is reused only
 # if its training fingerprint (data, seed, model and training parameters) is exactly what
 # notebook 40's recipe gives for these parameters; missing models are trained now with the same
 # recipe and checkpointed in the same folder.
@@ -128,9 +140,9 @@ print(f"regions: {len(REGIONS)} (promoter + {len(REGIONS) - 1} distal 2 kb posit
 checkpoint_dir = run.out_dir / "checkpoints"
 MODELS, sources = {}, []
 t0 = time.perf_counter()
-for mark in MARKS:
-    MODELS[mark], src = perturbation.fold_models(
-        ds, run.params, mark, FOLDS, checkpoint_dir, inputs=inputs, train_missing=P["train_missing"], device=DEVICE
+for marks in MODEL_SETS:
+    MODELS[marks], src = perturbation.fold_models(
+        ds, run.params, marks, FOLDS, checkpoint_dir, inputs=inputs, train_missing=P["train_missing"], device=DEVICE
     )
     sources.append(src)
 sources = pd.concat(sources, ignore_index=True).assign(cell_type=CELL_TYPE, provenance=PROVENANCE)
@@ -163,22 +175,23 @@ pd.DataFrame({"genes": {k: v.size for k, v in GENE_SETS.items()}})
 # %%
 pcre_info = ds.pcre_table()
 effect_tables, pcre_tables, timings = [], [], []
-for mark, gene_set in EXPERIMENTS:
+for mark, gene_set, marks in EXPERIMENTS:
     idx = GENE_SETS[gene_set]
-    x = ci.select_marks(ci.subset(inputs, idx), [list(ds.marks).index(mark)])
+    x = ci.select_marks(ci.subset(inputs, idx), [list(ds.marks).index(m) for m in marks])
     genes = ds.genes.iloc[idx].reset_index(drop=True)
-    meta = dict(cell_type=CELL_TYPE, provenance=PROVENANCE, model=MODEL, mark=mark, gene_set=gene_set)
+    meta = dict(cell_type=CELL_TYPE, provenance=PROVENANCE, model=model_name(marks), mark=mark, gene_set=gene_set)
     t0 = time.perf_counter()
     res = perturb.perturbation_predictions(
-        MODELS[mark], x, REGIONS, LEVELS, batch_size=int(P["batch_size"]), device=DEVICE
+        MODELS[marks], x, REGIONS, LEVELS, mark_index=marks.index(mark), batch_size=int(P["batch_size"]), device=DEVICE
     )
     effect_tables.append(perturb.effects_table(res, genes, **meta))
     t1 = time.perf_counter()
     if P["pcre_ablation"]:
-        abl = perturb.ablate_pcres(MODELS[mark], x, batch_size=int(P["batch_size"]), device=DEVICE)
+        abl = perturb.ablate_pcres(MODELS[marks], x, batch_size=int(P["batch_size"]), device=DEVICE)
         pcre_tables.append(perturb.pcre_table(abl, genes, pcre_info[pcre_info["gene_index"].isin(idx)], **meta))
     timings.append(
         {
+            "model": meta["model"],
             "mark": mark,
             "gene_set": gene_set,
             "genes": len(idx),
@@ -190,8 +203,8 @@ effects = pd.concat(effect_tables, ignore_index=True)
 pcres = pd.concat(pcre_tables, ignore_index=True) if pcre_tables else pd.DataFrame(columns=list(perturb.PCRE_COLUMNS))
 
 assert list(effects.columns) == list(perturb.EFFECT_COLUMNS)
-assert not effects.duplicated(["mark", "gene_set", "gene_id", "region", "level"]).any()
-assert len(effects) == sum(GENE_SETS[g].size for _, g in EXPERIMENTS) * len(REGIONS) * len(LEVELS)
+assert not effects.duplicated(["model", "mark", "gene_set", "gene_id", "region", "level"]).any()
+assert len(effects) == sum(GENE_SETS[g].size for _, g, _ in EXPERIMENTS) * len(REGIONS) * len(LEVELS)
 assert (effects.loc[effects["level"] == 1.0, "effect"] == 0).all()
 assert np.isfinite(effects["effect"]).all() and np.isfinite(pcres["effect"]).all()
 assert effects["provenance"].eq(PROVENANCE).all()
@@ -205,17 +218,20 @@ pd.DataFrame(timings).round(2)
 # Mean effect over genes (95 % CI) per level for the promoter and for the distal bins; then the
 # level-0 effect of the distal bins in quantile bins of distance and the e-fold decay length of
 # |effect| with distance (the 40 kb window has only 16 distal distances, so at most 16 bins).
+# Single-mark models only (the paper's Fig. 6); experiments on a multi-mark model enter the
+# ground-truth recovery below.
 
 # %%
-curves = perturb.level_curves(effects).assign(cell_type=CELL_TYPE, provenance=PROVENANCE)
-by_distance = perturb.effect_by_distance(effects, n_bins=int(P["distance_bins"])).assign(
+single = effects[effects["model"] == MODEL]
+curves = perturb.level_curves(single).assign(cell_type=CELL_TYPE, provenance=PROVENANCE)
+by_distance = perturb.effect_by_distance(single, n_bins=int(P["distance_bins"])).assign(
     cell_type=CELL_TYPE, provenance=PROVENANCE
 )
 decay = perturb.decay_length(by_distance).assign(cell_type=CELL_TYPE, provenance=PROVENANCE)
 results.write_table(curves, run.out_dir / "perturbation_levels.tsv")
 results.write_table(by_distance, run.out_dir / "perturbation_by_distance.tsv")
 results.write_table(decay, run.out_dir / "perturbation_decay.tsv")
-concord = effects[effects["level"] == 0.0].groupby(["mark", "gene_set", "region_kind"])["concordance"].mean()
+concord = effects[effects["level"] == 0.0].groupby(["model", "mark", "gene_set", "region_kind"])["concordance"].mean()
 print(f"mean fold concordance at level 0 ({len(FOLDS)} folds):\n{concord.round(3).to_string()}")
 print(decay.round(1).to_string(index=False))
 curves[curves["level"] == 0.0].pivot_table(index=["mark", "gene_set"], columns="region_kind", values="effect").round(4)
@@ -230,7 +246,7 @@ style.save_figure(fig, f"fig6_perturbation_{CELL_TYPE}", run.figures_dir)
 
 # %%
 if len(pcres):
-    pcre_distance = perturb.effect_by_distance(pcres, n_bins=int(P["distance_bins"]))
+    pcre_distance = perturb.effect_by_distance(pcres[pcres["model"] == MODEL], n_bins=int(P["distance_bins"]))
     display_table = pcre_distance.round(4)
 else:
     display_table = pd.DataFrame()
@@ -246,8 +262,14 @@ display_table
 
 # %%
 A = P["attribution"]
-att_mark, att_set = EXPERIMENTS[0]
-level0 = effects[(effects["level"] == 0.0) & (effects["mark"] == att_mark) & (effects["gene_set"] == att_set)]
+att_mark, att_set, att_marks = next((e for e in EXPERIMENTS if len(e[2]) == 1), EXPERIMENTS[0])
+att_cols, att_index = [list(ds.marks).index(m) for m in att_marks], att_marks.index(att_mark)
+level0 = effects[
+    (effects["level"] == 0.0)
+    & (effects["mark"] == att_mark)
+    & (effects["gene_set"] == att_set)
+    & (effects["model"] == model_name(att_marks))
+]
 distal0 = level0[level0["region_kind"] == "distal"]
 if A["gene"] is not None:
     hit = ds.genes.index[(ds.genes["gene_id"] == A["gene"]) | (ds.genes["gene_name"] == A["gene"])]
@@ -265,24 +287,24 @@ ablate_name = A["ablate"] or (
 ablate = next((r for r in REGIONS if r.name == ablate_name), None)
 if ablate is None:
     raise ValueError(f"perturbation.attribution.ablate {ablate_name!r} is not a region ({[r.name for r in REGIONS]}).")
-x_gene = ci.select_marks(ci.subset(inputs, [gene_index]), [list(ds.marks).index(att_mark)])
-x_abl = perturb.perturb_inputs(x_gene, ablate, 0.0)
+x_gene = ci.select_marks(ci.subset(inputs, [gene_index]), att_cols)
+x_abl = perturb.perturb_inputs(x_gene, ablate, 0.0, att_index)
 refs = []
 for kind in A["baselines"]:
-    pool = ci.select_marks(ci.subset(inputs, GENE_SETS[att_set]), [list(ds.marks).index(att_mark)])
+    pool = ci.select_marks(ci.subset(inputs, GENE_SETS[att_set]), att_cols)
     refs += attribution.baseline_set(pool, kind, n=int(A["n_baseline_genes"]), seed=int(run.params["seed"]))
 maps = {}
 for method in A["methods"]:
     for state, xin in (("before", x_gene), ("after", x_abl)):
         per_fold = [
-            attribution.attribute(m, xin, method, baselines=refs, n_steps=int(A["n_steps"]), mark_index=0)
-            for m in MODELS[att_mark]
+            attribution.attribute(m, xin, method, baselines=refs, n_steps=int(A["n_steps"]), mark_index=att_index)
+            for m in MODELS[att_marks]
         ]
         for res in per_fold[0]:
             maps[f"{method}_{state}_{res}"] = np.mean([a[res][0] for a in per_fold], axis=0)
-signal = {res: x_gene[f"promoter_{res}"][0, 0].numpy() for res in ds.resolutions}
+signal = {res: x_gene[f"promoter_{res}"][0, att_index].numpy() for res in ds.resolutions}
 with torch.no_grad():
-    pred = {s: float(np.mean([m(**xx) for m in MODELS[att_mark]])) for s, xx in (("before", x_gene), ("after", x_abl))}
+    pred = {s: float(np.mean([m(**xx) for m in MODELS[att_marks]])) for s, xx in (("before", x_gene), ("after", x_abl))}
 # the locus file notebook 90 draws (Fig. 8; keys in chromexp.plots.manuscript.ATTRIBUTION_KEYS): input gradients
 # (saliency when computed) before/after the ablation at every resolution, and the ablated region in hg19
 fig8_method = "saliency" if "saliency" in A["methods"] else A["methods"][0]
@@ -305,7 +327,7 @@ with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
         half_window=int(ds.half_window),
         resolutions=np.array(sorted(signal)),
         attribution=fig8_method,
-        model=MODEL,
+        model=model_name(att_marks),
         ablated_region=np.array([int(ablated_hg19["start"]), int(ablated_hg19["end"])]),
         ablated_region_name=ablate.name,
         gene_id=gene["gene_id"],
@@ -346,15 +368,17 @@ style.save_figure(fig, f"fig8_attribution_{CELL_TYPE}", run.figures_dir)
 
 # %%
 check_idx = GENE_SETS[att_set][: int(A["n_check_genes"])]
-x_check = ci.select_marks(ci.subset(inputs, check_idx), [list(ds.marks).index(att_mark)])
-exhaustive = perturb.perturbation_predictions(MODELS[att_mark], x_check, REGIONS, (1.0, 0.0), device=DEVICE)
+x_check = ci.select_marks(ci.subset(inputs, check_idx), att_cols)
+exhaustive = perturb.perturbation_predictions(
+    MODELS[att_marks], x_check, REGIONS, (1.0, 0.0), mark_index=att_index, device=DEVICE
+)
 exhaustive = exhaustive.effects[..., 1].mean(axis=0)  # (genes, regions), fold mean
 zero_ref = attribution.baseline_set(x_check, "zeros")  # ablation sets a region to 0: the matching IG reference
 rows = []
 for method in [m for m in A["methods"] if m != "saliency"]:
     per_fold = [
-        attribution.attribute(m, x_check, method, baselines=zero_ref, n_steps=int(A["n_steps"]), mark_index=0)
-        for m in MODELS[att_mark]
+        attribution.attribute(m, x_check, method, baselines=zero_ref, n_steps=int(A["n_steps"]), mark_index=att_index)
+        for m in MODELS[att_marks]
     ]
     avg = {res: np.mean([a[res] for a in per_fold], axis=0) for res in per_fold[0]}
     rows.append({"method": method, **attribution.ablation_check(avg, exhaustive, REGIONS)})
@@ -367,14 +391,26 @@ check.round(3)
 # The simulator planted enhancers (H3K27ac/H3K4me1 bumps that raise their gene's expression) in
 # the TSS ± 20 kb windows and on pcHi-C fragments. A distal (gene, 2 kb bin) is a positive when it
 # overlaps an enhancer of that gene that is active in this cell type; a pCRE when its fragment
-# carries one. Scores: the drop in predicted expression (`effect` = −effect), |effect|, and a
-# distance-only baseline (−|distance|; for pCREs also the interaction frequency). `all` compares
-# every row; `matched` re-weights negatives to the positives' distribution over the 2 kb position
-# (distal) or over 5 distance quintiles (pCREs), so distance alone scores 0.5 there.
+# carries one. Scores: the drop in predicted expression (`effect` = −effect), |effect|, a
+# distance-only baseline (−|distance|; for pCREs also the interaction frequency) and the
+# **signal-only baseline**: the row's own input, i.e. the mark's ln signal of the 2 kb bin (for a
+# pCRE the maximum of the mark over the fragment's 100 bp bins) — what a reader of the track would
+# rank without any model. `all` compares every row; `matched` re-weights negatives to the
+# positives' distribution over the 2 kb position (distal) or over 5 distance quintiles (pCREs), so
+# distance alone scores 0.5 there. With simulator version 2 (the default) the windows and contacted
+# fragments also hold **decoys**, acetylated elements that regulate no gene (`truth/decoys.tsv.gz`):
+# `vs_decoys` keeps as negatives only the rows overlapping an acetylated element that does not
+# regulate the gene (a decoy, or another gene's enhancer), and `vs_neighbour_enhancer` /
+# `vs_acetylated_site` each kind alone. There, the signal alone cannot do better than chance
+# unless the marks differ (an acetylated site carries little H3K4me1): a score above the signal
+# is what a model adds.
 
 # %%
 if PROVENANCE == SEMI_SYNTHETIC:
-    truth = perturb.read_planted_enhancers(paths.raw_dir(run.params))
+    raw = paths.raw_dir(run.params)
+    SIM_VERSION = provenance.simulator_version(raw)
+    truth = perturb.read_planted_enhancers(raw)
+    decoy_truth = perturb.read_planted_decoys(raw)  # None for simulator version 1
     distal = effects[(effects["level"] == 0.0) & (effects["region_kind"] == "distal")].reset_index(drop=True)
     lab = perturb.label_distal(distal, truth, CELL_TYPE)
     rec = [
@@ -383,7 +419,11 @@ if PROVENANCE == SEMI_SYNTHETIC:
             lab,
             what="distal_bin",
             strata=distal["position"].to_numpy(),
-            baselines={"distance_only": -distal["distance"].abs().to_numpy(float)},
+            baselines={
+                "distance_only": -distal["distance"].abs().to_numpy(float),
+                "signal_only": perturb.bin_signal(ds, distal),
+            },
+            decoys=perturb.label_decoys(distal, truth, decoy_truth, CELL_TYPE),
         )
     ]
     if len(pcres):
@@ -398,15 +438,22 @@ if PROVENANCE == SEMI_SYNTHETIC:
                 baselines={
                     "distance_only": -pcres["distance"].abs().to_numpy(float),
                     "frequency_only": pcres["frequency"].to_numpy(float),
+                    "signal_only": perturb.pcre_signal(ds, pcres),
                 },
+                decoys=perturb.label_decoys(pcres, truth, decoy_truth, CELL_TYPE),
             )
         )
-    recovery = pd.concat(rec, ignore_index=True).assign(cell_type=CELL_TYPE, provenance=PROVENANCE)
+    recovery = pd.concat(rec, ignore_index=True).assign(
+        cell_type=CELL_TYPE, provenance=PROVENANCE, simulator_version=SIM_VERSION
+    )
     results.write_table(recovery, run.out_dir / "perturbation_recovery.tsv")
     print(
-        f"Planted-enhancer recovery on SEMI-SYNTHETIC data ({CELL_TYPE}); positives among distal bins: {lab.mean():.1%}"
+        f"Planted-enhancer recovery on SEMI-SYNTHETIC data (simulator version {SIM_VERSION}, {CELL_TYPE}); "
+        f"positives among distal bins: {lab.mean():.1%}"
     )
-    shown = recovery.pivot_table(index=["what", "mark", "gene_set", "comparison"], columns="score", values="auroc")
+    shown = recovery.pivot_table(
+        index=["what", "model", "mark", "gene_set", "comparison"], columns="score", values="auroc"
+    )
 else:
     shown = pd.DataFrame()
     print(f"{PROVENANCE} data: no planted truth to score against; ground-truth recovery is skipped.")
@@ -422,7 +469,7 @@ shown.round(3)
 # %%
 summary = (
     effects[effects["level"] == 0.0]
-    .groupby(["mark", "gene_set", "region_kind"])
+    .groupby(["model", "mark", "gene_set", "region_kind"])
     .agg(
         mean_effect=("effect", "mean"),
         mean_abs_effect=("effect", lambda e: e.abs().mean()),

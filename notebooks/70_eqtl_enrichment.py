@@ -190,6 +190,26 @@ assert deciles["p"].dropna().between(1 / (1 + CFG["n_random"]), 1).all()
 deciles.round(4)
 
 # %% [markdown]
+# ## The signal-only baseline: the same test with loci ranked by their own signal
+# Each locus's own input (the mark's ln signal of the 2 kb bin in the dataset store, what the model
+# reads there) replaces the model's effect as the ranking score: what a reader of the track gets
+# without any model. A model earns its keep only where its deciles beat these.
+
+# %%
+loci["signal"] = np.nan
+for ct in CELLS:
+    m = (loci["cell_type"] == ct).to_numpy()
+    loci.loc[m, "signal"] = enrichment.locus_signal(stores[ct], loci[m], CFG["mark"])
+signal_deciles = enrichment.decile_tests(loci, has, TISSUES, n_random=CFG["n_random"], seed=SEED, score="signal")
+pd.concat(
+    {
+        "model (effect)": deciles.set_index(["cell_type", "decile"]),
+        "signal only": signal_deciles.set_index(["cell_type", "decile"]),
+    },
+    axis=1,
+).loc[:, (slice(None), ["fraction", "p", "q"])].round(4)
+
+# %% [markdown]
 # ## Beyond the paper: distance-matched odds ratios
 # Each decile against the other loci *at the same position* (same distance and side of the TSS),
 # Mantel–Haenszel over the 16 positions: proximity to the TSS cannot explain these.
@@ -210,6 +230,8 @@ for ct in CELLS:
     cl = loci[loci["cell_type"] == ct].reset_index(drop=True)
     dec = enrichment.assign_deciles(cl["effect"].abs().to_numpy())
     sets = {f"decile_{d}": dec == d for d in range(1, 11)}
+    sig_dec = enrichment.assign_deciles(cl["signal"].to_numpy())
+    sets["signal_decile_10"] = sig_dec == 10
     if CFG["max_activity_distal_only"]:
         top = bench_sets[ct]["max_activity"][["gene_id", "position"]].assign(_in=True)
         sets["max_activity"] = cl.merge(top, on=["gene_id", "position"], how="left")["_in"].fillna(False).to_numpy(bool)
@@ -300,6 +322,7 @@ from chromexp.results import write_table
 assert deciles["n_loci"].sum() == len(loci)
 assert not deciles[["fraction", "p"]].dropna().empty
 write_table(deciles, OUT / "eqtl_deciles.tsv")
+write_table(signal_deciles, OUT / "eqtl_deciles_signal.tsv")
 write_table(benchmarks, OUT / "eqtl_benchmarks.tsv")
 write_table(matched[list(enrichment.MATCHED_COLUMNS)], OUT / "eqtl_distance_matched.tsv")
 write_table(controls, OUT / "eqtl_controls.tsv")
@@ -337,12 +360,17 @@ for ct in CELLS:
     t, b = top[top["cell_type"] == ct].iloc[0], bottom[bottom["cell_type"] == ct].iloc[0]
     s = shuffle_null[shuffle_null["cell_type"] == ct].iloc[0]
     o = matched[(matched["cell_type"] == ct) & (matched["set"] == "decile_10")].iloc[0]
+    sg = signal_deciles[(signal_deciles["cell_type"] == ct) & (signal_deciles["decile"] == 10)].iloc[0]
+    so = matched[(matched["cell_type"] == ct) & (matched["set"] == "signal_decile_10")].iloc[0]
     lines.append(
         f"- {ct} ({t['tissues'].replace(';', ', ')}): top decile {t['fraction']:.3f} of {t['n_loci']} loci hold an eQTL "
         f"of their gene vs {t['random_mean']:.3f} in random samples (p = {t['p']:.2g}, q = {t['q']:.2g}); bottom decile "
         f"{b['fraction']:.3f} (p = {b['p']:.2g}); distance-matched OR of the top decile {o['odds_ratio']:.2f} "
         f"[{o['ci_low']:.2f}, {o['ci_high']:.2f}]; shuffled-effect controls: top decile p < 0.05 in "
-        f"{s['frac_top_p_below_0_05']:.0%} of {s['n_shuffles']} permutations (median p {s['median_top_p']:.2g})."
+        f"{s['frac_top_p_below_0_05']:.0%} of {s['n_shuffles']} permutations (median p {s['median_top_p']:.2g}). "
+        f"Signal-only baseline (loci ranked by their own {CFG['mark']} signal): top decile {sg['fraction']:.3f} "
+        f"(p = {sg['p']:.2g}), distance-matched OR {so['odds_ratio']:.2f} [{so['ci_low']:.2f}, {so['ci_high']:.2f}] — "
+        f"the model's top decile is {'above' if t['fraction'] > sg['fraction'] else 'not above'} the signal's."
     )
 # a correct null gives p < 0.05 in ~5 % of permutations; 10 % is the binomial 95 % upper bound at 100
 null_ok = bool((shuffle_null["frac_top_p_below_0_05"] <= 0.10).all())

@@ -190,6 +190,42 @@ def test_deciles_with_ties_are_deterministic_and_shared():
         enrichment.assign_deciles([1.0, np.nan])
 
 
+def test_per_side_signed_deciles_on_a_constructed_table():
+    """The paper's deciles: each side cut on its own, ranked by the signed decrease (issue 30 item 1).
+
+    20 upstream loci with small drops (-0.20 ... -0.01) and 20 downstream loci from -1.0 to +1.0
+    (half of them *raise* the prediction). Pooled |effect| (the old default) fills the top decile with
+    downstream loci only, half of which raise the prediction; per side and signed, the top decile
+    holds the two largest drops of each side.
+    """
+    up = -np.arange(20, 0, -1) / 100.0  # -0.20 ... -0.01
+    down = np.concatenate([-np.arange(10, 0, -1) / 10.0, np.arange(1, 11) / 10.0])  # -1.0 ... -0.1, 0.1 ... 1.0
+    effect = np.concatenate([up, down])
+    distance = np.concatenate([np.full(20, -11_000), np.full(20, 11_000)])
+    new = enrichment.locus_deciles(effect, distance)  # defaults: decrease, per side
+    top = np.flatnonzero(new == 10)
+    assert sorted(effect[top].tolist()) == [-1.0, -0.9, -0.2, -0.19]
+    assert (effect[new == 1] > 0).sum() == 2  # the largest *rises* are the bottom decile downstream
+    assert np.bincount(new[distance < 0])[1:].tolist() == [2] * 10  # a tenth of each side in every decile
+    assert np.bincount(new[distance > 0])[1:].tolist() == [2] * 10
+    old = enrichment.locus_deciles(effect, distance, ranking="abs", per_side=False)
+    old_top = np.flatnonzero(old == 10)
+    assert (distance[old_top] > 0).all() and (effect[old_top] > 0).mean() == 0.5
+    # per side with |effect|, and pooled with the signed decrease: each choice on its own
+    both = enrichment.locus_deciles(effect, distance, ranking="abs", per_side=True)
+    assert sorted(effect[both == 10].tolist()) == [-1.0, -0.2, -0.19, 1.0]
+    pooled = enrichment.locus_deciles(effect, distance, ranking="decrease", per_side=False)
+    assert sorted(effect[pooled == 10].tolist()) == [-1.0, -0.9, -0.8, -0.7]
+    # float32 noise below the tie tolerance ties with 0; a repressive mark ranks by the rise
+    noisy = np.array([0.0, 3e-7, -4e-7, -0.5, 0.4])
+    assert enrichment.ranking_scores(noisy).tolist() == [0.0, 0.0, 0.0, 0.5, -0.4]
+    assert enrichment.ranking_scores(noisy, "increase")[4] == 0.4
+    with pytest.raises(ValueError, match="ranking"):
+        enrichment.ranking_scores(noisy, "largest")
+    with pytest.raises(ValueError, match="no side"):
+        enrichment.locus_deciles([0.1], [0])
+
+
 # ---------------------------------------------------------------------------------------------
 # overlaps: once per locus, own gene only, half-open; bedtools oracle
 # ---------------------------------------------------------------------------------------------

@@ -191,6 +191,92 @@ def test_planted_truth_labels_and_matched_recovery():
     np.testing.assert_allclose(w, [1, 0.5, 0.5, 0, 0])
 
 
+def test_decoy_labels_and_the_vs_decoys_comparison():
+    """Rows holding an acetylated element that does not regulate their gene, and the AUROC against them only."""
+    rows = pd.DataFrame(
+        {
+            "gene_id": ["A", "A", "A", "C", "B"],
+            "chrom": ["chr1", "chr1", "chr1", "chr2", "chr1"],
+            "start": [0, 2000, 4000, 0, 0],
+            "end": [2000, 4000, 6000, 2000, 2000],
+            "mark": "H3K27ac",
+            "gene_set": "active",
+            # the model ranks the decoy at 2-4 kb of gene A above the enhancer; the signal ties them
+            "effect": [-0.5, -0.9, -0.1, 0.0, -0.2],
+        }
+    )
+    enh = pd.DataFrame(
+        {
+            "gene_id": ["A", "A"],
+            "kind": "local",
+            "chrom": "chr1",
+            "center": [1000, 3000],
+            "width": [400, 400],
+            "contribution_E003": [0.4, 0.0],  # A's second enhancer is inactive: not acetylated
+        }
+    )
+    dec = pd.DataFrame(
+        {
+            "gene_id": ["A", "A", "A"],
+            "kind": ["neighbour_enhancer", "acetylated_site", "acetylated_site"],
+            "chrom": ["chr1", "chr1", "chr2"],
+            "center": [3100, 5000, 1000],
+            "width": [400, 400, 400],
+            "active_E003": [True, False, True],
+        }
+    )
+    kinds = perturb.label_decoys(rows, enh, dec, "E003")
+    # A's active enhancer is a decoy for gene B (another gene's enhancer); the inactive site labels nothing
+    assert kinds.tolist() == ["", "neighbour_enhancer", "", "acetylated_site", "neighbour_enhancer"]
+    lab = perturb.label_distal(rows, enh, "E003")
+    assert lab.tolist() == [True, False, False, False, False]
+    signal = np.array([2.0, 2.0, 0.1, 2.0, 2.0])
+    rec = perturb.recovery(
+        rows, lab, what="distal_bin", strata=np.zeros(5), baselines={"signal_only": signal}, decoys=kinds
+    )
+    got = rec.set_index(["comparison", "score"])
+    assert set(got.index.get_level_values(0)) == {
+        "all",
+        "matched",
+        "vs_decoys",
+        "vs_neighbour_enhancer",
+        "vs_acetylated_site",
+    }
+    # vs decoys: 1 positive against the 3 decoy-bearing rows; the model puts one decoy above the enhancer
+    assert got.loc[("vs_decoys", "effect"), "n_neg"] == 3
+    assert got.loc[("vs_decoys", "effect"), "auroc"] == pytest.approx(2 / 3)
+    assert got.loc[("vs_decoys", "signal_only"), "auroc"] == pytest.approx(0.5)  # all tied
+    assert got.loc[("all", "signal_only"), "auroc"] == pytest.approx(0.625)  # beats only the unsignalled row
+    assert got.loc[("vs_acetylated_site", "effect"), "n_neg"] == 1
+    # no decoys given (version 1 tables): the two historical comparisons only
+    plain = perturb.recovery(rows, lab, what="distal_bin", strata=np.zeros(5))
+    assert set(plain["comparison"]) == {"all", "matched"}
+
+
+def test_signal_only_scores_are_each_bins_own_input(smoke_dataset, smoke_raw):
+    """bin_signal = ln(mean per-base depth over the row's hg19 2 kb bin + 1), computed here from the reads."""
+    from chromexp.data import io
+
+    ds = smoke_dataset
+    genes = ds.genes.groupby("strand").head(3)  # both strands: the bins of minus-strand genes are reversed
+    regions = [r for r in perturb.regions() if r.kind == "distal"][::5]
+    table = perturb.region_table(genes, regions).assign(mark="H3K27ac")
+    got = perturb.bin_signal(ds, table)
+    reads = io.read_tagalign(smoke_raw / "E003-H3K27ac.tagAlign.gz")
+    want = []
+    for row in table.itertuples():
+        r = reads[reads["chrom"] == row.chrom]
+        covered = (np.minimum(r["end"], row.end) - np.maximum(r["start"], row.start)).clip(lower=0).sum()
+        want.append(np.log(covered / (row.end - row.start) + 1.0))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.ptp(got) > 0.1  # not a constant: the test can tell bins apart
+    # pCREs: the maximum of the fragment's 100 bp bins of the mark (padding excluded)
+    pc = ds.pcre_table().head(12).assign(mark="H3K27ac")
+    x, mask, _, _ = ds.pcres(marks=["H3K27ac"], resolution=100)
+    for (g, slot), value in zip(pc[["gene_index", "slot"]].to_numpy(), perturb.pcre_signal(ds, pc)):
+        assert value == pytest.approx(float(x[g, slot, 0][~mask[g, slot]].max()))
+
+
 def test_bad_input_is_reported(setup):
     models, x = setup
     with pytest.raises(ValueError, match="levels"):
@@ -237,6 +323,27 @@ def test_fold_models_reuse_notebook_40_checkpoints_or_train(smoke_dataset, smoke
     other = _tiny_params(smoke_params, lr=5.0e-4)
     _, src3 = perturbation.fold_models(ds, other, "H3K27ac", [1], tmp_path, inputs=x)
     assert src3["source"].tolist() == ["trained"]
+
+
+def test_multi_mark_fold_models_are_notebook_40s_and_50s(smoke_dataset, smoke_params, tmp_path):
+    """A perturbation on a multi-mark model reuses the all-marks / pair checkpoint of notebook 40 / 50."""
+    from chromexp.experiments import chromoformer as ct
+
+    params = _tiny_params(smoke_params)
+    params = {**params, "marks": ["H3K4me1", "H3K4me3", "H3K27ac"]}
+    params["model"]["chromoformer"]["mark_sets"] = [["H3K27ac", "H3K4me1"]]
+    ds = smoke_dataset
+    x = ci.dataset_inputs(ds, list(ds.marks))
+    all_marks = perturbation.model_marks("all", "H3K27ac", params)
+    pair = perturbation.model_marks("H3K4me1+H3K27ac", "H3K27ac", params)
+    assert all_marks == ("H3K4me1", "H3K4me3", "H3K27ac") and pair == ("H3K27ac", "H3K4me1")  # notebook 50's order
+    assert perturbation.model_marks(None, "H3K27ac", params) == ("H3K27ac",)
+    with pytest.raises(ValueError, match="does not see"):
+        perturbation.model_marks("H3K4me1+H3K4me3", "H3K27ac", params)
+    ct.train_and_evaluate(ds, params, [all_marks, pair], folds=[1], checkpoint_dir=tmp_path, inputs=x, progress=False)
+    for marks in (all_marks, pair):
+        models, src = perturbation.fold_models(ds, params, marks, [1], tmp_path, inputs=x, train_missing=False)
+        assert src["source"].tolist() == ["checkpoint"] and models[0].n_marks == len(marks)
 
 
 def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):

@@ -219,6 +219,90 @@ def assign_deciles(scores, n_bins: int = 10) -> np.ndarray:
     return np.clip(np.ceil(n_bins * ranks / s.size - 1e-9), 1, n_bins).astype(np.int64)
 
 
+#: How loci are ranked into deciles (``eqtl.ranking``, ``ldsc.ranking``; docs/methods.md, "eQTL enrichment"):
+#: ``decrease`` = the signed drop of predicted expression when the mark is removed (the paper's "largest
+#: predicted effect" of removing an activating mark; the default), ``increase`` = the signed rise (for a
+#: repressive mark), ``abs`` = |effect| (chromexp's choice before issue 30), ``value`` = the score itself
+#: (higher = more prioritised; a signal).
+RANKINGS: tuple[str, ...] = ("decrease", "increase", "abs", "value")
+
+#: |effect| below this is exactly 0 for the ranking: the models predict in float32, whose rounding puts
+#: ~1e-7 of noise on effects that are 0 in exact arithmetic (a bin without signal scaled by p), and
+#: that noise must not order them (they tie and share a decile).
+EFFECT_TIE_TOLERANCE = 1e-6
+
+
+def ranking_scores(scores, ranking: str = "decrease", tie_tolerance: float = EFFECT_TIE_TOLERANCE) -> np.ndarray:
+    """The value deciles are cut on (larger = more prioritised = decile 10), from effects or signals.
+
+    Parameters
+    ----------
+    scores : array of float, shape (n,)
+        Effects (log2 fold change of the prediction when the mark is removed) or, with
+        ``ranking="value"``, any score where larger means more prioritised.
+    ranking : str
+        One of :data:`RANKINGS`.
+    tie_tolerance : float
+        Scores with ``|score| < tie_tolerance`` count as exactly 0 (ties).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if np.isnan(s).any():
+        raise ValueError("ranking_scores: scores contain NaN.")
+    s = np.where(np.abs(s) < tie_tolerance, 0.0, s)
+    if ranking == "decrease":
+        return -s
+    if ranking == "increase":
+        return s
+    if ranking == "abs":
+        return np.abs(s)
+    if ranking == "value":
+        return s
+    raise ValueError(f"Unknown ranking {ranking!r}; use one of {list(RANKINGS)}.")
+
+
+def locus_deciles(
+    scores,
+    distance,
+    ranking: str = "decrease",
+    per_side: bool = True,
+    n_bins: int = 10,
+    tie_tolerance: float = EFFECT_TIE_TOLERANCE,
+) -> np.ndarray:
+    """Decile of each locus (1..``n_bins``; ``n_bins`` = most prioritised) by :func:`ranking_scores`.
+
+    Parameters
+    ----------
+    scores : array of float, shape (n,)
+        The loci's effects (or signals with ``ranking="value"``).
+    distance : array of int, shape (n,)
+        Signed distance to the TSS (negative = upstream): decides the side.
+    ranking : str
+        :data:`RANKINGS`; the paper ranks by the signed decrease (default).
+    per_side : bool
+        True (the paper: "split into deciles separately for upstream and downstream regions"; the
+        reference's one ``qcut`` per side): upstream and downstream loci are cut into deciles
+        separately, then joined, so each side contributes a tenth of its loci to every decile.
+        False: all loci pooled (chromexp's choice before issue 30).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n,)
+        Ties share a decile (:func:`assign_deciles`, per side).
+    """
+    value = ranking_scores(scores, ranking, tie_tolerance)
+    d = np.asarray(distance)
+    if d.shape != value.shape:
+        raise ValueError(f"locus_deciles: {value.size} scores but {d.size} distances.")
+    if not per_side:
+        return assign_deciles(value, n_bins)
+    if (d == 0).any():
+        raise ValueError("locus_deciles: a locus at distance 0 has no side (per_side=True needs distal loci).")
+    out = np.zeros(value.size, np.int64)
+    for side in (d < 0, d > 0):
+        out[side] = assign_deciles(value[side], n_bins)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # overlaps
 # ----------------------------------------------------------------------------------------------
@@ -600,6 +684,21 @@ def benchmark_sets(
         "pchic": pc.reset_index(drop=True),
         "proximal": proximal_loci(bins, proximal_max),
     }
+
+
+def locus_signal(ds, loci: pd.DataFrame, mark: str) -> np.ndarray:
+    """The signal-only score of each locus: the ``mark``'s ln signal of its 2 kb bin in the store ``ds``.
+
+    What the model reads at that bin, used as a ranking score without any model (the signal-only
+    baseline beside the model's deciles; :func:`chromexp.analyses.perturb.bin_signal`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_loci,)
+    """
+    from .perturb import bin_signal
+
+    return bin_signal(ds, loci[["gene_id", "position"]].assign(mark=mark).reset_index(drop=True))
 
 
 def check_locus_geometry(loci: pd.DataFrame, genes: pd.DataFrame, half_window: int = 20_000) -> None:

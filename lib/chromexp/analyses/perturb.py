@@ -662,6 +662,140 @@ def label_pcres(pcres: pd.DataFrame, enhancers: pd.DataFrame, cell_type: str) ->
     return pd.Series(lab, index=pcres.index, name="enhancer")
 
 
+def read_planted_decoys(raw_dir: str | Path) -> pd.DataFrame | None:
+    """The simulator's decoys (``<raw>/truth/decoys.tsv.gz``, simulator version 2+); ``None`` when absent.
+
+    Decoys are acetylated elements that regulate no simulated gene (:func:`chromexp.simulate.roadmap.plant_decoys`).
+    """
+    path = Path(raw_dir) / "truth" / "decoys.tsv.gz"
+    if not path.is_file():
+        return None
+    t = pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"neighbour_id": str})
+    need = {"gene_id", "kind", "chrom", "center", "width"}
+    missing = need - set(t.columns)
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {sorted(missing)}.")
+    return t
+
+
+#: Kinds of acetylated elements that do not regulate a row's gene (:func:`label_decoys`).
+DECOY_LABELS = ("neighbour_enhancer", "acetylated_site")
+
+
+def label_decoys(
+    table: pd.DataFrame, enhancers: pd.DataFrame, decoys: pd.DataFrame | None, cell_type: str
+) -> pd.Series:
+    """Which rows overlap an element acetylated in ``cell_type`` that does **not** regulate the row's gene.
+
+    Such an element is a decoy active in ``cell_type`` (:func:`read_planted_decoys`; any gene's) or an
+    active planted enhancer of *another* gene (in version 1 data the only kind there is). Rows need
+    ``gene_id, chrom, start, end`` (2 kb bins or pCRE fragments); an element is centre ± width / 2.
+
+    Returns
+    -------
+    pandas.Series of str
+        ``neighbour_enhancer`` (a decoy of that kind or another gene's enhancer), ``acetylated_site``
+        (an acetylated non-regulatory site; wins when both overlap) or ``""``; aligned with ``table``.
+    """
+    enh = enhancers[_active(enhancers, cell_type)]
+    parts = [
+        pd.DataFrame(
+            {
+                "owner": enh["gene_id"].to_numpy(),
+                "chrom": enh["chrom"].to_numpy(),
+                "a": (enh["center"] - enh["width"] / 2).to_numpy(float),
+                "b": (enh["center"] + enh["width"] / 2).to_numpy(float),
+                "kind": DECOY_LABELS[0],
+            }
+        )
+    ]
+    if decoys is not None and len(decoys):
+        col = f"active_{cell_type}"
+        if col not in decoys.columns:
+            raise ValueError(f"The planted decoys have no column {col}: {cell_type} was not simulated.")
+        d = decoys[decoys[col].astype(bool)]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "owner": "",  # a decoy regulates no gene
+                    "chrom": d["chrom"].to_numpy(),
+                    "a": (d["center"] - d["width"] / 2).to_numpy(float),
+                    "b": (d["center"] + d["width"] / 2).to_numpy(float),
+                    "kind": d["kind"].to_numpy(),
+                }
+            )
+        )
+    el = pd.concat(parts, ignore_index=True)
+    unknown = set(el["kind"]) - set(DECOY_LABELS)
+    if unknown:
+        raise ValueError(f"Unknown decoy kind(s) {sorted(unknown)}; known: {list(DECOY_LABELS)}.")
+    out = np.full(len(table), "", dtype=object)
+    rows_chrom = table["chrom"].astype(str).to_numpy()
+    r_start, r_end = table["start"].to_numpy(float), table["end"].to_numpy(float)
+    r_gene = table["gene_id"].to_numpy()
+    for chrom, eidx in el.groupby("chrom").indices.items():
+        e = el.iloc[eidx].sort_values("a", kind="mergesort")
+        a, b = e["a"].to_numpy(), e["b"].to_numpy()
+        owner, kind = e["owner"].to_numpy(), e["kind"].to_numpy()
+        longest = float((b - a).max())
+        for i in np.flatnonzero(rows_chrom == chrom):
+            lo, hi = np.searchsorted(a, [r_start[i] - longest, r_end[i]])
+            hit = [k for k in range(lo, hi) if b[k] > r_start[i] and a[k] < r_end[i] and owner[k] != r_gene[i]]
+            if hit:
+                kinds = {kind[k] for k in hit}
+                out[i] = DECOY_LABELS[1] if DECOY_LABELS[1] in kinds else DECOY_LABELS[0]
+    return pd.Series(out, index=table.index, name="decoy")
+
+
+def bin_signal(ds, table: pd.DataFrame, resolution: int = REGION_BP) -> np.ndarray:
+    """The signal-only score of distal rows: each bin's own input, ln(mean depth + 1) of the row's mark.
+
+    Parameters
+    ----------
+    ds : chromexp.data.dataset.CellDataset
+        The store the models read (strand-oriented bins).
+    table : pandas.DataFrame
+        Rows with ``gene_id``, ``mark`` and ``position`` (the 2 kb position of a distal region).
+    resolution : int
+        Bin size of the score; the position's 2 kb bin is averaged from finer bins when smaller.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_rows,)
+    """
+    gene_pos = pd.Series(np.arange(len(ds.genes)), index=ds.genes["gene_id"].to_numpy())
+    missing = ~table["gene_id"].isin(gene_pos.index)
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} rows name genes absent from the store {ds.path}.")
+    gi = gene_pos.loc[table["gene_id"]].to_numpy()
+    per = REGION_BP // int(resolution)
+    out = np.empty(len(table))
+    for mark, idx in table.groupby("mark").indices.items():
+        x = ds.promoter(marks=[mark], resolution=int(resolution))[:, 0, :].astype(np.float64)
+        x = x.reshape(x.shape[0], -1, per).mean(axis=2)  # 2 kb positions
+        out[idx] = x[gi[idx], table["position"].to_numpy()[idx]]
+    return out
+
+
+def pcre_signal(ds, pcres: pd.DataFrame, resolution: int = 100) -> np.ndarray:
+    """The signal-only score of pCRE rows: the maximum of the row's mark over its fragment's bins.
+
+    ``pcres`` needs ``gene_id``, ``slot`` and ``mark`` (:data:`PCRE_COLUMNS`); the fragment's bins
+    are its ``resolution``-bp inputs (:meth:`CellDataset.pcres`, padding excluded).
+    """
+    gene_pos = pd.Series(np.arange(len(ds.genes)), index=ds.genes["gene_id"].to_numpy())
+    gi = gene_pos.loc[pcres["gene_id"]].to_numpy()
+    si = pcres["slot"].to_numpy()
+    out = np.empty(len(pcres))
+    for mark, idx in pcres.groupby("mark").indices.items():
+        x, mask, _, _ = ds.pcres(marks=[mark], resolution=int(resolution))
+        v = np.where(mask[:, :, :], -np.inf, x[:, :, 0, :]).max(axis=2)
+        if not np.isfinite(v[gi[idx], si[idx]]).all():
+            raise ValueError("Some pCRE rows point at empty slots of the store (inputs and table disagree).")
+        out[idx] = v[gi[idx], si[idx]]
+    return out
+
+
 def _matched_weights(labels: np.ndarray, strata: np.ndarray) -> np.ndarray:
     """Weights that give the negatives of each stratum the positives' stratum distribution.
 
@@ -695,35 +829,49 @@ def recovery(
     what: str,
     strata: np.ndarray,
     baselines: Mapping[str, np.ndarray] | None = None,
+    decoys: pd.Series | None = None,
 ) -> pd.DataFrame:
     """AUROC / AUPRC of ``-effect`` (a drop in predicted expression) for the planted enhancers.
 
-    Two comparisons per (mark, gene set): ``all`` (every row) and ``matched`` (negatives
-    re-weighted to the positives' distribution over ``strata``, e.g. the 2 kb position or a
-    distance bin, so that distance alone cannot score). Scores: ``effect`` (= -effect),
-    ``abs_effect`` and each of ``baselines`` (name -> score array aligned with ``table``, e.g.
-    the distance-only baseline ``-|distance|``).
+    Comparisons per (mark, gene set): ``all`` (every row) and ``matched`` (negatives re-weighted to
+    the positives' distribution over ``strata``, e.g. the 2 kb position or a distance bin, so that
+    distance alone cannot score); with ``decoys`` (:func:`label_decoys`), also ``vs_decoys`` (the
+    negatives are only the rows holding an acetylated element that does not regulate the gene:
+    can the score tell an enhancer from a decoy?) and ``vs_<kind>`` for each decoy kind present.
+    Scores: ``effect`` (= -effect), ``abs_effect`` and each of ``baselines`` (name -> score array
+    aligned with ``table``, e.g. the distance-only baseline ``-|distance|`` and the signal-only
+    baseline, the row's own input signal).
 
     Returns
     -------
-    DataFrame with columns what, mark, gene_set, comparison, score, n_pos, n_neg, auroc, auprc,
-    positive_rate
+    DataFrame with columns what, (model, when ``table`` has one,) mark, gene_set, comparison, score,
+    n_pos, n_neg, auroc, auprc, positive_rate
     """
     lab = labels.to_numpy(bool)
     rows = []
     extra = dict(baselines or {})
-    for (mark, gs), idx in table.groupby(["mark", "gene_set"]).indices.items():
+    kinds = np.asarray(decoys.to_numpy(), dtype=object) if decoys is not None else None
+    keys = ["model", "mark", "gene_set"] if "model" in table.columns else ["mark", "gene_set"]
+    for key, idx in table.groupby(keys).indices.items():
+        *model, mark, gs = key
         y = lab[idx]
         scores = {"effect": -table["effect"].to_numpy()[idx], "abs_effect": table["effect"].abs().to_numpy()[idx]}
         scores.update({k: np.asarray(v)[idx] for k, v in extra.items()})
-        for comparison in ("all", "matched"):
-            w = np.ones(len(idx)) if comparison == "all" else _matched_weights(y, np.asarray(strata)[idx])
+        comparisons = {"all": np.ones(len(idx)), "matched": _matched_weights(y, np.asarray(strata)[idx])}
+        if kinds is not None:
+            k = kinds[idx]
+            comparisons["vs_decoys"] = (y | (k != "")).astype(float)
+            for kind in DECOY_LABELS:
+                if (~y & (k == kind)).any():
+                    comparisons[f"vs_{kind}"] = (y | (k == kind)).astype(float)
+        for comparison, w in comparisons.items():
             for name, s in scores.items():
                 auroc, auprc = _scores(y, s, w)
                 keep = w > 0
                 rows.append(
                     {
                         "what": what,
+                        **({"model": model[0]} if model else {}),
                         "mark": mark,
                         "gene_set": gs,
                         "comparison": comparison,
@@ -758,6 +906,10 @@ __all__ = [
     "effect_by_distance",
     "decay_length",
     "read_planted_enhancers",
+    "read_planted_decoys",
+    "label_decoys",
+    "bin_signal",
+    "pcre_signal",
     "label_distal",
     "label_pcres",
     "recovery",
