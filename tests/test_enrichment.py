@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp.analyses import enrichment
-from chromexp.analyses.enrichment import EFFECT_COLUMNS
+from chromexp.analyses import effects, enrichment
+from chromexp.results import EFFECT_COLUMNS
 
 TISSUES = {"E066": ["Liver"], "E116": ["Cells_EBV-transformed_lymphocytes"]}
 
@@ -100,7 +100,7 @@ def fixture_tables(tmp_path_factory):
     table, variants = effects_fixture()
     path = tmp_path_factory.mktemp("effects") / "perturbation_effects.tsv.gz"
     table.to_csv(path, sep="\t", index=False)
-    loci = enrichment.select_loci(enrichment.read_effects(path))
+    loci = enrichment.select_loci(effects.read_effects(path))
     has = np.zeros(len(loci), bool)
     for ct in TISSUES:
         m = (loci["cell_type"] == ct).to_numpy()
@@ -122,7 +122,9 @@ def test_select_loci_keeps_the_contract_filter(fixture_tables):
 def test_select_loci_errors_name_what_the_table_holds(fixture_tables):
     table, _ = effects_fixture(n_genes=5)
     with pytest.raises(
-        ValueError, match=r"No distal loci for mark 'H3K27me3'.*\('chromoformer-reg', 'H3K27ac', 'active'\)"
+        ValueError,
+        match=r"after the filter mark == 'H3K27me3'.*region_kind == 'distal': \d+; mark == 'H3K27me3': 0.*"
+        r"\('chromoformer-reg', 'H3K27ac', 'active'\)",
     ):
         enrichment.select_loci(table, mark="H3K27me3")
     with pytest.raises(ValueError, match="Repeated"):
@@ -292,19 +294,6 @@ def test_hypergeometric_draws_match_explicit_subsets():
         enrichment.random_counts(pool, [501], 10, rng)
 
 
-def test_bh_matches_statsmodels():
-    from statsmodels.stats.multitest import multipletests
-
-    rng = np.random.default_rng(7)
-    for n in (1, 3, 11, 50):
-        p = rng.random(n) ** 3
-        p[: n // 3] = p[0]  # ties
-        assert np.allclose(enrichment.benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1])
-    p = np.array([0.01, np.nan, 0.04, 0.03])
-    q = enrichment.benjamini_hochberg(p)
-    assert np.isnan(q[1]) and np.allclose(q[[0, 2, 3]], multipletests(p[[0, 2, 3]], method="fdr_bh")[1])
-
-
 def test_decile_test_recovers_the_planted_signal_and_bh_is_per_decile(fixture_tables):
     from statsmodels.stats.multitest import multipletests
 
@@ -406,14 +395,10 @@ def test_plots_are_labelled_and_structured(fixture_tables):
 
     loci, has, _ = fixture_tables
     deciles = enrichment.decile_tests(loci, has, TISSUES, n_random=200, seed=0)
-    fig = plots_eqtl.plot_eqtl_deciles(deciles)
-    assert len(fig.axes) == 2 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
     bench = deciles[deciles["decile"] == 5].drop(columns="decile").assign(set="proximal")
     fig = plots_eqtl.plot_eqtl_benchmarks(deciles, bench)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["model top decile", "proximal"]
     assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
-    with pytest.raises(ValueError, match="mixes provenances"):
-        plots_eqtl.plot_eqtl_deciles(pd.concat([deciles, deciles.assign(provenance="real")]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,15 +414,13 @@ def _run_70(session_dirs, run_name):
 
 
 def test_missing_effects_name_notebook_60(tmp_path):
-    params = {"paths": {"results_dir": str(tmp_path)}}
     (tmp_path / "run" / "E066").mkdir(parents=True)
-    (tmp_path / "run" / "E066" / enrichment.EFFECTS_FILE).write_bytes(b"")
+    (tmp_path / "run" / "E066" / effects.EFFECTS_FILE).write_bytes(b"")
     with pytest.raises(
         FileNotFoundError, match=r"notebook 60_perturbation are missing.*E116/perturbation_effects"
     ) as err:
-        enrichment.effects_paths(params, "run", ["E066", "E116"])
+        effects.read_run_effects(tmp_path / "run", ["E066", "E116"])
     assert "E066" not in str(err.value)
-    assert set(enrichment.effects_paths(params, "run", ["E066"])) == {"E066"}
 
 
 @pytest.mark.slow
@@ -481,7 +464,7 @@ def test_notebook_70_recovers_a_planted_enrichment_on_the_smoke_preset(smoke_par
         region=[f"distal_{k:02d}" for k in bins["position"]], region_kind="distal", level=0.0, effect=effect,
         effect_sd=0.0, concordance=1.0, n_folds=1, baseline=0.0,
     )[lambda t: ~t["position"].isin(enrichment.PROMOTER_POSITIONS)][list(EFFECT_COLUMNS)]  # fmt: skip
-    out = paths.run_dir(params, "standin", "E116") / enrichment.EFFECTS_FILE
+    out = paths.run_dir(params, "standin", "E116") / effects.EFFECTS_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, sep="\t", index=False)
     assert _run_70(session_dirs, "standin") == 0

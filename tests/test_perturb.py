@@ -279,11 +279,12 @@ def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):
     assert perturb.label_distal(distal, truth, "E003").dtype == bool
 
 
-def test_fig6_and_fig8_panels_are_labelled(setup):
+def test_fig6_statistics_of_an_engine_table_and_their_panels(setup):
     import matplotlib
 
     matplotlib.use("Agg")
-    from chromexp.plots import panels
+    from chromexp.analyses import effects
+    from chromexp.plots import manuscript
 
     models, x = setup
     genes = pd.DataFrame({"gene_id": [f"G{i}" for i in range(5)], "chrom": "chr2", "tss": 50_000, "strand": "+"})
@@ -297,12 +298,12 @@ def test_fig6_and_fig8_panels_are_labelled(setup):
         mark="H3K27ac",
         gene_set="active",
     )
-    curves, by_d = perturb.level_curves(t), perturb.effect_by_distance(t)
+    curves, by_d = effects.level_curves(t), effects.effect_by_distance(t)
     assert set(curves["region_kind"]) == {"promoter", "distal"} and len(by_d) == 16
-    assert perturb.decay_length(by_d).shape == (1, 4)
-    fig = panels.plot_perturbation(curves, by_d, "semi-synthetic", "E116")
-    assert len(fig.axes) == 3 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
-    assert all(len(ax.lines) >= 2 for ax in fig.axes)
-    sig = {r: x[f"promoter_{r}"][0, 0].numpy() for r in (2000, 500, 100)}
-    fig8 = panels.plot_attribution_locus(sig, sig, sig, (-8.0, -6.0), "real", "locus", "input_x_gradient")
-    assert len(fig8.axes) == 6 and "real data" in fig8._suptitle.get_text()
+    assert (curves["n_genes"] == 5).all() and (curves["n_folds"] == len(models)).all()
+    decay = effects.decay_length(effects.effect_by_distance(t, absolute=True))
+    assert decay.shape == (1, 6)
+    fig = manuscript.fig6a_perturbation_levels(curves)
+    assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    fig = manuscript.fig6b_effect_by_distance(by_d)
+    assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()

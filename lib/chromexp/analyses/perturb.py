@@ -25,9 +25,12 @@ The engine (:func:`perturbation_predictions`) evaluates many (region, level) var
 gene in one forward pass, with the inputs on the device and the model's exact TSS-only path; the
 unperturbed prediction (level 1.0) is computed once per gene and fold. :func:`ablate_pcres`
 removes each pcHi-C pCRE in turn (its slot becomes an empty, fully masked slot).
-:func:`fold_models` loads notebook 40's checkpoints or trains the missing (mark, fold) models
-with the same recipe. :func:`recovery` scores effects against the simulator's planted enhancers
-(semi-synthetic data only).
+:func:`effects_table` / :func:`pcre_table` turn the raw results into the tidy tables of
+notebook 60; their summaries (Fig. 6 level curves, effect by distance, decay length) are
+:mod:`chromexp.analyses.effects`, shared with notebook 90. :func:`recovery` scores effects against
+the simulator's planted enhancers (semi-synthetic data only). The fold models come from
+:func:`chromexp.experiments.perturbation.fold_models` (notebook 40's checkpoints, or the missing
+(mark, fold) models trained with the same recipe).
 """
 
 from __future__ import annotations
@@ -542,60 +545,6 @@ def pcre_table(
     return t[list(PCRE_COLUMNS)]
 
 
-def level_curves(effects: pd.DataFrame) -> pd.DataFrame:
-    """Mean effect (and 95 % CI over genes) per mark, gene set, region kind and level (Fig. 6A)."""
-    g = effects.groupby(["mark", "gene_set", "region_kind", "level"])["effect"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["ci"] = 1.96 * out["std"] / np.sqrt(out["count"].clip(lower=1))
-    return out.rename(columns={"mean": "effect", "count": "n"})
-
-
-def effect_by_distance(table: pd.DataFrame, n_bins: int = 20, level: float = 0.0) -> pd.DataFrame:
-    """Mean effect in ``n_bins`` quantile bins of signed distance (Fig. 6B), per mark and gene set.
-
-    Takes the distal rows of a perturbation table (at ``level``) or a pCRE ablation table (no
-    ``level`` column). With at most ``n_bins`` distinct distances (the 16 distal positions of the
-    40 kb window) each distance is its own bin; ties may otherwise merge quantile bins.
-    """
-    t = table
-    if "level" in t.columns:
-        t = t[(t["level"] == level) & (t["region_kind"] == "distal")]
-    rows = []
-    for (mark, gs), sub in t.groupby(["mark", "gene_set"]):
-        # fewer distinct distances than bins (the 16 distal positions): one bin per distance
-        if sub["distance"].nunique() <= n_bins:
-            q = sub["distance"]
-        else:
-            q = pd.qcut(sub["distance"], n_bins, duplicates="drop")
-        agg = sub.groupby(q, observed=True).agg(
-            distance=("distance", "median"),
-            effect=("effect", "mean"),
-            abs_effect=("effect", lambda e: e.abs().mean()),
-            n=("effect", "size"),
-        )
-        rows.append(agg.reset_index(drop=True).assign(mark=mark, gene_set=gs))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-
-
-def decay_length(by_distance: pd.DataFrame) -> pd.DataFrame:
-    """Per mark and gene set, the e-fold decay length (bp) of mean |effect| with |distance|.
-
-    Least-squares fit of ``log(mean |effect|) = a - |distance| / lambda`` over the bins
-    (sequence-model papers show effect decaying with distance from the TSS). NaN when the fit
-    has fewer than 3 bins or a non-negative slope.
-    """
-    rows = []
-    for (mark, gs), sub in by_distance.groupby(["mark", "gene_set"]):
-        d, e = sub["distance"].abs().to_numpy(float), sub["abs_effect"].to_numpy(float)
-        ok = e > 0
-        lam = np.nan
-        if ok.sum() >= 3:
-            slope = np.polyfit(d[ok], np.log(e[ok]), 1)[0]
-            lam = -1.0 / slope if slope < 0 else np.nan
-        rows.append({"mark": mark, "gene_set": gs, "decay_length_bp": lam, "n_bins": int(ok.sum())})
-    return pd.DataFrame(rows)
-
-
 # --------------------------------------------------------------------------------------------
 # planted truth (semi-synthetic data only)
 # --------------------------------------------------------------------------------------------
@@ -738,6 +687,337 @@ def recovery(
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------------------------
+# notebook 60's recipe: the experiments, the gene sets, one call that perturbs them all
+# --------------------------------------------------------------------------------------------
+#: Gene sets of the study: active = RPKM >= the cell type's median (the dataset's ``label``), inactive = the rest.
+GENE_SETS: dict[str, int] = {"active": 1, "inactive": 0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Notebook 60's ``perturbation`` parameters, parsed and checked once (:func:`settings`)."""
+
+    experiments: tuple[tuple[str, str], ...]  # (mark, gene set), in the order of the parameter
+    folds: tuple[int, ...]
+    levels: tuple[float, ...]
+
+    @property
+    def marks(self) -> list[str]:
+        """The marks of the experiments, first occurrence order (one set of fold models each)."""
+        return list(dict.fromkeys(m for m, _ in self.experiments))
+
+
+def settings(params: Mapping) -> Settings:
+    """Parse ``perturbation.experiments`` (``"MARK:active"`` / ``"MARK:inactive"``), folds and levels.
+
+    ``perturbation.folds`` null means the run's ``folds``; the levels must include 1.0 (the
+    unperturbed reference every effect is measured against).
+
+    Raises
+    ------
+    ValueError
+        An entry that is not ``MARK:GENE_SET`` with a mark of the run, or levels without 1.0.
+    """
+    p = params["perturbation"]
+    marks = list(params["marks"])
+    experiments = []
+    for item in p["experiments"]:
+        mark, _, gene_set = str(item).partition(":")
+        if mark not in marks or gene_set not in GENE_SETS:
+            raise ValueError(
+                f"perturbation.experiments entry {item!r} must be 'MARK:active' or 'MARK:inactive' with MARK in {marks}."
+            )
+        experiments.append((mark, gene_set))
+    if not experiments:
+        raise ValueError("perturbation.experiments is empty: name at least one 'MARK:active' or 'MARK:inactive'.")
+    folds = tuple(int(f) for f in (p["folds"] or params["folds"]))
+    levels = tuple(float(x) for x in p["levels"])
+    if 1.0 not in levels:
+        raise ValueError(f"perturbation.levels must include 1.0 (the unperturbed reference); got {levels}.")
+    return Settings(tuple(experiments), folds, levels)
+
+
+def gene_sets(
+    genes: pd.DataFrame, n_genes: int | None, rng: np.random.Generator, cell_type: str = ""
+) -> dict[str, np.ndarray]:
+    """Row indices of the active and inactive genes to perturb, a seeded sample of ``n_genes`` per set.
+
+    Every gene is predicted by every fold model (as in the paper, a gene is a test gene of one
+    fold and a training gene of the others). Samples are drawn in the order active, inactive with
+    ``rng.choice`` (without replacement) and sorted.
+
+    Raises
+    ------
+    ValueError
+        A set without genes (the message names the cell type and the set).
+    """
+    out = {}
+    label = genes["label"].to_numpy()
+    for name, value in GENE_SETS.items():
+        idx = np.flatnonzero(label == value)
+        if n_genes is not None and idx.size > int(n_genes):
+            idx = np.sort(rng.choice(idx, size=int(n_genes), replace=False))
+        if idx.size == 0:
+            raise ValueError(f"{cell_type or 'The dataset'} has no {name} genes to perturb.")
+        out[name] = idx
+    return out
+
+
+@dataclass
+class Experiments:
+    """What :func:`run_experiments` returns: the two tidy tables and the time each experiment took."""
+
+    effects: pd.DataFrame  # EFFECT_COLUMNS
+    pcres: pd.DataFrame  # PCRE_COLUMNS
+    timings: pd.DataFrame  # mark, gene_set, genes, perturbation_s, pcre_s
+
+
+def run_experiments(
+    models: Mapping[str, Sequence[torch.nn.Module]],
+    inputs: Mapping[str, torch.Tensor],
+    dataset_marks: Sequence[str],
+    genes: pd.DataFrame,
+    pcre_info: pd.DataFrame,
+    plan: Settings,
+    sets: Mapping[str, np.ndarray],
+    region_list: Sequence[Region],
+    *,
+    cell_type: str,
+    provenance: str,
+    model: str = "chromoformer-reg",
+    batch_size: int = 1024,
+    pcre_ablation: bool = True,
+    device=None,
+) -> Experiments:
+    """Every experiment of ``plan``: each (region, level) variant of each gene, and each pCRE removed.
+
+    Parameters
+    ----------
+    models : dict mark -> fold models
+        Single-mark Chromoformer regressors (``experiments.perturbation.fold_models``).
+    inputs : dict of torch.Tensor
+        ``chromoformer_inputs.dataset_inputs`` of every gene and every mark of the dataset.
+    dataset_marks : sequence of str
+        The marks of ``inputs``, in their order.
+    genes : pandas.DataFrame
+        The dataset's genes (``gene_id, chrom, tss, strand``), rows aligned with ``inputs``.
+    pcre_info : pandas.DataFrame
+        ``CellDataset.pcre_table()`` (``gene_index, gene_id, slot, chrom, start, end, frequency``).
+    sets : dict gene set -> row indices
+        :func:`gene_sets`.
+
+    Returns
+    -------
+    Experiments
+    """
+    import time
+
+    from ..models import chromoformer_inputs as ci
+
+    effect_tables, pcre_tables, timings = [], [], []
+    for mark, gene_set in plan.experiments:
+        idx = sets[gene_set]
+        x = ci.select_marks(ci.subset(inputs, idx), [list(dataset_marks).index(mark)])
+        sub = genes.iloc[idx].reset_index(drop=True)
+        meta = dict(cell_type=cell_type, provenance=provenance, model=model, mark=mark, gene_set=gene_set)
+        t0 = time.perf_counter()
+        res = perturbation_predictions(
+            models[mark], x, region_list, plan.levels, batch_size=int(batch_size), device=device
+        )
+        effect_tables.append(effects_table(res, sub, **meta))
+        t1 = time.perf_counter()
+        if pcre_ablation:
+            abl = ablate_pcres(models[mark], x, batch_size=int(batch_size), device=device)
+            pcre_tables.append(pcre_table(abl, sub, pcre_info[pcre_info["gene_index"].isin(idx)], **meta))
+        timings.append(
+            {
+                "mark": mark,
+                "gene_set": gene_set,
+                "genes": len(idx),
+                "perturbation_s": t1 - t0,
+                "pcre_s": time.perf_counter() - t1,
+            }
+        )
+    effects = pd.concat(effect_tables, ignore_index=True)
+    pcres = pd.concat(pcre_tables, ignore_index=True) if pcre_tables else pd.DataFrame(columns=list(PCRE_COLUMNS))
+    return Experiments(effects, pcres, pd.DataFrame(timings))
+
+
+def check_experiments(
+    result: Experiments,
+    plan: Settings,
+    sets: Mapping[str, np.ndarray],
+    region_list: Sequence[Region],
+    provenance: str,
+) -> None:
+    """The checks notebook 60 runs before saving; each failure is a ``ValueError`` that says what broke.
+
+    The effects table has :data:`EFFECT_COLUMNS`; every (mark, gene set, gene, region, level)
+    appears exactly once and all of them do; level 1.0 is the unperturbed prediction (effect 0);
+    every effect is finite; every row carries the dataset's provenance.
+    """
+    e, p = result.effects, result.pcres
+    if list(e.columns) != list(EFFECT_COLUMNS):
+        raise ValueError(f"The effects table has columns {list(e.columns)}, not {list(EFFECT_COLUMNS)}.")
+    if e.duplicated(["mark", "gene_set", "gene_id", "region", "level"]).any():
+        raise ValueError("A (mark, gene set, gene, region, level) appears twice in the effects table.")
+    expected = sum(sets[g].size for _, g in plan.experiments) * len(region_list) * len(plan.levels)
+    if len(e) != expected:
+        raise ValueError(f"The effects table has {len(e)} rows; genes x regions x levels gives {expected}.")
+    if not (e.loc[e["level"] == 1.0, "effect"] == 0).all():
+        raise ValueError("At level 1.0 an effect is not 0: the unperturbed prediction changed.")
+    if not (np.isfinite(e["effect"]).all() and np.isfinite(p["effect"].astype(float)).all()):
+        raise ValueError("Some perturbation or pCRE-ablation effects are not finite.")
+    if not e["provenance"].eq(provenance).all():
+        raise ValueError(f"Some effect rows do not carry the dataset's provenance {provenance!r}.")
+
+
+def choose_locus(
+    effects: pd.DataFrame,
+    genes: pd.DataFrame,
+    region_list: Sequence[Region],
+    mark: str,
+    gene_set: str,
+    gene: str | None = None,
+    ablate: str | None = None,
+) -> tuple[int, Region]:
+    """The Fig. 8 locus: a gene (row index of ``genes``) and the region ablated for the "after" maps.
+
+    ``gene`` (a gene id or name) or, when ``None``, the gene with the largest |level-0 effect| of a
+    distal region in the (``mark``, ``gene_set``) experiment; ``ablate`` (a region name) or, when
+    ``None``, that gene's largest-|effect| distal region (``distal_05`` when it has none).
+
+    Raises
+    ------
+    ValueError
+        ``gene`` is not a gene of the dataset, or ``ablate`` is not a region.
+    """
+    level0 = effects[(effects["level"] == 0.0) & (effects["mark"] == mark) & (effects["gene_set"] == gene_set)]
+    distal0 = level0[level0["region_kind"] == "distal"]
+    if gene is not None:
+        hit = genes.index[(genes["gene_id"] == gene) | (genes["gene_name"] == gene)]
+        if len(hit) == 0:
+            raise ValueError(f"perturbation.attribution.gene {gene!r} is not a gene of the dataset.")
+        gene_index = int(hit[0])
+    else:
+        if distal0.empty:
+            raise ValueError(
+                f"No level-0 distal effects of {mark} on {gene_set} genes to choose the Fig. 8 locus from."
+            )
+        top = distal0.loc[distal0["effect"].abs().idxmax(), "gene_id"]
+        gene_index = int(genes.index[genes["gene_id"] == top][0])
+    rows = distal0[distal0["gene_id"] == genes.iloc[gene_index]["gene_id"]]
+    name = ablate or (rows.loc[rows["effect"].abs().idxmax(), "region"] if len(rows) else "distal_05")
+    region = next((r for r in region_list if r.name == name), None)
+    if region is None:
+        raise ValueError(f"perturbation.attribution.ablate {name!r} is not a region ({[r.name for r in region_list]}).")
+    return gene_index, region
+
+
+def planted_recovery(effects: pd.DataFrame, pcres: pd.DataFrame, truth: pd.DataFrame, cell_type: str) -> pd.DataFrame:
+    """AUROC/AUPRC of the level-0 distal effects and pCRE ablations for the planted enhancers (semi-synthetic).
+
+    Distal (gene, 2 kb bin) rows are positives when they overlap an active planted enhancer of
+    their gene (:func:`label_distal`), matched on the 2 kb position, with a distance-only
+    baseline; pCREs (:func:`label_pcres`) are matched on 5 distance quintiles, with distance-only
+    and frequency-only baselines (:func:`recovery`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`recovery` rows of both kinds, ``attrs["positive_rate"]`` the distal positives' share.
+    """
+    distal = effects[(effects["level"] == 0.0) & (effects["region_kind"] == "distal")].reset_index(drop=True)
+    lab = label_distal(distal, truth, cell_type)
+    rec = [
+        recovery(
+            distal,
+            lab,
+            what="distal_bin",
+            strata=distal["position"].to_numpy(),
+            baselines={"distance_only": -distal["distance"].abs().to_numpy(float)},
+        )
+    ]
+    if len(pcres):
+        plab = label_pcres(pcres, truth, cell_type)
+        quint = pd.qcut(pcres["distance"].abs(), 5, labels=False, duplicates="drop").to_numpy()
+        rec.append(
+            recovery(
+                pcres,
+                plab,
+                what="pcre",
+                strata=quint,
+                baselines={
+                    "distance_only": -pcres["distance"].abs().to_numpy(float),
+                    "frequency_only": pcres["frequency"].to_numpy(float),
+                },
+            )
+        )
+    out = pd.concat(rec, ignore_index=True)
+    out.attrs["positive_rate"] = float(lab.mean())
+    return out
+
+
+def level0_summary(effects: pd.DataFrame, provenance: str) -> pd.DataFrame:
+    """Level-0 mean effect, mean |effect|, fold concordance and genes per experiment and region kind."""
+    return (
+        effects[effects["level"] == 0.0]
+        .groupby(["mark", "gene_set", "region_kind"])
+        .agg(
+            mean_effect=("effect", "mean"),
+            mean_abs_effect=("effect", lambda e: e.abs().mean()),
+            concordance=("concordance", "mean"),
+            n_genes=("gene_id", "nunique"),
+        )
+        .assign(provenance=provenance)
+    )
+
+
+def answer(
+    level0: pd.DataFrame,
+    decay: pd.DataFrame,
+    recovery_table: pd.DataFrame | None,
+    provenance: str,
+    n_folds: int,
+    cell_type: str,
+) -> str:
+    """Notebook 60's Answer, written from its numbers (markdown).
+
+    ``level0``: :func:`level0_summary`; ``decay``: ``effects.decay_length``; ``recovery_table``:
+    :func:`planted_recovery` (``None`` on real data).
+    """
+    from ..provenance import provenance_phrase
+
+    models = f"{n_folds} fold models averaged" if n_folds > 1 else "one fold model (not an average over folds)"
+    lines = [f"{provenance_phrase(provenance)}, {cell_type}, {models}:"]
+    t = level0.reset_index()
+    for (mark, gs), g in t.groupby(["mark", "gene_set"], sort=False):
+        parts = []
+        for r in g.itertuples():
+            parts.append(
+                f"{r.region_kind} {r.mean_effect:+.3f} log2 (mean |effect| {r.mean_abs_effect:.3f}, "
+                f"fold concordance {r.concordance:.2f})"
+            )
+        d = decay[(decay["mark"] == mark) & (decay["gene_set"] == gs)]
+        lam = float(d["decay_length_bp"].iloc[0]) if len(d) else np.nan
+        tail = f"; |effect| decays e-fold every {lam / 1000:.1f} kb" if np.isfinite(lam) else "; no decay length fitted"
+        lines.append(f"- removing {mark} from {gs} genes ({g['n_genes'].iloc[0]} genes): " + "; ".join(parts) + tail)
+    if recovery_table is not None and len(recovery_table):
+        sel = recovery_table[
+            (recovery_table["what"] == "distal_bin")
+            & (recovery_table["comparison"] == "matched")
+            & recovery_table["score"].isin(["effect", "distance_only"])
+        ]
+        for (mark, gs), g in sel.groupby(["mark", "gene_set"], sort=False):
+            a = g.set_index("score")["auroc"]
+            lines.append(
+                f"- planted enhancers ({mark}, {gs} genes), distance-matched AUROC of the effect "
+                f"{a.get('effect', np.nan):.2f} vs the distance-only baseline {a.get('distance_only', np.nan):.2f}"
+            )
+    return "\n".join(lines)
+
+
 __all__ = [
     "LEVELS",
     "EFFECT_COLUMNS",
@@ -754,11 +1034,19 @@ __all__ = [
     "fold_summary",
     "effects_table",
     "pcre_table",
-    "level_curves",
-    "effect_by_distance",
-    "decay_length",
     "read_planted_enhancers",
     "label_distal",
     "label_pcres",
     "recovery",
+    "GENE_SETS",
+    "Settings",
+    "settings",
+    "gene_sets",
+    "Experiments",
+    "run_experiments",
+    "check_experiments",
+    "choose_locus",
+    "planted_recovery",
+    "level0_summary",
+    "answer",
 ]

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..analyses import gains, summary
+from ..analyses import attribution, effects, gains, summary
 from ..constants import MARKS
 from .style import MARK_COLORS, save_figure, theme
 
@@ -540,7 +540,7 @@ def _facets(table: pd.DataFrame) -> list[tuple[str, str]]:
 def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
     """Predicted effect vs level of the removed mark, promoter vs distal regions (Fig. 6A).
 
-    ``curves``: :func:`chromexp.analyses.summary.perturbation_curves` (mean over genes, bootstrap 95 % CI
+    ``curves``: :func:`chromexp.analyses.effects.level_curves` (mean over genes, bootstrap 95 % CI
     band); one panel per (mark, gene set), one line per (cell type, region kind).
     """
     _need(
@@ -788,51 +788,6 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------
 # Fig. 8 — locus view
 # ---------------------------------------------------------------------------------------------
-#: Keys read from an ``attribution_*.npz`` (notebook 60). ``<r>`` is each entry of ``resolutions``.
-ATTRIBUTION_KEYS = (
-    "cell_type",
-    "provenance",
-    "gene_id",
-    "chrom",
-    "tss",
-    "strand",
-    "half_window",
-    "resolutions",
-    "resolution_<r>_signal",
-    "resolution_<r>_grad_before",
-    "resolution_<r>_grad_after",
-    "ablated_region",
-)
-ATTRIBUTION_OPTIONAL_KEYS = ("gene_name", "mark", "model", "attribution", "eqtl_positions", "eqtl_pip")
-
-
-def load_attribution(path: str | Path) -> dict:
-    """Read one ``attribution_*.npz`` into a dict of Python scalars/arrays, checking the keys.
-
-    Raises ``ValueError`` naming the file and the missing keys.
-    """
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    fixed = [k for k in ATTRIBUTION_KEYS if "<r>" not in k]
-    missing = [k for k in fixed if k not in data]
-    if not missing:
-        for r in np.atleast_1d(data["resolutions"]).astype(int):
-            missing += [
-                k.replace("<r>", str(r))
-                for k in ATTRIBUTION_KEYS
-                if "<r>" in k and k.replace("<r>", str(r)) not in data
-            ]
-    if missing:
-        raise ValueError(
-            f"{path}: attribution file lacks key(s) {missing}; see chromexp.plots.manuscript.ATTRIBUTION_KEYS."
-        )
-    out = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
-    out["resolutions"] = [int(r) for r in np.atleast_1d(data["resolutions"])]
-    out["path"] = str(path)
-    return out
-
-
 def _oriented(pos, tss: int, strand: str):
     """Genomic position(s) → signed distance from the TSS in transcription orientation (bp)."""
     d = np.asarray(pos, dtype=float) - float(tss)
@@ -842,7 +797,7 @@ def _oriented(pos, tss: int, strand: str):
 def fig8_locus_view(locus: dict) -> plt.Figure:
     """Locus view (Fig. 8): input signal and input gradients before/after ablating a region, with eQTLs.
 
-    ``locus``: :func:`load_attribution` output. One row per (resolution, track) — signal,
+    ``locus``: :func:`chromexp.analyses.attribution.read_locus` output. One row per (resolution, track) — signal,
     gradient before, gradient after — against the distance from the TSS in transcription
     orientation (bin 0 most upstream); the ablated region is shaded and eQTLs drawn as red lines.
     """
@@ -924,8 +879,8 @@ def _stats(run: summary.RunTables, opts: dict) -> dict:
     cache["fig4_fold_gain"] = gains.gain_over_promoter(m, dm, pm)
     cache["fig4_paired_gene_test"] = summary.distal_gain(p, dm, pm)
     cache["fig5_pair_gains"] = gains.pair_gains(m, dm)
-    cache["fig6_perturbation_curves"] = summary.perturbation_curves(run["perturbation"])
-    cache["fig6_effect_by_distance"] = summary.effect_by_distance(
+    cache["fig6_perturbation_curves"] = effects.level_curves(run["perturbation"])
+    cache["fig6_effect_by_distance"] = effects.effect_by_distance(
         run["perturbation"], n_bins=opts.get("distance_bins", 20)
     )
     return cache
@@ -936,7 +891,7 @@ def _first_locus(run: summary.RunTables, opts: dict) -> dict:
     want = opts.get("locus")
     if want:
         paths = [p for p in paths if want in p.name] or paths
-    return load_attribution(paths[0])
+    return attribution.read_locus(paths[0])
 
 
 PANELS: tuple[Panel, ...] = (
@@ -1143,7 +1098,7 @@ def index_markdown(drawn: list[Drawn], run: summary.RunTables, run_name: str) ->
         tables = [run[n] for n in p.needs if n != "attribution"]
         kind = ", ".join(summary.provenance_values(*tables)) if d.figure is not None else "—"
         if p.name == "fig8_locus_view" and d.figure is not None:
-            kind = str(load_attribution(run.attributions[0])["provenance"])
+            kind = str(attribution.read_locus(run.attributions[0])["provenance"])
         link = f"[{p.name}]({p.name}.svg)" if d.figure is not None else p.name
         status = "drawn" if d.figure is not None else d.note.split("skipped: ", 1)[-1].replace("|", "/")
         files = ", ".join(f"`{TABLE_FILES[n]}`" for n in p.needs)
