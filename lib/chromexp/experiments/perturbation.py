@@ -60,30 +60,6 @@ def _find_checkpoint(directory: Path, marks: Sequence[str], fold: int, fingerpri
     return None
 
 
-def model_marks(spec: str | None, mark: str, params: Mapping) -> tuple[str, ...]:
-    """The input marks of the model a perturbation experiment uses, in notebook 40/50's order.
-
-    ``spec`` is the third field of a ``perturbation.experiments`` entry (``MARK:GENE_SET[:MODEL]``):
-    ``None`` or ``""`` = the single-mark model of ``mark`` (the paper's), ``all`` = notebook 40's
-    all-marks model (the top-level ``marks``), or a ``+``-joined set of marks holding ``mark`` (e.g.
-    ``H3K27ac+H3K4me1``, notebook 50's pair, in the order ``model.chromoformer.mark_sets`` lists it,
-    else ``marks`` order).
-    """
-    if not spec:
-        return (mark,)
-    if spec == "all":
-        marks = tuple(params["marks"])
-    else:
-        wanted = set(spec.split("+"))
-        listed = [tuple(s) for s in (params["model"]["chromoformer"]["mark_sets"] or []) if set(s) == wanted]
-        marks = listed[0] if listed else tuple(m for m in params["marks"] if m in wanted)
-        if set(marks) != wanted:
-            raise ValueError(f"perturbation model {spec!r}: marks {sorted(wanted - set(marks))} are not in `marks`.")
-    if mark not in marks:
-        raise ValueError(f"perturbation model {spec!r} does not see the perturbed mark {mark}.")
-    return marks
-
-
 def fold_models(
     dataset,
     params: Mapping,
@@ -101,7 +77,7 @@ def fold_models(
     parameters) equals what notebook 40's recipe (``experiments.chromoformer.train_and_evaluate``)
     would produce for these parameters; otherwise the missing model is trained with that
     recipe, checkpointed under ``checkpoint_dir`` (resumable) and then loaded. A mark set keeps its
-    order (the model's input channels; :func:`model_marks`).
+    order (the model's input channels; ``chromexp.analyses.perturb.model_marks``).
 
     Returns
     -------
