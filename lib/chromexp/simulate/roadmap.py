@@ -1327,6 +1327,51 @@ def dataset_summary(raw: str | os.PathLike, dataset_params: Mapping[str, Any] | 
     return {"files": files, "reads": reads, "folds": folds, "pcres": pcres}
 
 
+def simulated_regions(raw: str | os.PathLike) -> pd.DataFrame:
+    """Where a generated dataset has reads: the union of the cells of :func:`build_grid`.
+
+    Recomputed from the folder's ``genes.tsv``, ``pchic/*.tsv.gz`` and the ``simulate`` block of
+    its manifest, exactly as :func:`generate` built the grid. Read *starts* lie in these regions;
+    outside them the simulated signal is unknown (no read was ever drawn there), not zero.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``chrom, start, end`` (0-based half-open, disjoint, sorted per chromosome).
+    """
+    raw = Path(raw)
+    manifest = read_manifest(raw)
+    if manifest is None:
+        raise ValueError(f"{raw}/manifest.json is missing or unreadable: not a generated (semi-synthetic) dataset.")
+    knobs = manifest["params"]["simulate"]
+    genes = pd.read_csv(raw / "genes.tsv", sep="\t", dtype={"chrom": str})
+    frags = [
+        pd.read_csv(path, sep="\t", usecols=["other_chrom", "other_start", "other_end"], dtype={"other_chrom": str})
+        for path in sorted((raw / "pchic").glob("*.tsv.gz"))
+    ]
+    fragments = (
+        pd.concat(frags, ignore_index=True)
+        .rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
+        .drop_duplicates()
+        if frags
+        else pd.DataFrame(columns=["chrom", "start", "end"])
+    )
+    sizes = pd.read_csv(
+        paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
+    )
+    grid = build_grid(genes, fragments, dict(zip(sizes["chrom"], sizes["size"].astype(int))), knobs)
+    step = int(knobs["grid_step"])
+    rows = []
+    for chrom, cells in grid.items():
+        if len(cells) == 0:
+            continue
+        new = np.r_[True, np.diff(cells) != step]
+        starts = cells[new]
+        ends = cells[np.r_[np.flatnonzero(new)[1:] - 1, len(cells) - 1]] + step
+        rows.append(pd.DataFrame({"chrom": chrom, "start": starts, "end": ends}))
+    return pd.concat(rows, ignore_index=True)
+
+
 #: Written into the raw data, so part of its manifest hashes: the text (with the module names it had
 #: when written, ``chromexp.simulate`` and ``chromexp.simulate_eqtl``, now :mod:`chromexp.simulate.roadmap`
 #: and :mod:`chromexp.simulate.eqtl`) stays byte-identical until :data:`MODEL_VERSION` changes.
