@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from chromexp import provenance  # noqa: E402
-from chromexp.analyses import summary  # noqa: E402
+from chromexp.analyses import attribution, effects, statistics, summary  # noqa: E402
 from chromexp.constants import REAL, SEMI_SYNTHETIC  # noqa: E402
 from chromexp.plots import manuscript, style  # noqa: E402
 from chromexp.results import write_table  # noqa: E402
@@ -500,7 +500,7 @@ def test_attribution_file_without_a_required_key_names_the_file(tmp_path):
     del data["resolution_2000_grad_after"]
     np.savez(tmp_path / "attribution_bad.npz", **data)
     with pytest.raises(ValueError, match=r"attribution_bad.npz.*resolution_2000_grad_after"):
-        manuscript.load_attribution(tmp_path / "attribution_bad.npz")
+        attribution.read_locus(tmp_path / "attribution_bad.npz")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,23 +639,23 @@ def test_fold_summary_mean_and_sd_over_folds(semi):
 def test_bootstrap_ci_is_seeded_brackets_the_mean_and_narrows_with_n():
     rng = np.random.default_rng(3)
     small, large = rng.normal(size=20), rng.normal(size=2000)
-    assert summary.bootstrap_ci(small) == summary.bootstrap_ci(small)
-    lo, hi = summary.bootstrap_ci(small)
+    assert statistics.bootstrap_ci(small) == statistics.bootstrap_ci(small)
+    lo, hi = statistics.bootstrap_ci(small)
     assert lo < small.mean() < hi
-    lo2, hi2 = summary.bootstrap_ci(large)
+    lo2, hi2 = statistics.bootstrap_ci(large)
     assert hi2 - lo2 < (hi - lo) / 4
-    assert np.isnan(summary.bootstrap_ci([1.0])[0])
+    assert np.isnan(statistics.bootstrap_ci([1.0])[0])
 
 
 def test_perturbation_summaries_zero_at_level_one_and_twenty_distance_bins(semi):
-    curves = summary.perturbation_curves(semi["perturbation"])
+    curves = effects.level_curves(semi["perturbation"])
     one = curves[np.isclose(curves["level"], 1.0)]
     assert np.allclose(one["mean"], 0)
     zero = curves[np.isclose(curves["level"], 0.0)]
     prom = zero[zero["region_kind"] == "promoter"]["mean"].mean()
     dist = zero[zero["region_kind"] == "distal"]["mean"].mean()
     assert prom < dist < 0  # promoter removal was simulated stronger
-    by_d = summary.effect_by_distance(semi["perturbation"], n_bins=8)
+    by_d = effects.effect_by_distance(semi["perturbation"], n_bins=8)
     assert by_d.groupby(["cell_type", "mark", "gene_set"]).size().max() <= 8
     assert (by_d["ci_low"] <= by_d["mean"]).all() and (by_d["mean"] <= by_d["ci_high"]).all()
 
@@ -671,8 +671,8 @@ def test_levels_by_state_tests_high_vs_low_with_bh(semi):
 
 def test_bootstrap_resamples_in_bounded_chunks_are_the_same_resamples():
     rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
-    whole = np.concatenate(list(summary.bootstrap_indices(rng_a, 50, 1000)))
-    chunks = list(summary.bootstrap_indices(rng_b, 50, 1000, max_cells=170))
+    whole = np.concatenate(list(statistics.bootstrap_indices(rng_a, 50, 1000)))
+    chunks = list(statistics.bootstrap_indices(rng_b, 50, 1000, max_cells=170))
     assert len(chunks) == 334 and max(c.size for c in chunks) <= 170
     assert np.array_equal(whole, np.concatenate(chunks))
 
@@ -705,8 +705,31 @@ def test_effect_by_distance_keeps_one_bin_per_distal_position():
         for g in range(5)
         for d in distances
     ]
-    out = summary.effect_by_distance(pd.DataFrame(rows), n_bins=20)
+    out = effects.effect_by_distance(pd.DataFrame(rows), n_bins=20)
     assert sorted(out["distance_mid"]) == distances
     assert (out["n_genes"] == 5).all() and (out["n_folds"] == 4).all()
-    many = summary.effect_by_distance(pd.DataFrame(rows), n_bins=4)  # fewer bins than positions: quantiles
+    many = effects.effect_by_distance(pd.DataFrame(rows), n_bins=4)  # fewer bins than positions: quantiles
     assert len(many) == 4
+
+
+def test_fig3b_paper_contrast_is_esc_vs_primary_within_each_group_at_the_cell_type_fold_level():
+    """ESC vs primary within high and within low expressed genes, one point per (cell type, fold) (issue 30)."""
+    rng = np.random.default_rng(2)
+    levels, genes = [], []
+    for cell, esc_shift in (("E003", 1.0), ("E016", 1.0), ("E066", 0.0), ("E116", 0.0)):
+        for g in range(80):
+            fold, label = 1 + g % 4, int(g < 40)
+            # high genes: ESC promoters carry more of the mark; low genes: no difference
+            level = 2.0 + (esc_shift if label else 0.0) + rng.normal(0, 0.1)
+            levels.append({"cell_type": cell, "gene_id": f"G{g}", "mark": "H3K4me3", "flank": 3000, "level": level,
+                           "provenance": "semi-synthetic"})  # fmt: skip
+            genes.append({"cell_type": cell, "gene_id": f"G{g}", "label": label, "fold": fold})
+    points, tests = summary.levels_by_state_paper(pd.DataFrame(levels), pd.DataFrame(genes))
+    assert len(points) == 4 * 4 * 2 and (points["n_genes"] == 10).all()  # (cell type, fold, group) means
+    high = tests[tests["group"].str.startswith("high")].iloc[0]
+    low = tests[tests["group"].str.startswith("low")].iloc[0]
+    assert high["n_ESC"] == 8 and high["n_primary"] == 8
+    assert high["p"] < 0.001 and low["p"] > 0.05  # 8 vs 8 points, separated completely in the high group
+    fig = manuscript.fig3b_paper_contrast(points, tests)
+    assert "Fig. 3B (paper contrast)" in _title(fig) and "(cell type, fold)" in _title(fig)
+    plt.close(fig)

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..analyses import gains, summary
+from ..analyses import attribution, effects, gains, summary
 from ..constants import MARKS
 from .style import MARK_COLORS, save_figure, theme
 
@@ -376,6 +376,55 @@ def fig3b_levels_by_state(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figu
     return fig
 
 
+def fig3b_paper_contrast(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figure:
+    """The paper's Fig. 3B contrast: ESC vs primary cells within high- and within low-expressed genes.
+
+    One point per (cell type, fold): the mean promoter level over the fold's genes of the group
+    (``summary.levels_by_state_paper``); stars: BH q < 0.05 of a two-sided Wilcoxon rank-sum test of
+    ESC vs primary points within the group.
+    """
+    _need(points, ["mark", "cell_state", "group", "level_mean", "cell_type", "fold"], "levels by state (paper)")
+    marks = _marks_order(points["mark"])
+    groups = sorted(set(points["group"]))
+    colors = {"ESC": "#0072B2", "primary": "#E69F00"}
+    ncol = min(4, len(marks))
+    nrow = int(np.ceil(len(marks) / ncol))
+    with theme():
+        fig, axes = plt.subplots(
+            nrow, ncol, figsize=(3.0 * ncol + 0.5, 2.8 * nrow + 0.8), squeeze=False, constrained_layout=True
+        )
+        for k, mark in enumerate(marks):
+            ax = axes.flat[k]
+            p = points[(points["mark"] == mark) & points["cell_state"].isin(list(colors))]
+            for j, state in enumerate(colors):
+                q = p[p["cell_state"] == state]
+                x = q["group"].map({g: i for i, g in enumerate(groups)}) + (j - 0.5) * 0.3
+                ax.plot(x, q["level_mean"], "o", ms=3.5, color=colors[state], label=state if k == 0 else None)
+            if not tests.empty:
+                for i, g in enumerate(groups):
+                    r = tests[(tests["mark"] == mark) & (tests["group"] == g)]
+                    if len(r) and r["q"].iloc[0] < 0.05:
+                        ax.text(i, 0.93, "*", ha="center", fontsize=11, transform=ax.get_xaxis_transform())
+            ax.set_xticks(range(len(groups)), [g.split(" ")[0] for g in groups], fontsize=7)
+            ax.set_xlim(-0.6, len(groups) - 0.4)
+            ax.set_title(mark, fontsize=9)
+            ax.set_ylabel("promoter ln(depth + 1)" if k % ncol == 0 else "")
+        for ax in list(axes.flat)[len(marks) :]:
+            ax.set_axis_off()
+        axes.flat[0].legend(fontsize=6, loc="best")
+        n = points.groupby(["cell_type", "fold"]).ngroups
+        _title(
+            fig,
+            "Promoter mark levels, ESC vs primary cells within high and within low expressed genes "
+            f"(the paper's contrast; points = {n} (cell type, fold)); * BH q < 0.05, two-sided Wilcoxon rank-sum",
+            "Fig. 3B (paper contrast)",
+            "mean ln(depth + 1) over TSS ± 3 kb of the fold's genes",
+            "all genes, by expression group",
+            summary.provenance_label(points),
+        )
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Fig. 4 — distal model by cell type; improvement over the promoter model
 # ---------------------------------------------------------------------------------------------
@@ -540,7 +589,7 @@ def _facets(table: pd.DataFrame) -> list[tuple[str, str]]:
 def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
     """Predicted effect vs level of the removed mark, promoter vs distal regions (Fig. 6A).
 
-    ``curves``: :func:`chromexp.analyses.summary.perturbation_curves` (mean over genes, bootstrap 95 % CI
+    ``curves``: :func:`chromexp.analyses.effects.level_curves` (mean over genes, bootstrap 95 % CI
     band); one panel per (mark, gene set), one line per (cell type, region kind).
     """
     _need(
@@ -633,6 +682,63 @@ def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def fig6ef_effect_quantiles(quantiles: pd.DataFrame) -> plt.Figure:
+    """The distribution of the level-0 effect at each distance in quantile bins (Fig. 6E/F).
+
+    Per (mark, gene set) and cell type: the effect's quantile edges at each distance
+    (``effects.effect_quantiles_by_distance``, 20 bins = 21 edges) drawn as nested bands (5-95 %,
+    25-75 %) around the median, with the outer edges as thin lines.
+    """
+    _need(quantiles, ["cell_type", "mark", "gene_set", "distance", "quantile", "effect"], "effect quantiles")
+    facets = _facets(quantiles)
+    cells = sorted(set(quantiles["cell_type"]))
+    with theme():
+        fig, axes = plt.subplots(
+            len(cells),
+            len(facets),
+            figsize=(3.8 * len(facets) + 0.6, 2.6 * len(cells) + 0.9),
+            squeeze=False,
+            constrained_layout=True,
+        )
+        for i, cell in enumerate(cells):
+            for j, (mark, gene_set) in enumerate(facets):
+                ax = axes[i, j]
+                f = quantiles[
+                    (quantiles["cell_type"] == cell) & (quantiles["mark"] == mark) & (quantiles["gene_set"] == gene_set)
+                ]
+                if f.empty:
+                    ax.set_axis_off()
+                    continue
+                w = f.pivot_table(index="distance", columns="quantile", values="effect").sort_index()
+                x = w.index.to_numpy() / 1000
+
+                def edge(q, w=w):
+                    return w[w.columns[np.argmin(np.abs(w.columns.to_numpy() - q))]].to_numpy()
+
+                for lo, hi, alpha in ((0.05, 0.95, 0.25), (0.25, 0.75, 0.45)):
+                    for side in (x < 0, x > 0):  # no band across the promoter gap
+                        ax.fill_between(x[side], edge(lo)[side], edge(hi)[side], color="#0072B2", alpha=alpha, lw=0)
+                for q in (0.0, 1.0):
+                    ax.plot(x, edge(q), ".", color="0.5", ms=2)
+                ax.plot(x, edge(0.5), "o", color="#0072B2", ms=3)
+                ax.axhline(0, color="0.5", lw=0.5)
+                ax.axvline(0, color="0.7", lw=0.5)
+                ax.set_title(f"{cell} · {mark}, {gene_set} genes", fontsize=8)
+                ax.set_xlabel("distance to TSS (kb, 5'→3')" if i == len(cells) - 1 else "")
+                ax.set_ylabel("predicted Δ log2(RPKM + 1)" if j == 0 else "")
+        nq = quantiles["quantile"].nunique() - 1
+        _title(
+            fig,
+            f"Effect of removing a distal 2 kb region: its distribution over genes at each distance ({nq} quantile "
+            "bins; bands 5-95 % and 25-75 %, dot = median, grey = min/max)",
+            "Fig. 6E/F",
+            "fold-averaged predicted log2 fold change at level 0",
+            "distal regions of all genes of the gene set",
+            summary.provenance_label(quantiles),
+        )
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Fig. 7 — eQTL enrichment and s-LDSC
 # ---------------------------------------------------------------------------------------------
@@ -688,6 +794,8 @@ def fig7c_eqtl_distance_matched(matched: pd.DataFrame) -> plt.Figure:
     matched on distance (``eqtl_distance_matched.tsv`` of notebook 70).
     """
     _need(matched, ["cell_type", "set", "odds_ratio", "ci_low", "ci_high", "p"], "eqtl_distance_matched")
+    if "strata" in matched.columns:  # the gene-stratified odds ratios (issue 30) are in the table, not this panel
+        matched = matched[matched["strata"] == "position"]
     d = matched.sort_values(["set", "cell_type"]).reset_index(drop=True)
     with theme():
         fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(d) + 1.8), constrained_layout=True)
@@ -788,51 +896,6 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------
 # Fig. 8 — locus view
 # ---------------------------------------------------------------------------------------------
-#: Keys read from an ``attribution_*.npz`` (notebook 60). ``<r>`` is each entry of ``resolutions``.
-ATTRIBUTION_KEYS = (
-    "cell_type",
-    "provenance",
-    "gene_id",
-    "chrom",
-    "tss",
-    "strand",
-    "half_window",
-    "resolutions",
-    "resolution_<r>_signal",
-    "resolution_<r>_grad_before",
-    "resolution_<r>_grad_after",
-    "ablated_region",
-)
-ATTRIBUTION_OPTIONAL_KEYS = ("gene_name", "mark", "model", "attribution", "eqtl_positions", "eqtl_pip")
-
-
-def load_attribution(path: str | Path) -> dict:
-    """Read one ``attribution_*.npz`` into a dict of Python scalars/arrays, checking the keys.
-
-    Raises ``ValueError`` naming the file and the missing keys.
-    """
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    fixed = [k for k in ATTRIBUTION_KEYS if "<r>" not in k]
-    missing = [k for k in fixed if k not in data]
-    if not missing:
-        for r in np.atleast_1d(data["resolutions"]).astype(int):
-            missing += [
-                k.replace("<r>", str(r))
-                for k in ATTRIBUTION_KEYS
-                if "<r>" in k and k.replace("<r>", str(r)) not in data
-            ]
-    if missing:
-        raise ValueError(
-            f"{path}: attribution file lacks key(s) {missing}; see chromexp.plots.manuscript.ATTRIBUTION_KEYS."
-        )
-    out = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
-    out["resolutions"] = [int(r) for r in np.atleast_1d(data["resolutions"])]
-    out["path"] = str(path)
-    return out
-
-
 def _oriented(pos, tss: int, strand: str):
     """Genomic position(s) → signed distance from the TSS in transcription orientation (bp)."""
     d = np.asarray(pos, dtype=float) - float(tss)
@@ -842,7 +905,7 @@ def _oriented(pos, tss: int, strand: str):
 def fig8_locus_view(locus: dict) -> plt.Figure:
     """Locus view (Fig. 8): input signal and input gradients before/after ablating a region, with eQTLs.
 
-    ``locus``: :func:`load_attribution` output. One row per (resolution, track) — signal,
+    ``locus``: :func:`chromexp.analyses.attribution.read_locus` output. One row per (resolution, track) — signal,
     gradient before, gradient after — against the distance from the TSS in transcription
     orientation (bin 0 most upstream); the ablated region is shaded and eQTLs drawn as red lines.
     """
@@ -921,13 +984,16 @@ def _stats(run: summary.RunTables, opts: dict) -> dict:
     cache["fig3_levels_by_state"], cache["fig3_levels_by_state_tests"] = summary.levels_by_state(
         run["levels"], run["genes"]
     )
+    cache["fig3_paper_contrast"], cache["fig3_paper_contrast_tests"] = summary.levels_by_state_paper(
+        run["levels"], run["genes"]
+    )
     cache["fig4_fold_gain"] = gains.gain_over_promoter(m, dm, pm)
     cache["fig4_paired_gene_test"] = summary.distal_gain(p, dm, pm)
     cache["fig5_pair_gains"] = gains.pair_gains(m, dm)
-    cache["fig6_perturbation_curves"] = summary.perturbation_curves(run["perturbation"])
-    cache["fig6_effect_by_distance"] = summary.effect_by_distance(
-        run["perturbation"], n_bins=opts.get("distance_bins", 20)
-    )
+    single = effects.single_mark(run["perturbation"])  # the paper's Fig. 6: single-mark models only
+    cache["fig6_perturbation_curves"] = effects.level_curves(single)
+    cache["fig6_effect_by_distance"] = effects.effect_by_distance(single, n_bins=opts.get("distance_bins", 20))
+    cache["fig6_effect_quantiles"] = effects.effect_quantiles_by_distance(single, n_bins=opts.get("distance_bins", 20))
     return cache
 
 
@@ -936,7 +1002,7 @@ def _first_locus(run: summary.RunTables, opts: dict) -> dict:
     want = opts.get("locus")
     if want:
         paths = [p for p in paths if want in p.name] or paths
-    return load_attribution(paths[0])
+    return attribution.read_locus(paths[0])
 
 
 PANELS: tuple[Panel, ...] = (
@@ -989,6 +1055,14 @@ PANELS: tuple[Panel, ...] = (
         "levels by state, high vs low expressed genes",
     ),
     Panel(
+        "fig3b_paper_contrast",
+        "Fig. 3B (paper contrast)",
+        "10",
+        ("levels", "genes"),
+        lambda r, o: fig3b_paper_contrast(*_pair(_stats(r, o), "fig3_paper_contrast")),
+        "levels, ESC vs primary within high and within low expressed genes, (cell type, fold) points",
+    ),
+    Panel(
         "fig4a_distal_by_cell_type",
         "Fig. 4A",
         "40",
@@ -1027,6 +1101,14 @@ PANELS: tuple[Panel, ...] = (
         ("perturbation",),
         lambda r, o: fig6b_effect_by_distance(_stats(r, o)["fig6_effect_by_distance"]),
         "effect by distance",
+    ),
+    Panel(
+        "fig6ef_effect_quantiles",
+        "Fig. 6E/F",
+        "60",
+        ("perturbation",),
+        lambda r, o: fig6ef_effect_quantiles(_stats(r, o)["fig6_effect_quantiles"]),
+        "effect distribution at each distance (quantile bins)",
     ),
     Panel(
         "fig7a_eqtl_deciles",
@@ -1143,7 +1225,7 @@ def index_markdown(drawn: list[Drawn], run: summary.RunTables, run_name: str) ->
         tables = [run[n] for n in p.needs if n != "attribution"]
         kind = ", ".join(summary.provenance_values(*tables)) if d.figure is not None else "—"
         if p.name == "fig8_locus_view" and d.figure is not None:
-            kind = str(load_attribution(run.attributions[0])["provenance"])
+            kind = str(attribution.read_locus(run.attributions[0])["provenance"])
         link = f"[{p.name}]({p.name}.svg)" if d.figure is not None else p.name
         status = "drawn" if d.figure is not None else d.note.split("skipped: ", 1)[-1].replace("|", "/")
         files = ", ".join(f"`{TABLE_FILES[n]}`" for n in p.needs)
