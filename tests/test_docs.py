@@ -2,7 +2,9 @@
 
 Developers add a README section per notebook ("## <Title> (notebook NN)"); this test asks them to add
 it to the Contents too. Timings of ``make demo`` live in one place (README "Quick start", per notebook
-in docs/performance.md), so ``params/demo.yaml`` states none.
+in docs/performance.md), so ``params/demo.yaml`` states none. The docs describe main (no row about
+a branch or unmerged work, no "not downloadable" where ``chromexp download`` exists) and give the
+data's provenance one column name, ``provenance`` (issue 28 item 5).
 """
 
 from __future__ import annotations
@@ -91,3 +93,64 @@ def test_moved_sections_live_in_docs(repo):
     performance = (repo / "docs" / "performance.md").read_text()
     for table_row in ("| reads → 100/500/2000 bp bins", "| promoter CNN | H3K4me3 | 4 |"):
         assert table_row not in readme and table_row in performance
+
+
+DOCS = ["README.md", *[f"docs/{p}" for p in ("methods.md", "deviations.md", "data-formats.md", "real-data.md",
+                                              "runner.md", "performance.md")]]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_docs_describe_what_is_on_main_not_a_branch(repo, name):
+    """A reader of main's docs meets main's code: no row about "branch X", unmerged work, or a download that exists."""
+    text = _without_code((repo / name).read_text())
+    stale = [
+        m.group(0)
+        for pattern in (
+            r"[^\n]{0,60}\b(?:on|in|from) (?:the )?branch `?[\w-]+`?[^\n]{0,40}",  # "(on branch science)"
+            r"[^\n]{0,60}\b(?:unmerged|not yet merged|once merged|when merged|pending merge)\b[^\n]{0,40}",
+            r"[^\n]{0,60}\bnot downloadable\b[^\n]{0,40}",  # `chromexp download` fetches every kind
+        )
+        for m in re.finditer(pattern, text, flags=re.IGNORECASE)
+    ]
+    assert not stale, f"{name} describes work that is not on main (or a download that exists): {stale}"
+
+
+def test_docs_check_finds_a_stale_row():
+    """The pattern above is not vacuous: the rows issue 28 found would be caught."""
+    row = "| pCRE choice | partners pooled | the reference rule (on branch `science`, not yet merged) |"
+    assert re.search(r"\b(?:on|in|from) (?:the )?branch `?[\w-]+`?", row)
+    assert re.search(r"\bnot yet merged\b", row)
+
+
+def test_data_formats_names_the_provenance_column_provenance(repo):
+    """docs/data-formats.md: every result table listed with a `provenance` column, none with a `data` column."""
+    text = (repo / "docs" / "data-formats.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `") and "provenance" in line]
+    assert len(rows) >= 10, "the result tables' rows of docs/data-formats.md no longer list `provenance`"
+    table_rows = [line for line in text.splitlines() if line.startswith("| `")]
+    # the column names of a row: the comma-separated names inside its backtick spans
+    columns = {row.split("|")[1].strip(): {c.strip() for span in re.findall(r"`([^`]*)`", row.split("|")[2])
+                                           for c in span.split(",")} for row in table_rows}  # fmt: skip
+    with_data = [table for table, names in columns.items() if "data" in names]
+    assert not with_data, f"docs/data-formats.md lists a `data` column (the provenance is `provenance`): {with_data}"
+
+
+def test_old_tables_with_a_data_column_are_read_with_provenance(tmp_path):
+    """Tables written before the `data` column was retired read as today's (renamed, or dropped when equal)."""
+    import pandas as pd
+
+    from chromexp import results
+
+    old = pd.DataFrame({"mark": ["H3K4me3"], "cnn_minus_naive": [0.1], "data": ["semi-synthetic"]})
+    old.to_csv(tmp_path / "promoter_cnn_vs_naive.tsv", sep="\t", index=False)
+    read = results.read_table(tmp_path / "promoter_cnn_vs_naive.tsv")
+    assert (
+        list(read.columns) == ["mark", "cnn_minus_naive", "provenance"]
+        and read["provenance"].iloc[0] == "semi-synthetic"
+    )
+    both = old.assign(provenance="semi-synthetic")
+    assert list(results.legacy_provenance(both).columns) == ["mark", "cnn_minus_naive", "provenance"]
+    other = pd.DataFrame({"data": ["E003 vs simulated"]})  # not a provenance: left alone
+    assert list(results.legacy_provenance(other).columns) == ["data"]
+    with pytest.raises(ValueError, match="contradicts"):
+        results.legacy_provenance(old.assign(provenance="real"))

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 import nbformat
 import pytest
+from notebook_noise import noise
 
 from chromexp.runner import cli, notebooks
 
@@ -59,6 +60,8 @@ def test_all_notebooks_run_on_the_smoke_preset(tmp_path, capsys, monkeypatch):
         assert "semi-synthetic" in _output_text(nb).lower(), (
             f"{path.name} never prints that its data are semi-synthetic"
         )
+        # quiet (issue 28 item 3): no progress-bar frames, no stderr log boxes, no per-epoch or doubled lines
+        assert not noise(nb), f"{path.relative_to(dirs['results'])} is noisy: {noise(nb)}"
 
     # every figure's drawn text says which data it shows: SEMI-SYNTHETIC, or real for the vendored real E003
     figures = sorted({*dirs["results"].rglob("*.svg"), *dirs["figures"].rglob("*.svg")})

@@ -14,12 +14,10 @@ import shutil
 
 import nbformat
 import pytest
+from notebook_noise import LOG_LINE, noise
 
 from chromexp import runs, utils
 from chromexp.runner import cli
-
-#: A chromexp log line as the console handler formats it (``HH:MM:SS LEVEL name: message``).
-LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (?:DETAIL|INFO|WARNING|ERROR) chromexp")
 
 
 @pytest.fixture
@@ -181,6 +179,7 @@ def test_notebook_30_executed_is_quiet(smoke_params, smoke_dataset, session_dirs
     streams = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
     text = "".join(o.text for o in streams)
     assert "\r" not in text  # no progress-bar frames saved in the notebook
+    assert not noise(nb), noise(nb)  # (the check every notebook of the smoke test passes)
     stderr = "".join(o.text for o in streams if o.name == "stderr")
     assert not LOG_LINE.search(stderr) and "%|" not in stderr, stderr[:500]
     n_models = len(smoke_params["model"]["promoter_cnn"]["marks"]) * len(smoke_params["folds"])
