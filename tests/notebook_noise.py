@@ -17,7 +17,7 @@ LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (?:DETAIL|INFO|WARNING|ERROR) chromexp")
 #: A tqdm frame: ``42%|████▏     | 5/12``.
 TQDM_FRAME = re.compile(r"\d+%\|[^|\n]*\| *\d+/\d+")
 #: A per-epoch training line (train.fit, train_stacked.fit_many, the Chromoformer recipe).
-EPOCH_LINE = re.compile(r"\bepoch +\d+\b[^\n]*\b(?:train|val)\b", flags=re.IGNORECASE)
+EPOCH_LINE = re.compile(r"\bepoch +\d+: [^\n]*\b(?:train|val)\b")
 
 
 def noise(nb) -> list[str]:
