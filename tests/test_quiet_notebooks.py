@@ -199,3 +199,22 @@ def test_notebook_30_executed_is_quiet(smoke_params, smoke_dataset, session_dirs
     assert re.search(r"train\.max_epochs +2 +100 +\S*params/smoke\.yaml", described), described
     assert "train.lr " not in described and "..." not in described
     shutil.rmtree(results, ignore_errors=True)
+
+
+def test_the_noise_check_finds_each_kind_of_noise_and_passes_a_quiet_notebook():
+    """tests/notebook_noise.py (the smoke test's check of every notebook) is not vacuous."""
+
+    def notebook(*streams):
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("train()")
+        cell.outputs = [nbformat.v4.new_output("stream", name=name, text=text) for name, text in streams]
+        nb.cells = [cell]
+        return nb
+
+    quiet = ("stdout", "H3K4me3 fold 1: best epoch 2 of 2 (val loss 5.3249)\nH3K4me3 fold 2: best epoch 2 of 2\n")
+    assert noise(notebook(quiet)) == []
+    assert "a progress-bar frame" in noise(notebook(("stderr", "steps:  33%|███▎      | 1/3 [00:00<00:00]\r")))[0]
+    assert "stderr" in noise(notebook(("stderr", "20:42:44 INFO chromexp.training.train: toy: best epoch 2")))[0]
+    assert "per-epoch" in noise(notebook(("stdout", "toy epoch   1: train 7.9243  val 6.1800  lr 3.0e-03")))[0]
+    doubled = "H3K4me3 fold 1: best epoch 2 of 2 (val loss 5.3249)\n"
+    assert "twice in a row" in noise(notebook(("stdout", doubled * 2)))[0]
