@@ -105,9 +105,7 @@ def test_manifest_lists_every_file_with_its_hash(smoke_params, smoke_raw):
     # data.nascent); the manifest covers what the generator wrote, and only that
     add_on = nascent.nascent_dir(smoke_raw)
     on_disk = {
-        p.relative_to(smoke_raw).as_posix()
-        for p in smoke_raw.rglob("*")
-        if p.is_file() and add_on not in p.parents
+        p.relative_to(smoke_raw).as_posix() for p in smoke_raw.rglob("*") if p.is_file() and add_on not in p.parents
     }
     assert set(manifest["files"]) == on_disk - {"manifest.json"}
     assert manifest["params"]["preset"] == "smoke" and manifest["params"]["seed"] == smoke_params["seed"]
