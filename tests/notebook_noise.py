@@ -3,7 +3,8 @@
 An executed notebook is quiet when its saved outputs hold
 
 * no progress-bar frames (tqdm redraws with carriage returns, or leaves ``NN%|███|`` in stderr),
-* no log lines in stderr (Jupyter renders stderr as a red box: the chromexp log goes to stdout),
+* nothing in stderr (Jupyter renders it as a red box): no log lines (the chromexp log goes to stdout),
+  no library warnings (``TqdmWarning: IProgress not found``, pandas' ``PerformanceWarning``),
 * no per-epoch lines (they belong in the job's log, ``logs/<notebook>.log``),
 * no line printed twice in a row by two log handlers (the same formatted line, one after the other).
 """
@@ -38,6 +39,8 @@ def noise(nb) -> list[str]:
                 found.append(f"{where}: a progress-bar frame")
             if out.get("name") == "stderr" and LOG_LINE.search(text):
                 found.append(f"{where}: a log line rendered as stderr: {LOG_LINE.search(text).group(0)!r}")
+            elif out.get("name") == "stderr" and text.strip():  # a library's warning, say
+                found.append(f"{where}: a stderr box: {text.strip().splitlines()[0][:160]!r}")
             if m := EPOCH_LINE.search(text):
                 found.append(f"{where}: a per-epoch line (belongs in the job log): {m.group(0)!r}")
         lines = [ln for o in streams for ln in str(o.get("text", "")).splitlines() if ln.strip()]

@@ -216,5 +216,7 @@ def test_the_noise_check_finds_each_kind_of_noise_and_passes_a_quiet_notebook():
     assert "a progress-bar frame" in noise(notebook(("stderr", "steps:  33%|███▎      | 1/3 [00:00<00:00]\r")))[0]
     assert "stderr" in noise(notebook(("stderr", "20:42:44 INFO chromexp.training.train: toy: best epoch 2")))[0]
     assert "per-epoch" in noise(notebook(("stdout", "toy epoch   1: train 7.9243  val 6.1800  lr 3.0e-03")))[0]
+    warning = "/x/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please update jupyter and ipywidgets."
+    assert "a stderr box" in noise(notebook(("stderr", warning)))[0]
     doubled = "H3K4me3 fold 1: best epoch 2 of 2 (val loss 5.3249)\n"
     assert "twice in a row" in noise(notebook(("stdout", doubled * 2)))[0]

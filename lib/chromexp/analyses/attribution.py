@@ -18,6 +18,7 @@ with :func:`write_locus` and notebook 90 reads it with :func:`read_locus`; the k
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -102,7 +103,11 @@ def attribute(
     dict res -> numpy.ndarray, shape (n_genes, n_marks, L_res) (or (n_genes, L_res) with
     ``mark_index``), float64
     """
-    from captum.attr import InputXGradient, IntegratedGradients, Saliency
+    with warnings.catch_warnings():
+        # captum imports tqdm.auto, which warns on stderr (a red box in a notebook) when ipywidgets is
+        # absent; these attributions draw no bar, so the warning says nothing
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
     if method not in METHODS:
         raise ValueError(f"Unknown attribution method {method!r}; choose one of {METHODS}.")

@@ -1330,7 +1330,7 @@ def recovery_lines(recovery_table: pd.DataFrame) -> list[str]:
     if "effects" not in t.columns:
         t = t.assign(effects="fold_mean")
     for (what, model, mark, gs), g in t.groupby(["what", "model", "mark", "gene_set"], sort=False):
-        a = g.set_index(["effects", "comparison", "score"])["auroc"]
+        a = g.set_index(["effects", "comparison", "score"])["auroc"].sort_index()  # sorted: no PerformanceWarning
 
         def get(comparison, score, effects="fold_mean", a=a):
             return float(a.get((effects, comparison, score), np.nan))
