@@ -202,17 +202,19 @@ display(reads)
 display(summary["folds"])
 pcre_table = summary["pcres"].groupby("tissue")["n_pcres"].value_counts().unstack(fill_value=0)
 display(pcre_table)
-if (raw / "truth" / "decoys.tsv.gz").is_file():  # simulator version 2+
+if (raw / "truth" / "decoys.tsv.gz").is_file():  # simulator version 2+: planted enhancers beside the decoys
     decoy_table = pd.read_csv(raw / "truth" / "decoys.tsv.gz", sep="\t", keep_default_na=False)
-    enhancer_table = pd.read_csv(raw / "truth" / "enhancers.tsv.gz", sep="\t")
+    enhancer_table = pd.read_csv(raw / "truth" / "enhancers.tsv.gz", sep="\t").assign(
+        element="enhancer", placement=lambda t: t["kind"]
+    )
+    elements = pd.concat([enhancer_table, decoy_table.assign(element="decoy")], ignore_index=True)
     active_cols = [c for c in decoy_table.columns if c.startswith("active_")]
     display(
-        pd.concat(
-            {
-                "planted enhancers": enhancer_table.groupby("kind")[active_cols].agg(["size", "mean"]).iloc[:, :2],
-                "decoys": decoy_table.groupby(["kind", "placement"])[active_cols].agg(["size", "mean"]).iloc[:, :2],
-            }
-        ).set_axis(["n", f"fraction active in {active_cols[0][7:]}"], axis=1)
+        elements.groupby(["element", "kind", "placement"])[active_cols]
+        .mean()
+        .rename(columns=lambda c: f"fraction active in {c[7:]}")
+        .assign(n=elements.groupby(["element", "kind", "placement"]).size())
+        .round(3)
     )
 print(f"simulator version {provenance.simulator_version(raw)} (read from the manifest)")
 

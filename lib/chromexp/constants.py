@@ -91,5 +91,14 @@ SIMULATOR_FEATURES: dict[str, str] = {
     "H3K4me1 promoter flanks that follow activity, lower H3K4me3/H3K36me3 backgrounds (simulate.e116_calibration)",
 }
 
+#: How eQTL / s-LDSC loci are ranked into deciles by their perturbation effect (``eqtl.ranking``,
+#: ``ldsc.ranking``; :func:`chromexp.analyses.enrichment.ranking_scores`): the signed decrease of the
+#: prediction (the paper's), the signed increase (a repressive mark), |effect| (chromexp before issue 30).
+EFFECT_RANKINGS: tuple[str, ...] = ("decrease", "increase", "abs")
+
+#: Which 2 kb bins are the promoter in the perturbation (``perturbation.geometry``;
+#: :func:`chromexp.analyses.perturb.regions`): chromexp's bins 8-11 or the reference code's 8-10.
+PERTURBATION_GEOMETRIES: tuple[str, ...] = ("chromexp", "reference")
+
 #: How peak-max features are computed (``shallowchrome.feature_engine``): numpy (fast) or bedtools (``map -o max``).
 FEATURE_ENGINES: tuple[str, ...] = ("numpy", "bedtools")
