@@ -1630,5 +1630,6 @@ _TRUTH_README_E116_CALIBRATION = """
   repressive H3K27me3 domain, present when the promoter is inactive and lost with its activity.
 - Every mark's background rises near active TSSs (an activity-linked background, as raw ChIP
   counts of every mark do in open chromatin); H3K4me1 promoter flanks follow activity; lower
-  H3K4me3 and H3K36me3 backgrounds (params simulate.e116_calibration; notebook 15 measured the gaps).
+  H3K4me1, H3K4me3, H3K27me3 and H3K36me3 backgrounds (params simulate.e116_calibration; notebook 15
+  measured the gaps).
 """
