@@ -35,7 +35,13 @@ def tiny_params(smoke_params, tmp_path, seed=0, n_genes=16, cell_types=("E003",)
 
 
 def file_bytes(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The generator's files under ``root`` (add-on streams made later, like ``nascent/``, carry their own stamp)."""
+    add_on = nascent.nascent_dir(root)
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and add_on not in p.parents
+    }
 
 
 # ----------------------------------------------------------------------------------------------
