@@ -1343,7 +1343,7 @@ def recovery_lines(recovery_table: pd.DataFrame) -> list[str]:
             f"{get('matched', 'effect'):.2f}, signal only {get('matched', 'signal_only'):.2f}, distance only "
             f"{get('matched', 'distance_only'):.2f}"
         )
-        if ("vs_decoys", "effect") in a.index:
+        if ("fold_mean", "vs_decoys", "effect") in a.index:
             e, sig = get("vs_decoys", "effect"), get("vs_decoys", "signal_only")
             verdict = (
                 "the model tells enhancers from decoys better than their signal does"
@@ -1351,6 +1351,13 @@ def recovery_lines(recovery_table: pd.DataFrame) -> list[str]:
                 else "the model does not tell enhancers from decoys better than their signal does"
             )
             text += f"; against acetylated decoys only: effect {e:.2f}, signal only {sig:.2f} ({verdict})"
+            kinds = [
+                f"{k.replace('_', ' ')}s {get(f'vs_{k}', 'effect'):.2f}"
+                for k in DECOY_LABELS
+                if ("fold_mean", f"vs_{k}", "effect") in a.index
+            ]
+            if kinds:
+                text += f" (effect against {', '.join(kinds)})"
         if ("out_of_fold", "matched", "effect") in a.index:
             same = get("matched", "effect", "fold_mean_oof_genes")
             same = get("matched", "effect") if np.isnan(same) else same
