@@ -481,6 +481,12 @@ def test_answer_lines_report_the_signal_baseline_the_decoys_and_out_of_fold_effe
     (line,) = perturb.recovery_lines(pd.DataFrame(rows))
     assert "AUROC of the effect 0.80, signal only 0.95, distance only 0.50" in line
     assert "against acetylated decoys only: effect 0.66, signal only 0.51 (the model tells" in line
+    # a difference under two null SDs of an AUROC is not called one: 10 + 10 rows, SD sqrt(21 / 1200) = 0.13
+    few = pd.DataFrame(rows).assign(n_pos=10, n_neg=10)
+    (small,) = perturb.recovery_lines(few)
+    assert "does not tell enhancers from decoys clearly better" in small and "null SD of an AUROC 0.13" in small
+    (large,) = perturb.recovery_lines(few.assign(n_pos=300, n_neg=130))
+    assert "(the model tells enhancers from decoys better than their signal does; null SD of an AUROC 0.03)" in large
     assert "neighbour enhancers 0.48, acetylated sites 0.83" in line
     assert "out-of-fold effects (each gene by its test fold's model): 0.71 vs 0.82" in line
     # without decoys (simulator version 1) the decoy clause is absent
