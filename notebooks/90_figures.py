@@ -80,7 +80,10 @@ print(f"tables from {RUN_DIR}\nsummaries to {SUMMARY_DIR}\nfigures to {FIG_DIR}\
 # %% [markdown]
 # ## The run's tables
 # What exists in this run, per table: rows, cell types and provenance (from each table's
-# `provenance` column, else from notebook 10's dataset tables of the same cell type).
+# `provenance` column, else from notebook 10's dataset tables of the same cell type), and whether
+# every file holds the columns of its documented schema (`summary.SCHEMAS`, docs/data-formats.md).
+# A table with a file that breaks its schema is not drawn from at all (not even from the other
+# cell types' files): its panels are skipped with the reason, and the checks at the end fail.
 
 # %%
 tables = summary.load_run_tables(RUN_DIR)
@@ -102,8 +105,8 @@ test_r.pivot_table(index=["model", "marks"], columns="cell_type", values="mean")
 
 # %% [markdown]
 # ## Drawing the panels
-# `figures.draw` builds one panel from the tables, saves it, or returns a note naming the missing
-# input and the notebook that writes it.
+# `manuscript.draw` builds one panel from the tables, saves it, or returns a note naming the missing
+# (or malformed) input and the notebook that writes it.
 
 # %%
 drawn = []
@@ -171,7 +174,7 @@ tables.derived.get("fig3_paper_contrast_tests", pd.DataFrame()).round(4)
 show("fig4a_distal_by_cell_type")
 
 # %%
-show("fig4b_distal_gain")
+show("fig4c_distal_gain")
 tables.derived.get("fig4_paired_gene_test", pd.DataFrame()).round(4)
 
 # %% [markdown]
@@ -244,7 +247,8 @@ status
 # %% [markdown]
 # ## Checks
 # Every registered panel was either drawn (both files exist, the title carries the data's
-# provenance) or skipped with a note; nothing else.
+# provenance) or skipped with a note; nothing else. A table that breaks its schema fails the run
+# here (after every other panel was drawn), naming the file and the missing columns.
 
 # %%
 assert [d.panel.name for d in drawn] == [p.name for p in manuscript.PANELS]
@@ -258,3 +262,8 @@ for d in drawn:
 print(
     f"{sum(d.figure is not None for d in drawn)} panels drawn, {sum(d.figure is None for d in drawn)} skipped with a note"
 )
+if tables.invalid:
+    raise ValueError(
+        "Tables that break their documented schema were not drawn from: "
+        + "; ".join(why for reasons in tables.invalid.values() for why in reasons)
+    )

@@ -481,10 +481,10 @@ def test_plots_are_labelled_and_structured(fixture_tables):
 # ---------------------------------------------------------------------------------------------
 # notebook 70 on the smoke preset
 # ---------------------------------------------------------------------------------------------
-def _run_70(session_dirs, run_name):
+def _run_70(session_dirs, run_name, *extra):
     from chromexp.runner import cli
 
-    args = ["run", "70", "-f", "params/smoke.yaml", "--run-name", run_name, "--quiet"]
+    args = ["run", "70", "-f", "params/smoke.yaml", "--run-name", run_name, "--quiet", *extra]
     for key, path in session_dirs.items():
         args += ["-p", f"paths.{key}", str(path)]
     return cli.main(args)
@@ -553,6 +553,14 @@ def test_notebook_70_recovers_a_planted_enrichment_on_the_smoke_preset(smoke_par
     nb = nbformat.read(paths.run_dir(params, "standin", None) / "70_eqtl_enrichment.ipynb", as_version=4)
     answer = nb.cells[-1].outputs[0]["data"]["text/markdown"]
     assert "SEMI-SYNTHETIC" in answer and "Is the planted enrichment recovered?** Yes" in answer
+    # issue 29: a test of zero eQTLs is an error naming the filter, never "no enrichment (p = 1)"
+    out = paths.run_dir(params, "no_pip", "E116") / effects.EFFECTS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, sep="\t", index=False)
+    assert _run_70(session_dirs, "no_pip", "-p", "eqtl.pip_in", "1.0") == 1  # nothing has PIP > 1
+    message = (paths.run_dir(params, "no_pip", None) / "70_eqtl_enrichment.FAILED.txt").read_text()
+    assert "no eQTL to test after the filter 'tissue_unique'" in message and "rows_in_table" in message, message
+    assert not (paths.run_dir(params, "no_pip", None).parent / "eqtl" / "eqtl_deciles.tsv").exists()
 
 
 def test_distance_matched_table_has_position_and_gene_strata_and_the_signal_top_decile():

@@ -333,7 +333,7 @@ def test_fig1a_bars_per_mark_fold_dots_and_naive_markers(semi):
     assert {"naive |r|, TSS ± 750 bp", "naive |r|, TSS ± 3000 bp"} <= set(legend) and set(CELLS) <= set(legend)
     n_points = sum(len(c.get_offsets()) for c in ax.collections)
     assert n_points == 3 * 4 * 4 + 2 * 3  # (mark, cell, fold) dots + (flank, mark) naive markers
-    assert "pearson r" in ax.get_ylabel()
+    assert "Pearson r" in ax.get_ylabel()
     assert "Fig. 1A" in _title(fig) and "test" in _title(fig)
     plt.close(fig)
 
@@ -405,8 +405,8 @@ def test_fig4a_bars_per_mark_set_and_cell_type(semi):
     plt.close(fig)
 
 
-def test_fig4b_fold_gains_and_paired_test_rows(semi):
-    fig = _drawn(semi, "fig4b_distal_gain")
+def test_fig4c_fold_gains_and_paired_test_rows(semi):
+    fig = _drawn(semi, "fig4c_distal_gain")
     left, right = fig.axes[:2]
     labels = [t.get_text() for t in right.get_yticklabels()]
     assert len(labels) == 4 * 3 and all("q=" in t and "n=10" in t for t in labels)
@@ -427,10 +427,15 @@ def test_fig5_one_row_per_pair_in_both_panels(semi):
 def test_fig6a_lines_per_region_kind_and_cell_with_ci_bands(semi):
     fig = _drawn(semi, "fig6a_perturbation_levels")
     axes = fig.axes
-    assert [a.get_title() for a in axes] == ["H3K27me3, inactive genes", "H3K27ac, active genes"]
+    assert [a.get_title() for a in axes] == [
+        "promoter: H3K27me3, inactive genes",
+        "promoter: H3K27ac, active genes",
+        "distal 2 kb regions: H3K27me3, inactive genes",
+        "distal 2 kb regions: H3K27ac, active genes",
+    ]
     for a in axes:
-        assert len([ln for ln in a.lines if ln.get_label().startswith(("promoter", "distal"))]) == 2 * 4
-        assert len(a.collections) == 2 * 4  # fill_between bands
+        assert [ln.get_label() for ln in a.lines if ln.get_label() in CELLS] == list(CELLS)  # one line per cell type
+        assert len(a.collections) == 4  # fill_between bands
     assert a.xaxis_inverted()
     plt.close(fig)
 
@@ -453,7 +458,11 @@ def test_fig7a_one_panel_per_cell_type_with_random_band_and_stars(semi):
         assert len(a.collections) >= 1 and sum(t.get_text() == "*" for t in a.texts) == 1
         assert [int(t) for t in a.get_xticks()] == list(range(1, 11))
         benchmarks = [ln.get_label() for ln in a.lines if ln.get_label().startswith("benchmark")]
-        assert benchmarks == ["benchmark: max_activity", "benchmark: pchic", "benchmark: proximal"]
+        assert benchmarks == [
+            "benchmark: max-activity bin",
+            "benchmark: pcHi-C fragments",
+            "benchmark: proximal 2 kb bins",
+        ]
     plt.close(fig)
 
 
@@ -462,9 +471,9 @@ def test_fig7c_one_odds_ratio_with_ci_per_cell_and_set_on_a_log_axis(semi):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and len(ax.containers) == 1
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "E066 · decile_10 (p=0.001)",
-        "E114 · decile_10 (p=0.1)",
-        "E066 · proximal (p=0.5)",
+        "E066 · decile 10 (p = 0.001)",
+        "E114 · decile 10 (p = 0.1)",
+        "E066 · proximal 2 kb bins (p = 0.5)",
     ]
     plt.close(fig)
 
@@ -543,7 +552,7 @@ def test_tables_without_usable_rows_skip_with_a_note_not_an_error(tmp_path):
 
 def test_saved_panels_are_byte_identical_on_regeneration(semi, tmp_path):
     for out in ("a", "b"):
-        for name in ("fig2a_prediction_correlation", "fig4b_distal_gain"):
+        for name in ("fig2a_prediction_correlation", "fig4c_distal_gain"):
             manuscript.draw(name, semi, tmp_path / out)
     plt.close("all")
     for path in (tmp_path / "a").iterdir():

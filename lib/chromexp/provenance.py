@@ -207,9 +207,20 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 # how captions and Answer paragraphs name the data
 # ----------------------------------------------------------------------------------------------
-def data_label(provenance: str) -> str:
-    """Text that a caption must carry: ``"SEMI-SYNTHETIC data"`` or ``"real Roadmap data"``."""
+#: What the semi-synthetic dataset simulates besides the reads: the eQTLs (notebook 70) and the
+#: genotypes and GWAS (notebook 80). Captions of Fig. 7 and 8 name them (``data_label(..., genetics=True)``).
+SIMULATED_GENETICS = "simulated reads, eQTLs and GWAS; real expression"
+
+
+def data_label(provenance: str, genetics: bool = False) -> str:
+    """Text that a caption must carry: ``"SEMI-SYNTHETIC data (...)"`` or ``"real data"``.
+
+    ``genetics=True`` for panels that also show eQTLs or GWAS results: on the semi-synthetic
+    dataset those are simulated too (:data:`SIMULATED_GENETICS`).
+    """
     if provenance == SEMI_SYNTHETIC:
+        if genetics:
+            return f"SEMI-SYNTHETIC data ({SIMULATED_GENETICS})"
         return "SEMI-SYNTHETIC data (simulated reads, real expression)"
     if provenance == REAL:
         return "real data"

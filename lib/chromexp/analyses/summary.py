@@ -249,11 +249,12 @@ def load_run_tables(run_dir: str | Path) -> RunTables:
 # ---------------------------------------------------------------------------------------------
 # Provenance labels
 # ---------------------------------------------------------------------------------------------
-def provenance_label(*tables: pd.DataFrame) -> str:
+def provenance_label(*tables: pd.DataFrame, genetics: bool = False) -> str:
     """Caption text for the data a figure shows, from the tables' ``provenance`` columns.
 
     ``"real data"`` only when every row is real; ``"SEMI-SYNTHETIC ..."`` when every row is
-    semi-synthetic; otherwise a MIXED or UNKNOWN label that never reads as real alone.
+    semi-synthetic (``genetics=True``: "simulated reads, eQTLs and GWAS; real expression", for the
+    panels that show eQTLs or GWAS); otherwise a MIXED or UNKNOWN label that never reads as real alone.
     """
     from ..provenance import data_label
 
@@ -261,7 +262,7 @@ def provenance_label(*tables: pd.DataFrame) -> str:
     if values == [REAL]:
         return data_label(REAL)
     if values == [SEMI_SYNTHETIC]:
-        return data_label(SEMI_SYNTHETIC)
+        return data_label(SEMI_SYNTHETIC, genetics=genetics)
     if not values or values == [UNKNOWN]:
         return "data provenance UNKNOWN (no provenance column or dataset table): not claimed real"
     parts = []

@@ -17,7 +17,11 @@ import matplotlib.pyplot as plt
 
 from ..constants import SEMI_SYNTHETIC
 from ..provenance import data_label
-from .style import MARK_COLORS
+from .style import MARK_COLORS, metric_label
+
+#: Fig. 1A per cell type: bar width, and where the naive-baseline markers sit (right of the bar, one
+#: column per flank, far enough apart that the markers never overlap the bar or each other).
+BAR_WIDTH, NAIVE_OFFSET, NAIVE_STEP = 0.5, 0.36, 0.14
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,10 +146,12 @@ def plot_promoter_performance(
         raise ValueError(f"No test rows of model {model!r} with metric {metric!r} to plot.")
     marks = [m for m in MARKS if m in set(cnn["marks"])]
     naive = t[t["model"].str.startswith(naive_prefix) & (t["metric"] == naive_metric) & t["marks"].isin(marks)]
+    from matplotlib.patches import Patch
+
     fig, ax = plt.subplots(figsize=(1.0 * len(marks) + 2.5, 3.6), constrained_layout=True)
     pos = np.arange(len(marks))
     means = cnn.groupby("marks")["value"].mean().reindex(marks)
-    ax.bar(pos, means, width=0.6, color=[MARK_COLORS[m] for m in marks], alpha=0.85, label=f"{model} (mean of folds)")
+    ax.bar(pos, means, width=BAR_WIDTH, color=[MARK_COLORS[m] for m in marks], alpha=0.85)
     rng = np.random.default_rng(0)  # fixed jitter: the figure is the same on every run
     for i, mark in enumerate(marks):
         v = cnn[cnn["marks"] == mark]["value"].to_numpy()
@@ -158,7 +164,7 @@ def plot_promoter_performance(
     ):
         nm = rows.groupby("marks")["value"].mean().reindex(marks)
         ax.scatter(
-            pos + 0.34 + 0.08 * k,  # one column per flank, right of the bar
+            pos + NAIVE_OFFSET + NAIVE_STEP * k,  # one column per flank, right of the bar, apart
             nm,
             marker=markers[k % len(markers)],
             s=60,
@@ -167,10 +173,15 @@ def plot_promoter_performance(
             label=f"naive |r|, TSS ± {name[len(naive_prefix) :]} bp",
         )
     ax.set_xticks(pos, marks, rotation=30)
-    ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+    ax.set_xlim(-0.6, len(marks) - 1 + NAIVE_OFFSET + NAIVE_STEP * 2 + 0.25)
+    ax.set_ylabel(f"test {metric_label(metric)}")
     ax.axhline(0, color="0.5", lw=0.5)
     ax.set_ylim(min(0.0, float(cnn["value"].min()) - 0.05), 1.0)
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # the bars are coloured by mark: the legend's bar swatch is neutral grey, not one mark's colour
+    name = "promoter CNN" if model == "promoter_cnn" else model.replace("_", " ")
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Patch(facecolor="0.6", alpha=0.85, label=f"{name} (mean of folds; colour = mark)"))
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     cells = ", ".join(sorted(set(cnn["cell_type"])))
     ax.set_title(f"{cells}: promoter CNN (TSS ± 3 kb) by mark, chromosome folds\n{data_label(provenance)}", fontsize=9)
     return fig
@@ -189,6 +200,8 @@ def plot_training_curves(history, provenance: str, loss: str = "val_loss") -> pl
     loss : str
         Column to plot.
     """
+    from matplotlib.ticker import MaxNLocator
+
     from ..constants import MARKS
 
     folds = sorted(set(history["fold"]))
@@ -204,7 +217,8 @@ def plot_training_curves(history, provenance: str, loss: str = "val_loss") -> pl
             ax.scatter(best["epoch"], best[loss], color=MARK_COLORS.get(mark, "0.3"), s=14, zorder=3)
         ax.set_title(f"fold {fold}", fontsize=9)
         ax.set_xlabel("epoch")
-    axes[0, 0].set_ylabel(loss.replace("_", " ") + " (MSE)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    axes[0, 0].set_ylabel({"val_loss": "validation loss", "train_loss": "training loss"}.get(loss, loss) + " (MSE)")
     axes[0, -1].legend(fontsize=6, frameon=False)
     fig.suptitle(f"Promoter CNN training curves (dot = restored best epoch) — {data_label(provenance)}", fontsize=9)
     return fig
@@ -441,13 +455,13 @@ def plot_distal_vs_promoter(
     fig, axes = plt.subplots(1, 2, figsize=(2.0 + 1.6 * len(sets), 3.8), constrained_layout=True)
     rng = np.random.default_rng(0)  # fixed jitter
     for ax, table, col, keys, ylabel in (
-        (axes[0], t, "value", sets, f"test {metric.replace('_', ' ')}"),
+        (axes[0], t, "value", sets, f"test {metric_label(metric)}"),
         (
             axes[1],
             gains,
             "gain",
             [s for s in sets if len(gains) and s in set(gains["marks"])],
-            f"gain in {metric.replace('_', ' ')} over promoter CNN",
+            f"gain in {metric_label(metric)} over promoter CNN",
         ),
     ):
         if not keys:
@@ -512,7 +526,7 @@ def plot_pair_gains(pairs, provenance: str, metric: str = "pearson_r") -> plt.Fi
             ax.scatter(v, i + rng.uniform(-0.15, 0.15, v.size), s=10, color="black", zorder=3)
         ax.axvline(0, color="0.5", lw=0.5)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel(f"difference in test {metric.replace('_', ' ')}")
+        ax.set_xlabel(f"difference in test {metric_label(metric)}")
         ax.locator_params(axis="x", nbins=4)
     axes[0].set_yticks(pos, order)
     fig.suptitle(f"Chromoformer mark pairs (Fig. 5) · {data_label(provenance)}", fontsize=9)
