@@ -213,6 +213,25 @@ class Job:
         return self.out_dir / "logs" / f"{self.stem}.log"
 
     @property
+    def command(self) -> str:
+        """The ``chromexp run … --force`` command line that reruns this job (for messages such as "retrain with")."""
+        import shlex
+
+        words = ["chromexp", "run", self.notebook.number]
+        if self.cell_type:
+            words += ["--cell", self.cell_type]
+        if self.fold is not None:
+            words += ["--fold", str(self.fold)]
+        if self.params_file:
+            words += ["-f", _relative(self.params_file)]
+        for key, value in _dotted_items(self.overrides):
+            if self.fold is not None and key == FOLD_PARAMETERS.get(self.notebook.stem):
+                continue  # set by --fold
+            words += ["-p", key, json.dumps(value, default=str)]
+        words += ["--run-name", self.run_name, "--force"]
+        return " ".join(shlex.quote(w) for w in words)
+
+    @property
     def papermill_parameters(self) -> dict[str, Any]:
         """Values injected into the notebook's parameters cell (``CELL_TYPE`` only if it declares one)."""
         values: dict[str, Any] = {
@@ -312,6 +331,25 @@ def make_job(
         overrides = _with_dotted(overrides, FOLD_PARAMETERS[nb.stem], [fold])
         params = config.load_params(cell_type, files=[params_file], overrides=overrides)
     return Job(nb, cell_type, params_file, overrides, run_name or params["run_name"], params, fold)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(paths.repo_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _dotted_items(nested: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}}`` → ``[("a.b", 1)]`` (leaves: anything but a non-empty mapping)."""
+    items: list[tuple[str, Any]] = []
+    for key, value in nested.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            items += _dotted_items(value, f"{dotted}.")
+        else:
+            items.append((dotted, value))
+    return items
 
 
 def notebook_folds(nb: Notebook, params: Mapping[str, Any]) -> list[int]:
@@ -474,6 +512,8 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
             stale.unlink(missing_ok=True)
         data_before = job.data_fingerprints  # raw inputs as they are when the run starts
         os.environ["JUPYTER_PATH"] = os.pathsep.join([_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+        # the kernel inherits it: errors such as an altered checkpoint name the command that retrains
+        os.environ["CHROMEXP_JOB_COMMAND"] = job.command
         log.info("running %s -> %s", job.name, job.output)
         start = time.perf_counter()
         try:
