@@ -439,3 +439,60 @@ def test_second_run_of_the_same_job_is_refused_naming_the_pid(fake_repo, monkeyp
     monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, **k: nbformat.write(nb, out))
     assert cli.main(["run", "30", "--cell", "E003", "-f", "params/smoke.yaml", "--run-name", "t", "-q"]) == 0
     assert job.output.is_file()
+
+
+# ====================================================================================================
+# Issue 29 (reliability, round two). Each test fails on the code before the fix (checked there).
+# ====================================================================================================
+
+
+# -- 29.3: a fold job never leaves whole-run tables describing one fold ------------------------------
+def _run_30(session_dirs, results, *extra):
+    args = ["run", "30", "--cell", "E003", "-f", "params/smoke.yaml", "--run-name", "folds", "-q"]
+    args += ["-p", "paths.data_dir", str(session_dirs["data_dir"]), "-p", "paths.results_dir", str(results)]
+    args += ["-p", "paths.figures_dir", str(results / "figures"), "-p", "model.promoter_cnn.marks", "[H3K4me3]"]
+    args += ["-p", "model.promoter_cnn.folds", "[1, 2]", "-p", "train.max_epochs", "1"]
+    assert cli.main([*args, *extra]) == 0
+
+
+@pytest.mark.notebook
+def test_fold_jobs_merge_keyed_rows_and_derived_tables_say_partial_until_every_fold_ran(
+    smoke_dataset, session_dirs, tmp_path
+):
+    import pandas as pd
+
+    results_dir = tmp_path / "results"
+    out = results_dir / "folds" / "E003"
+    _run_30(session_dirs, results_dir, "--fold", "1")
+    vs_naive = pd.read_csv(out / "promoter_cnn_vs_naive.tsv", sep="\t")
+    assert vs_naive["data"].tolist() == ["semi-synthetic; PARTIAL: folds 1 of 1, 2 (fold(s) 2 not run yet)"]
+    _run_30(session_dirs, results_dir, "--fold", "2")
+    vs_naive = pd.read_csv(out / "promoter_cnn_vs_naive.tsv", sep="\t")
+    assert vs_naive["data"].tolist() == ["semi-synthetic"] and vs_naive["cnn_pearson_r_sd"].notna().all()
+    _run_30(session_dirs, results_dir)  # the notebook's own job: reads both models back, complete tables
+    whole = notebooks.make_job(
+        "30",
+        "E003",
+        "params/smoke.yaml",
+        config.parse_overrides(
+            [
+                ("paths.data_dir", str(session_dirs["data_dir"])),
+                ("paths.results_dir", str(results_dir)),
+                ("paths.figures_dir", str(results_dir / "figures")),
+                ("model.promoter_cnn.marks", "[H3K4me3]"),
+                ("model.promoter_cnn.folds", "[1, 2]"),
+                ("train.max_epochs", "1"),
+            ]
+        ),
+        "folds",
+    )
+    assert notebooks.status(whole) == "done"
+    complete = (out / "promoter_cnn_vs_naive.tsv").read_bytes()
+    time.sleep(0.05)
+    # rerunning one fold job after the complete run: the derived tables keep both folds ...
+    _run_30(session_dirs, results_dir, "--fold", "1", "--force")
+    assert (out / "promoter_cnn_vs_naive.tsv").read_bytes() == complete
+    history = pd.read_csv(out / "promoter_cnn_history.tsv", sep="\t")
+    assert sorted(set(history["fold"])) == [1, 2]
+    # ... and the notebook's own job is stale: a fold's rows are newer than its summaries
+    assert notebooks.status(whole) == "stale"

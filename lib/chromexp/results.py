@@ -324,3 +324,39 @@ def load_predictions(run_dirs: str | Path | Iterable[str | Path]) -> pd.DataFram
     tables = [read_table(Path(d) / PREDICTIONS_FILE) for d in dirs]
     tables = [t for t in tables if not t.empty]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+
+
+#: Start of the note a derived table's ``data`` column and a figure carry when folds are missing.
+PARTIAL = "PARTIAL"
+
+
+def folds_covered(metrics: pd.DataFrame, model: str, mark_sets: Iterable, folds: Iterable[int]) -> list[int]:
+    """The folds of ``folds`` for which ``metrics`` holds test rows of ``model`` for every mark set.
+
+    Used to rebuild a notebook's derived tables from the keyed metrics table: a one-fold job
+    (``chromexp run NN --fold K``) adds its fold's rows, and the summaries cover what is there.
+    """
+    folds = [int(f) for f in folds]
+    keys = {marks_key(s) for s in mark_sets}
+    if metrics.empty or not keys:
+        return []
+    test = metrics[(metrics["model"] == model) & (metrics["split"] == "test")]
+    have = test.groupby(test["fold"].astype(int))["marks"].agg(lambda m: keys <= set(m.astype(str)))
+    return [f for f in folds if bool(have.get(f, False))]
+
+
+def partial_note(present: Sequence[int], expected: Sequence[int]) -> str:
+    """``""`` when every fold of ``expected`` is ``present``, else ``"PARTIAL: folds … of …"``."""
+    present, expected = sorted(int(f) for f in present), sorted(int(f) for f in expected)
+    if present == expected:
+        return ""
+    missing = [f for f in expected if f not in present]
+    return (
+        f"{PARTIAL}: folds {', '.join(map(str, present)) or 'none'} of {', '.join(map(str, expected))} "
+        f"(fold(s) {', '.join(map(str, missing))} not run yet)"
+    )
+
+
+def data_column(provenance: str, note: str = "") -> str:
+    """The ``data`` column of a derived table: the provenance, plus the :func:`partial_note` if any."""
+    return f"{provenance}; {note}" if note else provenance

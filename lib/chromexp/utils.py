@@ -171,6 +171,83 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+#: File that marks a folder chromexp created (and may therefore delete and rebuild): an isolated
+#: environment, a generated dataset, a simulated GWAS panel. Written when the folder is created.
+OWNER_MARKER = ".chromexp-owned"
+
+
+class FolderNotOwnedError(ValueError):
+    """A folder chromexp would replace holds files it did not create (no :data:`OWNER_MARKER`)."""
+
+
+def claim_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Create ``folder`` (or take an empty one) as a folder chromexp owns: write :data:`OWNER_MARKER` in it.
+
+    Raises :class:`FolderNotOwnedError` for an existing folder that holds anything and is not owned
+    already (see :func:`owns_folder`): its content is the user's, not ours to fill or replace.
+    """
+    folder = Path(folder)
+    if folder.exists() and not owns_folder(folder):
+        _refuse_if_not_empty(folder, what)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / OWNER_MARKER
+    if not marker.exists():
+        marker.write_text(f"created by chromexp: {what}\ndeleting this folder is safe; chromexp rebuilds it\n")
+    return folder
+
+
+def owns_folder(folder: str | os.PathLike, legacy_markers: tuple[str, ...] = ()) -> bool:
+    """Whether chromexp created ``folder``: it holds :data:`OWNER_MARKER` or one of ``legacy_markers``.
+
+    Legacy markers are files that the project writes only into folders it created (a generator's
+    ``manifest.json``, the stamp of an environment made before the marker existed).
+    """
+    folder = Path(folder)
+    return (
+        folder.is_dir()
+        and not folder.is_symlink()
+        and any((folder / name).is_file() for name in (OWNER_MARKER, *legacy_markers))
+    )
+
+
+def _refuse_if_not_empty(folder: Path, what: str) -> None:
+    if folder.is_symlink() or not folder.is_dir():
+        raise FolderNotOwnedError(
+            f"{folder} ({what}) exists and is not a plain folder chromexp created; it is left as it is. "
+            "Choose a new or empty folder."
+        )
+    if any(folder.iterdir()):
+        raise FolderNotOwnedError(
+            f"{folder} ({what}) already exists and holds files chromexp did not create (it has no {OWNER_MARKER} "
+            f"file); chromexp never deletes such a folder. Choose a new or empty folder, or move or delete "
+            f"{folder} yourself."
+        )
+
+
+def remove_owned_folder(folder: str | os.PathLike, what: str, legacy_markers: tuple[str, ...] = ()) -> None:
+    """Delete ``folder`` only if chromexp created it (:func:`owns_folder`) or it is empty; else raise.
+
+    The one way the project removes a user-visible folder it rebuilds (an isolated environment, a
+    generated dataset, a simulated panel): a folder the user pointed chromexp at that holds their
+    files is never deleted (:class:`FolderNotOwnedError`, naming the folder).
+    """
+    folder = Path(folder)
+    if not folder.exists() and not folder.is_symlink():
+        return
+    check_removable(folder, what, legacy_markers)
+    shutil.rmtree(folder)
+
+
+def check_removable(folder: str | os.PathLike, what: str, legacy_markers: tuple[str, ...] = ()) -> None:
+    """Raise :class:`FolderNotOwnedError` unless ``folder`` is absent, empty or created by chromexp.
+
+    Call it before long work whose result replaces ``folder``, so the refusal comes first.
+    """
+    folder = Path(folder)
+    if (folder.exists() or folder.is_symlink()) and not owns_folder(folder, legacy_markers):
+        _refuse_if_not_empty(folder, what)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """Worker initializer: end this worker when the process that started it dies (even by SIGKILL).
 

@@ -49,7 +49,7 @@ from scipy import stats
 
 from .. import paths
 from ..data.plink import annotate, exclude_mhc, flank, read_bim, write_plink
-from ..utils import get_logger
+from ..utils import claim_folder, get_logger, owns_folder, remove_owned_folder
 
 log = get_logger("chromexp.analyses.ldsc")
 
@@ -316,8 +316,12 @@ def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None
         except (OSError, ValueError):
             pass
         if env_dir.exists():
-            log.info("removing the unfinished ldsc environment %s", env_dir)
-            shutil.rmtree(env_dir)
+            # only a folder chromexp made (its marker, or the stamp of an older chromexp) is removed:
+            # a folder the user named (-p ldsc.env_dir, $CHROMEXP_LDSC_ENV) holding their files is refused
+            if owns_folder(env_dir, (STAMP,)):
+                log.info("removing the unfinished ldsc environment %s", env_dir)
+            remove_owned_folder(env_dir, f"the ldsc environment (ldsc.env_dir or ${ENV_VAR})", (STAMP,))
+        claim_folder(env_dir, "the isolated ldsc environment")
         t0 = time.perf_counter()
         log.info("creating the isolated ldsc environment in %s (%s)", env_dir, " ".join(PINS))
         try:

@@ -23,17 +23,20 @@ covers every cell type at once (00 demo data, 90 figures) and its results go to 
 
 The notebooks that train one model per chromosome fold (:data:`FOLD_PARAMETERS`) can also run one
 fold per job (``chromexp run 30 --cell E003 --fold 2``, ``chromexp batch --per-fold``, Snakemake's
-``per_fold``): that job sets the notebook's fold parameter to ``[2]`` and writes
-``<NN_name>.fold2.ipynb``; it trains and checkpoints the fold's models and merges their rows into
-the run's keyed tables. The notebook's own job, which waits for its fold jobs, then reads every
-model back from its checkpoint (it trains nothing) and writes the complete tables, summaries and
-figures, so downstream notebooks see the same results as from one unsplit run.
+``per_fold``): that job runs the notebook with ``FOLD_JOB = 2`` (its parameters are the whole
+notebook's) and writes ``<NN_name>.fold2.ipynb``; it trains and checkpoints the fold's models and
+merges their rows into the run's keyed tables (metrics, predictions, training history). Every job
+rebuilds the derived tables (summaries, gains) and figures from the keyed tables, over the folds of
+the whole notebook: complete when every fold is there, otherwise marked ``PARTIAL`` in the table's
+``data`` column and on the figure. The notebook's own job, which waits for its fold jobs, then reads
+every model back from its checkpoint (it trains nothing) and writes the complete tables, so
+downstream notebooks see the same results as from one unsplit run; it is stale whenever a fold job
+finished after it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -62,6 +65,8 @@ log = get_logger("chromexp.runner.notebooks")
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_([A-Za-z0-9_]+)\.py$")
 PARAMETER_NAMES = ("CELL_TYPE", "RUN_NAME", "PARAMS_FILE", "PARAMS")
+#: The papermill parameter of a fold job (``chromexp run NN --fold K`` injects ``FOLD_JOB = K``).
+FOLD_JOB_PARAMETER = "FOLD_JOB"
 
 #: Notebooks that can run one chromosome fold per job, and the dotted parameter selecting their
 #: folds (``null`` there = the top-level ``folds``). Their models are checkpointed one file per
@@ -225,8 +230,6 @@ class Job:
         if self.params_file:
             words += ["-f", _relative(self.params_file)]
         for key, value in _dotted_items(self.overrides):
-            if self.fold is not None and key == FOLD_PARAMETERS.get(self.notebook.stem):
-                continue  # set by --fold
             words += ["-p", key, json.dumps(value, default=str)]
         words += ["--run-name", self.run_name, "--force"]
         return " ".join(shlex.quote(w) for w in words)
@@ -241,6 +244,8 @@ class Job:
         }
         if self.notebook.per_cell_type:
             values["CELL_TYPE"] = self.cell_type
+        if self.fold is not None:
+            values[FOLD_JOB_PARAMETER] = self.fold
         return values
 
     @property
@@ -272,6 +277,7 @@ class Job:
                 "cell_type": self.cell_type,
                 "run": self.run_name,
                 "data": data,
+                **({"fold": self.fold} if self.fold is not None else {}),
             },
             sort_keys=True,
             default=str,
@@ -328,8 +334,10 @@ def make_job(
                 f"{nb.stem} trains folds {selected} with these parameters ({FOLD_PARAMETERS[nb.stem]}, else "
                 f"the top-level folds); fold {fold} is not one of them."
             )
-        overrides = _with_dotted(overrides, FOLD_PARAMETERS[nb.stem], [fold])
-        params = config.load_params(cell_type, files=[params_file], overrides=overrides)
+        if FOLD_JOB_PARAMETER not in nb.parameters:
+            raise ValueError(f"{nb.stem} declares no {FOLD_JOB_PARAMETER} parameter: it cannot run one fold per job.")
+        # the parameters stay those of the whole notebook (it knows every fold of the run, so its
+        # derived tables can say which are missing); FOLD_JOB selects the fold it trains
     return Job(nb, cell_type, params_file, overrides, run_name or params["run_name"], params, fold)
 
 
@@ -363,19 +371,13 @@ def notebook_folds(nb: Notebook, params: Mapping[str, Any]) -> list[int]:
     return [int(f) for f in (node or params["folds"])]
 
 
-def _with_dotted(nested: Mapping[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """A copy of the nested mapping ``nested`` with ``dotted`` (``"a.b.c"``) set to ``value``."""
-    out = copy.deepcopy(dict(nested))
-    node = out
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-    return out
-
-
 def status(job: Job) -> str:
-    """``"done"`` (finished with the same fingerprint), ``"stale"`` (finished, inputs changed) or ``"todo"``."""
+    """``"done"`` (finished with the same fingerprint), ``"stale"`` (finished, inputs changed) or ``"todo"``.
+
+    The whole-notebook job of a per-fold notebook is also ``"stale"`` when one of its fold jobs
+    finished after it: that fold's rows in the keyed tables are newer than the notebook's summaries
+    and figures (:func:`fold_jobs_after`).
+    """
     if not job.output.is_file():
         return "todo"
     import nbformat
@@ -384,7 +386,22 @@ def status(job: Job) -> str:
         meta = nbformat.read(job.output, as_version=4).metadata.get("chromexp", {})
     except Exception:  # an unreadable notebook is as good as absent
         return "todo"
-    return "done" if meta.get("fingerprint") == job.fingerprint else "stale"
+    if meta.get("fingerprint") != job.fingerprint or fold_jobs_after(job):
+        return "stale"
+    return "done"
+
+
+def fold_jobs_after(job: Job) -> list[Path]:
+    """The executed fold notebooks (``<NN_name>.foldK.ipynb``) written after ``job``'s own notebook."""
+    if job.fold is not None or job.notebook.stem not in FOLD_PARAMETERS or not job.output.is_file():
+        return []
+    own = job.output.stat().st_mtime_ns
+    pattern = re.compile(rf"^{re.escape(job.notebook.stem)}\.fold\d+\.ipynb$")
+    return sorted(
+        p
+        for p in job.out_dir.glob(f"{job.notebook.stem}.fold*.ipynb")
+        if pattern.match(p.name) and p.stat().st_mtime_ns > own
+    )
 
 
 def _kernel_path() -> str:
