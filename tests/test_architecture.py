@@ -17,7 +17,7 @@ import pytest
 LIB = Path(__file__).resolve().parents[1] / "lib" / "chromexp"
 
 #: The shared base: the modules at the top of the package.
-BASE = frozenset({"constants", "paths", "config", "utils", "provenance", "results", "metrics", "runs"})
+BASE = frozenset({"constants", "paths", "config", "cells", "utils", "provenance", "results", "metrics", "runs"})
 
 #: wing -> the wings it may import (besides itself). ``entry`` is ``chromexp/__init__.py`` and
 #: ``chromexp/__main__.py`` (``python -m chromexp`` runs the command line).

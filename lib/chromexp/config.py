@@ -22,8 +22,9 @@ from typing import Any
 
 import yaml
 
-from . import paths
-from .constants import CELL_TYPES, FEATURE_ENGINES, MARKS
+from . import cells, paths
+from .constants import FEATURE_ENGINES, MARKS
+from .utils import DuplicateKeyError, load_yaml_text, read_yaml  # noqa: F401 — public names of this module
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
 FREE_FORM_KEYS: frozenset[str] = frozenset()
@@ -62,6 +63,8 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "cell.name": ("str", _is_str),
     "cell.state": ("str", _is_str),
     "cell.pchic_tissue": ("str", _is_str),
+    "cell.expression.column": ("str", _is_str),
+    "cell.expression.table": ("str", _is_str),
     "data.name": ("str", _is_str),
     "model.promoter_cnn.marks": ("list", _is_list),
     "model.promoter_cnn.folds": ("list", _is_list),
@@ -86,54 +89,7 @@ def _nullable_type(dotted: str) -> tuple[str, Callable[[Any], bool]] | None:
     return None
 
 
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A key given twice in one YAML mapping."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                first = seen.get(key)
-                seen.setdefault(key, key_node.start_mark.line)
-            except TypeError:  # an unhashable key: let the base class report it
-                continue
-            if first is not None:
-                raise DuplicateKeyError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first given on line {first + 1})",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml_text(text: str | Any) -> Any:
-    """Parse YAML (a string or an open file) like ``yaml.safe_load``, rejecting duplicate keys."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing file, bad YAML, a duplicate key or a non-mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Parameter file {path} does not exist.")
-    try:
-        with open(path) as handle:
-            data = load_yaml_text(handle)
-    except DuplicateKeyError as err:
-        raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
-    except yaml.YAMLError as err:
-        raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"Parameter file {path} must hold a mapping of keys to values, not {type(data).__name__}.")
-    return data
+# YAML reading (duplicate keys refused) lives in chromexp.utils, shared with chromexp.cells; re-exported here.
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -215,10 +171,11 @@ def parse_overrides(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
 
 
 def check_cell_type(cell_type: str) -> str:
-    """Return ``cell_type`` if it is one of the 11 Roadmap EIDs of the study, else raise."""
-    if cell_type not in CELL_TYPES:
-        raise ValueError(f"Unknown cell type {cell_type!r}. Known: {', '.join(CELL_TYPES)}.")
-    return cell_type
+    """Return the registered id of ``cell_type`` (``e003`` → ``E003``), else raise naming the known ones.
+
+    Cell types are defined by their files ``params/cells/<ID>.yaml`` (:mod:`chromexp.cells`).
+    """
+    return cells.normalise(cell_type)
 
 
 def load_params(
@@ -232,7 +189,8 @@ def load_params(
     Parameters
     ----------
     cell_type : str, optional
-        A Roadmap EID (``"E003"``); its ``params/cells/<EID>.yaml`` is merged after the defaults.
+        A cell-type id (``"E003"``, matched case-insensitively); the ``cell:`` block of its file
+        ``params/cells/<ID>.yaml`` (:mod:`chromexp.cells`, checked complete) is merged after the defaults.
     files : iterable of path
         Run files such as ``params/demo.yaml``, merged in order; ``None`` entries are ignored.
     overrides : mapping, optional
@@ -248,10 +206,9 @@ def load_params(
     defaults_path = Path(defaults) if defaults is not None else paths.params_dir() / "defaults.yaml"
     params = read_yaml(defaults_path)
     if cell_type is not None:
-        check_cell_type(cell_type)
-        cell_file = defaults_path.parent / "cells" / f"{cell_type}.yaml"
-        if cell_file.is_file():
-            params = merge(params, read_yaml(cell_file), str(cell_file))
+        cell = cells.get(cell_type)
+        cell_type = cell.id
+        params = merge(params, {"cell": cell.as_params()}, str(cell.file))
     for file in files:
         if file is None or str(file) == "":
             continue
@@ -263,9 +220,14 @@ def load_params(
         params = merge(params, overrides, "the overrides (-p / PARAMS)")
     if cell_type is not None:
         params["cell_type"] = cell_type
-    unknown = [c for c in params.get("cell_types", []) if c not in CELL_TYPES]
+    known = cells.ids()
+    unknown = [c for c in params.get("cell_types", []) if c not in known]
     if unknown:
-        raise ValueError(f"Unknown cell type(s) {unknown} in 'cell_types'. Known: {', '.join(CELL_TYPES)}.")
+        try:
+            fixed = [check_cell_type(c) for c in params["cell_types"]]
+        except ValueError as err:
+            raise ValueError(f"'cell_types': {err}") from None
+        params["cell_types"] = fixed  # only the case differed (e003 -> E003)
     validate(params)
     return params
 

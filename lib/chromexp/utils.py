@@ -12,8 +12,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 
 def get_logger(name: str = "chromexp") -> logging.Logger:
@@ -278,3 +280,56 @@ def die_with_parent(parent_pid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="chromexp-parent-watch").start()
+
+
+# ----------------------------------------------------------------------------------------------
+# YAML parameter files (chromexp.config, chromexp.cells)
+# ----------------------------------------------------------------------------------------------
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+                seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:  # an unhashable key: let the base class report it
+                continue
+            if first is not None:
+                raise DuplicateKeyError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first given on line {first + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str | Any) -> Any:
+    """Parse YAML (a string or an open file) like ``yaml.safe_load``, rejecting duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing file, bad YAML, a duplicate key or a non-mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Parameter file {path} does not exist.")
+    try:
+        with open(path) as handle:
+            data = load_yaml_text(handle)
+    except DuplicateKeyError as err:
+        raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"Parameter file {path} must hold a mapping of keys to values, not {type(data).__name__}.")
+    return data

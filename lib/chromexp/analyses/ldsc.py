@@ -788,8 +788,9 @@ def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Pan
     """The :class:`Panel` of LDSC's published 1000G phase 3 EUR resources under ``ldsc_root``.
 
     Files are found by name wherever the archives unpacked them. The regression SNPs are the
-    HapMap3 SNPs (``hm.<chrom>.snp``) minus the MHC (chr6:25-34 Mb), written to ``work_dir``; the
-    merge-alleles list loses its MHC SNPs too; the weights are LDSC's ``weights.hm3_noMHC``.
+    HapMap3 SNPs (``hm3_no_MHC.list.txt`` of the Zenodo copy, else ``hm.<chrom>.snp``) minus the MHC
+    (chr6:25-34 Mb), written to ``work_dir``; the merge-alleles list (those SNPs with their 1000G
+    alleles, else ``w_hm3.snplist``) loses its MHC SNPs too; the weights are LDSC's ``weights.hm3_noMHC``.
     """
     root, work = Path(ldsc_root), Path(work_dir)
     chroms = tuple(range(1, 23))
@@ -797,19 +798,26 @@ def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Pan
     frq1 = _find(root, "1000G.EUR.QC.1.frq")
     base1 = _find(root, "baselineLD.1.l2.ldscore.gz")
     w1 = _find(root, "weights.hm3_noMHC.1.l2.ldscore.gz")
-    hm1 = _find(root, "hm.1.snp")
-    merge = _find(root, "w_hm3.snplist")
+    # the Zenodo copy (chromexp download --kinds ldsc) ships hm3_no_MHC.list.txt instead of the old
+    # hapmap3_snps/hm.<chrom>.snp + w_hm3.snplist: the merge-alleles list is then those SNPs with the
+    # alleles of the 1000G .bim (the same SNP/A1/A2 columns munge_sumstats reads)
+    hm3_list = sorted(root.rglob("hm3_no_MHC.list.txt"))
+    hm3_all = set(pd.read_csv(hm3_list[0], header=None, sep=r"\s+", usecols=[0])[0]) if hm3_list else None
+    hm1 = None if hm3_list else _find(root, "hm.1.snp")
+    merge = None if hm3_list else _find(root, "w_hm3.snplist")
     (work / "regression").mkdir(parents=True, exist_ok=True)
     n_mhc = 0
+    alleles = []
     for c in chroms:
         bim = read_bim(bim1.parent / f"1000G.EUR.QC.{c}.bim")
-        hm = set(pd.read_csv(hm1.parent / f"hm.{c}.snp", header=None)[0])
+        hm = hm3_all if hm3_list else set(pd.read_csv(hm1.parent / f"hm.{c}.snp", header=None)[0])
         kept, n = exclude_mhc(bim[bim["SNP"].isin(hm)])
         n_mhc += n
         kept["SNP"].to_csv(work / "regression" / f"regression.{c}.snp", header=False, index=False)
+        alleles.append(kept[["SNP", "A1", "A2"]])
         if c == 6:
             mhc_snps = set(bim["SNP"]) - set(exclude_mhc(bim)[0]["SNP"])
-    ma = pd.read_csv(merge, sep=r"\s+")
+    ma = pd.concat(alleles, ignore_index=True) if hm3_list else pd.read_csv(merge, sep=r"\s+")
     ma[~ma["SNP"].isin(mhc_snps)].to_csv(work / "regression" / "merge_alleles.noMHC.snplist", sep="\t", index=False)
     log.info("regression SNPs: HapMap3 minus %d MHC SNPs", n_mhc)
     return Panel(

@@ -28,6 +28,7 @@ read_gene_table        ``genes.tsv`` (header; gene_id, chrom, tss,        gene_i
                        strand required; gene_name, gene_length optional)  tss, strand, gene_length
 read_expression        ``57epigenomes.RPKM.pc.gz`` (header; gene_id,      index gene_id; one float64
                        then one RPKM column per EID)                      column per EID
+read_expression_table  a user's own table (header; gene_id, value)        float64 Series by gene_id
 read_pchic             ``pchic/{TISSUE}.tsv.gz`` (header)                 bait_chrom, bait_start,
                                                                           bait_end, other_chrom,
                                                                           other_start, other_end,
@@ -37,6 +38,7 @@ pchic                  + ``{TISSUE}_pair2score.pickle``
 read_tss2fragment      Chromoformer's ``tss2fragment.pickle``             tss_chrom, tss_start, tss_end,
                                                                           frag_chrom, frag_start,
                                                                           frag_end
+read_ensg2tss          Chromoformer's ``ensg2tss.pickle``                 gene_id, rank, chrom, tss, strand
 =====================  =================================================  ============================
 
 Also: :func:`read_bigwig_chrom_sizes` (a bigWig's header) and :func:`write_pchic` (writes the
@@ -1420,8 +1422,10 @@ def read_gene_table(
     return frame.astype({"gene_id": str, "gene_name": str, "chrom": str, "strand": str}).reset_index(drop=True)
 
 
-def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a Roadmap expression matrix (``57epigenomes.RPKM.pc(.gz)``).
+def read_expression(
+    path: PathLike, cell_types: Sequence[str] | None = None, *, any_columns: bool = False
+) -> pd.DataFrame:
+    """Read a Roadmap expression matrix (``57epigenomes.RPKM.pc(.gz)``) or a user's expression table.
 
     Parameters
     ----------
@@ -1431,6 +1435,9 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
         the vendored ``genes_rpkm_11.tsv.gz``, are ignored (logged).
     cell_types : sequence of str, optional
         EIDs to return (in this order); each must be a column of the file. Default: all.
+    any_columns : bool
+        Every column but ``gene_id`` is a value column, whatever its name (a user's own table,
+        :func:`read_expression_table`); default: only EID columns.
 
     Returns
     -------
@@ -1448,7 +1455,7 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
     path = _check_file(path)
     header, header_line = _read_header(path)
     _check_header(path, header, header_line, ("gene_id",))
-    eids = [name for name in header if EID_PATTERN.match(name)]
+    eids = [name for name in header if (name != "gene_id" if any_columns else EID_PATTERN.match(name))]
     if not eids:
         raise _error(
             path, header_line, f"header has no epigenome (EID) columns such as E003; found {', '.join(header)}"
@@ -1482,6 +1489,34 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
     out.index = out.index.astype(str)
     out.columns.name = None
     return out.astype(np.float64)
+
+
+def read_expression_table(path: PathLike, column: str | None = None) -> pd.Series:
+    """Read a user's own expression table: ``gene_id`` and one value column (RPKM or on its scale).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Tab-separated with a header: ``gene_id`` (Ensembl ids, as in the gene table) and the
+        value column(s); the same checks as :func:`read_expression` (finite, >= 0, no gene twice
+        with different values; ``file:line`` in every error).
+    column : str, optional
+        The value column; default: the only column besides ``gene_id`` (several → an error naming them).
+
+    Returns
+    -------
+    pandas.Series
+        float64 values indexed by ``gene_id`` (str), named after the column.
+    """
+    if column is not None:
+        return read_expression(path, [column], any_columns=True)[column]
+    table = read_expression(path, any_columns=True)
+    if table.shape[1] != 1:
+        raise ValueError(
+            f"{path}: has {table.shape[1]} value columns ({', '.join(table.columns)}); name the one to use "
+            "(cell.expression.column) or keep only gene_id and one value column."
+        )
+    return table.iloc[:, 0]
 
 
 def read_pchic(path: PathLike, chrom_sizes: ChromSizes = None) -> pd.DataFrame:
@@ -1688,6 +1723,58 @@ def read_chromoformer_pchic(
             where=lambda i, c=c, b=b, e=e, side=side: f"{side} fragment {c[i]}:{b[i]}-{e[i]}",
         )
     return frame.astype({"bait_chrom": str, "other_chrom": str})
+
+
+#: Columns of :func:`read_ensg2tss`.
+ENSG2TSS_COLUMNS: tuple[str, ...] = ("gene_id", "rank", "chrom", "tss", "strand")
+
+
+def read_ensg2tss(path: PathLike) -> pd.DataFrame:
+    """Read Chromoformer's ``ensg2tss.pickle``: every TSS of each gene, the chosen one first.
+
+    Chromoformer's ``preprocessing/scripts/prepare_ensg2tss.py`` writes, for each protein-coding
+    gene, the TSSs of its transcripts sorted by transcript length (longest first) as
+    ``(chrom, tss, tss + 1, strand)`` tuples; its training metadata takes the first as the gene's TSS
+    and pools the bait fragments of *all* of them when choosing pCREs (``get_neighbors``). Loaded
+    with the restricted unpickler (containers, strings and numbers only: a pickle can run code).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_tss, 5)
+        :data:`ENSG2TSS_COLUMNS`: ``rank`` 0 is the chosen TSS; ``tss`` 0-based; genes in file
+        order, a gene's TSSs in its list's order (a TSS listed twice for a gene keeps its first rank).
+
+    Raises
+    ------
+    ValueError
+        An unreadable, empty or unsafe pickle (naming the refused class), a gene whose value is not a
+        list of ``(chrom, start, end, strand)`` tuples with ``end == start + 1`` and strand ``+``/``-``.
+    """
+    path = Path(path)
+    mapping = _load_pickle(path, dict)
+    rows = []
+    for gene, tsss in mapping.items():
+        if not isinstance(gene, str) or not isinstance(tsss, (list, tuple)) or not tsss:
+            raise ValueError(f"{path}: gene {gene!r} must map to a non-empty list of TSS tuples, got {tsss!r}.")
+        seen = set()
+        for rank, entry in enumerate(tsss):
+            ok = isinstance(entry, (list, tuple)) and len(entry) == 4
+            if ok:
+                chrom, start, end, strand = entry
+                try:
+                    start, end = int(start), int(end)
+                except (TypeError, ValueError):
+                    ok = False
+                ok = ok and isinstance(chrom, str) and end == start + 1 and start >= 0 and strand in ("+", "-")
+            if not ok:
+                raise ValueError(
+                    f"{path}: TSS {rank + 1} of gene {gene!r} is not (chrom, tss, tss + 1, strand): {entry!r}."
+                )
+            if (chrom, start) not in seen:
+                seen.add((chrom, start))
+                rows.append((gene, rank, chrom, start, strand))
+    frame = pd.DataFrame(rows, columns=list(ENSG2TSS_COLUMNS))
+    return frame.astype({"gene_id": str, "rank": np.int64, "chrom": str, "tss": np.int64, "strand": str})
 
 
 def read_tss2fragment(path: PathLike) -> pd.DataFrame:
