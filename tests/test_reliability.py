@@ -496,3 +496,49 @@ def test_fold_jobs_merge_keyed_rows_and_derived_tables_say_partial_until_every_f
     assert sorted(set(history["fold"])) == [1, 2]
     # ... and the notebook's own job is stale: a fold's rows are newer than its summaries
     assert notebooks.status(whole) == "stale"
+
+
+# -- 29.3 / 29.6: downloads: a truncated file is never "skipped"; offline is one line -----------------
+def test_a_truncated_file_at_the_destination_is_never_skipped_as_present(tmp_path):
+    import gzip
+
+    from chromexp.data import download
+
+    body = gzip.compress(b"chr1\t10\t46\tN\t1000\t+\n" * 500)
+    dest = tmp_path / "raw" / "E003-H3K4me3.tagAlign.gz"
+    dest.parent.mkdir()
+    dest.write_bytes(body[: len(body) // 2])  # a cut-short copy (no published size or checksum)
+    remote = download.RemoteFile("tagAlign", "https://example.org/E003-H3K4me3.tagAlign.gz", dest)
+    fetched = []
+
+    def fetcher(url, path):
+        fetched.append(url)
+        Path(path).write_bytes(body)
+
+    for _ in range(2):  # ... not once, not on any later run
+        with pytest.raises(download.DownloadError, match=r"E003-H3K4me3.tagAlign.gz exists but is damaged.*truncated"):
+            download.fetch_file(remote, fetcher)
+    assert dest.read_bytes() == body[: len(body) // 2] and not fetched  # reported, not silently replaced
+    assert download.fetch_file(remote, fetcher, force=True) == "downloaded"
+    assert download.fetch_file(remote, fetcher) == "skipped" and len(fetched) == 1  # recorded as verified
+    dest.write_bytes(body[:-10])  # damaged after it was recorded: checked again, refused
+    with pytest.raises(download.DownloadError, match="damaged"):
+        download.fetch_file(remote, fetcher)
+
+
+def test_an_offline_download_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import socket
+    import urllib.error
+
+    from chromexp.data import download
+
+    def offline(url, dest, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(download, "urllib_fetcher", offline)
+    monkeypatch.setattr(download.time, "sleep", lambda s: None)
+    args = ["download", "--cells", "E003", "--marks", "H3K4me3", "--kinds", "tagAlign"]
+    code = cli.main([*args, "-p", "paths.data_dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "offline?" in err and "egg2.wustl.edu" in err and "E003-H3K4me3.tagAlign.gz" in err

@@ -621,6 +621,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     With ``--dry-run``, print the manifest and fetch nothing; otherwise install the vendored
     annotations, download what is missing (or everything with ``--force``) and print the table.
+    Returns 1 (one line on stderr) when a file cannot be downloaded or fails its checks.
     """
     from ..data import download
 
@@ -636,11 +637,15 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(download.format_dry_run(files))
         return 0
     tables = []
-    if roadmap_kinds:
-        download.install_vendored_annotations(params)
-        tables.append(download.download_roadmap(params, args.cells, args.marks, roadmap_kinds, force=args.force))
-    if "ldsc" in kinds:
-        tables.append(download.download_ldsc(download.ldsc_dir(params), force=args.force))
+    try:
+        if roadmap_kinds:
+            download.install_vendored_annotations(params)
+            tables.append(download.download_roadmap(params, args.cells, args.marks, roadmap_kinds, force=args.force))
+        if "ldsc" in kinds:
+            tables.append(download.download_ldsc(download.ldsc_dir(params), force=args.force))
+    except download.DownloadError as err:  # offline, a damaged file, a failed check: one line, no traceback
+        print(f"chromexp download: error: {err}", file=sys.stderr)
+        return 1
     import pandas as pd
 
     print(pd.concat(tables, ignore_index=True).to_string(index=False))
