@@ -542,3 +542,78 @@ def test_an_offline_download_is_one_line_not_a_traceback(tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip()
     assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert "offline?" in err and "egg2.wustl.edu" in err and "E003-H3K4me3.tagAlign.gz" in err
+
+
+# -- 29.1: chromexp never deletes a folder it did not create ------------------------------------------
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_ldsc_env_dir_pointing_at_a_users_folder_is_never_deleted(tmp_path, monkeypatch, how):
+    from chromexp.analyses import ldsc
+
+    mine = tmp_path / "my_analysis"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work\n")
+    calls = []
+
+    def no_network(*args, **kwargs):  # the old code deleted the folder, then tried to build the env here
+        calls.append(args)
+        raise OSError("no venv/pip in this test")
+
+    monkeypatch.setattr(ldsc.subprocess, "run", no_network)
+    if how == "environment":
+        monkeypatch.setenv(ldsc.ENV_VAR, str(mine))
+    with pytest.raises(ValueError, match=r"my_analysis .*holds files chromexp did not create.*never deletes") as err:
+        ldsc.ensure_ldsc_env(mine if how == "argument" else None)
+    assert (mine / "thesis.tex").read_text() == "years of work\n" and not calls
+    assert "ldsc.env_dir" in str(err.value)
+
+
+def test_folders_chromexp_made_are_rebuilt_and_empty_ones_used(tmp_path, monkeypatch):
+    from chromexp.analyses import ldsc
+
+    monkeypatch.setattr(ldsc.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no venv here")))
+    made = tmp_path / "env"
+    utils.claim_folder(made, "a test environment")
+    (made / "half-installed").write_text("x")
+    with pytest.raises(ldsc.LdscError, match="no venv here"):  # removed (ours), then the build fails
+        ldsc.ensure_ldsc_env(made)
+    assert (made / utils.OWNER_MARKER).is_file() and not (made / "half-installed").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ldsc.LdscError, match="no venv here"):
+        ldsc.ensure_ldsc_env(empty)
+    assert (empty / utils.OWNER_MARKER).is_file()
+    # the generated raw data: a non-empty folder without the generator's manifest is refused before any work
+    mine = tmp_path / "raw"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    params = load_params(None, files=[paths.repo_root() / "params" / "smoke.yaml"])
+    with pytest.raises(ValueError, match=r"raw .*never deletes"):
+        roadmap.generate(params, out_dir=mine, force=True)
+    assert (mine / "notes.txt").read_text() == "mine\n"
+
+
+# -- 29.5: a YAML alias bomb in a parameter file is refused ------------------------------------------
+def test_a_yaml_alias_bomb_is_refused_with_a_clear_error(tmp_path):
+    import resource
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]  # 9**10 strings
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+
+    def limits():  # the code before tried to expand it: bounded here so the test ends either way
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "chromexp", "params", "-f", str(bomb)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limits,
+        env={**os.environ, "PYTHONPATH": str(paths.repo_root() / "lib")},
+    )
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert "bomb.yaml" in proc.stderr and "aliases (*a0) are not allowed" in proc.stderr and "line 2" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="aliases"):
+        config.parse_overrides([("marks", "[&m H3K4me3, *m]")])

@@ -289,8 +289,26 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
     """A key given twice in one YAML mapping."""
 
 
+class AliasError(yaml.composer.ComposerError):
+    """A YAML alias (``*name``) in a parameter file: refused (an alias bomb expands to gigabytes)."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)
+    and every alias (``*name``, also inside ``<<: *name``): a few lines of nested aliases (the "billion
+    laughs") expand to more objects than memory holds once the parameters are merged or printed.
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise AliasError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not allowed in parameter files; write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -326,6 +344,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             data = load_yaml_text(handle)
     except DuplicateKeyError as err:
         raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
+    except AliasError as err:
+        raise ValueError(f"Parameter file {path}: {err.problem}{err.problem_mark}.") from None
     except yaml.YAMLError as err:
         raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
     if data is None:
