@@ -294,9 +294,11 @@ class AliasError(yaml.composer.ComposerError):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)
-    and every alias (``*name``, also inside ``<<: *name``): a few lines of nested aliases (the "billion
-    laughs") expand to more objects than memory holds once the parameters are merged or printed.
+    """``yaml.SafeLoader`` that rejects duplicate keys and every alias.
+
+    A key given twice in one mapping is refused (YAML silently keeps the last), and so is every alias
+    (``*name``, also inside ``<<: *name``): a few lines of nested aliases (the "billion laughs")
+    expand to more objects than memory holds once the parameters are merged or printed.
     """
 
     def compose_node(self, parent, index):
