@@ -617,3 +617,35 @@ def test_a_yaml_alias_bomb_is_refused_with_a_clear_error(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
     with pytest.raises(ValueError, match="aliases"):
         config.parse_overrides([("marks", "[&m H3K4me3, *m]")])
+
+
+# -- 29.4: notebooks covering every cell type are stale when an upstream table changes ----------------
+def test_a_changed_upstream_table_makes_the_global_notebooks_stale(fake_repo, capsys):  # noqa: F811
+    writer = (
+        HEADER
+        + PER_CELL_PARAMS
+        + START
+        + (
+            "import pandas as pd\n"
+            "pd.DataFrame({'effect': [1.0]}).to_csv(run.out_dir / 'perturbation_effects.tsv.gz', sep='\\t', index=False)\n"
+        )
+    )
+    reader = (
+        HEADER
+        + GLOBAL_PARAMS
+        + (
+            "\n# %%\nfrom chromexp import runs\n"
+            "run = runs.start(run_name=RUN_NAME, params_file=PARAMS_FILE, overrides=PARAMS, require_cell_type=False)\n"
+            "print('read the effects')\n"
+        )
+    )
+    (fake_repo / "notebooks" / "60_perturbation.py").write_text(writer)
+    (fake_repo / "notebooks" / "70_eqtl_enrichment.py").write_text(reader)
+    base = ["batch", "-f", "params/smoke.yaml", "--run-name", "t", "--cells", "E003"]
+    assert cli.main([*base, "--notebooks", "60", "70"]) == 0
+    assert cli.main([*base, "--notebooks", "70"]) == 0 and "1 skipped" in capsys.readouterr().out
+    effects = fake_repo / "results" / "t" / "E003" / "perturbation_effects.tsv.gz"
+    effects.write_text("effect\n2.0\n")  # notebook 60 rerun by hand, or a table edited
+    job = notebooks.make_job("70", None, "params/smoke.yaml", {}, "t")
+    assert notebooks.status(job) == "stale"
+    assert cli.main([*base, "--notebooks", "70"]) == 0 and "1 ok" in capsys.readouterr().out

@@ -290,6 +290,9 @@ def plan_jobs(
     if not nbs:
         raise ValueError("No notebooks to run (notebooks/NN_name.py).")
     nbs = sorted({nb.number: nb for nb in nbs}.values(), key=lambda nb: nb.number)
+    if isinstance(cells, str) or isinstance(notebook_specs, str):
+        what, value = ("cells", cells) if isinstance(cells, str) else ("notebooks", notebook_specs)
+        raise ValueError(f"{what} must be a list (e.g. [{value!r}]), not the string {value!r}.")
     if cells is None:
         cells = config.load_params(None, files=[params_file], overrides=overrides)["cell_types"]
     cells = [config.check_cell_type(cell) for cell in cells]  # e003 -> E003; unknown: did you mean

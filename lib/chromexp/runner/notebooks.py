@@ -79,6 +79,39 @@ FOLD_PARAMETERS: dict[str, str] = {
 }
 
 
+#: What a notebook that covers every cell type reads from earlier notebooks and from the data, as
+#: ``"<root>:<glob>"`` patterns: root ``run`` (``results/<run>/``), ``raw`` (the raw-data folder),
+#: ``processed`` (the processed-data folder) or ``ldsc`` (LDSC's reference files); ``{cell}``
+#: stands for each cell type of the run. The size and modification time of every matching file
+#: enter the job's fingerprint (:attr:`Job.data_fingerprints`), so a changed upstream table makes
+#: the job stale, and the Snakemake workflow declares the files as inputs. A notebook covering every
+#: cell type that is not listed reads :data:`DEFAULT_GLOBAL_INPUTS`. (Per-cell-type notebooks are
+#: covered by their cell type's raw inputs and dataset store.) A notebook must not list a folder it
+#: writes itself.
+NOTEBOOK_INPUTS: dict[str, tuple[str, ...]] = {
+    "00_demo_data": (),  # writes the raw data; reads only its parameters
+    "15_real_e116": (),  # reads the vendored real E116 counts, part of the package
+    "55_cross_celltype": ("run:{cell}/metrics.tsv", "run:{cell}/predictions.tsv.gz", "processed:{cell}/*.h5"),
+    "70_eqtl_enrichment": (
+        "run:{cell}/perturbation_effects.tsv.gz",
+        "processed:{cell}/*.h5",
+        "raw:eqtl/*",
+        "raw:truth/enhancers.tsv.gz",
+    ),
+    "80_ldsc": ("run:{cell}/perturbation_effects.tsv.gz", "raw:genes.tsv", "raw:truth/*", "ldsc:*", "ldsc:gwas/*"),
+    "90_figures": (
+        "run:{cell}/*.tsv",
+        "run:{cell}/*.tsv.gz",
+        "run:{cell}/*.npz",
+        "run:eqtl/*.tsv",
+        "run:ldsc/*.tsv",
+        "run:ldsc/*.tsv.gz",
+    ),
+}
+#: The inputs of a notebook covering every cell type that :data:`NOTEBOOK_INPUTS` does not list.
+DEFAULT_GLOBAL_INPUTS: tuple[str, ...] = ("run:{cell}/*.tsv", "run:{cell}/*.tsv.gz")
+
+
 @dataclass(frozen=True)
 class Notebook:
     """One analysis notebook: ``notebooks/NN_name.py`` (source) and its paired ``.ipynb``."""
@@ -260,6 +293,53 @@ class Job:
             values[FOLD_JOB_PARAMETER] = self.fold
         return values
 
+    def input_files(self) -> list[Path]:
+        """The files on disk this job reads besides its parameters (those that exist now).
+
+        Per-cell-type notebooks (10 and later): the cell type's raw inputs
+        (:func:`chromexp.data.dataset.input_files`); notebooks covering every cell type: the files
+        matching their :data:`NOTEBOOK_INPUTS` patterns. Used by the Snakemake workflow as the
+        rule's inputs, so it sees a changed raw file.
+        """
+        if self.cell_type is not None:
+            if int(self.notebook.number) < 10:
+                return []
+            from ..data import dataset
+
+            files = dataset.input_files(self.params, self.cell_type)
+            flat = [v for k, v in files.items() if k != "reads"] + list(files["reads"].values())
+            return sorted({Path(p) for p in flat if Path(p).is_file()})
+        return sorted({path for _, path in self._declared_files()})
+
+    def _declared_files(self) -> list[tuple[str, Path]]:
+        """``(label, path)`` of every existing file matching this global job's declared input patterns."""
+        patterns = NOTEBOOK_INPUTS.get(self.notebook.stem, DEFAULT_GLOBAL_INPUTS)
+        if not patterns:
+            return []
+        from ..data import download
+
+        roots = {
+            "run": paths.results_dir(self.params) / self.run_name,
+            "raw": paths.raw_dir(self.params),
+            "processed": paths.dataset_dir(self.params) / "processed",
+            "ldsc": download.ldsc_dir(self.params),
+        }
+        found: dict[str, Path] = {}
+        for spec in patterns:
+            root_name, _, pattern = spec.partition(":")
+            if root_name not in roots or not pattern:
+                raise ValueError(
+                    f"NOTEBOOK_INPUTS of {self.notebook.stem}: {spec!r} is not '<root>:<glob>' ({list(roots)})."
+                )
+            root = roots[root_name]
+            cells = list(self.params.get("cell_types") or []) if "{cell}" in pattern else [None]
+            for cell in cells:
+                expanded = pattern.replace("{cell}", cell) if cell else pattern
+                for path in sorted(root.glob(expanded)) if root.is_dir() else []:
+                    if path.is_file() and not path.name.startswith("."):
+                        found[f"{root_name}:{path.relative_to(root).as_posix()}"] = path
+        return sorted(found.items())
+
     @property
     def data_fingerprints(self) -> dict[str, Any] | None:
         """What this job's results derive from on disk, beyond its parameters.
@@ -268,11 +348,20 @@ class Job:
         them directly or through the dataset store, which records the same fingerprints), so a
         changed tagAlign makes every per-cell-type job stale. ``store``: size and content checksum
         of the cell type's dataset store (``"unreadable"`` when HDF5 cannot open it, e.g.
-        truncated), so a damaged or rebuilt store is not skipped as up to date. Global notebooks
-        (00 writes the raw data; 90 reads results) have none.
+        truncated), so a damaged or rebuilt store is not skipped as up to date. Notebooks covering
+        every cell type: ``tables``, ``[size, mtime]`` of every file their :data:`NOTEBOOK_INPUTS`
+        match (the tables of earlier notebooks, stores, raw files), so a changed upstream table
+        makes 70, 80 and 90 stale; ``None`` when they declare no inputs (00).
         """
         if self.cell_type is None:
-            return None
+            declared = self._declared_files()
+            if not declared and not NOTEBOOK_INPUTS.get(self.notebook.stem, DEFAULT_GLOBAL_INPUTS):
+                return None
+            tables = {}
+            for label, path in declared:
+                st = path.stat()
+                tables[label] = [st.st_size, st.st_mtime_ns]
+            return {"tables": tables}
         from ..data import dataset
 
         return {
@@ -653,9 +742,11 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
             executed = nbformat.read(job.running, as_version=4)
             data = job.data_fingerprints
             if data is not None:
-                # raw inputs as read (a file changed meanwhile makes the result stale); the store as
-                # left by the run (notebook 10 builds it: its result is not stale for that)
-                data["inputs"] = data_before["inputs"]
+                # raw inputs and upstream tables as read (a file changed meanwhile makes the result
+                # stale); the store as left by the run (notebook 10 builds it: not stale for that)
+                for key in ("inputs", "tables"):
+                    if key in data:
+                        data[key] = data_before[key]
             executed.metadata["chromexp"] = {
                 "fingerprint": job.fingerprint_of(data),
                 "cell_type": job.cell_type,
