@@ -166,6 +166,11 @@ def test_truncated_or_zeroed_store_is_refused(tmp_path, monkeypatch, damage):
         ({"simulate": {"n_jobs": 0}}, "simulate.n_jobs"),
         ({"peaks": {"qvalue": "0.05"}}, "peaks.qvalue"),
         ({"model": {"promoter_cnn": {"concurrent": "yes"}}}, "model.promoter_cnn.concurrent"),
+        # issue 29 item 6: refused up front, not deep inside a notebook
+        ({"seed": 2**64}, "'seed'"),
+        ({"perturbation": {"n_genes": 0}}, "perturbation.n_genes"),
+        ({"perturbation": {"folds": [0]}}, "perturbation.folds"),
+        ({"perturbation": {"attribution": {"n_steps": 0}}}, "perturbation.attribution.n_steps"),
     ],
 )
 def test_parameter_values_are_checked(overrides, message):
