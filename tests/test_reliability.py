@@ -654,3 +654,58 @@ def test_a_changed_upstream_table_makes_the_global_notebooks_stale(fake_repo, ca
     job = notebooks.make_job("70", None, "params/smoke.yaml", {}, "t")
     assert notebooks.status(job) == "stale"
     assert cli.main([*base, "--notebooks", "70"]) == 0 and "1 ok" in capsys.readouterr().out
+
+
+# -- 29.6: errors that name the file -------------------------------------------------------------------
+def _truncated_effects(run_dir: Path, cell: str = "E003") -> Path:
+    import gzip
+
+    from chromexp.results import EFFECT_COLUMNS
+
+    rows = "".join("\t".join(["1"] * len(EFFECT_COLUMNS)) + "\n" for _ in range(4000))
+    body = gzip.compress(("\t".join(EFFECT_COLUMNS) + "\n" + rows).encode())
+    path = run_dir / cell / "perturbation_effects.tsv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body[: len(body) // 2])
+    return path
+
+
+def test_truncated_results_tables_in_notebooks_70_80_90_name_the_file(tmp_path):
+    from chromexp.analyses import enrichment, ldsc, summary
+
+    path = _truncated_effects(tmp_path)
+    readers = {
+        "70 (enrichment.read_effects)": lambda: enrichment.read_effects(path),
+        "80 (ldsc.load_effects)": lambda: ldsc.load_effects(tmp_path, ["E003"]),
+        "90 (summary.load_run_tables)": lambda: summary.load_run_tables(tmp_path),
+    }
+    for name, read in readers.items():
+        with pytest.raises(ValueError, match=r"perturbation_effects\.tsv\.gz cannot be read: it is truncated") as err:
+            read()
+        assert str(path) in str(err.value), name
+
+
+@pytest.mark.parametrize("damage", ["xlsx_as_tsv_gz", "truncated", "binary"])
+def test_the_eqtl_reader_names_the_file_of_a_wrong_or_truncated_table(tmp_path, damage):
+    import gzip
+    import zipfile
+
+    from chromexp.data import eqtl
+
+    path = tmp_path / "eqtls.tsv.gz"
+    if damage == "xlsx_as_tsv_gz":
+        with zipfile.ZipFile(path, "w") as z:  # what an .xlsx is
+            z.writestr("xl/workbook.xml", "<workbook/>")
+        message = "zip archive"
+    elif damage == "truncated":
+        lines = "".join(f"Lung\tENSG{i:011d}.1\tchr1_{1000 + i}_A_G_b38\t0.5\n" for i in range(3000))
+        body = gzip.compress(("tissue\tgene\tvariant\tpip\n" + lines).encode())
+        path.write_bytes(body[: len(body) // 2])
+        message = "truncated"
+    else:
+        path = tmp_path / "eqtls.tsv"
+        path.write_bytes(b"tissue\tgene\tvariant\tpip\n\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")  # an old .xls header
+        message = "not UTF-8 text"
+    with pytest.raises(ValueError, match=message) as err:
+        eqtl.read_fine_mapped_eqtls(path)
+    assert str(path) in str(err.value)

@@ -149,7 +149,32 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         return pd.DataFrame()
-    return pd.read_csv(path, sep="\t")
+    return read_tsv(path)
+
+
+def read_tsv(path: str | Path, **kwargs) -> pd.DataFrame:
+    r"""``pandas.read_csv(path, sep="\\t", **kwargs)``, every parse failure a ``ValueError`` naming the file.
+
+    A truncated ``.gz`` (``EOFError``), a file of another kind saved under a table's name (an
+    ``.xlsx`` or binary: ``UnicodeDecodeError``, ``BadGzipFile``), or a table cut mid-row are
+    reported with the path and what to do, never as a bare parser error.
+    """
+    import gzip
+    import zlib
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path, sep="\t", **kwargs)
+    except FileNotFoundError:
+        raise
+    except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise ValueError(
+            f"Table {path} cannot be read: it is truncated or not a tab-separated table "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}). Rerun the notebook "
+            "that writes it (with --force), or replace the file."
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"Table {path} is empty (no header line): rerun the notebook that writes it.") from None
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from ..results import EFFECT_COLUMNS
+from ..results import EFFECT_COLUMNS, read_tsv
 from ..utils import get_logger
 
 log = get_logger("chromexp.analyses.enrichment")
@@ -88,7 +88,7 @@ def read_effects(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run notebook 60_perturbation for this cell type first.")
-    table = pd.read_csv(path, sep="\t", dtype={"chrom": str, "gene_id": str, "region": str})
+    table = read_tsv(path, dtype={"chrom": str, "gene_id": str, "region": str})
     missing = [c for c in EFFECT_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: lacks column(s) {missing} of the perturbation_effects contract.")

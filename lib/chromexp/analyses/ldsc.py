@@ -49,6 +49,7 @@ from scipy import stats
 
 from .. import paths
 from ..data.plink import annotate, exclude_mhc, flank, read_bim, write_plink
+from ..results import read_tsv
 from ..utils import claim_folder, get_logger, owns_folder, remove_owned_folder
 
 log = get_logger("chromexp.analyses.ldsc")
@@ -632,7 +633,7 @@ def load_effects(run_dir: str | os.PathLike, cell_types: Sequence[str]) -> pd.Da
     for ct in cell_types:
         path = Path(run_dir) / ct / EFFECTS_FILE
         if path.exists():
-            frames.append(pd.read_csv(path, sep="\t", dtype={"chrom": str}))
+            frames.append(read_tsv(path, dtype={"chrom": str}))
         else:
             missing.append(str(path))
     if missing:
