@@ -12,6 +12,7 @@ The readers (item 4) are tested in tests/test_io.py.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import io
 import json
@@ -709,3 +710,41 @@ def test_the_eqtl_reader_names_the_file_of_a_wrong_or_truncated_table(tmp_path, 
     with pytest.raises(ValueError, match=message) as err:
         eqtl.read_fine_mapped_eqtls(path)
     assert str(path) in str(err.value)
+
+
+# -- 29.7: kill -9 on chromexp batch takes its jobs and kernels with it --------------------------------
+def test_kill_9_on_batch_takes_its_jobs_kernels_and_workers_with_it(fake_repo):  # noqa: F811
+    import psutil
+
+    (fake_repo / "notebooks" / "10_sleep.py").write_text(SLOW)
+    env = {**os.environ, "CHROMEXP_ROOT": str(fake_repo), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("CHROMEXP_RESULTS_DIR", None)
+    cmd = [sys.executable, "-m", "chromexp", "batch", "--notebooks", "10", "--cells", "E003"]
+    proc = subprocess.Popen(
+        [*cmd, "-f", "params/smoke.yaml", "--run-name", "t"],
+        cwd=fake_repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pid_file = fake_repo / "results" / "t" / "E003" / "pids.json"
+    deadline = time.time() + 180
+    while not pid_file.is_file():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("the job did not start")
+        time.sleep(0.3)
+    jobs = [p.pid for p in psutil.Process(proc.pid).children()]  # the `chromexp run` job (its own session)
+    pids = jobs + json.loads(pid_file.read_text())  # + its kernel and the kernel's worker
+    proc.kill()  # SIGKILL: the batch runs no handler
+    proc.wait(timeout=30)
+    deadline = time.time() + 30
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    survivors = [p for p in pids if _alive(p)]
+    for p in survivors:  # never leave them running, whatever the outcome
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    assert jobs and not survivors, "job, kernel or worker still running after kill -9 on the batch"
+    text = (fake_repo / "results" / "t" / "E003" / "10_sleep.FAILED.txt").read_text()
+    assert "stopped by signal SIGTERM" in text  # the job stopped cleanly, with its FAILED files

@@ -180,7 +180,9 @@ class Stopped(KeyboardInterrupt):
 
 
 def _stop_on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # further SIGTERMs are ignored while the kernel is stopped and the FAILED files written (the parent
+    # death signal can arrive twice; `chromexp batch` escalates with SIGKILL, which needs no handler)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _terminate_children(os.getpid(), grace=3.0)
     raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
 
@@ -204,6 +206,48 @@ def _terminate_children(pid: int, grace: float) -> None:
             proc.kill()
         except psutil.Error:
             pass
+
+
+#: Set by ``chromexp batch`` in each job's environment: the batch's pid. The job then asks the
+#: kernel for SIGTERM when the batch dies, even by SIGKILL (:func:`_die_with_batch`).
+BATCH_PID_VAR = "CHROMEXP_BATCH_PID"
+
+
+def _die_with_batch() -> None:
+    """In a job started by ``chromexp batch``: receive SIGTERM when the batch process dies.
+
+    ``kill -9`` on the batch cannot run its handler; without this its jobs (each in its own session)
+    and their kernels kept running to the end. The SIGTERM handler of the job
+    (:func:`_stop_on_sigterm`) then stops its kernel and workers and writes the FAILED files. Linux
+    uses ``PR_SET_PDEATHSIG`` (the parent is the batch thread that waits for this job); elsewhere
+    a daemon thread polls the parent pid.
+    """
+    parent = os.environ.get(BATCH_PID_VAR, "")
+    if not parent.isdigit():
+        return
+    parent_pid = int(parent)
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            armed = ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0) == 0  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the batch died before the prctl call
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    if armed:  # one SIGTERM only: a second one would find the default handler restored and kill at once
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="chromexp-batch-watch").start()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -237,6 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        _die_with_batch()
     try:
         out = notebooks.execute(job, log_output=not args.quiet, progress_bar=not args.quiet)
     except notebooks.JobLocked as err:
@@ -315,6 +360,11 @@ def plan_jobs(
                 results.append(BatchResult(fold_job, deps=list(deps)))
             results.append(BatchResult(job, deps=deps + fold_jobs))
     return results
+
+
+def job_env(jobs: int) -> dict[str, str]:
+    """Environment of one job of ``chromexp batch``: :func:`threads_env` and the batch's pid (:data:`BATCH_PID_VAR`)."""
+    return {**threads_env(jobs), BATCH_PID_VAR: str(os.getpid())}
 
 
 def threads_env(jobs: int) -> dict[str, str]:
@@ -423,7 +473,7 @@ def _run_subprocess(
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 cwd=str(notebooks.paths.repo_root()),
-                env=threads_env(jobs),
+                env=job_env(jobs),
                 start_new_session=True,
             )
             stop.procs[id(result)] = proc
