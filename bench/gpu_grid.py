@@ -19,6 +19,11 @@ on the values; early stopping is disabled so every model trains the same number 
     ``torch.func.vmap`` cannot batch: measured, it raises "Batching rule not implemented for
     aten::nonzero"). On a GPU the processes' kernels overlap; on CPU they share the cores.
 
+* CLASTER (notebook 47): ``claster_a`` (option A, 7 marks × 400 bins → log2 expression, the
+  virtual-4C structure branch, SmoothL1) and ``claster_paper`` (the published geometry, 4 × 10,001
+  bins → 401 × 1 kb, 2,205,869 parameters): ``one_fp32`` / ``one_bf16`` only (one ``fit`` per
+  model; EIR trained one model at a time too).
+
 Throughput is gene-epochs per second of wall time (training genes × epochs, validation pass
 included, as in real training); models/hour follows for an assumed number of epochs per model.
 """
@@ -61,6 +66,21 @@ def chromoformer_data(n_genes: int, seed: int):
     return x, y
 
 
+def claster_data(family: str, n_genes: int, seed: int):
+    """Random CLASTER inputs of the real shapes and standardised targets (option A + virtual 4C, or the paper's)."""
+    rng = np.random.default_rng(seed)
+    if family == "claster_a":
+        x = {
+            "landscape": torch.from_numpy(rng.standard_normal((n_genes, 1, 7, 400)).astype(np.float32)),
+            "structure": torch.from_numpy(rng.standard_normal((n_genes, 1, 1, 400)).astype(np.float32)),
+        }
+        y = torch.from_numpy(rng.standard_normal(n_genes).astype(np.float32))
+    else:
+        x = {"landscape": torch.from_numpy(rng.standard_normal((n_genes, 1, 4, 10_001)).astype(np.float32))}
+        y = torch.from_numpy(rng.standard_normal((n_genes, 401)).astype(np.float32))
+    return x, y
+
+
 def _split(x, y, frac: float = 0.12):
     n = len(y)
     n_val = max(1, int(round(frac * n)))
@@ -70,6 +90,14 @@ def _split(x, y, frac: float = 0.12):
 
 def _model(family: str, seed: int):
     torch.manual_seed(seed)
+    if family == "claster_a":
+        from chromexp.models import claster
+
+        return claster.adapted_model(structure="virtual_4c")
+    if family == "claster_paper":
+        from chromexp.models import claster
+
+        return claster.paper_model()
     if family == "promoter_cnn":
         from chromexp.models.promoter_cnn import PromoterCNN
 
@@ -80,6 +108,8 @@ def _model(family: str, seed: int):
 
 
 def _data(family: str, n_genes: int, seed: int):
+    if family.startswith("claster"):
+        return claster_data(family, n_genes, seed)
     return (cnn_data if family == "promoter_cnn" else chromoformer_data)(n_genes, seed)
 
 
@@ -94,11 +124,19 @@ def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool
 
     tr, va = _split(*_data(family, n_genes, 1))
     model = _model(family, 1)
-    optimizer = "adamw" if family == "chromoformer" else "adam"
+    optimizer = "adam" if family == "promoter_cnn" else "adamw"
+    loss = "smooth_l1" if family.startswith("claster") else "mse"
     _sync(device)
     t0 = time.perf_counter()
     train.fit(
-        model, tr, va, train_params=_train_params(epochs, bf16), optimizer=optimizer, device=device, progress=False
+        model,
+        tr,
+        va,
+        train_params=_train_params(epochs, bf16),
+        loss=loss,
+        optimizer=optimizer,
+        device=device,
+        progress=False,
     )
     _sync(device)
     seconds = time.perf_counter() - t0
@@ -180,6 +218,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--cnn-models", type=int, default=28, help="promoter-CNN models at once (7 marks × 4 folds)")
     ap.add_argument("--cf-genes", type=int, default=2048, help="genes per Chromoformer model in the benchmark")
     ap.add_argument("--processes", type=int, default=8, help="Chromoformer models (processes) at once")
+    ap.add_argument("--claster-genes", type=int, default=4096, help="genes per CLASTER option-A model")
+    ap.add_argument("--claster-paper-genes", type=int, default=512, help="samples per CLASTER paper-geometry model")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per measured model")
     ap.add_argument("--epochs-per-model", type=float, default=40.0, help="assumed epochs of a real model (plan)")
     ap.add_argument("--out", default=None, help="write the JSON result here")
@@ -187,6 +227,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.tiny:
         args.cnn_genes, args.cnn_models, args.cf_genes, args.processes, args.epochs = 256, 4, 48, 2, 1
+        args.claster_genes, args.claster_paper_genes = 64, 8
 
     from chromexp.runner import scale
     from chromexp.training import stacked, train
@@ -228,6 +269,16 @@ def main(argv=None) -> dict:
             modes["one_bf16"] = modes["many_bf16"] = {"skipped": "bf16 on CPU is measured with --cpu-bf16"}
         one_speed = modes["one_fp32"]["gene_epochs_per_s"]
         modes["many_fp32"]["speedup_vs_one"] = modes["many_fp32"]["gene_epochs_per_s"] / one_speed
+        result["families"][family] = {"genes_per_model": n_genes, "modes": modes}
+
+    # CLASTER: one model at a time (fp32 and, where measured, bf16)
+    for family, n_genes in (("claster_a", args.claster_genes), ("claster_paper", args.claster_paper_genes)):
+        modes = {}
+        for bf16 in precisions:
+            tag = "bf16" if bf16 else "fp32"
+            m = modes[f"one_{tag}"] = one(family, n_genes, args.epochs, device, bf16)
+            m["models_per_hour"] = 3600.0 * m["gene_epochs_per_s"] / (n_genes * 0.88 * args.epochs_per_model)
+            print(f"{family:13s} one_{tag:6s} {m['gene_epochs_per_s']:10.1f} gene-epochs/s  (1 model)")
         result["families"][family] = {"genes_per_model": n_genes, "modes": modes}
 
     grid = scale.paper_grid(scale_cells())

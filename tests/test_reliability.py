@@ -564,6 +564,7 @@ def test_ldsc_env_dir_pointing_at_a_users_folder_is_never_deleted(tmp_path, monk
         calls.append(args)
         raise OSError("no venv/pip in this test")
 
+    monkeypatch.setattr(utils.subprocess, "run", no_network)
     monkeypatch.setattr(ldsc.subprocess, "run", no_network)
     if how == "environment":
         monkeypatch.setenv(ldsc.ENV_VAR, str(mine))
@@ -571,12 +572,16 @@ def test_ldsc_env_dir_pointing_at_a_users_folder_is_never_deleted(tmp_path, monk
         ldsc.ensure_ldsc_env(mine if how == "argument" else None)
     assert (mine / "thesis.tex").read_text() == "years of work\n" and not calls
     assert "ldsc.env_dir" in str(err.value)
+    # the shared builder refuses for every isolated environment (eir-dl's too)
+    with pytest.raises(ValueError, match="never deletes"):
+        utils.ensure_venv(mine, label="eir", install_steps=[["eir-dl"]], stamp={"eir": 1})
+    assert (mine / "thesis.tex").read_text() == "years of work\n" and not calls
 
 
 def test_folders_chromexp_made_are_rebuilt_and_empty_ones_used(tmp_path, monkeypatch):
     from chromexp.analyses import ldsc
 
-    monkeypatch.setattr(ldsc.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no venv here")))
+    monkeypatch.setattr(utils.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no venv here")))
     made = tmp_path / "env"
     utils.claim_folder(made, "a test environment")
     (made / "half-installed").write_text("x")

