@@ -223,3 +223,23 @@ def test_full_disk_while_writing_a_checkpoint_says_disk_full_and_names_the_path(
     line = proc.stdout.strip().splitlines()[-1]
     assert line.startswith("OSError:") and "disk full" in line and str(tmp_path / "ck.pt") in line
     assert not (tmp_path / "ck.pt").exists() and not list(tmp_path.glob(".ck.pt.tmp-*"))
+
+
+# -- issue 22 item 5: one checkpoint identity; no unsafe load anywhere ---------------------------------
+def test_no_unsafe_load_and_no_second_definition_of_a_checkpoint_identity():
+    import re
+
+    sources = [p for d in ("lib", "bench", "notebooks") for p in (REPO / d).rglob("*.py")]
+    unsafe, private = [], []
+    for path in sources:
+        text = path.read_text()
+        rel = path.relative_to(REPO).as_posix()
+        for m in re.finditer(r"torch\.load\(([^)]*)\)", text):
+            if "weights_only=True" not in m.group(1):
+                unsafe.append(f"{rel}: {m.group(0)}")
+        if "training/" not in rel and re.search(r"\btrain\._fingerprint\b|\b_fingerprint\(", text):
+            private.append(rel)
+    assert not unsafe, f"torch.load without weights_only=True: {unsafe}"
+    # a recipe's checkpoint identity (name, seed, fingerprint) is computed by the recipe itself,
+    # never rebuilt elsewhere from the training engine's private fingerprint
+    assert not private, f"the engine's private _fingerprint used outside chromexp.training: {private}"
