@@ -607,16 +607,18 @@ def test_folders_chromexp_made_are_rebuilt_and_empty_ones_used(tmp_path, monkeyp
 def test_a_yaml_alias_bomb_is_refused_with_a_clear_error(tmp_path):
     import resource
 
-    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]  # 9**10 strings
+    # under a real key whose type check passes (a list), so the code before expanded it when it
+    # fingerprinted the job's parameters (JSON): 9**10 strings
+    levels = ['&a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     bomb = tmp_path / "bomb.yaml"
-    bomb.write_text("\n".join(lines) + "\n")
+    bomb.write_text("perturbation:\n  experiments: [" + ", ".join(levels) + "]\n")
 
     def limits():  # the code before tried to expand it: bounded here so the test ends either way
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
     proc = subprocess.run(
-        [sys.executable, "-m", "chromexp", "params", "-f", str(bomb)],
+        [sys.executable, "-m", "chromexp", "run", "60", "--cell", "E003", "-f", str(bomb), "--run-name", "bomb"],
         capture_output=True,
         text=True,
         timeout=120,
