@@ -292,6 +292,27 @@ def test_fit_many_equals_sequential_fits():
             torch.testing.assert_close(b.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
 
 
+def test_fit_many_validation_sets_of_very_different_sizes():
+    # one model's validation genes run out several evaluation batches before another's (the real
+    # E116 folds: ~2,000 vs ~600 validation genes); each validation loss still equals fit's
+    sets = [(_toy(60, 1), _toy(300, 2)), (_toy(60, 3), _toy(9, 4))]
+    tp = _params(max_epochs=2, batch_size=8)  # evaluation batches of 32 genes: 10 vs 1
+    seq = [
+        train.fit(_model(i, dropout=0.0), tr, va, train_params=tp, seed=i, progress=False)
+        for i, (tr, va) in enumerate(sets)
+    ]
+    con = train_stacked.fit_many(
+        [_model(i, dropout=0.0) for i in range(2)],
+        [s[0] for s in sets],
+        [s[1] for s in sets],
+        train_params=tp,
+        seeds=[0, 1],
+        progress=False,
+    )
+    for a, b in zip(seq, con):
+        np.testing.assert_allclose(a.history.val_loss, b.history.val_loss, rtol=1e-4)
+
+
 def test_stacked_promoter_cnns_equal_separate_ones():
     # per-step equality on the real architecture: outputs and gradients of two promoter CNNs run
     # as one vmapped computation equal those of the models run one by one (with dropout active,

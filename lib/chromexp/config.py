@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from . import cells, paths
-from .constants import FEATURE_ENGINES, MARKS
+from .constants import EFFECT_RANKINGS, FEATURE_ENGINES, MARKS, PERTURBATION_GEOMETRIES, SIMULATOR_VERSIONS
 from .utils import DuplicateKeyError, load_yaml_text, read_yaml  # noqa: F401 — public names of this module
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
@@ -78,12 +78,20 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.claster.lr": ("float", _is_number),
     "model.claster.max_epochs": ("int", _is_int),
     "model.claster.perturbation.n_genes": ("int", _is_int),
+    "model.hierarchical_cnn.folds": ("list", _is_list),
+    "model.expecto.alphas": ("list", _is_list),
+    "cross_celltype.leave_one_out": ("list", _is_list),
     "peaks.macs2": ("str", _is_str),
     "peaks.qvalue": ("float", _is_number),
     "peaks.llocal": ("int", _is_int),
     "shallowchrome.marks": ("list", _is_list),
     "simulate.n_jobs": ("int", _is_int),
     "simulate.presets.*.n_genes": ("int", _is_int),
+    "real_e116.counts": ("str", _is_str),
+    "real_e116.marks": ("list", _is_list),
+    "real_e116.folds": ("list", _is_list),
+    "real_e116.n_genes": ("int", _is_int),
+    "real_e116.cnn.stacked": ("bool", lambda v: isinstance(v, bool)),
 }
 
 
@@ -297,6 +305,20 @@ def validate(params: Mapping[str, Any]) -> None:
     )
     check("run_name", plain, "must be a plain folder name (no '/', '..' or leading '.')")
     check("data.name", plain, "must be a plain folder name (no '/', '..' or leading '.')", True)
+    check(
+        "data.simulator_version",
+        lambda v: _is_int(v) and v in SIMULATOR_VERSIONS,
+        "must be one of the simulator versions "
+        + ", ".join(f"{k} ({' + '.join(f) or 'the original simulator'})" for k, f in SIMULATOR_VERSIONS.items())
+        + " (docs/methods.md, 'Simulator versions')",
+    )
+    check(
+        "perturbation.geometry",
+        lambda v: v in PERTURBATION_GEOMETRIES,
+        f"must be one of {list(PERTURBATION_GEOMETRIES)}",
+    )
+    for key in ("eqtl.ranking", "ldsc.ranking"):
+        check(key, lambda v: v in EFFECT_RANKINGS, f"must be one of {list(EFFECT_RANKINGS)}")
     check("cell_types", lambda v: _is_list(v) and len(set(v)) == len(v), "must not repeat a cell type")
     check("marks", marks_ok, marks_why)
     check("folds", folds_ok, folds_why)
@@ -327,6 +349,49 @@ def validate(params: Mapping[str, Any]) -> None:
         check(f"nascent.{key}", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
     for key in ("pause_sd", "elongation_decay", "readthrough_decay", "antisense_decay", "overdispersion_shape"):
         check(f"nascent.{key}", *positive_num)
+    # notebook 55 (Mittal 2025): hierarchical CNNs, ExPecto, the cross-celltype comparison
+    check("model.hierarchical_cnn.folds", folds_ok, folds_why, True)
+    for key in ("channels", "kernel_size", "pool_size", "max_epochs"):
+        check(f"model.hierarchical_cnn.{key}", *positive_int)
+    check("model.hierarchical_cnn.n_blocks", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    check(
+        "model.hierarchical_cnn.lr",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+        "must be a non-empty list of positive learning rates",
+    )
+    check(
+        "model.hierarchical_cnn.dropout",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and 0 <= x < 1 for x in v),
+        "must be a non-empty list of dropout rates in [0, 1)",
+    )
+    variants = ("single_tissue", "multi_tissue", "matched_shared")
+    check("model.hierarchical_cnn.variants", *subset(variants, "variants"))
+    check("model.hierarchical_cnn.hybrid_variant", lambda v: v in variants[1:], f"must be one of {list(variants[1:])}")
+    check(
+        "model.hierarchical_cnn.hybrid_grid",
+        lambda v: (
+            _is_list_of_lists(v)
+            and len(v) > 0
+            and all(len(p) == 2 and all(_is_number(x) and x >= 0 for x in p) and sum(p) > 0 for p in v)
+        ),
+        "must be a non-empty list of [alpha, beta] pairs, both >= 0 and not both 0",
+    )
+    check("model.expecto.modes", *subset(("matched", "all_cells"), "ExPecto modes"))
+    check(
+        "model.expecto.alphas",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+        "must be a non-empty list of positive ridge penalties",
+        True,
+    )
+    check("cross_celltype.bin_size", lambda v: v in (100, 200), "must be 100 or 200 (bp)")
+    check("cross_celltype.target", lambda v: v in ("log2p1", "ln_pc"), "must be log2p1 or ln_pc")
+    check(
+        "cross_celltype.leave_one_out",
+        lambda v: _is_list(v) and all(c in params.get("cell_types", []) for c in v) and len(set(v)) == len(v),
+        "must list distinct cell types of the run's cell_types",
+        True,
+    )
+    check("cross_celltype.n_permutations", *positive_int)
     check("shallowchrome.marks", marks_ok, marks_why, True)
     check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
@@ -353,6 +418,33 @@ def validate(params: Mapping[str, Any]) -> None:
         check(f"perturbation.{key}", *positive_int)
     for key in ("n_baseline_genes", "n_steps", "n_check_genes"):
         check(f"perturbation.attribution.{key}", *positive_int)
+    # notebook 15 (chromexp.experiments.real_e116)
+    check(
+        "real_e116.counts", lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True
+    )
+    check("real_e116.cell_type", lambda v: v in cells.ids(), f"must be a known cell type ({', '.join(cells.ids())})")
+    check("real_e116.k", lambda v: _is_int(v) and 0 <= v <= 5, "must be an integer from 0 to 5 (TSS bin ± k bins)")
+    present_k, k = _get(params, "real_e116.k")
+    check(
+        "real_e116.baseline_k",
+        lambda v: _is_int(v) and 0 <= v and (not present_k or not _is_int(k) or v <= k),
+        "must be an integer from 0 to real_e116.k",
+    )
+    check("real_e116.marks", marks_ok, marks_why, True)
+    check("real_e116.folds", folds_ok, folds_why, True)
+    check("real_e116.n_genes", lambda v: _is_int(v) and v >= 10, "must be an integer >= 10 (or null)", True)
+    for key in ("real_e116.alphas", "real_e116.cs"):
+        check(
+            key,
+            lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+            "must be a non-empty list of positive numbers",
+        )
+    for key in ("real_e116.cnn.channels", "real_e116.cnn.hidden", "real_e116.cnn.train.batch_size"):
+        check(key, *positive_int)
+    check("real_e116.cnn.kernel_size", lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "must be a positive odd integer")
+    check("real_e116.cnn.dropout", lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)")
+    check("real_e116.cnn.train.lr", *positive_num)
+    check("real_e116.tolerance", *positive_num)
     if problems:
         raise ValueError("Invalid parameter value(s): " + "; ".join(problems) + ".")
 

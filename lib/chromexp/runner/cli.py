@@ -326,7 +326,8 @@ def plan_jobs(
 ) -> list[BatchResult]:
     """Validate and order the jobs of a batch, with their dependencies (indices of earlier jobs).
 
-    A cell type's notebook waits for its own earlier notebooks and for the global ones before it;
+    A cell type's notebook waits for its own earlier notebooks and for the global ones before it
+    (except :data:`~chromexp.runner.notebooks.SIDE_NOTEBOOKS`, which no per-cell-type notebook reads);
     a global notebook waits for everything before it. With ``per_fold``, a notebook of
     :data:`chromexp.runner.notebooks.FOLD_PARAMETERS` that trains two folds or more gets one job per fold
     first (with the notebook's dependencies), and the notebook's own job waits for them too.
@@ -348,7 +349,12 @@ def plan_jobs(
             deps = [
                 i
                 for i, r in enumerate(results)
-                if r.job.notebook.number < nb.number and (cell is None or r.job.cell_type in (None, cell))
+                if r.job.notebook.number < nb.number
+                and (
+                    cell is None
+                    or r.job.cell_type == cell
+                    or (r.job.cell_type is None and r.job.notebook.stem not in notebooks.SIDE_NOTEBOOKS)
+                )
             ]
             folds = (
                 notebooks.notebook_folds(nb, job.params) if per_fold and nb.stem in notebooks.FOLD_PARAMETERS else []
