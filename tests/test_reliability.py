@@ -664,6 +664,27 @@ def test_a_changed_upstream_table_makes_the_global_notebooks_stale(fake_repo, ca
     assert cli.main([*base, "--notebooks", "70"]) == 0 and "1 ok" in capsys.readouterr().out
 
 
+def test_notebook_15_is_stale_when_the_users_count_table_or_its_reads_change(tmp_path):
+    """Notebook 15 reads ``real_e116.counts`` (a file named by a parameter) and the run's reads of
+    ``real_e116.cell_type``: both enter its fingerprint (it declared no input before)."""
+    counts = tmp_path / "my_counts.tsv"
+    counts.write_text("chrom\tstart\tend\tH3K4me3\nchr1\t0\t10000\t3\n")
+    overrides = {"real_e116": {"counts": str(counts)}, "paths": {"data_dir": str(tmp_path / "data")}}
+    job = notebooks.make_job("15", None, "params/smoke.yaml", overrides, "t")
+    raw = paths.raw_dir(job.params)
+    raw.mkdir(parents=True)
+    reads = raw / "E116-H3K4me3.tagAlign.gz"
+    reads.write_bytes(b"reads")
+    (raw / "E003-H3K4me3.tagAlign.gz").write_bytes(b"another cell type")
+    assert set(job.input_files()) == {counts, reads}
+    before = job.fingerprint
+    counts.write_text("chrom\tstart\tend\tH3K4me3\nchr1\t0\t10000\t30\n")  # the user's table changed
+    assert job.fingerprint != before
+    before = job.fingerprint
+    reads.write_bytes(b"other reads")
+    assert job.fingerprint != before
+
+
 # -- 29.6: errors that name the file -------------------------------------------------------------------
 def _truncated_effects(run_dir: Path, cell: str = "E003") -> Path:
     import gzip

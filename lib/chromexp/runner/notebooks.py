@@ -37,6 +37,7 @@ finished after it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -87,7 +88,8 @@ SIDE_NOTEBOOKS: frozenset[str] = frozenset({"15_real_e116", "55_cross_celltype"}
 #: What a notebook that covers every cell type reads from earlier notebooks and from the data, as
 #: ``"<root>:<glob>"`` patterns: root ``run`` (``results/<run>/``), ``raw`` (the raw-data folder),
 #: ``processed`` (the processed-data folder) or ``ldsc`` (LDSC's reference files); ``{cell}``
-#: stands for each cell type of the run. The size and modification time of every matching file
+#: stands for each cell type of the run and ``{p:<dotted key>}`` for a parameter's value;
+#: ``"param:<dotted key>"`` is the file a parameter names (none when it is null). The size and modification time of every matching file
 #: enter the job's fingerprint (:attr:`Job.data_fingerprints`), so a changed upstream table makes
 #: the job stale, and the Snakemake workflow declares the files as inputs. A notebook covering every
 #: cell type that is not listed reads :data:`DEFAULT_GLOBAL_INPUTS`. (Per-cell-type notebooks are
@@ -95,7 +97,8 @@ SIDE_NOTEBOOKS: frozenset[str] = frozenset({"15_real_e116", "55_cross_celltype"}
 #: writes itself.
 NOTEBOOK_INPUTS: dict[str, tuple[str, ...]] = {
     "00_demo_data": (),  # writes the raw data; reads only its parameters
-    "15_real_e116": (),  # reads the vendored real E116 counts, part of the package
+    # the vendored real E116 counts are part of the package; `real_e116.counts` points at the user's own
+    "15_real_e116": ("param:real_e116.counts", "raw:{p:real_e116.cell_type}-*.tagAlign.gz", "raw:genes.tsv"),
     "55_cross_celltype": ("run:{cell}/metrics.tsv", "run:{cell}/predictions.tsv.gz", "processed:{cell}/*.h5"),
     "70_eqtl_enrichment": (
         "run:{cell}/perturbation_effects.tsv.gz",
@@ -113,6 +116,16 @@ NOTEBOOK_INPUTS: dict[str, tuple[str, ...]] = {
         "run:ldsc/*.tsv.gz",
     ),
 }
+
+
+def _param(params: Mapping[str, Any], dotted: str) -> Any:
+    """The value of parameter ``dotted`` (``"real_e116.counts"``), ``None`` where a level is absent."""
+    value: Any = params
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
 #: The inputs of a notebook covering every cell type that :data:`NOTEBOOK_INPUTS` does not list.
 DEFAULT_GLOBAL_INPUTS: tuple[str, ...] = ("run:{cell}/*.tsv", "run:{cell}/*.tsv.gz")
 
@@ -332,11 +345,19 @@ class Job:
         found: dict[str, Path] = {}
         for spec in patterns:
             root_name, _, pattern = spec.partition(":")
+            if root_name == "param":  # a file named by a parameter (null: none)
+                value = _param(self.params, pattern) if pattern else None
+                if value is not None and Path(str(value)).expanduser().is_file():
+                    found[f"param:{pattern}"] = Path(str(value)).expanduser()
+                continue
             if root_name not in roots or not pattern:
                 raise ValueError(
-                    f"NOTEBOOK_INPUTS of {self.notebook.stem}: {spec!r} is not '<root>:<glob>' ({list(roots)})."
+                    f"NOTEBOOK_INPUTS of {self.notebook.stem}: {spec!r} is not '<root>:<glob>' "
+                    f"({list(roots)} or 'param:<dotted key>')."
                 )
             root = roots[root_name]
+            for key in re.findall(r"\{p:([\w.]+)\}", pattern):  # {p:dotted.key}: that parameter's value
+                pattern = pattern.replace(f"{{p:{key}}}", glob.escape(str(_param(self.params, key))))
             cells = list(self.params.get("cell_types") or []) if "{cell}" in pattern else [None]
             for cell in cells:
                 expanded = pattern.replace("{cell}", cell) if cell else pattern
