@@ -194,6 +194,23 @@ def test_old_format_checkpoints_are_never_unpickled_and_migrate_safely(tmp_path)
     assert not marker.exists()
 
 
+def test_the_migrate_command_converts_a_folder_and_check_reports_an_edited_file(tmp_path, capsys):
+    """``python -m chromexp.training.checkpoint migrate <folder>`` (README) converts every format-1
+    ``*.pt`` inside; ``check`` exits 1 naming an edited file."""
+    from chromexp.training import checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    _fit(folder / "a.pt")
+    torch.save(checkpoint.load_checkpoint(folder / "a.pt"), folder / "a.pt")  # as chromexp format 1 wrote it
+    assert checkpoint.main(["check", str(folder)]) == 1 and "old format" in capsys.readouterr().err
+    assert checkpoint.main(["migrate", str(folder)]) == 0
+    assert checkpoint.main(["check", str(folder)]) == 0 and checkpoint.load_checkpoint(folder / "a.pt")["finished"]
+    _edit_one_weight(folder / "a.pt")
+    assert checkpoint.main(["check", str(folder)]) == 1
+    assert "a.pt does not match the content hash" in capsys.readouterr().err
+
+
 # -- item 6: a full disk while a checkpoint is written ------------------------------------------------
 def test_full_disk_while_writing_a_checkpoint_says_disk_full_and_names_the_path(tmp_path):
     # a real write failure: the file-size limit makes write() fail with EFBIG, as a full disk with ENOSPC
