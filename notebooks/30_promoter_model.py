@@ -44,6 +44,7 @@ CELL_TYPE = None  # Roadmap EID, e.g. "E003" (required)
 RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None: run_name from the parameters
 PARAMS_FILE = None  # YAML merged over params/defaults.yaml and params/cells/<CELL_TYPE>.yaml
 PARAMS = {}  # nested overrides, e.g. {"train": {"max_epochs": 5}}
+FOLD_JOB = None  # one fold per job (chromexp run 30 --fold K): train fold K only; tables merged by key
 
 # %%
 from chromexp import runs
@@ -69,9 +70,12 @@ from chromexp.utils import atomic_path
 
 cfg = run.params["model"]["promoter_cnn"]
 MARKS = list(cfg["marks"] or run.params["marks"])
-FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]
+ALL_FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]  # the folds the notebook covers
+FOLDS = runs.job_folds(ALL_FOLDS, FOLD_JOB)  # the folds this job trains
 DEVICE = train.resolve_device(run.params["device"])
 print(f"marks: {MARKS}\nfolds: {FOLDS}\ndevice: {DEVICE} (torch threads: {torch.get_num_threads()})")
+if FOLD_JOB:
+    print(f"one-fold job of folds {ALL_FOLDS}")
 print(f"training: {run.params['train']}")
 
 # %% [markdown]
@@ -120,26 +124,33 @@ print(
 fitted.history.groupby(["marks", "fold"]).agg(epochs=("epoch", "max"), best_epoch=("best_epoch", "first"))
 
 # %% [markdown]
-# ## Training curves
-# Validation loss per epoch; the dot is the epoch whose weights were restored.
-
-# %%
-fig = panels.plot_training_curves(fitted.history, run.provenance)
-style.save_figure(fig, f"promoter_cnn_training_{CELL_TYPE}", run.figures_dir)
-
-# %% [markdown]
 # ## Check and save
-# Every test gene of a fold gets exactly one prediction per mark, and no metric is missing.
+# Every test gene of a fold gets exactly one prediction per mark, and no metric is missing. The
+# keyed tables (metrics, predictions, training history) are merged by (marks, fold): a one-fold job
+# adds its fold's rows. Everything below is rebuilt from them over the notebook's folds: complete
+# when every fold is there, otherwise marked PARTIAL in the tables' `completeness` column and on the figures.
 
 # %%
 pred = fitted.predictions
 evaluation.check_fold_results(fitted.metrics, pred, ds, MARKS, FOLDS)
-results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
+all_metrics = results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
 results.save_predictions(pred, run.out_dir, provenance=ds.provenance)
-with atomic_path(run.out_dir / "promoter_cnn_history.tsv") as tmp:
-    fitted.history.to_csv(tmp, sep="\t", index=False)
-test = fitted.metrics[fitted.metrics["split"] == "test"]
+history = results.append_table(fitted.history, run.out_dir / "promoter_cnn_history.tsv", replace_on=("marks", "fold"))
+COVERED = results.folds_covered(all_metrics, experiment.MODEL_NAME, MARKS, ALL_FOLDS)
+PARTIAL = results.partial_note(COVERED, ALL_FOLDS)
+history = history[history["marks"].isin(MARKS) & history["fold"].astype(int).isin(COVERED)]
+mine = all_metrics["model"].eq(experiment.MODEL_NAME) & all_metrics["marks"].isin(MARKS)
+test = all_metrics[mine & all_metrics["split"].eq("test") & all_metrics["fold"].astype(int).isin(COVERED)]
+print(PARTIAL or f"all folds {ALL_FOLDS} present")
 test.pivot_table(index="marks", columns="metric", values="value", aggfunc="mean").reindex(MARKS).round(3)
+
+# %% [markdown]
+# ## Training curves
+# Validation loss per epoch; the dot is the epoch whose weights were restored.
+
+# %%
+fig = style.mark_partial(panels.plot_training_curves(history, run.provenance), PARTIAL)
+style.save_figure(fig, f"promoter_cnn_training_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## Compare with the naive correlation baselines
@@ -149,9 +160,11 @@ test.pivot_table(index="marks", columns="metric", values="value", aggfunc="mean"
 # is signed; a mark whose CNN r is below its naive |r| has learnt less than its mean level says.
 
 # %%
-naive = naive_baselines.naive_correlations(ds, marks=MARKS, folds=FOLDS)
+naive = naive_baselines.naive_correlations(ds, marks=MARKS, folds=COVERED)
 naive_abs = naive[naive["metric"] == "abs_pearson_r"]
-comparison = experiment.compare_with_naive(test, naive_abs, MARKS, run.provenance)
+comparison = experiment.compare_with_naive(test, naive_abs, MARKS, run.provenance).assign(
+    completeness=results.completeness(PARTIAL)
+)
 with atomic_path(run.out_dir / "promoter_cnn_vs_naive.tsv") as tmp:
     comparison.to_csv(tmp, sep="\t")
 comparison.round(3)
@@ -162,6 +175,7 @@ comparison.round(3)
 
 # %%
 fig = panels.plot_promoter_performance(pd.concat([test, naive_abs], ignore_index=True), run.provenance)
+style.mark_partial(fig, PARTIAL)
 style.save_figure(fig, f"fig1a_promoter_by_mark_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
@@ -169,4 +183,4 @@ style.save_figure(fig, f"fig1a_promoter_by_mark_{CELL_TYPE}", run.figures_dir)
 # Written from this run's numbers (the CNN-vs-naive table above).
 
 # %%
-display(Markdown(experiment.answer(comparison, len(FOLDS), run.provenance)))
+display(Markdown((f"**{PARTIAL}.** " if PARTIAL else "") + experiment.answer(comparison, len(COVERED), run.provenance)))

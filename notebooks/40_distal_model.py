@@ -49,6 +49,7 @@ CELL_TYPE = None  # Roadmap EID, e.g. "E003" (required)
 RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None: run_name from the parameters
 PARAMS_FILE = None  # YAML merged over params/defaults.yaml and params/cells/<CELL_TYPE>.yaml
 PARAMS = {}  # nested overrides, e.g. {"train": {"max_epochs": 5}}
+FOLD_JOB = None  # one fold per job (chromexp run 40 --fold K): train fold K only; tables merged by key
 
 # %%
 from chromexp import runs
@@ -75,10 +76,13 @@ from chromexp.utils import atomic_path
 cfg = run.params["model"]["chromoformer"]
 ALL_MARKS = list(run.params["marks"])
 MARK_SETS = ct.distal_mark_sets(run.params)
-FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]
+ALL_FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]  # the folds the notebook covers
+FOLDS = runs.job_folds(ALL_FOLDS, FOLD_JOB)  # the folds this job trains
 MODEL_NAME = ct.MODEL_NAMES[cfg["kind"]]
 DEVICE = train.resolve_device(run.params["device"])
 print(f"mark sets: {[results.marks_key(s) for s in MARK_SETS]}\nfolds: {FOLDS}\nmodel: {MODEL_NAME}")
+if FOLD_JOB:
+    print(f"one-fold job of folds {ALL_FOLDS}")
 print(f"device: {DEVICE} (torch threads: {torch.get_num_threads()}); training: {run.params['train']}")
 
 # %% [markdown]
@@ -129,16 +133,23 @@ fitted.history.groupby(["marks", "fold"]).agg(
 
 # %% [markdown]
 # ## Check and save
-# Every test gene of a fold gets exactly one prediction per mark set, and no metric is missing.
+# Every test gene of a fold gets exactly one prediction per mark set, and no metric is missing. The
+# keyed tables (metrics, predictions, training history) are merged by (marks, fold): a one-fold job
+# adds its fold's rows. Everything below is rebuilt from them over the notebook's folds: complete
+# when every fold is there, otherwise marked PARTIAL in the tables' `completeness` column and on the figure.
 
 # %%
 pred = fitted.predictions
 evaluation.check_fold_results(fitted.metrics, pred, ds, MARK_SETS, FOLDS)
-results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
+saved = results.save_metrics(fitted.metrics, run.out_dir, provenance=ds.provenance)
 results.save_predictions(pred, run.out_dir, provenance=ds.provenance)
-with atomic_path(run.out_dir / "chromoformer_history.tsv") as tmp:
-    fitted.history.to_csv(tmp, sep="\t", index=False)
-test = fitted.metrics[fitted.metrics["split"] == "test"]
+results.append_table(fitted.history, run.out_dir / "chromoformer_history.tsv", replace_on=("marks", "fold"))
+COVERED = results.folds_covered(saved, MODEL_NAME, MARK_SETS, ALL_FOLDS)
+PARTIAL = results.partial_note(COVERED, ALL_FOLDS)
+KEYS = [results.marks_key(s) for s in MARK_SETS]
+mine = saved[saved["model"].eq(MODEL_NAME) & saved["marks"].isin(KEYS) & saved["fold"].astype(int).isin(COVERED)]
+test = mine[mine["split"] == "test"]
+print(PARTIAL or f"all folds {ALL_FOLDS} present")
 test.pivot_table(index="marks", columns="metric", values="value", aggfunc="mean").round(3)
 
 # %% [markdown]
@@ -154,20 +165,23 @@ if not has_cnn:
 elif cfg["kind"] != "reg":
     print("The promoter CNN is a regressor: the comparison needs model.chromoformer.kind = reg.")
 compare = has_cnn and cfg["kind"] == "reg"
+distal = all_metrics["model"].eq(MODEL_NAME)
+ours = ~distal | (all_metrics["marks"].isin(KEYS) & all_metrics["fold"].astype(int).isin(COVERED))
 gains = (
-    gain_over_promoter(all_metrics, distal_model=MODEL_NAME)
+    gain_over_promoter(all_metrics[ours], distal_model=MODEL_NAME)
     if compare
     else pd.DataFrame(columns=["marks", "fold", "distal", "promoter", "gain"])
 )
 summary = ct.gain_summary(gains, run.provenance)
 if len(gains):
     with atomic_path(run.out_dir / "chromoformer_vs_promoter.tsv") as tmp:
-        gains.assign(cell_type=CELL_TYPE).to_csv(tmp, sep="\t", index=False)
+        gains.assign(cell_type=CELL_TYPE, completeness=results.completeness(PARTIAL)).to_csv(tmp, sep="\t", index=False)
 summary
 
 # %%
 metric = "pearson_r" if cfg["kind"] == "reg" else "auroc"
-fig = panels.plot_distal_vs_promoter(all_metrics, gains, run.provenance, model=MODEL_NAME, metric=metric)
+fig = panels.plot_distal_vs_promoter(all_metrics[ours], gains, run.provenance, model=MODEL_NAME, metric=metric)
+style.mark_partial(fig, PARTIAL)
 style.save_figure(fig, f"fig4ac_distal_vs_promoter_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
@@ -175,4 +189,5 @@ style.save_figure(fig, f"fig4ac_distal_vs_promoter_{CELL_TYPE}", run.figures_dir
 # Written from this run's numbers (the test metrics and the gains above).
 
 # %%
-display(Markdown(ct.distal_answer(fitted.metrics, gains, MODEL_NAME, metric, run.provenance)))
+answer = ct.distal_answer(mine, gains, MODEL_NAME, metric, run.provenance)
+display(Markdown((f"**{PARTIAL}.** " if PARTIAL else "") + answer))

@@ -44,6 +44,7 @@ CELL_TYPE = None  # Roadmap EID, e.g. "E003" (required)
 RUN_NAME = None  # results/<RUN_NAME>/<CELL_TYPE>/; None: run_name from the parameters
 PARAMS_FILE = None  # YAML merged over params/defaults.yaml and params/cells/<CELL_TYPE>.yaml
 PARAMS = {}  # nested overrides, e.g. {"train": {"max_epochs": 5}}
+FOLD_JOB = None  # one fold per job (chromexp run 50 --fold K): train fold K only; tables merged by key
 
 # %%
 from chromexp import runs
@@ -70,7 +71,8 @@ if cfg["kind"] != "reg":
     raise ValueError("Notebook 50 compares regressors (Pearson r): set model.chromoformer.kind to reg.")
 ALL_MARKS = list(run.params["marks"])
 MARK_SETS = ct.mark_sets_from_params(run.params)
-FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]
+ALL_FOLDS = [int(f) for f in (cfg["folds"] or run.params["folds"])]  # the folds the notebook covers
+FOLDS = runs.job_folds(ALL_FOLDS, FOLD_JOB)  # the folds this job trains
 MODEL_NAME = ct.MODEL_NAMES["reg"]
 DEVICE = train.resolve_device(run.params["device"])
 print(f"{len(MARK_SETS)} mark sets: {[results.marks_key(s) for s in MARK_SETS]}\nfolds: {FOLDS}")
@@ -121,15 +123,19 @@ print(f"{len(pred):,} test predictions saved; the run's tables now hold {len(all
 # ## Gain of each pair over its better single mark and vs all marks (paper Fig. 5)
 
 # %%
-sel = all_metrics[all_metrics["fold"].isin(FOLDS)]
+needed = [*MARK_SETS, *sorted({(m,) for s in MARK_SETS for m in s}), tuple(ALL_MARKS)]  # pairs and references
+COVERED = results.folds_covered(all_metrics, MODEL_NAME, needed, ALL_FOLDS)
+PARTIAL = results.partial_note(COVERED, ALL_FOLDS)
+print(PARTIAL or f"all folds {ALL_FOLDS} present")
+sel = all_metrics[all_metrics["fold"].isin(COVERED)]
 pairs = pair_gains(sel, model=MODEL_NAME, mark_sets=MARK_SETS, all_marks=ALL_MARKS)
 assert pairs["gain_over_best_single"].notna().all() and pairs["gain_over_all_marks"].notna().all()
 with atomic_path(run.out_dir / "chromoformer_pairs.tsv") as tmp:
-    pairs.assign(cell_type=CELL_TYPE).to_csv(tmp, sep="\t", index=False)
+    pairs.assign(cell_type=CELL_TYPE, completeness=results.completeness(PARTIAL)).to_csv(tmp, sep="\t", index=False)
 ct.pair_summary(pairs, run.provenance).round(3)
 
 # %%
-fig = panels.plot_pair_gains(pairs, run.provenance)
+fig = style.mark_partial(panels.plot_pair_gains(pairs, run.provenance), PARTIAL)
 style.save_figure(fig, f"fig5_mark_pairs_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
@@ -137,4 +143,4 @@ style.save_figure(fig, f"fig5_mark_pairs_{CELL_TYPE}", run.figures_dir)
 # Written from this run's numbers (the pair gains above).
 
 # %%
-display(Markdown(ct.pair_answer(pairs, run.provenance)))
+display(Markdown((f"**{PARTIAL}.** " if PARTIAL else "") + ct.pair_answer(pairs, run.provenance)))

@@ -206,16 +206,17 @@ def test_per_fold_plan_one_job_per_fold_then_the_notebook():
     by_name = {r.job.name: i for i, r in enumerate(planned)}
     fold2 = planned[by_name["30_promoter_model [E003] fold 2"]]
     assert fold2.deps == [by_name["20_shallowchrome_baseline [E003]"]]  # the notebook's own dependencies
-    assert fold2.job.params["model"]["promoter_cnn"]["folds"] == [2]
-    assert fold2.job.overrides["model"]["promoter_cnn"]["folds"] == [2]
+    # the whole notebook's parameters (its derived tables know every fold), FOLD_JOB = 2 selects the fold
+    assert fold2.job.params["model"]["promoter_cnn"]["folds"] is None and fold2.job.fold == 2
+    assert fold2.job.papermill_parameters["FOLD_JOB"] == 2 and "FOLD_JOB" not in planned[0].job.papermill_parameters
     assert fold2.job.output.name == "30_promoter_model.fold2.ipynb"
     assert fold2.job.lock_file.name == ".30_promoter_model.fold2.lock"
     whole = planned[by_name["30_promoter_model [E003]"]]
     assert whole.job.output.name == "30_promoter_model.ipynb" and whole.job.fold is None
     assert whole.deps == [0, 1, 2, 3, 4]  # its dependencies and its four fold jobs
     assert planned[by_name["40_distal_model [E003] fold 3"]].deps == list(range(6))
-    assert planned[by_name["40_distal_model [E003] fold 3"]].job.params["model"]["chromoformer"]["folds"] == [3]
-    # a fold job's parameters differ from the notebook's: its own fingerprint, never "up to date" for it
+    assert planned[by_name["40_distal_model [E003] fold 3"]].job.papermill_parameters["FOLD_JOB"] == 3
+    # a fold job has its own fingerprint: never "up to date" for the notebook's own job, nor the reverse
     assert fold2.job.fingerprint_of(None) != whole.job.fingerprint_of(None)
     # one fold selected: no fold jobs; without per_fold: the plain plan
     one = cli.plan_jobs(["40"], ["E003"], "params/smoke.yaml", {}, "t", per_fold=True)

@@ -143,6 +143,18 @@ def test_cnn_is_seeded_and_resumes_from_checkpoints(tmp_path):
     b = hier.run_cnn(data, _params(), "multi_tissue", [1], alpha=10.0, beta=1.0, device="cpu", checkpoint_dir=tmp_path)
     assert a.reused == 0 and b.reused == 1 and b.gene_epochs == 0
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    # issue 29 item 2/3: written by chromexp.training.checkpoint (read with weights_only=True, content
+    # hash verified); an edited weight is refused naming the file, never read back
+    from chromexp.training import checkpoint
+
+    (ck,) = tmp_path.glob("*.pt")
+    assert checkpoint.load_checkpoint(ck)["finished"]
+    raw = torch.load(ck, weights_only=True)
+    name = next(k for k, v in raw["tensors"].items() if v.is_floating_point())
+    raw["tensors"][name] = raw["tensors"][name] + 1.0
+    torch.save(raw, ck)
+    with pytest.raises(ValueError, match=rf"{ck.name} does not match the content hash"):
+        hier.run_cnn(data, _params(), "multi_tissue", [1], alpha=10.0, beta=1.0, device="cpu", checkpoint_dir=tmp_path)
     c = hier.run_cnn(data, _params(), "multi_tissue", [1], alpha=10.0, beta=1.0, device="cpu")
     np.testing.assert_allclose(a.predictions["predicted"], c.predictions["predicted"], rtol=1e-5, atol=1e-6)
     assert set(a.predictions["model"]) == {"hcnn_multi_tissue_a10_b1"}

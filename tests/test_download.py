@@ -85,7 +85,8 @@ def test_download_lands_files_then_skips(params):
     )
     raw = paths.raw_dir(params)
     expected = {"57epigenomes.RPKM.pc.gz", "E003-H3K4me3.tagAlign.gz", "E003-H3K27ac.tagAlign.gz"}
-    assert {p.name for p in raw.iterdir()} == expected  # no temporary files left behind
+    # no temporary files left behind; a download record beside each verified file
+    assert {p.name for p in raw.iterdir()} == expected | {download.record_path(raw / n).name for n in expected}
     assert set(result["status"]) == {"downloaded"} and len(fetcher.calls) == 3
     reads = io.read_tagalign(raw / "E003-H3K4me3.tagAlign.gz")  # the pipeline's reader reads it
     assert reads["start"].tolist()[:2] == [10, 20]

@@ -220,6 +220,9 @@ def test_cnn_learns_the_planted_mark_and_is_deterministic(bench, tmp_path, one_t
     resumed = ex.train_cnns(bench, [("H3K4me3",)], [1, 2], **args, checkpoint_dir=tmp_path)  # read back
     pd.testing.assert_frame_equal(first, resumed.predictions)
     assert resumed.details["read_back"].all() and not again.details["read_back"].any()
+    from chromexp.training import checkpoint  # issue 29 item 2: the one safe, hashed format
+
+    assert all(checkpoint.load_checkpoint(p)["finished"] for p in tmp_path.glob("binned_cnn_*.pt"))
     stacked = ex.train_cnns(bench, [("H3K4me3",)], [1, 2], **(args | {"cnn": cnn | {"stacked": True}}))
     np.testing.assert_allclose(stacked.predictions["predicted"], first["predicted"], rtol=1e-3, atol=1e-3)
     assert set(run.history.columns) >= {"epoch", "val_loss", "marks", "fold"}

@@ -151,3 +151,36 @@ def test_snakemake_per_fold_run_gives_the_same_tables_as_chromexp_batch(tmp_path
     assert {"E003/metrics.tsv", "E003/predictions.tsv.gz"} <= {str(t) for t in tables}, tables
     for rel in tables:
         pd.testing.assert_frame_equal(_rows(run_a / rel), _rows(run_b / rel), obj=str(rel))
+
+
+def test_a_changed_raw_input_reruns_its_jobs_and_cells_may_be_one_name(tmp_path, smoke_raw):
+    """Snakemake sees a raw-input change (issue 29 item 4), and ``cells=E003`` is one cell type (item 6)."""
+    import shutil
+    import time
+
+    _require_snakemake()
+    data = tmp_path / "data" / "semisynthetic-smoke"
+    shutil.copytree(smoke_raw, data / "raw")
+    out = tmp_path / "results" / "smoke" / "E003" / "10_data_prep.ipynb"
+    out.parent.mkdir(parents=True)
+    out.write_text("{}")  # as if notebook 10 ran after the raw data were written
+    later = time.time() + 60
+    os.utime(out, (later, later))
+    workdir = tmp_path / "snakemake-workdir"
+    workdir.mkdir()
+    overrides = [f"paths.{k}_dir: {tmp_path / k}" for k in ("data", "results", "figures")]
+    config = ["params_file=params/smoke.yaml", "cells=E003", "run_name=smoke", "notebooks=[10]"]
+    config.append("overrides={" + ", ".join(overrides) + "}")
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir), "-n", "--config", *config]
+
+    def dry_run():
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        return proc.stdout + proc.stderr
+
+    assert "Nothing to be done" in dry_run()
+    tagalign = data / "raw" / "E003-H3K4me3.tagAlign.gz"
+    os.utime(tagalign, (later + 60, later + 60))  # the user replaced one tagAlign
+    text = dry_run()
+    assert str(out) in text and "Nothing to be done" not in text
+    assert re.search(r"(updated input files|Updated input files).*\n?.*tagAlign|tagAlign", text)

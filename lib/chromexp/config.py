@@ -348,7 +348,8 @@ def validate(params: Mapping[str, Any]) -> None:
         check_name(v)
         return True
 
-    check("seed", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    # NumPy's legacy seeding and torch take seeds below 2**32 / 2**64; derived seeds stay exact below 2**32
+    check("seed", lambda v: _is_int(v) and 0 <= v < 2**32, "must be an integer from 0 to 4294967295 (2**32 - 1)")
     check(
         "device", lambda v: _is_str(v) and bool(DEVICE_PATTERN.match(v)), "must be null, cpu, cuda, cuda:N or mps", True
     )
@@ -461,6 +462,12 @@ def validate(params: Mapping[str, Any]) -> None:
     check("signal.half_window", *positive_int)
     check("peaks.n_jobs", *positive_int)
     check("simulate.n_jobs", *positive_int, nullable=True)
+    check("perturbation.n_genes", *positive_int, nullable=True)
+    check("perturbation.folds", folds_ok, folds_why, True)
+    for key in ("batch_size", "distance_bins", "promoter_flank"):
+        check(f"perturbation.{key}", *positive_int)
+    for key in ("n_baseline_genes", "n_steps", "n_check_genes"):
+        check(f"perturbation.attribution.{key}", *positive_int)
     # notebook 15 (chromexp.experiments.real_e116)
     check(
         "real_e116.counts", lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True

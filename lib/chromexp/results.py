@@ -161,7 +161,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         return pd.DataFrame()
-    return legacy_provenance(pd.read_csv(path, sep="\t"), path)
+    return legacy_provenance(read_tsv(path), path)
 
 
 def legacy_provenance(table: pd.DataFrame, path: str | Path = "the table") -> pd.DataFrame:
@@ -181,6 +181,31 @@ def legacy_provenance(table: pd.DataFrame, path: str | Path = "the table") -> pd
     if not data.equals(table["provenance"].astype(str)):
         raise ValueError(f"{path}: its old 'data' column contradicts its 'provenance' column; rerun the notebook.")
     return table.drop(columns="data")
+
+
+def read_tsv(path: str | Path, **kwargs) -> pd.DataFrame:
+    r"""``pandas.read_csv(path, sep="\\t", **kwargs)``, every parse failure a ``ValueError`` naming the file.
+
+    A truncated ``.gz`` (``EOFError``), a file of another kind saved under a table's name (an
+    ``.xlsx`` or binary: ``UnicodeDecodeError``, ``BadGzipFile``), or a table cut mid-row are
+    reported with the path and what to do, never as a bare parser error.
+    """
+    import gzip
+    import zlib
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path, sep="\t", **kwargs)
+    except FileNotFoundError:
+        raise
+    except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise ValueError(
+            f"Table {path} cannot be read: it is truncated or not a tab-separated table "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}). Rerun the notebook "
+            "that writes it (with --force), or replace the file."
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"Table {path} is empty (no header line): rerun the notebook that writes it.") from None
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
@@ -368,3 +393,43 @@ def load_predictions(run_dirs: str | Path | Iterable[str | Path]) -> pd.DataFram
     tables = [read_table(Path(d) / PREDICTIONS_FILE) for d in dirs]
     tables = [t for t in tables if not t.empty]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+
+
+#: Start of the note a derived table's ``data`` column and a figure carry when folds are missing.
+PARTIAL = "PARTIAL"
+
+
+def folds_covered(metrics: pd.DataFrame, model: str, mark_sets: Iterable, folds: Iterable[int]) -> list[int]:
+    """The folds of ``folds`` for which ``metrics`` holds test rows of ``model`` for every mark set.
+
+    Used to rebuild a notebook's derived tables from the keyed metrics table: a one-fold job
+    (``chromexp run NN --fold K``) adds its fold's rows, and the summaries cover what is there.
+    """
+    folds = [int(f) for f in folds]
+    keys = {marks_key(s) for s in mark_sets}
+    if metrics.empty or not keys:
+        return []
+    test = metrics[(metrics["model"] == model) & (metrics["split"] == "test")]
+    have = test.groupby(test["fold"].astype(int))["marks"].agg(lambda m: keys <= set(m.astype(str)))
+    return [f for f in folds if bool(have.get(f, False))]
+
+
+def partial_note(present: Sequence[int], expected: Sequence[int]) -> str:
+    """``""`` when every fold of ``expected`` is ``present``, else ``"PARTIAL: folds … of …"``."""
+    present, expected = sorted(int(f) for f in present), sorted(int(f) for f in expected)
+    if present == expected:
+        return ""
+    missing = [f for f in expected if f not in present]
+    return (
+        f"{PARTIAL}: folds {', '.join(map(str, present)) or 'none'} of {', '.join(map(str, expected))} "
+        f"(fold(s) {', '.join(map(str, missing))} not run yet)"
+    )
+
+
+def completeness(note: str = "") -> str:
+    """The ``completeness`` column of a derived table: ``"complete"``, or the :func:`partial_note`.
+
+    The ``provenance`` column stays the data's provenance alone; whether every fold is in the table
+    is this separate fact.
+    """
+    return note or "complete"

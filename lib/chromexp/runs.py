@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,3 +247,17 @@ def start(
         out_dir,
     )
     return run
+
+
+def job_folds(all_folds: Sequence[int], fold_job: int | None) -> list[int]:
+    """The folds a notebook trains in this job: ``[fold_job]`` for a one-fold job, else ``all_folds``.
+
+    ``fold_job`` is the ``FOLD_JOB`` papermill parameter of notebooks 30/40/50 (``chromexp run NN
+    --fold K``); it must be one of ``all_folds``, the folds the whole notebook covers.
+    """
+    all_folds = [int(f) for f in all_folds]
+    if fold_job is None:
+        return all_folds
+    if isinstance(fold_job, bool) or int(fold_job) not in all_folds:
+        raise ValueError(f"FOLD_JOB = {fold_job!r} is not one of this notebook's folds {all_folds}.")
+    return [int(fold_job)]

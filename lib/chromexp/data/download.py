@@ -40,6 +40,7 @@ so a download can be re-run to resume. The network access itself is one injectab
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import zlib
@@ -52,7 +53,7 @@ import pandas as pd
 
 from .. import paths
 from ..constants import MARKS, PCHIC_TISSUE
-from ..utils import atomic_path, get_logger, progress_bar
+from ..utils import atomic_path, atomic_write_text, get_logger, progress_bar
 from .io import is_gzip
 
 log = get_logger(__name__)
@@ -375,6 +376,64 @@ def verify(path: Path, remote: RemoteFile) -> None:
         check_gzip(path, remote.name)
 
 
+def record_path(dest: str | os.PathLike) -> Path:
+    """The download record of ``dest``: ``.<name>.download.json`` beside it.
+
+    Written only after a download (or a present file) passed every available check; a file at the
+    destination without a matching record is checked again before it is trusted.
+    """
+    dest = Path(dest)
+    return dest.with_name(f".{dest.name}.download.json")
+
+
+def _record(dest: Path, remote: RemoteFile) -> dict:
+    st = dest.stat()
+    return {"url": remote.url, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _has_record(dest: Path, remote: RemoteFile) -> bool:
+    try:
+        return json.loads(record_path(dest).read_text()) == _record(dest, remote)
+    except (OSError, ValueError):
+        return False
+
+
+def _published_check(remote: RemoteFile) -> bool:
+    return remote.size is not None or remote.sha256 is not None or remote.md5 is not None
+
+
+def check_complete(path: str | os.PathLike, name: str | None = None) -> None:
+    """Structural completeness checks for a file without a published size or checksum.
+
+    A cut-short download fails them: a gzip stream without its trailer, a zip (``.xlsx``) without
+    its central directory, a pickle without its final STOP opcode, a text table not ending in a
+    newline. Raises :class:`DownloadError` naming the file; other files pass. (A file with a
+    published size or checksum is checked against those instead, by :func:`verify`.)
+    """
+    path = Path(path)
+    name = name or str(path)
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise DownloadError(f"{name}: the file is empty.")
+    if suffix == ".gz":
+        check_gzip(path, name)
+    elif suffix in (".xlsx", ".zip"):
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise DownloadError(f"{name}: not a complete zip/xlsx archive (truncated or another kind of file).")
+    elif suffix in (".pickle", ".pkl"):
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b".":
+                raise DownloadError(f"{name}: the pickle is truncated (no final STOP opcode).")
+    elif suffix in (".tsv", ".csv", ".txt", ".bed"):
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                raise DownloadError(f"{name}: the text file ends mid-line (truncated).")
+
+
 def fetch_file(
     remote: RemoteFile,
     fetcher: Fetcher | None = None,
@@ -383,7 +442,13 @@ def fetch_file(
     backoff: float = 5.0,
     force: bool = False,
 ) -> str:
-    """Fetch one file atomically; return ``"skipped"`` or ``"downloaded"``.
+    """Fetch one file atomically; return ``"skipped"``, ``"verified"`` or ``"downloaded"``.
+
+    A file already at the destination is ``"skipped"`` only when its download record
+    (:func:`record_path`: size and modification time of a file that passed every check) matches;
+    otherwise it is checked now — published size / SHA-256 / MD5 where known, and the structural
+    checks of :func:`check_complete` (gzip trailer, zip directory, …) — and recorded
+    (``"verified"``), or reported as damaged. A truncated file is never skipped as present.
 
     Parameters
     ----------
@@ -409,13 +474,21 @@ def fetch_file(
     fetcher = fetcher or urllib_fetcher
     dest = remote.dest
     if dest.exists() and not force:
-        if remote.sha256 is not None or remote.size is not None or remote.md5 is not None:
-            try:
-                verify(dest, remote)
-            except DownloadError as err:
-                raise DownloadError(f"{dest} exists but {err} Delete it or pass force=True.") from err
-        log.info("%s: present, skipped", dest)
-        return "skipped"
+        if _has_record(dest, remote):
+            log.info("%s: present (downloaded and verified before), skipped", dest)
+            return "skipped"
+        try:
+            verify(dest, remote)
+            if not _published_check(remote):
+                check_complete(dest, remote.name)
+        except DownloadError as err:
+            raise DownloadError(
+                f"{dest} exists but is damaged or incomplete: {err} Delete it or pass --force (force=True) to "
+                "download it again."
+            ) from err
+        atomic_write_text(record_path(dest), json.dumps(_record(dest, remote)) + "\n")
+        log.info("%s: present, verified", dest)
+        return "verified"
     last: BaseException | None = None
     for attempt in range(retries + 1):
         try:
@@ -424,10 +497,25 @@ def fetch_file(
                 if not tmp.exists() or tmp.stat().st_size == 0:
                     raise DownloadError(f"{remote.url}: the download is empty.")
                 verify(tmp, remote)
+                if not _published_check(remote):
+                    check_complete(tmp, remote.name)
+            atomic_write_text(record_path(dest), json.dumps(_record(dest, remote)) + "\n")
             log.info("%s: downloaded from %s", dest, remote.url)
             return "downloaded"
         except DownloadError:
             raise  # a verification failure is not transient: do not retry
+        except OSError as err:
+            if _offline(err):  # no name resolution / no route: retrying will not help
+                raise DownloadError(
+                    f"cannot reach {_host(remote.url)} to download {remote.name} (offline? {_reason(err)}); "
+                    "connect to the network, or copy the file to "
+                    f"{dest} yourself."
+                ) from None
+            last = err
+            if attempt < retries:
+                wait = backoff * 2**attempt
+                log.warning("%s: attempt %d failed (%s); retrying in %.0f s", remote.url, attempt + 1, err, wait)
+                time.sleep(wait)
         except Exception as err:  # network errors are transient; anything else is reported below
             last = err
             if attempt < retries:
@@ -435,6 +523,28 @@ def fetch_file(
                 log.warning("%s: attempt %d failed (%s); retrying in %.0f s", remote.url, attempt + 1, err, wait)
                 time.sleep(wait)
     raise DownloadError(f"{remote.url}: download failed after {retries + 1} attempts ({last}).") from last
+
+
+def _reason(err: BaseException) -> str:
+    reason = getattr(err, "reason", None) or err
+    return f"{type(reason).__name__}: {reason}"
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(url).netloc or url
+
+
+def _offline(err: BaseException) -> bool:
+    """Whether ``err`` says the machine cannot reach the network at all (DNS failure, no route)."""
+    import errno
+    import socket
+
+    reason = getattr(err, "reason", None) or err
+    if isinstance(reason, socket.gaierror):
+        return True
+    return isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)
 
 
 def download_roadmap(
@@ -470,8 +580,8 @@ def download_roadmap(
     Returns
     -------
     pandas.DataFrame
-        One row per file: kind, name, url, dest, status (``downloaded``/``skipped``/
-        ``converted``), bytes.
+        One row per file: kind, name, url, dest, status (``downloaded``/``skipped``/``verified``/
+        ``converted``; see :func:`fetch_file`), bytes.
     """
     kinds = _check_choice(kinds, KINDS, "kind")  # a list: iterated twice below
     cell_types = _roadmap_cells(cell_types)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,36 @@ def _open(path: Path):
 
 
 def _rows_from_text(path: Path):
-    """Yield (line_number, fields) of a tab-separated file; the first non-comment line is the header."""
-    with _open(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            line = line.rstrip("\r\n")
-            if line == "" or line.startswith("#"):
-                continue
-            yield number, line.split("\t")
+    """Yield (line_number, fields) of a tab-separated file; the first non-comment line is the header.
+
+    A file that is not text (an Excel workbook saved under a ``.tsv.gz`` name), a damaged gzip
+    stream or one cut short is a ``ValueError`` naming the file and the last line read.
+    """
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(b"PK\x03\x04"):
+        raise ValueError(
+            f"{path}: is a zip archive (an Excel .xlsx workbook?) saved under a text-table name; name it .xlsx "
+            "(read as the published workbook) or convert it (chromexp download --kinds eqtl writes the table)."
+        )
+    number = 0
+    try:
+        with _open(path) as fh:
+            for number, line in enumerate(fh, start=1):
+                line = line.rstrip("\r\n")
+                if line == "" or line.startswith("#"):
+                    continue
+                yield number, line.split("\t")
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+        raise ValueError(
+            f"{path}: the file is truncated or its gzip stream is damaged after line {number} "
+            f"({type(err).__name__}: {err}); download or write it again."
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not UTF-8 text after line {number} ({err.reason}): a binary file (a spreadsheet?) under "
+            "a text-table name?"
+        ) from None
 
 
 def _rows_from_xlsx(path: Path, sheet: str):
@@ -216,7 +240,10 @@ def liftover(table: pd.DataFrame, chain: str | Path) -> tuple[pd.DataFrame, pd.D
     chain = Path(chain)
     if not chain.is_file():
         raise ValueError(f"{chain}: no such chain file.")
-    lo = LiftOver(str(chain))
+    try:
+        lo = LiftOver(str(chain))
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError, ValueError, IndexError) as err:
+        raise ValueError(f"{chain}: cannot be read as a UCSC chain file (truncated or damaged? {err}).") from None
     n = len(table)
     chrom_out = np.empty(n, dtype=object)
     pos_out = np.full(n, -1, np.int64)

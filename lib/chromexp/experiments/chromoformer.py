@@ -149,25 +149,37 @@ class _Job:
     reused: bool = False  # read back from a finished checkpoint, not trained
 
 
-def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
-    """Train one Chromoformer on ``marks`` for ``fold`` and evaluate it: the one recipe of both paths.
+@dataclass
+class _Spec:
+    """The identity of one (mark set, fold) model: its name, seed, checkpoint and training data.
 
-    The sequential path calls it in this process, the concurrent path in a worker; the seed, the
-    checkpoint name and every number come from ``ctx`` and (marks, fold) only, so both give the
-    same model and tables.
+    The recipe owns it (:func:`_spec`): notebook 40/50's training and notebook 60's read-back
+    (:func:`fold_model`) ask for it, so a change to the recipe changes both together.
     """
+
+    name: str
+    key: str
+    seed: int
+    checkpoint: Path | None
+    model: torch.nn.Module
+    x: Mapping[str, torch.Tensor]
+    train: tuple
+    validation: tuple
+    loss: str
+
+
+def _spec(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Spec:
+    """Name, seed, freshly built model, checkpoint path and data splits of (``marks``, ``fold``)."""
     params = ctx.params
     cfg, tp = params["model"]["chromoformer"], params["train"]
     kind = cfg["kind"]
     name = MODEL_NAMES[kind]
     key = marks_key(marks)
     split = ctx.splits[fold]
-    dev = torch.device(ctx.device)
     x = ci.select_marks(ctx.inputs, [ctx.dataset_marks.index(m) for m in marks])
     seed = model_seed(params["seed"], marks, fold)
     torch.manual_seed(seed)
     model = build(params, len(marks))
-    n_parameters = cf.count_parameters(model)
     tag = _digest(
         [
             key,
@@ -180,20 +192,52 @@ def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
         ]
     )
     ckdir = ctx.checkpoint_dir
-    checkpoint = ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None
-    result = train.fit(
-        model,
-        (ci.subset(x, split["train"]), ctx.y[split["train"]]),
-        (ci.subset(x, split["validation"]), ctx.y[split["validation"]]),
-        train_params=tp,
-        loss="mse" if kind == "reg" else "cross_entropy",
-        optimizer=cfg["optimizer"],
-        device=dev,
+    return _Spec(
+        name=name,
+        key=key,
         seed=seed,
-        checkpoint_path=checkpoint,
-        progress=ctx.progress,
-        name=f"{name} {key} fold {fold}",
+        checkpoint=ckdir / f"{name}_{key}_fold{fold}_{tag}.pt" if ckdir else None,
+        model=model,
+        x=x,
+        train=(ci.subset(x, split["train"]), ctx.y[split["train"]]),
+        validation=(ci.subset(x, split["validation"]), ctx.y[split["validation"]]),
+        loss="mse" if kind == "reg" else "cross_entropy",
     )
+
+
+def _fit(ctx: _Context, spec: _Spec, fold: int, device: torch.device) -> train.FitResult:
+    """Train ``spec``'s model (or read it back from its finished checkpoint) with the study's protocol."""
+    return train.fit(
+        spec.model,
+        spec.train,
+        spec.validation,
+        train_params=ctx.params["train"],
+        loss=spec.loss,
+        optimizer=ctx.params["model"]["chromoformer"]["optimizer"],
+        device=device,
+        seed=spec.seed,
+        checkpoint_path=spec.checkpoint,
+        progress=ctx.progress,
+        name=f"{spec.name} {spec.key} fold {fold}",
+    )
+
+
+def _train_one(ctx: _Context, marks: tuple[str, ...], fold: int) -> _Job:
+    """Train one Chromoformer on ``marks`` for ``fold`` and evaluate it: the one recipe of both paths.
+
+    The sequential path calls it in this process, the concurrent path in a worker; the seed, the
+    checkpoint name and every number come from ``ctx`` and (marks, fold) only (:func:`_spec`), so
+    both give the same model and tables.
+    """
+    params = ctx.params
+    tp = params["train"]
+    kind = params["model"]["chromoformer"]["kind"]
+    split = ctx.splits[fold]
+    dev = torch.device(ctx.device)
+    spec = _spec(ctx, marks, fold)
+    name, key, x = spec.name, spec.key, spec.x
+    n_parameters = cf.count_parameters(spec.model)
+    result = _fit(ctx, spec, fold, dev)
     history = result.history.assign(marks=key, fold=fold, best_epoch=result.best_epoch)
     metrics, predictions = evaluate_fold(
         lambda rows: train.predict(result.model, ci.subset(x, rows), batch_size=int(tp["batch_size"]) * 4, device=dev),
@@ -406,26 +450,10 @@ def train_and_evaluate(
         raise ValueError(f"concurrent must be a positive number of worker processes, got {concurrent!r}.")
     if inputs is None:
         inputs = ci.dataset_inputs(dataset, list(dataset.marks))
-    genes = dataset.genes
-    y_reg = genes["target"].to_numpy(np.float32)
-    labels = genes["label"].to_numpy(np.int64)
     dev = train.resolve_device(device if device is not None else params.get("device"))
     jobs = [(marks, fold) for fold in folds for marks in mark_sets]  # fold-major, as the tables
     n_workers = min(n_workers, len(jobs))
-    ctx = _Context(
-        inputs=dict(inputs),
-        dataset_marks=tuple(dataset.marks),
-        y=torch.tensor(y_reg) if kind == "reg" else torch.tensor(labels),  # own (writable) memory, shared with workers
-        y_reg=y_reg,
-        labels=labels,
-        gene_ids=genes["gene_id"].to_numpy(),
-        splits={fold: fold_split(dataset, fold) for fold in folds},
-        params=params,
-        cell_type=dataset.cell_type,
-        device=str(dev),
-        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
-        progress=progress and n_workers == 1,
-    )
+    ctx = _context(dataset, params, inputs, folds, dev, checkpoint_dir, progress and n_workers == 1)
     t0 = time.perf_counter()
     if n_workers == 1:
         done = [_train_one(ctx, marks, fold) for marks, fold in jobs]
@@ -441,6 +469,95 @@ def train_and_evaluate(
         workers=n_workers,
         reused=sum(job.reused for job in done),
     )
+
+
+def _context(dataset, params, inputs, folds, device, checkpoint_dir, progress) -> _Context:
+    kind = params["model"]["chromoformer"]["kind"]
+    genes = dataset.genes
+    y_reg = genes["target"].to_numpy(np.float32)
+    labels = genes["label"].to_numpy(np.int64)
+    return _Context(
+        inputs=dict(inputs),
+        dataset_marks=tuple(dataset.marks),
+        y=torch.tensor(y_reg) if kind == "reg" else torch.tensor(labels),  # own (writable) memory, shared with workers
+        y_reg=y_reg,
+        labels=labels,
+        gene_ids=genes["gene_id"].to_numpy(),
+        splits={fold: fold_split(dataset, fold) for fold in folds},
+        params=params,
+        cell_type=dataset.cell_type,
+        device=str(device),
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
+        progress=progress,
+    )
+
+
+def fold_model(
+    dataset,
+    params: Mapping,
+    marks: Sequence[str],
+    fold: int,
+    checkpoint_dir: str | Path,
+    *,
+    inputs: Mapping[str, torch.Tensor] | None = None,
+    train_missing: bool = True,
+    device=None,
+) -> tuple[torch.nn.Module, str, Path]:
+    """The trained Chromoformer of (``marks``, ``fold``): read back from its checkpoint, else trained now.
+
+    This recipe owns the model's identity (:func:`_spec`: name, seed, checkpoint file and training
+    fingerprint), so a model notebook 40 or 50 trained with these parameters is found under
+    ``checkpoint_dir`` by its name and read back (:func:`chromexp.training.train.fit` verifies the
+    checkpoint's content hash and training fingerprint); a missing one is trained with
+    :func:`train_and_evaluate` (and checkpointed there) unless ``train_missing`` is false.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        In eval mode, on the CPU.
+    source : {"checkpoint", "trained"}
+    path : pathlib.Path
+        Its checkpoint.
+    """
+    marks = tuple(marks)
+    missing = [m for m in marks if m not in dataset.marks]
+    if missing:
+        raise ValueError(
+            f"Mark(s) {missing} are not in the dataset of {dataset.cell_type} (it has {list(dataset.marks)})."
+        )
+    if inputs is None:
+        inputs = ci.dataset_inputs(dataset, list(dataset.marks))
+    ctx = _context(dataset, params, inputs, [int(fold)], torch.device("cpu"), checkpoint_dir, False)
+    spec = _spec(ctx, marks, int(fold))
+    source = "checkpoint"
+    if not train.is_finished_checkpoint(spec.checkpoint):
+        if not train_missing:
+            raise ValueError(
+                f"No finished checkpoint of the {marks_key(marks)} Chromoformer of fold {fold} with these parameters "
+                f"({spec.checkpoint}); run notebook 40 with the same parameters (model.chromoformer.marks/folds) first."
+            )
+        log.info("%s fold %s: no finished checkpoint %s; training it now", marks_key(marks), fold, spec.checkpoint)
+        run = train_and_evaluate(
+            dataset,
+            params,
+            [marks],
+            folds=[int(fold)],
+            device=device,
+            checkpoint_dir=checkpoint_dir,
+            progress=False,
+            inputs=inputs,
+            concurrent=1,
+        )
+        r = run.metrics[(run.metrics["split"] == "test") & (run.metrics["metric"] == "pearson_r")]["value"]
+        log.info(
+            "%s fold %s trained: test Pearson r %.3f", marks_key(marks), fold, float(r.iloc[0]) if len(r) else np.nan
+        )
+        source = "trained"
+        spec = _spec(ctx, marks, int(fold))
+    result = _fit(ctx, spec, int(fold), torch.device("cpu"))
+    if result.resumed_from != len(result.history):
+        raise RuntimeError(f"{spec.checkpoint} was not a finished checkpoint after training; nothing read back.")
+    return result.model.eval(), source, spec.checkpoint
 
 
 def distal_mark_sets(params: Mapping) -> list[tuple[str, ...]]:

@@ -10,11 +10,9 @@ perturbation engine itself (:mod:`chromexp.analyses.perturb`) only takes trained
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -22,42 +20,6 @@ from ..models import chromoformer_inputs as ci
 from ..utils import DETAIL, get_logger
 
 log = get_logger(__name__)
-
-
-def _expected_fingerprint(dataset, params, inputs, marks, fold):
-    """The training fingerprint ``experiments.chromoformer.train_and_evaluate`` gives (marks, fold)."""
-    from ..training import train
-    from . import chromoformer as ct
-
-    cfg = params["model"]["chromoformer"]
-    idx = [list(dataset.marks).index(m) for m in marks]
-    x = ci.select_marks(inputs, idx)
-    y = torch.as_tensor(dataset.genes["target"].to_numpy(np.float32))
-    split = {k: np.asarray(v, dtype=np.int64) for k, v in dataset.split(fold).items()}
-    model = ct.build(params, len(marks), kind="reg")
-    seed = ct.model_seed(params["seed"], tuple(marks), fold)
-    fp = train._fingerprint(
-        model,
-        params["train"],
-        "mse",
-        cfg["optimizer"],
-        seed,
-        (ci.subset(x, split["train"]), y[split["train"]]),
-        (ci.subset(x, split["validation"]), y[split["validation"]]),
-    )
-    return fp, model
-
-
-def _find_checkpoint(directory: Path, marks: Sequence[str], fold: int, fingerprint: dict) -> Path | None:
-    from ..results import marks_key
-    from . import chromoformer as ct
-
-    pattern = str(directory / f"{ct.MODEL_NAMES['reg']}_{glob.escape(marks_key(marks))}_fold{fold}_*.pt")
-    for path in sorted(glob.glob(pattern)):
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("finished") and state.get("fingerprint") == fingerprint:
-            return Path(path)
-    return None
 
 
 def fold_models(
@@ -73,11 +35,12 @@ def fold_models(
 ) -> tuple[list[torch.nn.Module], pd.DataFrame]:
     """The Chromoformer-reg of each fold on ``mark`` (one mark, or a mark set): notebook 40's checkpoint, else trained.
 
-    A checkpoint is reused only when its training fingerprint (model, data, seed, training
-    parameters) equals what notebook 40's recipe (``experiments.chromoformer.train_and_evaluate``)
-    would produce for these parameters; otherwise the missing model is trained with that
-    recipe, checkpointed under ``checkpoint_dir`` (resumable) and then loaded. A mark set keeps its
-    order (the model's input channels; ``chromexp.analyses.perturb.model_marks``).
+    The Chromoformer recipe owns each model's identity — checkpoint name, seed and training
+    fingerprint (:func:`chromexp.experiments.chromoformer.fold_model`) — so the checkpoint notebook
+    40 wrote with these parameters is found by name and read back (its content hash and fingerprint
+    verified); a missing model is trained with that recipe, checkpointed under ``checkpoint_dir``
+    (resumable) and read back. A mark set keeps its order (the model's input channels;
+    ``chromexp.analyses.perturb.model_marks``).
 
     Returns
     -------
@@ -99,51 +62,22 @@ def fold_models(
         **params,
         "model": {**params["model"], "chromoformer": {**params["model"]["chromoformer"], "kind": "reg"}},
     }
-    ckdir = Path(checkpoint_dir)
     if inputs is None:
         inputs = ci.dataset_inputs(dataset, list(dataset.marks))
     models, rows = [], []
     for fold in folds:
-        fp, model = _expected_fingerprint(dataset, params, inputs, marks, int(fold))
-        path = _find_checkpoint(ckdir, marks, int(fold), fp)
-        source = "checkpoint"
-        if path is None:
-            if not train_missing:
-                raise ValueError(
-                    f"No finished checkpoint of a {mark} Chromoformer for fold {fold} with these parameters in "
-                    f"{ckdir}; run notebook 40 with the same parameters (model.chromoformer.marks/folds) first."
-                )
-            log.log(
-                DETAIL,
-                "%s fold %s: no matching notebook-40 checkpoint in %s; training it now (same recipe)",
-                mark,
-                fold,
-                ckdir,
-            )
-            run = ct.train_and_evaluate(
+        with torch.random.fork_rng():  # the recipe seeds torch's generator; the caller's is left as it was
+            model, source, path = ct.fold_model(
                 dataset,
                 params,
-                [marks],
-                folds=[int(fold)],
-                device=device,
-                checkpoint_dir=ckdir,
-                progress=False,
+                marks,
+                int(fold),
+                checkpoint_dir,
                 inputs=inputs,
+                train_missing=train_missing,
+                device=device,
             )
-            r = run.metrics[(run.metrics["split"] == "test") & (run.metrics["metric"] == "pearson_r")]["value"]
-            log.log(
-                DETAIL, "%s fold %s trained: test Pearson r %.3f", mark, fold, float(r.iloc[0]) if len(r) else np.nan
-            )
-            path = _find_checkpoint(ckdir, marks, int(fold), fp)
-            source = "trained"
-            if path is None:
-                raise RuntimeError(
-                    f"Training {mark} fold {fold} wrote no checkpoint matching its fingerprint in {ckdir}."
-                )
-        else:
-            log.log(DETAIL, "%s fold %s: loaded %s", mark, fold, path.name)
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["best_model"])
-        models.append(model.eval())
+        log.log(DETAIL, "%s fold %s: %s %s", mark, fold, "loaded" if source == "checkpoint" else "trained", path.name)
+        models.append(model)
         rows.append({"mark": mark, "fold": int(fold), "source": source, "path": str(path)})
     return models, pd.DataFrame(rows)

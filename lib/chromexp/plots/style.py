@@ -109,3 +109,10 @@ def theme():
     import matplotlib as mpl
 
     return mpl.rc_context(theme_rc())
+
+
+def mark_partial(fig, note: str):
+    """Write ``note`` (a :func:`chromexp.results.partial_note`) in red above the figure; nothing if empty."""
+    if note:
+        fig.text(0.5, 1.0, note, ha="center", va="bottom", color="#b00020", fontsize=9, fontweight="bold")
+    return fig

@@ -180,7 +180,9 @@ class Stopped(KeyboardInterrupt):
 
 
 def _stop_on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # further SIGTERMs are ignored while the kernel is stopped and the FAILED files written (the parent
+    # death signal can arrive twice; `chromexp batch` escalates with SIGKILL, which needs no handler)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _terminate_children(os.getpid(), grace=3.0)
     raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
 
@@ -204,6 +206,48 @@ def _terminate_children(pid: int, grace: float) -> None:
             proc.kill()
         except psutil.Error:
             pass
+
+
+#: Set by ``chromexp batch`` in each job's environment: the batch's pid. The job then asks the
+#: kernel for SIGTERM when the batch dies, even by SIGKILL (:func:`_die_with_batch`).
+BATCH_PID_VAR = "CHROMEXP_BATCH_PID"
+
+
+def _die_with_batch() -> None:
+    """In a job started by ``chromexp batch``: receive SIGTERM when the batch process dies.
+
+    ``kill -9`` on the batch cannot run its handler; without this its jobs (each in its own session)
+    and their kernels kept running to the end. The SIGTERM handler of the job
+    (:func:`_stop_on_sigterm`) then stops its kernel and workers and writes the FAILED files. Linux
+    uses ``PR_SET_PDEATHSIG`` (the parent is the batch thread that waits for this job); elsewhere
+    a daemon thread polls the parent pid.
+    """
+    parent = os.environ.get(BATCH_PID_VAR, "")
+    if not parent.isdigit():
+        return
+    parent_pid = int(parent)
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            armed = ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0) == 0  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the batch died before the prctl call
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    if armed:  # one SIGTERM only: a second one would find the default handler restored and kill at once
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="chromexp-batch-watch").start()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -237,6 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        _die_with_batch()
     try:
         out = notebooks.execute(job, log_output=not args.quiet, progress_bar=not args.quiet)
     except notebooks.JobLocked as err:
@@ -291,6 +336,9 @@ def plan_jobs(
     if not nbs:
         raise ValueError("No notebooks to run (notebooks/NN_name.py).")
     nbs = sorted({nb.number: nb for nb in nbs}.values(), key=lambda nb: nb.number)
+    if isinstance(cells, str) or isinstance(notebook_specs, str):
+        what, value = ("cells", cells) if isinstance(cells, str) else ("notebooks", notebook_specs)
+        raise ValueError(f"{what} must be a list (e.g. [{value!r}]), not the string {value!r}.")
     if cells is None:
         cells = config.load_params(None, files=[params_file], overrides=overrides)["cell_types"]
     cells = [config.check_cell_type(cell) for cell in cells]  # e003 -> E003; unknown: did you mean
@@ -318,6 +366,11 @@ def plan_jobs(
                 results.append(BatchResult(fold_job, deps=list(deps)))
             results.append(BatchResult(job, deps=deps + fold_jobs))
     return results
+
+
+def job_env(jobs: int) -> dict[str, str]:
+    """Environment of one job of ``chromexp batch``: :func:`threads_env` and the batch's pid (:data:`BATCH_PID_VAR`)."""
+    return {**threads_env(jobs), BATCH_PID_VAR: str(os.getpid())}
 
 
 def threads_env(jobs: int) -> dict[str, str]:
@@ -428,7 +481,7 @@ def _run_subprocess(
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 cwd=str(notebooks.paths.repo_root()),
-                env={**threads_env(jobs), JOB_LOG_ENV: str(job.log_file)},
+                env={**job_env(jobs), JOB_LOG_ENV: str(job.log_file)},
                 start_new_session=True,
             )
             stop.procs[id(result)] = proc
@@ -629,6 +682,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     With ``--dry-run``, print the manifest and fetch nothing; otherwise install the vendored
     annotations, download what is missing (or everything with ``--force``) and print the table.
+    Returns 1 (one line on stderr) when a file cannot be downloaded or fails its checks.
     """
     from ..data import download
 
@@ -644,11 +698,15 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(download.format_dry_run(files))
         return 0
     tables = []
-    if roadmap_kinds:
-        download.install_vendored_annotations(params)
-        tables.append(download.download_roadmap(params, args.cells, args.marks, roadmap_kinds, force=args.force))
-    if "ldsc" in kinds:
-        tables.append(download.download_ldsc(download.ldsc_dir(params), force=args.force))
+    try:
+        if roadmap_kinds:
+            download.install_vendored_annotations(params)
+            tables.append(download.download_roadmap(params, args.cells, args.marks, roadmap_kinds, force=args.force))
+        if "ldsc" in kinds:
+            tables.append(download.download_ldsc(download.ldsc_dir(params), force=args.force))
+    except download.DownloadError as err:  # offline, a damaged file, a failed check: one line, no traceback
+        print(f"chromexp download: error: {err}", file=sys.stderr)
+        return 1
     import pandas as pd
 
     print(pd.concat(tables, ignore_index=True).to_string(index=False))

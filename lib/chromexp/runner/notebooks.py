@@ -24,17 +24,21 @@ covers every cell type at once (00 demo data, 90 figures) and its results go to 
 
 The notebooks that train one model per chromosome fold (:data:`FOLD_PARAMETERS`) can also run one
 fold per job (``chromexp run 30 --cell E003 --fold 2``, ``chromexp batch --per-fold``, Snakemake's
-``per_fold``): that job sets the notebook's fold parameter to ``[2]`` and writes
-``<NN_name>.fold2.ipynb``; it trains and checkpoints the fold's models and merges their rows into
-the run's keyed tables. The notebook's own job, which waits for its fold jobs, then reads every
-model back from its checkpoint (it trains nothing) and writes the complete tables, summaries and
-figures, so downstream notebooks see the same results as from one unsplit run.
+``per_fold``): that job runs the notebook with ``FOLD_JOB = 2`` (its parameters are the whole
+notebook's) and writes ``<NN_name>.fold2.ipynb``; it trains and checkpoints the fold's models and
+merges their rows into the run's keyed tables (metrics, predictions, training history). Every job
+rebuilds the derived tables (summaries, gains) and figures from the keyed tables, over the folds of
+the whole notebook: complete when every fold is there, otherwise marked ``PARTIAL`` in the table's
+``data`` column and on the figure. The notebook's own job, which waits for its fold jobs, then reads
+every model back from its checkpoint (it trains nothing) and writes the complete tables, so
+downstream notebooks see the same results as from one unsplit run; it is stale whenever a fold job
+finished after it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import glob
 import hashlib
 import json
 import os
@@ -66,6 +70,8 @@ log = get_logger("chromexp.runner.notebooks")
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_([A-Za-z0-9_]+)\.py$")
 PARAMETER_NAMES = ("CELL_TYPE", "RUN_NAME", "PARAMS_FILE", "PARAMS")
+#: The papermill parameter of a fold job (``chromexp run NN --fold K`` injects ``FOLD_JOB = K``).
+FOLD_JOB_PARAMETER = "FOLD_JOB"
 
 #: Notebooks that can run one chromosome fold per job, and the dotted parameter selecting their
 #: folds (``null`` there = the top-level ``folds``). Their models are checkpointed one file per
@@ -81,6 +87,51 @@ FOLD_PARAMETERS: dict[str, str] = {
 #: for them (so ``batch`` runs them beside the per-cell-type work instead of idling one core). Later
 #: global notebooks, which may read their tables (70, 80, 90), still wait for everything before them.
 SIDE_NOTEBOOKS: frozenset[str] = frozenset({"15_real_e116", "55_cross_celltype"})
+
+
+#: What a notebook that covers every cell type reads from earlier notebooks and from the data, as
+#: ``"<root>:<glob>"`` patterns: root ``run`` (``results/<run>/``), ``raw`` (the raw-data folder),
+#: ``processed`` (the processed-data folder) or ``ldsc`` (LDSC's reference files); ``{cell}``
+#: stands for each cell type of the run and ``{p:<dotted key>}`` for a parameter's value;
+#: ``"param:<dotted key>"`` is the file a parameter names (none when it is null). The size and modification time of every matching file
+#: enter the job's fingerprint (:attr:`Job.data_fingerprints`), so a changed upstream table makes
+#: the job stale, and the Snakemake workflow declares the files as inputs. A notebook covering every
+#: cell type that is not listed reads :data:`DEFAULT_GLOBAL_INPUTS`. (Per-cell-type notebooks are
+#: covered by their cell type's raw inputs and dataset store.) A notebook must not list a folder it
+#: writes itself.
+NOTEBOOK_INPUTS: dict[str, tuple[str, ...]] = {
+    "00_demo_data": (),  # writes the raw data; reads only its parameters
+    # the vendored real E116 counts are part of the package; `real_e116.counts` points at the user's own
+    "15_real_e116": ("param:real_e116.counts", "raw:{p:real_e116.cell_type}-*.tagAlign.gz", "raw:genes.tsv"),
+    "55_cross_celltype": ("run:{cell}/metrics.tsv", "run:{cell}/predictions.tsv.gz", "processed:{cell}/*.h5"),
+    "70_eqtl_enrichment": (
+        "run:{cell}/perturbation_effects.tsv.gz",
+        "processed:{cell}/*.h5",
+        "raw:eqtl/*",
+        "raw:truth/enhancers.tsv.gz",
+    ),
+    "80_ldsc": ("run:{cell}/perturbation_effects.tsv.gz", "raw:genes.tsv", "raw:truth/*", "ldsc:*", "ldsc:gwas/*"),
+    "90_figures": (
+        "run:{cell}/*.tsv",
+        "run:{cell}/*.tsv.gz",
+        "run:{cell}/*.npz",
+        "run:eqtl/*.tsv",
+        "run:ldsc/*.tsv",
+        "run:ldsc/*.tsv.gz",
+    ),
+}
+
+
+def _param(params: Mapping[str, Any], dotted: str) -> Any:
+    """The value of parameter ``dotted`` (``"real_e116.counts"``), ``None`` where a level is absent."""
+    value: Any = params
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+#: The inputs of a notebook covering every cell type that :data:`NOTEBOOK_INPUTS` does not list.
+DEFAULT_GLOBAL_INPUTS: tuple[str, ...] = ("run:{cell}/*.tsv", "run:{cell}/*.tsv.gz")
 
 
 @dataclass(frozen=True)
@@ -238,6 +289,23 @@ class Job:
         return self.out_dir / "logs" / f"{self.stem}.log"
 
     @property
+    def command(self) -> str:
+        """The ``chromexp run … --force`` command line that reruns this job (for messages such as "retrain with")."""
+        import shlex
+
+        words = ["chromexp", "run", self.notebook.number]
+        if self.cell_type:
+            words += ["--cell", self.cell_type]
+        if self.fold is not None:
+            words += ["--fold", str(self.fold)]
+        if self.params_file:
+            words += ["-f", _relative(self.params_file)]
+        for key, value in _dotted_items(self.overrides):
+            words += ["-p", key, json.dumps(value, default=str)]
+        words += ["--run-name", self.run_name, "--force"]
+        return " ".join(shlex.quote(w) for w in words)
+
+    @property
     def papermill_parameters(self) -> dict[str, Any]:
         """Values injected into the notebook's parameters cell (``CELL_TYPE`` only if it declares one)."""
         values: dict[str, Any] = {
@@ -247,7 +315,64 @@ class Job:
         }
         if self.notebook.per_cell_type:
             values["CELL_TYPE"] = self.cell_type
+        if self.fold is not None:
+            values[FOLD_JOB_PARAMETER] = self.fold
         return values
+
+    def input_files(self) -> list[Path]:
+        """The files on disk this job reads besides its parameters (those that exist now).
+
+        Per-cell-type notebooks (10 and later): the cell type's raw inputs
+        (:func:`chromexp.data.dataset.input_files`); notebooks covering every cell type: the files
+        matching their :data:`NOTEBOOK_INPUTS` patterns. Used by the Snakemake workflow as the
+        rule's inputs, so it sees a changed raw file.
+        """
+        if self.cell_type is not None:
+            if int(self.notebook.number) < 10:
+                return []
+            from ..data import dataset
+
+            files = dataset.input_files(self.params, self.cell_type)
+            flat = [v for k, v in files.items() if k != "reads"] + list(files["reads"].values())
+            return sorted({Path(p) for p in flat if Path(p).is_file()})
+        return sorted({path for _, path in self._declared_files()})
+
+    def _declared_files(self) -> list[tuple[str, Path]]:
+        """``(label, path)`` of every existing file matching this global job's declared input patterns."""
+        patterns = NOTEBOOK_INPUTS.get(self.notebook.stem, DEFAULT_GLOBAL_INPUTS)
+        if not patterns:
+            return []
+        from ..data import download
+
+        roots = {
+            "run": paths.results_dir(self.params) / self.run_name,
+            "raw": paths.raw_dir(self.params),
+            "processed": paths.dataset_dir(self.params) / "processed",
+            "ldsc": download.ldsc_dir(self.params),
+        }
+        found: dict[str, Path] = {}
+        for spec in patterns:
+            root_name, _, pattern = spec.partition(":")
+            if root_name == "param":  # a file named by a parameter (null: none)
+                value = _param(self.params, pattern) if pattern else None
+                if value is not None and Path(str(value)).expanduser().is_file():
+                    found[f"param:{pattern}"] = Path(str(value)).expanduser()
+                continue
+            if root_name not in roots or not pattern:
+                raise ValueError(
+                    f"NOTEBOOK_INPUTS of {self.notebook.stem}: {spec!r} is not '<root>:<glob>' "
+                    f"({list(roots)} or 'param:<dotted key>')."
+                )
+            root = roots[root_name]
+            for key in re.findall(r"\{p:([\w.]+)\}", pattern):  # {p:dotted.key}: that parameter's value
+                pattern = pattern.replace(f"{{p:{key}}}", glob.escape(str(_param(self.params, key))))
+            cells = list(self.params.get("cell_types") or []) if "{cell}" in pattern else [None]
+            for cell in cells:
+                expanded = pattern.replace("{cell}", cell) if cell else pattern
+                for path in sorted(root.glob(expanded)) if root.is_dir() else []:
+                    if path.is_file() and not path.name.startswith("."):
+                        found[f"{root_name}:{path.relative_to(root).as_posix()}"] = path
+        return sorted(found.items())
 
     @property
     def data_fingerprints(self) -> dict[str, Any] | None:
@@ -257,11 +382,20 @@ class Job:
         them directly or through the dataset store, which records the same fingerprints), so a
         changed tagAlign makes every per-cell-type job stale. ``store``: size and content checksum
         of the cell type's dataset store (``"unreadable"`` when HDF5 cannot open it, e.g.
-        truncated), so a damaged or rebuilt store is not skipped as up to date. Global notebooks
-        (00 writes the raw data; 90 reads results) have none.
+        truncated), so a damaged or rebuilt store is not skipped as up to date. Notebooks covering
+        every cell type: ``tables``, ``[size, mtime]`` of every file their :data:`NOTEBOOK_INPUTS`
+        match (the tables of earlier notebooks, stores, raw files), so a changed upstream table
+        makes 70, 80 and 90 stale; ``None`` when they declare no inputs (00).
         """
         if self.cell_type is None:
-            return None
+            declared = self._declared_files()
+            if not declared and not NOTEBOOK_INPUTS.get(self.notebook.stem, DEFAULT_GLOBAL_INPUTS):
+                return None
+            tables = {}
+            for label, path in declared:
+                st = path.stat()
+                tables[label] = [st.st_size, st.st_mtime_ns]
+            return {"tables": tables}
         from ..data import dataset
 
         return {
@@ -278,6 +412,7 @@ class Job:
                 "cell_type": self.cell_type,
                 "run": self.run_name,
                 "data": data,
+                **({"fold": self.fold} if self.fold is not None else {}),
             },
             sort_keys=True,
             default=str,
@@ -334,9 +469,30 @@ def make_job(
                 f"{nb.stem} trains folds {selected} with these parameters ({FOLD_PARAMETERS[nb.stem]}, else "
                 f"the top-level folds); fold {fold} is not one of them."
             )
-        overrides = _with_dotted(overrides, FOLD_PARAMETERS[nb.stem], [fold])
-        params = config.load_params(cell_type, files=[params_file], overrides=overrides)
+        if FOLD_JOB_PARAMETER not in nb.parameters:
+            raise ValueError(f"{nb.stem} declares no {FOLD_JOB_PARAMETER} parameter: it cannot run one fold per job.")
+        # the parameters stay those of the whole notebook (it knows every fold of the run, so its
+        # derived tables can say which are missing); FOLD_JOB selects the fold it trains
     return Job(nb, cell_type, params_file, overrides, run_name or params["run_name"], params, fold)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(paths.repo_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _dotted_items(nested: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}}`` → ``[("a.b", 1)]`` (leaves: anything but a non-empty mapping)."""
+    items: list[tuple[str, Any]] = []
+    for key, value in nested.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            items += _dotted_items(value, f"{dotted}.")
+        else:
+            items.append((dotted, value))
+    return items
 
 
 def missing_inputs(job: Job) -> list[tuple[str, Path]]:
@@ -429,19 +585,13 @@ def notebook_folds(nb: Notebook, params: Mapping[str, Any]) -> list[int]:
     return [int(f) for f in (node or params["folds"])]
 
 
-def _with_dotted(nested: Mapping[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """A copy of the nested mapping ``nested`` with ``dotted`` (``"a.b.c"``) set to ``value``."""
-    out = copy.deepcopy(dict(nested))
-    node = out
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-    return out
-
-
 def status(job: Job) -> str:
-    """``"done"`` (finished with the same fingerprint), ``"stale"`` (finished, inputs changed) or ``"todo"``."""
+    """``"done"`` (finished with the same fingerprint), ``"stale"`` (finished, inputs changed) or ``"todo"``.
+
+    The whole-notebook job of a per-fold notebook is also ``"stale"`` when one of its fold jobs
+    finished after it: that fold's rows in the keyed tables are newer than the notebook's summaries
+    and figures (:func:`fold_jobs_after`).
+    """
     if not job.output.is_file():
         return "todo"
     import nbformat
@@ -450,7 +600,22 @@ def status(job: Job) -> str:
         meta = nbformat.read(job.output, as_version=4).metadata.get("chromexp", {})
     except Exception:  # an unreadable notebook is as good as absent
         return "todo"
-    return "done" if meta.get("fingerprint") == job.fingerprint else "stale"
+    if meta.get("fingerprint") != job.fingerprint or fold_jobs_after(job):
+        return "stale"
+    return "done"
+
+
+def fold_jobs_after(job: Job) -> list[Path]:
+    """The executed fold notebooks (``<NN_name>.foldK.ipynb``) written after ``job``'s own notebook."""
+    if job.fold is not None or job.notebook.stem not in FOLD_PARAMETERS or not job.output.is_file():
+        return []
+    own = job.output.stat().st_mtime_ns
+    pattern = re.compile(rf"^{re.escape(job.notebook.stem)}\.fold\d+\.ipynb$")
+    return sorted(
+        p
+        for p in job.out_dir.glob(f"{job.notebook.stem}.fold*.ipynb")
+        if pattern.match(p.name) and p.stat().st_mtime_ns > own
+    )
 
 
 #: Display name of the project's ``python3`` kernel, also the one every notebook header declares:
@@ -586,6 +751,8 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
             job.log_file.parent.mkdir(parents=True, exist_ok=True)
             job.log_file.write_text(f"{time.strftime('%H:%M:%S')} chromexp run {job.name} -> {job.output}\n")
             os.environ[JOB_LOG_ENV] = str(job.log_file)
+        # the kernel inherits it: errors such as an altered checkpoint name the command that retrains
+        os.environ["CHROMEXP_JOB_COMMAND"] = job.command
         log.info("running %s -> %s", job.name, job.output)
         start = time.perf_counter()
         try:
@@ -607,9 +774,11 @@ def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Pat
             executed = nbformat.read(job.running, as_version=4)
             data = job.data_fingerprints
             if data is not None:
-                # raw inputs as read (a file changed meanwhile makes the result stale); the store as
-                # left by the run (notebook 10 builds it: its result is not stale for that)
-                data["inputs"] = data_before["inputs"]
+                # raw inputs and upstream tables as read (a file changed meanwhile makes the result
+                # stale); the store as left by the run (notebook 10 builds it: not stale for that)
+                for key in ("inputs", "tables"):
+                    if key in data:
+                        data[key] = data_before[key]
             executed.metadata["chromexp"] = {
                 "fingerprint": job.fingerprint_of(data),
                 "cell_type": job.cell_type,

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import plink
-from ..utils import get_logger, progress_bar
+from ..utils import check_removable, get_logger, progress_bar, remove_owned_folder
 
 log = get_logger("chromexp.simulate.gwas")
 
@@ -481,6 +481,8 @@ def generate_gwas(
             return out_dir
     except (OSError, ValueError, KeyError):
         pass
+    # replaced at the end: only a folder this function wrote (its manifest) or an empty one
+    check_removable(out_dir, "the simulated panel and GWAS folder", ("manifest.json",))
     t0 = time.perf_counter()
     genes = pd.read_csv(raw_dir / "genes.tsv", sep="\t", dtype={"chrom": str})
     enhancers = pd.read_csv(raw_dir / "truth" / "enhancers.tsv.gz", sep="\t")
@@ -529,8 +531,7 @@ def generate_gwas(
         (tmp / "manifest.json").write_text(
             json.dumps({"key": key, "simulated": True, "seconds": time.perf_counter() - t0}, indent=1) + "\n"
         )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
+        remove_owned_folder(out_dir, "the simulated panel and GWAS folder", ("manifest.json",))
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

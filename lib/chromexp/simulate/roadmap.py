@@ -72,8 +72,8 @@ import pandas as pd
 from .. import paths
 from ..constants import CELL_TYPES, CHROMOSOMES, MARKS, PCHIC_TISSUE
 from ..data.io import EID_PATTERN, read_expression_table
+from ..utils import check_removable, get_logger, remove_stale_temporaries
 from ..utils import die_with_parent as _die_with_parent
-from ..utils import get_logger, remove_stale_temporaries
 from . import eqtl as simulate_eqtl
 from .common import gzip_bytes, has_feature, seeded_rng, simulator_version, table_bytes
 
@@ -1367,6 +1367,8 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
         remove_stale_temporaries(out.parent)  # leftovers of killed runs (see the end of this function)
         remove_stale_temporaries(out, recursive=True)
         return out
+    # the folder is replaced at the end: only if it is one this generator wrote (its manifest) or empty
+    check_removable(out, "the generated raw-data folder", ("manifest.json",))
     t0 = time.perf_counter()
     plan = plan_dataset(params)
     knobs, seed, cell_types = plan.knobs, plan.seed, plan.cell_types
@@ -1455,6 +1457,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
             if not force and is_complete(out, params):  # another process finished first
                 shutil.rmtree(tmp)
                 return out
+            check_removable(out, "the generated raw-data folder", ("manifest.json",))
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
             shutil.rmtree(old, ignore_errors=True)

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import DETAIL, atomic_path, get_logger, progress_bar
+from ..utils import DETAIL, get_logger, progress_bar
+from .checkpoint import CheckpointError, is_finished, load_checkpoint, save_checkpoint
 
 log = get_logger("chromexp.training.train")
 
@@ -406,36 +407,27 @@ def _fingerprint(
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint(path, state)
 
 
 def is_finished_checkpoint(path: str | Path | None) -> bool:
     """Whether ``path`` holds the checkpoint of a finished run (:func:`fit` then trains nothing).
 
-    Only the file's own ``finished`` flag is read; whether it belongs to the same model, data and
-    parameters is checked (and a mismatch refused) when :func:`fit` loads it.
+    The file is read safely and its content hash verified (:func:`chromexp.training.checkpoint.load_checkpoint`:
+    an unreadable, old-format or altered file is an error naming it); whether it belongs to the same
+    model, data and parameters is checked (and a mismatch refused) when :func:`fit` loads it.
     """
-    if path is None or not Path(path).is_file():
-        return False
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(f"Checkpoint {path} cannot be read ({err}); delete it to start afresh.") from err
-    return bool(state.get("finished"))
+    return is_finished(path)
 
 
 def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     if not path.exists():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated file cannot exist (atomic writes), but a foreign one can
-        raise ValueError(f"Checkpoint {path} cannot be read ({err}); delete it to start afresh.") from err
-    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"Checkpoint {path} belongs to a different run (model, data, seed or training "
-            f"parameters differ: {state.get('fingerprint')} vs {fingerprint}); delete it or use another path."
+    state = load_checkpoint(path, fingerprint=fingerprint)
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"Checkpoint {path} holds a training state of version {state.get('version')!r} (this chromexp "
+            f"writes {CHECKPOINT_VERSION}); delete it or use another path."
         )
     return state
 
