@@ -100,3 +100,6 @@ CHROMOSOMES: tuple[str, ...] = tuple(f"chr{i}" for i in range(1, 23)) + ("chrX",
 #: Data provenance labels: every table and figure says which one it shows.
 SEMI_SYNTHETIC = "semi-synthetic"
 REAL = "real"
+
+#: How peak-max features are computed (``shallowchrome.feature_engine``): numpy (fast) or bedtools (``map -o max``).
+FEATURE_ENGINES: tuple[str, ...] = ("numpy", "bedtools")

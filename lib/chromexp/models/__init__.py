@@ -8,8 +8,9 @@
 * :mod:`chromexp.models.chromoformer_inputs` — CellDataset → Chromoformer inputs, and the
   reference's batch layout.
 
-Networks only: training and evaluation recipes live in :mod:`chromexp.experiments` (an import
-test keeps this package free of training, metrics, results, dataset and reader code).
+Networks only: training and evaluation recipes live in :mod:`chromexp.experiments`. A module here
+may import other modules of this package and nothing else of chromexp — no training, metrics,
+results, dataset or reader code (``tests/test_architecture.py``).
 
 Import the model modules directly (``from chromexp.models.promoter_cnn import PromoterCNN``);
 this package deliberately imports nothing so that each model module stays optional.
