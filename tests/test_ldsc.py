@@ -17,6 +17,7 @@ from scipy import stats
 from chromexp.analyses import ldsc as L
 from chromexp.data import plink
 from chromexp.simulate import gwas as S
+from chromexp.simulate import sumstats as SS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,6 +324,14 @@ def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tm
     # windows laid end to end: a [80, 120) kb -> 0, b [380, 420) kb -> 40 kb, c (chr2) [180, 220) kb -> 80 kb;
     # enhancer starts (centre - 500 bp): 109.5 kb -> 29.5 kb, 389.5 kb -> 49.5 kb, 194.5 kb -> 94.5 kb
     assert sorted(planted[1]) == [29_500, 49_500, 94_500]
+    # the per-SNP truth: the planted set's enrichment over all SNPs is the planted one, the flags are the BED's
+    var = pd.read_csv(out / "variances.tsv.gz", sep="\t")
+    flags = plink.annotate(
+        var.assign(CHR="chr" + var["CHR"].astype(str)), planted.set_axis(["chrom", "start", "end"], axis=1)
+    )
+    assert (var["planted_T_enh_all"].to_numpy() == flags).all() and flags.any()
+    assert SS.expected_enrichment(var["var_T_enh_all"].to_numpy(), flags) == pytest.approx(3.0)
+    assert var["var_T_null1"].sum() == pytest.approx(0.5)
     stamp = (out / "manifest.json").read_text()
     first = (out / "gwas" / "T_enh_all.sumstats.txt.gz").read_bytes()
     assert S.generate_gwas(raw, tmp_path / "gwas", knobs, seed=1) == out  # cached: not rewritten

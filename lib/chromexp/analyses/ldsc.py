@@ -14,15 +14,20 @@ The workflow (stratified LDSC, Finucane et al. 2015, Gazal et al. 2017; docs/met
 1. :func:`chromexp.data.plink.annotate` turns BED regions into a thin annotation on a reference panel's SNPs
    (0/1 per SNP, what ``make_annot.py`` writes; bedtools is not needed);
 2. :func:`compute_ld_scores` runs ``ldsc.py --l2 --thin-annot --ld-wind-cm 1 --print-snps``
-   once per chromosome for many annotation columns and :func:`split_ld_scores` splits ldsc's output
-   into one annotation set per test annotation (LD score of a column depends only on that column,
-   so splitting is exact and saves the r² work per annotation);
+   (``--ld-wind-kb`` on a panel without a genetic map) once per chromosome for many annotation
+   columns and :func:`split_ld_scores` splits ldsc's output into one annotation set per test
+   annotation (LD score of a column depends only on that column, so splitting is exact and saves
+   the r² work per annotation);
 3. :func:`munge` (``munge_sumstats.py``) and :func:`partitioned_h2` (``ldsc.py --h2
-   --overlap-annot --frqfile-chr --print-coefficients``) per trait and test annotation, with the
-   baseline model and the annotation's ±500 bp flank;
+   --overlap-annot --frqfile-chr --print-coefficients``) per (trait, annotation) pair, with the
+   baseline model and the annotation's ±500 bp flank; :func:`run_sldsc` runs all of a panel's fits
+   in one interpreter of the ldsc environment (:meth:`LdscEnv.run_many`);
 4. :func:`read_results` reads ldsc's own ``.results`` and ``.log`` (never recomputed here) and
-   :func:`tidy_results` adds the one-sided coefficient p, τ* and Benjamini–Hochberg q;
-   :func:`random_effects_meta` meta-analyses τ* across traits (DerSimonian–Laird).
+   :func:`tidy_results` adds the one-sided coefficient p, τ*, each pair's role (test or control)
+   and simulated truth, and the Benjamini–Hochberg q over the tests;
+   :func:`random_effects_meta` meta-analyses τ* across traits (DerSimonian–Laird);
+   :func:`calibration_table` / :func:`calibration_summary` compare the estimates of replicate
+   simulations with their truth.
 """
 
 from __future__ import annotations
@@ -109,7 +114,11 @@ RESULTS_TABLE_COLUMNS = (
     "tau_star",
     "tau_star_se",
     "q",
+    "role",
+    "expected_enrichment",
 )
+#: Roles of a (trait, annotation) pair: only tests enter the Benjamini–Hochberg q.
+ROLES = ("test", "positive control", "negative control")
 META_TABLE_COLUMNS = (
     "provenance",
     "annotation",
@@ -173,13 +182,71 @@ class LdscEnv:
         ldsc writes its own ``<out>.log`` beside its outputs; this returns stdout+stderr as well.
         """
         cmd = [str(self.python), str(self.script(script)), *map(str, args)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env.update(OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"), MPLBACKEND="Agg")
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=self._environ())
         out = proc.stdout + proc.stderr
         if proc.returncode != 0:
             raise LdscError(f"{script} failed (exit {proc.returncode}):\n  {' '.join(cmd)}\n...\n{out[-3000:]}")
         return out
+
+    @staticmethod
+    def _environ() -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env.update(OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"), MPLBACKEND="Agg")
+        return env
+
+    def run_many(self, script: str, jobs: Sequence[Sequence[str | os.PathLike]]) -> str:
+        """Run one of ldsc's scripts once per argument list, all in one interpreter; return the output.
+
+        The same program as :meth:`run` (ldsc's script executed as ``__main__``, one fresh namespace
+        per call), without paying ldsc's imports (≈ 1 s) per call. Raises :class:`LdscError` naming
+        the first failed command and the tail of its ``<--out>.log``.
+        """
+        if not jobs:
+            return ""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump([[str(a) for a in args] for args in jobs], fh)
+        try:
+            cmd = [str(self.python), "-c", _BATCH_DRIVER, str(self.script(script)), fh.name]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=self._environ())
+        finally:
+            os.unlink(fh.name)
+        out = proc.stdout + proc.stderr
+        line = next((x for x in reversed(proc.stdout.splitlines()) if x.startswith("CHROMEXP_LDSC_BATCH ")), None)
+        if proc.returncode != 0 or line is None:
+            raise LdscError(f"{script} (batch of {len(jobs)}) failed (exit {proc.returncode}):\n...\n{out[-3000:]}")
+        for args, err in zip(jobs, json.loads(line.split(" ", 1)[1]), strict=True):
+            if err is not None:
+                args = [str(a) for a in args]
+                log_file = Path(args[args.index("--out") + 1] + ".log") if "--out" in args else None
+                tail = log_file.read_text()[-3000:] if log_file is not None and log_file.exists() else out[-3000:]
+                raise LdscError(f"{script} failed ({err}):\n  {script} {' '.join(args)}\n...\n{tail}")
+        return out
+
+
+#: Runs several ldsc commands in one interpreter of the ldsc environment (ldsc's imports cost about
+#: 1 s per call): each command is ldsc's own script executed as ``__main__`` with its own arguments
+#: in a fresh namespace, whose log file is closed afterwards (ldsc leaves it open, unflushed).
+_BATCH_DRIVER = """
+import json, sys
+script, jobs = sys.argv[1], json.load(open(sys.argv[2]))
+code = compile(open(script).read(), script, "exec")
+status = []
+for args in jobs:
+    sys.argv = [script, *args]
+    scope = {"__name__": "__main__", "__file__": script, "__builtins__": __builtins__}
+    try:
+        exec(code, scope)
+        status.append(None)
+    except SystemExit as err:
+        status.append(None if err.code in (None, 0) else f"SystemExit: {err.code}")
+    except Exception as err:
+        status.append(f"{type(err).__name__}: {err}")
+    finally:
+        fh = getattr(scope.get("log"), "log_fh", None)
+        if fh is not None:
+            fh.close()
+print("CHROMEXP_LDSC_BATCH " + json.dumps(status))
+"""
 
 
 def _site_packages(python: Path) -> Path:
@@ -356,6 +423,7 @@ def compute_ld_scores(
     out: str | os.PathLike,
     print_snps: str | os.PathLike | None = None,
     ld_wind_cm: float = 1.0,
+    ld_wind_kb: float | None = None,
 ) -> Path:
     """Write ``annot`` as a thin annotation and run ``ldsc.py --l2`` on one chromosome's panel.
 
@@ -369,24 +437,37 @@ def compute_ld_scores(
         Output prefix (``out.annot.gz``, ``out.l2.ldscore.gz``, ``out.l2.M``, ``out.l2.M_5_50``).
     print_snps : path, optional
         SNP list (one ID a line) whose LD scores are written: the regression SNPs.
+    ld_wind_cm, ld_wind_kb : float
+        LD window in cM (``--ld-wind-cm``), or in kb when ``ld_wind_kb`` is given (``--ld-wind-kb``:
+        panels without a genetic map, such as the vendored 1000 Genomes one whose cM are 0).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     annot.to_csv(f"{out}.annot.gz", sep="\t", index=False)
-    args = ["--l2", "--bfile", bfile, "--ld-wind-cm", ld_wind_cm, "--annot", f"{out}.annot.gz", "--thin-annot"]
+    args = ["--l2", "--bfile", bfile, *_window(ld_wind_cm, ld_wind_kb), "--annot", f"{out}.annot.gz", "--thin-annot"]
     if print_snps is not None:
         args += ["--print-snps", print_snps]
     env.run("ldsc.py", [*args, "--out", out])
     return out
 
 
+def _window(ld_wind_cm: float, ld_wind_kb: float | None) -> list:
+    return ["--ld-wind-cm", ld_wind_cm] if ld_wind_kb is None else ["--ld-wind-kb", ld_wind_kb]
+
+
 def compute_weights(
-    env: LdscEnv, bfile: str | os.PathLike, regression_snps: str | os.PathLike, out: str | os.PathLike, ld_wind_cm=1.0
+    env: LdscEnv,
+    bfile: str | os.PathLike,
+    regression_snps: str | os.PathLike,
+    out: str | os.PathLike,
+    ld_wind_cm: float = 1.0,
+    ld_wind_kb: float | None = None,
 ) -> Path:
     """Regression weights: non-partitioned LD scores of the regression SNPs among themselves."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     env.run(
-        "ldsc.py", ["--l2", "--bfile", bfile, "--ld-wind-cm", ld_wind_cm, "--extract", regression_snps, "--out", out]
+        "ldsc.py",
+        ["--l2", "--bfile", bfile, *_window(ld_wind_cm, ld_wind_kb), "--extract", regression_snps, "--out", out],
     )
     return Path(out)
 
@@ -439,27 +520,36 @@ def partitioned_h2(
     n_blocks: int = 200,
 ) -> Path:
     """``ldsc.py --h2 --overlap-annot --frqfile-chr --print-coefficients`` (test annotation first)."""
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    env.run(
-        "ldsc.py",
-        [
-            "--h2",
-            sumstats,
-            "--ref-ld-chr",
-            ",".join(map(str, ref_ld_chr)),
-            "--w-ld-chr",
-            w_ld_chr,
-            "--overlap-annot",
-            "--frqfile-chr",
-            frqfile_chr,
-            "--print-coefficients",
-            "--n-blocks",
-            n_blocks,
-            "--out",
-            out,
-        ],
-    )
+    env.run("ldsc.py", h2_args(sumstats, ref_ld_chr, w_ld_chr, frqfile_chr, out, n_blocks))
     return Path(f"{out}.results")
+
+
+def h2_args(
+    sumstats: str | os.PathLike,
+    ref_ld_chr: Sequence[str | os.PathLike],
+    w_ld_chr: str | os.PathLike,
+    frqfile_chr: str | os.PathLike,
+    out: str | os.PathLike,
+    n_blocks: int = 200,
+) -> list:
+    """The arguments of one :func:`partitioned_h2` run (also for :meth:`LdscEnv.run_many`); makes ``out``'s folder."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return [
+        "--h2",
+        sumstats,
+        "--ref-ld-chr",
+        ",".join(map(str, ref_ld_chr)),
+        "--w-ld-chr",
+        w_ld_chr,
+        "--overlap-annot",
+        "--frqfile-chr",
+        frqfile_chr,
+        "--print-coefficients",
+        "--n-blocks",
+        n_blocks,
+        "--out",
+        out,
+    ]
 
 
 def read_results(prefix: str | os.PathLike) -> pd.DataFrame:
@@ -571,12 +661,20 @@ def annotation_sd(
     return float(v.std()) if len(v) else np.nan
 
 
-def tidy_results(rows: pd.DataFrame, provenance: str) -> pd.DataFrame:
+def tidy_results(
+    rows: pd.DataFrame,
+    provenance: str,
+    roles: Mapping[tuple[str, str], str] | None = None,
+    expected: Mapping[tuple[str, str], float] | None = None,
+) -> pd.DataFrame:
     """The contract table from per-(trait, annotation) rows of :func:`read_results` (+ sd, m).
 
     ``rows`` needs trait, annotation, the tidy ldsc columns, h2, annot_sd and m. Adds the one-sided
-    coefficient p (norm.sf(z): enrichment conditional on the baseline), τ* and BH q over all
-    rows (traits × annotations).
+    coefficient p (norm.sf(z): enrichment conditional on the baseline), τ*, the ``role`` of each
+    pair (``roles``: (trait, annotation) -> one of :data:`ROLES`; pairs not in it are tests), its
+    ``expected_enrichment`` (the simulated truth from ``expected``; NaN when unknown, e.g. on real
+    data) and the Benjamini–Hochberg q over the **tests only** (NaN for the controls, which are
+    reported apart).
     """
     out = rows.copy()
     out.insert(0, "provenance", provenance)
@@ -584,9 +682,86 @@ def tidy_results(rows: pd.DataFrame, provenance: str) -> pd.DataFrame:
     out["tau_star"], out["tau_star_se"] = tau_star(
         out["coefficient"], out["coefficient_se"], out["annot_sd"], out["h2"], out["m"]
     )
-    out["q"] = benjamini_hochberg(out["coefficient_p"])
+    keys = list(zip(out["trait"], out["annotation"], strict=True))
+    out["role"] = [(roles or {}).get(k, "test") for k in keys]
+    bad = sorted(set(out["role"]) - set(ROLES))
+    if bad:
+        raise ValueError(f"tidy_results: unknown roles {bad}; known: {', '.join(ROLES)}.")
+    out["expected_enrichment"] = [float((expected or {}).get(k, np.nan)) for k in keys]
+    test = (out["role"] == "test").to_numpy()
+    out["q"] = np.nan
+    out.loc[test, "q"] = benjamini_hochberg(out.loc[test, "coefficient_p"])
     extra = [c for c in out.columns if c not in RESULTS_TABLE_COLUMNS]
     return out[[*RESULTS_TABLE_COLUMNS, *extra]]
+
+
+#: Replicate calibration table (notebook 80, ``ldsc_calibration.tsv``).
+CALIBRATION_COLUMNS = (
+    "provenance",
+    "replicate",
+    "trait",
+    "annotation",
+    "role",
+    "expected_enrichment",
+    "enrichment",
+    "enrichment_se",
+    "deviation",
+    "coefficient_z",
+    "coefficient_p",
+)
+
+
+def calibration_table(tables: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """Replicates' :func:`tidy_results` tables stacked, with deviation = (Ê − truth) / SE per row.
+
+    ``tables`` maps the replicate number to its table, which must carry ``expected_enrichment``
+    (simulated traits: real data have no truth to calibrate against).
+    """
+    parts = []
+    for rep, t in tables.items():
+        if t["expected_enrichment"].isna().all():
+            raise ValueError(f"calibration_table: replicate {rep} has no expected enrichment (no simulated truth).")
+        parts.append(t.assign(replicate=int(rep)))
+    if not parts:
+        raise ValueError("calibration_table: no replicate tables.")
+    out = pd.concat(parts, ignore_index=True)
+    out["deviation"] = (out["enrichment"] - out["expected_enrichment"]) / out["enrichment_se"]
+    return out[list(CALIBRATION_COLUMNS)]
+
+
+def calibration_summary(cal: pd.DataFrame) -> pd.DataFrame:
+    """Is ldsc's enrichment calibrated? Per (role, trait, annotation), and pooled per role first.
+
+    Columns: ``role, trait, annotation`` (``all`` when pooled over a role), ``n`` (fits),
+    ``expected_enrichment`` (mean truth), ``mean_enrichment, sd_enrichment, mean_se``,
+    ``mean_deviation, sd_deviation`` of (Ê − truth)/SE (0 and 1 when calibrated), ``coverage``
+    (share of Ê ± 1.96 SE holding the truth) and ``share_p_below_0_05`` (one-sided coefficient
+    p < 0.05: the power for an enriched pair, the false-positive rate for a null one).
+    """
+
+    def one(g: pd.DataFrame) -> pd.Series:
+        d = g["deviation"]
+        return pd.Series(
+            {
+                "n": len(g),
+                "expected_enrichment": g["expected_enrichment"].mean(),
+                "mean_enrichment": g["enrichment"].mean(),
+                "sd_enrichment": g["enrichment"].std(),
+                "mean_se": g["enrichment_se"].mean(),
+                "mean_deviation": d.mean(),
+                "sd_deviation": d.std(),
+                "coverage": float((d.abs() < 1.96).mean()),
+                "share_p_below_0_05": float((g["coefficient_p"] < 0.05).mean()),
+            }
+        )
+
+    keys = ["role", "trait", "annotation"]
+    per = cal.groupby(keys, sort=False).apply(one, include_groups=False).reset_index()
+    pooled = cal.groupby("role", sort=False).apply(one, include_groups=False).reset_index()
+    pooled["trait"], pooled["annotation"] = "all", "all"
+    out = pd.concat([pooled[per.columns], per], ignore_index=True)
+    out["n"] = out["n"].astype(int)
+    return out
 
 
 def meta_table(results: pd.DataFrame, traits: Sequence[str] | None = None) -> pd.DataFrame:
@@ -617,18 +792,26 @@ def meta_table(results: pd.DataFrame, traits: Sequence[str] | None = None) -> pd
 # annotations from the models (notebook 60's perturbation_effects.tsv.gz)
 # ----------------------------------------------------------------------------------------------
 EFFECTS_FILE = "perturbation_effects.tsv.gz"
+#: Notebook 60's effects of every gene of ``perturbation.ldsc_chromosomes`` (same columns; optional).
+PANEL_EFFECTS_FILE = "perturbation_effects_ldsc.tsv.gz"
 
 
 def load_effects(run_dir: str | os.PathLike, cell_types: Sequence[str]) -> pd.DataFrame:
     """Read notebook 60's effects tables of ``cell_types`` from ``<run_dir>/<EID>/``.
 
-    Raises a :class:`FileNotFoundError` naming notebook 60 when one is missing.
+    ``perturbation_effects.tsv.gz`` (the notebook's sample of genes) and, where notebook 60 wrote
+    it, ``perturbation_effects_ldsc.tsv.gz`` (every gene of ``perturbation.ldsc_chromosomes``); a
+    (gene, region, level) in both keeps the first table's row. Raises a :class:`FileNotFoundError`
+    naming notebook 60 when the first is missing.
     """
     frames, missing = [], []
     for ct in cell_types:
         path = Path(run_dir) / ct / EFFECTS_FILE
         if path.exists():
             frames.append(pd.read_csv(path, sep="\t", dtype={"chrom": str}))
+            extra = Path(run_dir) / ct / PANEL_EFFECTS_FILE
+            if extra.exists():
+                frames.append(pd.read_csv(extra, sep="\t", dtype={"chrom": str}))
         else:
             missing.append(str(path))
     if missing:
@@ -637,7 +820,9 @@ def load_effects(run_dir: str | os.PathLike, cell_types: Sequence[str]) -> pd.Da
             f"cell type; missing: {', '.join(missing)}. Run notebook 60 for these cell types in this run first "
             "(chromexp batch --notebooks 60 ...), or set ldsc.cell_types."
         )
-    return pd.concat(frames, ignore_index=True)
+    keys = ["cell_type", "model", "mark", "gene_set", "gene_id", "region", "level"]
+    out = pd.concat(frames, ignore_index=True)
+    return out.drop_duplicates(keys, keep="first", ignore_index=True)
 
 
 def model_loci(
@@ -845,6 +1030,9 @@ def run_sldsc(
     ld_wind_cm: float = 1.0,
     n_blocks: int = 200,
     progress: bool = True,
+    ld_wind_kb: float | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    h2_dir: str = "h2",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Annotations (BED on the panel's coordinates) × traits -> ldsc's partitioned-h2 results.
 
@@ -852,8 +1040,13 @@ def run_sldsc(
     ±``flank_bp`` flank (and of a thin baseline when its LD scores are absent), split per test
     annotation by :func:`split_ld_scores`; weights are computed when absent; each trait's raw
     summary statistics are munged (files already ending in ``.sumstats.gz`` are used as they are);
-    then one ``--h2`` per (trait, annotation) with [annotation, flank] + baseline. Finished steps
-    are kept in ``work_dir`` and skipped on re-runs with the same inputs.
+    then one ``--h2`` per (trait, annotation) pair with [annotation, flank] + baseline, all in one
+    interpreter of the ldsc environment. Finished LD scores, weights and munged files are kept in
+    ``work_dir`` and skipped on re-runs with the same inputs (replicate GWAS reuse them).
+
+    ``ld_wind_kb`` replaces the cM window by a window in kb (panels whose ``.bim`` has no genetic
+    map); ``pairs`` limits the fits to those (trait, annotation) pairs (default: every trait with
+    every annotation); ``h2_dir`` is the sub-folder of ``work_dir`` for the fits' outputs.
 
     Returns
     -------
@@ -907,10 +1100,17 @@ def run_sldsc(
         bfile = panel.at("bfile", c)
         rs = f"{panel.at('regression_snps', c)}.snp"
         inputs = _files_key(f"{bfile}.bed", f"{bfile}.bim", rs)
-        key += f" wind={ld_wind_cm} inputs={inputs}"
+        wind = f"{ld_wind_cm} cM" if ld_wind_kb is None else f"{ld_wind_kb} kb"
+        key += f" wind={wind} inputs={inputs}"
         if not _key_file(Path(f"{prefix}.key"), key):
             compute_ld_scores(
-                env, panel.at("bfile", c), annot, prefix, f"{panel.at('regression_snps', c)}.snp", ld_wind_cm
+                env,
+                panel.at("bfile", c),
+                annot,
+                prefix,
+                f"{panel.at('regression_snps', c)}.snp",
+                ld_wind_cm,
+                ld_wind_kb,
             )
             Path(f"{prefix}.key").write_text(key)
         groups = {n: [n, flank_name[n]] if flank_bp else [n] for n in names}
@@ -921,9 +1121,9 @@ def run_sldsc(
         if not weights_exist:
             t0 = time.perf_counter()
             w = work / "weights" / f"weights.{c}"
-            wkey = f"wind={ld_wind_cm} inputs={inputs}"
+            wkey = f"wind={wind} inputs={inputs}"
             if not _key_file(Path(f"{w}.key"), wkey):
-                compute_weights(env, bfile, rs, w, ld_wind_cm)
+                compute_weights(env, bfile, rs, w, ld_wind_cm, ld_wind_kb)
                 Path(f"{w}.key").write_text(wkey)
             timings["weights_s"] += time.perf_counter() - t0
     # M for τ*: the reference SNPs with MAF > 5 % (first baseline column = base, all ones)
@@ -936,38 +1136,51 @@ def run_sldsc(
         )
         for n in names
     }
-    rows, cats = [], []
-    for trait, raw in tqdm(sumstats.items(), desc="traits", disable=not progress):
+    if pairs is None:
+        pairs = [(t, n) for t in sumstats for n in names]
+    pairs = list(dict.fromkeys((str(t), str(n)) for t, n in pairs))
+    unknown = sorted({t for t, _ in pairs} - set(sumstats)) + sorted({n for _, n in pairs} - set(names))
+    if unknown:
+        raise ValueError(f"run_sldsc: pairs name traits or annotations that were not given: {unknown}.")
+    if not pairs:
+        raise ValueError("run_sldsc: no (trait, annotation) pair to fit (no traits, or pairs is empty).")
+    munged = {}
+    for trait in tqdm(list(dict.fromkeys(t for t, _ in pairs)), desc="munge", disable=not progress):
         t0 = time.perf_counter()
-        raw = Path(raw)
+        raw = Path(sumstats[trait])
         if raw.name.endswith(".sumstats.gz"):
-            munged = raw
+            munged[trait] = raw
         else:
-            munged = work / "sumstats" / f"{trait}.sumstats.gz"
+            munged[trait] = work / "sumstats" / f"{trait}.sumstats.gz"
             mkey = _files_key(raw, panel.merge_alleles)
             if not _key_file(work / "sumstats" / f"{trait}.key", mkey):
                 munge(env, raw, work / "sumstats" / trait, panel.merge_alleles)
                 (work / "sumstats" / f"{trait}.key").write_text(mkey)
         timings["munge_s"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for n in names:
-            out = work / "h2" / f"{trait}.{n}"
-            partitioned_h2(
-                env,
-                munged,
-                [work / "annot" / f"{n}.", baseline_prefix],
-                weights_prefix,
-                panel.chr_prefix("frq"),
-                out,
-                n_blocks=n_blocks,
-            )
-            res = read_results(out)
-            cats.append(res.assign(trait=trait, annotation=n))
-            row = res[res["category"] == n]
-            if len(row) != 1:
-                raise ValueError(f"{out}.results has no single category {n!r}: {list(res['category'])}.")
-            rows.append(row.drop(columns="category").assign(trait=trait, annotation=n, annot_sd=sd[n], m=m))
-        timings["h2_s"] += time.perf_counter() - t0
+    # every (trait, annotation) fit in one interpreter of the ldsc environment
+    t0 = time.perf_counter()
+    outs = {(t, n): work / h2_dir / f"{t}.{n}" for t, n in pairs}
+    jobs = [
+        h2_args(
+            munged[t],
+            [work / "annot" / f"{n}.", baseline_prefix],
+            weights_prefix,
+            panel.chr_prefix("frq"),
+            out,
+            n_blocks=n_blocks,
+        )
+        for (t, n), out in outs.items()
+    ]
+    env.run_many("ldsc.py", jobs)
+    timings["h2_s"] += time.perf_counter() - t0
+    rows, cats = [], []
+    for (trait, n), out in outs.items():
+        res = read_results(out)
+        cats.append(res.assign(trait=trait, annotation=n))
+        row = res[res["category"] == n]
+        if len(row) != 1:
+            raise ValueError(f"{out}.results has no single category {n!r}: {list(res['category'])}.")
+        rows.append(row.drop(columns="category").assign(trait=trait, annotation=n, annot_sd=sd[n], m=m))
     lead = ["trait", "annotation"]
     table = pd.concat(rows, ignore_index=True)
     table = table[lead + [c for c in table.columns if c not in lead]]
