@@ -1079,6 +1079,7 @@ def run_sldsc(
     for f in (work / "weights").glob("weights.*"):
         if f.name.split(".")[1] not in {str(c) for c in panel.chroms}:
             f.unlink()
+    flank_only = dict.fromkeys(names, 0)  # SNPs in an annotation's flank but not in it, over the chromosomes
     for c in tqdm(panel.chroms, desc="LD scores per chromosome", disable=not progress):
         t0 = time.perf_counter()
         bim = read_bim(f"{panel.at('bfile', c)}.bim")
@@ -1114,6 +1115,9 @@ def run_sldsc(
             )
             Path(f"{prefix}.key").write_text(key)
         groups = {n: [n, flank_name[n]] if flank_bp else [n] for n in names}
+        for n in names:
+            if flank_bp:
+                flank_only[n] += int((annot[flank_name[n]].to_numpy() > annot[n].to_numpy()).sum())
         split_ld_scores(prefix, groups, work / "annot", c)
         if not base_ld_exists:
             split_ld_scores(prefix, {"baseline": base_cols}, work / "baseline", c)
@@ -1126,6 +1130,13 @@ def run_sldsc(
                 compute_weights(env, bfile, rs, w, ld_wind_cm, ld_wind_kb)
                 Path(f"{w}.key").write_text(wkey)
             timings["weights_s"] += time.perf_counter() - t0
+    no_flank = [n for n in names if flank_bp and flank_only[n] == 0]
+    if no_flank:
+        raise ValueError(
+            f"The ±{flank_bp} bp flanks of {no_flank} hold no panel SNP outside the annotation itself, so "
+            "ldsc's regression would be singular (annotation and flank columns identical): use fewer, larger "
+            "annotations or ldsc.flank: 0."
+        )
     # M for τ*: the reference SNPs with MAF > 5 % (first baseline column = base, all ones)
     m = sum(float(np.loadtxt(f"{baseline_prefix}{c}.l2.M_5_50", ndmin=1)[0]) for c in panel.chroms)
     sd = {

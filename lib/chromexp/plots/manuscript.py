@@ -716,6 +716,13 @@ def fig7c_eqtl_distance_matched(matched: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def _genetics_note(ldsc: pd.DataFrame) -> str:
+    """`` (real genotypes ..., simulated traits)``: what notebook 80's genetics were (its ``genetics`` column)."""
+    if "genetics" not in ldsc.columns:
+        return ""
+    return " (" + "; ".join(sorted(set(ldsc["genetics"].dropna().astype(str)))) + ")"
+
+
 def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
     """s-LDSC bubble plot: heritability enrichment per trait × annotation, with its 95 % CI (Fig. 7B).
 
@@ -723,6 +730,9 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
     black edge = BH q < 0.05. Right: enrichment ± 1.96 SE per (trait, annotation).
     """
     _need(ldsc, ["trait", "annotation", "enrichment", "enrichment_se", "coefficient_z", "q"], "ldsc_results")
+    if "role" in ldsc.columns:  # the paper's panel: the model annotations (controls are notebook 80's tables)
+        ldsc = ldsc[ldsc["role"] == "test"]
+        _need(ldsc, ["trait"], "ldsc_results (test rows)")
     traits = sorted(set(ldsc["trait"]))
     annots = sorted(set(ldsc["annotation"]))
     d = ldsc.assign(
@@ -776,11 +786,11 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("heritability enrichment (prop h² / prop SNPs) ± 1.96 SE")
         _title(
             fig,
-            "Stratified LD score regression of the top-decile loci (BH q across traits)",
+            "Stratified LD score regression of the top-decile loci (BH q over the tests; none before calibration)",
             "Fig. 7B",
             "enrichment, coefficient z",
             "GWAS traits",
-            summary.provenance_label(ldsc),
+            summary.provenance_label(ldsc) + _genetics_note(ldsc),
         )
     return fig
 
@@ -1144,6 +1154,8 @@ def index_markdown(drawn: list[Drawn], run: summary.RunTables, run_name: str) ->
         kind = ", ".join(summary.provenance_values(*tables)) if d.figure is not None else "—"
         if p.name == "fig8_locus_view" and d.figure is not None:
             kind = str(load_attribution(run.attributions[0])["provenance"])
+        if p.name == "fig7b_ldsc_bubble" and d.figure is not None:
+            kind += _genetics_note(run["ldsc"])
         link = f"[{p.name}]({p.name}.svg)" if d.figure is not None else p.name
         status = "drawn" if d.figure is not None else d.note.split("skipped: ", 1)[-1].replace("|", "/")
         files = ", ".join(f"`{TABLE_FILES[n]}`" for n in p.needs)
