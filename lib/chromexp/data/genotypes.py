@@ -1,7 +1,7 @@
 """Real genotypes: the vendored 1000 Genomes EUR panel of chr21/chr22 and a PLINK ``.bed`` reader.
 
 ``resources/kg_eur_chr21_22/`` holds **real** 1000 Genomes Phase 3 genotypes of the 503 EUR
-individuals at the 35,958 HapMap3 SNPs of chr21 and chr22 (hg19; provenance, licence and hashes
+individuals at the 34,958 HapMap3 SNPs of chr21 and chr22 (hg19; provenance, licence and hashes
 in its ``README.md``). It is the real LD reference of notebook 80's s-LDSC simulation (real LD
 and positions, simulated traits; docs/methods.md, "Stratified LD score regression").
 
