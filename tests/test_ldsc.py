@@ -297,6 +297,10 @@ def test_bubble_plot_says_what_data_it_shows():
     assert len(ax.collections[0].get_offsets()) == 4
     with pytest.raises(ValueError, match="mixes provenances"):
         panels.plot_ldsc_bubbles(t.assign(provenance=["real", "semi-synthetic"] * 2))
+    # the genetics named from the table (notebook 80's files), and withheld q-values said so
+    genetics = "real genotypes (1000 Genomes), simulated traits"
+    title = panels.plot_ldsc_bubbles(t.assign(genetics=genetics, q=np.nan)).axes[0].get_title()
+    assert genetics in title and "SIMULATED genotypes" not in title and "q withheld" in title
 
 
 def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tmp_path):

@@ -673,10 +673,13 @@ def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits
         ax.scatter([], [], s=40 + 60 * e, c="grey", label=f"enrichment {e}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.45, 1), frameon=False, labelspacing=1.5)
     prov = provenance.pop()
-    label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
-    ax.set_title(
-        f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}"
-    )
+    if "genetics" in t.columns and t["genetics"].notna().any():  # what notebook 80's genetics were (its files)
+        genetics = "; ".join(sorted(set(t["genetics"].dropna().astype(str))))
+    else:
+        genetics = "SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else ""
+    label = data_label(prov) + (f";\n{genetics}" if genetics else "")
+    edge = f"black edge: BH q < {q_threshold}" if t["q"].notna().any() else "q withheld (not calibrated): no edges"
+    ax.set_title(f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\n{edge}")
     return fig
 
 
