@@ -4,6 +4,7 @@ run of the real ldsc on them (real genotypes, simulated traits)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -269,3 +270,13 @@ def test_real_ldsc_on_real_genotypes_recovers_a_planted_enrichment_and_its_truth
         got, se = r.loc[trait, "enrichment"], r.loc[trait, "enrichment_se"]
         assert abs(got - want) < 3 * se, (trait, got, se, want)
     assert (r.loc["T_enh_all", "enrichment"] - 1) / r.loc["T_enh_all", "enrichment_se"] > 2  # the 5x is found
+
+
+def test_ld_score_cache_key_follows_content_not_the_time_a_small_file_was_written(tmp_path):
+    f = tmp_path / "panel.21.bed"
+    f.write_bytes(b"\x6c\x1b\x01abc")
+    key = L._files_key(f)
+    os.utime(f, ns=(1, 1))  # rewritten identical (the calibration run rewrites the panel): same key
+    assert L._files_key(f) == key
+    f.write_bytes(b"\x6c\x1b\x01abd")
+    assert L._files_key(f) != key

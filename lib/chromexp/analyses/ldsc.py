@@ -1004,12 +1004,25 @@ def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Pan
     )
 
 
+#: Input files up to this size are keyed by their content, larger ones by size and modification time.
+_HASH_CONTENT_BYTES = 64 << 20
+
+
 def _files_key(*files: str | os.PathLike) -> str:
-    """A key of input files (path, size, modification time): a re-simulated panel invalidates the cache."""
+    """A key of input files: a re-simulated panel invalidates the cache, a rewritten identical one does not.
+
+    Path and size, then the SHA-256 of the content for files up to 64 MB (simulated panels, the
+    vendored 1000 Genomes one: rewriting them unchanged keeps their LD scores) or the modification
+    time for larger ones (the real LDSC resources are not rewritten).
+    """
     parts = []
     for f in files:
         st = Path(f).stat()
-        parts.append(f"{Path(f).resolve()}:{st.st_size}:{st.st_mtime_ns}")
+        if st.st_size <= _HASH_CONTENT_BYTES:
+            stamp = hashlib.sha256(Path(f).read_bytes()).hexdigest()
+        else:
+            stamp = str(st.st_mtime_ns)
+        parts.append(f"{Path(f).resolve()}:{st.st_size}:{stamp}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
