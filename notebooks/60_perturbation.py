@@ -224,7 +224,14 @@ if LDSC_CHROMS:
     ldsc_idx = np.flatnonzero(on_chrom & (ds.genes["label"].to_numpy() == (1 if ldsc_set == "active" else 0)))
     if ldsc_mark not in MODELS:
         MODELS[ldsc_mark], _ = perturbation.fold_models(
-            ds, run.params, ldsc_mark, FOLDS, checkpoint_dir, inputs=inputs, train_missing=P["train_missing"], device=DEVICE
+            ds,
+            run.params,
+            ldsc_mark,
+            FOLDS,
+            checkpoint_dir,
+            inputs=inputs,
+            train_missing=P["train_missing"],
+            device=DEVICE,
         )
     t0 = time.perf_counter()
     x = ci.select_marks(ci.subset(inputs, ldsc_idx), [list(ds.marks).index(ldsc_mark)])
