@@ -7,6 +7,11 @@
   an untrained architecture following the paper's description, not a reproduction.
 * :mod:`chromexp.models.chromoformer_inputs` — CellDataset → Chromoformer inputs, and the
   reference's batch layout.
+* :mod:`chromexp.models.binned_cnn` — a small CNN over coarse binned counts around the TSS
+  (notebook 15, the real E116 benchmark at 10 kb; our design).
+* :mod:`chromexp.models.claster` — CLASTER (docs/methods.md, "CLASTER"): EIR 0.1.43's dilated
+  residual CNN branches, fusion MLP and linear head, with the published geometry (tested layer by
+  layer against EIR itself, and by transplanting EIR's weights) and the adapted geometry.
 
 Networks only: training and evaluation recipes live in :mod:`chromexp.experiments`. A module here
 may import other modules of this package and nothing else of chromexp — no training, metrics,
