@@ -33,6 +33,7 @@ The workflow (stratified LDSC, Finucane et al. 2015, Gazal et al. 2017; docs/met
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
