@@ -409,3 +409,34 @@ def test_annotation_equals_bedtools_intersect():
     oracle = (intervals.count_overlaps(snps, regions) > 0).astype(np.int8)
     np.testing.assert_array_equal(ours, oracle)
     assert 0 < ours.sum() < n
+
+
+_BUBBLES_SCRIPT = """
+import sys
+import numpy as np, pandas as pd
+from chromexp.plots import panels, style
+rng = np.random.default_rng(0)
+traits, annots = ["T_enh_all", "T_enh_E066", "T_null1"], ["E003_top", "E066_top", "pooled_top"]
+t = pd.DataFrame([(tr, a) for tr in traits for a in annots], columns=["trait", "annotation"]).assign(
+    provenance="semi-synthetic", genetics="real genotypes (1000 Genomes EUR chr21/22), simulated traits",
+    enrichment=rng.uniform(0, 6, 9), coefficient_z=rng.normal(0, 2, 9), q=[0.01, 0.5, np.nan] * 3, role="test")
+style.save_figure(panels.plot_ldsc_bubbles(t), "ldsc_bubbles", sys.argv[1])
+"""
+
+
+def test_fig7b_bubble_svg_is_byte_identical_from_run_to_run(tmp_path):
+    # notebook 80's Fig. 7B as the notebook draws it (panels.plot_ldsc_bubbles, style.save_figure), in two fresh
+    # interpreters with different hash seeds: no date, no random clip-path/element ids, no set-order
+    # dependence (fails if save_figure's svg.hashsalt or its metadata={'Date': None} is dropped)
+    import os
+    import subprocess
+    import sys
+
+    svgs = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed, "MPLBACKEND": "Agg"}
+        subprocess.run([sys.executable, "-c", _BUBBLES_SCRIPT, str(out)], check=True, env=env)
+        svgs.append((out / "ldsc_bubbles.svg").read_bytes())
+    assert b"clip-path" in svgs[0] and b"<dc:date>" not in svgs[0]
+    assert svgs[0] == svgs[1]
