@@ -53,7 +53,8 @@
 # its `role` and `expected_enrichment`), `ldsc_meta.tsv` (τ* meta-analysis per test annotation),
 # `ldsc_categories.tsv.gz` (every category of every ldsc fit, baseline included),
 # `ldsc_calibration.tsv` and `ldsc_calibration_summary.tsv` (replicates), ldsc's own outputs under
-# `work/`, and the Fig. 7B bubble plot.
+# `work/`, and the Fig. 7B panel
+# (`figures/fig7b_ldsc_bubble.*`, drawn by the manuscript's painter as in notebook 90).
 #
 # **What to expect.** Each positive control should recover its planted 5× (its expected
 # enrichment is printed beside), every negative control and the null trait should not, and the
@@ -78,13 +79,13 @@ import time
 
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from chromexp import paths, provenance, results
-from chromexp.analyses import ldsc
+from chromexp.analyses import effects, ldsc
 from chromexp.constants import REAL, SEMI_SYNTHETIC
 from chromexp.data import download, plink
-from chromexp.plots import panels, style
+from chromexp.plots import manuscript, style
 from chromexp.simulate import gwas as simulate_gwas
 from chromexp.simulate import sumstats as simulate_sumstats
 
@@ -111,14 +112,23 @@ print(f"panel: {PANEL_KIND}; GWAS replicates: {REPLICATES}")
 # %% [markdown]
 # ## Loci prioritised by the models
 # Distal 2 kb loci (TSS ± 20 kb, promoter excluded) of active genes with the fold-averaged effect
-# of removing H3K27ac (level 0.0), from notebook 60 (its sample of genes and, where it wrote them,
-# every active gene of the panel's chromosomes). Provenance comes from the effects tables themselves.
+# of removing H3K27ac (level 0.0): notebook 60's tables (its sample of genes and, where it wrote
+# them, every active gene of the panel's chromosomes), read and selected by
+# `chromexp.analyses.effects` (the same reader and selection as notebook 70; the rows left after
+# each filter are shown); annotation = the top decile per cell type, and of all cell types pooled:
+# as the paper, of each side (upstream, downstream) ranked by the signed decrease of the prediction
+# (`ldsc.ranking`, `ldsc.deciles_per_side`; `abs` / `false` = chromexp's earlier pooled |effect|).
+# Provenance comes from the effects tables themselves.
 
 # %%
 t0 = time.perf_counter()
-effects = ldsc.load_effects(RUN_DIR, CELL_TYPES)
-loci, MODEL = ldsc.model_loci(effects, cfg["model"], cfg["mark"], cfg["gene_set"], float(cfg["level"]))
-provenances = set(effects["provenance"])
+effect_rows = ldsc.load_effects(RUN_DIR, CELL_TYPES)
+loci, MODEL = ldsc.model_loci(
+    effect_rows, cfg["model"], cfg["mark"], cfg["gene_set"], float(cfg["level"]), ranking=cfg["ranking"]
+)
+display(effects.filter_counts(loci))
+PER_SIDE = bool(cfg["deciles_per_side"])
+provenances = set(effect_rows["provenance"])
 if len(provenances) != 1:
     raise ValueError(f"The effects tables mix provenances {sorted(provenances)}.")
 EFFECTS_PROVENANCE = provenances.pop()
@@ -166,7 +176,9 @@ if SIMULATED_GENETICS and PANEL_KIND == "kg_eur_chr21_22":
         f"{len(panel_loci)} of {len(loci)} loci are on the panel's chromosomes {on_panel} "
         f"({panel_loci['gene_id'].nunique()} genes); the others cannot carry simulated heritability"
     )
-    annotations = ldsc.model_annotations(panel_loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"]))
+    annotations = ldsc.model_annotations(
+        panel_loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"]), per_side=PER_SIDE
+    )
     traits = simulate_sumstats.trait_list(sim_dir)
     sumstats = {t: sim_dir / "gwas" / f"{t}.sumstats.gz" for t in traits}
     replicate_sumstats = {
@@ -194,7 +206,9 @@ elif SIMULATED_GENETICS:
     on_panel = sorted(set(segments["chrom"]))
     panel_loci = loci[loci["chrom"].isin(on_panel)]
     annotations, outside = {}, {}
-    for name, bed in ldsc.model_annotations(panel_loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"])).items():
+    for name, bed in ldsc.model_annotations(
+        panel_loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"]), per_side=PER_SIDE
+    ).items():
         annotations[name], outside[name] = simulate_gwas.to_panel(bed, segments)
     print("top-decile loci outside the simulated windows (counted, not used):", outside)
     traits = simulate_gwas.trait_list(sim_dir)
@@ -213,7 +227,7 @@ else:
         )
     sumstats = {p.name[: -len(".sumstats.gz")]: p for p in found}
     traits, replicate_sumstats = list(sumstats), {}
-    annotations = ldsc.model_annotations(loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"]))
+    annotations = ldsc.model_annotations(loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"]), per_side=PER_SIDE)
 timings["panel + GWAS (cached)"] = time.perf_counter() - t0
 print(f"genetics: {GENETICS}")
 print(f"{len(sumstats)} traits: {list(sumstats)}; test annotations: {list(annotations)}")
@@ -389,13 +403,12 @@ table.loc[table["role"] != "test", ["role", *show[:-1]]].round(4)
 
 # %% [markdown]
 # ## Fig. 7B: enrichment of the model-prioritised loci
-# Bubble size = enrichment, colour = coefficient z (conditional on the baseline and the flank),
-# black edge = BH q < 0.05 (none when q is withheld). Test annotations only. The title says
-# whether the data are semi-synthetic.
+# The manuscript's painter (`chromexp.plots.manuscript.fig7b_ldsc_bubble`, as notebook 90 draws it).
+# The title says whether the data are semi-synthetic.
 
 # %%
-fig = panels.plot_ldsc_bubbles(table[table["role"] == "test"])
-style.save_figure(fig, "ldsc_bubbles", OUT / "figures")
+fig = manuscript.fig7b_ldsc_bubble(table)
+style.save_figure(fig, "fig7b_ldsc_bubble", OUT / "figures")
 
 # %% [markdown]
 # ## Beyond the paper: random-effects meta-analysis of τ* across traits
@@ -422,7 +435,7 @@ pd.Series(timings, name="seconds").round(1).to_frame()
 
 # %% [markdown]
 # ## Answer
-# The tables above give, per trait and annotation, ldsc's enrichment and coefficient z, and on
+# Written from the table above (`chromexp.analyses.ldsc.answer`). The tables give, per trait and annotation, ldsc's enrichment and coefficient z, and on
 # simulated traits the true enrichment of the same pair. With the default genetics they are
 # **real genotypes, simulated traits**: real LD and real hg19 positions of 34,958 HapMap3 SNPs on
 # chr21/chr22, traits planted in the semi-synthetic dataset's enhancers. The positive controls
@@ -432,3 +445,6 @@ pd.Series(timings, name="seconds").round(1).to_frame()
 # enhancers enough to inherit their heritability. They say nothing about biology. With the real
 # inputs present (`data.source: roadmap` and `chromexp.data.download.download_ldsc`), the same
 # cells give the paper's analysis.
+
+# %%
+display(Markdown(ldsc.answer(table, PROVENANCE)))

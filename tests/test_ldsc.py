@@ -57,16 +57,6 @@ def test_random_effects_meta_agrees_with_statsmodels():
     assert r["tau2"] == pytest.approx(ref.tau2)
 
 
-def test_benjamini_hochberg_matches_statsmodels():
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.array([0.01, 0.04, 0.03, 0.5, np.nan, 0.002])
-    q = L.benjamini_hochberg(p)
-    ok = ~np.isnan(p)
-    assert np.allclose(q[ok], multipletests(p[ok], method="fdr_bh")[1])
-    assert np.isnan(q[4])
-
-
 def test_tau_star_formula():
     # tau* = tau * sd * M / h2
     t, tse = L.tau_star(2e-8, 1e-8, 0.3, 0.5, 1e6)
@@ -200,15 +190,18 @@ def _effects(n_genes=30, cell_types=("E003", "E116"), seed=0):
             for k in [*range(8), *range(12, 20)]:
                 for level, eff in ((1.0, 0.0), (0.0, -abs(rng.normal()))):
                     s = 1_000_000 * (g + 1) + 2_000 * k
-                    rows.append((ct, "semi-synthetic", "chromoformer-reg", "H3K27ac", "active", f"g{g}", "distal",
-                                 "chr1", s, s + 2_000, level, eff))  # fmt: skip
-    cols = ["cell_type", "provenance", "model", "mark", "gene_set", "gene_id", "region_kind", "chrom", "start", "end"]
+                    rows.append((ct, "semi-synthetic", "chromoformer-reg", "H3K27ac", "active", f"g{g}", f"distal_{k:02d}",
+                                 "distal", "chr1", s, s + 2_000, level, eff))  # fmt: skip
+    cols = ["cell_type", "provenance", "model", "mark", "gene_set", "gene_id", "region", "region_kind", "chrom", "start",
+            "end"]  # fmt: skip
     return pd.DataFrame(rows, columns=[*cols, "level", "effect"])
 
 
 def test_load_effects_names_notebook_60_when_missing(tmp_path):
+    from chromexp.analyses import effects
+
     with pytest.raises(FileNotFoundError, match="notebook 60"):
-        L.load_effects(tmp_path, ["E003"])
+        effects.read_run_effects(tmp_path, ["E003"])
 
 
 def test_top_decile_annotations():
@@ -222,7 +215,7 @@ def test_top_decile_annotations():
     threshold = np.sort(e3["score"])[::-1][47]
     top = e3[e3["score"] >= threshold]
     assert sorted(ann["top_E003"]["start"]) == sorted(top["start"])  # the largest |effect|, no others
-    with pytest.raises(ValueError, match="set ldsc.model"):
+    with pytest.raises(ValueError, match=r"choose one \(ldsc.model\)"):
         L.model_loci(pd.concat([eff, eff.assign(model="other")]), None, "H3K27ac", "active", 0.0)
     with pytest.raises(ValueError, match="No distal loci"):
         L.model_loci(eff, None, "H3K4me3", "active", 0.0)
@@ -290,22 +283,24 @@ def test_download_ldsc_unpacks_into_the_layout(tmp_path, monkeypatch):
     assert len(fetched) == len(download.LDSC_RESOURCES) + 1
 
 
-def test_bubble_plot_says_what_data_it_shows():
-    from chromexp.plots import panels
+def test_fig7b_says_what_data_it_shows_and_draws_the_tests_only():
+    # notebook 80 draws Fig. 7B with the manuscript's painter: its caption names the genetics (from
+    # the table's `genetics` column), controls stay out of the panel, withheld q-values are said
+    from chromexp.plots import manuscript
 
-    t = pd.DataFrame({"provenance": "semi-synthetic", "trait": ["a", "a", "b", "b"], "annotation": ["x", "y"] * 2,
-                      "enrichment": [5.0, 1.0, 1.0, 0.5], "coefficient_z": [3.0, 0.0, 0.1, -1.0], "q": [0.01, 0.9, 0.9, 0.9]})  # fmt: skip
-    fig = panels.plot_ldsc_bubbles(t)
-    ax = fig.axes[0]
-    assert "SEMI-SYNTHETIC" in ax.get_title()
-    assert [x.get_text() for x in ax.get_xticklabels()] == ["a", "b"]
-    assert len(ax.collections[0].get_offsets()) == 4
-    with pytest.raises(ValueError, match="mixes provenances"):
-        panels.plot_ldsc_bubbles(t.assign(provenance=["real", "semi-synthetic"] * 2))
-    # the genetics named from the table (notebook 80's files), and withheld q-values said so
+    t = pd.DataFrame({"provenance": "semi-synthetic", "trait": ["a", "a", "b", "b", "a"],
+                      "annotation": ["top_E003", "top_E066"] * 2 + ["planted_all"],
+                      "enrichment": [5.0, 1.0, 1.0, 0.5, 5.0], "enrichment_se": 1.0,
+                      "coefficient_z": [3.0, 0.0, 0.1, -1.0, 4.0], "q": [0.01, 0.9, 0.9, 0.9, np.nan],
+                      "role": ["test"] * 4 + ["positive control"]})  # fmt: skip
+    fig = manuscript.fig7b_ldsc_bubble(t)
+    assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    assert len(fig.axes[1].get_yticklabels()) == 4  # the control is not drawn
+    assert not any("planted" in x.get_text() for x in fig.axes[1].get_yticklabels())
     genetics = "real genotypes (1000 Genomes), simulated traits"
-    title = panels.plot_ldsc_bubbles(t.assign(genetics=genetics, q=np.nan)).axes[0].get_title()
-    assert genetics in title and "SIMULATED genotypes" not in title and "q withheld" in title
+    fig = manuscript.fig7b_ldsc_bubble(t.assign(genetics=genetics, q=np.nan))
+    caption = fig._suptitle.get_text().replace("\n", " ")
+    assert genetics in caption and "q withheld" in fig.axes[0].get_title()
 
 
 def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tmp_path):
@@ -414,18 +409,19 @@ def test_annotation_equals_bedtools_intersect():
 _BUBBLES_SCRIPT = """
 import sys
 import numpy as np, pandas as pd
-from chromexp.plots import panels, style
+from chromexp.plots import manuscript, style
 rng = np.random.default_rng(0)
 traits, annots = ["T_enh_all", "T_enh_E066", "T_null1"], ["E003_top", "E066_top", "pooled_top"]
 t = pd.DataFrame([(tr, a) for tr in traits for a in annots], columns=["trait", "annotation"]).assign(
     provenance="semi-synthetic", genetics="real genotypes (1000 Genomes EUR chr21/22), simulated traits",
-    enrichment=rng.uniform(0, 6, 9), coefficient_z=rng.normal(0, 2, 9), q=[0.01, 0.5, np.nan] * 3, role="test")
-style.save_figure(panels.plot_ldsc_bubbles(t), "ldsc_bubbles", sys.argv[1])
+    enrichment=rng.uniform(0, 6, 9), enrichment_se=rng.uniform(0.5, 2, 9), coefficient_z=rng.normal(0, 2, 9),
+    q=[0.01, 0.5, np.nan] * 3, role="test")
+style.save_figure(manuscript.fig7b_ldsc_bubble(t), "fig7b_ldsc_bubble", sys.argv[1])
 """
 
 
 def test_fig7b_bubble_svg_is_byte_identical_from_run_to_run(tmp_path):
-    # notebook 80's Fig. 7B as the notebook draws it (panels.plot_ldsc_bubbles, style.save_figure), in two fresh
+    # notebook 80's Fig. 7B as the notebook draws it (manuscript.fig7b_ldsc_bubble, style.save_figure), in two fresh
     # interpreters with different hash seeds: no date, no random clip-path/element ids, no set-order
     # dependence (fails if save_figure's svg.hashsalt or its metadata={'Date': None} is dropped)
     import os
@@ -437,6 +433,6 @@ def test_fig7b_bubble_svg_is_byte_identical_from_run_to_run(tmp_path):
         out = tmp_path / seed
         env = {**os.environ, "PYTHONHASHSEED": seed, "MPLBACKEND": "Agg"}
         subprocess.run([sys.executable, "-c", _BUBBLES_SCRIPT, str(out)], check=True, env=env)
-        svgs.append((out / "ldsc_bubbles.svg").read_bytes())
+        svgs.append((out / "fig7b_ldsc_bubble.svg").read_bytes())
     assert b"clip-path" in svgs[0] and b"<dc:date>" not in svgs[0]
     assert svgs[0] == svgs[1]

@@ -11,6 +11,7 @@
     hg19.chrom.sizes               the chromosomes the dataset uses
     pchic/{TISSUE}.tsv.gz          simulated promoter-capture Hi-C fragment pairs
     truth/                         what was planted: enhancers, per-gene latent states, interactions
+                                   (and, simulator version 2, the decoys)
     manifest.json                  preset, seed, parameters and sha256 of every file (written last)
 
 Generative model (stated in full in ``notebooks/00_demo_data``)
@@ -39,6 +40,16 @@ the same mechanism runs in every cell type, driven only by that cell type's real
 Fine-mapped eQTLs are planted by :mod:`chromexp.simulate.eqtl` (anchored on the planted enhancers,
 written to ``eqtl/`` in GRCh38 with a simulated chain file); GWAS simulation is not part of this
 module yet.
+
+Simulator versions (``data.simulator_version``; docs/methods.md, "Simulator versions")
+---------------------------------------------------------------------------------------
+Version 1 is the model above, byte for byte as before the switch existed. Version 2 adds
+**decoys** (:func:`plant_decoys`, ``truth/decoys.tsv.gz``): acetylated elements beside each gene
+and on its contacted pcHi-C fragments that regulate no simulated gene -- active enhancers of a
+neighbouring gene and acetylated non-regulatory sites -- drawn from streams of their own, so that
+the H3K27ac signal of a distal bin no longer identifies a planted enhancer by itself. A new
+version adds a feature to :data:`chromexp.constants.SIMULATOR_VERSIONS` and tests it with
+:func:`chromexp.simulate.common.has_feature`; released versions never change.
 """
 
 from __future__ import annotations
@@ -63,11 +74,13 @@ from ..data.io import EID_PATTERN, read_expression_table
 from ..utils import die_with_parent as _die_with_parent
 from ..utils import get_logger, remove_stale_temporaries
 from . import eqtl as simulate_eqtl
-from .common import gzip_bytes, seeded_rng, table_bytes
+from .common import gzip_bytes, has_feature, seeded_rng, simulator_version, table_bytes
 
 log = get_logger("chromexp.simulate.roadmap")
 
-#: Bumped whenever the generative model changes, so cached datasets are regenerated.
+#: The internal revision of simulator version 1 (written into every manifest as before). The
+#: generative model now changes only under a new ``data.simulator_version``
+#: (:data:`chromexp.constants.SIMULATOR_VERSIONS`), never in place, so old data stay reproducible.
 MODEL_VERSION = 3
 
 #: Header of the pcHi-C tables (data contract, docs/data-formats.md, "Inputs").
@@ -514,6 +527,172 @@ def plant_enhancers(
     return enh, drive
 
 
+#: Columns of ``truth/decoys.tsv.gz`` before the per-cell-type ``active_<EID>`` flags.
+DECOY_COLUMNS = (
+    "decoy_id",
+    "gene_id",
+    "kind",
+    "placement",
+    "chrom",
+    "center",
+    "width",
+    "fragment_start",
+    "fragment_end",
+    "neighbour_id",
+)
+#: The two kinds of decoy (``data.simulator_version`` >= 2).
+DECOY_KINDS = ("neighbour_enhancer", "acetylated_site")
+
+
+def _nearest_other_gene(table: pd.DataFrame, chrom: np.ndarray, pos: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """Row index in ``table`` of the gene whose TSS is nearest to ``pos`` on ``chrom``, other than ``exclude``.
+
+    -1 where the chromosome has no other gene. Ties: the upstream (smaller TSS) gene.
+    """
+    out = np.full(len(pos), -1, np.int64)
+    ids = table["gene_id"].to_numpy()
+    for c in pd.unique(chrom):
+        rows = np.flatnonzero(table["chrom"].to_numpy() == c)
+        if rows.size == 0:
+            continue
+        order = rows[np.argsort(table["tss"].to_numpy()[rows], kind="mergesort")]
+        tss = table["tss"].to_numpy(np.int64)[order]
+        for i in np.flatnonzero(chrom == c):
+            j = int(np.searchsorted(tss, pos[i]))
+            cands = [k for k in range(max(j - 2, 0), min(j + 2, len(order))) if ids[order[k]] != exclude[i]]
+            if cands:
+                best = min(cands, key=lambda k: (abs(int(tss[k]) - int(pos[i])), tss[k]))
+                out[i] = order[best]
+    return out
+
+
+def plant_decoys(
+    genes: pd.DataFrame,
+    structure: pd.DataFrame,
+    enhancers: pd.DataFrame,
+    table: pd.DataFrame,
+    cell_types: Sequence[str],
+    knobs: Mapping[str, Any],
+    seed: int,
+) -> pd.DataFrame:
+    """Plant decoys: acetylated elements that regulate no simulated gene (simulator version 2).
+
+    Placed where the gene's own enhancers are (docs/methods.md, "Simulator versions"):
+
+    * **in the window**: each gene gets Poisson(``decoys.local_rate``) decoys 2-19 kb from its TSS,
+      upstream or downstream with equal probability (the local enhancers' rule), drawn from a
+      stream keyed by the gene id;
+    * **on contacted fragments**: each (gene, pcHi-C fragment) pair *without* an enhancer of the gene
+      carries a decoy with probability ``decoys.p_pchic`` (uniform inside the fragment).
+
+    A decoy is a ``neighbour_enhancer`` with probability ``decoys.neighbour_share``, else an
+    ``acetylated_site``. A neighbour enhancer is an enhancer of the real gene whose TSS is nearest
+    to it (other than the gene it sits beside): active in a cell type with the enhancers' probability
+    sigmoid(``enhancer_activity_bias`` + ``enhancer_activity_slope`` * (log2(RPKM + 1) of that
+    neighbour - 2)), and marked exactly like an enhancer (H3K4me1 primed and active, H3K27ac and
+    H3K9ac when active). An acetylated site is acetylated in each cell type with probability
+    ``decoys.site_activity``, whatever any gene's expression, with an active enhancer's H3K27ac and
+    H3K9ac but only ``decoys.site_h3k4me1`` of its H3K4me1 increment (no primed state). Widths are
+    the enhancers' (600-1,500 bp). No decoy changes any simulated gene's expression, and no eQTL is
+    planted at them (:mod:`chromexp.simulate.eqtl` anchors on the enhancers only).
+
+    Every random number comes from streams of their own (``"decoys"``, ``"decoy_activity"``), so the
+    genes, enhancers, pcHi-C and eQTLs are exactly those of version 1.
+
+    Parameters
+    ----------
+    genes : pandas.DataFrame
+        The dataset's genes (gene_id, chrom, tss, strand).
+    structure : pandas.DataFrame
+        :func:`simulate_interactions` structure (gene_id, chrom, other_start, other_end).
+    enhancers : pandas.DataFrame
+        :func:`plant_enhancers` output (which (gene, fragment) pairs carry an enhancer).
+    table : pandas.DataFrame
+        Every real gene with one expression column per cell type (:func:`with_cell_expression`):
+        the neighbours whose expression drives the neighbour enhancers.
+    knobs : mapping
+        The ``simulate`` block (``decoys`` and the enhancer activity knobs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`DECOY_COLUMNS` (fragment_start/end -1 in the window; neighbour_id "" for acetylated
+        sites), then ``active_<EID>`` (bool) per cell type; local decoys first, by gene.
+    """
+    d = knobs["decoys"]
+    parts = []
+    g_ids = genes["gene_id"].to_numpy()
+    for i, gid in enumerate(g_ids):
+        r = seeded_rng(seed, "decoys", gid)
+        n = int(r.poisson(d["local_rate"]))
+        if n == 0:
+            continue
+        sign = 1 if genes["strand"].to_numpy()[i] == "+" else -1
+        offset = r.uniform(2_000, 19_000, n) * np.where(r.random(n) < 0.5, -1, 1)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "gene_id": gid,
+                    "placement": "local",
+                    "chrom": genes["chrom"].to_numpy()[i],
+                    "center": (int(genes["tss"].to_numpy()[i]) + sign * offset).astype(np.int64),
+                    "width": r.uniform(600, 1500, n).round().astype(np.int64),
+                    "fragment_start": -1,
+                    "fragment_end": -1,
+                    "_u": r.random(n),
+                }
+            )
+        )
+    if len(structure):
+        key = ["gene_id", "other_start", "other_end"]
+        with_enh = enhancers.loc[enhancers["kind"] == "pchic", ["gene_id", "fragment_start", "fragment_end"]]
+        with_enh = with_enh.set_axis(key, axis=1).drop_duplicates().assign(_enh=True)
+        free = structure[key + ["chrom"]].merge(with_enh, on=key, how="left")["_enh"].isna().to_numpy()
+        r = seeded_rng(seed, "decoys", "pchic")
+        hit = (r.random(len(structure)) < d["p_pchic"]) & free
+        sub = structure[hit]
+        lo, hi = sub["other_start"].to_numpy(), sub["other_end"].to_numpy()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "gene_id": sub["gene_id"].to_numpy(),
+                    "placement": "pchic",
+                    "chrom": sub["chrom"].to_numpy(),
+                    "center": (lo + r.random(len(sub)) * (hi - lo)).astype(np.int64),
+                    "width": r.uniform(600, 1500, len(sub)).round().astype(np.int64),
+                    "fragment_start": lo,
+                    "fragment_end": hi,
+                    "_u": r.random(len(sub)),
+                }
+            )
+        )
+    columns = [c for c in DECOY_COLUMNS if c not in ("decoy_id", "kind", "neighbour_id")]
+    dec = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in [*columns, "_u"]})
+    neighbour = dec["_u"].to_numpy(float) < d["neighbour_share"]
+    nb = np.full(len(dec), -1, np.int64)
+    if neighbour.any():
+        nb[neighbour] = _nearest_other_gene(
+            table,
+            dec["chrom"].to_numpy()[neighbour],
+            dec["center"].to_numpy(np.int64)[neighbour],
+            dec["gene_id"].to_numpy()[neighbour],
+        )
+    neighbour &= nb >= 0  # a chromosome without another gene: an acetylated site
+    dec["kind"] = np.where(neighbour, DECOY_KINDS[0], DECOY_KINDS[1])
+    dec["neighbour_id"] = np.where(neighbour, table["gene_id"].to_numpy()[np.maximum(nb, 0)], "")
+    dec.insert(0, "decoy_id", [f"dec{i:06d}" for i in range(len(dec))])
+    for ct in cell_types:
+        r = seeded_rng(seed, "decoy_activity", ct)
+        u = r.random(len(dec))
+        e_nb = np.log2(table[ct].to_numpy(float)[np.maximum(nb, 0)] + 1.0)
+        p_nb = _sigmoid(knobs["enhancer_activity_bias"] + knobs["enhancer_activity_slope"] * (e_nb - 2.0))
+        dec[f"active_{ct}"] = u < np.where(neighbour, p_nb, d["site_activity"])
+    out = dec[[*DECOY_COLUMNS, *(f"active_{ct}" for ct in cell_types)]]
+    for c in ("center", "width", "fragment_start", "fragment_end"):
+        out = out.astype({c: np.int64})
+    return out.reset_index(drop=True)
+
+
 # ----------------------------------------------------------------------------------------------
 # expected depth on a grid and read sampling
 # ----------------------------------------------------------------------------------------------
@@ -586,6 +765,7 @@ def expected_depth(
     grid: Mapping[str, np.ndarray],
     knobs: Mapping[str, Any],
     seed: int,
+    decoys: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Expected per-base read depth of each mark on the grid, for one cell type.
 
@@ -602,6 +782,9 @@ def expected_depth(
         :func:`plant_enhancers` output (needs ``active_<cell_type>``).
     grid : dict
         :func:`build_grid` output.
+    decoys : pandas.DataFrame, optional
+        :func:`plant_decoys` output (simulator version 2); ``None`` (version 1) adds nothing, and the
+        depth is then computed exactly as before the decoys existed.
 
     Returns
     -------
@@ -701,7 +884,35 @@ def expected_depth(
                 depth["H3K4me1"][chrom][i0:i1] += amp["enhancer_H3K4me1"] * (knobs["enhancer_primed"] + on) * shape
                 depth["H3K27ac"][chrom][i0:i1] += amp["enhancer_H3K27ac"] * on * shape
                 depth["H3K9ac"][chrom][i0:i1] += knobs["enhancer_h3k9ac_share"] * amp["enhancer_H3K27ac"] * on * shape
+    if decoys is not None and len(decoys):
+        _add_decoys(depth, grid, decoys, cell_type, knobs)
     return depth
+
+
+def _add_decoys(depth, grid, decoys: pd.DataFrame, cell_type: str, knobs: Mapping[str, Any]) -> None:
+    """Add the decoys' marks to ``depth`` in place (:func:`plant_decoys` states them)."""
+    step = int(knobs["grid_step"])
+    amp = knobs["amplitude"]
+    active = decoys[f"active_{cell_type}"].to_numpy(bool)
+    neighbour = (decoys["kind"] == DECOY_KINDS[0]).to_numpy()
+    d_chrom = decoys["chrom"].to_numpy()
+    d_center = decoys["center"].to_numpy(float)
+    d_width = decoys["width"].to_numpy(float)
+    k4me1 = np.where(neighbour, knobs["enhancer_primed"] + active, knobs["decoys"]["site_h3k4me1"] * active) * float(
+        amp["enhancer_H3K4me1"]
+    )
+    for chrom, cells in grid.items():
+        centre = cells + step / 2.0
+        for di in np.flatnonzero(d_chrom == chrom):
+            c, w = d_center[di], d_width[di]
+            i0, i1 = np.searchsorted(cells, [c - 4 * w, c + 4 * w])
+            if i1 <= i0:
+                continue
+            shape = _gauss(centre[i0:i1], c, w / 2.0)
+            on = float(active[di])
+            depth["H3K4me1"][chrom][i0:i1] += k4me1[di] * shape
+            depth["H3K27ac"][chrom][i0:i1] += amp["enhancer_H3K27ac"] * on * shape
+            depth["H3K9ac"][chrom][i0:i1] += knobs["enhancer_h3k9ac_share"] * amp["enhancer_H3K27ac"] * on * shape
 
 
 def context_genes(table: pd.DataFrame, genes: pd.DataFrame, grid: Mapping[str, np.ndarray], knobs) -> pd.DataFrame:
@@ -760,9 +971,10 @@ def simulate_cell_type(
     knobs: Mapping[str, Any],
     seed: int,
     marks: Sequence[str] = MARKS,
+    decoys: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Reads of every mark in one cell type: mark -> chrom -> (starts, minus)."""
-    depth = expected_depth(cell_type, genes, latents, drive, enhancers, grid, knobs, seed)
+    """Reads of every mark in one cell type: mark -> chrom -> (starts, minus); ``decoys`` as :func:`expected_depth`."""
+    depth = expected_depth(cell_type, genes, latents, drive, enhancers, grid, knobs, seed, decoys)
     return {m: sample_reads(depth[m], grid, knobs, seeded_rng(seed, "reads", cell_type, m)) for m in marks}
 
 
@@ -842,14 +1054,21 @@ def preset_config(params: Mapping[str, Any]) -> dict[str, Any]:
 #: ``simulate`` keys that do not change the output (left out of the manifest and the cache key).
 _NOT_IN_MANIFEST = ("n_jobs",)
 
+#: ``simulate`` blocks read only by one simulator feature: left out of the manifest of a version
+#: without it (so version 1's manifest parameters stay those written before the switch existed).
+_FEATURE_KNOBS = {"decoys": ("decoys",)}
+
 
 def _manifest_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    sim = {k: v for k, v in params["simulate"].items() if k not in _NOT_IN_MANIFEST}
+    version = simulator_version(params)
+    unused = {k for f, keys in _FEATURE_KNOBS.items() if not has_feature(version, f) for k in keys}
+    sim = {k: v for k, v in params["simulate"].items() if k not in _NOT_IN_MANIFEST and k not in unused}
     out = {
         "model_version": MODEL_VERSION,
         "preset": params["data"]["preset"],
         "seed": int(params["seed"]),
         "simulate": json.loads(json.dumps(sim)),
+        "simulator_version": version,
     }
     tables = _expression_tables(preset_config(params)["cell_types"])
     if tables:  # only for cell types with their own expression table (the study's data keep their manifest)
@@ -876,8 +1095,8 @@ def read_manifest(raw: Path) -> dict[str, Any] | None:
 def is_complete(raw: Path, params: Mapping[str, Any], verify: bool = False) -> bool:
     """Whether ``raw`` holds a finished dataset made with these parameters.
 
-    Complete = manifest.json present with the same preset, seed, ``simulate`` block and model
-    version, and every listed file present with its recorded size (and sha256 when ``verify``).
+    Complete = manifest.json present with the same preset, seed, ``simulate`` block, model
+    version and ``data.simulator_version``, and every listed file present with its recorded size (and sha256 when ``verify``).
     """
     manifest = read_manifest(raw)
     if manifest is None or manifest.get("params") != _manifest_params(params):
@@ -898,8 +1117,8 @@ def _write(path: Path, data: bytes) -> None:
 
 def _cell_type_task(args) -> list[str]:
     """Worker: simulate and write the 7 tagAlign files of one cell type (runs in a subprocess)."""
-    (ct, genes, latents, drive, enhancers, grid, knobs, seed, out) = args
-    reads = simulate_cell_type(ct, genes, latents, drive, enhancers, grid, knobs, seed)
+    (ct, genes, latents, drive, enhancers, grid, knobs, seed, out, decoys) = args
+    reads = simulate_cell_type(ct, genes, latents, drive, enhancers, grid, knobs, seed, decoys=decoys)
     written = []
     for mark in MARKS:
         chunks = [format_tagalign(c, s, m, knobs["read_length"]) for c, (s, m) in reads[mark].items()]
@@ -944,6 +1163,8 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     preset = preset_config(params)
     knobs = params["simulate"]
     seed = int(params["seed"])
+    version = simulator_version(params)
+    with_decoys = has_feature(version, "decoys")
     cell_types = list(preset["cell_types"])
     missing = [c for c in params.get("cell_types", []) if c not in cell_types]
     if missing:
@@ -965,6 +1186,8 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types if PCHIC_TISSUE[c] is not None))
     structure, tables = simulate_interactions(genes, chrom_sizes, tissues, knobs, seed)
     enhancers, drive = plant_enhancers(genes, structure, expression, cell_types, knobs, seed)
+    # simulator version 2+: decoys from their own streams (everything above is version 1's, unchanged)
+    decoys = plant_decoys(genes, structure, enhancers, table, cell_types, knobs, seed) if with_decoys else None
     other = ["other_chrom", "other_start", "other_end"]
     # no table when no cell type has a pcHi-C tissue (cell.pchic_tissue: null): reads near the genes only
     frags = (
@@ -979,13 +1202,16 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     latents = gene_latents(signal_genes, spread_rank, knobs, seed)
     signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
     log.info(
-        "preset %s, %d genes (+%d real neighbours), %d cell types, %d interactions, %d enhancers, %.1f Mb simulated",
+        "preset %s (simulator version %d), %d genes (+%d real neighbours), %d cell types, %d interactions, "
+        "%d enhancers, %d decoys, %.1f Mb simulated",
         preset["name"],
+        version,
         len(genes),
         len(context),
         len(cell_types),
         len(structure),
         len(enhancers),
+        0 if decoys is None else len(decoys),
         sum(len(v) for v in grid.values()) * knobs["grid_step"] / 1e6,
     )
 
@@ -1007,9 +1233,13 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
         _write(tmp / "truth" / "genes.tsv.gz", gzip_bytes(table_bytes(truth_genes), level))
         _write(tmp / "truth" / "enhancers.tsv.gz", gzip_bytes(table_bytes(enhancers), level))
         _write(tmp / "truth" / "interactions.tsv.gz", gzip_bytes(table_bytes(structure), level))
-        _write(tmp / "truth" / "README.md", _TRUTH_README.encode())
+        readme = _TRUTH_README
+        if decoys is not None:
+            _write(tmp / "truth" / "decoys.tsv.gz", gzip_bytes(table_bytes(decoys), level))
+            readme += _TRUTH_README_DECOYS
+        _write(tmp / "truth" / "README.md", readme.encode())
         tasks = [
-            (ct, signal_genes, latents, signal_drive[ct].to_numpy(), enhancers, grid, knobs, seed, tmp)
+            (ct, signal_genes, latents, signal_drive[ct].to_numpy(), enhancers, grid, knobs, seed, tmp, decoys)
             for ct in cell_types
         ]
         n_jobs = max(1, min(int(knobs["n_jobs"] or os.cpu_count() or 1), len(tasks)))
@@ -1025,6 +1255,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {
             "dataset": "semi-synthetic (simulated reads, real Roadmap expression)",
+            "simulator_version": simulator_version(params),  # chromexp.provenance.simulator_version reads it
             "params": _manifest_params(params),
             "cell_types": cell_types,
             "n_genes": len(genes),
@@ -1184,4 +1415,17 @@ Written by chromexp.simulate.generate; see notebooks/00_demo_data for the genera
 - eqtls.tsv.gz: every planted fine-mapped eQTL (chromexp.simulate_eqtl; ../eqtl/README.md).
 
 Not simulated yet (docs/methods.md, "Semi-synthetic data", later issues): GWAS summary statistics.
+"""
+
+#: Appended to the truth README by simulator versions with decoys (version 1's text is unchanged).
+_TRUTH_README_DECOYS = """
+## Decoys (data.simulator_version >= 2)
+
+- decoys.tsv.gz: acetylated elements that regulate NO simulated gene (chromexp.simulate.roadmap.plant_decoys):
+  kind neighbour_enhancer (an enhancer of the nearest other real gene, neighbour_id, active with
+  that gene's real expression and marked exactly like an enhancer) or acetylated_site (H3K27ac/H3K9ac
+  like an active enhancer, little H3K4me1, acetylated at random); placement local (2-19 kb from the
+  TSS of gene_id) or pchic (on a fragment contacted by gene_id that carries no enhancer of it);
+  per cell type whether it is acetylated (active_<EID>). They change no expression and carry no
+  planted eQTL: a method that ranks them with the enhancers reads acetylation, not regulation.
 """
