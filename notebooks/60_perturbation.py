@@ -201,12 +201,13 @@ if LDSC_CHROMS:
             "(the demo preset keeps every chr21/chr22 gene: simulate.presets.demo.complete_chromosomes)."
         )
     ldsc_idx = np.flatnonzero(on_chrom & (ds.genes["label"].to_numpy() == (1 if ldsc_set == "active" else 0)))
-    if ldsc_mark not in MODELS:
-        MODELS[ldsc_mark], _ = perturbation.fold_models(
+    ldsc_marks = (ldsc_mark,)  # notebook 80 ranks a single-mark model's effects
+    if ldsc_marks not in MODELS:
+        MODELS[ldsc_marks], _ = perturbation.fold_models(
             ds,
             run.params,
-            ldsc_mark,
-            FOLDS,
+            ldsc_marks,
+            PLAN.folds,
             checkpoint_dir,
             inputs=inputs,
             train_missing=P["train_missing"],
@@ -215,7 +216,7 @@ if LDSC_CHROMS:
     t0 = time.perf_counter()
     x = ci.select_marks(ci.subset(inputs, ldsc_idx), [list(ds.marks).index(ldsc_mark)])
     res = perturb.perturbation_predictions(
-        MODELS[ldsc_mark], x, REGIONS, (1.0, ldsc_level), batch_size=int(P["batch_size"]), device=DEVICE
+        MODELS[ldsc_marks], x, REGIONS, (1.0, ldsc_level), batch_size=int(P["batch_size"]), device=DEVICE
     )
     ldsc_effects = perturb.effects_table(
         res,
@@ -225,8 +226,9 @@ if LDSC_CHROMS:
         model=MODEL,
         mark=ldsc_mark,
         gene_set=ldsc_set,
+        folds=PLAN.folds,
     )
-    assert list(ldsc_effects.columns) == list(perturb.EFFECT_COLUMNS)
+    assert list(ldsc_effects.columns) == [*perturb.EFFECT_COLUMNS, perturb.OOF_COLUMN]
     assert np.isfinite(ldsc_effects["effect"]).all()
     results.write_table(ldsc_effects, run.out_dir / "perturbation_effects_ldsc.tsv.gz")
     print(
