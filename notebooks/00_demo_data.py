@@ -142,6 +142,13 @@ run.describe()
 # expression and no eQTL is planted at them (`truth/decoys.tsv.gz` lists them). Version 1 stays
 # reproducible bit for bit (`-p data.simulator_version 1`).
 #
+# **E116 calibration (simulator version 3, selectable; knobs in `simulate.e116_calibration`).**
+# Notebook 15 found H3K27me3, H3K4me1 and H3K9me3 of version 2 far from real E116 at 10 kb. Version 3
+# adds an activity-linked background of every mark near active TSSs, broad repressive H3K27me3
+# domains at silent genes beyond the Polycomb targets (truth column `k27me3_domain`), H3K4me1
+# promoter flanks that follow activity and lower backgrounds (docs/methods.md, "Version 3"; before /
+# after numbers from `bench/simulator_vs_real_e116.py`). Versions 1 and 2 stay bit for bit.
+#
 # **Not simulated yet**: GWAS summary statistics (docs/methods.md, "Semi-synthetic data"; a later issue).
 
 # %%

@@ -79,12 +79,16 @@ REAL = "real"
 SIMULATOR_VERSIONS: dict[int, tuple[str, ...]] = {
     1: (),
     2: ("decoys",),
+    3: ("decoys", "e116_calibration"),
 }
 
 #: What each simulator feature adds (shown by the config error and in docs/methods.md).
 SIMULATOR_FEATURES: dict[str, str] = {
     "decoys": "acetylated elements that regulate no simulated gene (active enhancers of a neighbouring gene, "
     "acetylated non-regulatory sites) in the windows and on contacted pcHi-C fragments; no eQTL is planted at them",
+    "e116_calibration": "marks recalibrated against the real E116 10-kb counts (notebook 15): an activity-linked "
+    "background of every mark near active TSSs, an H3K27me3 domain at repressed genes beyond the Polycomb targets, "
+    "H3K4me1 promoter flanks that follow activity, lower H3K4me1/H3K4me3/H3K27me3/H3K36me3 backgrounds (simulate.e116_calibration)",
 }
 
 #: How eQTL / s-LDSC loci are ranked into deciles by their perturbation effect (``eqtl.ranking``,

@@ -55,6 +55,7 @@ version adds a feature to :data:`chromexp.constants.SIMULATOR_VERSIONS` and test
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -292,7 +293,13 @@ def expression_spread_rank(table: pd.DataFrame) -> pd.Series:
     return pd.Series(rank, index=table["gene_id"].to_numpy()).groupby(level=0).first()
 
 
-def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str, Any], seed: int) -> pd.DataFrame:
+def gene_latents(
+    genes: pd.DataFrame,
+    spread_rank: pd.Series,
+    knobs: Mapping[str, Any],
+    seed: int,
+    recalibration: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Cell-type-agnostic hidden properties of each gene (the same in every cell type and preset).
 
     Drawn from a generator keyed by (seed, gene_id), so a gene's hidden state does not depend
@@ -304,7 +311,12 @@ def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str
       ``p_polycomb`` * (0.5 + rank of the gene's real cross-cell-type expression spread);
     * ``noise_<mark>``: log-normal gene-level amplitude factors (a shared and a mark-specific part);
     * ``k27_width``, ``k27_offset``: width and centre of the H3K27me3 domain;
-    * ``k9_domain``, ``k9_offset``: uniform draw deciding an H3K9me3 patch, and its centre.
+    * ``k9_domain``, ``k9_offset``: uniform draw deciding an H3K9me3 patch, and its centre;
+    * simulator version 3 only (``recalibration`` given): ``k27me3_domain``, whether a gene that is
+      not a Polycomb target carries a repressive H3K27me3 domain (probability
+      ``e116_calibration.k27me3_domain_p``, from a stream of its own keyed by (seed, gene_id)), and
+      ``k27_domain_width``, its width (the same log-normal draw as ``k27_width``, median
+      ``e116_calibration.k27me3_domain_width``).
 
     Parameters
     ----------
@@ -312,6 +324,13 @@ def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str
         Gene table (gene_id first).
     spread_rank : pandas.Series
         :func:`expression_spread_rank`; genes missing from it get 0.5.
+    knobs : mapping
+        The ``simulate`` block as the simulator version runs it (:func:`simulation_knobs`).
+    seed : int
+        Dataset seed.
+    recalibration : mapping, optional
+        The ``e116_calibration`` block (simulator version 3); ``None`` (versions 1-2) returns exactly
+        the columns and values those versions always had.
     """
     n = len(genes)
     draws = np.empty((n, 7 + len(MARKS)))
@@ -330,6 +349,10 @@ def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str
         out[f"noise_{mark}"] = np.exp(
             knobs["gene_noise_shared"] * draws[:, 6] + knobs["gene_noise_mark"] * draws[:, 7 + j]
         )
+    if recalibration is not None:
+        u = np.array([seeded_rng(seed, "k27me3_domain", gid).random() for gid in out["gene_id"].to_numpy()])
+        out["k27me3_domain"] = ~out["polycomb"].to_numpy() & (u < float(recalibration["k27me3_domain_p"]))
+        out["k27_domain_width"] = float(recalibration["k27me3_domain_width"]) * np.exp(0.5 * draws[:, 3])
     return out
 
 
@@ -756,6 +779,25 @@ def _gauss(u, mu, sd):
     return np.exp(-0.5 * ((u - mu) / sd) ** 2)
 
 
+def _openness(
+    cells: np.ndarray, centre: np.ndarray, tss: np.ndarray, activity: np.ndarray, recalibration: Mapping[str, Any]
+) -> np.ndarray:
+    """Activity-weighted openness O(x) = 1 - prod_g (1 - a_g * Gaussian(x - TSS_g, sd)) on one chromosome's grid.
+
+    In [0, 1]: about a_g near one active TSS, higher where active TSSs crowd; each gene is evaluated
+    over TSS ± 4 sd (``e116_calibration.activity_background_sd``) only. Simulator version 3.
+    """
+    sd = float(recalibration["activity_background_sd"])
+    closed = np.ones(len(cells))
+    for t, a in zip(tss, activity):
+        if a <= 0:
+            continue
+        i0, i1 = np.searchsorted(cells, [t - 4.0 * sd, t + 4.0 * sd])
+        if i1 > i0:
+            closed[i0:i1] *= 1.0 - a * _gauss(centre[i0:i1], float(t), sd)
+    return 1.0 - closed
+
+
 def expected_depth(
     cell_type: str,
     genes: pd.DataFrame,
@@ -766,6 +808,7 @@ def expected_depth(
     knobs: Mapping[str, Any],
     seed: int,
     decoys: pd.DataFrame | None = None,
+    recalibration: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Expected per-base read depth of each mark on the grid, for one cell type.
 
@@ -785,6 +828,14 @@ def expected_depth(
     decoys : pandas.DataFrame, optional
         :func:`plant_decoys` output (simulator version 2); ``None`` (version 1) adds nothing, and the
         depth is then computed exactly as before the decoys existed.
+    recalibration : mapping, optional
+        The ``e116_calibration`` block (simulator version 3; ``knobs`` must then be
+        :func:`simulation_knobs`' and ``latents`` carry its columns): every mark's background times
+        (1 + ``activity_background`` * O(x)), O(x) = 1 - prod_g (1 - a_g * Gaussian(x - TSS_g, sd))
+        the activity-weighted openness near TSSs; an H3K27me3 plateau over the non-Polycomb genes
+        with ``k27me3_domain`` (level 1 - ``k27me3_domain_loss`` * a); H3K4me1 promoter flanks at
+        ``k4me1_flank_basal`` + (1 - basal) * a. ``None`` (versions 1-2): none of these, the depth
+        computed exactly as those versions always did.
 
     Returns
     -------
@@ -811,16 +862,28 @@ def expected_depth(
     k9d, k9o = latents["k9_domain"].to_numpy(float), latents["k9_offset"].to_numpy(float)
     hw = int(knobs["half_window"]) + int(knobs["window_pad"])
     shapes = PROMOTER_SHAPES
+    if recalibration is not None:  # simulator version 3 (versions 1-2 never enter these branches)
+        k27dom = latents["k27me3_domain"].to_numpy(bool)
+        k27dw = latents["k27_domain_width"].to_numpy(float)
+        flank_basal = float(recalibration["k4me1_flank_basal"])
     for chrom, cells in grid.items():
         centre = cells + step / 2.0
         blocks = cells // block
         nb = int(blocks.max()) + 1 if len(blocks) else 1
         shared = np.exp(knobs["background_sigma_shared"] * seeded_rng(seed, "bg_shared", chrom).standard_normal(nb))
+        lift = None
+        if recalibration is not None:
+            on_chrom = g_chrom == chrom
+            lift = 1.0 + float(recalibration["activity_background"]) * _openness(
+                cells, centre, g_tss[on_chrom], activity[on_chrom], recalibration
+            )
         for mark in MARKS:
             own = np.exp(
                 knobs["background_sigma_mark"] * seeded_rng(seed, "bg", chrom, mark, cell_type).standard_normal(nb)
             )
             depth[mark][chrom] = bg[mark] * shared[blocks] * own[blocks]
+            if lift is not None:
+                depth[mark][chrom] *= lift
         ndr = np.ones(len(cells))
         for gi in np.flatnonzero(g_chrom == chrom):
             tss, sign, a = g_tss[gi], g_sign[gi], activity[gi]
@@ -852,7 +915,8 @@ def expected_depth(
                 depth[mark][chrom][p0:p1] += amp[mark] * noise[mark][gi] * level * shape
             # H3K4me1 flanks promoters (primed and active alike), depleted over the active core
             flank = _gauss(up, 300.0, 1800.0) * (1.0 - 0.95 * a * _gauss(up, 100.0, 450.0))
-            depth["H3K4me1"][chrom][p0:p1] += amp["H3K4me1"] * noise["H3K4me1"][gi] * (0.5 + 0.5 * a) * flank
+            flank_level = (0.5 + 0.5 * a) if recalibration is None else flank_basal + (1.0 - flank_basal) * a
+            depth["H3K4me1"][chrom][p0:p1] += amp["H3K4me1"] * noise["H3K4me1"][gi] * flank_level * flank
             # H3K27me3: broad Polycomb domain over targets, weakened (not removed) by activity
             if polycomb[gi]:
                 w = k27w[gi]
@@ -860,6 +924,13 @@ def expected_depth(
                 dom += _gauss(u, 300.0, 900.0)  # strongest over the CpG island at the TSS
                 level = 1.0 - knobs["k27me3_activity_loss"] * a
                 depth["H3K27me3"][chrom][i0:i1] += amp["H3K27me3"] * noise["H3K27me3"][gi] * level * dom
+            elif recalibration is not None and k27dom[gi]:
+                # version 3: a broad repressive plateau (no CpG-island peak) at the other genes, lost with activity
+                w = k27dw[gi]
+                dom = _sigmoid((u - k27o[gi] + w / 2) / 500.0) * _sigmoid((k27o[gi] + w / 2 - u) / 500.0)
+                level = max(1.0 - float(recalibration["k27me3_domain_loss"]) * a, 0.0)
+                amp27 = float(recalibration["k27me3_domain_amplitude"])
+                depth["H3K27me3"][chrom][i0:i1] += amp27 * noise["H3K27me3"][gi] * level * dom
             # H3K9me3: heterochromatin patches, a little more frequent over inactive genes
             if k9d[gi] < knobs["k9me3_domain_p"] * (1.0 + knobs["k9me3_inactive_boost"] * (1.0 - a)):
                 dom = _gauss(u, k9o[gi], knobs["k9me3_domain_width"])
@@ -972,9 +1043,15 @@ def simulate_cell_type(
     seed: int,
     marks: Sequence[str] = MARKS,
     decoys: pd.DataFrame | None = None,
+    recalibration: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Reads of every mark in one cell type: mark -> chrom -> (starts, minus); ``decoys`` as :func:`expected_depth`."""
-    depth = expected_depth(cell_type, genes, latents, drive, enhancers, grid, knobs, seed, decoys)
+    """Reads of every mark in one cell type: mark -> chrom -> (starts, minus).
+
+    ``decoys`` and ``recalibration`` as :func:`expected_depth` (``None``: simulator versions without them).
+    """
+    depth = expected_depth(
+        cell_type, genes, latents, drive, enhancers, grid, knobs, seed, decoys, recalibration=recalibration
+    )
     return {m: sample_reads(depth[m], grid, knobs, seeded_rng(seed, "reads", cell_type, m)) for m in marks}
 
 
@@ -1056,7 +1133,42 @@ _NOT_IN_MANIFEST = ("n_jobs",)
 
 #: ``simulate`` blocks read only by one simulator feature: left out of the manifest of a version
 #: without it (so version 1's manifest parameters stay those written before the switch existed).
-_FEATURE_KNOBS = {"decoys": ("decoys",)}
+_FEATURE_KNOBS = {"decoys": ("decoys",), "e116_calibration": ("e116_calibration",)}
+
+
+def _replace_knobs(knobs: Mapping[str, Any], new: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``knobs`` with the values of ``new`` (nested blocks key by key); every key must exist in ``knobs``."""
+    out = dict(knobs)
+    for key, value in new.items():
+        if key not in knobs:
+            raise ValueError(f"{where}.{key} is not a simulate knob; known: {', '.join(sorted(map(str, knobs)))}.")
+        if isinstance(value, Mapping):
+            if not isinstance(knobs[key], Mapping):
+                raise ValueError(f"{where}.{key} is a block but simulate.{key} is a value ({knobs[key]!r}).")
+            out[key] = _replace_knobs(knobs[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def simulation_knobs(params: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
+    """The ``simulate`` knobs the parameters' simulator version runs with, and its recalibration block.
+
+    Versions 1-2 run with ``params["simulate"]`` itself and no recalibration. Version 3
+    (feature ``e116_calibration``) runs with a copy in which ``simulate.e116_calibration.knobs``
+    replace the knobs of the same name, and returns the ``e116_calibration`` block (its own knobs,
+    :func:`expected_depth`).
+
+    Raises
+    ------
+    ValueError
+        A replacement names a knob the ``simulate`` block does not have.
+    """
+    knobs = params["simulate"]
+    if not has_feature(params, "e116_calibration"):
+        return knobs, None
+    block = dict(knobs["e116_calibration"])
+    return _replace_knobs(knobs, block.get("knobs") or {}, "simulate.e116_calibration.knobs"), block
 
 
 def _manifest_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -1117,8 +1229,10 @@ def _write(path: Path, data: bytes) -> None:
 
 def _cell_type_task(args) -> list[str]:
     """Worker: simulate and write the 7 tagAlign files of one cell type (runs in a subprocess)."""
-    (ct, genes, latents, drive, enhancers, grid, knobs, seed, out, decoys) = args
-    reads = simulate_cell_type(ct, genes, latents, drive, enhancers, grid, knobs, seed, decoys=decoys)
+    (ct, genes, latents, drive, enhancers, grid, knobs, seed, out, decoys, recalibration) = args
+    reads = simulate_cell_type(
+        ct, genes, latents, drive, enhancers, grid, knobs, seed, decoys=decoys, recalibration=recalibration
+    )
     written = []
     for mark in MARKS:
         chunks = [format_tagalign(c, s, m, knobs["read_length"]) for c, (s, m) in reads[mark].items()]
@@ -1126,6 +1240,122 @@ def _cell_type_task(args) -> list[str]:
         _write(Path(out) / name, gzip_bytes(b"".join(chunks), int(knobs["gzip_level"])))
         written.append(name)
     return written
+
+
+@dataclasses.dataclass
+class DatasetPlan:
+    """Everything :func:`generate` simulates reads from (in memory; :func:`plan_dataset`).
+
+    ``knobs`` are those the simulator version runs with (:func:`simulation_knobs`), ``recalibration``
+    its ``e116_calibration`` block (version 3) or ``None``; ``signal_genes``/``latents`` are the dataset's
+    genes followed by their real neighbours (:func:`context_genes`), ``signal_drive`` their promoter
+    drive per cell type (same order).
+    """
+
+    preset: str
+    version: int
+    seed: int
+    cell_types: list[str]
+    knobs: Mapping[str, Any]
+    recalibration: dict[str, Any] | None
+    chrom_sizes: dict[str, int]
+    genes: pd.DataFrame
+    expression: pd.DataFrame
+    structure: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    enhancers: pd.DataFrame
+    drive: pd.DataFrame
+    decoys: pd.DataFrame | None
+    grid: dict[str, np.ndarray]
+    signal_genes: pd.DataFrame
+    latents: pd.DataFrame
+    signal_drive: pd.DataFrame
+
+    def simulate(self, cell_type: str, marks: Sequence[str] = MARKS) -> dict[str, dict[str, tuple]]:
+        """Reads of ``marks`` in one of the plan's cell types, exactly as :func:`generate` draws them."""
+        if cell_type not in self.cell_types:
+            raise ValueError(f"cell type {cell_type!r} is not in the preset's cell types {self.cell_types}.")
+        return simulate_cell_type(
+            cell_type,
+            self.signal_genes,
+            self.latents,
+            self.signal_drive[cell_type].to_numpy(),
+            self.enhancers,
+            self.grid,
+            self.knobs,
+            self.seed,
+            marks=marks,
+            decoys=self.decoys,
+            recalibration=self.recalibration,
+        )
+
+
+def plan_dataset(params: Mapping[str, Any]) -> DatasetPlan:
+    """Genes, pcHi-C, enhancers, decoys, grid and latent states of the preset ``params['data']['preset']``.
+
+    Deterministic from ``params['seed']``; :func:`generate` writes the files from this plan, and
+    :meth:`DatasetPlan.simulate` draws one cell type's reads without writing anything (the reads
+    :func:`generate` would write, bit for bit).
+    """
+    preset = preset_config(params)
+    knobs, recalibration = simulation_knobs(params)
+    seed = int(params["seed"])
+    version = simulator_version(params)
+    cell_types = list(preset["cell_types"])
+    table = load_real_genes()
+    spread_rank = expression_spread_rank(table)  # over the vendored columns only: a new cell type changes nothing
+    vendored = [c for c in table.columns if EID_PATTERN.match(c)]
+    table = with_cell_expression(table, cell_types)
+    genes = select_genes(table, preset["n_genes"], seed, preset.get("complete_chromosomes") or ())
+    eids = list(dict.fromkeys([*vendored, *cell_types]))
+    expression = genes[["gene_id", *eids]].copy()
+    genes = genes[list(GENE_COLUMNS)].copy()
+    sizes_all = pd.read_csv(
+        paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
+    )
+    chrom_sizes = dict(zip(sizes_all["chrom"], sizes_all["size"].astype(int)))
+    tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types if PCHIC_TISSUE[c] is not None))
+    structure, tables = simulate_interactions(genes, chrom_sizes, tissues, knobs, seed)
+    enhancers, drive = plant_enhancers(genes, structure, expression, cell_types, knobs, seed)
+    # simulator version 2+: decoys from their own streams (everything above is version 1's, unchanged)
+    decoys = (
+        plant_decoys(genes, structure, enhancers, table, cell_types, knobs, seed)
+        if has_feature(version, "decoys")
+        else None
+    )
+    other = ["other_chrom", "other_start", "other_end"]
+    # no table when no cell type has a pcHi-C tissue (cell.pchic_tissue: null): reads near the genes only
+    frags = (
+        pd.concat([t[other] for t in tables.values()], ignore_index=True)
+        if tables
+        else pd.DataFrame({c: pd.Series(dtype=str if c == "other_chrom" else np.int64) for c in other})
+    ).rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
+    grid = build_grid(genes, frags.drop_duplicates(), chrom_sizes, knobs)
+    # real neighbours whose marks reach the simulated regions (driven by their own real expression)
+    context = context_genes(table, genes, grid, knobs)
+    signal_genes = pd.concat([genes, context[list(GENE_COLUMNS)]], ignore_index=True)
+    latents = gene_latents(signal_genes, spread_rank, knobs, seed, recalibration)
+    signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
+    return DatasetPlan(
+        preset=preset["name"],
+        version=version,
+        seed=seed,
+        cell_types=cell_types,
+        knobs=knobs,
+        recalibration=recalibration,
+        chrom_sizes=chrom_sizes,
+        genes=genes,
+        expression=expression,
+        structure=structure,
+        tables=tables,
+        enhancers=enhancers,
+        drive=drive,
+        decoys=decoys,
+        grid=grid,
+        signal_genes=signal_genes,
+        latents=latents,
+        signal_drive=signal_drive,
+    )
 
 
 def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
@@ -1160,59 +1390,25 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
         remove_stale_temporaries(out.parent)  # leftovers of killed runs (see the end of this function)
         remove_stale_temporaries(out, recursive=True)
         return out
-    preset = preset_config(params)
-    knobs = params["simulate"]
-    seed = int(params["seed"])
-    version = simulator_version(params)
-    with_decoys = has_feature(version, "decoys")
-    cell_types = list(preset["cell_types"])
+    t0 = time.perf_counter()
+    plan = plan_dataset(params)
+    knobs, seed, cell_types = plan.knobs, plan.seed, plan.cell_types
+    genes, enhancers, decoys = plan.genes, plan.enhancers, plan.decoys
     missing = [c for c in params.get("cell_types", []) if c not in cell_types]
     if missing:
-        log.warning("preset %s has no reads for cell types %s listed in cell_types", preset["name"], missing)
-    t0 = time.perf_counter()
-
-    table = load_real_genes()
-    spread_rank = expression_spread_rank(table)  # over the vendored columns only: a new cell type changes nothing
-    vendored = [c for c in table.columns if EID_PATTERN.match(c)]
-    table = with_cell_expression(table, cell_types)
-    genes = select_genes(table, preset["n_genes"], seed, preset.get("complete_chromosomes") or ())
-    eids = list(dict.fromkeys([*vendored, *cell_types]))
-    expression = genes[["gene_id", *eids]].copy()
-    genes = genes[list(GENE_COLUMNS)].copy()
-    sizes_all = pd.read_csv(
-        paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
-    )
-    chrom_sizes = dict(zip(sizes_all["chrom"], sizes_all["size"].astype(int)))
-    tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types if PCHIC_TISSUE[c] is not None))
-    structure, tables = simulate_interactions(genes, chrom_sizes, tissues, knobs, seed)
-    enhancers, drive = plant_enhancers(genes, structure, expression, cell_types, knobs, seed)
-    # simulator version 2+: decoys from their own streams (everything above is version 1's, unchanged)
-    decoys = plant_decoys(genes, structure, enhancers, table, cell_types, knobs, seed) if with_decoys else None
-    other = ["other_chrom", "other_start", "other_end"]
-    # no table when no cell type has a pcHi-C tissue (cell.pchic_tissue: null): reads near the genes only
-    frags = (
-        pd.concat([t[other] for t in tables.values()], ignore_index=True)
-        if tables
-        else pd.DataFrame({c: pd.Series(dtype=str if c == "other_chrom" else np.int64) for c in other})
-    ).rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
-    grid = build_grid(genes, frags.drop_duplicates(), chrom_sizes, knobs)
-    # real neighbours whose marks reach the simulated regions (driven by their own real expression)
-    context = context_genes(table, genes, grid, knobs)
-    signal_genes = pd.concat([genes, context[list(GENE_COLUMNS)]], ignore_index=True)
-    latents = gene_latents(signal_genes, spread_rank, knobs, seed)
-    signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
+        log.warning("preset %s has no reads for cell types %s listed in cell_types", plan.preset, missing)
     log.info(
         "preset %s (simulator version %d), %d genes (+%d real neighbours), %d cell types, %d interactions, "
         "%d enhancers, %d decoys, %.1f Mb simulated",
-        preset["name"],
-        version,
+        plan.preset,
+        plan.version,
         len(genes),
-        len(context),
+        len(plan.signal_genes) - len(genes),
         len(cell_types),
-        len(structure),
+        len(plan.structure),
         len(enhancers),
         0 if decoys is None else len(decoys),
-        sum(len(v) for v in grid.values()) * knobs["grid_step"] / 1e6,
+        sum(len(v) for v in plan.grid.values()) * knobs["grid_step"] / 1e6,
     )
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1222,24 +1418,39 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     tmp.mkdir()
     try:
         level = int(knobs["gzip_level"])
+        chrom_sizes, latents, drive = plan.chrom_sizes, plan.latents, plan.drive
         _write(tmp / "genes.tsv", table_bytes(genes))
-        _write(tmp / "57epigenomes.RPKM.pc.gz", gzip_bytes(table_bytes(expression), level))
+        _write(tmp / "57epigenomes.RPKM.pc.gz", gzip_bytes(table_bytes(plan.expression), level))
         used = [c for c in CHROMOSOMES if c in set(genes["chrom"])]
         _write(tmp / "hg19.chrom.sizes", "".join(f"{c}\t{chrom_sizes[c]}\n" for c in used).encode())
-        for tissue, t in tables.items():
+        for tissue, t in plan.tables.items():
             _write(tmp / "pchic" / f"{tissue}.tsv.gz", gzip_bytes(table_bytes(t), level))
         lat = latents.iloc[: len(genes)].drop(columns=[c for c in latents.columns if c.startswith(("k9_", "k27_"))])
         truth_genes = lat.join(drive.add_prefix("promoter_drive_").reset_index(drop=True))
         _write(tmp / "truth" / "genes.tsv.gz", gzip_bytes(table_bytes(truth_genes), level))
         _write(tmp / "truth" / "enhancers.tsv.gz", gzip_bytes(table_bytes(enhancers), level))
-        _write(tmp / "truth" / "interactions.tsv.gz", gzip_bytes(table_bytes(structure), level))
+        _write(tmp / "truth" / "interactions.tsv.gz", gzip_bytes(table_bytes(plan.structure), level))
         readme = _TRUTH_README
         if decoys is not None:
             _write(tmp / "truth" / "decoys.tsv.gz", gzip_bytes(table_bytes(decoys), level))
             readme += _TRUTH_README_DECOYS
+        if plan.recalibration is not None:
+            readme += _TRUTH_README_E116_CALIBRATION
         _write(tmp / "truth" / "README.md", readme.encode())
         tasks = [
-            (ct, signal_genes, latents, signal_drive[ct].to_numpy(), enhancers, grid, knobs, seed, tmp, decoys)
+            (
+                ct,
+                plan.signal_genes,
+                latents,
+                plan.signal_drive[ct].to_numpy(),
+                enhancers,
+                plan.grid,
+                knobs,
+                seed,
+                tmp,
+                decoys,
+                plan.recalibration,
+            )
             for ct in cell_types
         ]
         n_jobs = max(1, min(int(knobs["n_jobs"] or os.cpu_count() or 1), len(tasks)))
@@ -1383,7 +1594,11 @@ def simulated_regions(raw: str | os.PathLike) -> pd.DataFrame:
         paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
     )
     grid = build_grid(genes, fragments, dict(zip(sizes["chrom"], sizes["size"].astype(int))), knobs)
-    step = int(knobs["grid_step"])
+    return grid_regions(grid, int(knobs["grid_step"]))
+
+
+def grid_regions(grid: Mapping[str, np.ndarray], step: int) -> pd.DataFrame:
+    """The union of the grid's cells ``[start, start + step)`` as ``chrom, start, end`` runs (:func:`simulated_regions`)."""
     rows = []
     for chrom, cells in grid.items():
         if len(cells) == 0:
@@ -1428,4 +1643,16 @@ _TRUTH_README_DECOYS = """
   TSS of gene_id) or pchic (on a fragment contacted by gene_id that carries no enhancer of it);
   per cell type whether it is acetylated (active_<EID>). They change no expression and carry no
   planted eQTL: a method that ranks them with the enhancers reads acetylation, not regulation.
+"""
+
+#: Appended to the truth README by simulator versions with the E116 calibration (version 3).
+_TRUTH_README_E116_CALIBRATION = """
+## Marks recalibrated against real E116 (data.simulator_version >= 3)
+
+- genes.tsv.gz, column k27me3_domain: the gene is not a Polycomb target but carries a broad
+  repressive H3K27me3 domain, present when the promoter is inactive and lost with its activity.
+- Every mark's background rises near active TSSs (an activity-linked background, as raw ChIP
+  counts of every mark do in open chromatin); H3K4me1 promoter flanks follow activity; lower
+  H3K4me1, H3K4me3, H3K27me3 and H3K36me3 backgrounds (params simulate.e116_calibration; notebook 15
+  measured the gaps).
 """
