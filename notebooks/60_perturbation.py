@@ -179,6 +179,66 @@ print(f"{len(done.effects):,} perturbation rows, {len(done.pcres):,} pCRE ablati
 done.timings.round(2)
 
 # %% [markdown]
+# ## Every gene of the s-LDSC chromosomes (notebook 80)
+# Notebook 80's annotations are the top decile of one experiment's distal effects (`ldsc.mark`,
+# `ldsc.gene_set`, `ldsc.level`: H3K27ac removed from active genes). Its real LD reference covers
+# only chr21 and chr22, so with `perturbation.ldsc_chromosomes` set, *every* such gene of those
+# chromosomes is perturbed here (not only the `n_genes` sample), at levels 1.0 and `ldsc.level` only,
+# and written to `perturbation_effects_ldsc.tsv.gz` (the columns of `perturbation_effects`). The
+# analyses of this notebook keep using the sample above.
+
+# %%
+LDSC_CHROMS = list(P["ldsc_chromosomes"] or [])
+if LDSC_CHROMS:
+    L = run.params["ldsc"]
+    ldsc_mark, ldsc_set, ldsc_level = L["mark"], L["gene_set"], float(L["level"])
+    if ldsc_set not in ("active", "inactive"):
+        raise ValueError(f"ldsc.gene_set must be 'active' or 'inactive', got {ldsc_set!r}.")
+    on_chrom = ds.genes["chrom"].isin(LDSC_CHROMS).to_numpy()
+    if not on_chrom.any():
+        raise ValueError(
+            f"perturbation.ldsc_chromosomes {LDSC_CHROMS}: the dataset of {CELL_TYPE} has no gene there "
+            "(the demo preset keeps every chr21/chr22 gene: simulate.presets.demo.complete_chromosomes)."
+        )
+    ldsc_idx = np.flatnonzero(on_chrom & (ds.genes["label"].to_numpy() == (1 if ldsc_set == "active" else 0)))
+    ldsc_marks = (ldsc_mark,)  # notebook 80 ranks a single-mark model's effects
+    if ldsc_marks not in MODELS:
+        MODELS[ldsc_marks], _ = perturbation.fold_models(
+            ds,
+            run.params,
+            ldsc_marks,
+            PLAN.folds,
+            checkpoint_dir,
+            inputs=inputs,
+            train_missing=P["train_missing"],
+            device=DEVICE,
+        )
+    t0 = time.perf_counter()
+    x = ci.select_marks(ci.subset(inputs, ldsc_idx), [list(ds.marks).index(ldsc_mark)])
+    res = perturb.perturbation_predictions(
+        MODELS[ldsc_marks], x, REGIONS, (1.0, ldsc_level), batch_size=int(P["batch_size"]), device=DEVICE
+    )
+    ldsc_effects = perturb.effects_table(
+        res,
+        ds.genes.iloc[ldsc_idx].reset_index(drop=True),
+        cell_type=CELL_TYPE,
+        provenance=PROVENANCE,
+        model=MODEL,
+        mark=ldsc_mark,
+        gene_set=ldsc_set,
+        folds=PLAN.folds,
+    )
+    assert list(ldsc_effects.columns) == [*perturb.EFFECT_COLUMNS, perturb.OOF_COLUMN]
+    assert np.isfinite(ldsc_effects["effect"]).all()
+    results.write_table(ldsc_effects, run.out_dir / "perturbation_effects_ldsc.tsv.gz")
+    print(
+        f"{ldsc_idx.size} {ldsc_set} genes on {', '.join(LDSC_CHROMS)} ({on_chrom.sum()} genes there), "
+        f"{ldsc_mark} at levels 1.0 and {ldsc_level}: {time.perf_counter() - t0:.1f} s"
+    )
+else:
+    print("perturbation.ldsc_chromosomes is empty: no extra genes for notebook 80.")
+
+# %% [markdown]
 # ## Level curves and effect by distance (paper Fig. 6, this cell type)
 # The statistics of the manuscript figure (`chromexp.analyses.effects`, notebook 90 calls the same
 # functions): mean effect over genes per level for the promoter and for the distal bins (a gene's

@@ -17,6 +17,7 @@ from scipy import stats
 from chromexp.analyses import ldsc as L
 from chromexp.data import plink
 from chromexp.simulate import gwas as S
+from chromexp.simulate import sumstats as SS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,6 +283,26 @@ def test_download_ldsc_unpacks_into_the_layout(tmp_path, monkeypatch):
     assert len(fetched) == len(download.LDSC_RESOURCES) + 1
 
 
+def test_fig7b_says_what_data_it_shows_and_draws_the_tests_only():
+    # notebook 80 draws Fig. 7B with the manuscript's painter: its caption names the genetics (from
+    # the table's `genetics` column), controls stay out of the panel, withheld q-values are said
+    from chromexp.plots import manuscript
+
+    t = pd.DataFrame({"provenance": "semi-synthetic", "trait": ["a", "a", "b", "b", "a"],
+                      "annotation": ["top_E003", "top_E066"] * 2 + ["planted_all"],
+                      "enrichment": [5.0, 1.0, 1.0, 0.5, 5.0], "enrichment_se": 1.0,
+                      "coefficient_z": [3.0, 0.0, 0.1, -1.0, 4.0], "q": [0.01, 0.9, 0.9, 0.9, np.nan],
+                      "role": ["test"] * 4 + ["positive control"]})  # fmt: skip
+    fig = manuscript.fig7b_ldsc_bubble(t)
+    assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    assert len(fig.axes[1].get_yticklabels()) == 4  # the control is not drawn
+    assert not any("planted" in x.get_text() for x in fig.axes[1].get_yticklabels())
+    genetics = "real genotypes (1000 Genomes), simulated traits"
+    fig = manuscript.fig7b_ldsc_bubble(t.assign(genetics=genetics, q=np.nan))
+    caption = fig._suptitle.get_text().replace("\n", " ")
+    assert genetics in caption and "q withheld" in fig.axes[0].get_title()
+
+
 def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tmp_path):
     raw = tmp_path / "raw"
     (raw / "truth").mkdir(parents=True)
@@ -307,6 +328,14 @@ def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tm
     # windows laid end to end: a [80, 120) kb -> 0, b [380, 420) kb -> 40 kb, c (chr2) [180, 220) kb -> 80 kb;
     # enhancer starts (centre - 500 bp): 109.5 kb -> 29.5 kb, 389.5 kb -> 49.5 kb, 194.5 kb -> 94.5 kb
     assert sorted(planted[1]) == [29_500, 49_500, 94_500]
+    # the per-SNP truth: the planted set's enrichment over all SNPs is the planted one, the flags are the BED's
+    var = pd.read_csv(out / "variances.tsv.gz", sep="\t")
+    flags = plink.annotate(
+        var.assign(CHR="chr" + var["CHR"].astype(str)), planted.set_axis(["chrom", "start", "end"], axis=1)
+    )
+    assert (var["planted_T_enh_all"].to_numpy() == flags).all() and flags.any()
+    assert SS.expected_enrichment(var["var_T_enh_all"].to_numpy(), flags) == pytest.approx(3.0)
+    assert var["var_T_null1"].sum() == pytest.approx(0.5)
     stamp = (out / "manifest.json").read_text()
     first = (out / "gwas" / "T_enh_all.sumstats.txt.gz").read_bytes()
     assert S.generate_gwas(raw, tmp_path / "gwas", knobs, seed=1) == out  # cached: not rewritten
@@ -375,3 +404,35 @@ def test_annotation_equals_bedtools_intersect():
     oracle = (intervals.count_overlaps(snps, regions) > 0).astype(np.int8)
     np.testing.assert_array_equal(ours, oracle)
     assert 0 < ours.sum() < n
+
+
+_BUBBLES_SCRIPT = """
+import sys
+import numpy as np, pandas as pd
+from chromexp.plots import manuscript, style
+rng = np.random.default_rng(0)
+traits, annots = ["T_enh_all", "T_enh_E066", "T_null1"], ["E003_top", "E066_top", "pooled_top"]
+t = pd.DataFrame([(tr, a) for tr in traits for a in annots], columns=["trait", "annotation"]).assign(
+    provenance="semi-synthetic", genetics="real genotypes (1000 Genomes EUR chr21/22), simulated traits",
+    enrichment=rng.uniform(0, 6, 9), enrichment_se=rng.uniform(0.5, 2, 9), coefficient_z=rng.normal(0, 2, 9),
+    q=[0.01, 0.5, np.nan] * 3, role="test")
+style.save_figure(manuscript.fig7b_ldsc_bubble(t), "fig7b_ldsc_bubble", sys.argv[1])
+"""
+
+
+def test_fig7b_bubble_svg_is_byte_identical_from_run_to_run(tmp_path):
+    # notebook 80's Fig. 7B as the notebook draws it (manuscript.fig7b_ldsc_bubble, style.save_figure), in two fresh
+    # interpreters with different hash seeds: no date, no random clip-path/element ids, no set-order
+    # dependence (fails if save_figure's svg.hashsalt or its metadata={'Date': None} is dropped)
+    import os
+    import subprocess
+    import sys
+
+    svgs = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed, "MPLBACKEND": "Agg"}
+        subprocess.run([sys.executable, "-c", _BUBBLES_SCRIPT, str(out)], check=True, env=env)
+        svgs.append((out / "fig7b_ldsc_bubble.svg").read_bytes())
+    assert b"clip-path" in svgs[0] and b"<dc:date>" not in svgs[0]
+    assert svgs[0] == svgs[1]

@@ -14,20 +14,26 @@ The workflow (stratified LDSC, Finucane et al. 2015, Gazal et al. 2017; docs/met
 1. :func:`chromexp.data.plink.annotate` turns BED regions into a thin annotation on a reference panel's SNPs
    (0/1 per SNP, what ``make_annot.py`` writes; bedtools is not needed);
 2. :func:`compute_ld_scores` runs ``ldsc.py --l2 --thin-annot --ld-wind-cm 1 --print-snps``
-   once per chromosome for many annotation columns and :func:`split_ld_scores` splits ldsc's output
-   into one annotation set per test annotation (LD score of a column depends only on that column,
-   so splitting is exact and saves the r² work per annotation);
+   (``--ld-wind-kb`` on a panel without a genetic map) once per chromosome for many annotation
+   columns and :func:`split_ld_scores` splits ldsc's output into one annotation set per test
+   annotation (LD score of a column depends only on that column, so splitting is exact and saves
+   the r² work per annotation);
 3. :func:`munge` (``munge_sumstats.py``) and :func:`partitioned_h2` (``ldsc.py --h2
-   --overlap-annot --frqfile-chr --print-coefficients``) per trait and test annotation, with the
-   baseline model and the annotation's ±500 bp flank;
+   --overlap-annot --frqfile-chr --print-coefficients``) per (trait, annotation) pair, with the
+   baseline model and the annotation's ±500 bp flank; :func:`run_sldsc` runs all of a panel's fits
+   in one interpreter of the ldsc environment (:meth:`LdscEnv.run_many`);
 4. :func:`read_results` reads ldsc's own ``.results`` and ``.log`` (never recomputed here) and
-   :func:`tidy_results` adds the one-sided coefficient p, τ* and Benjamini–Hochberg q;
-   :func:`random_effects_meta` meta-analyses τ* across traits (DerSimonian–Laird).
+   :func:`tidy_results` adds the one-sided coefficient p, τ*, each pair's role (test or control)
+   and simulated truth, and the Benjamini–Hochberg q over the tests;
+   :func:`random_effects_meta` meta-analyses τ* across traits (DerSimonian–Laird);
+   :func:`calibration_table` / :func:`calibration_summary` compare the estimates of replicate
+   simulations with their truth.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -46,7 +52,7 @@ from scipy import stats
 from .. import paths
 from ..data.plink import annotate, exclude_mhc, flank, read_bim, write_plink
 from ..utils import ensure_venv, get_logger, progress_bar
-from .effects import distal_loci
+from .effects import distal_loci, read_effects, read_run_effects
 from .statistics import benjamini_hochberg
 
 log = get_logger("chromexp.analyses.ldsc")
@@ -107,7 +113,11 @@ RESULTS_TABLE_COLUMNS = (
     "tau_star",
     "tau_star_se",
     "q",
+    "role",
+    "expected_enrichment",
 )
+#: Roles of a (trait, annotation) pair: only tests enter the Benjamini–Hochberg q.
+ROLES = ("test", "positive control", "negative control")
 META_TABLE_COLUMNS = (
     "provenance",
     "annotation",
@@ -171,13 +181,71 @@ class LdscEnv:
         ldsc writes its own ``<out>.log`` beside its outputs; this returns stdout+stderr as well.
         """
         cmd = [str(self.python), str(self.script(script)), *map(str, args)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env.update(OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"), MPLBACKEND="Agg")
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=self._environ())
         out = proc.stdout + proc.stderr
         if proc.returncode != 0:
             raise LdscError(f"{script} failed (exit {proc.returncode}):\n  {' '.join(cmd)}\n...\n{out[-3000:]}")
         return out
+
+    @staticmethod
+    def _environ() -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env.update(OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"), MPLBACKEND="Agg")
+        return env
+
+    def run_many(self, script: str, jobs: Sequence[Sequence[str | os.PathLike]]) -> str:
+        """Run one of ldsc's scripts once per argument list, all in one interpreter; return the output.
+
+        The same program as :meth:`run` (ldsc's script executed as ``__main__``, one fresh namespace
+        per call), without paying ldsc's imports (≈ 1 s) per call. Raises :class:`LdscError` naming
+        the first failed command and the tail of its ``<--out>.log``.
+        """
+        if not jobs:
+            return ""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump([[str(a) for a in args] for args in jobs], fh)
+        try:
+            cmd = [str(self.python), "-c", _BATCH_DRIVER, str(self.script(script)), fh.name]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=self._environ())
+        finally:
+            os.unlink(fh.name)
+        out = proc.stdout + proc.stderr
+        line = next((x for x in reversed(proc.stdout.splitlines()) if x.startswith("CHROMEXP_LDSC_BATCH ")), None)
+        if proc.returncode != 0 or line is None:
+            raise LdscError(f"{script} (batch of {len(jobs)}) failed (exit {proc.returncode}):\n...\n{out[-3000:]}")
+        for args, err in zip(jobs, json.loads(line.split(" ", 1)[1]), strict=True):
+            if err is not None:
+                args = [str(a) for a in args]
+                log_file = Path(args[args.index("--out") + 1] + ".log") if "--out" in args else None
+                tail = log_file.read_text()[-3000:] if log_file is not None and log_file.exists() else out[-3000:]
+                raise LdscError(f"{script} failed ({err}):\n  {script} {' '.join(args)}\n...\n{tail}")
+        return out
+
+
+#: Runs several ldsc commands in one interpreter of the ldsc environment (ldsc's imports cost about
+#: 1 s per call): each command is ldsc's own script executed as ``__main__`` with its own arguments
+#: in a fresh namespace, whose log file is closed afterwards (ldsc leaves it open, unflushed).
+_BATCH_DRIVER = """
+import json, sys
+script, jobs = sys.argv[1], json.load(open(sys.argv[2]))
+code = compile(open(script).read(), script, "exec")
+status = []
+for args in jobs:
+    sys.argv = [script, *args]
+    scope = {"__name__": "__main__", "__file__": script, "__builtins__": __builtins__}
+    try:
+        exec(code, scope)
+        status.append(None)
+    except SystemExit as err:
+        status.append(None if err.code in (None, 0) else f"SystemExit: {err.code}")
+    except Exception as err:
+        status.append(f"{type(err).__name__}: {err}")
+    finally:
+        fh = getattr(scope.get("log"), "log_fh", None)
+        if fh is not None:
+            fh.close()
+print("CHROMEXP_LDSC_BATCH " + json.dumps(status))
+"""
 
 
 def _site_packages(python: Path) -> Path:
@@ -324,6 +392,7 @@ def compute_ld_scores(
     out: str | os.PathLike,
     print_snps: str | os.PathLike | None = None,
     ld_wind_cm: float = 1.0,
+    ld_wind_kb: float | None = None,
 ) -> Path:
     """Write ``annot`` as a thin annotation and run ``ldsc.py --l2`` on one chromosome's panel.
 
@@ -337,24 +406,37 @@ def compute_ld_scores(
         Output prefix (``out.annot.gz``, ``out.l2.ldscore.gz``, ``out.l2.M``, ``out.l2.M_5_50``).
     print_snps : path, optional
         SNP list (one ID a line) whose LD scores are written: the regression SNPs.
+    ld_wind_cm, ld_wind_kb : float
+        LD window in cM (``--ld-wind-cm``), or in kb when ``ld_wind_kb`` is given (``--ld-wind-kb``:
+        panels without a genetic map, such as the vendored 1000 Genomes one whose cM are 0).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     annot.to_csv(f"{out}.annot.gz", sep="\t", index=False)
-    args = ["--l2", "--bfile", bfile, "--ld-wind-cm", ld_wind_cm, "--annot", f"{out}.annot.gz", "--thin-annot"]
+    args = ["--l2", "--bfile", bfile, *_window(ld_wind_cm, ld_wind_kb), "--annot", f"{out}.annot.gz", "--thin-annot"]
     if print_snps is not None:
         args += ["--print-snps", print_snps]
     env.run("ldsc.py", [*args, "--out", out])
     return out
 
 
+def _window(ld_wind_cm: float, ld_wind_kb: float | None) -> list:
+    return ["--ld-wind-cm", ld_wind_cm] if ld_wind_kb is None else ["--ld-wind-kb", ld_wind_kb]
+
+
 def compute_weights(
-    env: LdscEnv, bfile: str | os.PathLike, regression_snps: str | os.PathLike, out: str | os.PathLike, ld_wind_cm=1.0
+    env: LdscEnv,
+    bfile: str | os.PathLike,
+    regression_snps: str | os.PathLike,
+    out: str | os.PathLike,
+    ld_wind_cm: float = 1.0,
+    ld_wind_kb: float | None = None,
 ) -> Path:
     """Regression weights: non-partitioned LD scores of the regression SNPs among themselves."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     env.run(
-        "ldsc.py", ["--l2", "--bfile", bfile, "--ld-wind-cm", ld_wind_cm, "--extract", regression_snps, "--out", out]
+        "ldsc.py",
+        ["--l2", "--bfile", bfile, *_window(ld_wind_cm, ld_wind_kb), "--extract", regression_snps, "--out", out],
     )
     return Path(out)
 
@@ -407,27 +489,36 @@ def partitioned_h2(
     n_blocks: int = 200,
 ) -> Path:
     """``ldsc.py --h2 --overlap-annot --frqfile-chr --print-coefficients`` (test annotation first)."""
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    env.run(
-        "ldsc.py",
-        [
-            "--h2",
-            sumstats,
-            "--ref-ld-chr",
-            ",".join(map(str, ref_ld_chr)),
-            "--w-ld-chr",
-            w_ld_chr,
-            "--overlap-annot",
-            "--frqfile-chr",
-            frqfile_chr,
-            "--print-coefficients",
-            "--n-blocks",
-            n_blocks,
-            "--out",
-            out,
-        ],
-    )
+    env.run("ldsc.py", h2_args(sumstats, ref_ld_chr, w_ld_chr, frqfile_chr, out, n_blocks))
     return Path(f"{out}.results")
+
+
+def h2_args(
+    sumstats: str | os.PathLike,
+    ref_ld_chr: Sequence[str | os.PathLike],
+    w_ld_chr: str | os.PathLike,
+    frqfile_chr: str | os.PathLike,
+    out: str | os.PathLike,
+    n_blocks: int = 200,
+) -> list:
+    """The arguments of one :func:`partitioned_h2` run (also for :meth:`LdscEnv.run_many`); makes ``out``'s folder."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return [
+        "--h2",
+        sumstats,
+        "--ref-ld-chr",
+        ",".join(map(str, ref_ld_chr)),
+        "--w-ld-chr",
+        w_ld_chr,
+        "--overlap-annot",
+        "--frqfile-chr",
+        frqfile_chr,
+        "--print-coefficients",
+        "--n-blocks",
+        n_blocks,
+        "--out",
+        out,
+    ]
 
 
 def read_results(prefix: str | os.PathLike) -> pd.DataFrame:
@@ -525,12 +616,20 @@ def annotation_sd(
     return float(v.std()) if len(v) else np.nan
 
 
-def tidy_results(rows: pd.DataFrame, provenance: str) -> pd.DataFrame:
+def tidy_results(
+    rows: pd.DataFrame,
+    provenance: str,
+    roles: Mapping[tuple[str, str], str] | None = None,
+    expected: Mapping[tuple[str, str], float] | None = None,
+) -> pd.DataFrame:
     """The contract table from per-(trait, annotation) rows of :func:`read_results` (+ sd, m).
 
     ``rows`` needs trait, annotation, the tidy ldsc columns, h2, annot_sd and m. Adds the one-sided
-    coefficient p (norm.sf(z): enrichment conditional on the baseline), τ* and BH q over all
-    rows (traits × annotations).
+    coefficient p (norm.sf(z): enrichment conditional on the baseline), τ*, the ``role`` of each
+    pair (``roles``: (trait, annotation) -> one of :data:`ROLES`; pairs not in it are tests), its
+    ``expected_enrichment`` (the simulated truth from ``expected``; NaN when unknown, e.g. on real
+    data) and the Benjamini–Hochberg q over the **tests only** (NaN for the controls, which are
+    reported apart).
     """
     out = rows.copy()
     out.insert(0, "provenance", provenance)
@@ -538,9 +637,86 @@ def tidy_results(rows: pd.DataFrame, provenance: str) -> pd.DataFrame:
     out["tau_star"], out["tau_star_se"] = tau_star(
         out["coefficient"], out["coefficient_se"], out["annot_sd"], out["h2"], out["m"]
     )
-    out["q"] = benjamini_hochberg(out["coefficient_p"].to_numpy(float))
+    keys = list(zip(out["trait"], out["annotation"], strict=True))
+    out["role"] = [(roles or {}).get(k, "test") for k in keys]
+    bad = sorted(set(out["role"]) - set(ROLES))
+    if bad:
+        raise ValueError(f"tidy_results: unknown roles {bad}; known: {', '.join(ROLES)}.")
+    out["expected_enrichment"] = [float((expected or {}).get(k, np.nan)) for k in keys]
+    test = (out["role"] == "test").to_numpy()
+    out["q"] = np.nan
+    out.loc[test, "q"] = benjamini_hochberg(out.loc[test, "coefficient_p"].to_numpy(float))
     extra = [c for c in out.columns if c not in RESULTS_TABLE_COLUMNS]
     return out[[*RESULTS_TABLE_COLUMNS, *extra]]
+
+
+#: Replicate calibration table (notebook 80, ``ldsc_calibration.tsv``).
+CALIBRATION_COLUMNS = (
+    "provenance",
+    "replicate",
+    "trait",
+    "annotation",
+    "role",
+    "expected_enrichment",
+    "enrichment",
+    "enrichment_se",
+    "deviation",
+    "coefficient_z",
+    "coefficient_p",
+)
+
+
+def calibration_table(tables: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """Replicates' :func:`tidy_results` tables stacked, with deviation = (Ê − truth) / SE per row.
+
+    ``tables`` maps the replicate number to its table, which must carry ``expected_enrichment``
+    (simulated traits: real data have no truth to calibrate against).
+    """
+    parts = []
+    for rep, t in tables.items():
+        if t["expected_enrichment"].isna().all():
+            raise ValueError(f"calibration_table: replicate {rep} has no expected enrichment (no simulated truth).")
+        parts.append(t.assign(replicate=int(rep)))
+    if not parts:
+        raise ValueError("calibration_table: no replicate tables.")
+    out = pd.concat(parts, ignore_index=True)
+    out["deviation"] = (out["enrichment"] - out["expected_enrichment"]) / out["enrichment_se"]
+    return out[list(CALIBRATION_COLUMNS)]
+
+
+def calibration_summary(cal: pd.DataFrame) -> pd.DataFrame:
+    """Is ldsc's enrichment calibrated? Per (role, trait, annotation), and pooled per role first.
+
+    Columns: ``role, trait, annotation`` (``all`` when pooled over a role), ``n`` (fits),
+    ``expected_enrichment`` (mean truth), ``mean_enrichment, sd_enrichment, mean_se``,
+    ``mean_deviation, sd_deviation`` of (Ê − truth)/SE (0 and 1 when calibrated), ``coverage``
+    (share of Ê ± 1.96 SE holding the truth) and ``share_p_below_0_05`` (one-sided coefficient
+    p < 0.05: the power for an enriched pair, the false-positive rate for a null one).
+    """
+
+    def one(g: pd.DataFrame) -> pd.Series:
+        d = g["deviation"]
+        return pd.Series(
+            {
+                "n": len(g),
+                "expected_enrichment": g["expected_enrichment"].mean(),
+                "mean_enrichment": g["enrichment"].mean(),
+                "sd_enrichment": g["enrichment"].std(),
+                "mean_se": g["enrichment_se"].mean(),
+                "mean_deviation": d.mean(),
+                "sd_deviation": d.std(),
+                "coverage": float((d.abs() < 1.96).mean()),
+                "share_p_below_0_05": float((g["coefficient_p"] < 0.05).mean()),
+            }
+        )
+
+    keys = ["role", "trait", "annotation"]
+    per = cal.groupby(keys, sort=False).apply(one, include_groups=False).reset_index()
+    pooled = cal.groupby("role", sort=False).apply(one, include_groups=False).reset_index()
+    pooled["trait"], pooled["annotation"] = "all", "all"
+    out = pd.concat([pooled[per.columns], per], ignore_index=True)
+    out["n"] = out["n"].astype(int)
+    return out
 
 
 def meta_table(results: pd.DataFrame, traits: Sequence[str] | None = None) -> pd.DataFrame:
@@ -570,6 +746,32 @@ def meta_table(results: pd.DataFrame, traits: Sequence[str] | None = None) -> pd
 # ----------------------------------------------------------------------------------------------
 # annotations from the models (notebook 60's perturbation_effects.tsv.gz)
 # ----------------------------------------------------------------------------------------------
+#: Notebook 60's effects of every gene of ``perturbation.ldsc_chromosomes`` (same columns; optional).
+PANEL_EFFECTS_FILE = "perturbation_effects_ldsc.tsv.gz"
+
+
+def load_effects(run_dir: str | os.PathLike, cell_types: Sequence[str]) -> pd.DataFrame:
+    """Read notebook 60's effects tables of ``cell_types`` from ``<run_dir>/<EID>/``.
+
+    ``perturbation_effects.tsv.gz`` (the notebook's sample of genes, through
+    :func:`chromexp.analyses.effects.read_run_effects`: a missing file names notebook 60) and,
+    where notebook 60 wrote it, ``perturbation_effects_ldsc.tsv.gz`` (every gene of
+    ``perturbation.ldsc_chromosomes``, checked against the same contract); a (gene, region, level)
+    in both keeps the first table's row. Rows stay per cell type, sample first (the tie-break order
+    of :func:`top_fraction`).
+    """
+    sample = read_run_effects(run_dir, cell_types)
+    frames = []
+    for ct in cell_types:
+        frames.append(sample[sample["cell_type"] == ct])
+        extra = Path(run_dir) / ct / PANEL_EFFECTS_FILE
+        if extra.is_file():
+            frames.append(read_effects(extra))
+    keys = ["cell_type", "model", "mark", "gene_set", "gene_id", "region", "level"]
+    out = pd.concat(frames, ignore_index=True)
+    return out.drop_duplicates(keys, keep="first", ignore_index=True)
+
+
 def model_loci(
     effects: pd.DataFrame, model: str | None, mark: str, gene_set: str, level: float, ranking: str = "decrease"
 ) -> tuple[pd.DataFrame, str]:
@@ -627,33 +829,50 @@ def model_annotations(
 def answer(table: pd.DataFrame, provenance: str, q_threshold: float = 0.05) -> str:
     """Notebook 80's Answer (markdown), written from ``ldsc_results``: per annotation, where it is enriched.
 
-    For each annotation: the traits with BH q < ``q_threshold`` on the one-sided coefficient test
-    (enrichment conditional on the baseline), else the largest coefficient z; controls
-    (``planted_enhancers``, ``random_bins``) are reported as such.
+    For each test annotation: the traits with BH q < ``q_threshold`` on the one-sided coefficient
+    test (enrichment conditional on the baseline), else the largest coefficient z; when no q-value
+    is given (withheld before calibration) that is said, and the coefficient p is used instead.
+    Controls (the ``role`` column; without it the names ``planted_enhancers`` and ``random_bins``)
+    are reported as such, with their coefficient p (they are outside the q-values) and, on
+    simulated traits, each row's expected enrichment (``expected_enrichment``) beside ldsc's.
     """
     from ..constants import SEMI_SYNTHETIC
     from ..provenance import provenance_phrase
 
+    old_names = {"planted_enhancers": "positive control", "random_bins": "negative control"}
+    roles = table["role"] if "role" in table.columns else table["annotation"].map(old_names).fillna("test")
+    withheld = bool(table.loc[roles == "test", "q"].isna().all())
     lines = [f"{provenance_phrase(provenance)} (ldsc {LDSC_VERSION}, {table['trait'].nunique()} trait(s)):"]
-    for annotation, g in table.groupby("annotation", sort=False):
-        sig = g[g["q"] < q_threshold].sort_values("q")
-        kind = {"planted_enhancers": " (positive control)", "random_bins": " (null control)"}.get(annotation, "")
-        if len(sig):
-            hits = "; ".join(
-                f"{r.trait} enrichment {r.enrichment:.2f} ± {r.enrichment_se:.2f}, coefficient z {r.coefficient_z:.2f}, "
-                f"q {r.q:.2g}"
-                for r in sig.itertuples()
-            )
-            lines.append(f"- {annotation}{kind}: enriched beyond the baseline (q < {q_threshold}) in {hits}.")
-        else:
-            best = g.loc[g["coefficient_z"].idxmax()]
-            lines.append(
-                f"- {annotation}{kind}: no trait at q < {q_threshold} (largest coefficient z {best['coefficient_z']:.2f} "
-                f"in {best['trait']}, enrichment {best['enrichment']:.2f} ± {best['enrichment_se']:.2f})."
-            )
-    if provenance == SEMI_SYNTHETIC:
+    if withheld:
         lines.append(
-            "\nSEMI-SYNTHETIC: simulated reads, eQTLs and GWAS (simulated genotypes and traits); real expression. "
+            "- q-values withheld: fewer than 20 GWAS replicates calibrate this run (`ldsc.replicates`); "
+            "the coefficient p (one-sided, uncorrected) is shown instead."
+        )
+
+    def estimate(r) -> str:
+        truth = getattr(r, "expected_enrichment", np.nan)
+        truth = f" (truth {truth:.2f})" if np.isfinite(truth) else ""
+        return f"enrichment {r.enrichment:.2f} ± {r.enrichment_se:.2f}{truth}, coefficient z {r.coefficient_z:.2f}"
+
+    for annotation, g in table.assign(role=roles).groupby("annotation", sort=False):
+        for role, h in g.groupby("role", sort=False):
+            kind = "" if role == "test" else f" ({role})"
+            stat, col = ("q", "q") if role == "test" and not withheld else ("coefficient p", "coefficient_p")
+            sig = h[h[col] < q_threshold].sort_values(col)
+            if len(sig):
+                hits = "; ".join(f"{r.trait} {estimate(r)}, {stat} {getattr(r, col):.2g}" for r in sig.itertuples())
+                lines.append(f"- {annotation}{kind}: enriched beyond the baseline ({stat} < {q_threshold}) in {hits}.")
+            else:
+                best = h.loc[h["coefficient_z"].idxmax()]
+                lines.append(
+                    f"- {annotation}{kind}: no trait at {stat} < {q_threshold} (largest coefficient z in "
+                    f"{best['trait']}: {estimate(next(h.loc[[best.name]].itertuples()))})."
+                )
+    if provenance == SEMI_SYNTHETIC:
+        genetics = sorted(set(table["genetics"].dropna().astype(str))) if "genetics" in table.columns else []
+        what = "; ".join(genetics) if genetics else "simulated genotypes and traits"
+        lines.append(
+            f"\nSEMI-SYNTHETIC: simulated reads, eQTLs and GWAS ({what}); real expression. "
             "These numbers test the pipeline against a planted truth, not biology."
         )
     return "\n".join(lines)
@@ -768,12 +987,25 @@ def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Pan
     )
 
 
+#: Input files up to this size are keyed by their content, larger ones by size and modification time.
+_HASH_CONTENT_BYTES = 64 << 20
+
+
 def _files_key(*files: str | os.PathLike) -> str:
-    """A key of input files (path, size, modification time): a re-simulated panel invalidates the cache."""
+    """A key of input files: a re-simulated panel invalidates the cache, a rewritten identical one does not.
+
+    Path and size, then the SHA-256 of the content for files up to 64 MB (simulated panels, the
+    vendored 1000 Genomes one: rewriting them unchanged keeps their LD scores) or the modification
+    time for larger ones (the real LDSC resources are not rewritten).
+    """
     parts = []
     for f in files:
         st = Path(f).stat()
-        parts.append(f"{Path(f).resolve()}:{st.st_size}:{st.st_mtime_ns}")
+        if st.st_size <= _HASH_CONTENT_BYTES:
+            stamp = hashlib.sha256(Path(f).read_bytes()).hexdigest()
+        else:
+            stamp = str(st.st_mtime_ns)
+        parts.append(f"{Path(f).resolve()}:{st.st_size}:{stamp}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -794,6 +1026,9 @@ def run_sldsc(
     ld_wind_cm: float = 1.0,
     n_blocks: int = 200,
     progress: bool = True,
+    ld_wind_kb: float | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    h2_dir: str = "h2",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Annotations (BED on the panel's coordinates) × traits -> ldsc's partitioned-h2 results.
 
@@ -801,8 +1036,13 @@ def run_sldsc(
     ±``flank_bp`` flank (and of a thin baseline when its LD scores are absent), split per test
     annotation by :func:`split_ld_scores`; weights are computed when absent; each trait's raw
     summary statistics are munged (files already ending in ``.sumstats.gz`` are used as they are);
-    then one ``--h2`` per (trait, annotation) with [annotation, flank] + baseline. Finished steps
-    are kept in ``work_dir`` and skipped on re-runs with the same inputs.
+    then one ``--h2`` per (trait, annotation) pair with [annotation, flank] + baseline, all in one
+    interpreter of the ldsc environment. Finished LD scores, weights and munged files are kept in
+    ``work_dir`` and skipped on re-runs with the same inputs (replicate GWAS reuse them).
+
+    ``ld_wind_kb`` replaces the cM window by a window in kb (panels whose ``.bim`` has no genetic
+    map); ``pairs`` limits the fits to those (trait, annotation) pairs (default: every trait with
+    every annotation); ``h2_dir`` is the sub-folder of ``work_dir`` for the fits' outputs.
 
     Returns
     -------
@@ -833,6 +1073,7 @@ def run_sldsc(
     for f in (work / "weights").glob("weights.*"):
         if f.name.split(".")[1] not in {str(c) for c in panel.chroms}:
             f.unlink()
+    flank_only = dict.fromkeys(names, 0)  # SNPs in an annotation's flank but not in it, over the chromosomes
     for c in progress_bar(panel.chroms, desc="LD scores per chromosome", enabled=progress, leave=True):
         t0 = time.perf_counter()
         bim = read_bim(f"{panel.at('bfile', c)}.bim")
@@ -854,13 +1095,23 @@ def run_sldsc(
         bfile = panel.at("bfile", c)
         rs = f"{panel.at('regression_snps', c)}.snp"
         inputs = _files_key(f"{bfile}.bed", f"{bfile}.bim", rs)
-        key += f" wind={ld_wind_cm} inputs={inputs}"
+        wind = f"{ld_wind_cm} cM" if ld_wind_kb is None else f"{ld_wind_kb} kb"
+        key += f" wind={wind} inputs={inputs}"
         if not _key_file(Path(f"{prefix}.key"), key):
             compute_ld_scores(
-                env, panel.at("bfile", c), annot, prefix, f"{panel.at('regression_snps', c)}.snp", ld_wind_cm
+                env,
+                panel.at("bfile", c),
+                annot,
+                prefix,
+                f"{panel.at('regression_snps', c)}.snp",
+                ld_wind_cm,
+                ld_wind_kb,
             )
             Path(f"{prefix}.key").write_text(key)
         groups = {n: [n, flank_name[n]] if flank_bp else [n] for n in names}
+        for n in names:
+            if flank_bp:
+                flank_only[n] += int((annot[flank_name[n]].to_numpy() > annot[n].to_numpy()).sum())
         split_ld_scores(prefix, groups, work / "annot", c)
         if not base_ld_exists:
             split_ld_scores(prefix, {"baseline": base_cols}, work / "baseline", c)
@@ -868,11 +1119,18 @@ def run_sldsc(
         if not weights_exist:
             t0 = time.perf_counter()
             w = work / "weights" / f"weights.{c}"
-            wkey = f"wind={ld_wind_cm} inputs={inputs}"
+            wkey = f"wind={wind} inputs={inputs}"
             if not _key_file(Path(f"{w}.key"), wkey):
-                compute_weights(env, bfile, rs, w, ld_wind_cm)
+                compute_weights(env, bfile, rs, w, ld_wind_cm, ld_wind_kb)
                 Path(f"{w}.key").write_text(wkey)
             timings["weights_s"] += time.perf_counter() - t0
+    no_flank = [n for n in names if flank_bp and flank_only[n] == 0]
+    if no_flank:
+        raise ValueError(
+            f"The ±{flank_bp} bp flanks of {no_flank} hold no panel SNP outside the annotation itself, so "
+            "ldsc's regression would be singular (annotation and flank columns identical): use fewer, larger "
+            "annotations or ldsc.flank: 0."
+        )
     # M for τ*: the reference SNPs with MAF > 5 % (first baseline column = base, all ones)
     m = sum(float(np.loadtxt(f"{baseline_prefix}{c}.l2.M_5_50", ndmin=1)[0]) for c in panel.chroms)
     sd = {
@@ -883,38 +1141,51 @@ def run_sldsc(
         )
         for n in names
     }
-    rows, cats = [], []
-    for trait, raw in progress_bar(sumstats.items(), desc="traits", enabled=progress, leave=True):
+    if pairs is None:
+        pairs = [(t, n) for t in sumstats for n in names]
+    pairs = list(dict.fromkeys((str(t), str(n)) for t, n in pairs))
+    unknown = sorted({t for t, _ in pairs} - set(sumstats)) + sorted({n for _, n in pairs} - set(names))
+    if unknown:
+        raise ValueError(f"run_sldsc: pairs name traits or annotations that were not given: {unknown}.")
+    if not pairs:
+        raise ValueError("run_sldsc: no (trait, annotation) pair to fit (no traits, or pairs is empty).")
+    munged = {}
+    for trait in progress_bar(list(dict.fromkeys(t for t, _ in pairs)), desc="munge", enabled=progress, leave=True):
         t0 = time.perf_counter()
-        raw = Path(raw)
+        raw = Path(sumstats[trait])
         if raw.name.endswith(".sumstats.gz"):
-            munged = raw
+            munged[trait] = raw
         else:
-            munged = work / "sumstats" / f"{trait}.sumstats.gz"
+            munged[trait] = work / "sumstats" / f"{trait}.sumstats.gz"
             mkey = _files_key(raw, panel.merge_alleles)
             if not _key_file(work / "sumstats" / f"{trait}.key", mkey):
                 munge(env, raw, work / "sumstats" / trait, panel.merge_alleles)
                 (work / "sumstats" / f"{trait}.key").write_text(mkey)
         timings["munge_s"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for n in names:
-            out = work / "h2" / f"{trait}.{n}"
-            partitioned_h2(
-                env,
-                munged,
-                [work / "annot" / f"{n}.", baseline_prefix],
-                weights_prefix,
-                panel.chr_prefix("frq"),
-                out,
-                n_blocks=n_blocks,
-            )
-            res = read_results(out)
-            cats.append(res.assign(trait=trait, annotation=n))
-            row = res[res["category"] == n]
-            if len(row) != 1:
-                raise ValueError(f"{out}.results has no single category {n!r}: {list(res['category'])}.")
-            rows.append(row.drop(columns="category").assign(trait=trait, annotation=n, annot_sd=sd[n], m=m))
-        timings["h2_s"] += time.perf_counter() - t0
+    # every (trait, annotation) fit in one interpreter of the ldsc environment
+    t0 = time.perf_counter()
+    outs = {(t, n): work / h2_dir / f"{t}.{n}" for t, n in pairs}
+    jobs = [
+        h2_args(
+            munged[t],
+            [work / "annot" / f"{n}.", baseline_prefix],
+            weights_prefix,
+            panel.chr_prefix("frq"),
+            out,
+            n_blocks=n_blocks,
+        )
+        for (t, n), out in outs.items()
+    ]
+    env.run_many("ldsc.py", jobs)
+    timings["h2_s"] += time.perf_counter() - t0
+    rows, cats = [], []
+    for (trait, n), out in outs.items():
+        res = read_results(out)
+        cats.append(res.assign(trait=trait, annotation=n))
+        row = res[res["category"] == n]
+        if len(row) != 1:
+            raise ValueError(f"{out}.results has no single category {n!r}: {list(res['category'])}.")
+        rows.append(row.drop(columns="category").assign(trait=trait, annotation=n, annot_sd=sd[n], m=m))
     lead = ["trait", "annotation"]
     table = pd.concat(rows, ignore_index=True)
     table = table[lead + [c for c in table.columns if c not in lead]]

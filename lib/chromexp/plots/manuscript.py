@@ -967,6 +967,13 @@ def fig7c_eqtl_distance_matched(matched: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def _genetics_note(ldsc: pd.DataFrame) -> str:
+    """`` (real genotypes ..., simulated traits)``: what notebook 80's genetics were (its ``genetics`` column)."""
+    if "genetics" not in ldsc.columns:
+        return ""
+    return " (" + "; ".join(sorted(set(ldsc["genetics"].dropna().astype(str)))) + ")"
+
+
 def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
     """s-LDSC bubble plot in the paper's encoding, and each bubble's enrichment with its 95 % CI (Fig. 7B).
 
@@ -979,6 +986,9 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
     from matplotlib.colors import LogNorm
 
     _need(ldsc, ["trait", "annotation", "enrichment", "enrichment_se", "coefficient_z", "q"], "ldsc_results")
+    if "role" in ldsc.columns:  # the paper's panel: the model annotations (controls are notebook 80's tables)
+        ldsc = ldsc[ldsc["role"] == "test"]
+        _need(ldsc, ["trait"], "ldsc_results (test rows)")
     traits = sorted(set(ldsc["trait"]))
 
     def annot_order(a):
@@ -1037,7 +1047,10 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
         ax.set_yticks(range(len(traits)), traits, fontsize=7)
         ax.set_xlim(-0.7, len(annots) - 0.3)
         ax.set_ylim(len(traits) - 0.4, -0.6)  # first trait on top, as in the right panel
-        ax.set_title("colour = BH FDR q; size = |coefficient z| (τ | baseline); open = negative z", fontsize=8)
+        withheld = "; q withheld (not calibrated): drawn at q = 1" if d["q"].isna().all() else ""
+        ax.set_title(
+            f"colour = BH FDR q; size = |coefficient z| (τ | baseline); open = negative z{withheld}", fontsize=8
+        )
         ax = axes[1]
         for i, r in enumerate(rows.itertuples()):
             ax.errorbar(
@@ -1058,11 +1071,11 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
         _title(
             fig,
             "Stratified LD score regression of the top-decile loci (colour = FDR, size = coefficient z, as the paper; "
-            "BH q across traits × annotations)",
+            "BH q over the test annotations × traits; withheld before calibration)",
             "Fig. 7B",
             "heritability enrichment, coefficient z",
             "GWAS traits",
-            summary.provenance_label(ldsc, genetics=True),
+            summary.provenance_label(ldsc, genetics=True) + _genetics_note(ldsc),
         )
     return fig
 
@@ -1454,6 +1467,8 @@ def index_markdown(drawn: list[Drawn], run: summary.RunTables, run_name: str) ->
         kind = ", ".join(summary.provenance_values(*tables)) if d.figure is not None else "—"
         if p.name == "fig8_locus_view" and d.figure is not None:
             kind = str(attribution.read_locus(run.attributions[0])["provenance"])
+        if p.name == "fig7b_ldsc_bubble" and d.figure is not None:
+            kind += _genetics_note(run["ldsc"])
         link = f"[{p.name}]({p.name}.svg)" if d.figure is not None else p.name
         status = "drawn" if d.figure is not None else d.note.split("skipped: ", 1)[-1].replace("|", "/")
         files = ", ".join(f"`{TABLE_FILES[n]}`" for n in p.needs)

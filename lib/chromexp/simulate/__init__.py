@@ -3,6 +3,7 @@
 * :mod:`chromexp.simulate.roadmap` — the embedded mini-Roadmap (reads, pcHi-C, planted enhancers).
 * :mod:`chromexp.simulate.eqtl` — fine-mapped eQTLs planted on the simulated enhancers.
 * :mod:`chromexp.simulate.gwas` — reference panel and GWAS with planted heritability (notebook 80).
+* :mod:`chromexp.simulate.sumstats` — GWAS summary statistics simulated from a real LD reference (notebook 80).
 * :mod:`chromexp.simulate.calibration` — the simulator against real E003 read depth.
 * :mod:`chromexp.simulate.common` — seeded generators and byte-stable writers they share.
 

@@ -55,7 +55,7 @@ from ..utils import check_removable, get_logger, progress_bar, remove_owned_fold
 log = get_logger("chromexp.simulate.gwas")
 
 #: Bumped when the simulation changes (part of the cache key).
-GWAS_MODEL_VERSION = 2
+GWAS_MODEL_VERSION = 3  # 3: variances.tsv.gz (per-SNP truth) written beside the GWAS
 #: gzip without a time stamp in the header: the same seed writes byte-identical files (the
 #: default stamps the current second, so two runs straddling a second differed)
 _GZIP = {"method": "gzip", "mtime": 0}
@@ -327,7 +327,8 @@ def simulate_panel_and_gwas(
 
     Writes ``ref/panel.<k>.{bed,bim,fam,frq}``, ``ref/regression.<k>.snp`` (a random
     ``regression_fraction`` of SNPs: the "HapMap3" regression SNPs), ``ref/merge_alleles.snplist``,
-    ``baseline/baseline.<k>.annot.gz`` (thin: base, promoter), ``gwas/<trait>.sumstats.txt.gz`` and
+    ``baseline/baseline.<k>.annot.gz`` (thin: base, promoter), ``gwas/<trait>.sumstats.txt.gz``,
+    ``variances.tsv.gz`` (per SNP: reference MAF, promoter, each trait's planted flag and σ²) and
     returns the truth (also in ``truth.json``).
     """
     out = Path(out)
@@ -344,6 +345,8 @@ def simulate_panel_and_gwas(
         prefix = out / "ref" / f"panel.{k}"
         plink.write_plink(prefix, ref, bim, [f"ref{i}" for i in range(n_ref)])
         write_frq(f"{prefix}.frq", bim, ref)
+        f = ref.mean(axis=1) / 2
+        bim["MAF"] = np.round(np.minimum(f, 1 - f), 6)  # as in the .frq ldsc reads
         reg = rng.random(len(bim)) < float(knobs["regression_fraction"])
         bim["regression"] = reg
         bim.loc[reg, "SNP"].to_csv(out / "ref" / f"regression.{k}.snp", header=False, index=False)
@@ -372,6 +375,13 @@ def simulate_panel_and_gwas(
         )
     h2 = float(knobs["h2"])
     results = gwas(x, variances, h2, seed)
+    # the per-SNP truth (expected heritability h2 * s_j per trait): the expected enrichment of any
+    # annotation (chromexp.simulate.sumstats.expected_enrichment, notebook 80)
+    truth_table = bim[["SNP", "CHR", "BP", "MAF", "promoter"]].copy()
+    for t in names:
+        truth_table[f"planted_{t}"] = annots[t]
+        truth_table[f"var_{t}"] = h2 * variances[t]
+    truth_table.to_csv(out / "variances.tsv.gz", sep="\t", index=False, float_format="%.6e", compression=_GZIP)
     truth = {
         "simulated": True,
         "n_snps": len(bim),

@@ -206,12 +206,17 @@ def load_real_genes() -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def select_genes(table: pd.DataFrame, n_genes: int | None, seed: int) -> pd.DataFrame:
+def select_genes(
+    table: pd.DataFrame, n_genes: int | None, seed: int, complete_chromosomes: Sequence[str] = ()
+) -> pd.DataFrame:
     """Choose ``n_genes`` genes spread over every chromosome (and so every fold), deterministically.
 
     Each chromosome gets a share proportional to its number of genes (at least one while
     ``n_genes`` allows); within a chromosome, genes are taken evenly spaced along the sorted TSS
     list from a seeded offset, so windows overlap only as often as real neighbouring genes do.
+    Every gene of ``complete_chromosomes`` is taken and counts towards ``n_genes``; the rest are
+    spread over the other chromosomes as above (with none, the selection is the one without the
+    argument, gene for gene).
 
     Parameters
     ----------
@@ -221,6 +226,8 @@ def select_genes(table: pd.DataFrame, n_genes: int | None, seed: int) -> pd.Data
         Number of genes; ``None`` (or more than available) keeps every gene.
     seed : int
         Seed of the offsets.
+    complete_chromosomes : sequence of str
+        Chromosomes whose genes are all kept (notebook 80's real LD reference covers chr21/chr22).
 
     Returns
     -------
@@ -231,6 +238,22 @@ def select_genes(table: pd.DataFrame, n_genes: int | None, seed: int) -> pd.Data
         return table.reset_index(drop=True)
     if n_genes < 1:
         raise ValueError(f"simulate: n_genes must be >= 1 or null (all genes), got {n_genes}.")
+    complete = list(dict.fromkeys(complete_chromosomes))
+    if complete:
+        unknown = sorted(set(complete) - set(table["chrom"]))
+        if unknown:
+            raise ValueError(f"simulate: complete_chromosomes {unknown} have no genes in the gene table.")
+        whole = table["chrom"].isin(complete).to_numpy()
+        if whole.sum() >= n_genes:
+            raise ValueError(
+                f"simulate: complete_chromosomes {complete} hold {int(whole.sum())} genes, not fewer than "
+                f"n_genes = {n_genes}."
+            )
+        rest = select_genes(table[~whole], n_genes - int(whole.sum()), seed)
+        keep = pd.concat([table[whole], rest])
+        order = {c: i for i, c in enumerate(CHROMOSOMES)}
+        keep = keep.assign(_o=keep["chrom"].map(order))
+        return keep.sort_values(["_o", "tss", "gene_id"], kind="mergesort").drop(columns="_o").reset_index(drop=True)
     counts = table.groupby("chrom", sort=False).size()
     share = counts / counts.sum() * n_genes
     alloc = np.floor(share).astype(int)
@@ -1283,7 +1306,7 @@ def plan_dataset(params: Mapping[str, Any]) -> DatasetPlan:
     spread_rank = expression_spread_rank(table)  # over the vendored columns only: a new cell type changes nothing
     vendored = [c for c in table.columns if EID_PATTERN.match(c)]
     table = with_cell_expression(table, cell_types)
-    genes = select_genes(table, preset["n_genes"], seed)
+    genes = select_genes(table, preset["n_genes"], seed, preset.get("complete_chromosomes") or ())
     eids = list(dict.fromkeys([*vendored, *cell_types]))
     expression = genes[["gene_id", *eids]].copy()
     genes = genes[list(GENE_COLUMNS)].copy()
