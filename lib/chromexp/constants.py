@@ -100,3 +100,7 @@ CHROMOSOMES: tuple[str, ...] = tuple(f"chr{i}" for i in range(1, 23)) + ("chrX",
 #: Data provenance labels: every table and figure says which one it shows.
 SEMI_SYNTHETIC = "semi-synthetic"
 REAL = "real"
+
+#: Training protocols of ``train.protocol`` (docs/methods.md, "Training protocol"): the study's
+#: (Murphy et al.), the Chromoformer paper's, and the fixed-epochs protocol of the baselines.
+PROTOCOLS: tuple[str, ...] = ("murphy", "chromoformer", "fixed")
