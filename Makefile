@@ -65,7 +65,7 @@ figures: setup
 	$(PY) -m chromexp batch --notebooks 90 -f $(DEMO_PARAMS) --run-name $(RUN) -p figures.out_dir $(FIGURES_DIR) --force
 
 lab: setup
-	$(PY) -m chromexp.lab $(LAB_ARGS)
+	$(PY) -m chromexp.runner.lab $(LAB_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -5,7 +5,7 @@
     # approximately a CPU without native bf16: this CPU with its AVX-512 / bf16 paths disabled
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_bf16_cpu.py --quick
 
-Trains one promoter CNN and one Chromoformer-reg model with :func:`chromexp.train.fit` (the path
+Trains one promoter CNN and one Chromoformer-reg model with :func:`chromexp.training.train.fit` (the path
 the notebooks take on CPU; the inputs are random tensors of the real shapes, as in
 ``bench/gpu_grid.py``, whose ``one`` mode this reuses), alternately in float32 and under bf16
 autocast, ``--repeats`` times each, and prints the median seconds and the ratio bf16 / fp32

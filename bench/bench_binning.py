@@ -1,4 +1,4 @@
-"""Benchmark: reads -> binned promoter windows, chromexp.signal vs ``bedtools genomecov -bg`` + averaging.
+"""Benchmark: reads -> binned promoter windows, chromexp.data.signal vs ``bedtools genomecov -bg`` + averaging.
 
 Simulates N reads (default 10 M, 36 bp, both strands; 40 % piled up around the TSSs like
 histone peaks, the rest uniform) on a 10-chromosome, 500 Mb genome, writes them as a tagAlign
@@ -20,7 +20,7 @@ per-chromosome indexing (all cores when unset). Run: ``.venv/bin/python bench/be
 
 ``--store`` instead measures the dataset store at full scale: 18,955 genes (the real hg19 TSSs
 and strands of the vendored gene table), 7 marks of simulated reads, 8 pCREs per gene (HindIII-
-like lengths, median ~5 kb), written by ``chromexp.dataset`` and reopened: file size, build time,
+like lengths, median ~5 kb), written by ``chromexp.data.dataset`` and reopened: file size, build time,
 load time. Not run in CI.
 """
 
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chromexp import io, signal
+from chromexp.data import io, signal
 
 READ = 36
 HALF_WINDOW = 20_000
@@ -151,7 +151,8 @@ def chromexp_bins(bed: Path, sizes, genes):
 
 def store_benchmark(n_genes: int = 18_955, reads_per_mark: int = 3_000_000, seed: int = 0) -> None:
     """Full-scale store: size on disk, write and load times (see the module docstring)."""
-    from chromexp import config, dataset, paths
+    from chromexp import config, paths
+    from chromexp.data import dataset
 
     rng = np.random.default_rng(seed)
     params = config.load_params("E003")

@@ -6,7 +6,7 @@ distal 2 kb loci = 152,000 loci per cell type, 10 deciles. Only timings are mean
 
 Three ways to draw the random samples are timed side by side:
 
-* ours (``chromexp.enrichment.decile_tests``): one ``Generator.hypergeometric`` call per cell
+* ours (``chromexp.analyses.enrichment.decile_tests``): one ``Generator.hypergeometric`` call per cell
   type, the exact distribution of the count in a random subset;
 * explicit subsets (``method="subsets"``): ``Generator.choice(N, n, replace=False)`` per sample;
 * the reference procedure (chromexpress ``bootstrap_neg``): ``DataFrame.sample(n)`` then a merge
@@ -37,7 +37,7 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from chromexp import enrichment
+    from chromexp.analyses import enrichment
 
     rng = np.random.default_rng(0)
     n_random, n_deciles = 10_000, 10

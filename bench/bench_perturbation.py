@@ -11,7 +11,7 @@ drawn from the real E003 demo genes' distribution), same plan (the promoter + 16
   only ``--naive-calls`` of its (fold, region, level) calls are timed and the total is
   extrapolated linearly (every call does the same work).
 * ``naive-tss``: the same loop on our exact TSS-only path (what batching alone adds).
-* ``engine``: ``chromexp.perturb.perturbation_predictions`` (variants batched on the device,
+* ``engine``: ``chromexp.analyses.perturb.perturbation_predictions`` (variants batched on the device,
   level 1.0 predicted once).
 * ``demo``: the whole perturbation of one cell type with the study's plan (3 experiments ×
   ``--demo-genes`` genes, 4 folds, 11 levels, plus pCRE ablation); ``params/demo.yaml`` runs
@@ -43,7 +43,8 @@ def _setup(args):
     import pandas as pd
     import torch
 
-    from chromexp import paths, perturb
+    from chromexp import paths
+    from chromexp.analyses import perturb
     from chromexp.models import chromoformer as cf
     from chromexp.models import chromoformer_inputs as ci
 
@@ -70,7 +71,7 @@ def _worker(mode, args, queue):
 def _measure(mode, args):
     import torch
 
-    from chromexp import perturb
+    from chromexp.analyses import perturb
 
     models, x, regs, levels = _setup(args)
     out = {}

@@ -1,5 +1,5 @@
 """Training throughput of the promoter CNN: one model, and the 28 (mark × fold) models of a cell type
-trained one after another vs concurrently (``chromexp.train_stacked.fit_many``).
+trained one after another vs concurrently (``chromexp.training.stacked.fit_many``).
 
 Data are random tensors of the real shapes (genes × 7 marks × 60 bins; four folds, ≈12 % of the
 training folds' genes for validation), so the benchmark needs no dataset; throughput does not
@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from chromexp import train, train_stacked
+    from chromexp.training import stacked, train
 
     device = train.resolve_device(args.device)
     tp = dict(
@@ -109,7 +109,7 @@ def main(argv=None) -> dict:
     warm = dict(tp, max_epochs=1)
     small = (trains[0][0][:128], trains[0][1][:128])
     train.fit(models[0], small, small, train_params=warm, device=device, progress=False)
-    train_stacked.fit_many(
+    stacked.fit_many(
         [models[0], jobs(x, y, splits, 1, [2])[0][0]],
         [small, small],
         [small, small],
@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
 
     models, trains, vals = jobs(x, y, splits, args.marks, folds)
     t0 = time.perf_counter()
-    train_stacked.fit_many(models, trains, vals, train_params=tp, device=device, progress=False)
+    stacked.fit_many(models, trains, vals, train_params=tp, device=device, progress=False)
     out["concurrent_s"] = time.perf_counter() - t0
     out["concurrent_genes_per_s"] = gene_epochs / out["concurrent_s"]
     print(

@@ -35,7 +35,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from chromexp import paths
-    from chromexp import shallowchrome as sc
+    from chromexp.baselines import shallowchrome as sc
     from chromexp.constants import CELL_TYPES, CHROM_FOLD, MARKS
 
     table = pd.read_csv(paths.resources_dir() / "roadmap" / "genes_rpkm_11.tsv.gz", sep="\t")

@@ -8,11 +8,11 @@ at once, fp32 vs bf16 — one script, a few minutes on a GPU, a JSON result.
 Modes, per model family (inputs are random tensors of the real shapes; throughput does not depend
 on the values; early stopping is disabled so every model trains the same number of epochs):
 
-* ``one_fp32`` / ``one_bf16`` — one model trained with ``chromexp.train.fit`` (bf16 = autocast;
+* ``one_fp32`` / ``one_bf16`` — one model trained with ``chromexp.training.train.fit`` (bf16 = autocast;
   on CPU only with ``--cpu-bf16``: slower than fp32 without native bf16 instructions, see
   ``bench/bench_bf16_cpu.py``);
 * ``many_fp32`` / ``many_bf16`` — several models at once on the same device:
-  - promoter CNN: ``chromexp.train_stacked.fit_many`` (the models' parameters stacked and vmapped: one
+  - promoter CNN: ``chromexp.training.stacked.fit_many`` (the models' parameters stacked and vmapped: one
     grouped kernel instead of M small ones);
   - Chromoformer: ``--processes`` worker processes sharing the device, each training its own model
     with ``fit`` (its fast path skips empty pCRE slots with data-dependent indexing, which
@@ -90,7 +90,7 @@ def _sync(device: torch.device) -> None:
 
 def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool) -> dict:
     """Train one model; gene-epochs per second."""
-    from chromexp import train
+    from chromexp.training import train
 
     tr, va = _split(*_data(family, n_genes, 1))
     model = _model(family, 1)
@@ -106,14 +106,14 @@ def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool
 
 
 def many_stacked(family: str, n_models: int, n_genes: int, epochs: int, device: torch.device, bf16: bool) -> dict:
-    """Train ``n_models`` at once with ``train_stacked.fit_many`` (stacked, vmapped parameters)."""
-    from chromexp import train_stacked
+    """Train ``n_models`` at once with ``stacked.fit_many`` (stacked, vmapped parameters)."""
+    from chromexp.training import stacked
 
     splits = [_split(*_data(family, n_genes, s)) for s in range(n_models)]
     models = [_model(family, s) for s in range(n_models)]
     _sync(device)
     t0 = time.perf_counter()
-    train_stacked.fit_many(
+    stacked.fit_many(
         models,
         [s[0] for s in splits],
         [s[1] for s in splits],
@@ -131,7 +131,7 @@ def _worker(family, seed, n_genes, epochs, device, bf16, threads, start, queue):
     import logging
 
     torch.set_num_threads(threads)
-    from chromexp import train
+    from chromexp.training import train
 
     logging.getLogger("chromexp").setLevel(logging.WARNING)
 
@@ -188,7 +188,8 @@ def main(argv=None) -> dict:
     if args.tiny:
         args.cnn_genes, args.cnn_models, args.cf_genes, args.processes, args.epochs = 256, 4, 48, 2, 1
 
-    from chromexp import scale, train, train_stacked
+    from chromexp.runner import scale
+    from chromexp.training import stacked, train
 
     device = train.resolve_device(args.device)
     result = {
@@ -205,7 +206,7 @@ def main(argv=None) -> dict:
     precisions = [False, True] if device.type == "cuda" or args.cpu_bf16 else [False]
     if True in precisions:
         # many_bf16 of the promoter CNN is fit_many: autocast may not reach its vmapped layers
-        result["vmap_autocasts"] = train_stacked.vmap_autocasts(device)
+        result["vmap_autocasts"] = stacked.vmap_autocasts(device)
     # warm-up: first-call costs (kernel selection, optimizer imports) are not throughput
     one("promoter_cnn", 128, 1, device, False)
     one("chromoformer", 16, 1, device, False)

@@ -48,7 +48,7 @@ run.describe()
 # %% [markdown]
 # ## The generative model
 #
-# Stated here in full; the code is `chromexp.simulate` and every number below is a key of the
+# Stated here in full; the code is `chromexp.simulate.roadmap` and every number below is a key of the
 # `simulate:` block of `params/defaults.yaml` (shown after this cell). The same mechanism runs in
 # every cell type, driven only by that cell type's real expression: no rule mentions cell states
 # or ranks the marks, so whatever the later notebooks find about marks and cell states emerges
@@ -108,7 +108,7 @@ run.describe()
 # uniform starts and random strand. Reads exist over TSS ± 21 kb and the pcHi-C fragments ± 1 kb
 # (where the pipeline looks); their density matches real E003, their genome-wide total does not.
 #
-# **Fine-mapped eQTLs (simulated genetics, `chromexp.simulate_eqtl`, rates in `simulate.eqtl`).**
+# **Fine-mapped eQTLs (simulated genetics, `chromexp.simulate.eqtl`, rates in `simulate.eqtl`).**
 # For each eQTL tissue $T$ of the preset's cell types (`cell.eqtl_tissues`: E066/E118 liver, E114
 # lung, E116 EBV lymphocytes, E087 pancreas, E007 two brain regions; E003 has none), with $C_T$ the
 # cell types matched to it: each planted enhancer of gene $g$ carries a fine-mapped eQTL *of $g$* in
@@ -145,14 +145,15 @@ config.show({"simulate": run.params["simulate"]})
 # %%
 import time
 
-from chromexp import paths, provenance, simulate
+from chromexp import paths, provenance
+from chromexp.simulate import roadmap
 
-preset = simulate.preset_config(run.params)
-reused = simulate.is_complete(paths.raw_dir(run.params), run.params)
+preset = roadmap.preset_config(run.params)
+reused = roadmap.is_complete(paths.raw_dir(run.params), run.params)
 t0 = time.perf_counter()
-raw = simulate.generate(run.params)
+raw = roadmap.generate(run.params)
 elapsed = time.perf_counter() - t0
-summary = simulate.dataset_summary(raw, run.params["dataset"])
+summary = roadmap.dataset_summary(raw, run.params["dataset"])
 size_mb = summary["files"]["bytes"].sum() / 1e6
 print(
     f"preset {preset['name']}: {preset['n_genes'] or 'all'} genes, cell types {', '.join(preset['cell_types'])}\n"
@@ -173,12 +174,12 @@ print(
 # %% [markdown]
 # ## What was generated
 # Reads per track, genes per cross-validation fold, and pCREs per gene after the dataset's filter
-# (frequency > 1.5, length ≤ 40 kb, top 8) — read back with the real readers (`chromexp.io`).
+# (frequency > 1.5, length ≤ 40 kb, top 8) — read back with the real readers (`chromexp.data.io`).
 
 # %%
 from IPython.display import display
 
-from chromexp import plots
+from chromexp.plots import panels, style
 
 reads = summary["reads"].pivot(index="mark", columns="cell_type", values="n_reads")
 display(reads)
@@ -189,9 +190,9 @@ display(pcre_table)
 # %%
 assert summary["reads"]["n_reads"].min() > 0, "a track has no reads"
 assert summary["folds"]["fold"].tolist() == [1, 2, 3, 4], "every fold must have genes"
-assert simulate.is_complete(raw, run.params, verify=True), "manifest hashes do not match the files"
-fig = plots.plot_semisynthetic_summary(summary["reads"], summary["folds"], summary["pcres"])
-plots.save_figure(fig, f"semisynthetic_{preset['name']}_summary", run.figures_dir)
+assert roadmap.is_complete(raw, run.params, verify=True), "manifest hashes do not match the files"
+fig = panels.plot_semisynthetic_summary(summary["reads"], summary["folds"], summary["pcres"])
+style.save_figure(fig, f"semisynthetic_{preset['name']}_summary", run.figures_dir)
 
 # %% [markdown]
 # ## Calibration against real E003
@@ -203,7 +204,7 @@ plots.save_figure(fig, f"semisynthetic_{preset['name']}_summary", run.figures_di
 # signal and log2(RPKM + 1). The tolerances and why:
 
 # %%
-from chromexp import calibration
+from chromexp.simulate import calibration
 
 pd.DataFrame([{"statistic": k, "tolerance": v[0], "why": v[1]} for k, v in calibration.TOLERANCES.items()]).set_index(
     "statistic"
@@ -219,10 +220,10 @@ print(f"{int(cal_table['within'].sum())} of {len(cal_table)} statistics within t
 cal_table.round(3)
 
 # %%
-fig = plots.plot_calibration(
+fig = panels.plot_calibration(
     calibration.mean_profiles(real_bins, cal_genes), calibration.mean_profiles(sim_bins, cal_genes), cal_table
 )
-plots.save_figure(fig, "calibration_e003", run.figures_dir)
+style.save_figure(fig, "calibration_e003", run.figures_dir)
 
 # %% [markdown]
 # *Figure: real E003 (left) vs SEMI-SYNTHETIC (right, simulated reads from the model above driven by

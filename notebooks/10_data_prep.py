@@ -64,9 +64,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from chromexp import dataset, paths, plots, results
+from chromexp import paths, results
 from chromexp.constants import REAL
+from chromexp.data import dataset
 from chromexp.experiments import data_prep
+from chromexp.plots import panels, style
 from chromexp.utils import atomic_path
 
 print(f"raw inputs: {paths.raw_dir(run.params)}")
@@ -136,8 +138,8 @@ fold_table
 ds.exclusions
 
 # %%
-fig = plots.plot_dataset_overview(splits, ds.exclusions, genes, ds.label_median, ds.provenance, CELL_TYPE)
-plots.save_figure(fig, f"10_dataset_overview_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_dataset_overview(splits, ds.exclusions, genes, ds.label_median, ds.provenance, CELL_TYPE)
+style.save_figure(fig, f"10_dataset_overview_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## Promoter profiles of active and inactive genes
@@ -155,8 +157,8 @@ if real is not None:
     # Chromoformer's own labels for these genes came from its median over its gene set
     print(data_prep.real_label_agreement(real))
 profiles = pd.concat(profiles, ignore_index=True)
-fig = plots.plot_promoter_profiles(profiles)
-plots.save_figure(fig, f"10_promoter_profiles_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_promoter_profiles(profiles)
+style.save_figure(fig, f"10_promoter_profiles_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## pCREs per gene
@@ -165,11 +167,11 @@ plots.save_figure(fig, f"10_promoter_profiles_{CELL_TYPE}", run.figures_dir)
 # %%
 n_pcres = ds.n_pcres()
 print(pd.Series(n_pcres).describe().round(2).to_dict())
-fig = plots.plot_pcres_per_gene(n_pcres, ds.provenance, ds.max_pcres)
-plots.save_figure(fig, f"10_pcres_per_gene_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_pcres_per_gene(n_pcres, ds.provenance, ds.max_pcres)
+style.save_figure(fig, f"10_pcres_per_gene_{CELL_TYPE}", run.figures_dir)
 if real is not None:
-    fig = plots.plot_pcres_per_gene(real.n_pcres(), REAL, real.max_pcres)
-    plots.save_figure(fig, f"10_pcres_per_gene_{CELL_TYPE}_real", run.figures_dir)
+    fig = panels.plot_pcres_per_gene(real.n_pcres(), REAL, real.max_pcres)
+    style.save_figure(fig, f"10_pcres_per_gene_{CELL_TYPE}_real", run.figures_dir)
 
 # %% [markdown]
 # ## Save the tables

@@ -55,13 +55,16 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from chromexp import baselines, dataset, paths, plots, results
-from chromexp import shallowchrome as sc
+from chromexp import paths, provenance, results
+from chromexp.baselines import naive as naive_baselines
+from chromexp.baselines import shallowchrome as sc
+from chromexp.data import dataset
 from chromexp.experiments import shallowchrome as experiment
+from chromexp.plots import panels, style
 from chromexp.utils import atomic_path
 
 P = run.params["shallowchrome"]
-LABEL = plots.data_label(run.provenance)
+LABEL = provenance.data_label(run.provenance)
 print(f"{CELL_TYPE}: {LABEL}")
 
 # %% [markdown]
@@ -117,8 +120,8 @@ coverage.round(3)
 # %%
 res = cell_run.result
 grid = res.grid
-fig = plots.plot_shallowchrome_configurations(grid, run.provenance)
-plots.save_figure(fig, f"shallowchrome_configurations_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_shallowchrome_configurations(grid, run.provenance)
+style.save_figure(fig, f"shallowchrome_configurations_{CELL_TYPE}", run.figures_dir)
 grid[grid["model"] == "shallowchrome"].pivot_table(
     index="config", columns=["scheme", "split"], values="auroc", aggfunc="mean"
 ).round(3)
@@ -172,7 +175,7 @@ cf[cf["fold"] == cf["fold"].min()][["term", "format", "coef", "se", "z", "z_refe
 # ln(1 + RPKM) left of the median, separating the silent mode from the expressed one.
 
 # %%
-fig = plots.plot_valley_threshold(
+fig = panels.plot_valley_threshold(
     genes["rpkm"],
     res.thresholds["median"],
     res.thresholds.get("valley", np.nan),
@@ -180,7 +183,7 @@ fig = plots.plot_valley_threshold(
     CELL_TYPE,
     bins=P["valley_bins"],
 )
-plots.save_figure(fig, f"shallowchrome_valley_threshold_{CELL_TYPE}", run.figures_dir)
+style.save_figure(fig, f"shallowchrome_valley_threshold_{CELL_TYPE}", run.figures_dir)
 thr = pd.DataFrame({"rpkm_threshold": res.thresholds})
 thr["fraction_active"] = [float((genes["rpkm"] >= t).mean()) for t in thr["rpkm_threshold"]]
 display(thr.round(4))
@@ -213,8 +216,8 @@ patterns = pd.concat(
     ],
     ignore_index=True,
 )
-fig = plots.plot_regulative_patterns(patterns, run.provenance)
-plots.save_figure(fig, f"shallowchrome_patterns_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_regulative_patterns(patterns, run.provenance)
+style.save_figure(fig, f"shallowchrome_patterns_{CELL_TYPE}", run.figures_dir)
 patterns.pivot_table(index=["gene_name", "term"], columns="cell_type", values="value").round(2)
 
 # %% [markdown]
@@ -223,14 +226,15 @@ patterns.pivot_table(index=["gene_name", "term"], columns="cell_type", values="v
 # log2(RPKM + 1), over each fold's test genes — no model at all.
 
 # %%
-naive = baselines.naive_correlations(
+naive = naive_baselines.naive_correlations(
     ds, marks=ds.marks, flanks=run.params["dataset"]["naive_flanks"], folds=run.params["folds"]
 )
 naive_table = (
     naive[naive["metric"] == "abs_pearson_r"]
     .pivot_table(index="marks", columns="model", values="value", aggfunc="mean")
     .reindex(
-        index=list(ds.marks), columns=[baselines.naive_model_name(f) for f in run.params["dataset"]["naive_flanks"]]
+        index=list(ds.marks),
+        columns=[naive_baselines.naive_model_name(f) for f in run.params["dataset"]["naive_flanks"]],
     )
 )
 print(f"mean |Pearson r| over folds — {LABEL}")
@@ -247,8 +251,8 @@ naive_table.round(3)
 ours = pd.concat([sc.summarise(r.result.metrics) for r in all_runs.values()], ignore_index=True)
 ours = ours[ours["model"] == "shallowchrome"]
 published = pd.read_csv(paths.resources_dir() / "roadmap" / "published_auroc_deepchrome.tsv", sep="\t")
-fig = plots.plot_auroc_vs_published(ours, published, run.provenance)
-plots.save_figure(fig, f"shallowchrome_vs_deepchrome_published_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_auroc_vs_published(ours, published, run.provenance)
+style.save_figure(fig, f"shallowchrome_vs_deepchrome_published_{CELL_TYPE}", run.figures_dir)
 side = ours.pivot(index="cell_type", columns="scheme", values="auroc_mean").add_prefix(f"ours ({run.provenance}) ")
 side["DeepChrome published (real data)"] = published.set_index("epigenome")["auroc"].reindex(side.index)
 side.round(3)

@@ -56,10 +56,14 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from chromexp import baselines, dataset, plots, results, train
+from chromexp import results
+from chromexp.baselines import naive as naive_baselines
+from chromexp.data import dataset
 from chromexp.experiments import evaluation
 from chromexp.experiments import promoter_cnn as experiment
 from chromexp.models import promoter_cnn
+from chromexp.plots import panels, style
+from chromexp.training import train
 from chromexp.utils import atomic_path
 
 cfg = run.params["model"]["promoter_cnn"]
@@ -119,8 +123,8 @@ fitted.history.groupby(["marks", "fold"]).agg(epochs=("epoch", "max"), best_epoc
 # Validation loss per epoch; the dot is the epoch whose weights were restored.
 
 # %%
-fig = plots.plot_training_curves(fitted.history, run.provenance)
-plots.save_figure(fig, f"promoter_cnn_training_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_training_curves(fitted.history, run.provenance)
+style.save_figure(fig, f"promoter_cnn_training_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## Check and save
@@ -140,11 +144,11 @@ test.pivot_table(index="marks", columns="metric", values="value", aggfunc="mean"
 # ## Compare with the naive correlation baselines
 # The naive baseline of a mark is |Pearson r| between its mean signal over TSS ± 750 / 1,500 /
 # 3,000 bp and log2 expression, over the same test genes of each fold
-# (`chromexp.baselines.naive_correlations`; notebook 20 saves these rows). The CNN's Pearson r
+# (`chromexp.baselines.naive.naive_correlations`; notebook 20 saves these rows). The CNN's Pearson r
 # is signed; a mark whose CNN r is below its naive |r| has learnt less than its mean level says.
 
 # %%
-naive = baselines.naive_correlations(ds, marks=MARKS, folds=FOLDS)
+naive = naive_baselines.naive_correlations(ds, marks=MARKS, folds=FOLDS)
 naive_abs = naive[naive["metric"] == "abs_pearson_r"]
 comparison = experiment.compare_with_naive(test, naive_abs, MARKS, run.provenance)
 with atomic_path(run.out_dir / "promoter_cnn_vs_naive.tsv") as tmp:
@@ -156,8 +160,8 @@ comparison.round(3)
 # Bars: mean test Pearson r over folds; dots: folds; markers: naive |r| per flank.
 
 # %%
-fig = plots.plot_promoter_performance(pd.concat([test, naive_abs], ignore_index=True), run.provenance)
-plots.save_figure(fig, f"fig1a_promoter_by_mark_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_promoter_performance(pd.concat([test, naive_abs], ignore_index=True), run.provenance)
+style.save_figure(fig, f"fig1a_promoter_by_mark_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## Answer

@@ -60,12 +60,15 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from chromexp import dataset, plots, results, train
+from chromexp import results
+from chromexp.analyses.gains import gain_over_promoter
+from chromexp.data import dataset
 from chromexp.experiments import chromoformer as ct
 from chromexp.experiments import evaluation
-from chromexp.gains import gain_over_promoter
 from chromexp.models import chromoformer as cf
 from chromexp.models import chromoformer_inputs as ci
+from chromexp.plots import panels, style
+from chromexp.training import train
 from chromexp.utils import atomic_path
 
 cfg = run.params["model"]["chromoformer"]
@@ -163,8 +166,8 @@ summary
 
 # %%
 metric = "pearson_r" if cfg["kind"] == "reg" else "auroc"
-fig = plots.plot_distal_vs_promoter(all_metrics, gains, run.provenance, model=MODEL_NAME, metric=metric)
-plots.save_figure(fig, f"fig4ac_distal_vs_promoter_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_distal_vs_promoter(all_metrics, gains, run.provenance, model=MODEL_NAME, metric=metric)
+style.save_figure(fig, f"fig4ac_distal_vs_promoter_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## Answer

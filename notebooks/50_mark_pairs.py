@@ -54,11 +54,14 @@ run.describe()
 import torch
 from IPython.display import Markdown, display
 
-from chromexp import dataset, plots, results, train
+from chromexp import results
+from chromexp.analyses.gains import pair_gains
+from chromexp.data import dataset
 from chromexp.experiments import chromoformer as ct
 from chromexp.experiments import evaluation
-from chromexp.gains import pair_gains
 from chromexp.models import chromoformer_inputs as ci
+from chromexp.plots import panels, style
+from chromexp.training import train
 from chromexp.utils import atomic_path
 
 cfg = run.params["model"]["chromoformer"]
@@ -125,8 +128,8 @@ with atomic_path(run.out_dir / "chromoformer_pairs.tsv") as tmp:
 ct.pair_summary(pairs, run.provenance).round(3)
 
 # %%
-fig = plots.plot_pair_gains(pairs, run.provenance)
-plots.save_figure(fig, f"fig5_mark_pairs_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_pair_gains(pairs, run.provenance)
+style.save_figure(fig, f"fig5_mark_pairs_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## Answer

@@ -72,10 +72,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from chromexp import attribution, dataset, paths, perturb, plots, results, train
+from chromexp import paths, results
+from chromexp.analyses import attribution, perturb
 from chromexp.constants import SEMI_SYNTHETIC
+from chromexp.data import dataset
 from chromexp.experiments import perturbation
 from chromexp.models import chromoformer_inputs as ci
+from chromexp.plots import panels, style
+from chromexp.training import train
 from chromexp.utils import atomic_path
 
 P = run.params["perturbation"]
@@ -216,8 +220,8 @@ print(decay.round(1).to_string(index=False))
 curves[curves["level"] == 0.0].pivot_table(index=["mark", "gene_set"], columns="region_kind", values="effect").round(4)
 
 # %%
-fig = plots.plot_perturbation(curves, by_distance, PROVENANCE, CELL_TYPE)
-plots.save_figure(fig, f"fig6_perturbation_{CELL_TYPE}", run.figures_dir)
+fig = panels.plot_perturbation(curves, by_distance, PROVENANCE, CELL_TYPE)
+style.save_figure(fig, f"fig6_perturbation_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ### pCRE ablation by distance (beyond the paper)
@@ -278,7 +282,7 @@ for method in A["methods"]:
 signal = {res: x_gene[f"promoter_{res}"][0, 0].numpy() for res in ds.resolutions}
 with torch.no_grad():
     pred = {s: float(np.mean([m(**xx) for m in MODELS[att_mark]])) for s, xx in (("before", x_gene), ("after", x_abl))}
-# the locus file notebook 90 draws (Fig. 8; keys in chromexp.figures.ATTRIBUTION_KEYS): input gradients
+# the locus file notebook 90 draws (Fig. 8; keys in chromexp.plots.manuscript.ATTRIBUTION_KEYS): input gradients
 # (saliency when computed) before/after the ablation at every resolution, and the ablated region in hg19
 fig8_method = "saliency" if "saliency" in A["methods"] else A["methods"][0]
 ablated_hg19 = perturb.region_table(ds.genes.iloc[[gene_index]], [ablate]).iloc[0]
@@ -321,7 +325,7 @@ print(
 # %%
 method = "input_x_gradient" if "input_x_gradient" in A["methods"] else A["methods"][0]
 kb = (np.array(ablate.offset) - ablate.window // 2) / 1000
-fig = plots.plot_attribution_locus(
+fig = panels.plot_attribution_locus(
     signal,
     {r: maps[f"{method}_before_{r}"] for r in signal},
     {r: maps[f"{method}_after_{r}"] for r in signal},
@@ -330,7 +334,7 @@ fig = plots.plot_attribution_locus(
     f"{att_mark} attributions at {gene['gene_name']} ({CELL_TYPE}), ablating {ablate.name}",
     method,
 )
-plots.save_figure(fig, f"fig8_attribution_{CELL_TYPE}", run.figures_dir)
+style.save_figure(fig, f"fig8_attribution_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ### Do attributions agree with exhaustive ablation?

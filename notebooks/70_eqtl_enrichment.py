@@ -28,7 +28,7 @@
 # dataset both are SIMULATED by notebook 00: eQTLs planted preferentially inside the *active*
 # planted enhancers of their gene, and a simulated chain (the same liftover code runs).
 #
-# **Method** (`chromexp.enrichment`). Per cell type: the distal 2 kb loci (positions 0–7 and
+# **Method** (`chromexp.analyses.enrichment`). Per cell type: the distal 2 kb loci (positions 0–7 and
 # 12–19 of the 40 kb window) of the chosen gene set with their effect at level 0, split into
 # deciles of |effect| (tied effects share a decile); per decile, the fraction of loci holding a
 # fine-mapped eQTL of the locus's gene (PIP > 0.9 in a matched tissue, < 0.1 in every other
@@ -84,8 +84,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from chromexp import config, dataset, enrichment, eqtl, paths, plots, plots_eqtl, simulate_eqtl
+from chromexp import config, paths, provenance
+from chromexp.analyses import enrichment
 from chromexp.constants import REAL, SEMI_SYNTHETIC
+from chromexp.data import dataset, eqtl
+from chromexp.plots import eqtl as plots_eqtl
+from chromexp.plots import style
+from chromexp.simulate import eqtl as simulate_eqtl
 
 OUT = paths.results_dir(run.params) / run.run_name / "eqtl"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -156,7 +161,7 @@ eqtl_counts
 
 # %% [markdown]
 # ## Which loci hold an eQTL of their own gene
-# A locus counts once however many eQTLs it holds (`chromexp.enrichment.count_eqtls`: 0-based
+# A locus counts once however many eQTLs it holds (`chromexp.analyses.enrichment.count_eqtls`: 0-based
 # half-open loci, lifted 0-based positions; tested against `bedtools intersect -c`).
 
 # %%
@@ -306,7 +311,7 @@ print("saved to", OUT)
 
 # %%
 fig = plots_eqtl.plot_eqtl_deciles(deciles)
-plots.save_figure(fig, "eqtl_deciles", OUT / "figures")
+style.save_figure(fig, "eqtl_deciles", OUT / "figures")
 
 # %% [markdown]
 # *Figure: fraction of distal 2 kb loci holding a fine-mapped eQTL of their own gene, by decile of
@@ -316,7 +321,7 @@ plots.save_figure(fig, "eqtl_deciles", OUT / "figures")
 
 # %%
 fig = plots_eqtl.plot_eqtl_benchmarks(deciles, benchmarks)
-plots.save_figure(fig, "eqtl_benchmarks", OUT / "figures")
+style.save_figure(fig, "eqtl_benchmarks", OUT / "figures")
 
 # %% [markdown]
 # *Figure: the model's top decile beside the benchmark locus sets on the same test (bars =
@@ -326,7 +331,7 @@ plots.save_figure(fig, "eqtl_benchmarks", OUT / "figures")
 
 # %%
 top, bottom = deciles[deciles["decile"] == 10], deciles[deciles["decile"] == 1]
-lines = [f"**Data: {plots.data_label(PROVENANCE)}.** Effects of removing {CFG['mark']} ({CFG['gene_set']} genes)."]
+lines = [f"**Data: {provenance.data_label(PROVENANCE)}.** Effects of removing {CFG['mark']} ({CFG['gene_set']} genes)."]
 for ct in CELLS:
     t, b = top[top["cell_type"] == ct].iloc[0], bottom[bottom["cell_type"] == ct].iloc[0]
     s = shuffle_null[shuffle_null["cell_type"] == ct].iloc[0]

@@ -23,12 +23,12 @@
 # **Inputs.** Notebook 60's `perturbation_effects.tsv.gz` of each cell type of the run
 # (`ldsc.cell_types`); a reference panel with allele frequencies, HapMap3-like regression SNPs,
 # a baseline model and regression weights; GWAS summary statistics. On the **semi-synthetic**
-# dataset the genetics are **SIMULATED** (`chromexp.simulate_gwas`, below); on real data they are
+# dataset the genetics are **SIMULATED** (`chromexp.simulate.gwas`, below); on real data they are
 # LDSC's published 1000 Genomes phase 3 EUR resources, the baseline-LD v2.2 model and GWAS
-# summary statistics (`chromexp.download.download_ldsc`).
+# summary statistics (`chromexp.data.download.download_ldsc`).
 #
 # **Method.** The real `ldsc` 2.0.1, in its own patched and verified environment (called as a
-# program; `chromexp.ldsc`). BED of the top-decile loci → thin annotation on the panel → LD scores
+# program; `chromexp.analyses.ldsc`). BED of the top-decile loci → thin annotation on the panel → LD scores
 # (1 cM window, printed for the regression SNPs) → `ldsc.py --h2 --overlap-annot --frqfile-chr
 # --print-coefficients` with the baseline model and the annotation's ±500 bp flank (MHC excluded on
 # real data) → enrichment (Prop_h2 / Prop_SNPs), coefficient z (conditional on the baseline and the
@@ -64,8 +64,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from chromexp import download, ldsc, paths, plots, provenance, results, simulate_gwas
+from chromexp import paths, provenance, results
+from chromexp.analyses import ldsc
 from chromexp.constants import REAL, SEMI_SYNTHETIC
+from chromexp.data import download
+from chromexp.plots import panels, style
+from chromexp.simulate import gwas as simulate_gwas
 
 cfg = run.params["ldsc"]
 CELL_TYPES = list(cfg["cell_types"] or run.params["cell_types"])
@@ -160,7 +164,9 @@ else:
     panel = ldsc.real_panel(root, OUT / "work")
     found = sorted((root / "gwas").glob("*.sumstats.gz"))
     if not found:
-        raise FileNotFoundError(f"No GWAS summary statistics in {root / 'gwas'}: run chromexp.download.download_ldsc.")
+        raise FileNotFoundError(
+            f"No GWAS summary statistics in {root / 'gwas'}: run chromexp.data.download.download_ldsc."
+        )
     sumstats = {p.name[: -len(".sumstats.gz")]: p for p in found}
     annotations = dict(annotations_hg19)  # hg19 loci on the hg19 panel
 timings["simulate panel + GWAS (cached)" if SIMULATED_GENETICS else "real panel"] = time.perf_counter() - t0
@@ -223,8 +229,8 @@ table[show].round(4)
 # black edge = BH q < 0.05. The title says whether the data are semi-synthetic.
 
 # %%
-fig = plots.plot_ldsc_bubbles(table)
-plots.save_figure(fig, "ldsc_bubbles", OUT / "figures")
+fig = panels.plot_ldsc_bubbles(table)
+style.save_figure(fig, "ldsc_bubbles", OUT / "figures")
 
 # %% [markdown]
 # ## Recovery of the planted truth (semi-synthetic only)
@@ -271,4 +277,4 @@ pd.Series(timings, name="seconds").round(1).to_frame()
 # planted-enhancer control and the null trait tell whether it does) and whether the models' top
 # decile overlaps the planted enhancers enough to inherit their heritability; they say nothing
 # about biology. With the real inputs present (`data.source: roadmap` and
-# `chromexp.download.download_ldsc`), the same cells give the paper's analysis.
+# `chromexp.data.download.download_ldsc`), the same cells give the paper's analysis.

@@ -28,7 +28,7 @@
 # `<EID>/attribution_*.npz` (notebook 60), `eqtl/eqtl_deciles.tsv` (notebook 70),
 # `ldsc/ldsc_results.tsv` (notebook 80).
 #
-# **Method** (statistics in `chromexp.summary`, panels in `chromexp.figures`). Every summary of
+# **Method** (statistics in `chromexp.analyses.summary`, panels in `chromexp.plots.manuscript`). Every summary of
 # folds shows the folds (dots) or mean ± SD; every summary of genes a seeded bootstrap 95 % CI
 # over genes. Tests: Fig. 2B two-sided Wilcoxon rank-sum (Mann–Whitney U) of (cell type, fold)
 # values, ESC + ESC-derived vs the rest and every pair of the four states, Benjamini–Hochberg
@@ -63,10 +63,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from chromexp import figures, paths, plots, summary
+from chromexp import paths
+from chromexp.analyses import summary
+from chromexp.plots import manuscript, style
 from chromexp.utils import atomic_path
 
-plots.set_theme()
+style.set_theme()
 OPTS = {k: run.params["figures"][k] for k in ("promoter_model", "distal_model", "distance_bins", "locus")}
 RUN_DIR = paths.results_dir(run.params) / run.run_name
 SUMMARY_DIR = RUN_DIR / "summary"
@@ -108,7 +110,7 @@ drawn = []
 
 def show(name):
     """Draw one registered panel; show it, or show why it was skipped."""
-    d = figures.draw(name, tables, FIG_DIR, **OPTS)
+    d = manuscript.draw(name, tables, FIG_DIR, **OPTS)
     drawn.append(d)
     if d.figure is None:
         display(Markdown(f"**Note — panel not drawn.** {d.note}"))
@@ -212,13 +214,13 @@ written = summary.write_summaries(
     {
         "metrics_long": metrics_long,
         "metrics_summary": metrics_summary,
-        **figures.derived_tables(tables, **OPTS),
+        **manuscript.derived_tables(tables, **OPTS),
         "figure_status": status,
     },
     SUMMARY_DIR,
 )
 with atomic_path(FIG_DIR / "README.md") as tmp:
-    tmp.write_text(figures.index_markdown(drawn, tables, run.run_name))
+    tmp.write_text(manuscript.index_markdown(drawn, tables, run.run_name))
 print("written:", ", ".join(p.name for p in written), f"to {SUMMARY_DIR}; index {FIG_DIR / 'README.md'}")
 status
 
@@ -228,7 +230,7 @@ status
 # provenance) or skipped with a note; nothing else.
 
 # %%
-assert [d.panel.name for d in drawn] == [p.name for p in figures.PANELS]
+assert [d.panel.name for d in drawn] == [p.name for p in manuscript.PANELS]
 for d in drawn:
     if d.figure is not None:
         assert all(p.is_file() for p in d.files) and len(d.files) == 2, d.panel.name

@@ -2,8 +2,8 @@
 
 * ``smoke_params``: merged parameters of ``params/smoke.yaml`` for E003, with data and results
   under a per-session temporary folder (tests never touch the repository's data/ or results/).
-* ``smoke_raw``: the semi-synthetic smoke dataset generated once per session (``chromexp.simulate``).
-* ``smoke_dataset``: its E003 dataset store built and loaded (``chromexp.dataset``).
+* ``smoke_raw``: the semi-synthetic smoke dataset generated once per session (``chromexp.simulate.roadmap``).
+* ``smoke_dataset``: its E003 dataset store built and loaded (``chromexp.data.dataset``).
 * ``device``: runs a test on CPU and, when available, CUDA.
 * ``--runslow`` enables tests marked ``slow``; tests marked ``gpu`` skip without CUDA.
 * In CI (``CI=true``, exported by ``.ci/run``) a test skipped because bedtools, MACS2 or the
@@ -62,15 +62,15 @@ def smoke_params(session_dirs) -> dict:
 @pytest.fixture(scope="session")
 def smoke_raw(smoke_params) -> Path:
     """Generate the smoke preset once per session; returns the raw-data folder."""
-    from chromexp import simulate
+    from chromexp.simulate import roadmap
 
-    return simulate.generate(smoke_params)
+    return roadmap.generate(smoke_params)
 
 
 @pytest.fixture(scope="session")
 def smoke_dataset(smoke_params, smoke_raw):
     """Build and load the E003 dataset store of the smoke preset."""
-    from chromexp import dataset
+    from chromexp.data import dataset
 
     dataset.build_dataset(smoke_params, "E003")
     return dataset.load_dataset(smoke_params, "E003")

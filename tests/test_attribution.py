@@ -1,4 +1,4 @@
-"""Attributions through captum (chromexp.attribution) against autograd and exhaustive ablation."""
+"""Attributions through captum (chromexp.analyses.attribution) against autograd and exhaustive ablation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_perturb import tiny_models
 
-from chromexp import attribution, perturb
+from chromexp.analyses import attribution, perturb
 from chromexp.models import chromoformer_inputs as ci
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from chromexp.baselines import naive_correlations
+from chromexp.baselines.naive import naive_correlations
 from chromexp.constants import CHROM_FOLD, MARKS
 from chromexp.results import METRIC_COLUMNS
 

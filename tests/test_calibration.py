@@ -1,6 +1,6 @@
-"""Calibration of the simulator against the real E003 read depth (chromexp.calibration).
+"""Calibration of the simulator against the real E003 read depth (chromexp.simulate.calibration).
 
-Tolerances are chromexp.calibration.TOLERANCES (their reasons are stated there and in notebook
+Tolerances are chromexp.simulate.calibration.TOLERANCES (their reasons are stated there and in notebook
 00). The simulator is run on the same 100 real genes (TSS, strand, expression, pCREs) as the
 real bedGraphs cover.
 """
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import calibration as cal
-from chromexp import plots
 from chromexp.constants import MARKS
+from chromexp.plots import panels
+from chromexp.simulate import calibration as cal
 
 matplotlib.use("Agg")
 
@@ -93,7 +93,7 @@ def test_calibration_detects_a_miscalibrated_simulator(smoke_params, real, genes
 
 def test_plot_calibration_is_labelled(real, simulated, genes):
     table = cal.compare(real, simulated, genes)
-    fig = plots.plot_calibration(cal.mean_profiles(real, genes), cal.mean_profiles(simulated, genes), table)
+    fig = panels.plot_calibration(cal.mean_profiles(real, genes), cal.mean_profiles(simulated, genes), table)
     assert len(fig.axes) == 2 * (len(MARKS) + 1)
     assert "SEMI-SYNTHETIC" in fig._suptitle.get_text() and "real" in fig._suptitle.get_text()
     titles = [ax.get_title() for ax in fig.axes]

@@ -202,7 +202,7 @@ def test_reference_layout_round_trip():
 
 
 def test_dataset_inputs_from_smoke_dataset(smoke_dataset):
-    """The adapter reads a CellDataset (skipped until chromexp.dataset exists)."""
+    """The adapter reads a CellDataset (skipped until chromexp.data.dataset exists)."""
     inputs = ci.dataset_inputs(smoke_dataset, ["H3K4me3", "H3K27ac"], index=[0, 1, 2])
     assert inputs["promoter_100"].shape == (3, 2, 400)
     assert inputs["pcre_100"].shape[:3] == (3, inputs["freq"].shape[1], 2)
@@ -245,7 +245,7 @@ def test_gain_tables():
             rows.append(("chromoformer_reg", marks, fold, v))
             rows.append(("promoter_cnn", marks, fold, v - 0.1))
     metrics = pd.DataFrame(rows, columns=["model", "marks", "fold", "value"]).assign(split="test", metric="pearson_r")
-    from chromexp import gains as model_gains
+    from chromexp.analyses import gains as model_gains
 
     gains = model_gains.gain_over_promoter(metrics)
     assert len(gains) == 8 and (gains["gain"] - 0.1).abs().max() < 1e-12
@@ -255,14 +255,14 @@ def test_gain_tables():
     assert pairs["gain_over_all_marks"].round(6).tolist() == [-0.05, 0.05]
 
     # The Fig. 4A/C and Fig. 5 panels: structure and the data label in the title.
-    from chromexp import plots
+    from chromexp.plots import panels
 
-    fig = plots.plot_distal_vs_promoter(metrics.assign(cell_type="E003"), gains, "semi-synthetic")
+    fig = panels.plot_distal_vs_promoter(metrics.assign(cell_type="E003"), gains, "semi-synthetic")
     assert len(fig.axes) == 2 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
     assert len(fig.axes[0].patches) == 4 and len(fig.axes[1].patches) == 4
-    fig = plots.plot_pair_gains(pairs, "real")
+    fig = panels.plot_pair_gains(pairs, "real")
     assert [len(ax.patches) for ax in fig.axes] == [1, 1] and "real data" in fig._suptitle.get_text()
-    plots.plt.close("all")
+    panels.plt.close("all")
 
 
 def test_embedding_only_ablation_is_the_intact_models_tss_embedding():

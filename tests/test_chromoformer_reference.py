@@ -103,7 +103,7 @@ def test_random_inputs_equal_reference(reference, kind, n_marks):
 def _read_bedgraph_regions(path, regions):
     """Per-base depth of ``regions`` [(chrom, start, end)] from a bedGraph (0-based, half-open).
 
-    Minimal private reader for this oracle (the project's reader is chromexp.io); it fails if
+    Minimal private reader for this oracle (the project's reader is chromexp.data.io); it fails if
     a region is not fully covered, since the vendored files only cover the demo regions.
     """
     table = pd.read_csv(
@@ -215,9 +215,9 @@ def test_training_step_matches_reference(reference):
 
 
 def test_project_dataset_feeds_the_model_like_the_reference_pipeline(reference, e003_reference_batch, smoke_params):
-    """End to end on real E003 genes: chromexp.dataset's real-E003 store -> our adapter -> our
+    """End to end on real E003 genes: chromexp.data.dataset's real-E003 store -> our adapter -> our
     model equals the reference's ChromoformerDataset -> reference model."""
-    from chromexp import dataset
+    from chromexp.data import dataset
 
     genes, batch = e003_reference_batch
     ds = dataset.load_real_e003(smoke_params)

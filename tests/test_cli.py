@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from chromexp import cli, notebooks
+from chromexp.runner import cli, notebooks
 
 HEADER = """# ---
 # jupyter:
@@ -192,7 +192,7 @@ def test_download_dry_run_lists_real_inputs_without_fetching(capsys, tmp_path):
 def test_per_fold_plan_one_job_per_fold_then_the_notebook():
     # the real notebooks: 30 trains folds 1-4 (top-level folds), 40 the folds given here, 20 none
     overrides = {"model": {"chromoformer": {"folds": [1, 3]}}}
-    planned = cli.plan(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t", per_fold=True)
+    planned = cli.plan_jobs(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t", per_fold=True)
     names = [r.job.name for r in planned]
     assert names == [
         "20_shallowchrome_baseline [E003]",
@@ -217,9 +217,9 @@ def test_per_fold_plan_one_job_per_fold_then_the_notebook():
     # a fold job's parameters differ from the notebook's: its own fingerprint, never "up to date" for it
     assert fold2.job.fingerprint_of(None) != whole.job.fingerprint_of(None)
     # one fold selected: no fold jobs; without per_fold: the plain plan
-    one = cli.plan(["40"], ["E003"], "params/smoke.yaml", {}, "t", per_fold=True)
+    one = cli.plan_jobs(["40"], ["E003"], "params/smoke.yaml", {}, "t", per_fold=True)
     assert [r.job.name for r in one] == ["40_distal_model [E003]"]
-    plain = cli.plan(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t")
+    plain = cli.plan_jobs(["20", "30", "40"], ["E003"], "params/smoke.yaml", overrides, "t")
     assert [r.job.fold for r in plain] == [None, None, None]
 
 

@@ -1,4 +1,4 @@
-"""chromexp.dataset: a tiny raw dataset built in tmp_path, checked against brute force.
+"""chromexp.data.dataset: a tiny raw dataset built in tmp_path, checked against brute force.
 
 The fixture writes the raw files of one cell type in the real formats (genes.tsv, RPKM matrix,
 tagAlign.gz per mark, chrom sizes, pcHi-C pairs) with planted special cases: genes that must be
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import dataset, io
 from chromexp.config import load_params
 from chromexp.constants import CHROMOSOMES, FOLD_CHROMS, MARKS
+from chromexp.data import dataset, io
 
 SIZE = 200_000
 GENE_CHROMS = ["chr1", "chr2", "chr3", "chr5", "chr7", "chr9", "chr10", "chr13", "chr16", "chr21", "chrX", "chr22"]

@@ -1,4 +1,4 @@
-"""Tests of chromexp.download with an injected fake fetcher (no network)."""
+"""Tests of chromexp.data.download with an injected fake fetcher (no network)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chromexp import download, io, paths
-from chromexp.download import DownloadError, RemoteFile
+from chromexp import paths
+from chromexp.data import download, io
+from chromexp.data.download import DownloadError, RemoteFile
 
 TAGALIGN = b"chr1\t10\t46\tN\t1000\t+\nchr1\t20\t56\tN\t1000\t-\n"
 

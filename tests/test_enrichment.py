@@ -1,4 +1,4 @@
-"""eQTL enrichment of model-prioritised loci (chromexp.enrichment, chromexp.plots_eqtl)."""
+"""eQTL enrichment of model-prioritised loci (chromexp.analyses.enrichment, chromexp.plots.eqtl)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import enrichment
-from chromexp.enrichment import EFFECT_COLUMNS
+from chromexp.analyses import enrichment
+from chromexp.analyses.enrichment import EFFECT_COLUMNS
 
 TISSUES = {"E066": ["Liver"], "E116": ["Cells_EBV-transformed_lymphocytes"]}
 
@@ -402,7 +402,7 @@ def test_plots_are_labelled_and_structured(fixture_tables):
     import matplotlib
 
     matplotlib.use("Agg")
-    from chromexp import plots_eqtl
+    from chromexp.plots import eqtl as plots_eqtl
 
     loci, has, _ = fixture_tables
     deciles = enrichment.decile_tests(loci, has, TISSUES, n_random=200, seed=0)
@@ -420,7 +420,7 @@ def test_plots_are_labelled_and_structured(fixture_tables):
 # notebook 70 on the smoke preset
 # ---------------------------------------------------------------------------------------------
 def _run_70(session_dirs, run_name):
-    from chromexp import cli
+    from chromexp.runner import cli
 
     args = ["run", "70", "-f", "params/smoke.yaml", "--run-name", run_name, "--quiet"]
     for key, path in session_dirs.items():
@@ -464,7 +464,8 @@ def test_notebook_70_recovers_a_planted_enrichment_on_the_smoke_preset(smoke_par
     """
     import nbformat
 
-    from chromexp import config, dataset, paths
+    from chromexp import config, paths
+    from chromexp.data import dataset
 
     params = config.load_params(
         "E116", files=["params/smoke.yaml"], overrides={"paths": {k: str(v) for k, v in session_dirs.items()}}

@@ -1,4 +1,4 @@
-"""Fine-mapped eQTL input (chromexp.eqtl) and the eQTL simulator (chromexp.simulate_eqtl)."""
+"""Fine-mapped eQTL input (chromexp.data.eqtl) and the eQTL simulator (chromexp.simulate.eqtl)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import download, eqtl, paths, simulate_eqtl
+from chromexp import paths
+from chromexp.data import download, eqtl
+from chromexp.simulate import eqtl as simulate_eqtl
 
 DATA = Path(__file__).parent / "data"
 CHAIN = DATA / "hg38ToHg19.fixture.over.chain"
@@ -228,7 +230,8 @@ def test_planted_truth_as_effect_gives_a_significant_top_decile(smoke_raw):
     """The direct oracle on the smoke preset: ranking E116's distal loci by the planted enhancer
     contribution itself must enrich the top decile for the simulated eQTLs (after the filter and
     the liftover), and a shuffled ranking must not."""
-    from chromexp import enrichment, io
+    from chromexp.analyses import enrichment
+    from chromexp.data import io
 
     genes = io.read_gene_table(smoke_raw / "genes.tsv")
     rpkm = io.read_expression(smoke_raw / "57epigenomes.RPKM.pc.gz", ["E116"])["E116"]

@@ -1,4 +1,4 @@
-"""Manuscript figures (chromexp.figures) and the statistics behind them (chromexp.summary).
+"""Manuscript figures (chromexp.plots.manuscript) and the statistics behind them (chromexp.analyses.summary).
 
 Every panel gets a structural test (axes, artists, labels, caption provenance) on small tidy
 fixtures written in the layout of a real run (``results/<run>/<EID>/...``, ``eqtl/``, ``ldsc/``),
@@ -18,8 +18,10 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from chromexp import figures, plots, summary  # noqa: E402
+from chromexp import provenance  # noqa: E402
+from chromexp.analyses import summary  # noqa: E402
 from chromexp.constants import REAL, SEMI_SYNTHETIC  # noqa: E402
+from chromexp.plots import manuscript, style  # noqa: E402
 from chromexp.results import write_table  # noqa: E402
 
 # seaborn 0.13's boxplot passes matplotlib 3.11 a deprecated argument; not ours to fix
@@ -264,7 +266,7 @@ def _title(fig):
 
 
 def _drawn(run, name):
-    d = figures.draw(name, run, None)
+    d = manuscript.draw(name, run, None)
     assert d.figure is not None, d.note
     return d.figure
 
@@ -299,7 +301,7 @@ def test_a_cell_type_without_dataset_tables_is_unknown_and_never_real(tmp_path):
     t = summary.load_run_tables(run)
     assert set(t["metrics"]["provenance"]) == {summary.UNKNOWN}
     label = summary.provenance_label(t["metrics"])
-    assert "UNKNOWN" in label and label != plots.data_label(REAL)
+    assert "UNKNOWN" in label and label != provenance.data_label(REAL)
 
 
 def test_mixed_provenance_names_the_cell_types_and_does_not_read_as_real():
@@ -308,14 +310,14 @@ def test_mixed_provenance_names_the_cell_types_and_does_not_read_as_real():
     assert label.startswith("MIXED") and "SEMI-SYNTHETIC: E066" in label and "real: E003" in label
 
 
-@pytest.mark.parametrize("name", [p.name for p in figures.PANELS])
+@pytest.mark.parametrize("name", [p.name for p in manuscript.PANELS])
 def test_real_tables_give_real_in_the_caption_and_semi_synthetic_ones_do_not(name, semi, real):
     fig_real, fig_semi = _drawn(real, name), _drawn(semi, name)
     t_real, t_semi = _title(fig_real), _title(fig_semi)
     plt.close("all")
-    assert plots.data_label(REAL) in t_real and "SYNTHETIC" not in t_real
+    assert provenance.data_label(REAL) in t_real and "SYNTHETIC" not in t_real
     assert "SEMI-SYNTHETIC" in t_semi and "real data" not in t_semi
-    panel = next(p for p in figures.PANELS if p.name == name)
+    panel = next(p for p in manuscript.PANELS if p.name == name)
     assert f"paper {panel.paper}" in t_semi  # which published panel it corresponds to
 
 
@@ -498,7 +500,7 @@ def test_attribution_file_without_a_required_key_names_the_file(tmp_path):
     del data["resolution_2000_grad_after"]
     np.savez(tmp_path / "attribution_bad.npz", **data)
     with pytest.raises(ValueError, match=r"attribution_bad.npz.*resolution_2000_grad_after"):
-        figures.load_attribution(tmp_path / "attribution_bad.npz")
+        manuscript.load_attribution(tmp_path / "attribution_bad.npz")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,7 +511,7 @@ def test_missing_inputs_skip_a_panel_with_a_note_and_remove_a_stale_file(tmp_pat
     out = tmp_path / "figs"
     out.mkdir()
     (out / "fig6a_perturbation_levels.svg").write_text("stale")
-    drawn = [figures.draw(p, run, out) for p in figures.PANELS]
+    drawn = [manuscript.draw(p, run, out) for p in manuscript.PANELS]
     status = {d.panel.name: d for d in drawn}
     for name in (
         "fig6a_perturbation_levels",
@@ -523,7 +525,7 @@ def test_missing_inputs_skip_a_panel_with_a_note_and_remove_a_stale_file(tmp_pat
     assert "attribution_*.npz" in status["fig8_locus_view"].note
     assert not (out / "fig6a_perturbation_levels.svg").exists()
     assert (out / "fig1a_promoter_by_mark.svg").is_file() and (out / "fig1a_promoter_by_mark.png").is_file()
-    index = figures.index_markdown(drawn, run, "run")
+    index = manuscript.index_markdown(drawn, run, "run")
     assert "| [fig1a_promoter_by_mark](fig1a_promoter_by_mark.svg) | Fig. 1A |" in index
     assert "fig6a_perturbation_levels | Fig. 6A |" in index and "semi-synthetic" in index
     plt.close("all")
@@ -535,14 +537,14 @@ def test_tables_without_usable_rows_skip_with_a_note_not_an_error(tmp_path):
         m = pd.read_csv(run / cell / "metrics.tsv", sep="\t")
         write_table(m[m["model"] != "promoter_cnn"], run / cell / "metrics.tsv")
     t = summary.load_run_tables(run)
-    d = figures.draw("fig1b_promoter_by_cell_type", t, None)
+    d = manuscript.draw("fig1b_promoter_by_cell_type", t, None)
     assert d.figure is None and "promoter_cnn pearson_r test" in d.note
 
 
 def test_saved_panels_are_byte_identical_on_regeneration(semi, tmp_path):
     for out in ("a", "b"):
         for name in ("fig2a_prediction_correlation", "fig4b_distal_gain"):
-            figures.draw(name, semi, tmp_path / out)
+            manuscript.draw(name, semi, tmp_path / out)
     plt.close("all")
     for path in (tmp_path / "a").iterdir():
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
@@ -550,7 +552,7 @@ def test_saved_panels_are_byte_identical_on_regeneration(semi, tmp_path):
 
 def test_theme_is_seaborn_based_and_restored_after_a_panel():
     before = dict(matplotlib.rcParams)
-    with plots.theme():
+    with style.theme():
         assert matplotlib.rcParams["axes.spines.top"] is False
         assert matplotlib.rcParams["svg.hashsalt"] == "chromexp"
     assert dict(matplotlib.rcParams) == before
@@ -607,7 +609,7 @@ def test_distal_gain_paired_test_detects_a_better_model_and_not_a_worse_one(semi
 
 
 def test_pair_gains_by_brute_force(semi):
-    from chromexp import gains
+    from chromexp.analyses import gains
 
     g = gains.pair_gains(semi["metrics"])
     m = semi["metrics"]
@@ -680,7 +682,7 @@ def test_a_malformed_attribution_file_is_an_error_not_a_silent_skip(tmp_path):
     np.savez(run / "E003" / "attribution_broken.npz", gene_id="G1")
     t = summary.load_run_tables(run)
     with pytest.raises(ValueError, match="attribution_broken.npz"):
-        figures.draw("fig8_locus_view", t, None)
+        manuscript.draw("fig8_locus_view", t, None)
 
 
 def test_effect_by_distance_keeps_one_bin_per_distal_position():

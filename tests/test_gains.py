@@ -1,4 +1,4 @@
-"""Gains between models (chromexp.gains): one definition for notebooks 40/50 and notebook 90.
+"""Gains between models (chromexp.analyses.gains): one definition for notebooks 40/50 and notebook 90.
 
 The table is built so that the per-fold better single mark differs from the better single mark
 by mean over folds: a per-fold ``max`` (what notebook 90 once did while notebook 50 used the
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import gains
+from chromexp.analyses import gains
 
 ALL7 = "H3K27ac+H3K27me3+H3K36me3+H3K4me1+H3K4me3+H3K9ac+H3K9me3"
 # H3K4me3 is better on average (0.70 vs 0.60), H3K27ac better in fold 2 (0.75 vs 0.65)

@@ -1,4 +1,4 @@
-"""chromexp.intervals (pybedtools, bedtools semantics) against the numpy paths and brute force."""
+"""chromexp.data.intervals (pybedtools, bedtools semantics) against the numpy paths and brute force."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import intervals, peaks
+from chromexp.baselines import peaks
+from chromexp.data import intervals
 
 
 @pytest.fixture

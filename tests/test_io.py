@@ -1,4 +1,4 @@
-"""Tests of chromexp.io: every reader round-trips a tiny file and rejects bad input with file:line."""
+"""Tests of chromexp.data.io: every reader round-trips a tiny file and rejects bad input with file:line."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import io
 from chromexp.constants import CELL_TYPES
+from chromexp.data import io
 from chromexp.paths import resources_dir
 
 DATA = Path(__file__).resolve().parent / "data"

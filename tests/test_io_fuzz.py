@@ -3,7 +3,7 @@
 Each example mutates a small valid file (inserted tokens such as tabs, newlines, signs, huge or
 hexadecimal numbers, ``nan``, binary bytes; deleted or duplicated bytes and lines; truncation;
 optionally gzip, possibly truncated) and checks the reader against an independent, deliberately
-simple parser written here from the documented grammar (``chromexp.io`` module docstring):
+simple parser written here from the documented grammar (``chromexp.data.io`` module docstring):
 
 * the oracle accepts -> the reader returns exactly the oracle's rows;
 * the oracle finds a bad line -> the reader raises ``ValueError("<file>:<that line>: ...")``;
@@ -25,12 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 
-from chromexp import io
+from chromexp.data import io
 
 SIZES = {"chr1": 1_000, "chr2": 500}
 
 # --------------------------------------------------------------------------------------------
-# the grammar, written independently of chromexp.io
+# the grammar, written independently of chromexp.data.io
 # --------------------------------------------------------------------------------------------
 INT = re.compile(r" *-?[0-9]+ *")
 NUMBER = r" *[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity"

@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from chromexp import io, peaks, signal
+from chromexp.baselines import peaks
+from chromexp.data import io, signal
 
 READS = "chr1\t10\t46\tN\t1000\t+\nchr1\t0\t36\tN\t1000\t-\nchr2\t100\t136\tN\t1000\t-\n"
 SIZES = {"chr1": 1_000, "chr2": 500}

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from chromexp import lab
+from chromexp.runner import lab
 
 
 def _free_port() -> int:

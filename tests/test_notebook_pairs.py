@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from chromexp import notebooks, paths
+from chromexp import paths
+from chromexp.runner import notebooks
 
 SOURCES = sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.py"))
 

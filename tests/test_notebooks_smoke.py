@@ -1,4 +1,4 @@
-"""Every notebook runs end to end under papermill with params/smoke.yaml (STYLE.md: notebooks are tested).
+"""Every notebook runs end to end under papermill with params/smoke.yaml (every notebook is tested).
 
 One batch, exactly as a user runs it (`chromexp batch -f params/smoke.yaml --jobs 2`), with data,
 results and figures redirected to a temporary folder.
@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import nbformat
 import pytest
 
-from chromexp import cli, notebooks
+from chromexp.runner import cli, notebooks
 
 
 def _output_text(nb) -> str:

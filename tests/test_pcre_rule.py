@@ -8,7 +8,7 @@ from queue import PriorityQueue
 import numpy as np
 import pandas as pd
 
-from chromexp import dataset
+from chromexp.data import dataset
 
 SETTINGS = {"max_pcres": 8, "pcre_min_frequency": 1.5, "pcre_max_length": 40_000}
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import peaks
+from chromexp.baselines import peaks
 from chromexp.config import load_params
 
 NARROW = "chr1\t100\t200\tp1\t0\t.\t5.5\t3.1\t2.0\t50\nchr1\t300\t400\tp2\t0\t.\t7.25\t-1\t-1\t-1\n"

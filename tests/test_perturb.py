@@ -1,4 +1,4 @@
-"""The perturbation engine (chromexp.perturb) against brute force and its invariants."""
+"""The perturbation engine (chromexp.analyses.perturb) against brute force and its invariants."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from chromexp import perturb
+from chromexp.analyses import perturb
 from chromexp.experiments import perturbation
 from chromexp.models import chromoformer as cf
 from chromexp.models import chromoformer_inputs as ci
@@ -283,7 +283,7 @@ def test_fig6_and_fig8_panels_are_labelled(setup):
     import matplotlib
 
     matplotlib.use("Agg")
-    from chromexp import plots
+    from chromexp.plots import panels
 
     models, x = setup
     genes = pd.DataFrame({"gene_id": [f"G{i}" for i in range(5)], "chrom": "chr2", "tss": 50_000, "strand": "+"})
@@ -300,9 +300,9 @@ def test_fig6_and_fig8_panels_are_labelled(setup):
     curves, by_d = perturb.level_curves(t), perturb.effect_by_distance(t)
     assert set(curves["region_kind"]) == {"promoter", "distal"} and len(by_d) == 16
     assert perturb.decay_length(by_d).shape == (1, 4)
-    fig = plots.plot_perturbation(curves, by_d, "semi-synthetic", "E116")
+    fig = panels.plot_perturbation(curves, by_d, "semi-synthetic", "E116")
     assert len(fig.axes) == 3 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
     assert all(len(ax.lines) >= 2 for ax in fig.axes)
     sig = {r: x[f"promoter_{r}"][0, 0].numpy() for r in (2000, 500, 100)}
-    fig8 = plots.plot_attribution_locus(sig, sig, sig, (-8.0, -6.0), "real", "locus", "input_x_gradient")
+    fig8 = panels.plot_attribution_locus(sig, sig, sig, (-8.0, -6.0), "real", "locus", "input_x_gradient")
     assert len(fig8.axes) == 6 and "real data" in fig8._suptitle.get_text()

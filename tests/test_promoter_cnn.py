@@ -265,8 +265,8 @@ def test_performance_and_training_plots():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from chromexp import plots
     from chromexp.metrics import tidy_metrics
+    from chromexp.plots import panels
 
     rows = []
     for mark, r in (("H3K27me3", 0.2), ("H3K4me3", 0.7)):
@@ -276,7 +276,7 @@ def test_performance_and_training_plots():
             for flank in (750, 3000):
                 rows.append(tidy_metrics({"abs_pearson_r": r - 0.1}, model=f"naive_tss{flank}", **common))
     table = pd.concat(rows, ignore_index=True)
-    fig = plots.plot_promoter_performance(table, "semi-synthetic")
+    fig = panels.plot_promoter_performance(table, "semi-synthetic")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["H3K4me3", "H3K27me3"]  # MARKS order
     bars = [p.get_height() for p in ax.patches]
@@ -286,7 +286,7 @@ def test_performance_and_training_plots():
     assert "naive |r|, TSS ± 750 bp" in labels and "naive |r|, TSS ± 3000 bp" in labels
     plt.close(fig)
     with pytest.raises(ValueError, match="No test rows"):
-        plots.plot_promoter_performance(table, "real", model="other")
+        panels.plot_promoter_performance(table, "real", model="other")
 
     history = pd.DataFrame(
         {
@@ -298,6 +298,6 @@ def test_performance_and_training_plots():
             "best_epoch": [2, 2, 1, 1],
         }
     )
-    fig = plots.plot_training_curves(history, "real")
+    fig = panels.plot_training_curves(history, "real")
     assert len(fig.axes) == 2 and "real data" in fig._suptitle.get_text()
     plt.close(fig)

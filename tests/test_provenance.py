@@ -8,8 +8,9 @@ import json
 import h5py
 import pytest
 
-from chromexp import dataset, paths, plots, provenance, runs
+from chromexp import paths, provenance, runs
 from chromexp.constants import REAL, SEMI_SYNTHETIC
+from chromexp.data import dataset
 
 
 def _as_roadmap(params, raw):
@@ -26,9 +27,9 @@ def test_simulated_files_declared_real_are_refused(smoke_params, smoke_raw):
     with pytest.raises(provenance.ProvenanceError, match="semi-synthetic.*data.source is 'roadmap'"):
         dataset.build_dataset(lying, "E003")
     with pytest.raises(provenance.ProvenanceError, match="semi-synthetic"):
-        plots.provenance_of(lying)
+        provenance.of_params(lying)
     assert provenance.detect(smoke_raw) == SEMI_SYNTHETIC
-    assert provenance.of_params(smoke_params) == SEMI_SYNTHETIC == plots.provenance_of(smoke_params)
+    assert provenance.of_params(smoke_params) == SEMI_SYNTHETIC
 
 
 def test_run_start_refuses_the_contradiction(smoke_params, smoke_raw, monkeypatch):

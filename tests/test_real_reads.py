@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import dataset, io, signal
 from chromexp.config import load_params
 from chromexp.constants import CHROMOSOMES
+from chromexp.data import dataset, io, signal
 
 SIZE = 100_000
 HW = 20_000  # signal.half_window of the default parameters

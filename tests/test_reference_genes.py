@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from test_dataset import TSS_A, _make_raw
 
-from chromexp import dataset, download, reference_genes
 from chromexp.config import load_params
 from chromexp.constants import CHROM_FOLD
+from chromexp.data import dataset, download, reference_genes
 
 TRAIN_HEADER = "gene_id,eid,label,expression,chrom,start,end,strand,split,neighbors,scores\n"
 

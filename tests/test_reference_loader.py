@@ -5,7 +5,7 @@ promoter window ``[TSS - 20 kb, TSS + 20 kb)`` and each pCRE fragment), a float1
 (7, length) holding the per-base depth in ``MARKS`` order, exactly as in its demo. We write
 those files in ``tmp_path`` from the same vendored bedGraphs (brute force, base by base), run
 the reference loader, and compare its promoter / pCRE tensors, pad masks, interaction masks
-and frequencies with :class:`chromexp.dataset.CellDataset` built by our own path.
+and frequencies with :class:`chromexp.data.dataset.CellDataset` built by our own path.
 
 Precision: depths are integers <= 113 here, exact in float16, so the reference's float16 files
 lose nothing. The reference then averages in float32 and applies ``torch.log`` in float32; we
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import dataset, io
 from chromexp.constants import MARKS
+from chromexp.data import dataset, io
 
 torch = pytest.importorskip("torch")
 chromoformer_data = pytest.importorskip("chromoformer.data")

@@ -29,8 +29,11 @@ import pytest
 from test_cli import GLOBAL_PARAMS, HEADER, PER_CELL_PARAMS, START, fake_repo  # noqa: F401 — fixture
 from test_dataset import _make_raw
 
-from chromexp import cli, config, dataset, notebooks, paths, simulate, utils
+from chromexp import config, paths, utils
 from chromexp.config import load_params
+from chromexp.data import dataset
+from chromexp.runner import cli, notebooks
+from chromexp.simulate import roadmap
 
 #: The toy raw files are hand-made (no generator manifest): declared as real-format data.
 TOY = {"data": {"name": "toy", "source": "roadmap"}}
@@ -262,7 +265,7 @@ def test_simulation_workers_die_with_their_parent(tmp_path):
         def work(i):
             time.sleep(120)
 
-        pool = concurrent.futures.ProcessPoolExecutor(2, initializer=simulate._die_with_parent, initargs=(os.getpid(),))
+        pool = concurrent.futures.ProcessPoolExecutor(2, initializer=roadmap._die_with_parent, initargs=(os.getpid(),))
         for i in range(2):
             pool.submit(work, i)
         while len(pool._processes) < 2:
@@ -298,12 +301,12 @@ def test_leftovers_of_a_killed_generation_are_removed_by_the_next_run(tmp_path):
     for d in leftovers:
         (d / "pchic").mkdir(parents=True)
         (d / "E003-H3K4me3.tagAlign.gz").write_bytes(b"partial")
-    simulate.generate(params)
+    roadmap.generate(params)
     live = raw.parent / f".raw.tmp-{os.getpid()}-other"  # a live writer's folder is left alone
     live.mkdir()
     stray = raw / f".genes.tsv.tmp-{dead}-abc"
     stray.write_text("half")
-    simulate.generate(params)  # reuses the dataset, and cleans up
+    roadmap.generate(params)  # reuses the dataset, and cleans up
     assert not any(d.exists() for d in leftovers) and not stray.exists()
     assert live.exists()
     assert not list(raw.parent.glob(".raw.tmp-*"))[1:]  # only the live one

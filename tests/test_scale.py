@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chromexp import cli, scale
 from chromexp.constants import CELL_TYPES
+from chromexp.runner import cli, scale
 
 REPO = Path(__file__).resolve().parents[1]
 

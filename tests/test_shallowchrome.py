@@ -10,7 +10,7 @@ import statsmodels.api as sm
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from chromexp import shallowchrome as sc
+from chromexp.baselines import shallowchrome as sc
 from chromexp.constants import MARKS
 from chromexp.results import METRIC_COLUMNS
 

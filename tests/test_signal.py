@@ -1,4 +1,4 @@
-"""chromexp.signal: exact bin means, checked against the bedtools binary and brute force.
+"""chromexp.data.signal: exact bin means, checked against the bedtools binary and brute force.
 
 The oracle is ``bedtools genomecov -bga`` / ``-bg`` on a tagAlign fixture (each read counted over
 its own [start, end), no ``-fs``, as both reference codes), expanded to a per-base depth array
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import io, signal
+from chromexp.data import io, signal
 
 SIZES = {"chr1": 30_000, "chr2": 12_345, "chr10": 5_000}
 READ = 36

@@ -1,7 +1,7 @@
-"""Tests of the semi-synthetic generator (chromexp.simulate, docs/methods.md, "Semi-synthetic data").
+"""Tests of the semi-synthetic generator (chromexp.simulate.roadmap, docs/methods.md, "Semi-synthetic data").
 
 The smoke preset (``smoke_raw`` session fixture) is generated once and read back with the real
-readers of chromexp.io; determinism and atomicity are checked on a tiny preset (30 genes).
+readers of chromexp.data.io; determinism and atomicity are checked on a tiny preset (30 genes).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp import io, simulate
-from chromexp.calibration import reads_to_bins
 from chromexp.constants import CHROM_FOLD, FOLD_CHROMS, MARKS, PCHIC_TISSUE
+from chromexp.data import io
+from chromexp.simulate import common, roadmap
+from chromexp.simulate.calibration import reads_to_bins
 
 
 def tiny_params(smoke_params, tmp_path, seed=0, n_genes=16, cell_types=("E003",)):
@@ -41,20 +42,20 @@ def test_format_tagalign_matches_python_formatting():
     rng = np.random.default_rng(0)
     starts = np.concatenate([[0, 9, 10, 99, 100, 999_999, 1_000_000, 249_250_585], rng.integers(0, 2**28, 500)])
     minus = rng.random(len(starts)) < 0.5
-    got = simulate.format_tagalign("chr1", starts, minus, 36).decode().splitlines()
+    got = roadmap.format_tagalign("chr1", starts, minus, 36).decode().splitlines()
     want = [f"chr1\t{s}\t{s + 36}\tN\t1000\t{'-' if m else '+'}" for s, m in zip(starts, minus)]
     assert got == want
-    assert simulate.format_tagalign("chr2", np.zeros(0, int), np.zeros(0, bool), 36) == b""
+    assert roadmap.format_tagalign("chr2", np.zeros(0, int), np.zeros(0, bool), 36) == b""
     with pytest.raises(ValueError, match="starts must be >= 0"):
-        simulate.format_tagalign("chr1", np.array([-1]), np.array([False]), 36)
+        roadmap.format_tagalign("chr1", np.array([-1]), np.array([False]), 36)
 
 
 def test_gzip_bytes_header_has_no_timestamp_or_name():
-    blob = simulate.gzip_bytes(b"hello\n")
+    blob = common.gzip_bytes(b"hello\n")
     assert blob[4:8] == b"\x00\x00\x00\x00"  # MTIME = 0
     assert blob[3] & 0x08 == 0  # FLG.FNAME unset: no file name stored
     assert gzip.decompress(blob) == b"hello\n"
-    assert simulate.gzip_bytes(b"hello\n") == blob
+    assert common.gzip_bytes(b"hello\n") == blob
 
 
 def test_smoke_files_pass_the_real_readers(smoke_params, smoke_raw):
@@ -68,7 +69,7 @@ def test_smoke_files_pass_the_real_readers(smoke_params, smoke_raw):
     assert set(genes["strand"]) <= {"+", "-"}
     # every fold has genes (chromosome spread), and the expression is the real vendored table
     assert {CHROM_FOLD[c] for c in genes["chrom"]} == set(FOLD_CHROMS)
-    real = simulate.load_real_genes().set_index("gene_id")
+    real = roadmap.load_real_genes().set_index("gene_id")
     assert set(expr.index) == set(genes["gene_id"])
     eids = list(expr.columns)
     assert len(eids) == 11
@@ -86,7 +87,7 @@ def test_smoke_files_pass_the_real_readers(smoke_params, smoke_raw):
         lengths = pchic["other_end"] - pchic["other_start"]
         assert 3_500 <= lengths.median() <= 7_500  # HindIII-like, median ~5 kb
         with gzip.open(raw / "pchic" / f"{tissue}.tsv.gz", "rt") as fh:
-            assert fh.readline().rstrip("\n").split("\t") == list(simulate.PCHIC_COLUMNS)
+            assert fh.readline().rstrip("\n").split("\t") == list(roadmap.PCHIC_COLUMNS)
         # a gene's bait is the fragment containing its TSS; genes have 0 to more than 8 interactions
         merged = genes.merge(pchic, left_on="chrom", right_on="bait_chrom")
         holds = merged[(merged["tss"] >= merged["bait_start"]) & (merged["tss"] < merged["bait_end"])]
@@ -100,14 +101,14 @@ def test_manifest_lists_every_file_with_its_hash(smoke_params, smoke_raw):
     on_disk = {p.relative_to(smoke_raw).as_posix() for p in smoke_raw.rglob("*") if p.is_file()}
     assert set(manifest["files"]) == on_disk - {"manifest.json"}
     assert manifest["params"]["preset"] == "smoke" and manifest["params"]["seed"] == smoke_params["seed"]
-    assert simulate.is_complete(smoke_raw, smoke_params, verify=True)
+    assert roadmap.is_complete(smoke_raw, smoke_params, verify=True)
     readme = (smoke_raw / "truth" / "README.md").read_text()
     assert "SIMULATED" in readme and "eQTL" in readme
 
 
 def test_generate_reuses_a_complete_dataset(smoke_params, smoke_raw):
     stamp = {p: p.stat().st_mtime_ns for p in smoke_raw.rglob("*") if p.is_file()}
-    assert simulate.generate(smoke_params) == smoke_raw
+    assert roadmap.generate(smoke_params) == smoke_raw
     assert {p: p.stat().st_mtime_ns for p in smoke_raw.rglob("*") if p.is_file()} == stamp
 
 
@@ -115,9 +116,9 @@ def test_generate_reuses_a_complete_dataset(smoke_params, smoke_raw):
 # determinism, idempotence, atomicity
 # ----------------------------------------------------------------------------------------------
 def test_same_seed_gives_byte_identical_files_and_another_seed_differs(smoke_params, tmp_path):
-    a = simulate.generate(tiny_params(smoke_params, tmp_path / "a"))
-    b = simulate.generate(tiny_params(smoke_params, tmp_path / "b"))
-    c = simulate.generate(tiny_params(smoke_params, tmp_path / "c", seed=1))
+    a = roadmap.generate(tiny_params(smoke_params, tmp_path / "a"))
+    b = roadmap.generate(tiny_params(smoke_params, tmp_path / "b"))
+    c = roadmap.generate(tiny_params(smoke_params, tmp_path / "c", seed=1))
     fa, fb, fc = file_bytes(a), file_bytes(b), file_bytes(c)
     assert fa.keys() == fb.keys() and all(fa[k] == fb[k] for k in fa)
     tag = "E003-H3K4me3.tagAlign.gz"
@@ -135,7 +136,7 @@ def test_parallel_and_serial_runs_are_identical(smoke_params, tmp_path):
     p2 = copy.deepcopy(p1)
     p2["simulate"]["n_jobs"] = 2
     p2["paths"]["data_dir"] = str(tmp_path / "parallel")
-    assert file_bytes(simulate.generate(p1)) == file_bytes(simulate.generate(p2))
+    assert file_bytes(roadmap.generate(p1)) == file_bytes(roadmap.generate(p2))
 
 
 def test_interrupted_run_never_looks_complete(smoke_params, tmp_path, monkeypatch):
@@ -144,54 +145,54 @@ def test_interrupted_run_never_looks_complete(smoke_params, tmp_path, monkeypatc
     def boom(task):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(simulate, "_cell_type_task", boom)
+    monkeypatch.setattr(roadmap, "_cell_type_task", boom)
     with pytest.raises(RuntimeError, match="killed"):
-        simulate.generate(params)
-    raw = simulate.paths.raw_dir(params)
+        roadmap.generate(params)
+    raw = roadmap.paths.raw_dir(params)
     assert not raw.exists()
     assert not any(p.name.startswith(".raw.tmp") for p in raw.parent.iterdir())
     monkeypatch.undo()
-    out = simulate.generate(params)
-    assert simulate.is_complete(out, params, verify=True)
+    out = roadmap.generate(params)
+    assert roadmap.is_complete(out, params, verify=True)
     # a changed knob invalidates the cache; a truncated file too
     changed = copy.deepcopy(params)
     changed["simulate"]["local_enhancers"] = 2.0
-    assert not simulate.is_complete(out, changed)
+    assert not roadmap.is_complete(out, changed)
     tag = out / "E003-H3K27ac.tagAlign.gz"
     tag.write_bytes(tag.read_bytes()[:-10])
-    assert not simulate.is_complete(out, params)
-    simulate.generate(params)
-    assert simulate.is_complete(out, params, verify=True)
+    assert not roadmap.is_complete(out, params)
+    roadmap.generate(params)
+    assert roadmap.is_complete(out, params, verify=True)
 
 
 def test_bad_arguments_raise_clear_errors(smoke_params):
     p = copy.deepcopy(smoke_params)
     p["data"]["preset"] = "huge"
     with pytest.raises(ValueError, match="Unknown data.preset 'huge'"):
-        simulate.generate(p)
+        roadmap.generate(p)
     p = copy.deepcopy(smoke_params)
     p["data"]["source"] = "roadmap"
     with pytest.raises(ValueError, match="only 'semisynthetic'"):
-        simulate.generate(p)
-    table = simulate.load_real_genes()
+        roadmap.generate(p)
+    table = roadmap.load_real_genes()
     with pytest.raises(ValueError, match="n_genes must be >= 1"):
-        simulate.select_genes(table, 0, 0)
+        roadmap.select_genes(table, 0, 0)
 
 
 # ----------------------------------------------------------------------------------------------
 # gene choice and planted truth
 # ----------------------------------------------------------------------------------------------
 def test_gene_table_cleaning_and_demo_selection():
-    table = simulate.load_real_genes()
+    table = roadmap.load_real_genes()
     assert set(table["strand"]) == {"+", "-"} and table["gene_id"].is_unique
     assert table["gene_length"].notna().all()
-    demo = simulate.select_genes(table, 2000, seed=0)
+    demo = roadmap.select_genes(table, 2000, seed=0)
     assert len(demo) == 2000 and demo["gene_id"].is_unique
     assert set(demo["chrom"]) == set(table["chrom"])  # every chromosome, hence every fold
     share = demo["chrom"].value_counts() / 2000
     expected = table["chrom"].value_counts() / len(table)
     assert (share - expected.reindex(share.index)).abs().max() < 0.01
-    pd.testing.assert_frame_equal(demo, simulate.select_genes(table, 2000, seed=0))
+    pd.testing.assert_frame_equal(demo, roadmap.select_genes(table, 2000, seed=0))
 
 
 def test_enhancers_explain_part_of_the_real_expression(smoke_params, smoke_raw):
@@ -293,13 +294,13 @@ def test_reads_near_a_chromosome_end_stay_inside_it(smoke_params):
     size = 1_000_000
     genes = pd.DataFrame({"chrom": ["chr21"], "tss": [size - 5_000]})
     fragments = pd.DataFrame({"chrom": ["chr21"], "start": [size - 3_000], "end": [size]})
-    grid = simulate.build_grid(genes, fragments, {"chr21": size}, knobs)
+    grid = roadmap.build_grid(genes, fragments, {"chr21": size}, knobs)
     step, length = int(knobs["grid_step"]), int(knobs["read_length"])
     # the last possible read of the last cell must end inside the chromosome
     assert grid["chr21"].max() + step - 1 + length <= size
     assert grid["chr21"].max() + step - 1 + length > size - step  # and the grid reaches the end
     depth = {"chr21": np.full(len(grid["chr21"]), 50.0)}
-    starts, _ = simulate.sample_reads(depth, grid, knobs, np.random.default_rng(0))["chr21"]
+    starts, _ = roadmap.sample_reads(depth, grid, knobs, np.random.default_rng(0))["chr21"]
     assert len(starts) > 0
     assert starts.max() + int(knobs["read_length"]) <= size
     assert starts.min() >= 0

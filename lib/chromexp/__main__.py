@@ -1,5 +1,5 @@
 """``python -m chromexp`` = the ``chromexp`` console script."""
 
-from .cli import main
+from .runner.cli import main
 
 raise SystemExit(main())

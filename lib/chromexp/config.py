@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from . import paths
-from .constants import CELL_TYPES, MARKS, PROTOCOLS
+from .constants import CELL_TYPES, FEATURE_ENGINES, MARKS, PROTOCOLS
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
 FREE_FORM_KEYS: frozenset[str] = frozenset()
@@ -351,8 +351,6 @@ def validate(params: Mapping[str, Any]) -> None:
     )
     check("model.chromoformer.concurrent", *positive_int, nullable=True)
     check("shallowchrome.marks", marks_ok, marks_why, True)
-    from .peaks import FEATURE_ENGINES
-
     check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
         check(key, lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True)

@@ -1,4 +1,4 @@
-"""Every path chromexp reads or writes comes from here (STYLE.md: notebooks never type a path).
+"""Every path chromexp reads or writes comes from here (notebooks never type a path).
 
 Resolution order for each location: environment variable > parameter (``paths:`` block of the
 merged parameters) > default under the repository (``data/``, ``results/``, ``figures/``).

@@ -1,6 +1,6 @@
 """Where a dataset's provenance is decided: from the files on disk, never from a parameter.
 
-The generator of the semi-synthetic data (:func:`chromexp.simulate.generate`) writes
+The generator of the semi-synthetic data (:func:`chromexp.simulate.roadmap.generate`) writes
 ``raw/manifest.json`` (last, with the size and SHA-256 of every file it wrote). Real inputs --
 downloaded with ``chromexp download`` or copied by a user -- have no such manifest. So:
 
@@ -149,3 +149,22 @@ def of_dataset_dir(params: Mapping[str, Any]) -> str | None:
 
 
 __all__ = ["MANIFEST", "ProvenanceError", "declared", "detect", "of_params", "of_dataset_dir", "read_manifest"]
+
+
+# ----------------------------------------------------------------------------------------------
+# how captions and Answer paragraphs name the data
+# ----------------------------------------------------------------------------------------------
+def data_label(provenance: str) -> str:
+    """Text that a caption must carry: ``"SEMI-SYNTHETIC data"`` or ``"real Roadmap data"``."""
+    if provenance == SEMI_SYNTHETIC:
+        return "SEMI-SYNTHETIC data (simulated reads, real expression)"
+    if provenance == REAL:
+        return "real data"
+    raise ValueError(f"Unknown data provenance {provenance!r}; use {SEMI_SYNTHETIC!r} or {REAL!r}.")
+
+
+def provenance_phrase(provenance: str) -> str:
+    """How an **Answer** paragraph names the data: semi-synthetic results say so in the first words."""
+    if provenance == SEMI_SYNTHETIC:
+        return "On this **semi-synthetic** data (simulated reads, real expression; it shows what the simulator encodes, not biology)"
+    return f"On this {provenance} data"

@@ -1,7 +1,7 @@
 """Experiments: the recipes that train and evaluate models per (mark set, fold) and write tidy tables.
 
 ``chromexp.models`` holds the networks only; this layer loads a dataset's inputs, trains one
-model per (mark set, fold) with :mod:`chromexp.train`, and turns each fold's test predictions into
+model per (mark set, fold) with :mod:`chromexp.training.train`, and turns each fold's test predictions into
 the tidy metrics and predictions tables of ``docs/data-formats.md``.
 
 * :mod:`chromexp.experiments.evaluation` — the one "predict each fold's test genes → metrics +
@@ -12,4 +12,10 @@ the tidy metrics and predictions tables of ``docs/data-formats.md``.
 * :mod:`chromexp.experiments.chromoformer` — notebooks 40 and 50: one Chromoformer per
   (mark set, fold), gains over the promoter CNN and of mark pairs.
 * :mod:`chromexp.experiments.shallowchrome` — notebook 20: peaks → features → both protocols.
+* :mod:`chromexp.experiments.data_prep` — notebook 10: the real reference data of a cell type, the Answer.
+* :mod:`chromexp.experiments.perturbation` — notebook 60: the fold models the perturbation loads.
+
+The top layer of the recipes: may import the base modules, :mod:`chromexp.data`,
+:mod:`chromexp.baselines`, :mod:`chromexp.models` and :mod:`chromexp.training`; nothing imports
+it but the notebooks (``tests/test_architecture.py``). This package imports nothing itself.
 """

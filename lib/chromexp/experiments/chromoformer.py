@@ -1,11 +1,11 @@
 """Notebooks 40 and 50's experiment: one Chromoformer per (mark set, fold); compare mark sets.
 
 :func:`train_and_evaluate` trains one Chromoformer per (mark set, fold) with the study's protocol
-(``chromexp.train.fit``: AdamW as the reference, lr 1e-3, batch 64, MSE or cross-entropy,
+(``chromexp.training.train.fit``: AdamW as the reference, lr 1e-3, batch 64, MSE or cross-entropy,
 ReduceLROnPlateau and early stopping on the fold's validation genes), evaluates it with
 :func:`chromexp.experiments.evaluation.evaluate_fold` and returns tidy metrics and predictions
 (docs/data-formats.md). The Fig. 4A/C and Fig. 5 comparisons are derived from the tidy metrics
-tables by :mod:`chromexp.gains` (the same functions notebook 90 uses); :func:`gain_summary`,
+tables by :mod:`chromexp.analyses.gains` (the same functions notebook 90 uses); :func:`gain_summary`,
 :func:`pair_summary` and the answers summarise them for one cell type.
 """
 
@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import train
 from ..constants import anchor_pairs
 from ..models import chromoformer as cf
 from ..models import chromoformer_inputs as ci
 from ..results import marks_key
+from ..training import train
 from ..utils import get_logger
 from .evaluation import evaluate_fold, fold_split
 
@@ -336,7 +336,7 @@ def train_and_evaluate(
 
     Parameters
     ----------
-    dataset : chromexp.dataset.CellDataset
+    dataset : chromexp.data.dataset.CellDataset
     params : mapping
         Merged parameters (``model.chromoformer``, ``train``, ``seed``, ``device``, ``folds``).
     mark_sets : sequence of sequences of str
@@ -467,7 +467,7 @@ def pair_training_plan(
 
 
 def gain_summary(gains: pd.DataFrame, provenance: str) -> pd.DataFrame:
-    """Mean over folds of :func:`chromexp.gains.gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``data``."""
+    """Mean over folds of :func:`chromexp.analyses.gains.gain_over_promoter`'s columns per mark set, with ``n_folds`` and ``data``."""
     if gains.empty:
         return pd.DataFrame(columns=["distal", "promoter", "gain", "n_folds", "data"])
     summary = gains.groupby("marks")[["distal", "promoter", "gain"]].mean()
@@ -475,7 +475,7 @@ def gain_summary(gains: pd.DataFrame, provenance: str) -> pd.DataFrame:
 
 
 def pair_summary(pairs: pd.DataFrame, provenance: str) -> pd.DataFrame:
-    """Per mark set, the means over folds of :func:`chromexp.gains.pair_gains`, best gain over the better single mark first."""
+    """Per mark set, the means over folds of :func:`chromexp.analyses.gains.pair_gains`, best gain over the better single mark first."""
     summary = pairs.groupby("marks").agg(
         pearson_r=("value", "mean"),
         best_single=("best_single", "first"),
@@ -487,7 +487,8 @@ def pair_summary(pairs: pd.DataFrame, provenance: str) -> pd.DataFrame:
 
 def distal_answer(metrics: pd.DataFrame, gains: pd.DataFrame, model: str, metric: str, provenance: str) -> str:
     """Notebook 40's **Answer** paragraph, written from its test metrics and gains over the promoter CNN."""
-    from .evaluation import mean_test_metric, provenance_phrase
+    from ..provenance import provenance_phrase
+    from .evaluation import mean_test_metric
 
     means = mean_test_metric(metrics, model, metric)
     text = (
@@ -506,8 +507,8 @@ def distal_answer(metrics: pd.DataFrame, gains: pd.DataFrame, model: str, metric
 
 
 def pair_answer(pairs: pd.DataFrame, provenance: str) -> str:
-    """Notebook 50's **Answer** paragraph, written from :func:`chromexp.gains.pair_gains`."""
-    from .evaluation import provenance_phrase
+    """Notebook 50's **Answer** paragraph, written from :func:`chromexp.analyses.gains.pair_gains`."""
+    from ..provenance import provenance_phrase
 
     s = pair_summary(pairs, provenance)
     top = s.index[0]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import dataset
+from ..data import dataset
 
 #: Cell types with vendored real read depth, and the loader of each.
 REAL_REFERENCES = {"E003": dataset.load_real_e003}
@@ -36,7 +36,7 @@ def real_label_agreement(real) -> str:
 
 def answer(ds, splits: pd.DataFrame, n_pcres: np.ndarray) -> str:
     """Notebook 10's **Answer** paragraph, written from the dataset it built."""
-    from .evaluation import provenance_phrase
+    from ..provenance import provenance_phrase
 
     excluded = int(ds.exclusions["n_items"].sum()) if "n_items" in ds.exclusions else 0
     test = splits[splits["split"] == "test"].set_index("fold")["n_genes"]

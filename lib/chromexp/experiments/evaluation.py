@@ -152,15 +152,6 @@ def check_fold_results(
         raise ValueError(f"{dataset.cell_type}: missing metric values:\n{missing.head()}")
 
 
-def provenance_phrase(provenance: str) -> str:
-    """How an **Answer** paragraph names the data: semi-synthetic results say so in the first words."""
-    from ..constants import SEMI_SYNTHETIC
-
-    if provenance == SEMI_SYNTHETIC:
-        return "On this **semi-synthetic** data (simulated reads, real expression; it shows what the simulator encodes, not biology)"
-    return f"On this {provenance} data"
-
-
 def mean_test_metric(metrics: pd.DataFrame, model: str, metric: str = "pearson_r") -> pd.Series:
     """Mean over folds of ``model``'s test ``metric`` per mark set, best first."""
     sel = metrics[(metrics["model"] == model) & (metrics["split"] == "test") & (metrics["metric"] == metric)]

@@ -1,7 +1,7 @@
 """The single-mark Chromoformer models notebook 60 perturbs: notebook 40's checkpoints or the same recipe.
 
 A recipe (it trains models and reads checkpoints), so it lives in the experiments layer; the
-perturbation engine itself (:mod:`chromexp.perturb`) only takes trained models.
+perturbation engine itself (:mod:`chromexp.analyses.perturb`) only takes trained models.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ log = get_logger(__name__)
 
 def _expected_fingerprint(dataset, params, inputs, mark, fold):
     """The training fingerprint ``experiments.chromoformer.train_and_evaluate`` gives (mark, fold)."""
-    from .. import train
+    from ..training import train
     from . import chromoformer as ct
 
     cfg = params["model"]["chromoformer"]

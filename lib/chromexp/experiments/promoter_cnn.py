@@ -1,7 +1,7 @@
 """Notebook 30's experiment: one promoter CNN per (mark, fold), tested on the fold's genes.
 
 The network is :class:`chromexp.models.promoter_cnn.PromoterCNN`; this module trains it with the
-study's protocol (:func:`chromexp.train.fit`, or :func:`chromexp.train_stacked.fit_many` for all
+study's protocol (:func:`chromexp.training.train.fit`, or :func:`chromexp.training.stacked.fit_many` for all
 models at once) and evaluates it with :func:`chromexp.experiments.evaluation.evaluate_fold`.
 :func:`compare_with_naive` sets its test Pearson r beside the naive correlation baselines.
 """
@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import train, train_stacked
 from ..constants import MARKS
 from ..models.promoter_cnn import build
+from ..training import stacked, train
 from ..utils import get_logger
 from .evaluation import evaluate_fold, fold_split
 
@@ -49,7 +49,7 @@ class PromoterRun:
     gene_epochs : int
         Training genes × epochs run, summed over the models (``gene_epochs / seconds`` = genes/s).
     concurrent : bool
-        Whether the models were trained at once (:func:`chromexp.train_stacked.fit_many`).
+        Whether the models were trained at once (:func:`chromexp.training.stacked.fit_many`).
     models : dict
         ``{(mark, fold): PromoterCNN}`` with the best weights.
     reused : int
@@ -110,13 +110,13 @@ def train_and_evaluate(
     """Train one promoter CNN per (mark, fold) and evaluate it on the fold's test genes.
 
     Each model sees one mark's TSS ± 3 kb signal (``dataset.promoter``), is trained with
-    ``params["train"]`` (:func:`chromexp.train.fit`: Adam, MSE, early stopping on the fold's
+    ``params["train"]`` (:func:`chromexp.training.train.fit`: Adam, MSE, early stopping on the fold's
     validation genes from ``dataset.split(fold)``) and predicts log2(RPKM + 1) of the fold's test
     genes; metrics are computed over all test genes of the fold at once.
 
     Parameters
     ----------
-    dataset : chromexp.dataset.CellDataset
+    dataset : chromexp.data.dataset.CellDataset
         Needs ``cell_type``, ``marks``, ``genes`` (``gene_id``, ``target``), ``promoter()`` and
         ``split()``.
     params : dict
@@ -124,7 +124,7 @@ def train_and_evaluate(
     marks, folds : sequences, optional
         Default: ``model.promoter_cnn.marks`` / ``.folds``, else the top-level ``marks`` / ``folds``.
     concurrent : bool or None
-        Train all models at once with :func:`chromexp.train_stacked.fit_many`; ``None`` =
+        Train all models at once with :func:`chromexp.training.stacked.fit_many`; ``None`` =
         ``model.promoter_cnn.concurrent``, whose ``null`` means "on CUDA only".
     device : str, torch.device or None
         ``None`` = ``params["device"]`` (itself ``null`` = CUDA if available, else CPU).
@@ -210,7 +210,7 @@ def train_and_evaluate(
         if ckdir:  # named after its members, so a rerun of the same group resumes it
             group = hashlib.sha1(" ".join(ckpts[i].name for i in todo).encode()).hexdigest()[:12]
             group_checkpoint = ckdir / f"{MODEL_NAME}_group_{group}.pt"
-        grouped = train_stacked.fit_many(
+        grouped = stacked.fit_many(
             [models[i] for i in todo],
             [trains[i] for i in todo],
             [vals[i] for i in todo],
@@ -312,7 +312,7 @@ def compare_with_naive(
 
 def answer(comparison: pd.DataFrame, n_folds: int, provenance: str) -> str:
     """Notebook 30's **Answer** paragraph, written from its CNN-vs-naive table."""
-    from .evaluation import provenance_phrase
+    from ..provenance import provenance_phrase
 
     c = comparison.dropna(subset=["cnn_pearson_r_mean"]).sort_values("cnn_pearson_r_mean", ascending=False)
     best, worst = c.index[0], c.index[-1]

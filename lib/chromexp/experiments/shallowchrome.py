@@ -1,8 +1,8 @@
 """Notebook 20's experiment: ShallowChrome for one cell type, from peaks to both protocols.
 
-The model (features, logistic fits, selection, patterns) is :mod:`chromexp.shallowchrome`; this
-module chains peak calling (:func:`chromexp.peaks.call_cell_peaks`), peak features and
-:func:`chromexp.shallowchrome.evaluate` over the chromosome folds and the random thirds.
+The model (features, logistic fits, selection, patterns) is :mod:`chromexp.baselines.shallowchrome`; this
+module chains peak calling (:func:`chromexp.baselines.peaks.call_cell_peaks`), peak features and
+:func:`chromexp.baselines.shallowchrome.evaluate` over the chromosome folds and the random thirds.
 """
 
 from __future__ import annotations
@@ -14,9 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .. import paths, peaks
-from ..dataset import load_dataset
-from ..shallowchrome import CONFIGURATIONS, ShallowChromeResult, chrom_fold_splits, evaluate, random_third_splits
+from .. import paths
+from ..baselines import peaks
+from ..baselines.shallowchrome import (
+    CONFIGURATIONS,
+    ShallowChromeResult,
+    chrom_fold_splits,
+    evaluate,
+    random_third_splits,
+)
+from ..data.dataset import load_dataset
 
 
 @dataclass
@@ -129,7 +136,7 @@ def pick_pattern_genes(listed: Sequence[str], runs: Mapping[str, CellTypeRun], n
 
 def answer(metrics: pd.DataFrame, naive_table: pd.DataFrame, provenance: str) -> str:
     """Notebook 20's **Answer** paragraph, written from its test metrics and naive baselines."""
-    from .evaluation import provenance_phrase
+    from ..provenance import provenance_phrase
 
     auc = metrics.query("metric == 'auroc' and split == 'test' and model == 'shallowchrome'")
     by_scheme = auc.groupby("scheme")["value"].mean()

@@ -15,8 +15,9 @@
   (HM-CRNN's histone branch) and :mod:`~chromexp.models.deepdiff` (DeepDiff's seven variants); the
   last three load the official PyTorch code's state dicts strictly and equal it (tests/test_baseline_models.py).
 
-Networks only: training and evaluation recipes live in :mod:`chromexp.experiments` (an import
-test keeps this package free of training, metrics, results, dataset and reader code).
+Networks only: training and evaluation recipes live in :mod:`chromexp.experiments`. A module here
+may import other modules of this package and nothing else of chromexp — no training, metrics,
+results, dataset or reader code (``tests/test_architecture.py``).
 
 Import the model modules directly (``from chromexp.models.promoter_cnn import PromoterCNN``);
 this package deliberately imports nothing so that each model module stays optional.

@@ -1,6 +1,6 @@
 """Inputs of the Chromoformer models: from a dataset, to/from the reference package's batches.
 
-Our models take a flat dict of tensors (``model(**inputs)``, as ``chromexp.train.fit`` passes
+Our models take a flat dict of tensors (``model(**inputs)``, as ``chromexp.training.train.fit`` passes
 them), for each resolution ``res`` of the dataset (``signal.resolutions`` in the parameters; the
 keys in :func:`model_order`, coarse to fine, as the reference concatenates them):
 
@@ -48,7 +48,7 @@ def input_names(resolutions: Sequence[int]) -> list[str]:
 
 
 def dataset_inputs(dataset, marks: Sequence[str] | None = None, index=None, resolutions=None) -> dict:
-    """Model inputs for (a subset of) the genes of a ``chromexp.dataset.CellDataset``.
+    """Model inputs for (a subset of) the genes of a ``chromexp.data.dataset.CellDataset``.
 
     Parameters
     ----------

@@ -1,0 +1,1152 @@
+"""The manuscript figures 1–8 (notebook 90): one function per panel, from tidy tables only.
+
+Each ``figN_<panel>`` function takes the tidy tables of :mod:`chromexp.analyses.summary` (never a model
+or a dataset) and returns a :class:`matplotlib.figure.Figure` whose title says which published
+panel it corresponds to, the metric, the split and — from the tables' ``provenance`` column —
+whether it shows semi-synthetic or real data. Statistical panels are drawn with seaborn under
+the project theme (:func:`chromexp.plots.style.theme`); the locus view is custom matplotlib.
+
+:data:`PANELS` registers every panel with the tables it needs; :func:`draw` builds one panel for
+a run, or returns a visible note when its inputs are missing (never an error, never a fake panel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..analyses import gains, summary
+from ..constants import MARKS
+from .style import MARK_COLORS, save_figure, theme
+
+CLASS_COLORS = {"active": "#CC79A7", "repressive": "#0072B2"}
+REGION_COLORS = {"promoter": "#D55E00", "distal": "#009E73"}
+
+
+def _title(fig: plt.Figure, what: str, paper: str, metric: str, split: str, label: str, y: float | None = None) -> None:
+    """The caption every panel carries: what, published panel, metric, split, data provenance."""
+    import textwrap
+
+    kw = {} if y is None else {"y": y}
+    head = textwrap.fill(f"{what} (paper {paper})", width=120)
+    fig.suptitle(f"{head}\n{metric} · {split} · {label}", fontsize=9, **kw)
+
+
+class MissingInputError(ValueError):
+    """A panel's input table is absent, empty or lacks the rows/columns the panel needs."""
+
+
+def _need(table: pd.DataFrame, columns, name: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if table.empty or missing:
+        raise MissingInputError(f"The {name} table is empty or lacks column(s) {missing}; cannot draw this panel.")
+
+
+def _marks_order(values) -> list[str]:
+    values = set(values)
+    singles = [m for m in MARKS if m in values]
+    return singles + sorted((v for v in values if v not in singles), key=lambda v: (v.count("+"), v))
+
+
+def _black(hues) -> dict:
+    """A palette drawing every hue level in black (fold dots over coloured bars)."""
+    return {h: "black" for h in dict.fromkeys(hues)}
+
+
+def _boxes_with_points(ax, t: pd.DataFrame, x: str, hue: str, order, hue_order, palette) -> None:
+    """Boxes of ``t["value"]`` per (x, hue) without fliers, every value drawn over them as a black dot."""
+    import seaborn as sns
+
+    common = dict(x=x, y="value", hue=hue, order=order, hue_order=hue_order, ax=ax)
+    sns.boxplot(t, **common, fliersize=0, palette=palette)
+    sns.stripplot(t, **common, dodge=True, palette=_black(hue_order), size=3, legend=False)
+
+
+def _short(marks: str) -> str:
+    return "all marks" if marks.count("+") >= 6 else marks
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 1 — promoter model by mark and by cell type
+# ---------------------------------------------------------------------------------------------
+def fig1a_promoter_by_mark(
+    metrics: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r", naive_metric: str = "abs_pearson_r"
+) -> plt.Figure:
+    """Promoter model test performance per mark over all cell types, with the naive baselines (Fig. 1A).
+
+    Bars: mean over (cell type, fold); dots: one per (cell type, fold), coloured by cell type;
+    grey markers: naive |r| of the mean signal over TSS ± flank (mean over cell types and folds).
+    """
+    import seaborn as sns
+
+    t = summary.single_mark_tests(metrics, model, metric)
+    _need(t, ["marks", "value", "cell_type"], f"{model} {metric} test")
+    naive = metrics[metrics["model"].str.startswith("naive_tss") & (metrics["metric"] == naive_metric)]
+    marks = [m for m in MARKS if m in set(t["marks"])]
+    with theme():
+        fig, ax = plt.subplots(figsize=(1.0 * len(marks) + 3.0, 3.6), constrained_layout=True)
+        sns.barplot(t, x="marks", y="value", order=marks, errorbar=None, color="0.85", ax=ax)
+        for patch, mark in zip(ax.patches, marks):
+            patch.set_facecolor(MARK_COLORS[mark])
+            patch.set_alpha(0.6)
+        sns.stripplot(t, x="marks", y="value", order=marks, hue="cell_type", dodge=False, jitter=0.15, size=3.5, ax=ax)
+        for k, (name, rows) in enumerate(sorted(naive.groupby("model"), key=lambda kv: int(kv[0][9:] or 0))):
+            nm = rows.groupby("marks")["value"].mean().reindex(marks)
+            ax.scatter(
+                np.arange(len(marks)) + 0.3 + 0.06 * k,
+                nm,
+                marker=["_", "x", "+"][k % 3],
+                s=55,
+                color="0.25",
+                zorder=4,
+                label=f"naive |r|, TSS ± {name[9:]} bp",
+            )
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.set_xlabel("")
+        ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _title(
+            fig,
+            f"Promoter CNN (TSS ± 3 kb) by mark, {t['cell_type'].nunique()} cell type(s); bars mean, dots (cell type, fold)",
+            "Fig. 1A",
+            metric,
+            "test split of chromosome folds",
+            summary.provenance_label(t, naive),
+        )
+    return fig
+
+
+def fig1b_promoter_by_cell_type(
+    metrics: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r"
+) -> plt.Figure:
+    """Heatmap of the promoter model's mean test performance per cell type × mark, annotated mean ± SD over folds (Fig. 1B)."""
+    import seaborn as sns
+
+    t = summary.single_mark_tests(metrics, model, metric)
+    _need(t, ["marks", "value", "cell_type"], f"{model} {metric} test")
+    g = t.groupby(["cell_type", "marks"])["value"]
+    mean = g.mean().unstack()
+    sd = g.std().unstack()
+    n = g.count().unstack()
+    marks = [m for m in MARKS if m in mean.columns]
+    mean, sd, n = mean[marks], sd[marks], n[marks]
+    rows = [f"{c} ({summary.cell_state(c)})" for c in mean.index]
+    annot = np.vectorize(
+        lambda m, s, k: "" if np.isnan(m) else f"{m:.2f}\n±{0 if np.isnan(s) else s:.2f} (n={int(k)})"
+    )(mean.to_numpy(), sd.to_numpy(), n.fillna(0).to_numpy())
+    with theme():
+        fig, ax = plt.subplots(figsize=(1.3 * len(marks) + 2.5, 0.7 * len(rows) + 1.8), constrained_layout=True)
+        sns.heatmap(
+            pd.DataFrame(mean.to_numpy(), index=rows, columns=marks),
+            annot=annot,
+            fmt="",
+            annot_kws={"fontsize": 6},
+            cmap="viridis",
+            vmin=min(0.0, float(np.nanmin(mean.to_numpy()))),
+            vmax=1.0,
+            cbar_kws={"label": f"mean test {metric.replace('_', ' ')}"},
+            ax=ax,
+        )
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        _title(
+            fig,
+            "Promoter CNN by cell type and mark (mean ± SD over folds)",
+            "Fig. 1B",
+            metric,
+            "test split of chromosome folds",
+            summary.provenance_label(t),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 2 — correlation of predictions, active vs repressive by cell state
+# ---------------------------------------------------------------------------------------------
+def fig2a_prediction_correlation(correlations: pd.DataFrame) -> plt.Figure:
+    """Clustered matrix of correlations between single-mark models' predictions (Fig. 2A; seaborn clustermap).
+
+    ``correlations``: :func:`chromexp.analyses.summary.prediction_correlations` (per cell type); the matrix
+    is their Fisher-z mean, clustered by average linkage on 1 − r.
+    """
+    import seaborn as sns
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    _need(correlations, ["mark_a", "mark_b", "r", "cell_type"], "prediction correlation")
+    m = summary.mean_correlation_matrix(correlations)
+    if len(m) < 2:
+        raise MissingInputError("Need predictions of at least two single-mark models to cluster.")
+    dist = squareform(np.clip(1 - m.to_numpy(), 0, 2), checks=False)
+    link = linkage(dist, method="average")
+    spread = correlations[correlations["mark_a"] != correlations["mark_b"]].groupby(["mark_a", "mark_b"])["r"]
+    lo, hi = spread.min().unstack().reindex_like(m), spread.max().unstack().reindex_like(m)
+    ncell = correlations["cell_type"].nunique()
+    annot = np.vectorize(lambda r, a, b: f"{r:.2f}" if np.isnan(a) or ncell < 2 else f"{r:.2f}\n[{a:.2f}, {b:.2f}]")(
+        m.to_numpy(), lo.to_numpy(), hi.to_numpy()
+    )
+    with theme():
+        size = 1.0 * len(m) + 2.5
+        g = sns.clustermap(
+            m,
+            row_linkage=link,
+            col_linkage=link,
+            cmap="vlag",
+            vmin=-1,
+            vmax=1,
+            annot=annot,
+            fmt="",
+            annot_kws={"fontsize": 6},
+            figsize=(size, size),
+            cbar_kws={"label": "r"},
+        )
+        g.ax_heatmap.set_xlabel("")
+        g.ax_heatmap.set_ylabel("")
+        fig = g.figure
+        fig.chromexp_clustergrid = g  # the seaborn ClusterGrid (dendrograms, reordered labels)
+        _title(
+            fig,
+            f"Correlation of single-mark promoter-model predictions across genes, mean over {ncell} cell type(s) "
+            "(Fisher z; [min, max] over cell types); average-linkage clustering on 1 − r",
+            "Fig. 2A",
+            "Pearson r between models' test predictions",
+            "test split of chromosome folds",
+            summary.provenance_label(correlations),
+            y=1.12,
+        )
+    return fig
+
+
+def fig2b_cell_state(
+    metrics: pd.DataFrame, contrasts: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r"
+) -> plt.Figure:
+    """Active vs repressive marks by cell state (Fig. 2B): two-group and four-state panels with BH q-values."""
+    t = summary.single_mark_tests(metrics, model, metric)
+    _need(t, ["value", "cell_state", "mark_class"], f"{model} {metric} test")
+    t = t.assign(
+        group=np.where(t["cell_state"].isin(summary.ESC_GROUP), summary.ESC_GROUP_NAME, summary.REST_GROUP_NAME)
+    )
+    classes = [c for c in ("active", "repressive") if c in set(t["mark_class"])]
+    groups = [summary.ESC_GROUP_NAME, summary.REST_GROUP_NAME]
+    states = [s for s in summary.STATES if s in set(t["cell_state"])]
+    with theme():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
+        ax = axes[0]
+        _boxes_with_points(ax, t, "mark_class", "group", classes, groups, ["#E69F00", "0.6"])
+        two = contrasts[(contrasts["contrast_kind"] == "two-group")] if not contrasts.empty else contrasts
+        ytop = float(t["value"].max())
+        for i, c in enumerate(classes):
+            row = two[two["unit"] == c] if not two.empty else two
+            text = f"q = {row['q'].iloc[0]:.2g}" if len(row) else "not testable (one group empty)"
+            ax.text(i, ytop + 0.05, text, ha="center", fontsize=7)
+        ax.set_ylim(top=ytop + 0.15)
+        ax.set_xlabel("mark class")
+        ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+        ax.legend(fontsize=7, loc="lower left")
+        ax.set_title("ESC + ESC-derived vs the rest", fontsize=9)
+        ax = axes[1]
+        _boxes_with_points(ax, t, "cell_state", "mark_class", states, classes, CLASS_COLORS)
+        four = contrasts[contrasts["contrast_kind"] == "four-state"] if not contrasts.empty else contrasts
+        sig = four[four["q"] < 0.05] if not four.empty else four
+        note = (
+            "; ".join(f"{r.unit}: {r.group_a} vs {r.group_b} q={r.q:.2g}" for r in sig.itertuples())
+            if len(sig)
+            else "no pair of states differs at q < 0.05"
+        )
+        ax.set_title(f"four cell states ({note})", fontsize=8)
+        ax.set_xlabel("cell state")
+        ax.set_ylabel("")
+        ax.legend(fontsize=7, loc="lower left")
+        _title(
+            fig,
+            "Active vs repressive single-mark promoter models by cell state; dots = (cell type, fold); "
+            "two-sided Wilcoxon rank-sum, BH-FDR within each contrast family (folds of a cell type are not independent)",
+            "Fig. 2B",
+            metric,
+            "test split of chromosome folds",
+            summary.provenance_label(t),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 3 — histone level vs performance; levels by state for high/low expressed genes
+# ---------------------------------------------------------------------------------------------
+def fig3a_level_vs_performance(points: pd.DataFrame, tests: pd.DataFrame, metric: str = "pearson_r") -> plt.Figure:
+    """Mean promoter level of a mark vs its model's performance, one point per (cell type, mark) (Fig. 3A).
+
+    x error bars: bootstrap 95 % CI over genes; y error bars: SD over folds.
+    """
+    _need(points, ["mark", "level_mean", "perf_mean", "level_lo", "level_hi", "perf_sd"], "level vs performance")
+    with theme():
+        fig, ax = plt.subplots(figsize=(5.8, 4.0), constrained_layout=True)
+        for mark in _marks_order(points["mark"]):
+            p = points[points["mark"] == mark]
+            ax.errorbar(
+                p["level_mean"],
+                p["perf_mean"],
+                xerr=[p["level_mean"] - p["level_lo"], p["level_hi"] - p["level_mean"]],
+                yerr=p["perf_sd"].fillna(0),
+                fmt="o",
+                ms=5,
+                color=MARK_COLORS.get(mark, "0.3"),
+                label=mark,
+                capsize=2,
+                lw=0.8,
+            )
+        ax.set_xlabel("mean promoter level, ln(depth + 1), TSS ± 3 kb (95 % CI over genes)")
+        ax.set_ylabel(f"test {metric.replace('_', ' ')} (mean ± SD over folds)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if not tests.empty:
+            r = tests[tests["points"] == "all marks"].iloc[0]
+            ax.set_title(
+                f"Spearman ρ = {r['spearman_rho']:.2f} (p = {r['p']:.2g}, n = {int(r['n'])} points)", fontsize=8
+            )
+        _title(
+            fig,
+            "Histone mark level at the promoter vs single-mark promoter-model performance",
+            "Fig. 3A",
+            metric,
+            "test split of chromosome folds",
+            summary.provenance_label(points),
+        )
+    return fig
+
+
+def fig3b_levels_by_state(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figure:
+    """Promoter levels by cell state for high vs low expressed genes, one panel per mark (Fig. 3B).
+
+    Points: one per cell type (mean over genes, bootstrap 95 % CI); stars: BH q < 0.05 of a
+    two-sided Wilcoxon rank-sum test of high vs low genes within the state.
+    """
+    _need(points, ["mark", "cell_state", "group", "level_mean", "level_lo", "level_hi"], "levels by state")
+    marks = _marks_order(points["mark"])
+    states = [s for s in summary.STATES if s in set(points["cell_state"])]
+    groups = sorted(set(points["group"]))
+    colors = dict(zip(groups, ["#D55E00", "#56B4E9"]))
+    ncol = min(4, len(marks))
+    nrow = int(np.ceil(len(marks) / ncol))
+    with theme():
+        fig, axes = plt.subplots(
+            nrow, ncol, figsize=(3.0 * ncol + 0.5, 2.8 * nrow + 0.8), squeeze=False, constrained_layout=True
+        )
+        for k, mark in enumerate(marks):
+            ax = axes.flat[k]
+            p = points[points["mark"] == mark]
+            for j, group in enumerate(groups):
+                q = p[p["group"] == group]
+                x = q["cell_state"].map({s: i for i, s in enumerate(states)}) + (j - 0.5) * 0.3
+                ax.errorbar(
+                    x,
+                    q["level_mean"],
+                    yerr=[q["level_mean"] - q["level_lo"], q["level_hi"] - q["level_mean"]],
+                    fmt="o",
+                    ms=4,
+                    capsize=2,
+                    lw=0.8,
+                    color=colors[group],
+                    label=group if k == 0 else None,
+                )
+            if not tests.empty:
+                for i, s in enumerate(states):
+                    r = tests[(tests["mark"] == mark) & (tests["cell_state"] == s)]
+                    if len(r) and r["q"].iloc[0] < 0.05:
+                        ax.text(i, 0.93, "*", ha="center", fontsize=11, transform=ax.get_xaxis_transform())
+            ax.set_xticks(range(len(states)), states, rotation=30, fontsize=7)
+            ax.set_title(mark, fontsize=9)
+            ax.set_ylabel("promoter ln(depth + 1)" if k % ncol == 0 else "")
+        for ax in list(axes.flat)[len(marks) :]:
+            ax.set_axis_off()
+        axes.flat[0].legend(fontsize=6, loc="best")
+        _title(
+            fig,
+            "Promoter mark levels by cell state, high vs low expressed genes (label: RPKM vs the cell type's median); "
+            "* BH q < 0.05, two-sided Wilcoxon rank-sum",
+            "Fig. 3B",
+            "mean ln(depth + 1) over TSS ± 3 kb, 95 % bootstrap CI over genes",
+            "all genes",
+            summary.provenance_label(points),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 4 — distal model by cell type; improvement over the promoter model
+# ---------------------------------------------------------------------------------------------
+def fig4a_distal_by_cell_type(
+    metrics: pd.DataFrame, model: str = "chromoformer_reg", metric: str = "pearson_r"
+) -> plt.Figure:
+    """Distal model (Chromoformer) test performance per mark set and cell type; bars mean, dots folds (Fig. 4A)."""
+    import seaborn as sns
+
+    t = metrics[(metrics["model"] == model) & (metrics["metric"] == metric) & (metrics["split"] == "test")]
+    _need(t, ["marks", "value", "cell_type"], f"{model} {metric} test")
+    t = t.assign(mark_set=t["marks"].map(_short))
+    order = [_short(m) for m in _marks_order(t["marks"])]
+    cells = sorted(set(t["cell_type"]))
+    with theme():
+        fig, ax = plt.subplots(figsize=(1.2 * len(order) + 3.0, 3.8), constrained_layout=True)
+        sns.barplot(
+            t, x="mark_set", y="value", hue="cell_type", order=order, hue_order=cells, errorbar=None, alpha=0.7, ax=ax
+        )
+        sns.stripplot(
+            t,
+            x="mark_set",
+            y="value",
+            hue="cell_type",
+            order=order,
+            hue_order=cells,
+            dodge=True,
+            palette=_black(cells),
+            size=3,
+            legend=False,
+            ax=ax,
+        )
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.set_xlabel("")
+        ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="cell type")
+        folds = ",".join(map(str, sorted(set(t["fold"]))))
+        _title(
+            fig,
+            f"Distal model (Chromoformer, 40 kb + pcHi-C) per mark set and cell type; bars mean, dots folds ({folds})",
+            "Fig. 4A",
+            metric,
+            "test split of chromosome folds",
+            summary.provenance_label(t),
+        )
+    return fig
+
+
+def fig4b_distal_gain(fold_gains: pd.DataFrame, paired: pd.DataFrame, metric: str = "pearson_r") -> plt.Figure:
+    """Improvement of the distal over the promoter model per (cell type, mark) (Fig. 4C + a paired test).
+
+    Left: per-fold gain in ``metric`` (dots) and its mean (bar). Right: Δr over the matched genes
+    with a paired bootstrap 95 % CI, labelled with the BH q of a one-sided Wilcoxon signed-rank
+    test of per-gene squared-error differences (beyond the paper).
+    """
+    import seaborn as sns
+
+    _need(fold_gains, ["cell_type", "marks", "gain"], "fold gain")
+    _need(paired, ["cell_type", "marks", "delta_r", "delta_r_lo", "delta_r_hi", "q"], "paired per-gene test")
+    marks = _marks_order(fold_gains["marks"])
+    with theme():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(paired) + 2.8), constrained_layout=True)
+        ax = axes[0]
+        sns.barplot(fold_gains, x="marks", y="gain", hue="cell_type", order=marks, errorbar=None, alpha=0.7, ax=ax)
+        sns.stripplot(
+            fold_gains,
+            x="marks",
+            y="gain",
+            hue="cell_type",
+            order=marks,
+            dodge=True,
+            palette=_black(fold_gains["cell_type"]),
+            size=3,
+            legend=False,
+            ax=ax,
+        )
+        ax.axhline(0, color="0.4", lw=0.7)
+        ax.set_xlabel("")
+        ax.set_ylabel(f"distal − promoter, test {metric.replace('_', ' ')} (per fold)")
+        ax.legend(fontsize=7, title="cell type")
+        ax = axes[1]
+        p = paired.sort_values(["marks", "cell_type"]).reset_index(drop=True)
+        y = np.arange(len(p))
+        ax.errorbar(
+            p["delta_r"],
+            y,
+            xerr=[p["delta_r"] - p["delta_r_lo"], p["delta_r_hi"] - p["delta_r"]],
+            fmt="o",
+            color="0.2",
+            capsize=2,
+        )
+        ax.axvline(0, color="0.4", lw=0.7)
+        ax.set_yticks(
+            y,
+            [
+                f"{r.cell_type} {r.marks} (n={r.n_genes}; SE gain {r.mean_se_gain:+.2f}, q={r.q:.2g})"
+                for r in p.itertuples()
+            ],
+            fontsize=7,
+        )
+        ax.invert_yaxis()
+        ax.set_xlabel("Δ Pearson r over matched genes (paired bootstrap 95 % CI)")
+        ax.set_title(
+            "labels: mean per-gene squared-error gain (promoter − distal) and BH q of a\n"
+            "one-sided Wilcoxon signed-rank test of it (H1: distal errors smaller)",
+            fontsize=7,
+        )
+        _title(
+            fig,
+            "Improvement of the distal model over the promoter CNN, same genes and folds",
+            "Fig. 4C; paired test beyond the paper",
+            metric,
+            "test split of chromosome folds",
+            summary.provenance_label(fold_gains, paired),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 5 — mark pairs
+# ---------------------------------------------------------------------------------------------
+def fig5_mark_pairs(pairs: pd.DataFrame, metric: str = "pearson_r") -> plt.Figure:
+    """Gain of each mark pair over its better single mark and vs all marks, all cell types (Fig. 5)."""
+    import seaborn as sns
+
+    _need(pairs, ["marks", "gain_over_best_single", "gain_over_all_marks", "cell_type"], "mark pairs")
+    order = pairs.groupby("marks")["gain_over_best_single"].mean().sort_values().index.tolist()
+    with theme():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(order) + 2.2), sharey=True, constrained_layout=True)
+        for ax, col, title in (
+            (axes[0], "gain_over_best_single", "pair − better single mark"),
+            (axes[1], "gain_over_all_marks", "pair − all marks"),
+        ):
+            sns.barplot(pairs, y="marks", x=col, order=order, errorbar=None, color="#009E73", alpha=0.5, ax=ax)
+            sns.stripplot(pairs, y="marks", x=col, order=order, hue="cell_type", size=3.5, ax=ax, legend=ax is axes[1])
+            ax.axvline(0, color="0.4", lw=0.7)
+            ax.set_xlabel(f"difference in test {metric.replace('_', ' ')}")
+            ax.set_ylabel("")
+            ax.set_title(title, fontsize=9)
+        if axes[1].get_legend() is not None:
+            axes[1].legend(fontsize=7, title="cell type", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _title(
+            fig,
+            "Chromoformer mark pairs; bars mean over (cell type, fold), dots (cell type, fold)",
+            "Fig. 5",
+            metric,
+            "test split of chromosome folds",
+            summary.provenance_label(pairs),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 6 — in silico perturbation
+# ---------------------------------------------------------------------------------------------
+def _facets(table: pd.DataFrame) -> list[tuple[str, str]]:
+    keys = table[["mark", "gene_set"]].drop_duplicates()
+    return sorted(map(tuple, keys.to_numpy()), key=lambda k: (MARKS.index(k[0]) if k[0] in MARKS else 99, k[1]))
+
+
+def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
+    """Predicted effect vs level of the removed mark, promoter vs distal regions (Fig. 6A).
+
+    ``curves``: :func:`chromexp.analyses.summary.perturbation_curves` (mean over genes, bootstrap 95 % CI
+    band); one panel per (mark, gene set), one line per (cell type, region kind).
+    """
+    _need(
+        curves,
+        ["mark", "gene_set", "region_kind", "level", "mean", "ci_low", "ci_high", "cell_type"],
+        "perturbation curves",
+    )
+    facets = _facets(curves)
+    styles = ["-", "--", ":", "-."]
+    cells = sorted(set(curves["cell_type"]))
+    with theme():
+        fig, axes = plt.subplots(
+            1, len(facets), figsize=(3.6 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True
+        )
+        for ax, (mark, gene_set) in zip(axes[0], facets):
+            f = curves[(curves["mark"] == mark) & (curves["gene_set"] == gene_set)]
+            for (cell, kind), g in f.groupby(["cell_type", "region_kind"], sort=True):
+                g = g.sort_values("level")
+                ls = styles[cells.index(cell) % len(styles)]
+                color = REGION_COLORS.get(kind, "0.3")
+                ax.plot(g["level"], g["mean"], ls, color=color, lw=1.2, label=f"{kind}, {cell}")
+                ax.fill_between(g["level"], g["ci_low"], g["ci_high"], color=color, alpha=0.2, lw=0)
+            ax.axhline(0, color="0.5", lw=0.5)
+            ax.invert_xaxis()
+            ax.set_xlabel("level of the mark kept (1 = unperturbed)")
+            ax.set_title(f"{mark}, {gene_set} genes", fontsize=9)
+        axes[0, 0].set_ylabel("predicted Δ log2(RPKM + 1)")
+        axes[0, -1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _title(
+            fig,
+            "In silico removal of a mark: effect vs level, promoter vs distal 2 kb regions (mean over genes, 95 % bootstrap CI)",
+            "Fig. 6A",
+            "fold-averaged predicted log2 fold change",
+            "all genes of the gene set, fold models averaged"
+            + (f" ({_fold_count(curves)} folds)" if _fold_count(curves) else ""),
+            summary.provenance_label(curves),
+        )
+    return fig
+
+
+def _fold_count(table: pd.DataFrame) -> int | None:
+    """The number of fold models behind fold-averaged effects, from an ``n_folds`` column if any."""
+    if "n_folds" not in table.columns or table["n_folds"].isna().all():
+        return None
+    counts = sorted(set(table["n_folds"].dropna().astype(int)))
+    return counts[0] if len(counts) == 1 else None
+
+
+def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
+    """Effect of removing a distal 2 kb region vs its signed distance to the TSS, quantile bins (Fig. 6B)."""
+    _need(
+        by_distance,
+        ["mark", "gene_set", "distance_mid", "mean", "ci_low", "ci_high", "cell_type"],
+        "effect by distance",
+    )
+    facets = _facets(by_distance)
+    with theme():
+        fig, axes = plt.subplots(
+            1, len(facets), figsize=(3.8 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True
+        )
+        for ax, (mark, gene_set) in zip(axes[0], facets):
+            f = by_distance[(by_distance["mark"] == mark) & (by_distance["gene_set"] == gene_set)]
+            for cell, g in f.groupby("cell_type", sort=True):
+                g = g.sort_values("distance_mid")
+                ax.errorbar(
+                    g["distance_mid"] / 1000,
+                    g["mean"],
+                    yerr=[g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]],
+                    fmt="o-",
+                    ms=3,
+                    lw=0.8,
+                    capsize=1.5,
+                    label=cell,
+                )
+            ax.axhline(0, color="0.5", lw=0.5)
+            ax.axvline(0, color="0.7", lw=0.5)
+            ax.set_xlabel("distance to TSS (kb, 5'→3'; bin centre)")
+            ax.set_title(f"{mark}, {gene_set} genes", fontsize=9)
+        axes[0, 0].set_ylabel("predicted Δ log2(RPKM + 1) at level 0")
+        axes[0, -1].legend(fontsize=7, title="cell type", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        nb = by_distance.groupby(["cell_type", "mark", "gene_set"]).size().max()
+        _title(
+            fig,
+            f"Effect of removing a distal 2 kb region by distance ({nb} quantile bins of distance; mean over genes, 95 % bootstrap CI)",
+            "Fig. 6B",
+            "fold-averaged predicted log2 fold change at level 0",
+            "distal regions of all genes of the gene set",
+            summary.provenance_label(by_distance),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 7 — eQTL enrichment and s-LDSC
+# ---------------------------------------------------------------------------------------------
+def fig7a_eqtl_deciles(deciles: pd.DataFrame, benchmarks: pd.DataFrame | None = None) -> plt.Figure:
+    """Fraction of loci holding a fine-mapped eQTL per decile of predicted effect, vs random loci (Fig. 7A).
+
+    Band: the random samples' interval (``random_lo``–``random_hi``), line: their mean; a star marks
+    BH q < 0.05 (q across cell types within a decile, as notebook 70 computes it). ``benchmarks``
+    (``eqtl_benchmarks.tsv``, optional): each benchmark set's fraction as a dashed line.
+    """
+    _need(deciles, ["cell_type", "decile", "fraction", "random_mean", "random_lo", "random_hi", "q"], "eqtl_deciles")
+    cells = sorted(set(deciles["cell_type"]))
+    with theme():
+        fig, axes = plt.subplots(
+            1, len(cells), figsize=(3.4 * len(cells) + 0.6, 3.2), squeeze=False, sharey=True, constrained_layout=True
+        )
+        for ax, cell in zip(axes[0], cells):
+            d = deciles[deciles["cell_type"] == cell].sort_values("decile")
+            ax.fill_between(d["decile"], d["random_lo"], d["random_hi"], color="0.8", label="random loci (interval)")
+            ax.plot(d["decile"], d["random_mean"], color="0.5", lw=1, label="random loci (mean)")
+            ax.plot(d["decile"], d["fraction"], "o-", color="#D55E00", ms=4, label="loci of the decile")
+            for r in d[d["q"] < 0.05].itertuples():
+                ax.text(r.decile, r.fraction, "*", ha="center", va="bottom", fontsize=12)
+            if benchmarks is not None and not benchmarks.empty and "set" in benchmarks.columns:
+                b = benchmarks[benchmarks["cell_type"] == cell]
+                for k, r in enumerate(b.sort_values("set").itertuples()):
+                    star = "*" if getattr(r, "q", 1.0) < 0.05 else ""
+                    ax.axhline(
+                        r.fraction, ls=(0, (4, 2 + k)), lw=0.9, color=f"C{k + 2}", label=f"benchmark: {r.set}{star}"
+                    )
+            tissue = next((c for c in d.columns if c.startswith("tissue")), None)
+            extra = f" ({', '.join(map(str, sorted(set(d[tissue]))))})" if tissue else ""
+            ax.set_title(f"{cell}{extra}", fontsize=8)
+            ax.set_xlabel("decile of |predicted effect| (10 = largest)")
+            ax.set_xticks(range(1, 11))
+        axes[0, 0].set_ylabel("fraction of loci with a fine-mapped eQTL")
+        axes[0, -1].legend(fontsize=6, loc="upper left")
+        _title(
+            fig,
+            "Fine-mapped eQTL enrichment of the loci with the largest predicted effect; * BH q < 0.05 (empirical p vs random loci)",
+            "Fig. 7A",
+            "fraction of 2 kb loci containing an eQTL of the same gene",
+            "upstream and downstream distal loci",
+            summary.provenance_label(deciles),
+        )
+    return fig
+
+
+def fig7c_eqtl_distance_matched(matched: pd.DataFrame) -> plt.Figure:
+    """Distance-matched eQTL odds ratios with 95 % CIs per cell type and locus set (beyond the paper).
+
+    Proximity to the TSS alone cannot produce an odds ratio above 1 here: the comparison loci are
+    matched on distance (``eqtl_distance_matched.tsv`` of notebook 70).
+    """
+    _need(matched, ["cell_type", "set", "odds_ratio", "ci_low", "ci_high", "p"], "eqtl_distance_matched")
+    d = matched.sort_values(["set", "cell_type"]).reset_index(drop=True)
+    with theme():
+        fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(d) + 1.8), constrained_layout=True)
+        y = np.arange(len(d))
+        ax.errorbar(
+            d["odds_ratio"],
+            y,
+            xerr=[d["odds_ratio"] - d["ci_low"], d["ci_high"] - d["odds_ratio"]],
+            fmt="o",
+            color="0.2",
+            capsize=2,
+        )
+        ax.axvline(1, color="0.5", lw=0.7)
+        ax.set_xscale("log")
+        ax.set_yticks(y, [f"{r.cell_type} · {r.set} (p={r.p:.2g})" for r in d.itertuples()], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("odds ratio vs distance-matched loci (95 % CI, log scale)")
+        _title(
+            fig,
+            "eQTL enrichment controlled for distance to the TSS",
+            "Fig. 7A extension, beyond the paper",
+            "odds ratio",
+            "distal loci vs distance-matched loci",
+            summary.provenance_label(matched),
+        )
+    return fig
+
+
+def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
+    """s-LDSC bubble plot: heritability enrichment per trait × annotation, with its 95 % CI (Fig. 7B).
+
+    Left: bubble area ∝ enrichment, colour = coefficient z (conditional on the baseline model),
+    black edge = BH q < 0.05. Right: enrichment ± 1.96 SE per (trait, annotation).
+    """
+    _need(ldsc, ["trait", "annotation", "enrichment", "enrichment_se", "coefficient_z", "q"], "ldsc_results")
+    traits = sorted(set(ldsc["trait"]))
+    annots = sorted(set(ldsc["annotation"]))
+    d = ldsc.assign(
+        x=ldsc["annotation"].map({a: i for i, a in enumerate(annots)}),
+        y=ldsc["trait"].map({t: i for i, t in enumerate(traits)}),
+    )
+    with theme():
+        fig, axes = plt.subplots(
+            1,
+            2,
+            figsize=(1.3 * len(annots) + 7.5, 0.45 * len(traits) + 2.4),
+            constrained_layout=True,
+            gridspec_kw={"width_ratios": [1, 1.3]},
+        )
+        ax = axes[0]
+        size = 30 * np.clip(d["enrichment"].to_numpy(float), 0, None)
+        zmax = max(2.0, float(np.nanmax(np.abs(d["coefficient_z"]))))
+        sc = ax.scatter(
+            d["x"],
+            d["y"],
+            s=size,
+            c=d["coefficient_z"],
+            cmap="RdBu_r",
+            vmin=-zmax,
+            vmax=zmax,
+            edgecolors=np.where(d["q"] < 0.05, "black", "none"),
+            linewidths=1.2,
+        )
+        fig.colorbar(sc, ax=ax, label="coefficient z (τ | baseline)")
+        ax.set_xticks(range(len(annots)), annots, rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(range(len(traits)), traits, fontsize=7)
+        ax.set_xlim(-0.7, len(annots) - 0.3)
+        ax.set_ylim(-0.7, len(traits) - 0.3)
+        ax.set_title("area ∝ enrichment; black edge: q < 0.05", fontsize=8)
+        ax = axes[1]
+        labels = []
+        for i, r in enumerate(d.sort_values(["trait", "annotation"]).itertuples()):
+            ax.errorbar(
+                r.enrichment,
+                i,
+                xerr=1.96 * r.enrichment_se,
+                fmt="o",
+                ms=3,
+                capsize=2,
+                color="black" if r.q < 0.05 else "0.55",
+            )
+            labels.append(f"{r.trait} · {r.annotation}")
+        ax.axvline(1, color="0.5", lw=0.6)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        ax.invert_yaxis()
+        ax.set_xlabel("heritability enrichment (prop h² / prop SNPs) ± 1.96 SE")
+        _title(
+            fig,
+            "Stratified LD score regression of the top-decile loci (BH q across traits)",
+            "Fig. 7B",
+            "enrichment, coefficient z",
+            "GWAS traits",
+            summary.provenance_label(ldsc),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 8 — locus view
+# ---------------------------------------------------------------------------------------------
+#: Keys read from an ``attribution_*.npz`` (notebook 60). ``<r>`` is each entry of ``resolutions``.
+ATTRIBUTION_KEYS = (
+    "cell_type",
+    "provenance",
+    "gene_id",
+    "chrom",
+    "tss",
+    "strand",
+    "half_window",
+    "resolutions",
+    "resolution_<r>_signal",
+    "resolution_<r>_grad_before",
+    "resolution_<r>_grad_after",
+    "ablated_region",
+)
+ATTRIBUTION_OPTIONAL_KEYS = ("gene_name", "mark", "model", "attribution", "eqtl_positions", "eqtl_pip")
+
+
+def load_attribution(path: str | Path) -> dict:
+    """Read one ``attribution_*.npz`` into a dict of Python scalars/arrays, checking the keys.
+
+    Raises ``ValueError`` naming the file and the missing keys.
+    """
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    fixed = [k for k in ATTRIBUTION_KEYS if "<r>" not in k]
+    missing = [k for k in fixed if k not in data]
+    if not missing:
+        for r in np.atleast_1d(data["resolutions"]).astype(int):
+            missing += [
+                k.replace("<r>", str(r))
+                for k in ATTRIBUTION_KEYS
+                if "<r>" in k and k.replace("<r>", str(r)) not in data
+            ]
+    if missing:
+        raise ValueError(
+            f"{path}: attribution file lacks key(s) {missing}; see chromexp.plots.manuscript.ATTRIBUTION_KEYS."
+        )
+    out = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
+    out["resolutions"] = [int(r) for r in np.atleast_1d(data["resolutions"])]
+    out["path"] = str(path)
+    return out
+
+
+def _oriented(pos, tss: int, strand: str):
+    """Genomic position(s) → signed distance from the TSS in transcription orientation (bp)."""
+    d = np.asarray(pos, dtype=float) - float(tss)
+    return -d if strand == "-" else d
+
+
+def fig8_locus_view(locus: dict) -> plt.Figure:
+    """Locus view (Fig. 8): input signal and input gradients before/after ablating a region, with eQTLs.
+
+    ``locus``: :func:`load_attribution` output. One row per (resolution, track) — signal,
+    gradient before, gradient after — against the distance from the TSS in transcription
+    orientation (bin 0 most upstream); the ablated region is shaded and eQTLs drawn as red lines.
+    """
+    res = locus["resolutions"]
+    hw, tss, strand = int(locus["half_window"]), int(locus["tss"]), str(locus["strand"])
+    a, b = np.sort(_oriented(np.asarray(locus["ablated_region"], dtype=float), tss, strand)) / 1000
+    eqtls = _oriented(np.atleast_1d(locus.get("eqtl_positions", np.array([]))), tss, strand) / 1000
+    tracks = [
+        ("signal", "input signal"),
+        ("grad_before", "gradient, before"),
+        ("grad_after", "gradient, after ablation"),
+    ]
+    with theme():
+        fig, axes = plt.subplots(
+            len(res) * 3, 1, figsize=(8, 1.1 * 3 * len(res) + 1.2), sharex=True, constrained_layout=True
+        )
+        axes = np.atleast_1d(axes)
+        for i, r in enumerate(res):
+            for j, (key, name) in enumerate(tracks):
+                ax = axes[3 * i + j]
+                y = np.asarray(locus[f"resolution_{r}_{key}"], dtype=float)
+                x = ((np.arange(y.size) + 0.5) * r - hw) / 1000
+                color = "0.35" if key == "signal" else ("#0072B2" if key == "grad_before" else "#D55E00")
+                ax.bar(x, y, width=r / 1000, color=color, lw=0)
+                ax.axvspan(a, b, color="#E69F00", alpha=0.25, lw=0)
+                for e in eqtls:
+                    ax.axvline(e, color="red", lw=0.8)
+                ax.axvline(0, color="0.6", lw=0.5, ls="--")
+                ax.set_ylabel(f"{name}\n{r} bp", fontsize=7)
+                ax.tick_params(labelsize=6)
+        axes[-1].set_xlabel("distance from TSS (kb, 5'→3'); shaded: ablated region; red: fine-mapped eQTLs")
+        gene = locus.get("gene_name") or locus["gene_id"]
+        _title(
+            fig,
+            f"Locus view of {gene} ({locus['chrom']}:{tss} {strand}) in {locus['cell_type']}, "
+            f"{locus.get('mark', '')} {locus.get('model', '')} {locus.get('attribution', 'gradient')}".rstrip(),
+            "Fig. 8",
+            "input signal and input attributions",
+            f"one gene, {len(np.atleast_1d(locus['folds']))} fold models averaged"
+            if "folds" in locus
+            else "one gene, fold models averaged",
+            summary.provenance_label(
+                pd.DataFrame({"provenance": [str(locus["provenance"])], "cell_type": [locus["cell_type"]]})
+            ),
+        )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry: which tables each panel needs, and how a run's tables become the panel
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Panel:
+    """One manuscript panel: its file name, the tables it needs, who writes them, and how to build it."""
+
+    name: str
+    paper: str
+    notebooks: str
+    needs: tuple[str, ...]
+    build: Callable
+    describe: str
+
+
+def _stats(run: summary.RunTables, opts: dict) -> dict:
+    """The derived tables of every panel, computed once per run (cached on the RunTables)."""
+    cache = run.derived
+    if cache:
+        return cache
+    m, p = run["metrics"], run["predictions"]
+    pm, dm = opts.get("promoter_model", "promoter_cnn"), opts.get("distal_model", "chromoformer_reg")
+    cache["fig2_prediction_correlations"] = summary.prediction_correlations(p, pm)
+    cache["fig2_state_contrasts"] = summary.state_contrasts(m, pm)
+    cache["fig3_level_vs_performance"], cache["fig3_level_vs_performance_tests"] = summary.level_vs_performance(
+        run["levels"], m, pm
+    )
+    cache["fig3_levels_by_state"], cache["fig3_levels_by_state_tests"] = summary.levels_by_state(
+        run["levels"], run["genes"]
+    )
+    cache["fig4_fold_gain"] = gains.gain_over_promoter(m, dm, pm)
+    cache["fig4_paired_gene_test"] = summary.distal_gain(p, dm, pm)
+    cache["fig5_pair_gains"] = gains.pair_gains(m, dm)
+    cache["fig6_perturbation_curves"] = summary.perturbation_curves(run["perturbation"])
+    cache["fig6_effect_by_distance"] = summary.effect_by_distance(
+        run["perturbation"], n_bins=opts.get("distance_bins", 20)
+    )
+    return cache
+
+
+def _first_locus(run: summary.RunTables, opts: dict) -> dict:
+    paths = run.attributions
+    want = opts.get("locus")
+    if want:
+        paths = [p for p in paths if want in p.name] or paths
+    return load_attribution(paths[0])
+
+
+PANELS: tuple[Panel, ...] = (
+    Panel(
+        "fig1a_promoter_by_mark",
+        "Fig. 1A",
+        "20, 30",
+        ("metrics",),
+        lambda r, o: fig1a_promoter_by_mark(r["metrics"]),
+        "promoter CNN by mark with naive baselines",
+    ),
+    Panel(
+        "fig1b_promoter_by_cell_type",
+        "Fig. 1B",
+        "30",
+        ("metrics",),
+        lambda r, o: fig1b_promoter_by_cell_type(r["metrics"]),
+        "promoter CNN by cell type",
+    ),
+    Panel(
+        "fig2a_prediction_correlation",
+        "Fig. 2A",
+        "30",
+        ("predictions",),
+        lambda r, o: fig2a_prediction_correlation(_stats(r, o)["fig2_prediction_correlations"]),
+        "clustered correlation of predictions across mark models",
+    ),
+    Panel(
+        "fig2b_cell_state",
+        "Fig. 2B",
+        "30",
+        ("metrics",),
+        lambda r, o: fig2b_cell_state(r["metrics"], _stats(r, o)["fig2_state_contrasts"]),
+        "active vs repressive marks by cell state",
+    ),
+    Panel(
+        "fig3a_level_vs_performance",
+        "Fig. 3A",
+        "10, 30",
+        ("levels", "metrics"),
+        lambda r, o: fig3a_level_vs_performance(*_pair(_stats(r, o), "fig3_level_vs_performance")),
+        "histone level vs performance",
+    ),
+    Panel(
+        "fig3b_levels_by_state",
+        "Fig. 3B",
+        "10",
+        ("levels", "genes"),
+        lambda r, o: fig3b_levels_by_state(*_pair(_stats(r, o), "fig3_levels_by_state")),
+        "levels by state, high vs low expressed genes",
+    ),
+    Panel(
+        "fig4a_distal_by_cell_type",
+        "Fig. 4A",
+        "40",
+        ("metrics",),
+        lambda r, o: fig4a_distal_by_cell_type(r["metrics"]),
+        "distal model by cell type",
+    ),
+    Panel(
+        "fig4b_distal_gain",
+        "Fig. 4C",
+        "30, 40",
+        ("metrics", "predictions"),
+        lambda r, o: fig4b_distal_gain(_stats(r, o)["fig4_fold_gain"], _stats(r, o)["fig4_paired_gene_test"]),
+        "improvement over the promoter model, paired per-gene test",
+    ),
+    Panel(
+        "fig5_mark_pairs",
+        "Fig. 5",
+        "40, 50",
+        ("metrics",),
+        lambda r, o: fig5_mark_pairs(_stats(r, o)["fig5_pair_gains"]),
+        "mark pairs",
+    ),
+    Panel(
+        "fig6a_perturbation_levels",
+        "Fig. 6A",
+        "60",
+        ("perturbation",),
+        lambda r, o: fig6a_perturbation_levels(_stats(r, o)["fig6_perturbation_curves"]),
+        "perturbation level curves",
+    ),
+    Panel(
+        "fig6b_effect_by_distance",
+        "Fig. 6B",
+        "60",
+        ("perturbation",),
+        lambda r, o: fig6b_effect_by_distance(_stats(r, o)["fig6_effect_by_distance"]),
+        "effect by distance",
+    ),
+    Panel(
+        "fig7a_eqtl_deciles",
+        "Fig. 7A",
+        "70",
+        ("eqtl_deciles",),
+        lambda r, o: fig7a_eqtl_deciles(r["eqtl_deciles"], r["eqtl_benchmarks"]),
+        "eQTL enrichment by decile (with the benchmark sets when present)",
+    ),
+    Panel(
+        "fig7b_ldsc_bubble", "Fig. 7B", "80", ("ldsc",), lambda r, o: fig7b_ldsc_bubble(r["ldsc"]), "s-LDSC bubble plot"
+    ),
+    Panel(
+        "fig7c_eqtl_distance_matched",
+        "Fig. 7A extension",
+        "70",
+        ("eqtl_distance_matched",),
+        lambda r, o: fig7c_eqtl_distance_matched(r["eqtl_distance_matched"]),
+        "distance-matched eQTL odds ratios (beyond the paper)",
+    ),
+    Panel(
+        "fig8_locus_view",
+        "Fig. 8",
+        "60",
+        ("attribution",),
+        lambda r, o: fig8_locus_view(_first_locus(r, o)),
+        "locus view",
+    ),
+)
+
+#: Table name → file(s) it comes from (for notes and the figures index).
+TABLE_FILES: dict[str, str] = {
+    **{k: f"<EID>/{v}" for k, v in summary.CELL_TABLES.items()},
+    **summary.RUN_TABLES,
+    "attribution": "<EID>/attribution_*.npz",
+}
+
+
+def _pair(cache: dict, name: str):
+    return cache[name], cache[f"{name}_tests"]
+
+
+def missing_inputs(panel: Panel, run: summary.RunTables, opts: dict | None = None) -> list[str]:
+    """The inputs of ``panel`` that ``run`` lacks (empty list: the panel can be drawn)."""
+    missing = [n for n in panel.needs if n != "attribution" and not run.has(n)]
+    if "attribution" in panel.needs and not run.attributions:
+        missing.append("attribution")
+    return missing
+
+
+@dataclass
+class Drawn:
+    """Result of :func:`draw`: the figure (or ``None``), the files written and a note."""
+
+    panel: Panel
+    figure: plt.Figure | None
+    files: list[Path]
+    note: str
+
+    @property
+    def status(self) -> str:
+        """``"drawn"`` when a figure was made, else ``"skipped"``."""
+        return "drawn" if self.figure is not None else "skipped"
+
+
+def draw(panel: Panel | str, run: summary.RunTables, out_dir: str | Path | None = None, **opts) -> Drawn:
+    """Build one panel from a run's tables; save it to ``out_dir`` as ``<name>.{svg,png}``.
+
+    When an input table is missing, or present but without the rows the panel needs (e.g. no
+    promoter-CNN rows), nothing is drawn: the returned note says which input is missing and
+    which notebook writes it, and a stale ``<name>.*`` from an earlier run is removed so that
+    ``figures/`` never shows a panel its run cannot support.
+    """
+    panel = next(p for p in PANELS if p.name == panel) if isinstance(panel, str) else panel
+    stale = [Path(out_dir) / f"{panel.name}.{ext}" for ext in ("svg", "png")] if out_dir is not None else []
+    missing = missing_inputs(panel, run, opts)
+    note = ""
+    fig = None
+    if missing:
+        files = ", ".join(TABLE_FILES.get(m, m) for m in missing)
+        note = f"{panel.name} ({panel.paper}) skipped: missing {files} (written by notebook(s) {panel.notebooks})."
+    else:
+        try:
+            fig = panel.build(run, opts)
+        except MissingInputError as err:  # the tables exist but hold no rows this panel can use
+            note = f"{panel.name} ({panel.paper}) skipped: {err}"
+    if fig is None:
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return Drawn(panel, None, [], note)
+    files = save_figure(fig, panel.name, out_dir) if out_dir is not None else []
+    return Drawn(panel, fig, files, f"{panel.name} ({panel.paper}) drawn.")
+
+
+def derived_tables(run: summary.RunTables, **opts) -> dict[str, pd.DataFrame]:
+    """Every statistics table behind the figures (for ``results/<run>/summary/``)."""
+    return dict(_stats(run, opts))
+
+
+def index_markdown(drawn: list[Drawn], run: summary.RunTables, run_name: str) -> str:
+    """``figures/README.md``: figure → notebook → tables → data kind, for the panels of one run."""
+    lines = [
+        "# Manuscript figures",
+        "",
+        f"Regenerated by notebook `90_figures` (`make figures RUN={run_name}`) from the tidy tables of "
+        f"`results/{run_name}/` only (never models or datasets). Statistics behind each panel: "
+        f"`results/{run_name}/summary/`. Data kind comes from the tables' provenance.",
+        "",
+        "| figure | paper panel | what | notebook(s) | tables | data kind | status |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in drawn:
+        p = d.panel
+        tables = [run[n] for n in p.needs if n != "attribution"]
+        kind = ", ".join(summary.provenance_values(*tables)) if d.figure is not None else "—"
+        if p.name == "fig8_locus_view" and d.figure is not None:
+            kind = str(load_attribution(run.attributions[0])["provenance"])
+        link = f"[{p.name}]({p.name}.svg)" if d.figure is not None else p.name
+        status = "drawn" if d.figure is not None else d.note.split("skipped: ", 1)[-1].replace("|", "/")
+        files = ", ".join(f"`{TABLE_FILES[n]}`" for n in p.needs)
+        lines.append(f"| {link} | {p.paper} | {p.describe} | {p.notebooks} | {files} | {kind} | {status} |")
+    lines += ["", "Every figure's title says whether it shows SEMI-SYNTHETIC or real data.", ""]
+    return "\n".join(lines)

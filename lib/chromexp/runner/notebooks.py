@@ -1,0 +1,570 @@
+"""Find, execute and track the analysis notebooks (``notebooks/NN_name.py``).
+
+The jupytext percent ``.py`` file is the source of truth. :func:`execute` converts it in memory
+(papermill cannot read a ``.py``) and runs it with papermill into
+``results/<run>/<cell_type>/<NN_name>.ipynb``:
+
+* the notebook is written to ``<NN_name>.running.ipynb`` while it runs and renamed to
+  ``<NN_name>.ipynb`` only when every cell succeeded, so a finished-looking file is a finished run;
+* a failure leaves ``<NN_name>.FAILED.ipynb`` (the partial notebook, with the traceback in the
+  failing cell) and ``<NN_name>.FAILED.txt`` (the error in one place);
+* a successful run records, in the notebook's metadata, a fingerprint of its inputs (notebook
+  source, merged parameters, cell type, and for per-cell-type notebooks the name, size and
+  modification time of every raw input file of that cell type): :func:`status` says ``done`` only
+  when a finished notebook has the fingerprint the same call would have now, which is how
+  ``chromexp batch`` resumes (a changed tagAlign makes notebooks 10-50 of its cell type stale);
+* one (run, cell type, notebook) runs at a time: a second run of it fails at once, naming the pid
+  of the one holding ``.<NN_name>.lock`` (an OS lock, released even if that run is killed);
+* FAILED files are written atomically (the short error first), so a full disk leaves either no
+  file or a complete one, never an empty text or truncated JSON.
+
+A notebook is *per cell type* when its ``parameters`` cell declares ``CELL_TYPE``; otherwise it
+covers every cell type at once (00 demo data, 90 figures) and its results go to ``results/<run>/all/``.
+
+The notebooks that train one model per chromosome fold (:data:`FOLD_PARAMETERS`) can also run one
+fold per job (``chromexp run 30 --cell E003 --fold 2``, ``chromexp batch --per-fold``, Snakemake's
+``per_fold``): that job sets the notebook's fold parameter to ``[2]`` and writes
+``<NN_name>.fold2.ipynb``; it trains and checkpoints the fold's models and merges their rows into
+the run's keyed tables. The notebook's own job, which waits for its fold jobs, then reads every
+model back from its checkpoint (it trains nothing) and writes the complete tables, summaries and
+figures, so downstream notebooks see the same results as from one unsplit run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .. import config, paths
+from ..utils import (
+    DISK_FULL_ERRNOS,
+    atomic_path,
+    atomic_write_text,
+    disk_full_error,
+    get_logger,
+    remove_stale_temporaries,
+)
+
+log = get_logger("chromexp.runner.notebooks")
+
+NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_([A-Za-z0-9_]+)\.py$")
+PARAMETER_NAMES = ("CELL_TYPE", "RUN_NAME", "PARAMS_FILE", "PARAMS")
+
+#: Notebooks that can run one chromosome fold per job, and the dotted parameter selecting their
+#: folds (``null`` there = the top-level ``folds``). Their models are checkpointed one file per
+#: (marks, fold), named independently of the folds selected, which is what lets the notebook's
+#: all-folds job read the fold jobs' models back instead of training them again.
+FOLD_PARAMETERS: dict[str, str] = {
+    "30_promoter_model": "model.promoter_cnn.folds",
+    "40_distal_model": "model.chromoformer.folds",
+    "50_mark_pairs": "model.chromoformer.folds",
+}
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One analysis notebook: ``notebooks/NN_name.py`` (source) and its paired ``.ipynb``."""
+
+    path: Path
+
+    @property
+    def number(self) -> str:
+        """The two-digit number of the notebook (``"30"``)."""
+        return self.path.name[:2]
+
+    @property
+    def stem(self) -> str:
+        """The file name without ``.py`` (``"30_promoter_model"``)."""
+        return self.path.stem
+
+    @cached_property
+    def source_text(self) -> str:
+        """The text of the ``.py`` source (read once)."""
+        return self.path.read_text()
+
+    @cached_property
+    def parameters(self) -> tuple[str, ...]:
+        """Names assigned in the cell tagged ``parameters`` (in order)."""
+        import jupytext
+
+        nb = jupytext.reads(self.source_text, fmt="py:percent")
+        for cell in nb.cells:
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                return tuple(re.findall(r"^([A-Za-z_]\w*)\s*=", cell.source, flags=re.MULTILINE))
+        return ()
+
+    @property
+    def per_cell_type(self) -> bool:
+        """True when the notebook runs once per cell type (declares ``CELL_TYPE``)."""
+        return "CELL_TYPE" in self.parameters
+
+    def to_notebook(self):
+        """The notebook as an ``nbformat.NotebookNode`` (converted in memory from the ``.py``)."""
+        import jupytext
+
+        return jupytext.reads(self.source_text, fmt="py:percent")
+
+
+def discover(directory: str | Path | None = None) -> list[Notebook]:
+    """All ``NN_name.py`` notebooks of ``directory`` (default ``notebooks/``), sorted by number."""
+    directory = Path(directory) if directory is not None else paths.notebooks_dir()
+    found = [Notebook(p) for p in sorted(directory.glob("*.py")) if NOTEBOOK_PATTERN.match(p.name)]
+    numbers = [nb.number for nb in found]
+    dupes = sorted({n for n in numbers if numbers.count(n) > 1})
+    if dupes:
+        raise ValueError(f"Two notebooks share the number(s) {dupes} in {directory}; numbers must be unique.")
+    return found
+
+
+def resolve(spec: str, directory: str | Path | None = None) -> Notebook:
+    """Find a notebook by number (``"30"``), name (``"30_promoter_model"``) or path."""
+    notebooks = discover(directory)
+    spec = str(spec)
+    as_path = Path(spec)
+    if as_path.suffix in (".py", ".ipynb") and as_path.with_suffix(".py").is_file():
+        return Notebook(as_path.with_suffix(".py").resolve())
+    key = as_path.stem if as_path.suffix in (".py", ".ipynb") else spec
+    for nb in notebooks:
+        if key in (nb.number, nb.stem) or (key.isdigit() and len(key) == 1 and nb.number == f"0{key}"):
+            return nb
+    known = ", ".join(nb.stem for nb in notebooks) or "(none)"
+    raise ValueError(f"Unknown notebook {spec!r}. Known notebooks: {known}.")
+
+
+def check_parameter_names(nb: Notebook) -> None:
+    """Raise if a notebook's parameters cell lacks the standard ``RUN_NAME/PARAMS_FILE/PARAMS``."""
+    missing = [p for p in PARAMETER_NAMES[1:] if p not in nb.parameters]
+    if missing:
+        raise ValueError(
+            f"{nb.path.name}: the parameters cell must declare {', '.join(PARAMETER_NAMES[1:])} "
+            f"(missing {', '.join(missing)}); see notebooks/00_demo_data.py."
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """One execution: a notebook, a cell type (``None`` for global notebooks) and its parameters."""
+
+    notebook: Notebook
+    cell_type: str | None
+    params_file: Path | None
+    overrides: Mapping[str, Any]
+    run_name: str
+    params: Mapping[str, Any]
+    fold: int | None = None  # one fold of a notebook in FOLD_PARAMETERS (None = the whole notebook)
+
+    @property
+    def name(self) -> str:
+        """``"<notebook stem> [<EID or global scope>]"`` (``" fold K"`` for a fold job), for messages."""
+        fold = f" fold {self.fold}" if self.fold is not None else ""
+        return f"{self.notebook.stem} [{self.cell_type or paths.GLOBAL_SCOPE}]{fold}"
+
+    @property
+    def stem(self) -> str:
+        """Base name of the job's files: ``NN_name``, or ``NN_name.foldK`` for a fold job."""
+        return self.notebook.stem if self.fold is None else f"{self.notebook.stem}.fold{self.fold}"
+
+    @property
+    def out_dir(self) -> Path:
+        """The run folder of the job (:func:`chromexp.paths.run_dir`)."""
+        return paths.run_dir(self.params, self.run_name, self.cell_type)
+
+    @property
+    def output(self) -> Path:
+        """The executed notebook, ``<out_dir>/<stem>.ipynb``."""
+        return self.out_dir / f"{self.stem}.ipynb"
+
+    @property
+    def running(self) -> Path:
+        """The notebook being executed, ``<stem>.running.ipynb`` (renamed on success)."""
+        return self.out_dir / f"{self.stem}.running.ipynb"
+
+    @property
+    def failed(self) -> Path:
+        """The partial notebook of a failed run, ``<stem>.FAILED.ipynb``."""
+        return self.out_dir / f"{self.stem}.FAILED.ipynb"
+
+    @property
+    def failed_message(self) -> Path:
+        """The error message of a failed run, ``<stem>.FAILED.txt``."""
+        return self.out_dir / f"{self.stem}.FAILED.txt"
+
+    @property
+    def lock_file(self) -> Path:
+        """The lock held while the job runs, ``.<stem>.lock``."""
+        return self.out_dir / f".{self.stem}.lock"
+
+    @property
+    def log_file(self) -> Path:
+        """The job's log, ``<out_dir>/logs/<stem>.log``."""
+        return self.out_dir / "logs" / f"{self.stem}.log"
+
+    @property
+    def papermill_parameters(self) -> dict[str, Any]:
+        """Values injected into the notebook's parameters cell (``CELL_TYPE`` only if it declares one)."""
+        values: dict[str, Any] = {
+            "RUN_NAME": self.run_name,
+            "PARAMS_FILE": str(self.params_file) if self.params_file else None,
+            "PARAMS": dict(self.overrides),
+        }
+        if self.notebook.per_cell_type:
+            values["CELL_TYPE"] = self.cell_type
+        return values
+
+    @property
+    def data_fingerprints(self) -> dict[str, Any] | None:
+        """What this job's results derive from on disk, beyond its parameters.
+
+        ``inputs``: ``[name, size, mtime]`` of every raw input file of the cell type (notebooks read
+        them directly or through the dataset store, which records the same fingerprints), so a
+        changed tagAlign makes every per-cell-type job stale. ``store``: size and content checksum
+        of the cell type's dataset store (``"unreadable"`` when HDF5 cannot open it, e.g.
+        truncated), so a damaged or rebuilt store is not skipped as up to date. Global notebooks
+        (00 writes the raw data; 90 reads results) have none.
+        """
+        if self.cell_type is None:
+            return None
+        from ..data import dataset
+
+        return {
+            "inputs": dataset.input_fingerprints(self.params, self.cell_type),
+            "store": dataset.store_fingerprint(self.params, self.cell_type),
+        }
+
+    def fingerprint_of(self, data: Mapping[str, Any] | None) -> str:
+        """Hash of source, merged parameters, cell type, run name and ``data`` (see :attr:`fingerprint`)."""
+        payload = json.dumps(
+            {
+                "source": self.notebook.source_text,
+                "params": self.params,
+                "cell_type": self.cell_type,
+                "run": self.run_name,
+                "data": data,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything that decides this job's output: source, parameters, cell type, input data."""
+        return self.fingerprint_of(self.data_fingerprints)
+
+
+def make_job(
+    notebook: Notebook | str,
+    cell_type: str | None = None,
+    params_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    run_name: str | None = None,
+    fold: int | None = None,
+) -> Job:
+    """Validate everything about one execution before anything runs, and describe it as a :class:`Job`.
+
+    ``fold`` makes it the job of one chromosome fold of a notebook in :data:`FOLD_PARAMETERS`: its
+    fold parameter is overridden with ``[fold]``.
+
+    Raises ``ValueError`` for an unknown notebook, a missing cell type for a per-cell-type notebook,
+    an unknown cell type, a missing parameter file, an unknown parameter key, or a fold the
+    notebook cannot run alone or does not train with these parameters.
+    """
+    nb = notebook if isinstance(notebook, Notebook) else resolve(notebook)
+    check_parameter_names(nb)
+    if run_name is not None:
+        paths.check_name(run_name)
+    if params_file is not None:
+        params_file = Path(params_file)
+        if not params_file.is_file() and (paths.repo_root() / params_file).is_file():
+            params_file = paths.repo_root() / params_file
+        if not params_file.is_file():
+            raise ValueError(f"Parameter file {params_file} does not exist.")
+        params_file = params_file.resolve()
+    if nb.per_cell_type:
+        if not cell_type:
+            raise ValueError(f"{nb.stem} runs per cell type: give one with --cell (e.g. --cell E003).")
+        config.check_cell_type(cell_type)
+    else:
+        cell_type = None
+    overrides = dict(overrides or {})
+    params = config.load_params(cell_type, files=[params_file], overrides=overrides)
+    if fold is not None:
+        fold = int(fold)
+        selected = notebook_folds(nb, params)
+        if fold not in selected:
+            raise ValueError(
+                f"{nb.stem} trains folds {selected} with these parameters ({FOLD_PARAMETERS[nb.stem]}, else "
+                f"the top-level folds); fold {fold} is not one of them."
+            )
+        overrides = _with_dotted(overrides, FOLD_PARAMETERS[nb.stem], [fold])
+        params = config.load_params(cell_type, files=[params_file], overrides=overrides)
+    return Job(nb, cell_type, params_file, overrides, run_name or params["run_name"], params, fold)
+
+
+def notebook_folds(nb: Notebook, params: Mapping[str, Any]) -> list[int]:
+    """The folds ``nb`` trains with ``params``; ``ValueError`` if it cannot run one fold per job."""
+    if nb.stem not in FOLD_PARAMETERS:
+        per_fold = ", ".join(f"{n} ({k})" for n, k in FOLD_PARAMETERS.items())
+        raise ValueError(f"{nb.stem} does not run one fold per job; the notebooks that do: {per_fold}.")
+    node: Any = params
+    for part in FOLD_PARAMETERS[nb.stem].split("."):
+        node = node[part]
+    return [int(f) for f in (node or params["folds"])]
+
+
+def _with_dotted(nested: Mapping[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of the nested mapping ``nested`` with ``dotted`` (``"a.b.c"``) set to ``value``."""
+    out = copy.deepcopy(dict(nested))
+    node = out
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return out
+
+
+def status(job: Job) -> str:
+    """``"done"`` (finished with the same fingerprint), ``"stale"`` (finished, inputs changed) or ``"todo"``."""
+    if not job.output.is_file():
+        return "todo"
+    import nbformat
+
+    try:
+        meta = nbformat.read(job.output, as_version=4).metadata.get("chromexp", {})
+    except Exception:  # an unreadable notebook is as good as absent
+        return "todo"
+    return "done" if meta.get("fingerprint") == job.fingerprint else "stale"
+
+
+def _kernel_path() -> str:
+    """A kernelspec folder whose ``python3`` kernel is *this* interpreter.
+
+    Jupyter resolves ``python3`` through the user's kernelspecs first, which may point at another
+    Python; putting ours first on ``JUPYTER_PATH`` makes notebooks run with the package installed here.
+    """
+    root = Path(tempfile.gettempdir()) / f"chromexp-kernels-{hashlib.sha1(sys.executable.encode()).hexdigest()[:10]}"
+    spec_dir = root / "kernels" / "python3"
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (chromexp)",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    target = spec_dir / "kernel.json"
+    text = json.dumps(spec, indent=1)
+    if not target.is_file() or target.read_text() != text:
+        tmp = spec_dir / f".kernel.{os.getpid()}.json"
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    return str(root)
+
+
+class JobLocked(RuntimeError):
+    """Another process is running the same (run, cell type, notebook)."""
+
+
+@contextlib.contextmanager
+def job_lock(job: Job) -> Iterator[Path]:
+    """Hold the lock of ``job`` (run, cell type, notebook) or raise :class:`JobLocked` at once.
+
+    An ``flock`` on ``<out_dir>/.<NN_name>.lock``: the operating system releases it when the holder
+    exits, even when it is killed, so there are no stale locks to clean up. The file records the
+    holder's pid, host and start time for the message a second run gets.
+    """
+    import fcntl
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(job.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown process"
+            raise JobLocked(
+                f"{job.name} of run '{job.run_name}' is already running ({holder}); two runs writing "
+                f"{job.out_dir} at once would mix their outputs. Wait for it to finish or stop it "
+                f"(kill <pid>), then rerun."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
+            0,
+        )
+        yield job.lock_file
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _valid_notebook(path: Path) -> str | None:
+    """``None`` if ``path`` is a readable notebook, else why not (e.g. truncated JSON)."""
+    import nbformat
+
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 — any failure means unusable
+        return f"{type(err).__name__}: {str(err)[:200]}"
+    return None
+
+
+def record_failure(job: Job, err: BaseException, seconds: float) -> None:
+    """Leave ``FAILED.txt`` (and ``FAILED.ipynb`` when the partial notebook is intact) for ``job``.
+
+    The one-line error is written first and atomically, so even on a nearly full disk the file is
+    either absent or complete; then the partial notebook is kept only if it is valid JSON; then the
+    full message replaces the short one if there is room. Never raises for a write failure.
+    """
+    # papermill's own message starts with a banner; its ename/evalue are the notebook's error
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    what = f"{ename}: {evalue}" if ename else f"{type(err).__name__}: {err}"
+    what = " ".join(what.split())[:500]
+    headline = f"{job.name} failed after {seconds:.1f} s: {what}\n"
+    try:
+        atomic_write_text(job.failed_message, headline)
+    except OSError as werr:
+        log.error("could not write %s: %s", job.failed_message, werr)
+        return
+    partial = "none (the notebook did not start)"
+    if job.running.exists():
+        problem = _valid_notebook(job.running)
+        if problem is None:
+            os.replace(job.running, job.failed)
+            partial = str(job.failed)
+        else:
+            job.running.unlink(missing_ok=True)
+            partial = f"none (the partial notebook was unreadable and removed: {problem})"
+    text = (
+        headline
+        + f"\nPartial notebook: {partial}\nParameters: {json.dumps(job.papermill_parameters, default=str)}\n\n"
+        + f"{type(err).__name__}: {err}\n"
+    )
+    try:
+        atomic_write_text(job.failed_message, text)
+    except OSError as werr:
+        log.error("could not write the full error to %s (kept the one-line error): %s", job.failed_message, werr)
+
+
+def execute(job: Job, log_output: bool = True, progress_bar: bool = True) -> Path:
+    """Run ``job`` with papermill; return the path of the executed notebook.
+
+    Holds the job's lock (:func:`job_lock`; raises :class:`JobLocked` if another run holds it).
+    On failure, leaves ``<NN_name>.FAILED.txt`` and, when intact, ``.FAILED.ipynb``, and re-raises
+    the error (a full disk as an ``OSError`` naming the file). On success, removes temporary files
+    that killed runs left in the output folder.
+    """
+    import nbformat
+    import papermill
+
+    with job_lock(job):
+        for stale in (job.running, job.failed, job.failed_message):
+            stale.unlink(missing_ok=True)
+        data_before = job.data_fingerprints  # raw inputs as they are when the run starts
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([_kernel_path(), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+        log.info("running %s -> %s", job.name, job.output)
+        start = time.perf_counter()
+        try:
+            try:
+                papermill.execute_notebook(
+                    job.notebook.to_notebook(),
+                    str(job.running),
+                    parameters=job.papermill_parameters,
+                    kernel_name="python3",
+                    language="python",
+                    log_output=log_output,
+                    progress_bar=progress_bar,
+                    cwd=str(paths.repo_root()),
+                )
+            except OSError as err:  # papermill writing the running notebook
+                if err.errno in DISK_FULL_ERRNOS and not err.filename:
+                    raise disk_full_error(err, job.running) from err
+                raise
+            executed = nbformat.read(job.running, as_version=4)
+            data = job.data_fingerprints
+            if data is not None:
+                # raw inputs as read (a file changed meanwhile makes the result stale); the store as
+                # left by the run (notebook 10 builds it: its result is not stale for that)
+                data["inputs"] = data_before["inputs"]
+            executed.metadata["chromexp"] = {
+                "fingerprint": job.fingerprint_of(data),
+                "cell_type": job.cell_type,
+                "run_name": job.run_name,
+                "params_file": str(job.params_file) if job.params_file else None,
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+            with atomic_path(job.output) as tmp:
+                nbformat.write(executed, tmp)
+            job.running.unlink(missing_ok=True)
+        except BaseException as err:
+            record_failure(job, err, time.perf_counter() - start)
+            log.error("%s failed; see %s", job.name, job.failed_message)
+            raise
+    remove_stale_temporaries(job.out_dir, recursive=True)
+    log.info("%s finished in %.1f s", job.name, time.perf_counter() - start)
+    return job.output
+
+
+def check_pair(py_path: str | Path) -> list[str]:
+    """Problems with a notebook's ``.py``/``.ipynb`` pair; an empty list means the pair is in order.
+
+    Checks that the ``.ipynb`` exists, has the same cells (type, source, tags) as the ``.py``
+    converted by jupytext (i.e. ``make sync`` was run after the last edit), carries no outputs or
+    execution counts, keeps the kernelspec, and that papermill can parse every line of the
+    ``parameters`` cell.
+    """
+    import jupytext
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    py_path = Path(py_path)
+    nb_path = py_path.with_suffix(".ipynb")
+    problems: list[str] = []
+    if not nb_path.is_file():
+        return [f"{nb_path.name} is missing: run `make sync` (jupytext --to ipynb --update {py_path.name})"]
+    expected = jupytext.reads(py_path.read_text(), fmt="py:percent")
+    actual = nbformat.read(nb_path, as_version=4)
+
+    def cells(nb):
+        return [(c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", []))) for c in nb.cells]
+
+    if cells(expected) != cells(actual):
+        differ = next(
+            (i for i, (a, b) in enumerate(zip(cells(expected), cells(actual), strict=False)) if a != b),
+            min(len(expected.cells), len(actual.cells)),
+        )
+        problems.append(
+            f"{nb_path.name} is out of date with {py_path.name} (first difference at cell {differ}): run `make sync`"
+        )
+    for i, cell in enumerate(actual.cells):
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+            problems.append(f"{nb_path.name} cell {i} carries outputs: commit notebooks without outputs")
+            break
+    if actual.metadata.get("kernelspec", {}).get("name") != "python3":
+        problems.append(f"{nb_path.name} lacks the python3 kernelspec")
+    if "kernelspec" not in py_path.read_text().split("# ---", 2)[1]:
+        problems.append(f"{py_path.name}: the jupytext header must keep the kernelspec")
+    param_cells = [c for c in expected.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(param_cells) != 1:
+        problems.append(f"{py_path.name} must have exactly one cell tagged 'parameters' (has {len(param_cells)})")
+    else:
+        declared = re.findall(r"^([A-Za-z_]\w*)\s*=", param_cells[0].source, flags=re.MULTILINE)
+        parsed = [p.name for p in PythonTranslator.inspect(param_cells[0])]
+        if parsed != declared:
+            problems.append(
+                f"{py_path.name}: papermill cannot parse every line of the parameters cell "
+                f"(declared {declared}, parsed {parsed}); avoid '=' in comments"
+            )
+    return problems

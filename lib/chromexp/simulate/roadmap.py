@@ -1,0 +1,1049 @@
+"""The embedded semi-synthetic mini-Roadmap (docs/methods.md, "Semi-synthetic data"): real genes and expression, simulated reads.
+
+:func:`generate` writes, deterministically from ``params["seed"]`` and the preset
+``params["data"]["preset"]`` (sizes and model knobs in the ``simulate:`` block of
+``params/defaults.yaml``), the raw inputs of one dataset in the real Roadmap file formats into
+:func:`chromexp.paths.raw_dir`::
+
+    genes.tsv                      gene_id gene_name chrom tss strand gene_length (real hg19 genes)
+    57epigenomes.RPKM.pc.gz        gene_id + one RPKM column per EID (the real Roadmap values)
+    {EID}-{MARK}.tagAlign.gz       simulated 36 bp reads (BED6), one file per cell type and mark
+    hg19.chrom.sizes               the chromosomes the dataset uses
+    pchic/{TISSUE}.tsv.gz          simulated promoter-capture Hi-C fragment pairs
+    truth/                         what was planted: enhancers, per-gene latent states, interactions
+    manifest.json                  preset, seed, parameters and sha256 of every file (written last)
+
+Generative model (stated in full in ``notebooks/00_demo_data``)
+---------------------------------------------------------------
+For gene g in cell type c, e_gc = log2(RPKM_gc + 1) is the *real* Roadmap value. Each gene's
+promoter-capture Hi-C fragments may carry an enhancer with effect beta (log2 units) that is
+active in c with a probability rising with e_gc; the active enhancers explain part of e_gc,
+C_gc = sum(beta * active) (at most ``enhancer_max_share`` of e_gc), and the promoter carries the
+rest, p_gc = e_gc - C_gc. Promoter activity a_gc = sigmoid((p_gc - activity_midpoint) /
+activity_scale). The expected per-base read depth of mark m is
+
+    D_m(x) = b_m * B_shared(x) * B_mc(x) * (1 - ndr_m * a_gc * NDR(x))  +  sum_g S_mg(x)  +  sum_e E_me(x)
+
+with a regional background (b_m from the real E003 depth; B are piecewise-constant log-normal
+factors over ``block_size`` bp), a nucleosome-depleted dip at active TSSs, gene terms S (promoter
+peaks scaled by a_gc for H3K4me3/H3K9ac/H3K27ac, H3K4me1 flanking the TSS, H3K36me3 over the
+transcribed body ramping up over a few kb, a broad H3K27me3 domain over repressed Polycomb
+targets, H3K9me3 heterochromatin patches weakly more frequent at inactive genes) and enhancer
+terms E (H3K4me1 primed and active, H3K27ac active only). Gene terms carry per-gene log-normal
+noise; real genes outside the preset whose window or body reaches the simulated regions add
+their own terms from their own real expression (:func:`context_genes`). The NDR dip applies to
+``ndr_marks``. Reads are drawn per ``grid_step`` cell as Poisson(D * gamma noise * step / read_length)
+with uniform starts and random strand. Nothing in the model refers to cell states or ranks marks:
+the same mechanism runs in every cell type, driven only by that cell type's real expression.
+
+Fine-mapped eQTLs are planted by :mod:`chromexp.simulate.eqtl` (anchored on the planted enhancers,
+written to ``eqtl/`` in GRCh38 with a simulated chain file); GWAS simulation is not part of this
+module yet.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import paths
+from ..constants import CELL_TYPES, CHROMOSOMES, MARKS, PCHIC_TISSUE
+from ..utils import die_with_parent as _die_with_parent
+from ..utils import get_logger, remove_stale_temporaries
+from . import eqtl as simulate_eqtl
+from .common import gzip_bytes, seeded_rng, table_bytes
+
+log = get_logger("chromexp.simulate.roadmap")
+
+#: Bumped whenever the generative model changes, so cached datasets are regenerated.
+MODEL_VERSION = 3
+
+#: Header of the pcHi-C tables (data contract, docs/data-formats.md, "Inputs").
+PCHIC_COLUMNS = ("bait_chrom", "bait_start", "bait_end", "other_chrom", "other_start", "other_end", "frequency")
+GENE_COLUMNS = ("gene_id", "gene_name", "chrom", "tss", "strand", "gene_length")
+
+
+# ----------------------------------------------------------------------------------------------
+# small deterministic helpers (seeded generators and byte-stable writers: chromexp.simulate.common)
+# ----------------------------------------------------------------------------------------------
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def format_tagalign(chrom: str, starts: np.ndarray, minus: np.ndarray, read_length: int) -> bytes:
+    """Format reads as BED6 tagAlign lines ``chrom start end N 1000 strand`` (vectorised).
+
+    Parameters
+    ----------
+    chrom : str
+        Chromosome of every read.
+    starts : numpy.ndarray of int, shape (n_reads,)
+        0-based read starts.
+    minus : numpy.ndarray of bool, shape (n_reads,)
+        True for reads on the minus strand.
+    read_length : int
+        Read length (end = start + read_length).
+
+    Returns
+    -------
+    bytes
+        ``n_reads`` newline-terminated lines (ASCII).
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    n = len(starts)
+    if n == 0:
+        return b""
+    if starts.min() < 0:
+        raise ValueError("format_tagalign: read starts must be >= 0.")
+    ends = starts + int(read_length)
+    if ends.max() >= 2**32:
+        raise ValueError("format_tagalign: coordinates must be below 2**32.")
+    width = len(str(int(ends.max())))
+    prefix = np.frombuffer((chrom + "\t").encode(), np.uint8)
+    middle = np.frombuffer(b"\tN\t1000\t", np.uint8)
+    thresholds = 10 ** np.arange(1, width, dtype=np.int64)  # 10, 100, ...: n_digits = 1 + #{t <= v}
+
+    def digits(values):
+        # (n, width) ASCII digits, zero padded (uint32 arithmetic is ~10x faster than int64 here),
+        # plus a mask that drops the leading zeros
+        out = np.empty((n, width), np.uint8)
+        v = values.astype(np.uint32)
+        for k in range(width - 1, -1, -1):
+            q = v // 10
+            out[:, k] = v - q * 10 + 48
+            v = q
+        n_digits = 1 + np.searchsorted(thresholds, values, side="right")
+        keep = np.arange(width)[None, :] >= (width - n_digits)[:, None]
+        return out, keep
+
+    s_dig, s_keep = digits(starts)
+    e_dig, e_keep = digits(ends)
+    cols = [
+        np.broadcast_to(prefix, (n, len(prefix))),
+        s_dig,
+        np.full((n, 1), 9, np.uint8),
+        e_dig,
+        np.broadcast_to(middle, (n, len(middle))),
+        np.where(np.asarray(minus, bool), ord("-"), ord("+")).astype(np.uint8)[:, None],
+        np.full((n, 1), 10, np.uint8),
+    ]
+    keeps = [
+        np.ones((n, len(prefix)), bool),
+        s_keep,
+        np.ones((n, 1), bool),
+        e_keep,
+        np.ones((n, len(middle)), bool),
+        np.ones((n, 1), bool),
+        np.ones((n, 1), bool),
+    ]
+    mat = np.concatenate(cols, axis=1)
+    keep = np.concatenate(keeps, axis=1)
+    return mat[keep].tobytes()
+
+
+# ----------------------------------------------------------------------------------------------
+# genes
+# ----------------------------------------------------------------------------------------------
+def load_real_genes() -> pd.DataFrame:
+    """The vendored real gene table with RPKM of the 11 cell types, cleaned for simulation.
+
+    Genes with unknown strand (``.``), unknown gene length, a chromosome outside chr1-22/X/Y,
+    or a repeated gene_id (identical rows, second copy) are excluded, and the counts are logged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns gene_id, gene_name, chrom, tss, strand, gene_length (int64), then one RPKM
+        column per EID; sorted by chromosome (CHROMOSOMES order) and TSS.
+    """
+    path = paths.resources_dir() / "roadmap" / "genes_rpkm_11.tsv.gz"
+    table = pd.read_csv(path, sep="\t", dtype={"chrom": str, "strand": str, "gene_id": str, "gene_name": str})
+    n0 = len(table)
+    excluded = {
+        "unknown strand": ~table["strand"].isin(["+", "-"]),
+        "unknown gene length": table["gene_length"].isna(),
+        "chromosome not in chr1-22, X, Y": ~table["chrom"].isin(CHROMOSOMES),
+        "repeated gene_id": table["gene_id"].duplicated(keep="first"),
+    }
+    drop = np.zeros(n0, bool)
+    for reason, mask in excluded.items():
+        new = mask.to_numpy() & ~drop
+        if new.any():
+            log.info("excluding %d of %d real genes: %s", int(new.sum()), n0, reason)
+        drop |= new
+    table = table.loc[~drop].copy()
+    table["tss"] = table["tss"].astype(np.int64)
+    table["gene_length"] = table["gene_length"].astype(np.int64)
+    order = {c: i for i, c in enumerate(CHROMOSOMES)}
+    table["_o"] = table["chrom"].map(order)
+    table = table.sort_values(["_o", "tss", "gene_id"], kind="mergesort").drop(columns="_o")
+    return table.reset_index(drop=True)
+
+
+def select_genes(table: pd.DataFrame, n_genes: int | None, seed: int) -> pd.DataFrame:
+    """Choose ``n_genes`` genes spread over every chromosome (and so every fold), deterministically.
+
+    Each chromosome gets a share proportional to its number of genes (at least one while
+    ``n_genes`` allows); within a chromosome, genes are taken evenly spaced along the sorted TSS
+    list from a seeded offset, so windows overlap only as often as real neighbouring genes do.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`load_real_genes` (sorted by chromosome and TSS).
+    n_genes : int or None
+        Number of genes; ``None`` (or more than available) keeps every gene.
+    seed : int
+        Seed of the offsets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The selected rows, in the order of ``table``.
+    """
+    if n_genes is None or n_genes >= len(table):
+        return table.reset_index(drop=True)
+    if n_genes < 1:
+        raise ValueError(f"simulate: n_genes must be >= 1 or null (all genes), got {n_genes}.")
+    counts = table.groupby("chrom", sort=False).size()
+    share = counts / counts.sum() * n_genes
+    alloc = np.floor(share).astype(int)
+    if n_genes >= len(counts):
+        alloc = alloc.clip(lower=1)
+    # hand out the remainder by largest fractional part (ties by chromosome order)
+    remainder = n_genes - int(alloc.sum())
+    if remainder > 0:
+        frac = (share - np.floor(share)).sort_values(ascending=False, kind="mergesort")
+        for chrom in frac.index[:remainder]:
+            alloc[chrom] += 1
+    while alloc.sum() > n_genes:  # the clip(lower=1) may overshoot: take from the largest
+        alloc[alloc.idxmax()] -= 1
+    alloc = np.minimum(alloc, counts)
+    rng = seeded_rng(seed, "select_genes")
+    keep = []
+    for chrom, group in table.groupby("chrom", sort=False):
+        k = int(alloc[chrom])
+        if k == 0:
+            continue
+        stride = len(group) / k
+        idx = (np.floor(rng.random() * stride + stride * np.arange(k))).astype(int)
+        keep.append(group.index.to_numpy()[np.minimum(idx, len(group) - 1)])
+    return table.loc[np.sort(np.concatenate(keep))].reset_index(drop=True)
+
+
+def expression_spread_rank(table: pd.DataFrame) -> pd.Series:
+    """Rank in (0, 1) of each gene's sd of log2(RPKM+1) across the 11 cell types (real data).
+
+    Tissue-specific (developmental) genes vary most; the rank feeds the Polycomb-target
+    probability in :func:`gene_latents`. Computed over the whole vendored table, so a gene's
+    rank does not depend on the preset.
+    """
+    eids = [c for c in CELL_TYPES if c in table.columns]
+    spread = np.log2(table[eids].to_numpy(float) + 1.0).std(axis=1)
+    rank = (pd.Series(spread).rank(method="average").to_numpy() - 0.5) / max(len(table), 1)
+    return pd.Series(rank, index=table["gene_id"].to_numpy()).groupby(level=0).first()
+
+
+def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str, Any], seed: int) -> pd.DataFrame:
+    """Cell-type-agnostic hidden properties of each gene (the same in every cell type and preset).
+
+    Drawn from a generator keyed by (seed, gene_id), so a gene's hidden state does not depend
+    on which other genes are simulated:
+
+    * ``cpg``: CpG-island-like promoter (keeps basal promoter marks when inactive and can be a
+      Polycomb target), Bernoulli(``p_cpg``);
+    * ``polycomb``: Polycomb target (H3K27me3 domain), for CpG promoters with probability
+      ``p_polycomb`` * (0.5 + rank of the gene's real cross-cell-type expression spread);
+    * ``noise_<mark>``: log-normal gene-level amplitude factors (a shared and a mark-specific part);
+    * ``k27_width``, ``k27_offset``: width and centre of the H3K27me3 domain;
+    * ``k9_domain``, ``k9_offset``: uniform draw deciding an H3K9me3 patch, and its centre.
+
+    Parameters
+    ----------
+    genes : pandas.DataFrame
+        Gene table (gene_id first).
+    spread_rank : pandas.Series
+        :func:`expression_spread_rank`; genes missing from it get 0.5.
+    """
+    n = len(genes)
+    draws = np.empty((n, 7 + len(MARKS)))
+    for i, gid in enumerate(genes["gene_id"].to_numpy()):
+        r = seeded_rng(seed, "gene", gid)
+        draws[i] = np.concatenate([r.random(3), r.standard_normal(4 + len(MARKS))])
+    rank = spread_rank.reindex(genes["gene_id"]).fillna(0.5).to_numpy()
+    out = pd.DataFrame({"gene_id": genes["gene_id"].to_numpy()})
+    out["cpg"] = draws[:, 0] < knobs["p_cpg"]
+    out["polycomb"] = out["cpg"].to_numpy() & (draws[:, 1] < knobs["p_polycomb"] * (0.5 + rank))
+    out["k9_domain"] = draws[:, 2]
+    out["k27_width"] = knobs["k27me3_domain_width"] * np.exp(0.5 * draws[:, 3])
+    out["k27_offset"] = 500.0 + 1500.0 * draws[:, 4]
+    out["k9_offset"] = 20_000.0 * np.tanh(draws[:, 5])
+    for j, mark in enumerate(MARKS):
+        out[f"noise_{mark}"] = np.exp(
+            knobs["gene_noise_shared"] * draws[:, 6] + knobs["gene_noise_mark"] * draws[:, 7 + j]
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# promoter-capture Hi-C structure and planted enhancers
+# ----------------------------------------------------------------------------------------------
+def _fragments(chrom: str, size: int, median: float, sigma: float, seed: int) -> np.ndarray:
+    """HindIII-like restriction fragment boundaries of one chromosome (log-normal lengths)."""
+    rng = seeded_rng(seed, "fragments", chrom)
+    n = int(size / median * 1.3) + 10
+    lengths = np.maximum(np.round(median * np.exp(sigma * rng.standard_normal(n))), 200).astype(np.int64)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    bounds = bounds[bounds < size]
+    return np.append(bounds, size)
+
+
+def simulate_interactions(
+    genes: pd.DataFrame, chrom_sizes: Mapping[str, int], tissues: Sequence[str], knobs: Mapping[str, Any], seed: int
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Promoter-capture Hi-C: a shared interaction structure and one table per tissue.
+
+    Every gene's bait is the restriction fragment containing its TSS. It interacts with
+    NegBin(mean ``pchic_mean_interactions``) other fragments (capped at
+    ``pchic_max_interactions``, so 0 to more than 8), at log-normal distances (median
+    ``pchic_distance_median``); the base normalised frequency is 1.5 + Exp(``pchic_frequency_mean``
+    - 1.5). Each tissue keeps an interaction with probability ``pchic_tissue_keep`` and jitters its
+    frequency (log-normal, sd ``pchic_tissue_jitter``), never below ``pchic_min_frequency``.
+
+    Returns
+    -------
+    structure : pandas.DataFrame
+        One row per (gene, fragment): gene_id, chrom, bait_start, bait_end, other_start,
+        other_end, base_frequency, and ``in_<TISSUE>`` flags and ``freq_<TISSUE>`` values.
+    tables : dict
+        Tissue -> DataFrame with the :data:`PCHIC_COLUMNS` (one row per distinct bait/other pair).
+    """
+    rng = seeded_rng(seed, "interactions")
+    rows = []
+    frag_cache: dict[str, np.ndarray] = {}
+    fmin = float(knobs["pchic_min_frequency"])
+    for g in genes.itertuples(index=False):
+        if g.chrom not in frag_cache:
+            frag_cache[g.chrom] = _fragments(
+                g.chrom, chrom_sizes[g.chrom], knobs["fragment_median"], knobs["fragment_sigma"], seed
+            )
+        bounds = frag_cache[g.chrom]
+        ib = int(np.searchsorted(bounds, g.tss, side="right") - 1)
+        mean = knobs["pchic_mean_interactions"]
+        r = knobs["pchic_dispersion"]
+        k = min(int(rng.negative_binomial(r, r / (r + mean))), int(knobs["pchic_max_interactions"]))
+        if k == 0:
+            continue
+        dist = knobs["pchic_distance_median"] * np.exp(knobs["pchic_distance_sigma"] * rng.standard_normal(k))
+        dist = np.clip(dist, 8_000, 2_000_000) * np.where(rng.random(k) < 0.5, -1, 1)
+        pos = np.clip(g.tss + dist, 0, chrom_sizes[g.chrom] - 1).astype(np.int64)
+        idx = np.unique(np.searchsorted(bounds, pos, side="right") - 1)
+        idx = idx[(idx != ib) & (idx < len(bounds) - 1)]
+        freq = fmin + 0.01 + rng.exponential(knobs["pchic_frequency_mean"] - fmin, len(idx))
+        for j, f in zip(idx, freq):
+            rows.append((g.gene_id, g.chrom, bounds[ib], bounds[ib + 1], bounds[j], bounds[j + 1], f))
+    structure = pd.DataFrame(
+        rows, columns=["gene_id", "chrom", "bait_start", "bait_end", "other_start", "other_end", "base_frequency"]
+    )
+    for c in ("bait_start", "bait_end", "other_start", "other_end"):
+        structure[c] = structure[c].astype(np.int64)
+    tables = {}
+    for tissue in tissues:
+        trng = seeded_rng(seed, "tissue", tissue)
+        n = len(structure)
+        keep = trng.random(n) < knobs["pchic_tissue_keep"]
+        freq = np.maximum(
+            structure["base_frequency"].to_numpy() * np.exp(knobs["pchic_tissue_jitter"] * trng.standard_normal(n)),
+            fmin + 0.001,
+        )
+        structure[f"in_{tissue}"] = keep
+        structure[f"freq_{tissue}"] = np.where(keep, freq, 0.0)
+        t = pd.DataFrame(
+            {
+                "bait_chrom": structure["chrom"],
+                "bait_start": structure["bait_start"],
+                "bait_end": structure["bait_end"],
+                "other_chrom": structure["chrom"],
+                "other_start": structure["other_start"],
+                "other_end": structure["other_end"],
+                "frequency": np.round(freq, 4),
+            }
+        )[keep]
+        # two genes sharing a bait fragment share its interactions: one row per fragment pair
+        t = t.groupby(list(PCHIC_COLUMNS[:-1]), sort=True, as_index=False)["frequency"].max()
+        tables[tissue] = t.reset_index(drop=True)
+    return structure, tables
+
+
+def plant_enhancers(
+    genes: pd.DataFrame,
+    structure: pd.DataFrame,
+    expression: pd.DataFrame,
+    cell_types: Sequence[str],
+    knobs: Mapping[str, Any],
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Plant enhancers on pcHi-C fragments and inside gene windows; split expression into parts.
+
+    Each (gene, pcHi-C fragment) pair carries an enhancer with probability ``p_enhancer_pchic``;
+    each gene also has Poisson(``local_enhancers``) enhancers 2-20 kb from its TSS. An enhancer
+    has a centre, a width and an effect beta (log2 units; larger for higher interaction
+    frequency). It is active in cell type c with probability
+    sigmoid(``enhancer_activity_bias`` + ``enhancer_activity_slope`` * (e_gc - 2)), and only if
+    the interaction exists in c's pcHi-C tissue. The active enhancers' betas add up to
+    C_gc = min(sum beta, ``enhancer_max_share`` * e_gc) (contributions scaled down
+    proportionally at the cap); the promoter drive is p_gc = e_gc - C_gc.
+
+    Returns
+    -------
+    enhancers : pandas.DataFrame
+        enhancer_id, gene_id, kind (pchic/local), chrom, center, width, effect_log2,
+        fragment_start, fragment_end (-1 for local), then ``active_<EID>`` (bool) and
+        ``contribution_<EID>`` (log2 units) per cell type.
+    drive : pandas.DataFrame, shape (n_genes, n_cell_types)
+        Promoter drive p_gc (log2 units), indexed by gene_id.
+    """
+    rng = seeded_rng(seed, "enhancers")
+    parts = []
+    if len(structure):
+        has = rng.random(len(structure)) < knobs["p_enhancer_pchic"]
+        s = structure[has]
+        lo, hi = s["other_start"].to_numpy(), s["other_end"].to_numpy()
+        center = (lo + rng.random(len(s)) * (hi - lo)).astype(np.int64)
+        beta = (
+            knobs["enhancer_effect"]
+            * np.sqrt(np.maximum(s["base_frequency"].to_numpy() - 1.0, 0.1))
+            * rng.uniform(0.5, 1.5, len(s))
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "gene_id": s["gene_id"].to_numpy(),
+                    "kind": "pchic",
+                    "chrom": s["chrom"].to_numpy(),
+                    "center": center,
+                    "width": rng.uniform(600, 1500, len(s)).round().astype(np.int64),
+                    "effect_log2": beta,
+                    "fragment_start": lo,
+                    "fragment_end": hi,
+                    "_row": np.flatnonzero(has),
+                }
+            )
+        )
+    n_local = rng.poisson(knobs["local_enhancers"], len(genes))
+    gi = np.repeat(np.arange(len(genes)), n_local)
+    if len(gi):
+        sign = np.where(genes["strand"].to_numpy()[gi] == "+", 1, -1)
+        offset = rng.uniform(2_000, 19_000, len(gi)) * np.where(rng.random(len(gi)) < 0.5, -1, 1)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "gene_id": genes["gene_id"].to_numpy()[gi],
+                    "kind": "local",
+                    "chrom": genes["chrom"].to_numpy()[gi],
+                    "center": (genes["tss"].to_numpy()[gi] + sign * offset).astype(np.int64),
+                    "width": rng.uniform(600, 1500, len(gi)).round().astype(np.int64),
+                    "effect_log2": knobs["enhancer_effect"] * rng.uniform(0.25, 0.75, len(gi)),
+                    "fragment_start": -1,
+                    "fragment_end": -1,
+                    "_row": -1,
+                }
+            )
+        )
+    enh = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["gene_id", "_row"])
+    gene_pos = pd.Series(np.arange(len(genes)), index=genes["gene_id"].to_numpy())
+    eg = gene_pos.loc[enh["gene_id"]].to_numpy() if len(enh) else np.zeros(0, int)
+    drive = pd.DataFrame(index=genes["gene_id"].to_numpy())
+    for ct in cell_types:
+        e = np.log2(expression[ct].to_numpy(float) + 1.0)
+        crng = seeded_rng(seed, "enhancer_activity", ct)
+        p = _sigmoid(knobs["enhancer_activity_bias"] + knobs["enhancer_activity_slope"] * (e[eg] - 2.0))
+        active = crng.random(len(enh)) < p
+        if len(enh):
+            col = f"in_{PCHIC_TISSUE[ct]}"
+            rows = enh["_row"].to_numpy()
+            if col in structure:
+                linked = np.ones(len(enh), bool)
+                linked[rows >= 0] = structure[col].to_numpy()[rows[rows >= 0]]
+                active &= linked
+        contrib = np.where(active, enh["effect_log2"].to_numpy(float) if len(enh) else 0.0, 0.0)
+        total = np.bincount(eg, weights=contrib, minlength=len(genes))
+        cap = knobs["enhancer_max_share"] * e
+        scale = np.where(total > cap, cap / np.maximum(total, 1e-12), 1.0)
+        contrib = contrib * scale[eg]
+        enh[f"active_{ct}"] = active
+        enh[f"contribution_{ct}"] = contrib
+        drive[ct] = e - np.bincount(eg, weights=contrib, minlength=len(genes))
+    enh = enh.drop(columns="_row")
+    enh.insert(0, "enhancer_id", [f"enh{i:06d}" for i in range(len(enh))])
+    return enh, drive
+
+
+# ----------------------------------------------------------------------------------------------
+# expected depth on a grid and read sampling
+# ----------------------------------------------------------------------------------------------
+def _merge(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(starts, kind="mergesort")
+    s, e = starts[order], ends[order]
+    run_end = np.maximum.accumulate(e)
+    new = np.ones(len(s), bool)
+    new[1:] = s[1:] > run_end[:-1]
+    grp = np.cumsum(new) - 1
+    if len(s) == 0:
+        return s, e, np.zeros(0, np.int64)
+    return s[new], np.maximum.reduceat(run_end, np.flatnonzero(new)), grp
+
+
+def build_grid(
+    genes: pd.DataFrame, fragments: pd.DataFrame, chrom_sizes: Mapping[str, int], knobs: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Cell starts (every ``grid_step`` bp) over the regions where reads are simulated.
+
+    Regions: each gene's TSS ± (``half_window`` + ``window_pad``) and each pcHi-C fragment
+    ± ``window_pad``, merged and clipped to the chromosome (minus one read length).
+
+    Returns
+    -------
+    dict
+        chrom -> sorted int64 array of cell starts.
+    """
+    step, pad, hw = int(knobs["grid_step"]), int(knobs["window_pad"]), int(knobs["half_window"])
+    read_length = int(knobs["read_length"])
+    out = {}
+    present = set(genes["chrom"]) | (set(fragments["chrom"]) if len(fragments) else set())
+    chroms = [c for c in CHROMOSOMES if c in present] + sorted(present - set(CHROMOSOMES))
+    for chrom in chroms:
+        g = genes[genes["chrom"] == chrom]
+        f = fragments[fragments["chrom"] == chrom] if len(fragments) else fragments
+        s = np.concatenate([g["tss"].to_numpy() - hw - pad, f["start"].to_numpy() - pad if len(f) else []])
+        e = np.concatenate([g["tss"].to_numpy() + hw + pad, f["end"].to_numpy() + pad if len(f) else []])
+        # a read starts anywhere in its cell [cell, cell + step), so the last cell must end one read
+        # length before the chromosome does (a read past the end is invalid tagAlign)
+        limit = chrom_sizes[chrom] - read_length - step + 1
+        s = (np.clip(s, 0, limit) // step * step).astype(np.int64)
+        e = np.clip(e, 0, limit).astype(np.int64)
+        ms, me, _ = _merge(s, e)
+        cells = [np.arange(a, b, step, dtype=np.int64) for a, b in zip(ms, me) if b > a]
+        out[chrom] = np.concatenate(cells) if cells else np.zeros(0, np.int64)
+    return out
+
+
+#: Promoter peak shapes: (centre bp from the TSS, downstream > 0; sd bp; weight) of Gaussian
+#: components: the -1 and +1 nucleosomes flanking the nucleosome-depleted TSS, the next
+#: downstream nucleosomes, and a weak tail into the gene (peak height is set by ``amplitude``).
+PROMOTER_SHAPES: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "H3K4me3": ((-300.0, 220.0, 0.6), (350.0, 250.0, 1.0), (1000.0, 600.0, 0.45), (2500.0, 1500.0, 0.08)),
+    "H3K9ac": ((-300.0, 200.0, 0.55), (300.0, 220.0, 1.0), (900.0, 500.0, 0.3), (2500.0, 1500.0, 0.05)),
+    "H3K27ac": ((-300.0, 200.0, 0.6), (300.0, 220.0, 1.0), (900.0, 500.0, 0.3), (2500.0, 1500.0, 0.05)),
+}
+
+
+def _gauss(u, mu, sd):
+    return np.exp(-0.5 * ((u - mu) / sd) ** 2)
+
+
+def expected_depth(
+    cell_type: str,
+    genes: pd.DataFrame,
+    latents: pd.DataFrame,
+    drive: np.ndarray,
+    enhancers: pd.DataFrame,
+    grid: Mapping[str, np.ndarray],
+    knobs: Mapping[str, Any],
+    seed: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Expected per-base read depth of each mark on the grid, for one cell type.
+
+    Parameters
+    ----------
+    cell_type : str
+        EID (keys the background and enhancer columns).
+    genes, latents : pandas.DataFrame
+        Every gene whose marks can reach the grid (the dataset's genes and their real
+        neighbours, see :func:`context_genes`) and its :func:`gene_latents` row, aligned.
+    drive : numpy.ndarray, shape (n_genes,)
+        Promoter drive p_gc (log2 units) of each gene in this cell type.
+    enhancers : pandas.DataFrame
+        :func:`plant_enhancers` output (needs ``active_<cell_type>``).
+    grid : dict
+        :func:`build_grid` output.
+
+    Returns
+    -------
+    dict
+        mark -> chrom -> float64 array (n_cells,) of expected depth at the cell centres.
+    """
+    step = int(knobs["grid_step"])
+    block = int(knobs["block_size"])
+    bg = knobs["background"]
+    amp = knobs["amplitude"]
+    basal = knobs["promoter_basal"]
+    ndr_marks = set(knobs["ndr_marks"])
+    drive = np.asarray(drive, float)
+    activity = _sigmoid((drive - knobs["activity_midpoint"]) / knobs["activity_scale"])
+    depth: dict[str, dict[str, np.ndarray]] = {m: {} for m in MARKS}
+    g_chrom = genes["chrom"].to_numpy()
+    g_tss = genes["tss"].to_numpy(np.int64)
+    g_sign = np.where(genes["strand"].to_numpy() == "+", 1.0, -1.0)
+    g_len = genes["gene_length"].to_numpy(float)
+    cpg = latents["cpg"].to_numpy(float)
+    polycomb = latents["polycomb"].to_numpy(bool)
+    noise = {m: latents[f"noise_{m}"].to_numpy(float) for m in MARKS}
+    k27w, k27o = latents["k27_width"].to_numpy(float), latents["k27_offset"].to_numpy(float)
+    k9d, k9o = latents["k9_domain"].to_numpy(float), latents["k9_offset"].to_numpy(float)
+    hw = int(knobs["half_window"]) + int(knobs["window_pad"])
+    shapes = PROMOTER_SHAPES
+    for chrom, cells in grid.items():
+        centre = cells + step / 2.0
+        blocks = cells // block
+        nb = int(blocks.max()) + 1 if len(blocks) else 1
+        shared = np.exp(knobs["background_sigma_shared"] * seeded_rng(seed, "bg_shared", chrom).standard_normal(nb))
+        for mark in MARKS:
+            own = np.exp(
+                knobs["background_sigma_mark"] * seeded_rng(seed, "bg", chrom, mark, cell_type).standard_normal(nb)
+            )
+            depth[mark][chrom] = bg[mark] * shared[blocks] * own[blocks]
+        ndr = np.ones(len(cells))
+        for gi in np.flatnonzero(g_chrom == chrom):
+            tss, sign, a = g_tss[gi], g_sign[gi], activity[gi]
+            # the window plus, for H3K36me3, the transcribed body downstream
+            lo, hi = (tss - hw, tss + max(hw, g_len[gi])) if sign > 0 else (tss - max(hw, g_len[gi]), tss + hw)
+            j0, j1 = np.searchsorted(cells, [lo, hi])
+            if j1 <= j0:
+                continue
+            u_all = (centre[j0:j1] - tss) * sign
+            # H3K36me3 over the transcribed body, ramping up over the first few kb
+            body = (u_all > 0) & (u_all < g_len[gi])
+            strength = a * np.clip(drive[gi] / knobs["k36me3_reference"], 0.0, 2.0)
+            if strength > 0 and body.any():
+                ramp = (1.0 - np.exp(-np.maximum(u_all, 0.0) / knobs["k36me3_ramp"])) * body
+                depth["H3K36me3"][chrom][j0:j1] += amp["H3K36me3"] * noise["H3K36me3"][gi] * strength * ramp
+            i0, i1 = np.searchsorted(cells, [tss - hw, tss + hw])
+            if i1 <= i0:
+                continue
+            u = (centre[i0:i1] - tss) * sign
+            # nucleosome-depleted region at active TSSs lowers the background of the ndr_marks
+            ndr[i0:i1] *= 1.0 - knobs["ndr_depth"] * a * _gauss(u, 0.0, 250.0)
+            # promoter peaks driven by activity; CpG promoters keep a basal (poised) level when inactive
+            # (the promoter terms are negligible beyond 8 kb: evaluate them on TSS ± 8 kb only)
+            p0, p1 = np.searchsorted(cells, [tss - 8000, tss + 8000])
+            up = (centre[p0:p1] - tss) * sign
+            for mark, components in shapes.items():
+                level = a + basal[mark] * cpg[gi] * (1.0 - a)
+                shape = sum(w * _gauss(up, mu, sd) for mu, sd, w in components)
+                depth[mark][chrom][p0:p1] += amp[mark] * noise[mark][gi] * level * shape
+            # H3K4me1 flanks promoters (primed and active alike), depleted over the active core
+            flank = _gauss(up, 300.0, 1800.0) * (1.0 - 0.95 * a * _gauss(up, 100.0, 450.0))
+            depth["H3K4me1"][chrom][p0:p1] += amp["H3K4me1"] * noise["H3K4me1"][gi] * (0.5 + 0.5 * a) * flank
+            # H3K27me3: broad Polycomb domain over targets, weakened (not removed) by activity
+            if polycomb[gi]:
+                w = k27w[gi]
+                dom = 0.5 * _sigmoid((u - k27o[gi] + w / 2) / 500.0) * _sigmoid((k27o[gi] + w / 2 - u) / 500.0)
+                dom += _gauss(u, 300.0, 900.0)  # strongest over the CpG island at the TSS
+                level = 1.0 - knobs["k27me3_activity_loss"] * a
+                depth["H3K27me3"][chrom][i0:i1] += amp["H3K27me3"] * noise["H3K27me3"][gi] * level * dom
+            # H3K9me3: heterochromatin patches, a little more frequent over inactive genes
+            if k9d[gi] < knobs["k9me3_domain_p"] * (1.0 + knobs["k9me3_inactive_boost"] * (1.0 - a)):
+                dom = _gauss(u, k9o[gi], knobs["k9me3_domain_width"])
+                depth["H3K9me3"][chrom][i0:i1] += amp["H3K9me3"] * noise["H3K9me3"][gi] * dom
+        for mark in ndr_marks:
+            depth[mark][chrom] = depth[mark][chrom] * ndr
+    # enhancers: H3K4me1 primed (inactive) and active, H3K27ac (and weak H3K9ac) only when active
+    if len(enhancers):
+        active = enhancers[f"active_{cell_type}"].to_numpy(bool)
+        e_chrom = enhancers["chrom"].to_numpy()
+        e_center = enhancers["center"].to_numpy(float)
+        e_width = enhancers["width"].to_numpy(float)
+        for chrom, cells in grid.items():
+            centre = cells + step / 2.0
+            for ei in np.flatnonzero(e_chrom == chrom):
+                c, w = e_center[ei], e_width[ei]
+                i0, i1 = np.searchsorted(cells, [c - 4 * w, c + 4 * w])
+                if i1 <= i0:
+                    continue
+                shape = _gauss(centre[i0:i1], c, w / 2.0)
+                on = float(active[ei])
+                depth["H3K4me1"][chrom][i0:i1] += amp["enhancer_H3K4me1"] * (knobs["enhancer_primed"] + on) * shape
+                depth["H3K27ac"][chrom][i0:i1] += amp["enhancer_H3K27ac"] * on * shape
+                depth["H3K9ac"][chrom][i0:i1] += knobs["enhancer_h3k9ac_share"] * amp["enhancer_H3K27ac"] * on * shape
+    return depth
+
+
+def context_genes(table: pd.DataFrame, genes: pd.DataFrame, grid: Mapping[str, np.ndarray], knobs) -> pd.DataFrame:
+    """Real genes outside ``genes`` whose window or transcribed body reaches the simulated regions.
+
+    Their marks (driven by their own real expression) fall into the dataset's windows as real
+    neighbours' marks do; they get no planted enhancers and are not written to genes.tsv.
+    """
+    hw = int(knobs["half_window"]) + int(knobs["window_pad"])
+    t = table[~table["gene_id"].isin(set(genes["gene_id"])) & table["chrom"].isin(list(grid))]
+    plus = t["strand"].to_numpy() == "+"
+    lo = np.where(plus, t["tss"] - hw, t["tss"] - np.maximum(hw, t["gene_length"]))
+    hi = np.where(plus, t["tss"] + np.maximum(hw, t["gene_length"]), t["tss"] + hw)
+    keep = np.zeros(len(t), bool)
+    chroms = t["chrom"].to_numpy()
+    for chrom, cells in grid.items():
+        sel = np.flatnonzero(chroms == chrom)
+        if len(cells) == 0 or len(sel) == 0:
+            continue
+        # a span [lo, hi) holds a grid cell iff some cell start falls in [lo - step, hi)
+        a = np.searchsorted(cells, lo[sel] - int(knobs["grid_step"]))
+        b = np.searchsorted(cells, hi[sel])
+        keep[sel] = b > a
+    return t[keep]
+
+
+def sample_reads(
+    depth: Mapping[str, np.ndarray], grid: Mapping[str, np.ndarray], knobs: Mapping[str, Any], rng: np.random.Generator
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Draw reads from expected depth: Poisson counts per cell with gamma (over-dispersion) noise.
+
+    Returns
+    -------
+    dict
+        chrom -> (sorted read starts int64, minus-strand flags bool), in the grid's chromosome order.
+    """
+    step, read_length = int(knobs["grid_step"]), int(knobs["read_length"])
+    shape = float(knobs["overdispersion_shape"])
+    out = {}
+    for chrom, cells in grid.items():
+        lam = depth[chrom] * (step / read_length) * rng.gamma(shape, 1.0 / shape, len(cells))
+        counts = rng.poisson(lam)
+        starts = np.repeat(cells, counts) + rng.integers(0, step, int(counts.sum()))
+        starts.sort()
+        out[chrom] = (starts, rng.random(len(starts)) < 0.5)
+    return out
+
+
+def simulate_cell_type(
+    cell_type: str,
+    genes: pd.DataFrame,
+    latents: pd.DataFrame,
+    drive: np.ndarray,
+    enhancers: pd.DataFrame,
+    grid: Mapping[str, np.ndarray],
+    knobs: Mapping[str, Any],
+    seed: int,
+    marks: Sequence[str] = MARKS,
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Reads of every mark in one cell type: mark -> chrom -> (starts, minus)."""
+    depth = expected_depth(cell_type, genes, latents, drive, enhancers, grid, knobs, seed)
+    return {m: sample_reads(depth[m], grid, knobs, seeded_rng(seed, "reads", cell_type, m)) for m in marks}
+
+
+# ----------------------------------------------------------------------------------------------
+# the generator
+# ----------------------------------------------------------------------------------------------
+def preset_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset named by ``params['data']['preset']``: n_genes and cell_types, validated."""
+    sim = params["simulate"]
+    name = params["data"]["preset"]
+    if name not in sim["presets"]:
+        raise ValueError(f"Unknown data.preset {name!r}; known presets: {', '.join(sim['presets'])}.")
+    preset = dict(sim["presets"][name])
+    unknown = [c for c in preset["cell_types"] if c not in CELL_TYPES]
+    if unknown:
+        raise ValueError(f"simulate.presets.{name}.cell_types has unknown EIDs {unknown}.")
+    return {"name": name, **preset}
+
+
+#: ``simulate`` keys that do not change the output (left out of the manifest and the cache key).
+_NOT_IN_MANIFEST = ("n_jobs",)
+
+
+def _manifest_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    sim = {k: v for k, v in params["simulate"].items() if k not in _NOT_IN_MANIFEST}
+    return {
+        "model_version": MODEL_VERSION,
+        "preset": params["data"]["preset"],
+        "seed": int(params["seed"]),
+        "simulate": json.loads(json.dumps(sim)),
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(raw: Path) -> dict[str, Any] | None:
+    """The manifest of a raw folder, or None when absent or unreadable."""
+    try:
+        return json.loads((Path(raw) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(raw: Path, params: Mapping[str, Any], verify: bool = False) -> bool:
+    """Whether ``raw`` holds a finished dataset made with these parameters.
+
+    Complete = manifest.json present with the same preset, seed, ``simulate`` block and model
+    version, and every listed file present with its recorded size (and sha256 when ``verify``).
+    """
+    manifest = read_manifest(raw)
+    if manifest is None or manifest.get("params") != _manifest_params(params):
+        return False
+    for name, info in manifest.get("files", {}).items():
+        path = Path(raw) / name
+        if not path.is_file() or path.stat().st_size != info["bytes"]:
+            return False
+        if verify and _sha256(path) != info["sha256"]:
+            return False
+    return True
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _cell_type_task(args) -> list[str]:
+    """Worker: simulate and write the 7 tagAlign files of one cell type (runs in a subprocess)."""
+    (ct, genes, latents, drive, enhancers, grid, knobs, seed, out) = args
+    reads = simulate_cell_type(ct, genes, latents, drive, enhancers, grid, knobs, seed)
+    written = []
+    for mark in MARKS:
+        chunks = [format_tagalign(c, s, m, knobs["read_length"]) for c, (s, m) in reads[mark].items()]
+        name = f"{ct}-{mark}.tagAlign.gz"
+        _write(Path(out) / name, gzip_bytes(b"".join(chunks), int(knobs["gzip_level"])))
+        written.append(name)
+    return written
+
+
+def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Write the semi-synthetic raw dataset of the preset ``params['data']['preset']``.
+
+    Idempotent: when ``out_dir`` already holds a complete dataset with the same manifest
+    parameters it is reused. The dataset is written into a temporary sibling folder that is
+    renamed into place only once the manifest (written last) is there, so an interrupted run
+    never looks complete.
+
+    Parameters
+    ----------
+    params : mapping
+        Merged parameters (``seed``, ``data.preset``, ``simulate`` block).
+    out_dir : path, optional
+        Destination; default :func:`chromexp.paths.raw_dir` (``data/semisynthetic-<preset>/raw``).
+    force : bool
+        Regenerate even if a complete dataset exists.
+
+    Returns
+    -------
+    pathlib.Path
+        The raw-data folder.
+    """
+    if params["data"]["source"] != "semisynthetic":
+        raise ValueError(
+            f"simulate.generate: data.source is {params['data']['source']!r}; only 'semisynthetic' data is generated."
+        )
+    out = Path(out_dir) if out_dir is not None else paths.raw_dir(params)
+    if not force and is_complete(out, params):
+        log.info("reusing the complete dataset in %s", out)
+        remove_stale_temporaries(out.parent)  # leftovers of killed runs (see the end of this function)
+        remove_stale_temporaries(out, recursive=True)
+        return out
+    preset = preset_config(params)
+    knobs = params["simulate"]
+    seed = int(params["seed"])
+    cell_types = list(preset["cell_types"])
+    missing = [c for c in params.get("cell_types", []) if c not in cell_types]
+    if missing:
+        log.warning("preset %s has no reads for cell types %s listed in cell_types", preset["name"], missing)
+    t0 = time.perf_counter()
+
+    table = load_real_genes()
+    genes = select_genes(table, preset["n_genes"], seed)
+    eids = [c for c in CELL_TYPES if c in genes.columns]
+    expression = genes[["gene_id", *eids]].copy()
+    genes = genes[list(GENE_COLUMNS)].copy()
+    sizes_all = pd.read_csv(
+        paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
+    )
+    chrom_sizes = dict(zip(sizes_all["chrom"], sizes_all["size"].astype(int)))
+    tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types))
+    structure, tables = simulate_interactions(genes, chrom_sizes, tissues, knobs, seed)
+    enhancers, drive = plant_enhancers(genes, structure, expression, cell_types, knobs, seed)
+    frags = pd.concat(
+        [t[["other_chrom", "other_start", "other_end"]] for t in tables.values()], ignore_index=True
+    ).rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
+    grid = build_grid(genes, frags.drop_duplicates(), chrom_sizes, knobs)
+    # real neighbours whose marks reach the simulated regions (driven by their own real expression)
+    context = context_genes(table, genes, grid, knobs)
+    signal_genes = pd.concat([genes, context[list(GENE_COLUMNS)]], ignore_index=True)
+    latents = gene_latents(signal_genes, expression_spread_rank(table), knobs, seed)
+    signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
+    log.info(
+        "preset %s, %d genes (+%d real neighbours), %d cell types, %d interactions, %d enhancers, %.1f Mb simulated",
+        preset["name"],
+        len(genes),
+        len(context),
+        len(cell_types),
+        len(structure),
+        len(enhancers),
+        sum(len(v) for v in grid.values()) * knobs["grid_step"] / 1e6,
+    )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        level = int(knobs["gzip_level"])
+        _write(tmp / "genes.tsv", table_bytes(genes))
+        _write(tmp / "57epigenomes.RPKM.pc.gz", gzip_bytes(table_bytes(expression), level))
+        used = [c for c in CHROMOSOMES if c in set(genes["chrom"])]
+        _write(tmp / "hg19.chrom.sizes", "".join(f"{c}\t{chrom_sizes[c]}\n" for c in used).encode())
+        for tissue, t in tables.items():
+            _write(tmp / "pchic" / f"{tissue}.tsv.gz", gzip_bytes(table_bytes(t), level))
+        lat = latents.iloc[: len(genes)].drop(columns=[c for c in latents.columns if c.startswith(("k9_", "k27_"))])
+        truth_genes = lat.join(drive.add_prefix("promoter_drive_").reset_index(drop=True))
+        _write(tmp / "truth" / "genes.tsv.gz", gzip_bytes(table_bytes(truth_genes), level))
+        _write(tmp / "truth" / "enhancers.tsv.gz", gzip_bytes(table_bytes(enhancers), level))
+        _write(tmp / "truth" / "interactions.tsv.gz", gzip_bytes(table_bytes(structure), level))
+        _write(tmp / "truth" / "README.md", _TRUTH_README.encode())
+        tasks = [
+            (ct, signal_genes, latents, signal_drive[ct].to_numpy(), enhancers, grid, knobs, seed, tmp)
+            for ct in cell_types
+        ]
+        n_jobs = max(1, min(int(knobs["n_jobs"] or os.cpu_count() or 1), len(tasks)))
+        if n_jobs == 1:
+            for task in tasks:
+                _cell_type_task(task)
+        else:
+            with concurrent.futures.ProcessPoolExecutor(
+                n_jobs, initializer=_die_with_parent, initargs=(os.getpid(),)
+            ) as pool:
+                list(pool.map(_cell_type_task, tasks))
+        simulate_eqtl.write_eqtls(tmp, genes, enhancers, cell_types, chrom_sizes, knobs, seed, level)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {
+            "dataset": "semi-synthetic (simulated reads, real Roadmap expression)",
+            "params": _manifest_params(params),
+            "cell_types": cell_types,
+            "n_genes": len(genes),
+            "files": {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        }
+        _write(tmp / "manifest.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+        # swap into place: a stale or partial folder is moved aside first, then removed
+        if out.exists():
+            if not force and is_complete(out, params):  # another process finished first
+                shutil.rmtree(tmp)
+                return out
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    # folders and files of runs that were killed (.raw.tmp-<pid>, .raw.old-<pid>, .<file>.tmp-<pid>-*)
+    remove_stale_temporaries(out.parent)
+    remove_stale_temporaries(out, recursive=True)
+    log.info("wrote %s in %.1f s", out, time.perf_counter() - t0)
+    return out
+
+
+def dataset_summary(raw: str | os.PathLike, dataset_params: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """Summaries of a generated dataset, read back with the real readers (chromexp.data.io).
+
+    Parameters
+    ----------
+    raw : path
+        A folder written by :func:`generate`.
+    dataset_params : mapping, optional
+        The ``dataset`` parameter block (pCRE filter: ``pcre_min_frequency``,
+        ``pcre_max_length``, ``max_pcres``); defaults to 1.5, 40 kb and 8 (docs/data-formats.md, "Inputs").
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``files``: file, bytes; ``reads``: cell_type, mark, n_reads;
+        ``folds``: fold, chromosomes, n_genes; ``pcres``: tissue, gene_id, n_interactions,
+        n_pcres (after the dataset's filter and top-N cap).
+    """
+    from ..constants import CHROM_FOLD
+    from ..data import io
+
+    raw = Path(raw)
+    manifest = read_manifest(raw)
+    if manifest is None:
+        raise ValueError(f"{raw}/manifest.json is missing or unreadable: generate the dataset first.")
+    dp = {"pcre_min_frequency": 1.5, "pcre_max_length": 40_000, "max_pcres": 8, **(dataset_params or {})}
+    files = pd.DataFrame([{"file": k, "bytes": v["bytes"]} for k, v in sorted(manifest["files"].items())])
+    genes = io.read_gene_table(raw / "genes.tsv")
+    rows = []
+    for name in sorted(manifest["files"]):
+        if name.endswith(".tagAlign.gz"):
+            ct, mark = name[: -len(".tagAlign.gz")].split("-", 1)
+            with gzip.open(raw / name, "rb") as fh:
+                n = sum(chunk.count(b"\n") for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""))
+            rows.append({"cell_type": ct, "mark": mark, "n_reads": n})
+    reads = pd.DataFrame(rows)
+    fold = genes["chrom"].map(CHROM_FOLD)
+    folds = (
+        pd.DataFrame({"fold": fold, "chrom": genes["chrom"]})
+        .groupby("fold")
+        .agg(
+            chromosomes=("chrom", lambda c: ", ".join(sorted(set(c), key=CHROMOSOMES.index))), n_genes=("chrom", "size")
+        )
+        .reset_index()
+    )
+    pc_rows = []
+    for path in sorted((raw / "pchic").glob("*.tsv.gz")):
+        tissue = path.name[: -len(".tsv.gz")]
+        t = io.read_pchic(path)
+        m = genes.merge(t, left_on="chrom", right_on="bait_chrom")
+        m = m[(m["tss"] >= m["bait_start"]) & (m["tss"] < m["bait_end"])]
+        ok = (m["frequency"] > dp["pcre_min_frequency"]) & (m["other_end"] - m["other_start"] <= dp["pcre_max_length"])
+        n_all = m.groupby("gene_id").size().reindex(genes["gene_id"], fill_value=0)
+        n_ok = m[ok].groupby("gene_id").size().reindex(genes["gene_id"], fill_value=0)
+        pc_rows.append(
+            pd.DataFrame(
+                {
+                    "tissue": tissue,
+                    "gene_id": genes["gene_id"].to_numpy(),
+                    "n_interactions": n_all.to_numpy(),
+                    "n_pcres": np.minimum(n_ok.to_numpy(), dp["max_pcres"]),
+                }
+            )
+        )
+    pcres = pd.concat(pc_rows, ignore_index=True) if pc_rows else pd.DataFrame()
+    return {"files": files, "reads": reads, "folds": folds, "pcres": pcres}
+
+
+#: Written into the raw data, so part of its manifest hashes: the text (with the module names it had
+#: when written, ``chromexp.simulate`` and ``chromexp.simulate_eqtl``, now :mod:`chromexp.simulate.roadmap`
+#: and :mod:`chromexp.simulate.eqtl`) stays byte-identical until :data:`MODEL_VERSION` changes.
+_TRUTH_README = """\
+# Ground truth of the semi-synthetic dataset (SIMULATED)
+
+Written by chromexp.simulate.generate; see notebooks/00_demo_data for the generative model.
+
+- genes.tsv.gz: per gene, the hidden cell-type-agnostic states (cpg, polycomb, gene-level
+  amplitude noise per mark) and per cell type the promoter drive p_gc (log2 units): the part of
+  the real log2(RPKM+1) not explained by planted enhancers.
+- enhancers.tsv.gz: every planted enhancer (kind pchic = on a pcHi-C fragment of its gene,
+  local = inside the TSS +/- 20 kb window), its centre, width, effect (log2 units), fragment,
+  and per cell type whether it is active and its contribution to the gene's log2 expression.
+- interactions.tsv.gz: the pcHi-C interaction structure (gene, bait, other fragment, base
+  frequency) and per tissue whether it is present and its frequency.
+
+- eqtls.tsv.gz: every planted fine-mapped eQTL (chromexp.simulate_eqtl; ../eqtl/README.md).
+
+Not simulated yet (docs/methods.md, "Semi-synthetic data", later issues): GWAS summary statistics.
+"""
