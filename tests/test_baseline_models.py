@@ -24,6 +24,12 @@ from chromexp.models import hmcrnn as hc
 
 TOL = 1e-6
 
+# the reference code builds 1-layer LSTMs with dropout=0.5 and calls nn.Softmax() without dim
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Implicit dimension choice for softmax:UserWarning"),
+]
+
 
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import torch
 
-from chromexp import dataset, signal
+from chromexp.data import dataset, signal
 from chromexp.models import chromoformer_inputs as ci
 
 WINDOWS = (2000, 4000, 10000, 20000, 40000)

@@ -373,7 +373,9 @@ def validate(params: Mapping[str, Any]) -> None:
     check("chromoformer_study.tasks", *subset(("clf", "reg"), "tasks"))
     check(
         "chromoformer_study.windows",
-        lambda v: _is_list(v) and len(v) > 0 and all(_is_int(x) and x > 0 and x % 2 == 0 for x in v) and len(set(v)) == len(v),
+        lambda v: (
+            _is_list(v) and len(v) > 0 and all(_is_int(x) and x > 0 and x % 2 == 0 for x in v) and len(set(v)) == len(v)
+        ),
         "must be a non-empty list of distinct positive even windows (bp)",
     )
     check("chromoformer_diff.protocol", *study_protocol, nullable=True)
