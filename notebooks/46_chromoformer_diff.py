@@ -170,4 +170,4 @@ save_figure(fig, "fig2e_chromoformer_diff", run.figures_dir)
 # Written from this run's numbers.
 
 # %%
-display(Markdown(stats.diff_answer(summary.assign(pair=summary["pair"]), truth, PROVENANCE, len(D["folds"]))))
+display(Markdown(stats.diff_answer(summary, truth, PROVENANCE, len(D["folds"]))))

@@ -396,3 +396,9 @@ def test_checkpoint_tags_ignore_settings_the_protocol_does_not_use():
     assert tag == study.training_tag({**tp, "lr_patience": 7, "early_stopping_patience": 3})  # plateau keys unused
     assert tag != study.training_tag({**tp, "chromoformer_protocol": {**tp["chromoformer_protocol"], "max_epochs": 3}})
     assert "kind" not in study.model_tag(spec, params)
+
+
+def test_diff_refuses_pairs_without_their_datasets():
+    params = load_params(None, overrides={"chromoformer_diff": {"pairs": [["E003", "E116"]]}})
+    with pytest.raises(ValueError, match=r"No dataset given for cell type\(s\) \['E116'\]"):
+        diff.train_and_evaluate({"E003": object()}, params)

@@ -91,6 +91,9 @@ def test_gpu_benchmark_cpu_fallback_and_plan(tmp_path, capsys):
         assert modes["many_fp32"]["models"] > 1
         assert "skipped" in modes["one_bf16"]  # bf16 on CPU only with --cpu-bf16
     assert result["paper_grid"]["models"] == 1320
+    # Chromoformer's own study: the diff model and every baseline, one model at a time
+    for family in ("chromoformer_diff", "deepchrome", "attentivechrome_40kb", "hmcrnn", "deepdiff"):
+        assert result["families"][family]["modes"]["one_fp32"]["gene_epochs_per_s"] > 0, family
 
     assert cli.main(["plan", "--throughput", str(out), "--cells", "E003", "E066"]) == 0
     text = capsys.readouterr().out

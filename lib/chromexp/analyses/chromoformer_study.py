@@ -532,7 +532,10 @@ def study_answer(
         t = t[~t["model"].str.startswith("chromoformer_embedding_only")]
         if t.empty:
             continue
-        top_w = int(t["window"].max())
+        # the largest window at which every model was trained (else each model's largest)
+        per_model = t.groupby("model")["window"].apply(set)
+        shared = set.intersection(*per_model) if len(per_model) else set()
+        top_w = int(max(shared)) if shared else int(t["window"].max())
         at_top = t[t["window"] == top_w].sort_values("mean", ascending=False)
         best = at_top.iloc[0]
         trend = ""
@@ -542,9 +545,10 @@ def study_answer(
                 f"; Chromoformer's test {metric} goes from {cf['mean'].iloc[0]:.3f} at {cf['window'].iloc[0] / 1000:g} kb "
                 f"to {cf['mean'].iloc[-1]:.3f} at {cf['window'].iloc[-1] / 1000:g} kb"
             )
+        others = ", ".join(f"{r['model']} {r['mean']:.3f}" for _, r in at_top.iloc[1:].iterrows())
         parts.append(
             f"at {top_w / 1000:g} kb the best {task} model is {best['model']} (mean test {metric} {best['mean']:.3f} "
-            f"over {int(best['n_folds'])} fold(s)){trend}"
+            f"over {int(best['n_folds'])} fold(s){'; ' + others if others else ''}){trend}"
         )
     text = f"**Answer.** {_phrase(provenance)}, " + "; ".join(parts) + "."
     if ablation is not None and len(ablation):

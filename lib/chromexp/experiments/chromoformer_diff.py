@@ -369,7 +369,7 @@ def train_and_evaluate(
 
     d = diff_settings(params)
     cell_params = dict(cell_params or {c: params for c in d["cell_types"]})
-    missing = [c for c in d["cell_types"] if c not in datasets]
+    missing = sorted({c for pair in d["pairs"] for c in pair} - set(datasets))
     if missing:
         raise ValueError(f"No dataset given for cell type(s) {missing}.")
     marks = list(params["marks"])
