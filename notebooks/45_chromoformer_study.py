@@ -161,7 +161,7 @@ for task in S["tasks"]:
     t = summary[(summary["metric"] == metric) & summary["model"].str.endswith(f"_{task}")]
     display(t.pivot_table(index=["model", "split"], columns="window", values="mean").round(3))
     fig = panels.plot_window_study(t, ds.provenance, metric=metric)
-    save_figure(fig, f"fig3a_window_study_{task}_{CELL_TYPE}", run.figures_dir)
+    _ = save_figure(fig, f"fig3a_window_study_{task}_{CELL_TYPE}", run.figures_dir)
 
 # %% [markdown]
 # ## Chromoformer and the baselines at their published windows (Fig. 2b, 2d)
@@ -199,7 +199,7 @@ for task in S["tasks"] if S["ablation"] else []:
     fig = panels.plot_ablation(
         metrics[metrics["window"] == top].query("model in [@intact, @ablated]"), sub, ds.provenance, metric
     )
-    save_figure(fig, f"fig3bc_embedding_only_{task}_{CELL_TYPE}", run.figures_dir)
+    _ = save_figure(fig, f"fig3bc_embedding_only_{task}_{CELL_TYPE}", run.figures_dir)
 if tests:
     ablation = pd.concat(tests, ignore_index=True).assign(cell_type=CELL_TYPE, provenance=ds.provenance)
     gene_tests = pd.concat(per_gene, ignore_index=True).assign(cell_type=CELL_TYPE, provenance=ds.provenance)

@@ -163,7 +163,7 @@ if PROVENANCE == SEMI_SYNTHETIC and "two_reg" in D["baselines"]:
 else:
     print(f"{PROVENANCE} data: no planted truth to score the pairs against.")
 fig = panels.plot_diff(metrics, by_group, PROVENANCE)
-save_figure(fig, "fig2e_chromoformer_diff", run.figures_dir)
+_ = save_figure(fig, "fig2e_chromoformer_diff", run.figures_dir)
 
 # %% [markdown]
 # ## Answer

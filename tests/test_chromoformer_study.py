@@ -402,3 +402,28 @@ def test_diff_refuses_pairs_without_their_datasets():
     params = load_params(None, overrides={"chromoformer_diff": {"pairs": [["E003", "E116"]]}})
     with pytest.raises(ValueError, match=r"No dataset given for cell type\(s\) \['E116'\]"):
         diff.train_and_evaluate({"E003": object()}, params)
+
+
+def test_study_panels_say_what_they_show():
+    import matplotlib.pyplot as plt
+
+    from chromexp.plots import chromoformer_study as panels
+
+    m = _fold_metrics()
+    m = pd.concat([m, m[m["model"] == "chromoformer_clf"].assign(window=2000, value=0.7)], ignore_index=True)
+    fig = panels.plot_window_study(stats.fold_summary(m).assign(cell_type="E003"), "semi-synthetic")
+    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert (
+        labels == ["Chromoformer"] and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    )  # the ablation is not a window model
+    assert [ax.get_title() for ax in fig.axes] == ["test"]
+    sub = pd.DataFrame({"model": ["chromoformer_clf", "chromoformer_embedding_only_clf"] * 2, "fold": 1,
+                        "subset": ["≥ 1 pCRE"] * 2 + ["no pCRE"] * 2, "n_genes": 10, "metric": "auroc", "value": 0.7})  # fmt: skip
+    fig = panels.plot_ablation(m, sub, "real", "auroc")
+    assert len(fig.axes) == 2 and "real data" in fig._suptitle.get_text()
+    pairs = pd.DataFrame({"pair": "E003-E116", "model": ["chromoformer_diff", "deepdiff_aux"], "fold": 1, "split": "test",
+                          "metric": "pearson_r", "value": [0.5, 0.3]})  # fmt: skip
+    fig = panels.plot_diff(pairs, None, "semi-synthetic")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["Chromoformer-diff", "DeepDiff (aux)"]
+    assert fig.axes[1].texts[0].get_text() == "no planted truth (real data)"
+    plt.close("all")

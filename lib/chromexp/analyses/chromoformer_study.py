@@ -556,7 +556,7 @@ def study_answer(
         for _, row in a.iterrows():
             p = "undefined with one fold" if not np.isfinite(row["p"]) else f"paired t-test p = {row['p']:.3g}"
             text += (
-                f" The intact {row['model_a']} beats its Embedding-only ablation by {row['mean_diff']:+.3f} {row['metric']} "
+                f" Intact {row['model_a']} minus its Embedding-only ablation: {row['mean_diff']:+.3f} test {row['metric']} "
                 f"on average over folds ({p})."
             )
         s = ablation[(ablation["split"] == "test") & (ablation["subset"] != "all test genes")]

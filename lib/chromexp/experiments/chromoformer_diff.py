@@ -209,8 +209,9 @@ def pair_data(ds_a, ds_b) -> PairData:
 
 def paired_inputs(inputs_a: Mapping[str, torch.Tensor], inputs_b: Mapping[str, torch.Tensor], pair: PairData) -> dict:
     """``ChromoformerDiff`` inputs: every key of each side with suffix ``_a`` / ``_b``, rows = common genes."""
-    out = {f"{k}_a": v[pair.index_a] for k, v in inputs_a.items()}
-    out.update({f"{k}_b": v[pair.index_b] for k, v in inputs_b.items()})
+    ia, ib = torch.as_tensor(pair.index_a.copy()), torch.as_tensor(pair.index_b.copy())  # own, writable memory
+    out = {f"{k}_a": v[ia] for k, v in inputs_a.items()}
+    out.update({f"{k}_b": v[ib] for k, v in inputs_b.items()})
     return out
 
 

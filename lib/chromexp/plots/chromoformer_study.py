@@ -22,14 +22,19 @@ FAMILY_COLORS: dict[str, str] = {
     "chromoformer_diff": "#D55E00",
     "chromoformer_reg_difference": "#0072B2",
     "chromoformer_clf_log_ratio": "#56B4E9",
+    "deepdiff": "#7F7F7F",
 }
 
 
 def _family(model: str) -> str:
+    if model.startswith("deepdiff_"):
+        return "deepdiff"
     return model.rsplit("_", 1)[0] if model.endswith(("_clf", "_reg")) else model
 
 
 def _label(model: str) -> str:
+    if model.startswith("deepdiff_"):
+        return f"DeepDiff ({model.removeprefix('deepdiff_')})"
     return {
         "chromoformer": "Chromoformer",
         "chromoformer_embedding_only": "Embedding-only",
@@ -80,7 +85,7 @@ def plot_window_study(summary: pd.DataFrame, provenance: str, metric: str = "aur
         ax.set_xlabel("promoter window (kb)")
         ax.set_ylabel(f"{split} {metric.replace('_', ' ')} (mean ± SE over folds)")
         ax.set_title(split, fontsize=9)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     n = int(t["n_folds"].max())
     cells = ", ".join(sorted(set(t["cell_type"]))) if "cell_type" in t.columns else ""
     fig.suptitle(
@@ -132,7 +137,7 @@ def plot_ablation(folds: pd.DataFrame, subsets: pd.DataFrame, provenance: str, m
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.set_ylabel(f"test {metric.replace('_', ' ')} (dots = folds)")
         ax.set_title(title, fontsize=9)
-    axes[0].legend(fontsize=7, loc="lower right")
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2)
     cells = ", ".join(sorted(set(f["cell_type"]))) if "cell_type" in f.columns else ""
     fig.suptitle(f"Embedding-only ablation (Fig. 3b, 3c) {cells} · {data_label(provenance)}", fontsize=9)
     return fig
@@ -161,7 +166,7 @@ def plot_diff(metrics: pd.DataFrame, by_group: pd.DataFrame | None, provenance: 
         g = t[t["model"] == model]
         means = g.groupby("pair")["value"].mean().reindex(pairs)
         x = np.arange(len(pairs)) + (j - (len(models) - 1) / 2) * width
-        ax.bar(x, means, width=width, color=FAMILY_COLORS.get(model, "0.6"), label=_label(model), alpha=0.9)
+        ax.bar(x, means, width=width, color=FAMILY_COLORS.get(_family(model), "0.6"), label=_label(model), alpha=0.9)
         for i, pair in enumerate(pairs):
             v = g[g["pair"] == pair]["value"].to_numpy()
             ax.scatter(np.full(v.size, x[i]), v, s=8, color="black", zorder=3)
@@ -189,7 +194,7 @@ def plot_diff(metrics: pd.DataFrame, by_group: pd.DataFrame | None, provenance: 
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.set_ylabel("test Pearson r of lfc (dots = pair x fold)")
         ax.set_title("planted enhancer activity between the two cell types", fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=2)
     fig.suptitle(
         f"Chromoformer-diff (from the paper's description) vs baselines, {len(pairs)} pair(s) · {data_label(provenance)}",
         fontsize=9,

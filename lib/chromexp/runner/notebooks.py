@@ -70,6 +70,7 @@ PARAMETER_NAMES = ("CELL_TYPE", "RUN_NAME", "PARAMS_FILE", "PARAMS")
 FOLD_PARAMETERS: dict[str, str] = {
     "30_promoter_model": "model.promoter_cnn.folds",
     "40_distal_model": "model.chromoformer.folds",
+    "45_chromoformer_study": "chromoformer_study.folds",
     "50_mark_pairs": "model.chromoformer.folds",
 }
 
