@@ -109,7 +109,7 @@ def plot_ablation(folds: pd.DataFrame, subsets: pd.DataFrame, provenance: str, m
     s = subsets[subsets["metric"] == metric]
     if f.empty:
         raise ValueError(f"No test {metric} rows of the ablation to plot.")
-    fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), constrained_layout=True, gridspec_kw={"width_ratios": [1, 2]})
     panels = [(axes[0], f.assign(subset="all test genes"), "all test genes")]
     panels.append((axes[1], s, "by pCREs"))
     for ax, table, title in panels:
@@ -133,7 +133,7 @@ def plot_ablation(folds: pd.DataFrame, subsets: pd.DataFrame, provenance: str, m
                 for _, row in wide.iterrows():
                     ax.plot([i - 0.175, i + 0.175], [row[models[0]], row[models[1]]], color="0.6", lw=0.7)
         n = {gr: int(table[table["subset"] == gr]["n_genes"].max()) if "n_genes" in table else 0 for gr in groups}
-        ax.set_xticks(range(len(groups)), [f"{gr}\n(≤ {n[gr]} genes per fold)" if n[gr] else gr for gr in groups])
+        ax.set_xticks(range(len(groups)), [f"{gr}\n(n ≤ {n[gr]} / fold)" if n[gr] else gr for gr in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.set_ylabel(f"test {metric.replace('_', ' ')} (dots = folds)")
         ax.set_title(title, fontsize=9)
