@@ -427,3 +427,52 @@ def test_study_panels_say_what_they_show():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["Chromoformer-diff", "DeepDiff (aux)"]
     assert fig.axes[1].texts[0].get_text() == "no planted truth (real data)"
     plt.close("all")
+
+
+def test_ablation_truth_finds_a_gain_concentrated_in_one_group():
+    rng = np.random.default_rng(5)
+    n = 400
+    label = rng.integers(0, 2, n)
+    group = np.where(np.arange(n) < 200, "active pCRE enhancer", "none")
+    base = 0.5 + 0.15 * (2 * label - 1) + rng.normal(0, 0.2, n)
+    # the intact model is better only on the first group
+    intact = np.where(group == "none", base, 0.5 + 0.35 * (2 * label - 1) + rng.normal(0, 0.2, n))
+    genes = [f"g{i}" for i in range(n)]
+    common = {"fold": 1, "gene_id": genes, "observed": label * 2.0, "label": label, "window": 40000}
+    p = pd.concat(
+        [
+            pd.DataFrame(
+                {**common, "model": "chromoformer_clf", "predicted": 0.0, "probability": np.clip(intact, 0.01, 0.99)}
+            ),
+            pd.DataFrame(
+                {
+                    **common,
+                    "model": "chromoformer_embedding_only_clf",
+                    "predicted": 0.0,
+                    "probability": np.clip(base, 0.01, 0.99),
+                }
+            ),
+        ]
+    )
+    t = stats.ablation_truth(
+        p, "chromoformer_clf", "chromoformer_embedding_only_clf", pd.Series(group, index=genes), n_boot=300
+    )
+    t = t.set_index("group")
+    assert t.loc["active pCRE enhancer", "delta"] > 0.05 and abs(t.loc["none", "delta"]) < 1e-12
+    assert t.loc["active pCRE enhancer", "delta_vs_other"] == pytest.approx(t.loc["active pCRE enhancer", "delta"])
+    assert t.loc["active pCRE enhancer", "p_delta_vs_other"] < 0.01
+    assert t.loc["active pCRE enhancer", "delta_vs_other_lo"] > 0 > t.loc["none", "delta_vs_other_hi"]
+
+
+def test_diff_summary_bootstrap_over_units():
+    rng = np.random.default_rng(2)
+    rows = []
+    for pair in ("E003-E066", "E003-E116"):
+        obs = rng.normal(size=300)
+        for model, noise in (("chromoformer_diff", 0.5), ("chromoformer_reg_difference", 0.8)):
+            rows.append(pd.DataFrame({"pair": pair, "model": model, "fold": 1, "gene_id": [f"g{i}" for i in range(300)],
+                                      "observed": obs, "predicted": obs + rng.normal(0, noise, 300)}))  # fmt: skip
+    by = stats.diff_by_group(pd.concat(rows), "chromoformer_diff", "chromoformer_reg_difference", {}, n_boot=300)
+    assert (by["delta_r_lo"] < by["delta_r"]).all() and (by["delta_r"] < by["delta_r_hi"]).all()
+    s = stats.diff_summary(by).iloc[0]
+    assert s["units"] == 2 and s["a_better"] == 2 and s["mean_delta_r_lo"] > 0 and s["p_boot"] < 0.01

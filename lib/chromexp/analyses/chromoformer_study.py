@@ -235,7 +235,8 @@ def per_gene_test(
     window: int | None = None,
     n_boot: int = 1000,
     seed: int = 0,
-) -> pd.DataFrame:
+    return_boot: bool = False,
+):
     """Per-gene paired test of ``model_a`` against ``model_b`` on the pooled test genes of all folds.
 
     For each group of genes (all genes when ``groups`` is None): ``loss_gain`` = mean over genes of
@@ -247,7 +248,8 @@ def per_gene_test(
     Returns
     -------
     pandas.DataFrame
-        ``subset, n_genes, metric, metric_a, metric_b, delta, delta_lo, delta_hi, loss_gain, W, p, test``.
+        ``subset, n_genes, metric, metric_a, metric_b, delta, delta_lo, delta_hi, loss_gain, W, p, test``;
+        with ``return_boot``, also a dict subset -> the bootstrap replicates of ``delta`` (n_boot,).
     """
     task = task_of(model_a)
     if task_of(model_b) != task:
@@ -270,7 +272,7 @@ def per_gene_test(
     lb = gene_losses(p, model_b).reindex(pd.MultiIndex.from_frame(m[["fold", "gene_id"]])).to_numpy()
     labels = m["gene_id"].map(groups).to_numpy() if groups is not None else np.full(len(m), "all genes", dtype=object)
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, replicates = [], {}
     for subset in sorted({x for x in labels if isinstance(x, str)}):
         idx = np.flatnonzero(labels == subset)
         sa, sb, yy = m["score_a"].to_numpy(float)[idx], m["score_b"].to_numpy(float)[idx], y[idx]
@@ -285,6 +287,7 @@ def per_gene_test(
         for _ in range(n_boot):
             j = rng.integers(0, len(idx), len(idx))
             boots.append(_metric(task, yy[j], sa[j]) - _metric(task, yy[j], sb[j]))
+        replicates[subset] = np.asarray(boots)
         rows.append(
             {
                 "subset": subset,
@@ -301,11 +304,12 @@ def per_gene_test(
             }
         )
     _nonempty(pd.DataFrame(rows), "no gene has a group label")
-    return pd.DataFrame(rows).assign(
+    out = pd.DataFrame(rows).assign(
         model_a=model_a,
         model_b=model_b,
         test="two-sided Wilcoxon signed-rank of per-gene loss differences; paired bootstrap 95 % CI of the metric",
     )
+    return (out, replicates) if return_boot else out
 
 
 def pcre_groups(dataset) -> pd.Series:
@@ -392,16 +396,37 @@ def ablation_truth(
 ) -> pd.DataFrame:
     """Per planted-truth group, the intact model's per-gene gain over the ablation, and a test between the groups.
 
-    One row per group: :func:`per_gene_test` within the group (the metric difference with its
-    bootstrap CI, the mean per-gene loss gain and its Wilcoxon p), and ``U``, ``p_between``: a
-    two-sided Mann-Whitney U test of the per-gene loss gains between the two groups (the same
-    value on both rows).
+    One row per group: :func:`per_gene_test` within the group (the metric difference ``delta``
+    with its bootstrap CI, the mean per-gene loss gain and its Wilcoxon p), and between the groups:
+    ``U``, ``p_between``, a two-sided Mann-Whitney U test of the per-gene loss gains (sensitive to
+    calibration: an under-trained model loses everywhere), and ``delta_vs_other`` (this group's
+    ``delta`` minus the other's) with its bootstrap 95 % CI (``delta_vs_other_lo/hi``; genes
+    resampled within each group) and two-sided bootstrap ``p_delta_vs_other`` — the scale-free
+    test of whether the metric gain is concentrated in one group. The between-group columns are
+    NaN unless there are exactly two groups.
     """
     p = predictions if window is None else predictions[predictions["window"] == window]
-    within = per_gene_test(p, intact, ablated, groups=groups, n_boot=n_boot).rename(columns={"subset": "group"})
+    within, boots = per_gene_test(p, intact, ablated, groups=groups, n_boot=n_boot, return_boot=True)
+    within = within.rename(columns={"subset": "group"})
     gain = (gene_losses(p, ablated) - gene_losses(p, intact)).rename("gain").reset_index()
     between = gain_by_group(gain, groups)[["group", "U", "p"]].rename(columns={"p": "p_between"})
-    return within.merge(between, on="group", how="left")
+    out = within.merge(between, on="group", how="left")
+    cols = ["delta_vs_other", "delta_vs_other_lo", "delta_vs_other_hi", "p_delta_vs_other"]
+    out[cols] = np.nan
+    if len(out) == 2:
+        for i, g in enumerate(out["group"]):
+            other = out["group"].iloc[1 - i]
+            d = boots[g] - boots[other]
+            d = d[np.isfinite(d)]
+            if d.size:
+                p_boot = 2 * min((d <= 0).mean(), (d >= 0).mean())
+                out.loc[i, cols] = [
+                    out["delta"].iloc[i] - out["delta"].iloc[1 - i],
+                    np.quantile(d, 0.025),
+                    np.quantile(d, 0.975),
+                    max(min(p_boot, 1.0), 1.0 / d.size),
+                ]
+    return out
 
 
 def enhancer_changes(enhancers: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
@@ -431,8 +456,20 @@ def enhancer_changes(enhancers: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return out
 
 
+def _rowwise_r(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of two (n_boot, n) arrays (NaN for a constant row)."""
+    yc, xc = y - y.mean(1, keepdims=True), x - x.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (yc * xc).sum(1) / np.sqrt((yc**2).sum(1) * (xc**2).sum(1))
+
+
 def diff_by_group(
-    predictions: pd.DataFrame, model_a: str, model_b: str, groups: Mapping[str, pd.Series]
+    predictions: pd.DataFrame,
+    model_a: str,
+    model_b: str,
+    groups: Mapping[str, pd.Series],
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Pearson r of two lfc predictors per (pair, fold, gene group), and their difference.
 
@@ -445,10 +482,14 @@ def diff_by_group(
     groups : mapping of str to pandas.Series
         Per pair, the group of each gene_id (genes absent from it are labelled "same").
 
+    n_boot, seed : int
+        Paired bootstrap over the unit's genes for the CI of ``delta_r``.
+
     Returns
     -------
     pandas.DataFrame
-        ``pair, fold, subset, n_genes, r_a, r_b, delta_r``.
+        ``pair, fold, subset, n_genes, r_a, r_b, delta_r, delta_r_lo, delta_r_hi`` (paired bootstrap 95 % CI);
+        ``attrs["boot"]`` holds each row's bootstrap replicates of ``delta_r`` (for :func:`diff_summary`).
     """
     p = predictions[predictions["model"].isin([model_a, model_b])]
     _nonempty(p, f"no pair predictions of {model_a} or {model_b}")
@@ -459,7 +500,8 @@ def diff_by_group(
     if missing:
         raise ValueError(f"No pair predictions of {missing}.")
     wide = wide.dropna(subset=[model_a, model_b])
-    rows = []
+    rows, boots = [], []
+    rng = np.random.default_rng(seed)
     for (pair, fold), g in wide.groupby(["pair", "fold"], sort=True):
         lab = g["gene_id"].map(groups[pair]).fillna("same") if pair in groups else pd.Series("same", index=g.index)
         for subset in sorted(lab.unique()):
@@ -468,6 +510,10 @@ def diff_by_group(
                 continue
             ra = regression_metrics(s["observed"], s[model_a])["pearson_r"]
             rb = regression_metrics(s["observed"], s[model_b])["pearson_r"]
+            j = rng.integers(0, len(s), (n_boot, len(s)))
+            y, xa, xb = (s[c].to_numpy(float)[j] for c in ("observed", model_a, model_b))
+            boot = _rowwise_r(y, xa) - _rowwise_r(y, xb)
+            boots.append(boot)
             rows.append(
                 {
                     "pair": pair,
@@ -477,23 +523,41 @@ def diff_by_group(
                     "r_a": ra,
                     "r_b": rb,
                     "delta_r": ra - rb,
+                    "delta_r_lo": float(np.nanquantile(boot, 0.025)),
+                    "delta_r_hi": float(np.nanquantile(boot, 0.975)),
                 }
             )
-    _nonempty(pd.DataFrame(rows), "no (pair, fold, subset) with at least 3 genes")
-    return pd.DataFrame(rows).assign(model_a=model_a, model_b=model_b)
+    out = _nonempty(pd.DataFrame(rows), "no (pair, fold, subset) with at least 3 genes").assign(
+        model_a=model_a, model_b=model_b
+    )
+    out.attrs["boot"] = boots
+    return out
 
 
 def diff_summary(by_group: pd.DataFrame) -> pd.DataFrame:
-    """Per subset: mean r of both predictors over (pair, fold) units and a Wilcoxon test of their differences.
+    """Per subset: mean r of both predictors over (pair, fold) units and tests of their differences.
 
     ``a_better`` counts the units where predictor a has the higher r; the two-sided Wilcoxon
     signed-rank test over the units is NaN with fewer than 2 units (undefined, not "p = 1").
+    When ``by_group`` comes from :func:`diff_by_group` (its bootstrap replicates in ``attrs``),
+    ``mean_delta_r_lo/hi`` is the bootstrap 95 % CI of the mean Δr over the units (genes resampled
+    within each unit) and ``p_boot`` its two-sided bootstrap p.
     """
     _nonempty(by_group, "the per-(pair, fold) table is empty")
     rows = []
+    boots = by_group.attrs.get("boot")
     for subset, g in by_group.groupby("subset", sort=True):
         d = g["delta_r"].to_numpy(float)
         d = d[np.isfinite(d)]
+        lo = hi = p_boot = float("nan")
+        if boots is not None and len(boots) == len(by_group):
+            mean_boot = np.nanmean(
+                np.stack([boots[i] for i in np.flatnonzero((by_group["subset"] == subset).to_numpy())]), axis=0
+            )
+            mean_boot = mean_boot[np.isfinite(mean_boot)]
+            if mean_boot.size:
+                lo, hi = np.quantile(mean_boot, [0.025, 0.975])
+                p_boot = max(min(2 * min((mean_boot <= 0).mean(), (mean_boot >= 0).mean()), 1.0), 1 / mean_boot.size)
         if len(d) >= 2 and np.any(d != 0):
             w = stats.wilcoxon(d, alternative="two-sided")
             stat, p = float(w.statistic), float(w.pvalue)
@@ -507,12 +571,17 @@ def diff_summary(by_group: pd.DataFrame) -> pd.DataFrame:
                 "mean_r_a": float(g["r_a"].mean()),
                 "mean_r_b": float(g["r_b"].mean()),
                 "mean_delta_r": float(d.mean()) if len(d) else float("nan"),
+                "mean_delta_r_lo": float(lo),
+                "mean_delta_r_hi": float(hi),
+                "p_boot": float(p_boot),
                 "a_better": int((d > 0).sum()),
                 "W": stat,
                 "p": p,
             }
         )
-    return pd.DataFrame(rows).assign(test="two-sided Wilcoxon signed-rank over (pair, fold) units")
+    return pd.DataFrame(rows).assign(
+        test="two-sided Wilcoxon signed-rank over (pair, fold) units; bootstrap of the mean Δr over units"
+    )
 
 
 def _phrase(provenance: str) -> str:
@@ -572,8 +641,17 @@ def study_answer(
             f"Δ{r['metric']} {r['delta']:+.3f})"
             for _, r in truth.iterrows()
         )
-        pb = truth.groupby("model_a")["p_between"].first()
-        text += "; between the groups " + ", ".join(f"{m}: Mann-Whitney p = {v:.3g}" for m, v in pb.items()) + "."
+        first = truth.groupby("model_a").first()
+        text += (
+            "; "
+            + "; ".join(
+                f"{m}: Δ{r['metric']} on '{r['group']}' minus the other group {r['delta_vs_other']:+.3f} "
+                f"(bootstrap 95 % CI {r['delta_vs_other_lo']:+.3f} to {r['delta_vs_other_hi']:+.3f}, p = {r['p_delta_vs_other']:.3g}; "
+                f"Mann-Whitney of per-gene losses p = {r['p_between']:.3g})"
+                for m, r in first.iterrows()
+            )
+            + "."
+        )
     if n_folds < 4:
         text += f" Only {n_folds} of the 4 folds were trained: a demonstration, not the study's numbers."
     return text
@@ -590,10 +668,16 @@ def diff_answer(summary: pd.DataFrame, truth: pd.DataFrame | None, provenance: s
     if truth is not None and len(truth):
         for _, r in truth.iterrows():
             p = f"p = {r['p']:.3g}" if np.isfinite(r["p"]) else "test undefined"
+            ci = (
+                f", mean Δr {r['mean_delta_r']:+.3f}, bootstrap 95 % CI {r['mean_delta_r_lo']:+.3f} to "
+                f"{r['mean_delta_r_hi']:+.3f}"
+                if np.isfinite(r.get("mean_delta_r_lo", np.nan))
+                else ""
+            )
             text += (
                 f" On genes with '{r['subset']}' ({r['n_genes']} gene-folds), Chromoformer-diff's r is "
                 f"{r['mean_r_a']:.3f} vs {r['mean_r_b']:.3f} for the two-reg-models difference ({r['a_better']} of "
-                f"{r['units']} pair-folds better; Wilcoxon {p})."
+                f"{r['units']} pair-folds better{ci}; Wilcoxon over pair-folds {p})."
             )
     if n_folds < 4:
         text += f" Only {n_folds} of the 4 folds were trained: a demonstration, not the study's numbers."

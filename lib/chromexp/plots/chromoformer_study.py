@@ -6,6 +6,8 @@ figure and states the data (semi-synthetic or real), the metric and n in its tit
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -185,16 +187,17 @@ def plot_diff(metrics: pd.DataFrame, by_group: pd.DataFrame | None, provenance: 
         for i, group in enumerate(groups):
             g = by_group[by_group["subset"] == group]
             for j, (col, model) in enumerate((("r_a", a), ("r_b", b))):
-                ax.scatter(np.full(len(g), i + (j - 0.5) * 0.35), g[col], s=14, color=FAMILY_COLORS.get(model, "0.5"),
-                           label=_label(model) if i == 0 else None, zorder=3)  # fmt: skip
+                ax.scatter(
+                    np.full(len(g), i + (j - 0.5) * 0.35), g[col], s=14, color=FAMILY_COLORS.get(model, "0.5"), zorder=3
+                )
             for _, row in g.iterrows():
                 ax.plot([i - 0.175, i + 0.175], [row["r_a"], row["r_b"]], color="0.7", lw=0.6)
         n = by_group.groupby("subset")["n_genes"].sum()
-        ax.set_xticks(range(len(groups)), [f"{gr}\n({n[gr]} gene-folds)" for gr in groups])
+        ax.set_xticks(range(len(groups)), [f"{textwrap.fill(gr, 16)}\n(n = {n[gr]})" for gr in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
-        ax.set_ylabel("test Pearson r of lfc (dots = pair x fold)")
-        ax.set_title("planted enhancer activity between the two cell types", fontsize=9)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=2)
+        ax.set_ylabel("test Pearson r of lfc")
+        # the colours are the left panel's legend
+        ax.set_title("planted enhancer activity of A vs B\n(dots = pair x fold; n = gene-folds)", fontsize=9)
     fig.suptitle(
         f"Chromoformer-diff (from the paper's description) vs baselines, {len(pairs)} pair(s) · {data_label(provenance)}",
         fontsize=9,
