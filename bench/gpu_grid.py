@@ -19,11 +19,22 @@ on the values; early stopping is disabled so every model trains the same number 
     ``torch.func.vmap`` cannot batch: measured, it raises "Batching rule not implemented for
     aten::nonzero"). On a GPU the processes' kernels overlap; on CPU they share the cores.
 
-Chromoformer's own study (notebooks 45, 46; one model at a time, ``one_fp32`` / ``one_bf16``, with 7
-marks): ``chromoformer_diff`` (pairs: two backbone passes per gene, the diff loss), the promoter
-baselines ``deepchrome`` / ``attentivechrome`` / ``hmcrnn`` at their published windows (100 / 100 /
-40 bins) and at 40 kb (``*_40kb``: 400 bins, the window study's largest), and ``deepdiff`` (its
-``aux`` variant, 200 bins per side). ``--study-genes`` sets their genes per model.
+* CLASTER (notebook 47): ``claster_a`` (option A, 7 marks × 400 bins → log2 expression, the
+  virtual-4C structure branch, SmoothL1) and ``claster_paper`` (the published geometry, 4 × 10,001
+  bins → 401 × 1 kb, 2,205,869 parameters): ``one_fp32`` / ``one_bf16`` only (one ``fit`` per
+  model; EIR trained one model at a time too).
+* Mittal's hierarchical CNNs (notebook 55; ``chromexp.models.hierarchical_cnn``, the reconstructed
+  tower, C = 128), trained with the hybrid loss (α, β) = (100, 1) on batches of genes × cell types:
+  ``hcnn_multi_tissue`` (all cell types' marks stacked, one output per cell type) and
+  ``hcnn_matched_shared`` (one network over every (gene, cell type) pair). Only ``one_*`` modes:
+  their BatchNorm keeps running statistics, which ``fit_many`` cannot stack. A "gene" there is a gene
+  with all its cell types (``--hcnn-cells``, 11 as the full preset); models/hour assume
+  ``--hcnn-epochs`` (5, the thesis's maximum).
+* Chromoformer's own study (notebooks 45, 46; one model at a time, ``one_fp32`` / ``one_bf16``, with 7
+  marks): ``chromoformer_diff`` (pairs: two backbone passes per gene, the diff loss), the promoter
+  baselines ``deepchrome`` / ``attentivechrome`` / ``hmcrnn`` at their published windows (100 / 100 /
+  40 bins) and at 40 kb (``*_40kb``: 400 bins, the window study's largest), and ``deepdiff`` (its
+  ``aux`` variant, 200 bins per side). ``--study-genes`` sets their genes per model.
 
 Throughput is gene-epochs per second of wall time (training genes × epochs, validation pass
 included, as in real training); models/hour follows for an assumed number of epochs per model.
@@ -144,6 +155,34 @@ def one_study(family: str, n_genes: int, epochs: int, device: torch.device, bf16
     return {"models": 1, "seconds": seconds, "gene_epochs_per_s": len(tr[1]) * epochs / seconds}
 
 
+def claster_data(family: str, n_genes: int, seed: int):
+    """Random CLASTER inputs of the real shapes and standardised targets (option A + virtual 4C, or the paper's)."""
+    rng = np.random.default_rng(seed)
+    if family == "claster_a":
+        x = {
+            "landscape": torch.from_numpy(rng.standard_normal((n_genes, 1, 7, 400)).astype(np.float32)),
+            "structure": torch.from_numpy(rng.standard_normal((n_genes, 1, 1, 400)).astype(np.float32)),
+        }
+        y = torch.from_numpy(rng.standard_normal(n_genes).astype(np.float32))
+    else:
+        x = {"landscape": torch.from_numpy(rng.standard_normal((n_genes, 1, 4, 10_001)).astype(np.float32))}
+        y = torch.from_numpy(rng.standard_normal((n_genes, 401)).astype(np.float32))
+    return x, y
+
+
+def hcnn_data(n_genes: int, n_cells: int, seed: int):
+    """Random inputs (genes, cell types, 7 marks, 200 bins of 200 bp) and (genes, cell types) targets."""
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(np.log1p(rng.gamma(0.5, 2.0, size=(n_genes, n_cells, 7, 200))).astype(np.float32))
+    y = torch.from_numpy(
+        (x[:, :, 1, 95:105].mean(-1).numpy() + rng.normal(0, 0.5, (n_genes, n_cells))).astype(np.float32)
+    )
+    return x, y
+
+
+HCNN = ("hcnn_multi_tissue", "hcnn_matched_shared")
+
+
 def _split(x, y, frac: float = 0.12):
     n = len(y)
     n_val = max(1, int(round(frac * n)))
@@ -151,8 +190,20 @@ def _split(x, y, frac: float = 0.12):
     return (take(x, slice(n_val, n)), y[n_val:]), (take(x, slice(0, n_val)), y[:n_val])
 
 
-def _model(family: str, seed: int):
+def _model(family: str, seed: int, n_cells: int = 11):
     torch.manual_seed(seed)
+    if family in HCNN:
+        from chromexp.models.hierarchical_cnn import HierarchicalCNN
+
+        return HierarchicalCNN(family.removeprefix("hcnn_"), n_cells, 7, 200)
+    if family == "claster_a":
+        from chromexp.models import claster
+
+        return claster.adapted_model(structure="virtual_4c")
+    if family == "claster_paper":
+        from chromexp.models import claster
+
+        return claster.paper_model()
     if family == "promoter_cnn":
         from chromexp.models.promoter_cnn import PromoterCNN
 
@@ -162,7 +213,14 @@ def _model(family: str, seed: int):
     return ChromoformerRegressor(n_marks=1)
 
 
-def _data(family: str, n_genes: int, seed: int):
+def _data(family: str, n_genes: int, seed: int, n_cells: int = 11):
+    if family in HCNN:
+        from chromexp.models.hierarchical_cnn import stack_cell_types
+
+        x, y = hcnn_data(n_genes, n_cells, seed)
+        return (stack_cell_types(x) if family == "hcnn_multi_tissue" else x), y
+    if family.startswith("claster"):
+        return claster_data(family, n_genes, seed)
     return (cnn_data if family == "promoter_cnn" else chromoformer_data)(n_genes, seed)
 
 
@@ -171,17 +229,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool) -> dict:
-    """Train one model; gene-epochs per second."""
+def one(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool, n_cells: int = 11) -> dict:
+    """Train one model; gene-epochs per second (for the hierarchical CNNs a gene carries all its cell types)."""
     from chromexp.training import train
+    from chromexp.training.losses import HybridLoss
 
-    tr, va = _split(*_data(family, n_genes, 1))
-    model = _model(family, 1)
-    optimizer = "adamw" if family == "chromoformer" else "adam"
+    tr, va = _split(*_data(family, n_genes, 1, n_cells))
+    model = _model(family, 1, n_cells)
+    optimizer = "adam" if family in ("promoter_cnn", *HCNN) else "adamw"
+    loss = HybridLoss(100.0, 1.0) if family in HCNN else "smooth_l1" if family.startswith("claster") else "mse"
     _sync(device)
     t0 = time.perf_counter()
     train.fit(
-        model, tr, va, train_params=_train_params(epochs, bf16), optimizer=optimizer, device=device, progress=False
+        model,
+        tr,
+        va,
+        train_params=_train_params(epochs, bf16),
+        loss=loss,
+        optimizer=optimizer,
+        device=device,
+        progress=False,
     )
     _sync(device)
     seconds = time.perf_counter() - t0
@@ -263,8 +330,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--cnn-models", type=int, default=28, help="promoter-CNN models at once (7 marks × 4 folds)")
     ap.add_argument("--cf-genes", type=int, default=2048, help="genes per Chromoformer model in the benchmark")
     ap.add_argument("--processes", type=int, default=8, help="Chromoformer models (processes) at once")
+    ap.add_argument("--claster-genes", type=int, default=4096, help="genes per CLASTER option-A model")
+    ap.add_argument("--claster-paper-genes", type=int, default=512, help="samples per CLASTER paper-geometry model")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per measured model")
     ap.add_argument("--epochs-per-model", type=float, default=40.0, help="assumed epochs of a real model (plan)")
+    ap.add_argument("--hcnn-genes", type=int, default=4096, help="genes per hierarchical-CNN model in the benchmark")
+    ap.add_argument("--hcnn-cells", type=int, default=11, help="cell types per gene (11 = the full preset)")
+    ap.add_argument("--hcnn-epochs", type=float, default=5.0, help="epochs of a real hierarchical CNN (thesis: ≤ 5)")
     ap.add_argument("--out", default=None, help="write the JSON result here")
     ap.add_argument("--cpu-bf16", action="store_true", help="also measure bf16 autocast on CPU")
     ap.add_argument("--study-genes", type=int, default=1024, help="genes per model of Chromoformer's study families")
@@ -277,6 +349,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.tiny:
         args.cnn_genes, args.cnn_models, args.cf_genes, args.processes, args.epochs = 256, 4, 48, 2, 1
+        args.claster_genes, args.claster_paper_genes = 64, 8
+        args.hcnn_genes, args.hcnn_cells = 64, 4
         args.study_genes = 32
     unknown = [f for f in args.study if f not in STUDY_FAMILIES]
     if unknown:
@@ -333,6 +407,30 @@ def main(argv=None) -> dict:
         if True not in precisions:
             modes["one_bf16"] = {"skipped": "bf16 on CPU is measured with --cpu-bf16"}
         result["families"][family] = {"genes_per_model": args.study_genes, "modes": modes, "study": True}
+    # CLASTER: one model at a time (fp32 and, where measured, bf16)
+    for family, n_genes in (("claster_a", args.claster_genes), ("claster_paper", args.claster_paper_genes)):
+        modes = {}
+        for bf16 in precisions:
+            tag = "bf16" if bf16 else "fp32"
+            m = modes[f"one_{tag}"] = one(family, n_genes, args.epochs, device, bf16)
+            m["models_per_hour"] = 3600.0 * m["gene_epochs_per_s"] / (n_genes * 0.88 * args.epochs_per_model)
+            print(f"{family:13s} one_{tag:6s} {m['gene_epochs_per_s']:10.1f} gene-epochs/s  (1 model)")
+        result["families"][family] = {"genes_per_model": n_genes, "modes": modes}
+    one("hcnn_multi_tissue", 32, 1, device, False, n_cells=2)  # warm-up
+    for family in HCNN:
+        modes = {}
+        for bf16 in precisions:
+            tag = "bf16" if bf16 else "fp32"
+            m = one(family, args.hcnn_genes, args.epochs, device, bf16, n_cells=args.hcnn_cells)
+            m["models_per_hour"] = 3600.0 * m["gene_epochs_per_s"] / (args.hcnn_genes * 0.88 * args.hcnn_epochs)
+            modes[f"one_{tag}"] = m
+            print(
+                f"{family:20s} one_{tag:5s} {m['gene_epochs_per_s']:10.0f} gene-epochs/s  ({args.hcnn_cells} cell types)"
+            )
+        if True not in precisions:
+            modes["one_bf16"] = {"skipped": "bf16 on CPU is measured with --cpu-bf16"}
+        modes["many_fp32"] = {"skipped": "BatchNorm running statistics: fit_many cannot stack these models"}
+        result["families"][family] = {"genes_per_model": args.hcnn_genes, "cell_types": args.hcnn_cells, "modes": modes}
 
     grid = scale.paper_grid(scale_cells())
     plan = scale.estimate(grid, result, epochs_per_model=args.epochs_per_model)

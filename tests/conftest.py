@@ -6,8 +6,9 @@
 * ``smoke_dataset``: its E003 dataset store built and loaded (``chromexp.data.dataset``).
 * ``device``: runs a test on CPU and, when available, CUDA.
 * ``--runslow`` enables tests marked ``slow``; tests marked ``gpu`` skip without CUDA.
-* In CI (``CI=true``, exported by ``.ci/run``) a test skipped because bedtools, MACS2 or the
-  reference ``chromoformer`` package is missing *fails* instead: CI must run the oracle tests.
+* In CI (``CI=true``, exported by ``.ci/run``) a test skipped because bedtools, MACS2, the
+  reference ``chromoformer`` package or Chromium (the ``make lab`` browser test) is missing *fails*
+  instead: CI must run the oracle and browser tests.
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ def smoke_dataset(smoke_params, smoke_raw):
     return dataset.load_dataset(smoke_params, "E003")
 
 
-#: Skip reasons that are failures in CI: the oracles CI must have (bedtools, MACS2, chromoformer).
-REQUIRED_IN_CI = re.compile(r"bedtools|macs2|macs|chromoformer", re.IGNORECASE)
+#: Skip reasons that are failures in CI: the oracles CI must have (bedtools, MACS2, chromoformer) and
+#: the headless browser of the JupyterLab test (Chromium, installed by ``make setup``'s tools step).
+REQUIRED_IN_CI = re.compile(r"bedtools|macs2|macs|chromoformer|chromium", re.IGNORECASE)
 
 
 def in_ci() -> bool:

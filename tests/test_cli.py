@@ -245,3 +245,112 @@ def test_a_fold_job_the_notebook_cannot_run_is_refused(notebook, fold, message, 
         notebooks.make_job(notebook, "E003", "params/smoke.yaml", {}, "t", fold=fold)
     assert cli.main(["run", notebook, "--cell", "E003", "-f", "params/smoke.yaml", "--fold", str(fold)]) == 2
     assert "fold" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 27: pre-flight input check, --version, examples, did-you-mean, plan's default, --cell warning
+# ---------------------------------------------------------------------------------------------
+def test_preflight_lists_missing_inputs_and_the_download_command_and_starts_no_kernel(tmp_path, capsys, monkeypatch):
+    from chromexp.runner import notebooks
+
+    def no_kernel(*a, **k):
+        raise AssertionError("a notebook was executed despite missing inputs")
+
+    monkeypatch.setattr(notebooks, "execute", no_kernel)
+    over = ["-p", "data.source", "roadmap", "-p", "paths.data_dir", str(tmp_path / "data")]
+    over += ["-p", "paths.results_dir", str(tmp_path / "results")]
+    code = cli.main(["run", "10", "--cell", "e003", *over])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "missing inputs (no notebook was started)" in err and "10_data_prep [E003]" in err
+    assert "E003-H3K4me3.tagAlign.gz" in err and "pchic/H1.tsv.gz" in err
+    assert err.strip().splitlines()[-1].strip() == "chromexp download --cells E003 --kinds expression tagAlign pchic"
+    assert not (tmp_path / "results").exists()  # nothing written: no kernel, no lock, no log
+
+    code = cli.main(["batch", "--notebooks", "10", "70", "--cells", "E003", "E066", *over])
+    err = capsys.readouterr().err
+    assert code == 2 and "10_data_prep [E066]" in err and "70_eqtl_enrichment [all]" in err
+    assert "--cells E003 E066 --kinds expression tagAlign pchic eqtl" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_preflight_passes_when_the_inputs_are_there(tmp_path):
+    from chromexp.runner import notebooks
+
+    raw = tmp_path / "data" / "roadmap" / "raw"
+    job = notebooks.make_job(
+        "10", "E003", overrides={"data": {"source": "roadmap"}, "paths": {"data_dir": str(tmp_path / "data")}}
+    )
+    names = {p.name for _, p in notebooks.missing_inputs(job)}
+    assert "genes.tsv" in names and len(names) == 3 + 7 + 1
+    for _, path in notebooks.missing_inputs(job):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert notebooks.missing_inputs(job) == [] and notebooks.preflight_message([job]) is None
+    assert raw.is_dir()
+
+
+def test_version_and_examples_in_help(capsys):
+    from chromexp import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"chromexp {__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "chromexp run 30 --cell E003" in out and "docs/real-data.md" in out
+    with pytest.raises(SystemExit):
+        cli.main(["download", "--help"])
+    out = capsys.readouterr().out
+    for kind in (
+        "tagAlign",
+        "expression",
+        "narrowPeak",
+        "broadPeak",
+        "gappedPeak",
+        "pchic",
+        "annotations",
+        "eqtl",
+        "ldsc",
+    ):
+        assert f"\n  {kind} " in out, kind
+
+
+def test_notebook_names_without_number_and_did_you_mean():
+    from chromexp.runner import notebooks
+
+    assert notebooks.resolve("promoter_model").stem == "30_promoter_model"
+    assert notebooks.resolve("LDSC").stem == "80_ldsc"
+    with pytest.raises(ValueError, match=r"Did you mean '30_promoter_model'\?"):
+        notebooks.resolve("promoter_modle")
+
+
+def test_plan_defaults_to_the_newest_committed_grid_measurement_and_says_so(capsys):
+    assert cli.main(["plan", "--cells", "E003"]) == 0
+    out = capsys.readouterr().out
+    newest = cli.newest_grid_measurement()
+    assert newest.startswith("bench/results/gpu_grid_") and out.startswith(f"using {newest} (the newest")
+
+
+def test_cell_given_to_an_all_cell_type_notebook_is_a_warning(tmp_path, capsys, monkeypatch):
+    from chromexp.runner import notebooks
+
+    ran = []
+    monkeypatch.setattr(notebooks, "execute", lambda job, **k: ran.append(job) or job.output)
+    monkeypatch.setattr(notebooks, "status", lambda job: "missing")
+    code = cli.main(["run", "90", "--cell", "E003", "-p", "paths.results_dir", str(tmp_path)])
+    assert code == 0 and ran and ran[0].cell_type is None
+    assert "warning: 90_figures runs on all cell types at once; --cell E003 is ignored" in capsys.readouterr().err
+
+
+def test_side_notebooks_hold_up_no_cell_type_but_later_global_notebooks_wait_for_them():
+    """Notebooks 15 and 55 read only what earlier notebooks wrote and nothing per-cell reads them."""
+    planned = cli.plan_jobs(["10", "15", "20", "55", "60", "70"], ["E003", "E116"], "params/smoke.yaml", {}, "t")
+    names = [f"{r.job.notebook.number}:{r.job.cell_type}" for r in planned]
+    deps = {name: {names[i] for i in r.deps} for name, r in zip(names, planned)}
+    assert "15:None" not in deps["20:E003"] and "10:E003" in deps["20:E003"]
+    assert "55:None" not in deps["60:E116"] and "20:E116" in deps["60:E116"]
+    assert {"10:E003", "10:E116"} <= deps["15:None"]
+    assert {"15:None", "55:None", "60:E003", "60:E116"} <= deps["70:None"]
+    assert {"20:E003", "20:E116"} <= deps["55:None"]

@@ -1,4 +1,4 @@
-"""Property-based fuzz test of the tagAlign, bedGraph, peak and expression readers (issue 17 item 4).
+"""Property-based fuzz test of the tagAlign, bedGraph, peak, binned-count and expression readers (issue 17 item 4).
 
 Each example mutates a small valid file (inserted tokens such as tabs, newlines, signs, huge or
 hexadecimal numbers, ``nan``, binary bytes; deleted or duplicated bytes and lines; truncation;
@@ -153,6 +153,68 @@ def oracle_narrowpeak(data: bytes):
     return [(f[0], int(f[1]), int(f[2]), f[3], float(f[6]), float(f[7]), float(f[8])) for _, f in records]
 
 
+def oracle_binned(data: bytes):
+    """A pre-binned count table with ``chrom_sizes=SIZES``: ``[header, *rows]``."""
+    lines = lines_of(data)
+    number, header = 0, None
+    while number < len(lines):
+        number += 1
+        line = lines[number - 1]
+        if line is None:
+            raise Bad(number)
+        if line != "" and not line.startswith("#"):
+            header = line.split("\t")
+            break
+    if header is None:
+        raise Bad(None)
+    header_line = number
+    if header[:3] != ["chrom", "start", "end"] or len(header) < 4:
+        raise Bad(header_line)
+    if any(name.strip() == "" for name in header) or len(set(header)) != len(header):
+        raise Bad(header_line)
+    records = []
+    for number in range(header_line + 1, len(lines) + 1):
+        line = lines[number - 1]
+        if line is None:
+            raise Bad(number)
+        if line == "":
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header) or fields[0] == "" or any(to_int(f) is None for f in fields[1:]):
+            raise Bad(number)
+        records.append((number, fields[0], [int(f) for f in fields[1:]]))
+    if not records:
+        raise Bad(None)
+    size = records[0][2][1] - records[0][2][0]
+    seen_blocks: set[str] = set()
+    previous = None  # (chrom, start, end) of the previous bin
+    block_start = 0
+    for number, chrom, values in records:
+        start, end, counts = values[0], values[1], values[2:]
+        new_block = previous is None or chrom != previous[0]
+        problems = [
+            start < 0,
+            start >= end,
+            any(c < 0 for c in counts),
+            end - start != size,
+            new_block and chrom in seen_blocks,
+            not new_block and start < previous[1],
+            not new_block and start < previous[2],
+            chrom not in SIZES or end > SIZES[chrom],
+        ]
+        if new_block:
+            seen_blocks.add(chrom)
+            block_start = start
+        problems.append((start - block_start) % max(size, 1) != 0)
+        if any(problems):
+            raise Bad(number)
+        previous = (chrom, start, end)
+    for j in range(len(header) - 3):
+        if sum(values[2 + j] for _, _, values in records) == 0:
+            raise Bad(None)  # an empty track
+    return [tuple(header), *[(chrom, *values) for _, chrom, values in records]]
+
+
 def oracle_expression(data: bytes):
     lines = lines_of(data)
     number = 0
@@ -218,6 +280,11 @@ def rows_narrowpeak(path):
     return [tuple(r) for r in f[cols].itertuples(index=False, name=None)]
 
 
+def rows_binned(path):
+    f = io.read_binned_counts(path, SIZES)
+    return [tuple(f.columns), *[(str(r[0]), *map(int, r[1:])) for r in f.itertuples(index=False, name=None)]]
+
+
 def rows_expression(path):
     f = io.read_expression(path)
     return [(gene, *values) for gene, values in zip(f.index.tolist(), f.to_numpy().tolist())]
@@ -233,12 +300,17 @@ VALID = {
         b"chr1\t100\t200\tp1\t0\t.\t5.5\t3.1\t2.0\t50\nchr1\t300\t400\tp2\t0\t.\t7.25\t-1\t-1\t-1\n"
         b"chr2\t10\t20\tp3\t0\t+\t1e2\t0\t0\t5\n"
     ),
+    "binned": (
+        b"# counts per bin\nchrom\tstart\tend\tH3K4me3\tH3K27me3\nchr1\t0\t100\t5\t0\nchr1\t100\t200\t7\t1\n"
+        b"chr1\t300\t400\t2\t0\nchr2\t0\t100\t1\t3\nchr2\t100\t200\t0\t0\n"
+    ),
     "expression": b"gene_id\tE003\tE116\tgene_name\nENSG1\t2.5\t0\tA\t\nENSG2\t0.25\t1e3\tB\t\nENSG1\t2.5\t0\tA2\t\n",
 }
 ORACLES = {
     "tagalign": (oracle_tagalign, rows_tagalign),
     "bedgraph": (oracle_bedgraph, rows_bedgraph),
     "narrowpeak": (oracle_narrowpeak, rows_narrowpeak),
+    "binned": (oracle_binned, rows_binned),
     "expression": (oracle_expression, rows_expression),
 }
 TOKENS = [

@@ -76,6 +76,7 @@ def test_download_lists_the_reference_annotations(tmp_path):
     assert [f.dest.relative_to(tmp_path / "raw").as_posix() for f in files] == [
         "annotations/refGene.tsv",
         "annotations/train.csv",
+        "annotations/ensg2tss.pickle",
     ]
     assert all(
         download.CHROMOFORMER_COMMIT in f.url
@@ -86,7 +87,8 @@ def test_download_lists_the_reference_annotations(tmp_path):
 
 
 def test_dataset_from_the_reference_gene_set(tmp_path):
-    """Genes and TSSs from train.csv; alternative TSSs (refGene + tss2fragment) pool pCREs."""
+    """Genes and TSSs from train.csv; alternative TSSs (ensg2tss.pickle + tss2fragment) pool pCREs, as the
+    reference's get_neighbors does (its refGene.tsv gives only gene ids)."""
     raw, _, _ = _make_raw(tmp_path)
     alt_tss = 57_000  # G_chr1_0's alternative TSS, in another bait fragment with its own partner
     with gzip.open(raw / "pchic" / "H1.tsv.gz", "rt") as h:
@@ -110,9 +112,11 @@ def test_dataset_from_the_reference_gene_set(tmp_path):
     strands = pd.read_csv(raw / "genes.tsv", sep="\t").set_index("gene_id")["strand"]
     chosen = [(g, c, t, strands[g]) for g, c, t, _ in chosen]
     (raw / "annotations" / "train.csv").write_text(_train_rows(chosen))
-    (raw / "annotations" / "refGene.tsv").write_text(
-        f"gene_id\tchrom\ttss\tstrand\nG_chr1_0\tchr1\t{TSS_A}\t+\nG_chr1_0\tchr1\t{alt_tss}\t+\n"
-    )
+    # Chromoformer's format: gene -> [(chrom, tss, tss + 1, strand), ...], the chosen TSS first
+    ensg2tss = {"G_chr1_0": [("chr1", TSS_A, TSS_A + 1, "+"), ("chr1", alt_tss, alt_tss + 1, "+")]}
+    (raw / "annotations" / "ensg2tss.pickle").write_bytes(pickle.dumps(ensg2tss))
+    # a refGene.tsv listing another TSS must not matter any more
+    (raw / "annotations" / "refGene.tsv").write_text(f"gene_id\tchrom\ttss\tstrand\nG_chr1_0\tchr1\t{TSS_A}\t+\n")
     tss2fragment = {
         f"chr1:{TSS_A}-{TSS_A + 1}": "chr1:49000-52000",
         f"chr1:{alt_tss}-{alt_tss + 1}": "chr1:56000-58000",

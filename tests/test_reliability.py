@@ -260,7 +260,7 @@ def test_simulation_workers_die_with_their_parent(tmp_path):
     script = textwrap.dedent(
         """
         import concurrent.futures, os, sys, time
-        from chromexp import simulate
+        from chromexp.simulate import roadmap
 
         def work(i):
             time.sleep(120)
@@ -411,7 +411,7 @@ def test_second_run_of_the_same_job_is_refused_naming_the_pid(fake_repo, monkeyp
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom chromexp import notebooks\n"
+            "import sys, time\nfrom chromexp.runner import notebooks\n"
             "job = notebooks.make_job('30', 'E003', 'params/smoke.yaml', {}, 't')\n"
             "with notebooks.job_lock(job):\n    print('locked', flush=True)\n    time.sleep(60)\n",
         ],

@@ -139,3 +139,11 @@ def test_two_concurrent_writers_lose_nothing(tmp_path):
     assert got == {"m1": n, "m2": n}, got
     assert len(p) == 2 * n * 200
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_no_marks_key_for_models_that_read_no_mark():
+    from chromexp.results import NO_MARKS, marks_key
+
+    assert marks_key(NO_MARKS) == "none"
+    with pytest.raises(ValueError, match="Unknown histone mark"):
+        marks_key(["none", "H3K4me3"])

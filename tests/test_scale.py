@@ -88,8 +88,14 @@ def test_gpu_benchmark_cpu_fallback_and_plan(tmp_path, capsys):
         for mode in ("one_fp32", "many_fp32"):
             assert modes[mode]["gene_epochs_per_s"] > 0
             assert modes[mode]["models_per_hour"] > 0
+    for family in ("claster_a", "claster_paper"):  # CLASTER option A and the published geometry
+        assert result["families"][family]["modes"]["one_fp32"]["gene_epochs_per_s"] > 0
         assert modes["many_fp32"]["models"] > 1
         assert "skipped" in modes["one_bf16"]  # bf16 on CPU only with --cpu-bf16
+    for family in ("hcnn_multi_tissue", "hcnn_matched_shared"):  # Mittal's CNNs (notebook 55), one model at a time
+        modes = result["families"][family]["modes"]
+        assert modes["one_fp32"]["gene_epochs_per_s"] > 0 and modes["one_fp32"]["models_per_hour"] > 0
+        assert "skipped" in modes["many_fp32"]
     assert result["paper_grid"]["models"] == 1320
     # Chromoformer's own study: the diff model and every baseline, one model at a time
     for family in ("chromoformer_diff", "deepchrome", "attentivechrome_40kb", "hmcrnn", "deepdiff"):

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from chromexp.constants import CHROM_FOLD, FOLD_CHROMS, MARKS, PCHIC_TISSUE
-from chromexp.data import io
+from chromexp.data import binned, io
 from chromexp.simulate import common, roadmap
 from chromexp.simulate.calibration import reads_to_bins
 
@@ -304,3 +304,25 @@ def test_reads_near_a_chromosome_end_stay_inside_it(smoke_params):
     assert len(starts) > 0
     assert starts.max() + int(knobs["read_length"]) <= size
     assert starts.min() >= 0
+
+
+def test_simulated_regions_hold_every_read_and_every_gene_window(smoke_params, smoke_raw):
+    """Where reads were drawn (notebook 15 keeps only bins wholly inside these regions)."""
+    regions = roadmap.simulated_regions(smoke_raw)
+    knobs = smoke_params["simulate"]
+    for chrom, r in regions.groupby("chrom"):
+        s, e = r["start"].to_numpy(), r["end"].to_numpy()
+        assert (np.diff(s) > 0).all() and (s[1:] > e[:-1]).all(), chrom  # sorted, disjoint, not touching
+    reads = io.read_tagalign(smoke_raw / "E116-H3K27me3.tagAlign.gz")
+    for chrom, g in reads.groupby("chrom", observed=True):
+        r = regions[regions["chrom"] == chrom]
+        i = np.searchsorted(r["start"].to_numpy(), g["start"].to_numpy(), side="right") - 1
+        assert (i >= 0).all() and (g["start"].to_numpy() < r["end"].to_numpy()[i]).all(), chrom
+    genes = io.read_gene_table(smoke_raw / "genes.tsv")
+    pad = int(knobs["half_window"]) + int(knobs["window_pad"]) - int(knobs["grid_step"])
+    windows = pd.DataFrame({"chrom": genes["chrom"], "start": genes["tss"] - pad, "end": genes["tss"] + pad})
+    windows = windows[windows["start"] >= 0]
+
+    assert binned.bins_inside(windows, regions).all()
+    total = int((regions["end"] - regions["start"]).sum())
+    assert 0.5 * 200 * 2 * pad < total < 3e9  # more than the gene windows alone, far less than a genome

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from chromexp.models.promoter_cnn import PromoterCNN
-from chromexp.training import stacked, train
+from chromexp.training import stacked as train_stacked
+from chromexp.training import train
 
 
 def _params(**kw):
@@ -272,7 +273,7 @@ def test_fit_many_equals_sequential_fits():
         train.fit(_model(i, dropout=0.0), tr, va, train_params=tp, seed=i, progress=False)
         for i, (tr, va) in enumerate(sets)
     ]
-    con = stacked.fit_many(
+    con = train_stacked.fit_many(
         [_model(i, dropout=0.0) for i in range(len(sets))],
         [s[0] for s in sets],
         [s[1] for s in sets],
@@ -291,6 +292,27 @@ def test_fit_many_equals_sequential_fits():
             torch.testing.assert_close(b.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
 
 
+def test_fit_many_validation_sets_of_very_different_sizes():
+    # one model's validation genes run out several evaluation batches before another's (the real
+    # E116 folds: ~2,000 vs ~600 validation genes); each validation loss still equals fit's
+    sets = [(_toy(60, 1), _toy(300, 2)), (_toy(60, 3), _toy(9, 4))]
+    tp = _params(max_epochs=2, batch_size=8)  # evaluation batches of 32 genes: 10 vs 1
+    seq = [
+        train.fit(_model(i, dropout=0.0), tr, va, train_params=tp, seed=i, progress=False)
+        for i, (tr, va) in enumerate(sets)
+    ]
+    con = train_stacked.fit_many(
+        [_model(i, dropout=0.0) for i in range(2)],
+        [s[0] for s in sets],
+        [s[1] for s in sets],
+        train_params=tp,
+        seeds=[0, 1],
+        progress=False,
+    )
+    for a, b in zip(seq, con):
+        np.testing.assert_allclose(a.history.val_loss, b.history.val_loss, rtol=1e-4)
+
+
 def test_stacked_promoter_cnns_equal_separate_ones():
     # per-step equality on the real architecture: outputs and gradients of two promoter CNNs run
     # as one vmapped computation equal those of the models run one by one (with dropout active,
@@ -306,7 +328,7 @@ def test_stacked_promoter_cnns_equal_separate_ones():
     sep, stacked = [make(0), make(1)], [make(0), make(1)]
     for m in range(2):
         nn.functional.mse_loss(sep[m](x[m]), y[m]).backward()
-    out = stacked.StackedModels(stacked)(x)
+    out = train_stacked.StackedModels(stacked)(x)
     assert out.shape == (2, 16)
     ((out - y) ** 2).mean(1).sum().backward()
     for m in range(2):
@@ -314,14 +336,14 @@ def test_stacked_promoter_cnns_equal_separate_ones():
         for (k, p), q in zip(sep[m].named_parameters(), stacked[m].parameters()):
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-7, msg=k)
     # a subset runs only the chosen models
-    torch.testing.assert_close(stacked.StackedModels(stacked)(x[1:], subset=[1]).detach(), out[1:].detach())
+    torch.testing.assert_close(train_stacked.StackedModels(stacked)(x[1:], subset=[1]).detach(), out[1:].detach())
 
 
 def test_fit_many_resume(tmp_path):
     sets = _group([50, 30])
     tp = _params(max_epochs=4, lr_patience=1)
     args = ([s[0] for s in sets], [s[1] for s in sets])
-    full = stacked.fit_many(
+    full = train_stacked.fit_many(
         [_model(i) for i in range(2)],
         *args,
         train_params=tp,
@@ -335,7 +357,7 @@ def test_fit_many_resume(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        stacked.fit_many(
+        train_stacked.fit_many(
             [_model(i) for i in range(2)],
             *args,
             train_params=tp,
@@ -344,7 +366,7 @@ def test_fit_many_resume(tmp_path):
             progress=False,
             callback=interrupt,
         )
-    resumed = stacked.fit_many(
+    resumed = train_stacked.fit_many(
         [_model(50 + i) for i in range(2)],
         *args,
         train_params=tp,
@@ -361,18 +383,18 @@ def test_fit_many_rejects_what_it_cannot_stack():
     sets = _group([20, 20])
     args = ([s[0] for s in sets], [s[1] for s in sets])
     with pytest.raises(ValueError, match="one architecture"):
-        stacked.fit_many([_model(0), _model(1, n_outputs=2)], *args, train_params=_params(), progress=False)
+        train_stacked.fit_many([_model(0), _model(1, n_outputs=2)], *args, train_params=_params(), progress=False)
     with pytest.raises(ValueError, match="buffers"):
-        stacked.fit_many(
+        train_stacked.fit_many(
             [PromoterCNN(batch_norm=True), PromoterCNN(batch_norm=True)], *args, train_params=_params(), progress=False
         )
     m = _model(0)
     with pytest.raises(ValueError, match="shares parameter"):
-        stacked.fit_many([m, m], *args, train_params=_params(), progress=False)
+        train_stacked.fit_many([m, m], *args, train_params=_params(), progress=False)
     with pytest.raises(ValueError, match="2 models but 1"):
-        stacked.fit_many([_model(0), _model(1)], args[0][:1], args[1], train_params=_params(), progress=False)
+        train_stacked.fit_many([_model(0), _model(1)], args[0][:1], args[1], train_params=_params(), progress=False)
     with pytest.raises(ValueError, match="structure"):
-        stacked.fit_many(
+        train_stacked.fit_many(
             [_model(0), _model(1)],
             [sets[0][0], _toy(20, 1, n_marks=3)],
             args[1],
@@ -412,7 +434,7 @@ def test_fit_many_says_when_bf16_autocast_misses_vmapped_layers(amp, caplog):
     models = [_model(i) for i in range(2)]
     seen = _linear_output_dtypes(models[0])  # copied into fit_many's skeleton: sees the vmapped calls
     with caplog.at_level("WARNING", logger="chromexp.training.stacked"):
-        stacked.fit_many(
+        train_stacked.fit_many(
             models,
             [s[0] for s in sets],
             [s[1] for s in sets],
@@ -420,7 +442,7 @@ def test_fit_many_says_when_bf16_autocast_misses_vmapped_layers(amp, caplog):
             device="cpu",
             progress=False,
         )
-    reaches = stacked.vmap_autocasts(torch.device("cpu"))
+    reaches = train_stacked.vmap_autocasts(torch.device("cpu"))
     warned = "does not reach vmapped" in caplog.text
     assert warned == (amp and not reaches)
     assert seen and set(seen) == {torch.bfloat16 if amp and reaches else torch.float32}  # the probe is right
@@ -476,7 +498,7 @@ def test_fit_on_cuda_with_bf16_autocast():
     assert res.history.val_loss.min() < 0.7 * res.history.val_loss.iloc[0]
     assert next(res.model.parameters()).device.type == "cpu"  # returned on the device it came on
     sets = _group([70, 40])
-    con = stacked.fit_many(
+    con = train_stacked.fit_many(
         [_model(i) for i in range(2)],
         [s[0] for s in sets],
         [s[1] for s in sets],

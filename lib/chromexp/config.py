@@ -22,8 +22,9 @@ from typing import Any
 
 import yaml
 
-from . import paths
-from .constants import CELL_TYPES, FEATURE_ENGINES, MARKS, PROTOCOLS
+from . import cells, paths
+from .constants import FEATURE_ENGINES, MARKS, PROTOCOLS
+from .utils import DuplicateKeyError, load_yaml_text, read_yaml  # noqa: F401 — public names of this module
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
 FREE_FORM_KEYS: frozenset[str] = frozenset()
@@ -62,6 +63,8 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "cell.name": ("str", _is_str),
     "cell.state": ("str", _is_str),
     "cell.pchic_tissue": ("str", _is_str),
+    "cell.expression.column": ("str", _is_str),
+    "cell.expression.table": ("str", _is_str),
     "data.name": ("str", _is_str),
     "model.promoter_cnn.marks": ("list", _is_list),
     "model.promoter_cnn.folds": ("list", _is_list),
@@ -70,6 +73,14 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.chromoformer.folds": ("list", _is_list),
     "model.chromoformer.mark_sets": ("list of lists", _is_list_of_lists),
     "model.chromoformer.concurrent": ("int", _is_int),
+    "model.claster.marks": ("list", _is_list),
+    "model.claster.folds": ("list", _is_list),
+    "model.claster.lr": ("float", _is_number),
+    "model.claster.max_epochs": ("int", _is_int),
+    "model.claster.perturbation.n_genes": ("int", _is_int),
+    "model.hierarchical_cnn.folds": ("list", _is_list),
+    "model.expecto.alphas": ("list", _is_list),
+    "cross_celltype.leave_one_out": ("list", _is_list),
     "peaks.macs2": ("str", _is_str),
     "peaks.qvalue": ("float", _is_number),
     "peaks.llocal": ("int", _is_int),
@@ -83,6 +94,11 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "chromoformer_diff.protocol": ("str", _is_str),
     "baselines.*.grad_clip": ("float", _is_number),
     "simulate.presets.*.n_genes": ("int", _is_int),
+    "real_e116.counts": ("str", _is_str),
+    "real_e116.marks": ("list", _is_list),
+    "real_e116.folds": ("list", _is_list),
+    "real_e116.n_genes": ("int", _is_int),
+    "real_e116.cnn.stacked": ("bool", lambda v: isinstance(v, bool)),
 }
 
 
@@ -93,54 +109,7 @@ def _nullable_type(dotted: str) -> tuple[str, Callable[[Any], bool]] | None:
     return None
 
 
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A key given twice in one YAML mapping."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                first = seen.get(key)
-                seen.setdefault(key, key_node.start_mark.line)
-            except TypeError:  # an unhashable key: let the base class report it
-                continue
-            if first is not None:
-                raise DuplicateKeyError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first given on line {first + 1})",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml_text(text: str | Any) -> Any:
-    """Parse YAML (a string or an open file) like ``yaml.safe_load``, rejecting duplicate keys."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing file, bad YAML, a duplicate key or a non-mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Parameter file {path} does not exist.")
-    try:
-        with open(path) as handle:
-            data = load_yaml_text(handle)
-    except DuplicateKeyError as err:
-        raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
-    except yaml.YAMLError as err:
-        raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"Parameter file {path} must hold a mapping of keys to values, not {type(data).__name__}.")
-    return data
+# YAML reading (duplicate keys refused) lives in chromexp.utils, shared with chromexp.cells; re-exported here.
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -222,10 +191,11 @@ def parse_overrides(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
 
 
 def check_cell_type(cell_type: str) -> str:
-    """Return ``cell_type`` if it is one of the 11 Roadmap EIDs of the study, else raise."""
-    if cell_type not in CELL_TYPES:
-        raise ValueError(f"Unknown cell type {cell_type!r}. Known: {', '.join(CELL_TYPES)}.")
-    return cell_type
+    """Return the registered id of ``cell_type`` (``e003`` → ``E003``), else raise naming the known ones.
+
+    Cell types are defined by their files ``params/cells/<ID>.yaml`` (:mod:`chromexp.cells`).
+    """
+    return cells.normalise(cell_type)
 
 
 def load_params(
@@ -239,7 +209,8 @@ def load_params(
     Parameters
     ----------
     cell_type : str, optional
-        A Roadmap EID (``"E003"``); its ``params/cells/<EID>.yaml`` is merged after the defaults.
+        A cell-type id (``"E003"``, matched case-insensitively); the ``cell:`` block of its file
+        ``params/cells/<ID>.yaml`` (:mod:`chromexp.cells`, checked complete) is merged after the defaults.
     files : iterable of path
         Run files such as ``params/demo.yaml``, merged in order; ``None`` entries are ignored.
     overrides : mapping, optional
@@ -255,10 +226,9 @@ def load_params(
     defaults_path = Path(defaults) if defaults is not None else paths.params_dir() / "defaults.yaml"
     params = read_yaml(defaults_path)
     if cell_type is not None:
-        check_cell_type(cell_type)
-        cell_file = defaults_path.parent / "cells" / f"{cell_type}.yaml"
-        if cell_file.is_file():
-            params = merge(params, read_yaml(cell_file), str(cell_file))
+        cell = cells.get(cell_type)
+        cell_type = cell.id
+        params = merge(params, {"cell": cell.as_params()}, str(cell.file))
     for file in files:
         if file is None or str(file) == "":
             continue
@@ -270,9 +240,14 @@ def load_params(
         params = merge(params, overrides, "the overrides (-p / PARAMS)")
     if cell_type is not None:
         params["cell_type"] = cell_type
-    unknown = [c for c in params.get("cell_types", []) if c not in CELL_TYPES]
+    known = cells.ids()
+    unknown = [c for c in params.get("cell_types", []) if c not in known]
     if unknown:
-        raise ValueError(f"Unknown cell type(s) {unknown} in 'cell_types'. Known: {', '.join(CELL_TYPES)}.")
+        try:
+            fixed = [check_cell_type(c) for c in params["cell_types"]]
+        except ValueError as err:
+            raise ValueError(f"'cell_types': {err}") from None
+        params["cell_types"] = fixed  # only the case differed (e003 -> E003)
     validate(params)
     return params
 
@@ -339,7 +314,7 @@ def validate(params: Mapping[str, Any]) -> None:
     check("cell_types", lambda v: _is_list(v) and len(set(v)) == len(v), "must not repeat a cell type")
     check("marks", marks_ok, marks_why)
     check("folds", folds_ok, folds_why)
-    for block in ("model.promoter_cnn", "model.chromoformer"):
+    for block in ("model.promoter_cnn", "model.chromoformer", "model.claster"):
         check(f"{block}.marks", marks_ok, marks_why, True)
         check(f"{block}.folds", folds_ok, folds_why, True)
     check("model.chromoformer.pair_anchors", lambda v: _is_list(v) and all(x in MARKS for x in v), marks_why)
@@ -350,6 +325,65 @@ def validate(params: Mapping[str, Any]) -> None:
         True,
     )
     check("model.chromoformer.concurrent", *positive_int, nullable=True)
+    check("model.claster.option", lambda v: v in ("A", "B", "C"), "must be A, B or C")
+    check("model.claster.heads", *subset(("gene", "profile"), "heads"))
+    check("model.claster.structures", *subset(("none", "virtual_4c", "square"), "structure forms"))
+    check("model.claster.loss", lambda v: v in ("smooth_l1", "mse"), "must be smooth_l1 or mse")
+    check("model.claster.optimizer", lambda v: v in ("adam", "adamw"), "must be adam or adamw")
+    check("model.claster.lr", *positive_num, nullable=True)
+    check("model.claster.max_epochs", *positive_int, nullable=True)
+    check("model.claster.weight_decay", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
+    for key in ("v4c_half_window", "v4c_bin", "square_half_window", "square_bin"):
+        check(f"model.claster.{key}", *positive_int)
+    check("model.claster.perturbation.level", lambda v: _is_number(v) and 0 <= v <= 1, "must be a number in [0, 1]")
+    check("model.claster.perturbation.n_genes", *positive_int, nullable=True)
+    for key in ("kappa", "pause_weight", "antisense_share", "erna_amplitude", "floor"):
+        check(f"nascent.{key}", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
+    for key in ("pause_sd", "elongation_decay", "readthrough_decay", "antisense_decay", "overdispersion_shape"):
+        check(f"nascent.{key}", *positive_num)
+    # notebook 55 (Mittal 2025): hierarchical CNNs, ExPecto, the cross-celltype comparison
+    check("model.hierarchical_cnn.folds", folds_ok, folds_why, True)
+    for key in ("channels", "kernel_size", "pool_size", "max_epochs"):
+        check(f"model.hierarchical_cnn.{key}", *positive_int)
+    check("model.hierarchical_cnn.n_blocks", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    check(
+        "model.hierarchical_cnn.lr",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+        "must be a non-empty list of positive learning rates",
+    )
+    check(
+        "model.hierarchical_cnn.dropout",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and 0 <= x < 1 for x in v),
+        "must be a non-empty list of dropout rates in [0, 1)",
+    )
+    variants = ("single_tissue", "multi_tissue", "matched_shared")
+    check("model.hierarchical_cnn.variants", *subset(variants, "variants"))
+    check("model.hierarchical_cnn.hybrid_variant", lambda v: v in variants[1:], f"must be one of {list(variants[1:])}")
+    check(
+        "model.hierarchical_cnn.hybrid_grid",
+        lambda v: (
+            _is_list_of_lists(v)
+            and len(v) > 0
+            and all(len(p) == 2 and all(_is_number(x) and x >= 0 for x in p) and sum(p) > 0 for p in v)
+        ),
+        "must be a non-empty list of [alpha, beta] pairs, both >= 0 and not both 0",
+    )
+    check("model.expecto.modes", *subset(("matched", "all_cells"), "ExPecto modes"))
+    check(
+        "model.expecto.alphas",
+        lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+        "must be a non-empty list of positive ridge penalties",
+        True,
+    )
+    check("cross_celltype.bin_size", lambda v: v in (100, 200), "must be 100 or 200 (bp)")
+    check("cross_celltype.target", lambda v: v in ("log2p1", "ln_pc"), "must be log2p1 or ln_pc")
+    check(
+        "cross_celltype.leave_one_out",
+        lambda v: _is_list(v) and all(c in params.get("cell_types", []) for c in v) and len(set(v)) == len(v),
+        "must list distinct cell types of the run's cell_types",
+        True,
+    )
+    check("cross_celltype.n_permutations", *positive_int)
     check("shallowchrome.marks", marks_ok, marks_why, True)
     check("shallowchrome.feature_engine", lambda v: v in FEATURE_ENGINES, f"must be one of {list(FEATURE_ENGINES)}")
     for key in ("paths.data_dir", "paths.results_dir", "paths.figures_dir"):
@@ -382,13 +416,13 @@ def validate(params: Mapping[str, Any]) -> None:
     check("chromoformer_diff.folds", folds_ok, folds_why, True)
     check(
         "chromoformer_diff.cell_types",
-        lambda v: _is_list(v) and len(v) >= 2 and len(set(v)) == len(v) and all(c in CELL_TYPES for c in v),
+        lambda v: _is_list(v) and len(v) >= 2 and len(set(v)) == len(v) and all(c in cells.ids() for c in v),
         "must be null or at least two distinct Roadmap EIDs of the study",
         True,
     )
     check(
         "chromoformer_diff.pairs",
-        lambda v: len(v) > 0 and all(len(p) == 2 and p[0] != p[1] and all(c in CELL_TYPES for c in p) for p in v),
+        lambda v: len(v) > 0 and all(len(p) == 2 and p[0] != p[1] and all(c in cells.ids() for c in p) for p in v),
         "must be null or a non-empty list of [EID, EID] pairs of two different cell types",
         True,
     )
@@ -422,6 +456,33 @@ def validate(params: Mapping[str, Any]) -> None:
     check("signal.half_window", *positive_int)
     check("peaks.n_jobs", *positive_int)
     check("simulate.n_jobs", *positive_int, nullable=True)
+    # notebook 15 (chromexp.experiments.real_e116)
+    check(
+        "real_e116.counts", lambda v: _is_str(v) and v.strip() != "", "must be a non-empty path string (or null)", True
+    )
+    check("real_e116.cell_type", lambda v: v in cells.ids(), f"must be a known cell type ({', '.join(cells.ids())})")
+    check("real_e116.k", lambda v: _is_int(v) and 0 <= v <= 5, "must be an integer from 0 to 5 (TSS bin ± k bins)")
+    present_k, k = _get(params, "real_e116.k")
+    check(
+        "real_e116.baseline_k",
+        lambda v: _is_int(v) and 0 <= v and (not present_k or not _is_int(k) or v <= k),
+        "must be an integer from 0 to real_e116.k",
+    )
+    check("real_e116.marks", marks_ok, marks_why, True)
+    check("real_e116.folds", folds_ok, folds_why, True)
+    check("real_e116.n_genes", lambda v: _is_int(v) and v >= 10, "must be an integer >= 10 (or null)", True)
+    for key in ("real_e116.alphas", "real_e116.cs"):
+        check(
+            key,
+            lambda v: _is_list(v) and len(v) > 0 and all(_is_number(x) and x > 0 for x in v),
+            "must be a non-empty list of positive numbers",
+        )
+    for key in ("real_e116.cnn.channels", "real_e116.cnn.hidden", "real_e116.cnn.train.batch_size"):
+        check(key, *positive_int)
+    check("real_e116.cnn.kernel_size", lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "must be a positive odd integer")
+    check("real_e116.cnn.dropout", lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)")
+    check("real_e116.cnn.train.lr", *positive_num)
+    check("real_e116.tolerance", *positive_num)
     if problems:
         raise ValueError("Invalid parameter value(s): " + "; ".join(problems) + ".")
 

@@ -8,7 +8,9 @@ only and reach the code through the parameters or the dataset built from them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from .cells import View
 
 #: The seven histone marks, in the order used everywhere (reference code and Chromoformer demo).
 MARKS: tuple[str, ...] = (
@@ -38,50 +40,18 @@ def anchor_pairs(anchors: Sequence[str], marks: Sequence[str]) -> list[tuple[str
     return [(a, b) for a, b in itertools.combinations(marks, 2) if a in anchors or b in anchors]
 
 
-#: The 11 Roadmap epigenomes of the study, with a readable name.
-CELL_TYPES: dict[str, str] = {
-    "E003": "H1 ESC",
-    "E004": "H1 BMP4 mesendoderm",
-    "E005": "H1 BMP4 trophoblast",
-    "E006": "H1 MSC",
-    "E007": "H1 NPC",
-    "E016": "HUES64 ESC",
-    "E066": "Liver",
-    "E087": "Pancreatic islets",
-    "E114": "A549 lung carcinoma",
-    "E116": "GM12878 lymphoblastoid",
-    "E118": "HepG2",
-}
+# Cell types are not listed in code: each is defined by its file params/cells/<ID>.yaml
+# (chromexp.cells). These three names stay as read-only views of that registry (id -> name /
+# state / 3DIV tissue or None), read when used, so existing callers see every defined cell type.
 
-#: Cell states as the reference code groups them (chromexpress).
-CELL_STATES: dict[str, str] = {
-    "E003": "ESC",
-    "E016": "ESC",
-    "E004": "ESC-derived",
-    "E005": "ESC-derived",
-    "E006": "ESC-derived",
-    "E007": "ESC-derived",
-    "E066": "primary",
-    "E087": "primary",
-    "E116": "primary",
-    "E114": "cancer line",
-    "E118": "cancer line",
-}
+#: Every defined cell type, id -> readable name (a view of :func:`chromexp.cells.registry`).
+CELL_TYPES: Mapping[str, str] = View("name")
 
-#: 3DIV promoter-capture Hi-C tissue per epigenome (Chromoformer's mapping).
-PCHIC_TISSUE: dict[str, str] = {
-    "E003": "H1",
-    "E004": "ME",
-    "E005": "TB",
-    "E006": "MSC",
-    "E007": "NPC",
-    "E016": "H1",
-    "E066": "LI11",
-    "E087": "PA",
-    "E114": "LG",
-    "E116": "GM",
-    "E118": "LI11",
-}
+#: Cell state of every defined cell type (the study's: ESC, ESC-derived, primary, cancer line).
+CELL_STATES: Mapping[str, str] = View("state")
+
+#: 3DIV promoter-capture Hi-C tissue of every defined cell type (None: no pcHi-C).
+PCHIC_TISSUE: Mapping[str, str | None] = View("pchic_tissue")
 
 #: Chromosome-grouped cross-validation folds (Chromoformer's assignment), fold number -> chroms.
 FOLD_CHROMS: dict[int, tuple[str, ...]] = {

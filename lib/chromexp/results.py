@@ -89,7 +89,11 @@ PCRE_COLUMNS: tuple[str, ...] = (
     "concordance",
     "n_folds",
 )
-SCHEMES: tuple[str, ...] = ("chrom_folds", "random_thirds")
+#: Split protocols: the study's chromosome folds, ShallowChrome's random thirds, and the
+#: chromosome folds with one cell type held out of training (notebook 55, "unseen cell types").
+SCHEMES: tuple[str, ...] = ("chrom_folds", "random_thirds", "leave_one_cell_type_out")
+#: ``marks`` of a model that reads no histone mark (e.g. the mean of the other cell types' expression).
+NO_MARKS = "none"
 SPLITS: tuple[str, ...] = ("test", "validation", "train")
 
 #: What identifies a row: a save replaces the old rows that share these values with a new row.
@@ -106,8 +110,11 @@ PREDICTIONS_FILE = "predictions.tsv.gz"
 def marks_key(marks: str | Iterable[str]) -> str:
     """Canonical ``+``-joined, sorted name of a set of marks (``"H3K27ac+H3K4me3"``).
 
-    Raises ``ValueError`` for a mark that is not one of the seven of the study.
+    :data:`NO_MARKS` (``"none"``) names the empty set, for models that read no mark. Raises
+    ``ValueError`` for a mark that is not one of the seven of the study.
     """
+    if isinstance(marks, str) and marks == NO_MARKS:
+        return NO_MARKS
     items = [marks] if isinstance(marks, str) else list(marks)
     items = [m for item in items for m in item.split("+")]
     unknown = [m for m in items if m not in MARKS]

@@ -1,19 +1,37 @@
-"""Small helpers shared by every module: logging, seeding, atomic writes."""
+"""Small helpers shared by every module: logging, seeding, atomic writes, isolated reference environments.
+
+Isolated virtual environments: a reference tool whose dependencies clash with chromexp's (old numpy,
+another torch) lives in its own venv under the repository (``.venv-<tool>/``, gitignored) and is run
+as a subprocess, never imported into chromexp's environment. :func:`ensure_venv` is the one way such
+an environment is made (``python -m venv``, one ``pip install`` per step of pins, an optional
+post-install step such as a checked patch, a verification run, then a stamp file recording what was
+installed; a finished environment is returned at once, concurrent callers wait on a lock, a half-made
+one is deleted and rebuilt). Users: :func:`chromexp.analyses.ldsc.ensure_ldsc_env` (``.venv-ldsc``)
+and :func:`chromexp.experiments.claster_reference.ensure_eir_env` (``.venv-eir``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import hashlib
+import json
 import logging
 import os
 import random
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 
 def get_logger(name: str = "chromexp") -> logging.Logger:
@@ -201,3 +219,184 @@ def die_with_parent(parent_pid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="chromexp-parent-watch").start()
+
+
+# ----------------------------------------------------------------------------------------------
+# isolated virtual environments for reference tools (ldsc, eir-dl)
+# ----------------------------------------------------------------------------------------------
+class VenvError(RuntimeError):
+    """An isolated environment could not be created or verified; the message says what to do."""
+
+
+def venv_python(env_dir: str | os.PathLike) -> Path:
+    """The interpreter of the virtual environment ``env_dir``."""
+    return Path(env_dir) / "bin" / "python"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """``os.environ`` without ``PYTHONPATH``/``PYTHONHOME`` (they would leak chromexp's packages), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` for the duration of the block (released if the holder dies)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _lock_path(env_dir: Path, label: str) -> Path:
+    # in the temp folder, not next to the environment: that would dirty the git tree
+    digest = hashlib.sha256(str(env_dir).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"chromexp-{label}-{digest}.lock"
+
+
+def stamp_matches(env_dir: str | os.PathLike, label: str, content: Mapping) -> bool:
+    """Whether ``env_dir`` is a finished environment made for ``content`` (its stamp file says so)."""
+    env_dir = Path(env_dir)
+    try:
+        stamp = json.loads((env_dir / f".chromexp-{label}.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return stamp == json.loads(json.dumps(dict(content))) and venv_python(env_dir).exists()
+
+
+def ensure_venv(
+    env_dir: str | os.PathLike,
+    *,
+    label: str,
+    install_steps: Sequence[Sequence[str]],
+    stamp: Mapping,
+    post_install: Callable[[Path], None] | None = None,
+    verify: Callable[[Path], str] | None = None,
+    python: str | None = None,
+    error: type[Exception] = VenvError,
+    how_to_fix: str = "",
+    stamp_name: str | None = None,
+) -> Path:
+    """Return the finished isolated environment ``env_dir``, creating and verifying it on first use.
+
+    Parameters
+    ----------
+    env_dir : path
+        The environment's folder (e.g. ``<repo>/.venv-ldsc``).
+    label : str
+        Short name used in log lines, the lock file and the stamp file ``.chromexp-<label>.json``.
+    install_steps : sequence of argument lists
+        Each is passed to one ``pip install --quiet --disable-pip-version-check …`` (e.g. a
+        ``--no-deps`` step for a package whose declared pins cannot be met, then its real imports).
+    stamp : mapping
+        JSON-serialisable description of what is installed (versions, pins, patch checksum): an
+        environment whose stamp differs is rebuilt.
+    post_install : callable, optional
+        ``post_install(env_dir)`` after the pip steps (e.g. apply and check a patch).
+    verify : callable, optional
+        ``verify(env_dir)`` → a one-line summary logged on success; raise to fail.
+    python : str, optional
+        Interpreter that creates the venv; default the running one.
+    error : exception class
+        Raised (with ``how_to_fix`` appended) when any step fails.
+    how_to_fix : str
+        Instructions for the user, appended to the error message after "How to fix:".
+    stamp_name : str, optional
+        File name of the stamp (default ``.chromexp-<label>.json``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``env_dir`` (resolved).
+    """
+    env_dir = Path(env_dir).expanduser().resolve()
+    stamp_file = env_dir / (stamp_name or f".chromexp-{label}.json")
+    content = json.loads(json.dumps(dict(stamp)))
+    with file_lock(_lock_path(env_dir, label)):
+        try:
+            if json.loads(stamp_file.read_text()) == content and venv_python(env_dir).exists():
+                return env_dir
+        except (OSError, ValueError):
+            pass
+        if env_dir.exists():
+            get_logger("chromexp.utils").info("removing the unfinished %s environment %s", label, env_dir)
+            shutil.rmtree(env_dir)
+        t0 = time.perf_counter()
+        log = get_logger("chromexp.utils")
+        log.info("creating the isolated %s environment in %s", label, env_dir)
+        try:
+            subprocess.run([python or sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True)
+            for step in install_steps:
+                cmd = [str(venv_python(env_dir)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+                proc = subprocess.run([*cmd, *step], capture_output=True, text=True, env=clean_env())
+                if proc.returncode != 0:
+                    raise error(f"pip install {' '.join(step)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            if post_install is not None:
+                post_install(env_dir)
+            summary = verify(env_dir) if verify is not None else ""
+        except (error, VenvError, subprocess.CalledProcessError, OSError) as err:
+            raise error(
+                f"Could not create the {label} environment in {env_dir}: {err}\nHow to fix: {how_to_fix}".rstrip()
+            ) from err
+        stamp_file.write_text(json.dumps(content, indent=1) + "\n")
+        log.info(
+            "%s environment ready in %.0f s%s", label, time.perf_counter() - t0, f" ({summary})" if summary else ""
+        )
+    return env_dir
+
+
+# YAML parameter files (chromexp.config, chromexp.cells)
+# ----------------------------------------------------------------------------------------------
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+                seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:  # an unhashable key: let the base class report it
+                continue
+            if first is not None:
+                raise DuplicateKeyError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first given on line {first + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str | Any) -> Any:
+    """Parse YAML (a string or an open file) like ``yaml.safe_load``, rejecting duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing file, bad YAML, a duplicate key or a non-mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Parameter file {path} does not exist.")
+    try:
+        with open(path) as handle:
+            data = load_yaml_text(handle)
+    except DuplicateKeyError as err:
+        raise ValueError(f"Parameter file {path}: {err.problem}; YAML would silently keep the last one.") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"Parameter file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"Parameter file {path} must hold a mapping of keys to values, not {type(data).__name__}.")
+    return data

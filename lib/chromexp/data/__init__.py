@@ -8,6 +8,7 @@
 * :mod:`chromexp.data.download` — the real Roadmap (and eQTL, LDSC) inputs, downloaded and checked.
 * :mod:`chromexp.data.eqtl` — fine-mapped eQTL inputs: read, validate, lift over.
 * :mod:`chromexp.data.plink` — PLINK 1 binary files and per-SNP annotations.
+* :mod:`chromexp.data.binned` — pre-binned count tables: per-gene TSS windows, the vendored real E116 counts.
 
 May import the base modules (``constants``, ``paths``, ``config``, ``utils``, ``provenance``,
 ``results``, ``metrics``, ``runs``) and other modules of this package; nothing else of chromexp

@@ -65,7 +65,7 @@ import pandas as pd
 
 from .. import paths
 from .. import provenance as _provenance
-from ..constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, PCHIC_TISSUE
+from ..constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS
 from ..utils import atomic_path, get_logger, remove_stale_temporaries
 from . import io, reference_genes, signal
 
@@ -932,23 +932,48 @@ def store_path(params: Mapping[str, Any], cell_type: str) -> Path:
     return paths.processed_dir(params, cell_type) / STORE_NAME
 
 
+def expression_file(params: Mapping[str, Any]) -> Path:
+    """The file holding the cell type's expression (``cell.expression`` of its file, :mod:`chromexp.cells`).
+
+    Semi-synthetic data: the generated ``57epigenomes.RPKM.pc.gz`` (the generator copied the cell
+    type's real expression into column ``<ID>``). Real data: the Roadmap matrix in the raw folder
+    (``source: roadmap``) or the user's own table (``source: table``).
+    """
+    expr = params["cell"]["expression"]
+    if params["data"]["source"] == "semisynthetic" or expr["source"] == "roadmap":
+        return paths.raw_dir(params) / "57epigenomes.RPKM.pc.gz"
+    return Path(expr["table"])
+
+
+def read_cell_expression(params: Mapping[str, Any], cell_type: str) -> pd.Series:
+    """Expression (RPKM) of ``cell_type`` by gene id, from :func:`expression_file` (float64 Series)."""
+    expr, path = params["cell"]["expression"], expression_file(params)
+    if params["data"]["source"] == "semisynthetic":
+        return io.read_expression(path, [cell_type], any_columns=True)[cell_type]
+    if expr["source"] == "table":
+        return io.read_expression_table(path, expr["column"])
+    column = expr["column"] or cell_type
+    return io.read_expression(path, [column])[column].rename(cell_type)
+
+
 def input_files(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
     """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (not checked to exist)."""
     raw = paths.raw_dir(params)
-    tissue = params["cell"].get("pchic_tissue") or PCHIC_TISSUE.get(cell_type)
+    tissue = params["cell"]["pchic_tissue"]  # from the cell type's file (chromexp.cells); None = no pcHi-C
     files = {
         "genes": raw / "genes.tsv",
-        "expression": raw / "57epigenomes.RPKM.pc.gz",
+        "expression": expression_file(params),
         "chrom_sizes": raw / "hg19.chrom.sizes",
-        "pchic": raw / "pchic" / f"{tissue}.tsv.gz",
         "reads": {m: raw / f"{cell_type}-{m}.tagAlign.gz" for m in _settings(params)["marks"]},
     }
+    if tissue is not None:
+        files["pchic"] = raw / "pchic" / f"{tissue}.tsv.gz"
     if reference_genes.gene_set(params) == "reference":
         # the paper's genes and TSS choice (Chromoformer's train.csv); alternative TSSs from its
-        # refGene.tsv, mapped to bait fragments by tss2fragment.pickle (both optional)
+        # ensg2tss.pickle (as its get_neighbors), mapped to bait fragments by tss2fragment.pickle (both optional)
         ann = reference_genes.annotation_paths(raw)
         files["genes"] = ann["train"]
-        files["refgene"] = ann["refgene"]
+        files["ensg2tss"] = ann["ensg2tss"]
         files["tss2fragment"] = raw / "pchic" / "tss2fragment.pickle"
     return files
 
@@ -960,7 +985,7 @@ def input_fingerprints(params: Mapping[str, Any], cell_type: str) -> dict[str, l
     every per-cell-type notebook job, so a changed input makes its results stale.
     """
     files = input_files(params, cell_type)
-    keys = [k for k in ("genes", "expression", "chrom_sizes", "pchic", "refgene", "tss2fragment") if k in files]
+    keys = [k for k in ("genes", "expression", "chrom_sizes", "pchic", "ensg2tss", "tss2fragment") if k in files]
     flat = [files[k] for k in keys] + list(files["reads"].values())
     return {p.name: (_file_fingerprint(p) if p.is_file() else None) for p in flat}
 
@@ -988,7 +1013,7 @@ def raw_inputs(params: Mapping[str, Any], cell_type: str) -> dict[str, Any]:
     """Paths of a cell type's raw inputs under ``paths.raw_dir(params)`` (checked to exist)."""
     raw = paths.raw_dir(params)
     files = input_files(params, cell_type)
-    optional = ("reads", "pchic", "refgene", "tss2fragment")
+    optional = ("reads", "pchic", "ensg2tss", "tss2fragment")
     missing = [str(p) for k, p in files.items() if k not in optional and not p.is_file()]
     missing += [str(p) for p in files["reads"].values() if not p.is_file()]
     if missing:
@@ -1017,7 +1042,7 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     files = raw_inputs(params, cell_type)
     # semi-synthetic vs real is read from the files on disk (the generator's manifest), never taken
     # from data.source; a contradiction between the two is an error (chromexp.provenance)
-    extra = [files[k] for k in ("pchic", "refgene", "tss2fragment") if k in files and files[k].is_file()]
+    extra = [files[k] for k in ("pchic", "ensg2tss", "tss2fragment") if k in files and files[k].is_file()]
     used = [files[k] for k in ("genes", "expression", "chrom_sizes")] + list(files["reads"].values())
     provenance = _provenance.of_params(params, used + extra)
     inputs = [_file_fingerprint(p) for p in [files[k] for k in ("genes", "expression", "chrom_sizes")] + extra]
@@ -1032,21 +1057,21 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     tss_fragments = None
     if reference_genes.gene_set(params) == "reference":
         genes = reference_genes.read_train_csv(files["genes"])[list(io.GENE_COLUMNS)]
-        if files["refgene"].is_file() and files["tss2fragment"].is_file():
+        if files["ensg2tss"].is_file() and files["tss2fragment"].is_file():
             tss_fragments = reference_genes.tss_fragments(
-                reference_genes.read_refgene(files["refgene"]), io.read_tss2fragment(files["tss2fragment"])
+                io.read_ensg2tss(files["ensg2tss"]), io.read_tss2fragment(files["tss2fragment"])
             )
         else:
             log.warning(
                 "dataset %s: no %s or %s; pCREs come from the fragment of each gene's chosen TSS only "
                 "(Chromoformer pools all its TSS fragments)",
                 cell_type,
-                files["refgene"],
+                files["ensg2tss"],
                 files["tss2fragment"],
             )
     else:
         genes = io.read_gene_table(files["genes"])
-    rpkm = io.read_expression(files["expression"], [cell_type])[cell_type]
+    rpkm = read_cell_expression(params, cell_type)
     tracks = {}
     excl = _Exclusions()
     for mark, path in files["reads"].items():
@@ -1057,8 +1082,11 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         tracks[mark] = signal.ReadCoverage.from_reads(reads)
         log.info("dataset %s: %s: %d reads on %d chromosomes", cell_type, mark, len(reads), len(tracks[mark].chroms))
         del reads
-    if files["pchic"].is_file():
+    if "pchic" in files and files["pchic"].is_file():
         pairs = io.read_pchic(files["pchic"], sizes)
+    elif "pchic" not in files:
+        log.info("dataset %s: no pcHi-C tissue (cell.pchic_tissue: null): every gene gets 0 pCREs", cell_type)
+        pairs = None
     else:
         log.warning("dataset %s: no pcHi-C file %s; every gene gets 0 pCREs", cell_type, files["pchic"])
         pairs = None

@@ -51,7 +51,7 @@ from typing import Any
 import pandas as pd
 
 from .. import paths
-from ..constants import CELL_TYPES, MARKS, PCHIC_TISSUE
+from ..constants import MARKS, PCHIC_TISSUE
 from ..utils import atomic_path, get_logger
 from .io import is_gzip
 
@@ -88,9 +88,23 @@ EQTL_URL = (
 )
 HG38_TO_HG19_CHAIN_URL = "https://hgdownload.soe.ucsc.edu/goldenPath/hg38/liftOver/hg38ToHg19.over.chain.gz"
 
+ENSG2TSS_URL = CHROMOFORMER_RAW + "/preprocessing/annotations/ensg2tss.pickle"
+
 PEAK_KINDS = ("narrowPeak", "broadPeak", "gappedPeak")
-KINDS = ("tagAlign", "expression", *PEAK_KINDS, "pchic", "annotations", "eqtl")
+KINDS = ("tagAlign", "expression", *PEAK_KINDS, "pchic", "annotations", "eqtl", "ldsc")
 DEFAULT_KINDS = ("tagAlign", "expression", "pchic", "annotations")
+#: One line per kind: what it is and which notebook reads it (``chromexp download --kinds`` help).
+KIND_HELP: dict[str, str] = {
+    "tagAlign": "Roadmap consolidated alignments, one per cell type and mark (notebooks 10, 20)",
+    "expression": "Roadmap RPKM matrix 57epigenomes.RPKM.pc.gz (notebook 10)",
+    "narrowPeak": "Roadmap MACS2 narrow peaks (notebook 20 with peaks.source: files)",
+    "broadPeak": "Roadmap MACS2 broad peaks (notebook 20 with peaks.source: files)",
+    "gappedPeak": "Roadmap MACS2 gapped peaks (notebook 20 with peaks.source: files)",
+    "pchic": "3DIV pcHi-C as preprocessed by Chromoformer, per tissue (notebook 10: pCREs)",
+    "annotations": "Chromoformer's train.csv, refGene.tsv and ensg2tss.pickle (data.genes: reference)",
+    "eqtl": "Wang et al. 2021 fine-mapped eQTLs + UCSC hg38ToHg19 chain (notebook 70)",
+    "ldsc": "LDSC's 1000G phase 3 resources (Zenodo 10515792) + GWAS summary statistics (notebook 80)",
+}
 RPKM_FILE = "57epigenomes.RPKM.pc.gz"
 GENES_FILE = "genes.tsv"
 CHROM_SIZES_FILE = "hg19.chrom.sizes"
@@ -117,6 +131,8 @@ class RemoteFile:
     sha256 : str or None
         Expected SHA-256 (hex); ``None`` = not published (Roadmap and the Chromoformer bucket
         publish none).
+    md5 : str or None
+        Expected MD5 (hex), where the publisher gives only that (the LDSC Zenodo record).
     """
 
     kind: str
@@ -124,6 +140,7 @@ class RemoteFile:
     dest: Path
     size: int | None = None
     sha256: str | None = None
+    md5: str | None = None
 
     @property
     def name(self) -> str:
@@ -148,6 +165,23 @@ def _check_choice(values: Iterable[str] | None, allowed: Sequence[str], what: st
     return values
 
 
+def _tissues(cell_types: Iterable[str]) -> list[str]:
+    """The distinct pcHi-C tissues of ``cell_types`` (cell types without one are left out)."""
+    return list(dict.fromkeys(t for t in (PCHIC_TISSUE[eid] for eid in cell_types) if t is not None))
+
+
+def _roadmap_cells(cell_types: Iterable[str] | None) -> list[str]:
+    """Registered cell types whose inputs come from Roadmap (a user's own table is not downloaded)."""
+    from chromexp import cells
+
+    chosen = (
+        [cells.normalise(c) for c in ([cell_types] if isinstance(cell_types, str) else cell_types)]
+        if (cell_types is not None)
+        else list(cells.ids())
+    )
+    return chosen
+
+
 def roadmap_manifest(
     target: Mapping[str, Any] | str | os.PathLike,
     cell_types: Iterable[str] | None = None,
@@ -162,7 +196,7 @@ def roadmap_manifest(
         Merged parameters (destinations from :mod:`chromexp.paths`) or a raw directory (peaks
         then go to ``<raw>/../peaks/<EID>/``).
     cell_types : iterable of str, optional
-        Roadmap EIDs of :data:`chromexp.constants.CELL_TYPES`; default all 11.
+        Registered cell types (:mod:`chromexp.cells`, ``e003`` accepted); default all.
     marks : iterable of str, optional
         Histone marks of :data:`chromexp.constants.MARKS`; default all 7.
     kinds : iterable of str
@@ -171,9 +205,9 @@ def roadmap_manifest(
     Returns
     -------
     list of RemoteFile
-        In a fixed order, without duplicates (E003/E016 share the H1 pcHi-C, E066/E118 LI11).
+        In a fixed order, without duplicates (two cell types may share a pcHi-C tissue, e.g. H1).
     """
-    cell_types = _check_choice(cell_types, tuple(CELL_TYPES), "cell type")
+    cell_types = _roadmap_cells(cell_types)
     marks = _check_choice(marks, MARKS, "mark")
     kinds = _check_choice(kinds, KINDS, "kind")
     raw, peaks_of = _layout(target)
@@ -192,10 +226,12 @@ def roadmap_manifest(
     if "annotations" in kinds:
         files.append(RemoteFile("annotations", REFGENE_URL, raw / "annotations" / "refGene.tsv"))
         files.append(RemoteFile("annotations", TRAIN_CSV_URL, raw / "annotations" / "train.csv"))
+        # every TSS of each gene, the chosen one first: the source of Chromoformer's alternative TSSs
+        files.append(RemoteFile("annotations", ENSG2TSS_URL, raw / "annotations" / "ensg2tss.pickle"))
     if "pchic" in kinds:
         files.append(RemoteFile("pchic", TSS2FRAGMENT_URL, raw / "pchic" / "tss2fragment.pickle",
                                 TSS2FRAGMENT_SIZE, TSS2FRAGMENT_SHA256))  # fmt: skip
-        for tissue in dict.fromkeys(PCHIC_TISSUE[eid] for eid in cell_types):
+        for tissue in _tissues(cell_types):
             for what in ("frag2neighbors", "pair2score"):
                 url = CHROMOFORMER_DATA_URL.format(tissue=tissue, what=what)
                 files.append(RemoteFile("pchic", url, raw / "pchic" / f"{tissue}_{what}.pickle"))
@@ -208,11 +244,46 @@ def roadmap_manifest(
 
 
 def manifest_frame(files: Sequence[RemoteFile]) -> pd.DataFrame:
-    """The manifest as a table (kind, name, url, dest, size, sha256; None where unknown)."""
+    """The manifest as a table (kind, name, url, dest, size, sha256, md5; None where unknown)."""
     return pd.DataFrame(
-        [(f.kind, f.name, f.url, str(f.dest), f.size, f.sha256) for f in files],
-        columns=["kind", "name", "url", "dest", "size", "sha256"],
+        [(f.kind, f.name, f.url, str(f.dest), f.size, f.sha256, f.md5) for f in files],
+        columns=["kind", "name", "url", "dest", "size", "sha256", "md5"],
     )
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def format_dry_run(files: Sequence[RemoteFile]) -> str:
+    """A compact dry-run listing: kind, name, size (or "unknown"), destination folder; then count and total.
+
+    Files already present are marked so (a rerun resumes). The total counts the known sizes and says
+    how many are unknown (Roadmap publishes none).
+    """
+    rows = [("kind", "name", "size", "destination")]
+    known, unknown, present = 0, 0, 0
+    for f in files:
+        here = f.dest.exists()
+        present += here
+        if f.size is None:
+            unknown += 1
+        else:
+            known += f.size
+        size = "unknown" if f.size is None else _human(f.size)
+        folder = f.dest.parent
+        if folder.is_relative_to(paths.repo_root()):
+            folder = folder.relative_to(paths.repo_root())
+        rows.append((f.kind, f.name, size + (" (present)" if here else ""), f"{folder}/"))
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    lines = ["  ".join(r[k].ljust(widths[k]) for k in range(3)) + "  " + r[3] for r in rows]
+    total = _human(known) + (f" + {unknown} of unknown size" if unknown else "")
+    lines.append(f"{len(files)} file(s), {present} present already; total {total}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,6 +317,15 @@ def urllib_fetcher(url: str, dest: Path, *, timeout: float = 60.0, progress: boo
 def sha256sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """SHA-256 (hex) of a file, read in chunks."""
     digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """MD5 (hex) of a file, read in chunks (only to compare with a publisher's MD5)."""
+    digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
@@ -287,6 +367,13 @@ def verify(path: Path, remote: RemoteFile) -> None:
             raise DownloadError(
                 f"{remote.name}: SHA-256 {actual} does not match the expected {remote.sha256} ({remote.url})."
             )
+    if remote.md5 is not None:
+        actual = md5sum(path)
+        if actual != remote.md5:
+            raise DownloadError(
+                f"{remote.name}: MD5 {actual} does not match the {remote.md5} the publisher gives ({remote.url}); "
+                "the file is damaged or not the published one."
+            )
     if remote.name.endswith(".gz"):
         check_gzip(path, remote.name)
 
@@ -325,7 +412,7 @@ def fetch_file(
     fetcher = fetcher or urllib_fetcher
     dest = remote.dest
     if dest.exists() and not force:
-        if remote.sha256 is not None or remote.size is not None:
+        if remote.sha256 is not None or remote.size is not None or remote.md5 is not None:
             try:
                 verify(dest, remote)
             except DownloadError as err:
@@ -390,7 +477,7 @@ def download_roadmap(
         ``converted``), bytes.
     """
     kinds = _check_choice(kinds, KINDS, "kind")  # a list: iterated twice below
-    cell_types = _check_choice(cell_types, tuple(CELL_TYPES), "cell type")
+    cell_types = _roadmap_cells(cell_types)
     files = roadmap_manifest(target, cell_types, marks, kinds)
     records = []
     for i, remote in enumerate(files, start=1):
@@ -399,7 +486,7 @@ def download_roadmap(
         records.append((remote.kind, remote.name, remote.url, str(remote.dest), status, remote.dest.stat().st_size))
     if convert_pchic and "pchic" in kinds:
         raw, _ = _layout(target)
-        for tissue in dict.fromkeys(PCHIC_TISSUE[eid] for eid in cell_types):
+        for tissue in _tissues(cell_types):
             out = pchic_from_chromoformer(raw / "pchic", tissue, force=force)
             records.append(("pchic", out.name, "", str(out), "converted", out.stat().st_size))
     if "eqtl" in kinds:
@@ -464,32 +551,41 @@ def install_vendored_annotations(target: Mapping[str, Any] | str | os.PathLike, 
 # ----------------------------------------------------------------------------------------------
 # Stratified-LDSC inputs (notebook 80): LDSC's published resources and GWAS summary statistics
 # ----------------------------------------------------------------------------------------------
-#: LDSC's resources as the ldsc wiki lists them (Alkes Price group). In 2023 the group moved them
-#: to a requester-pays Google bucket (gs://broad-alkesgroup-public-requester-pays/LDSCORE/) and
-#: Zenodo mirrors exist; set $CHROMEXP_LDSC_URL to the base of whichever copy you can reach.
-LDSC_URL = "https://storage.googleapis.com/broad-alkesgroup-public/LDSCORE"
+#: LDSC's resources (Alkes Price group). In 2023 the group moved them off the old public bucket
+#: (now requester-pays); the free copies are Zenodo record 10515792, the default here. Set
+#: $CHROMEXP_LDSC_URL to the base of another copy (the files are then fetched as <base>/<name>).
+LDSC_ZENODO_RECORD = "10515792"
+LDSC_URL = f"https://zenodo.org/records/{LDSC_ZENODO_RECORD}/files"
 LDSC_URL_ENV = "CHROMEXP_LDSC_URL"
-#: name -> (archive file, what it unpacks to, note). Sizes and checksums: the publisher gives none
-#: (None below); archives are checked to be complete gzip streams and tar files before unpacking.
-LDSC_RESOURCES: dict[str, tuple[str, str, str]] = {
+#: name -> (file, what it unpacks to, note, md5 the Zenodo record publishes or None). Archives are
+#: also checked to be complete gzip streams before unpacking. ``hm3_no_MHC.list.txt`` (HapMap3 SNPs,
+#: MHC excluded) replaces the old ``hapmap3_snps.tgz`` + ``w_hm3.snplist``: the regression SNPs, and
+#: with the alleles of the 1000G .bim files the munge_sumstats --merge-alleles list
+#: (:func:`chromexp.ldsc.real_panel`).
+LDSC_RESOURCES: dict[str, tuple[str, str, str, str | None]] = {
     "plink": ("1000G_Phase3_plinkfiles.tgz", "1000G_EUR_Phase3_plink/1000G.EUR.QC.{chrom}.{bed,bim,fam}",
-              "1000 Genomes phase 3 EUR reference panel (hg19), PLINK"),
-    "frq": ("1000G_Phase3_frq.tgz", "1000G_Phase3_frq/1000G.EUR.QC.{chrom}.frq", "allele frequencies (--frqfile-chr)"),
+              "1000 Genomes phase 3 EUR reference panel (hg19), PLINK", "a7773ab485827b533cb300c76356d76b"),
+    "frq": ("1000G_Phase3_frq.tgz", "1000G_Phase3_frq/1000G.EUR.QC.{chrom}.frq", "allele frequencies (--frqfile-chr)",
+            "ac29686ffd5b6378789857a522ebca77"),
     "baseline": ("1000G_Phase3_baselineLD_v2.2_ldscores.tgz", "baselineLD.{chrom}.{annot.gz,l2.ldscore.gz,l2.M,l2.M_5_50}",
-                 "baseline-LD model v2.2 (97 annotations) LD scores"),
+                 "baseline-LD model v2.2 (97 annotations) LD scores", None),
     "weights": ("1000G_Phase3_weights_hm3_no_MHC.tgz",
                 "1000G_Phase3_weights_hm3_no_MHC/weights.hm3_noMHC.{chrom}.l2.ldscore.gz",
-                "regression weights: HapMap3 SNPs, MHC excluded"),
-    "hapmap3": ("hapmap3_snps.tgz", "hapmap3_snps/hm.{chrom}.snp", "HapMap3 SNP lists (--print-snps)"),
-    "merge_alleles": ("w_hm3.snplist.bz2", "w_hm3.snplist", "munge_sumstats --merge-alleles list"),
+                "regression weights: HapMap3 SNPs, MHC excluded", None),
+    "hapmap3": ("hm3_no_MHC.list.txt", "hm3_no_MHC.list.txt", "HapMap3 SNP ids without the MHC (--print-snps)", None),
 }  # fmt: skip
 #: GWAS summary statistics in LDSC format (already munged) from the Price group's
 #: ``sumstats_formatted`` collection (Finucane et al. 2018), for the paper's trait families: liver /
 #: lipid traits for E066 and brain traits for E007. NOT VERIFIED here (no network): that these are the
 #: exact files of the paper's Suppl. table; names and URLs follow that collection. Any file
 #: ``<name>.sumstats.gz`` placed in ``data/ldsc/gwas/`` is used as well.
+#: Bipolar disorder: the collection has no ``PASS_BIP``; it has ``PASS_BIP_Stahl2019``,
+#: ``PASS_Bipolar_Disorder`` and ``PASS_BipolarDisorder_Ruderfer2018``. We take
+#: ``PASS_BIP_Stahl2019`` (PGC bipolar GWAS, Stahl et al. 2019, Nat Genet: 20,352 cases / 31,358
+#: controls), the largest and newest of the three; the other two are its predecessors (PGC 2011,
+#: and Ruderfer et al. 2018's bipolar-vs-control arm, which shares samples with it).
 GWAS_SUMSTATS_URL = "https://storage.googleapis.com/broad-alkesgroup-public/sumstats_formatted/{name}.sumstats"
-GWAS_TRAITS = ("PASS_LDL", "PASS_HDL", "PASS_Triglycerides", "PASS_Schizophrenia", "PASS_BIP", "PASS_Height1")
+GWAS_TRAITS = ("PASS_LDL", "PASS_HDL", "PASS_Triglycerides", "PASS_Schizophrenia", "PASS_BIP_Stahl2019", "PASS_Height1")
 
 
 def ldsc_dir(params: Mapping[str, Any] | None = None) -> Path:
@@ -502,8 +598,8 @@ def ldsc_manifest(target: str | os.PathLike, traits: Iterable[str] = GWAS_TRAITS
     target = Path(target)
     base = os.environ.get(LDSC_URL_ENV, LDSC_URL).rstrip("/")
     files = [
-        RemoteFile("ldsc", f"{base}/{archive}", target / "archives" / archive)
-        for archive, _, _ in LDSC_RESOURCES.values()
+        RemoteFile("ldsc", f"{base}/{name}", target / ("archives" if name.endswith(".tgz") else "") / name, md5=md5)
+        for name, _, _, md5 in LDSC_RESOURCES.values()
     ]
     for t in traits:
         files.append(RemoteFile("gwas", GWAS_SUMSTATS_URL.format(name=t), target / "gwas" / f"{t}.sumstats"))
@@ -559,7 +655,7 @@ def download_ldsc(
     records = []
     for remote in ldsc_manifest(target, traits):
         status = fetch_file(remote, fetcher, retries=retries, backoff=backoff, force=force)
-        if remote.kind == "ldsc":
+        if remote.kind == "ldsc" and remote.name.endswith((".tgz", ".bz2")):
             unpack(remote.dest, target)
         else:
             gz = remote.dest.with_name(remote.dest.name + ".gz")

@@ -20,6 +20,8 @@ read_tagalign          ``{EID}-{MARK}.tagAlign.gz`` (BED6: chrom, start,  chrom,
                        end, name, score, strand)
 read_bedgraph          bedGraph (chrom, start, end, value)                chrom, start, end, value
 read_bigwig_intervals  bigWig (needs the optional extra ``bigwig``)       chrom, start, end, value
+read_binned_counts     pre-binned count table (header ``chrom start end   chrom, start, end, one int64
+                       <track>…``; one bin size, sorted, gaps allowed)    column per track
 read_peaks             narrowPeak / broadPeak / gappedPeak (ENCODE)       chrom, start, end, name,
                                                                           signal_value, p_value, q_value
 read_regions           BED (first three columns used)                     chrom, start, end
@@ -28,6 +30,7 @@ read_gene_table        ``genes.tsv`` (header; gene_id, chrom, tss,        gene_i
                        strand required; gene_name, gene_length optional)  tss, strand, gene_length
 read_expression        ``57epigenomes.RPKM.pc.gz`` (header; gene_id,      index gene_id; one float64
                        then one RPKM column per EID)                      column per EID
+read_expression_table  a user's own table (header; gene_id, value)        float64 Series by gene_id
 read_pchic             ``pchic/{TISSUE}.tsv.gz`` (header)                 bait_chrom, bait_start,
                                                                           bait_end, other_chrom,
                                                                           other_start, other_end,
@@ -37,6 +40,7 @@ pchic                  + ``{TISSUE}_pair2score.pickle``
 read_tss2fragment      Chromoformer's ``tss2fragment.pickle``             tss_chrom, tss_start, tss_end,
                                                                           frag_chrom, frag_start,
                                                                           frag_end
+read_ensg2tss          Chromoformer's ``ensg2tss.pickle``                 gene_id, rank, chrom, tss, strand
 =====================  =================================================  ============================
 
 Also: :func:`read_bigwig_chrom_sizes` (a bigWig's header) and :func:`write_pchic` (writes the
@@ -46,10 +50,14 @@ Conventions
 -----------
 * Coordinates are 0-based, half-open, ``int64``; ``tss`` is the 0-based first base of the
   transcript.
-* Chromosome names: ``category`` dtype in the read/signal tables (tagAlign, bedGraph, bigWig),
+* Chromosome names: ``category`` dtype in the read/signal tables (tagAlign, bedGraph, bigWig, binned counts),
   which have millions of rows; pandas' default ``str`` dtype everywhere else (gene,
   expression, pcHi-C tables; chromosome-size dicts have ``str`` keys). ``strand`` of a tagAlign is a ``category`` with categories
   ``["+", "-"]``; in the gene table it is ``str`` and may be ``"."`` (unknown; logged).
+* Pre-binned count tables (e.g. the vendored real E116 10-kb counts) are checked as a whole
+  too: one bin size, each chromosome in one block, starts increasing, no overlap, one bin grid
+  per chromosome; a gap is an unknown bin, not a zero; a track that is 0 in every bin is an
+  error, one that is 0 on a whole chromosome is reported (``attrs["bin_report"]``).
 * BED-like files (tagAlign, bedGraph, peaks, regions) may start with ``track``/``browser``/``#``
   lines; blank lines are skipped everywhere. Lines end at ``\n``, ``\r\n`` or a lone ``\r``.
   Every line has exactly the format's number of tab-separated fields: extra leading columns (a
@@ -993,6 +1001,221 @@ def read_bedgraph(
 
 
 # --------------------------------------------------------------------------------------------
+# pre-binned count tables
+# --------------------------------------------------------------------------------------------
+#: The fixed leading columns of a pre-binned count table (then one column per track).
+BINNED_FIXED_COLUMNS = ("chrom", "start", "end")
+
+
+def _binned_header(path: Path) -> tuple[list[str], int]:
+    """Header fields of a pre-binned count table and its 1-based line (after ``#`` and blank lines)."""
+    for number, line in _iter_lines(path):
+        if line == "" or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if tuple(fields[:3]) != BINNED_FIXED_COLUMNS:
+            raise _error(
+                path,
+                number,
+                f"the header must start with the tab-separated columns chrom, start, end; found {fields[:3]} "
+                "(a pre-binned count table has a header line 'chrom start end <track>...')",
+            )
+        tracks = fields[3:]
+        if not tracks:
+            raise _error(path, number, "the header names no track column after chrom, start, end")
+        seen: dict[str, int] = {}
+        for i, name in enumerate(fields):
+            if name.strip() == "":
+                raise _error(path, number, f"header column {i + 1} has an empty name")
+            if name in seen:
+                raise _error(
+                    path, number, f"column {name!r} appears twice in the header (columns {seen[name] + 1} and {i + 1})"
+                )
+            seen[name] = i
+        return fields, number
+    raise ValueError(f"{path}: is empty (expected a header line 'chrom start end <track>...').")
+
+
+def read_binned_counts(
+    path: PathLike,
+    chrom_sizes: ChromSizes = None,
+    *,
+    on_unknown_chrom: Literal["raise", "drop"] = "raise",
+) -> pd.DataFrame:
+    """Read a pre-binned count table: ``chrom start end <track>…`` with one bin size.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Tab-separated, plain or gzip, optional leading ``#`` lines, then a header line
+        ``chrom start end <track> [<track> …]`` (unique, non-empty track names, e.g. histone
+        marks), then one line per bin with integer counts ``>= 0`` (e.g. reads per bin). The bins
+        must be sorted: each chromosome in one block, starts increasing within it; they must not
+        overlap, must all have the same size (the first bin's), and lie on one grid per
+        chromosome (``start - first start`` a multiple of the bin size). Gaps are allowed: a
+        missing bin is *unknown*, not zero (e.g. unassembled sequence). A partial last bin of a
+        chromosome is a different bin size: leave it out.
+    chrom_sizes : mapping or path, optional
+        If given, every bin must lie on a listed chromosome and end within it.
+    on_unknown_chrom : {"raise", "drop"}
+        What to do with bins on chromosomes absent from ``chrom_sizes`` (ignored without it);
+        ``"drop"`` skips them and counts them per chromosome (report and log).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_bins, 3 + n_tracks)
+        ``chrom`` (category), ``start``, ``end`` (int64, 0-based half-open), one int64 column per
+        track, in file order. ``frame.attrs["bin_report"]``: ``n_bins``, ``bin_size``,
+        ``tracks``, ``chromosomes`` (``{chrom: n_bins}`` in file order), ``gaps`` (``{chrom:
+        number of gaps between consecutive bins}``), ``unknown_chromosomes`` (``{chrom: n}``
+        dropped), ``empty_tracks`` (``{track: [chroms where it is 0 in every bin]}``, also
+        logged: genes there have no usable signal).
+
+    Raises
+    ------
+    ValueError
+        ``file:line: reason`` for a bad header (not ``chrom start end``, no track, a repeated or
+        empty name) and for the first bad line: column count, a non-integer field, a negative
+        coordinate or count, ``start >= end``, a bin size other than the first bin's, a
+        chromosome appearing in two blocks, a start before the previous bin's, a bin overlapping
+        the previous one, a start off the chromosome's bin grid, an unknown chromosome or a bin
+        past the chromosome end (with ``chrom_sizes``). Also: a truncated or corrupt gzip; a
+        table without bins; a track that is 0 in every bin (an empty track).
+    """
+    path = _check_file(path)
+    _check_choice("on_unknown_chrom", on_unknown_chrom, ("raise", "drop"))
+    sizes = _resolve_chrom_sizes(chrom_sizes)
+    header, n_skip = _binned_header(path)
+    tracks = header[3:]
+    kinds = (_STR, _INT, _INT, *([_INT] * len(tracks)))
+    cols = _read_bed(path, header, kinds, n_skip, keep=header, categorical=("chrom",))
+    chrom, start, end = cols["chrom"], cols["start"], cols["end"]
+    n = len(start)
+    if n == 0:
+        raise ValueError(f"{path}: contains a header but no bins.")
+    codes = np.asarray(chrom.codes)
+    size = end - start
+    bin_size = int(size[0])
+    new_block = np.ones(n, dtype=bool)
+    new_block[1:] = codes[1:] != codes[:-1]
+    block = np.cumsum(new_block) - 1
+    first_block = np.full(len(chrom.categories), n, dtype=np.int64)
+    np.minimum.at(first_block, codes, block)
+    block_first_start = start[np.flatnonzero(new_block)][block]
+    prev_start = np.r_[0, start[:-1]]
+    prev_end = np.r_[0, end[:-1]]
+    same = ~new_block
+    checks: list[tuple[np.ndarray, Callable[[int], str]]] = [
+        (start < 0, lambda i: f"negative start {start[i]}"),
+        (start >= end, lambda i: f"start ({start[i]}) must be < end ({end[i]})"),
+    ]
+    for track in tracks:
+        values = cols[track]
+        checks.append(
+            (values < 0, lambda i, t=track, v=values: f"column {t!r}: a count must be >= 0, got {v[i]}"),
+        )
+    checks += [
+        (
+            size != bin_size,
+            lambda i: (
+                f"bin size {size[i]} differs from the table's bin size {bin_size} (the first bin's): "
+                "a table holds one bin size (leave a partial last bin out)"
+            ),
+        ),
+        (
+            new_block & (block != first_block[codes]),
+            lambda i: (
+                f"chromosome {chrom[i]!r} appears again after {chrom[i - 1]!r}: bins must be sorted "
+                "(each chromosome in one block, starts increasing)"
+            ),
+        ),
+        (
+            same & (start < prev_start),
+            lambda i: (
+                f"start {start[i]} is before the previous bin's start {prev_start[i]}: bins must be sorted by "
+                "start within a chromosome"
+            ),
+        ),
+        (
+            same & (start < prev_end),
+            lambda i: (
+                f"bin {chrom[i]}:{start[i]}-{end[i]} overlaps the previous bin {chrom[i]}:{prev_start[i]}-{prev_end[i]}"
+            ),
+        ),
+        (
+            (start - block_first_start) % max(bin_size, 1) != 0,
+            lambda i: (
+                f"start {start[i]} is off the bin grid of {chrom[i]} (its first bin starts at "
+                f"{block_first_start[i]}, bin size {bin_size})"
+            ),
+        ),
+    ]
+    unknown = np.zeros(n, dtype=bool)
+    if sizes is not None:
+        length, unknown = _chrom_lengths(chrom, sizes)
+        if on_unknown_chrom == "raise":
+            checks.append((unknown, lambda i: f"unknown chromosome {chrom[i]!r} (not in the chromosome sizes)"))
+        checks.append(
+            (
+                ~unknown & (end > length),
+                lambda i: f"end ({end[i]}) is beyond the end of {chrom[i]} (length {length[i]})",
+            )
+        )
+    _raise_first_of(path, n_skip, checks)
+
+    report: dict[str, Any] = {"n_bins": n, "bin_size": bin_size, "tracks": list(tracks), "unknown_chromosomes": {}}
+    keep = ~unknown
+    if unknown.any():
+        report["unknown_chromosomes"] = _count_by_chrom(chrom, unknown)
+        log.warning(
+            "%s: dropped %d bins on chromosomes absent from the chromosome sizes: %s",
+            path,
+            int(unknown.sum()),
+            ", ".join(f"{c} ({k})" for c, k in report["unknown_chromosomes"].items()),
+        )
+        if not keep.any():
+            raise ValueError(f"{path}: contains no bins on the chromosomes of the chromosome sizes.")
+    frame = pd.DataFrame(
+        {
+            "chrom": _as_category(pd.Series(chrom[keep], copy=False), all_used=not unknown.any()),
+            "start": np.asarray(start[keep], dtype=np.int64),
+            "end": np.asarray(end[keep], dtype=np.int64),
+            **{t: np.asarray(cols[t][keep], dtype=np.int64) for t in tracks},
+        }
+    )
+    kept_codes = codes[keep]
+    _, first_row = np.unique(kept_codes, return_index=True)
+    order = kept_codes[np.sort(first_row)].tolist()  # chromosomes in file order
+    names = [str(chrom.categories[c]) for c in order]
+    per_chrom = np.bincount(kept_codes, minlength=len(chrom.categories))
+    gap = keep & same & (start > prev_end)
+    n_gaps = np.bincount(codes[gap], minlength=len(chrom.categories))
+    report["n_bins"] = int(keep.sum())
+    report["chromosomes"] = {name: int(per_chrom[c]) for name, c in zip(names, order)}
+    report["gaps"] = {name: int(n_gaps[c]) for name, c in zip(names, order)}
+    report["empty_tracks"] = {}
+    for track in tracks:
+        totals = np.bincount(
+            kept_codes, weights=frame[track].to_numpy(dtype=np.float64), minlength=len(chrom.categories)
+        )
+        if totals.sum() == 0:
+            raise ValueError(
+                f"{path}: track {track!r} is 0 in every bin (an empty track cannot be used; is it the right column?)."
+            )
+        empty = [name for name, c in zip(names, order) if totals[c] == 0]
+        if empty:
+            report["empty_tracks"][track] = empty
+    if report["empty_tracks"]:
+        log.warning(
+            "%s: tracks with no count at all on some chromosomes (genes there get no usable signal): %s",
+            path,
+            "; ".join(f"{t}: {', '.join(cs)}" for t, cs in report["empty_tracks"].items()),
+        )
+    frame.attrs["bin_report"] = report
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
 # peaks (narrowPeak / broadPeak / gappedPeak) and BED regions
 # --------------------------------------------------------------------------------------------
 #: Peak formats and the 1-based column of their signalValue (ENCODE file-format specification).
@@ -1420,8 +1643,10 @@ def read_gene_table(
     return frame.astype({"gene_id": str, "gene_name": str, "chrom": str, "strand": str}).reset_index(drop=True)
 
 
-def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a Roadmap expression matrix (``57epigenomes.RPKM.pc(.gz)``).
+def read_expression(
+    path: PathLike, cell_types: Sequence[str] | None = None, *, any_columns: bool = False
+) -> pd.DataFrame:
+    """Read a Roadmap expression matrix (``57epigenomes.RPKM.pc(.gz)``) or a user's expression table.
 
     Parameters
     ----------
@@ -1431,6 +1656,9 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
         the vendored ``genes_rpkm_11.tsv.gz``, are ignored (logged).
     cell_types : sequence of str, optional
         EIDs to return (in this order); each must be a column of the file. Default: all.
+    any_columns : bool
+        Every column but ``gene_id`` is a value column, whatever its name (a user's own table,
+        :func:`read_expression_table`); default: only EID columns.
 
     Returns
     -------
@@ -1448,7 +1676,7 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
     path = _check_file(path)
     header, header_line = _read_header(path)
     _check_header(path, header, header_line, ("gene_id",))
-    eids = [name for name in header if EID_PATTERN.match(name)]
+    eids = [name for name in header if (name != "gene_id" if any_columns else EID_PATTERN.match(name))]
     if not eids:
         raise _error(
             path, header_line, f"header has no epigenome (EID) columns such as E003; found {', '.join(header)}"
@@ -1482,6 +1710,34 @@ def read_expression(path: PathLike, cell_types: Sequence[str] | None = None) -> 
     out.index = out.index.astype(str)
     out.columns.name = None
     return out.astype(np.float64)
+
+
+def read_expression_table(path: PathLike, column: str | None = None) -> pd.Series:
+    """Read a user's own expression table: ``gene_id`` and one value column (RPKM or on its scale).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Tab-separated with a header: ``gene_id`` (Ensembl ids, as in the gene table) and the
+        value column(s); the same checks as :func:`read_expression` (finite, >= 0, no gene twice
+        with different values; ``file:line`` in every error).
+    column : str, optional
+        The value column; default: the only column besides ``gene_id`` (several → an error naming them).
+
+    Returns
+    -------
+    pandas.Series
+        float64 values indexed by ``gene_id`` (str), named after the column.
+    """
+    if column is not None:
+        return read_expression(path, [column], any_columns=True)[column]
+    table = read_expression(path, any_columns=True)
+    if table.shape[1] != 1:
+        raise ValueError(
+            f"{path}: has {table.shape[1]} value columns ({', '.join(table.columns)}); name the one to use "
+            "(cell.expression.column) or keep only gene_id and one value column."
+        )
+    return table.iloc[:, 0]
 
 
 def read_pchic(path: PathLike, chrom_sizes: ChromSizes = None) -> pd.DataFrame:
@@ -1688,6 +1944,58 @@ def read_chromoformer_pchic(
             where=lambda i, c=c, b=b, e=e, side=side: f"{side} fragment {c[i]}:{b[i]}-{e[i]}",
         )
     return frame.astype({"bait_chrom": str, "other_chrom": str})
+
+
+#: Columns of :func:`read_ensg2tss`.
+ENSG2TSS_COLUMNS: tuple[str, ...] = ("gene_id", "rank", "chrom", "tss", "strand")
+
+
+def read_ensg2tss(path: PathLike) -> pd.DataFrame:
+    """Read Chromoformer's ``ensg2tss.pickle``: every TSS of each gene, the chosen one first.
+
+    Chromoformer's ``preprocessing/scripts/prepare_ensg2tss.py`` writes, for each protein-coding
+    gene, the TSSs of its transcripts sorted by transcript length (longest first) as
+    ``(chrom, tss, tss + 1, strand)`` tuples; its training metadata takes the first as the gene's TSS
+    and pools the bait fragments of *all* of them when choosing pCREs (``get_neighbors``). Loaded
+    with the restricted unpickler (containers, strings and numbers only: a pickle can run code).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_tss, 5)
+        :data:`ENSG2TSS_COLUMNS`: ``rank`` 0 is the chosen TSS; ``tss`` 0-based; genes in file
+        order, a gene's TSSs in its list's order (a TSS listed twice for a gene keeps its first rank).
+
+    Raises
+    ------
+    ValueError
+        An unreadable, empty or unsafe pickle (naming the refused class), a gene whose value is not a
+        list of ``(chrom, start, end, strand)`` tuples with ``end == start + 1`` and strand ``+``/``-``.
+    """
+    path = Path(path)
+    mapping = _load_pickle(path, dict)
+    rows = []
+    for gene, tsss in mapping.items():
+        if not isinstance(gene, str) or not isinstance(tsss, (list, tuple)) or not tsss:
+            raise ValueError(f"{path}: gene {gene!r} must map to a non-empty list of TSS tuples, got {tsss!r}.")
+        seen = set()
+        for rank, entry in enumerate(tsss):
+            ok = isinstance(entry, (list, tuple)) and len(entry) == 4
+            if ok:
+                chrom, start, end, strand = entry
+                try:
+                    start, end = int(start), int(end)
+                except (TypeError, ValueError):
+                    ok = False
+                ok = ok and isinstance(chrom, str) and end == start + 1 and start >= 0 and strand in ("+", "-")
+            if not ok:
+                raise ValueError(
+                    f"{path}: TSS {rank + 1} of gene {gene!r} is not (chrom, tss, tss + 1, strand): {entry!r}."
+                )
+            if (chrom, start) not in seen:
+                seen.add((chrom, start))
+                rows.append((gene, rank, chrom, start, strand))
+    frame = pd.DataFrame(rows, columns=list(ENSG2TSS_COLUMNS))
+    return frame.astype({"gene_id": str, "rank": np.int64, "chrom": str, "tss": np.int64, "strand": str})
 
 
 def read_tss2fragment(path: PathLike) -> pd.DataFrame:

@@ -5,9 +5,13 @@ chose for each, as listed in the reference repository's ``train.csv`` (one row p
 epigenome: ``gene_id, eid, label, expression, chrom, start, end, strand, split, neighbors,
 scores``; ``start`` the 0-based TSS, ``split`` the fold 1-4 -- the layout
 ``chromoformer.data.ChromoformerDataset`` reads). Its test folds hold 5045 / 4751 / 4605 / 4554
-genes (:data:`PAPER_FOLD_SIZES`). ``preprocessing/annotations/refGene.tsv`` lists every
-annotated TSS of a gene (alternative TSSs), which Chromoformer's ``get_neighbors`` pools when it
-chooses pCREs (:func:`chromexp.data.dataset._select_pcres`).
+genes (:data:`PAPER_FOLD_SIZES`). ``preprocessing/annotations/ensg2tss.pickle`` lists every
+TSS of a gene, the chosen one first (:func:`chromexp.data.io.read_ensg2tss`); Chromoformer's
+``get_neighbors`` pools the bait fragments of all of them when it chooses pCREs
+(:func:`chromexp.data.dataset._select_pcres`), so that is where our alternative TSSs come from.
+``refGene.tsv`` is used by the reference only for its gene ids (RefSeq ∩ the RPKM matrix); an
+earlier version of this module took the alternative TSSs from it (:func:`read_refgene` stays
+for comparisons).
 
 ``chromexp download`` fetches both files into ``raw/annotations/`` (kind ``annotations``); with
 ``data.genes: reference`` the dataset builder takes its genes from ``train.csv`` instead of
@@ -42,10 +46,13 @@ GENE_SETS = ("vendored", "reference")
 TRAIN_COLUMNS = ("gene_id", "chrom", "start", "strand", "split")
 
 
+ENSG2TSS_PICKLE = "ensg2tss.pickle"
+
+
 def annotation_paths(raw_dir: str | Path) -> dict[str, Path]:
     """``raw/annotations/train.csv`` and ``raw/annotations/refGene.tsv``."""
     root = Path(raw_dir) / ANNOTATIONS_DIR
-    return {"train": root / TRAIN_CSV, "refgene": root / REFGENE_TSV}
+    return {"train": root / TRAIN_CSV, "refgene": root / REFGENE_TSV, "ensg2tss": root / ENSG2TSS_PICKLE}
 
 
 def gene_set(params: Mapping[str, Any]) -> str:
@@ -223,7 +230,8 @@ def read_refgene(path: str | Path) -> pd.DataFrame:
 def tss_fragments(tss_table: pd.DataFrame, tss2fragment: pd.DataFrame) -> pd.DataFrame:
     """The bait fragment of each TSS of each gene, in TSS order: ``gene_id, chrom, start, end``.
 
-    ``tss_table``: :func:`read_refgene` output; ``tss2fragment``: :func:`chromexp.data.io.read_tss2fragment`
+    ``tss_table``: ``gene_id, chrom, tss`` rows (:func:`chromexp.data.io.read_ensg2tss`, the reference's
+    source, or :func:`read_refgene`); ``tss2fragment``: :func:`chromexp.data.io.read_tss2fragment`
     output (a TSS interval ``[tss, tss + 1)`` -> its fragment). TSSs without a fragment are left
     out (counted in the log), as Chromoformer skips them.
     """

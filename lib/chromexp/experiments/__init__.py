@@ -13,7 +13,13 @@ the tidy metrics and predictions tables of ``docs/data-formats.md``.
   (mark set, fold), gains over the promoter CNN and of mark pairs.
 * :mod:`chromexp.experiments.shallowchrome` — notebook 20: peaks → features → both protocols.
 * :mod:`chromexp.experiments.data_prep` — notebook 10: the real reference data of a cell type, the Answer.
+* :mod:`chromexp.experiments.real_e116` — notebook 15: the real E116 benchmark at 10 kb (ridge /
+  logistic bar, ExPecto-style model, small CNN), the per-fold mark ranking, the simulator check.
 * :mod:`chromexp.experiments.perturbation` — notebook 60: the fold models the perturbation loads.
+* :mod:`chromexp.experiments.hierarchical` — notebook 55: every cell type on shared genes, ExPecto
+  ridges and Mittal's hierarchical CNNs (hybrid loss, leave one cell type out).
+* :mod:`chromexp.experiments.cross_celltype` — notebook 55: every model family of a run on the
+  cross-gene and cross-celltype axes beside their baselines, the trade-off, the Answer.
 
 The top layer of the recipes: may import the base modules, :mod:`chromexp.data`,
 :mod:`chromexp.baselines`, :mod:`chromexp.models` and :mod:`chromexp.training`; nothing imports

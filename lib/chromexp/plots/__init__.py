@@ -3,6 +3,8 @@
 * :mod:`chromexp.plots.style` — mark colours, the project theme, :func:`~chromexp.plots.style.save_figure`.
 * :mod:`chromexp.plots.panels` — the per-run panels of notebooks 00–80.
 * :mod:`chromexp.plots.eqtl` — the eQTL enrichment panels of notebook 70.
+* :mod:`chromexp.plots.cross_celltype` — both axes, the hybrid-loss trade-off and per-gene
+  cross-celltype correlations (notebook 55).
 * :mod:`chromexp.plots.manuscript` — the manuscript figures 1–8 (notebook 90).
 
 May import the base modules and :mod:`chromexp.analyses` (statistics they draw); no model,

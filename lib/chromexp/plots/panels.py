@@ -750,3 +750,262 @@ def plot_attribution_locus(signal, before, after, region, provenance: str, title
         ax.set_xlabel("kb from TSS (transcription orientation)")
     fig.suptitle(f"{title} — {data_label(provenance)}", fontsize=9)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Real E116 at 10 kb (notebook 15; chromexp.experiments.real_e116)
+# ----------------------------------------------------------------------------------------------
+def _mark_set_order(keys) -> list[str]:
+    """Single marks in MARKS order, then multi-mark sets (``+``-joined), as they come."""
+    from ..constants import MARKS
+
+    keys = list(dict.fromkeys(keys))
+    singles = [m for m in MARKS if m in keys]
+    return singles + [k for k in keys if k not in singles]
+
+
+def _mark_set_label(key: str) -> str:
+    return f"all {key.count('+') + 1} marks" if "+" in key else key
+
+
+def plot_binned_benchmark(
+    metrics,
+    provenance: str,
+    bin_size: int,
+    n_genes: int,
+    models=None,
+    k: int | None = None,
+    baseline_k: int | None = None,
+) -> plt.Figure:
+    """Test Pearson r and AUROC of every model per mark set on a binned count table (bars: mean, dots: folds).
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Tidy metrics (``results.METRIC_COLUMNS``) of ``binned_*`` models, ``split == "test"`` rows used.
+    provenance : str
+        Of the count table (``"real"`` for the vendored E116 counts); goes into the title.
+    bin_size, n_genes : int
+        For the title.
+    models : sequence of str, optional
+        Models in drawing order (default: those present).
+    k, baseline_k : int, optional
+        Windows (TSS bin ± bins) of the models and of the bar, for the title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    t = metrics[metrics["split"] == "test"]
+    models = [m for m in (models or list(dict.fromkeys(t["model"])))]
+    keys = _mark_set_order(t["marks"])
+    colors = {"binned_ridge": "0.45", "binned_logistic": "0.75", "binned_expecto": "#56B4E9", "binned_cnn": "#D55E00"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True)
+    rng = np.random.default_rng(0)  # fixed jitter
+    for ax, metric in zip(axes, ("pearson_r", "auroc")):
+        shown = [m for m in models if len(t[(t["model"] == m) & (t["metric"] == metric)])]
+        width = 0.8 / max(1, len(shown))
+        for j, model in enumerate(shown):
+            rows = t[(t["model"] == model) & (t["metric"] == metric)]
+            means = rows.groupby("marks")["value"].mean().reindex(keys)
+            pos = np.arange(len(keys)) - 0.4 + width * (j + 0.5)
+            ax.bar(pos, means, width=width * 0.9, color=colors.get(model, "0.3"), alpha=0.85, label=model)
+            for i, key in enumerate(keys):
+                v = rows[rows["marks"] == key]["value"].to_numpy()
+                ax.scatter(pos[i] + rng.uniform(-width / 5, width / 5, v.size), v, s=7, color="black", zorder=3)
+        ax.set_xticks(np.arange(len(keys)), [_mark_set_label(k) for k in keys], rotation=30)
+        ax.set_ylabel(f"test {metric.replace('_', ' ')} (dots: folds)")
+        low = 0.5 if metric == "auroc" else 0.0
+        ax.set_ylim(min(low, float(t[t["metric"] == metric]["value"].min()) - 0.05), 1.12)  # legend room
+        ax.set_yticks([v for v in ax.get_yticks() if v <= 1.0 + 1e-9])
+        ax.axhline(low, color="0.6", lw=0.6)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=4)
+    axes[0].set_title("Pearson r with log2(RPKM + 1)", fontsize=9)
+    axes[1].set_title("AUROC, active (RPKM >= median) vs inactive", fontsize=9)
+    cells = ", ".join(sorted(set(t["cell_type"])))
+    fig.suptitle(
+        f"{cells}: histone read counts in {bin_size / 1000:g}-kb bins around the TSS, {n_genes:,} genes, "
+        f"4 chromosome folds — {data_label(provenance)}"
+        + (
+            f"\nridge / logistic on the TSS bin ± {baseline_k} (the bar); ExPecto-style and CNN on the TSS bin ± {k}"
+            if k is not None and baseline_k is not None
+            else ""
+        ),
+        fontsize=9,
+    )
+    return fig
+
+
+def plot_fold_ranking(ranking, stability, provenance: str, bin_size: int) -> plt.Figure:
+    """Per-fold ranking of the single marks (paper Fig. 1A question) for each model: heatmaps.
+
+    Parameters
+    ----------
+    ranking : pandas.DataFrame
+        ``chromexp.experiments.real_e116.fold_ranking`` (model, fold, marks, value, rank).
+    stability : pandas.DataFrame
+        ``ranking_stability`` (model, kendall_w, n_folds_best_first, n_folds, best_mark).
+    provenance : str
+    bin_size : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per model: rows are marks (best mean first), columns folds; colour is the test
+        metric, the text the rank within the fold (1 = best).
+    """
+    import numpy as np
+
+    models = list(dict.fromkeys(ranking["model"]))
+    metric = str(ranking["metric"].iloc[0])
+    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models) + 0.8, 3.4), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    vmin, vmax = float(ranking["value"].min()), float(ranking["value"].max())
+    image = None
+    for ax, model in zip(axes, models):
+        t = ranking[ranking["model"] == model]
+        value = t.pivot_table(index="marks", columns="fold", values="value")
+        rank = t.pivot_table(index="marks", columns="fold", values="rank")
+        order = value.mean(axis=1).sort_values(ascending=False).index
+        value, rank = value.loc[order], rank.loc[order]
+        image = ax.imshow(value.to_numpy(), cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
+        for i in range(value.shape[0]):
+            for j in range(value.shape[1]):
+                dark = value.iat[i, j] < (vmin + vmax) / 2
+                ax.text(
+                    j,
+                    i,
+                    f"{int(rank.iat[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if dark else "black",
+                )
+        ax.set_xticks(range(value.shape[1]), [f"fold {f}" for f in value.columns], fontsize=8)
+        ax.set_yticks(range(value.shape[0]), list(order), fontsize=8)
+        s = stability[stability["model"] == model].iloc[0]
+        ax.set_title(
+            f"{model}\nKendall's W {s['kendall_w']:.2f}; {s['best_mark']} first in "
+            f"{s['n_folds_best_first']}/{s['n_folds']} folds",
+            fontsize=8,
+        )
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=f"test {metric.replace('_', ' ')}")
+    fig.suptitle(
+        f"Which single mark predicts expression best, per fold (numbers: rank), {bin_size / 1000:g}-kb bins — "
+        f"{data_label(provenance)}",
+        fontsize=9,
+    )
+    return fig
+
+
+def plot_real_vs_simulated(
+    performance,
+    deciles,
+    provenance_real: str,
+    provenance_sim: str,
+    n_genes: int,
+    bin_size: int = 10_000,
+    cell_type: str = "E116",
+) -> plt.Figure:
+    """Per mark: the TSS ± 1 bin baseline on real counts vs the simulator's reads in the same bins.
+
+    Parameters
+    ----------
+    performance : pandas.DataFrame
+        ``source, provenance, model, metric, marks, fold, value`` (test rows; ``source`` is
+        ``"real counts"`` or ``"simulated reads"``).
+    deciles : pandas.DataFrame
+        ``chromexp.experiments.real_e116.expression_deciles`` of both sources (``source`` column).
+    provenance_real, provenance_sim : str
+    n_genes, bin_size : int
+        For the title.
+    cell_type : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top: ridge Pearson r and logistic AUROC per mark set (bars: mean over folds, dots: folds),
+        real vs simulated side by side. Bottom: per mark, mean ln(count + 1) in the TSS bin per
+        expression decile (deciles of log2(RPKM + 1) over the compared genes), real (solid) vs
+        simulated (dashed).
+    """
+    import numpy as np
+
+    from ..constants import MARKS
+
+    keys = _mark_set_order(performance["marks"])
+    marks = [m for m in MARKS if m in set(deciles["mark"])]
+    sources = list(dict.fromkeys(performance["source"]))
+    fig = plt.figure(figsize=(max(10, 2.2 * len(marks)), 6.6), constrained_layout=True)
+    n = max(1, len(marks))
+    grid = fig.add_gridspec(2, 2 * n)
+    names = {
+        s: f"{s} ({'SEMI-SYNTHETIC' if p == 'semi-synthetic' else p})"
+        for s, p in performance[["source", "provenance"]].drop_duplicates().itertuples(index=False)
+    }
+    colors = dict(zip(sources, ("0.35", "#E69F00")))
+    rng = np.random.default_rng(0)
+    for panel, (model, metric, title) in enumerate(
+        (
+            ("binned_ridge", "pearson_r", "ridge, TSS bin ± 1: test Pearson r"),
+            ("binned_logistic", "auroc", "logistic, TSS bin ± 1: test AUROC"),
+        )
+    ):
+        ax = fig.add_subplot(grid[0, panel * n : (panel + 1) * n])
+        for j, source in enumerate(sources):
+            rows = performance[
+                (performance["source"] == source) & (performance["model"] == model) & (performance["metric"] == metric)
+            ]
+            means = rows.groupby("marks")["value"].mean().reindex(keys)
+            pos = np.arange(len(keys)) - 0.2 + 0.4 * j
+            ax.bar(pos, means, width=0.36, color=colors[source], alpha=0.85, label=names[source])
+            for i, key in enumerate(keys):
+                v = rows[rows["marks"] == key]["value"].to_numpy()
+                ax.scatter(pos[i] + rng.uniform(-0.07, 0.07, v.size), v, s=6, color="black", zorder=3)
+        ax.set_xticks(np.arange(len(keys)), [_mark_set_label(k) for k in keys], rotation=30, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        shown = performance[(performance["model"] == model) & (performance["metric"] == metric)]["value"]
+        ax.set_ylim(min(0.5 if metric == "auroc" else 0.0, float(shown.min()) - 0.05), 1.17)  # legend room
+        ax.axhline(0.5 if metric == "auroc" else 0.0, color="0.6", lw=0.6)
+        ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0 + 1e-9])
+        ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=2)
+    for i, mark in enumerate(marks):
+        ax = fig.add_subplot(grid[1, 2 * i : 2 * i + 2])
+        for source, style in zip(sources, ("-", "--")):
+            d = deciles[(deciles["source"] == source) & (deciles["mark"] == mark)].sort_values("decile")
+            ax.plot(
+                d["decile"],
+                d["mean_log1p"],
+                style,
+                marker="o",
+                ms=3,
+                color=MARK_COLORS.get(mark, "k"),
+                label=names.get(source, source),
+            )
+        ax.set_title(mark, fontsize=9)
+        ax.set_xticks(range(1, int(deciles["decile"].max()) + 1, 3))
+        ax.set_xlabel("expression decile (1 = lowest)", fontsize=8)
+        if i == 0:
+            ax.set_ylabel("mean ln(count + 1), TSS bin", fontsize=8)
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], color="0.2", ls=style, marker="o", ms=3) for style in ("-", "--")]
+            fig.legend(
+                handles,
+                [f"{names.get(src, src)}: mean over the genes of each expression decile" for src in sources],
+                loc="outside lower center",
+                ncol=2,
+                fontsize=7,
+                frameon=False,
+                handlelength=4,
+            )
+        ax.tick_params(labelsize=7)
+    fig.suptitle(
+        f"{cell_type}, {n_genes:,} genes, {bin_size / 1000:g}-kb bins: real histone read counts ({data_label(provenance_real)}) "
+        f"vs the simulator's reads counted into the same bins\n({data_label(provenance_sim)}); only the TSS bin ± 1 "
+        "is covered by simulated reads, so only it is compared",
+        fontsize=9,
+    )
+    return fig

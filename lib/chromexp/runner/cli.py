@@ -48,9 +48,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
+EXAMPLES = """\
+examples:
+  chromexp list                                            the notebooks, their scope and parameters
+  chromexp run 30 --cell E003 -f params/demo.yaml          one notebook (also: promoter_model, 30_promoter_model)
+  chromexp batch --cells E003 E066 -f params/demo.yaml --jobs 2      every notebook for two cell types
+  chromexp params --cell E003 -f params/roadmap_E003.yaml  the merged parameters of a run
+  chromexp download --cells E003 --dry-run                 what real data would be fetched, and how much
+  chromexp download --kinds ldsc                           notebook 80's LDSC resources and GWAS files
+  chromexp plan                                            the paper's model grid in device-hours
+
+Running on your own data: docs/real-data.md. Each command has its own --help."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chromexp", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        __version__ = version("chromexp")
+    except PackageNotFoundError:  # a source tree that was not installed
+        __version__ = "unknown"
+
+    parser = argparse.ArgumentParser(
+        prog="chromexp",
+        description=__doc__.split("\n\n")[0],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"chromexp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -67,9 +93,16 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--run-name", help="results/<RUN_NAME>/... (default: run_name of the parameters)")
 
-    run = sub.add_parser("run", help="execute one notebook for one cell type")
-    run.add_argument("notebook", help="number (30), name (30_promoter_model) or path of the notebook")
-    run.add_argument("--cell", help="Roadmap EID (required for per-cell-type notebooks)")
+    run = sub.add_parser(
+        "run",
+        help="execute one notebook for one cell type",
+        epilog="examples:\n  chromexp run 30 --cell E003 -f params/demo.yaml\n"
+        "  chromexp run promoter_model --cell e003 -f params/demo.yaml -p train.max_epochs 5\n"
+        "  chromexp run 90 -f params/demo.yaml            (all-cell-type notebooks take no --cell)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("notebook", help="number (30), name (30_promoter_model or promoter_model) or path")
+    run.add_argument("--cell", help="cell type id, e.g. E003 (per-cell-type notebooks; params/cells/<ID>.yaml)")
     run.add_argument(
         "--fold",
         type=_positive_int,
@@ -79,9 +112,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="do not echo cell outputs")
     common(run)
 
-    batch = sub.add_parser("batch", help="execute many (notebook × cell type) jobs in parallel, resumably")
+    batch = sub.add_parser(
+        "batch",
+        help="execute many (notebook × cell type) jobs in parallel, resumably",
+        epilog="examples:\n  chromexp batch -f params/demo.yaml --jobs 2                 (= make demo)\n"
+        "  chromexp batch --notebooks 10 30 --cells E003 E066 -f params/demo.yaml\n"
+        "  chromexp batch --notebooks 30 --cells E003 -f params/demo.yaml --per-fold",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     batch.add_argument("--notebooks", nargs="+", help="numbers or names (default: every notebook, in order)")
-    batch.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: cell_types of the parameters)")
+    batch.add_argument("--cells", nargs="+", help="cell type ids (default: cell_types of the parameters)")
     batch.add_argument("--jobs", type=_positive_int, default=1, help="parallel processes (default 1)")
     batch.add_argument("--force", action="store_true", help="rerun jobs whose results are up to date")
     batch.add_argument(
@@ -93,25 +133,40 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list the notebooks")
 
-    dl = sub.add_parser("download", help="download the real Roadmap / 3DIV inputs into data/roadmap/raw/")
-    dl.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: all 11)")
-    dl.add_argument("--marks", nargs="+", help="histone marks (default: all 7)")
-    dl.add_argument(
-        "--kinds", nargs="+", default=None, help="tagAlign expression pchic narrowPeak broadPeak gappedPeak eqtl"
+    from ..data.download import DEFAULT_KINDS, KIND_HELP
+
+    kinds_help = "\n".join(f"  {k:<12} {v}" for k, v in KIND_HELP.items())
+    dl = sub.add_parser(
+        "download",
+        help="download the real inputs (Roadmap, 3DIV, eQTLs, LDSC) into data/",
+        description="Download the real inputs into the layout the notebooks read (docs/real-data.md). "
+        "Every file is verified (size/checksum where published, gzip integrity), written atomically "
+        "and skipped when present, so a rerun resumes.",
+        epilog=f"kinds (--kinds; default: {' '.join(DEFAULT_KINDS)}):\n{kinds_help}\n\n"
+        "examples:\n  chromexp download --cells E003 --dry-run\n"
+        "  chromexp download --cells E003 E066 --kinds tagAlign expression pchic\n"
+        "  chromexp download --kinds ldsc --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dl.add_argument("--dry-run", action="store_true", help="print what would be fetched, fetch nothing")
+    dl.add_argument("--cells", nargs="+", help="cell type ids (default: every cell type of params/cells/)")
+    dl.add_argument("--marks", nargs="+", help="histone marks (default: all 7)")
+    dl.add_argument("--kinds", nargs="+", default=None, choices=list(KIND_HELP), metavar="KIND",
+                    help="what to fetch (listed below)")  # fmt: skip
+    dl.add_argument("--dry-run", action="store_true", help="list what would be fetched (kind, name, size, where)")
     dl.add_argument("--force", action="store_true", help="replace files that are present")
     common(dl)
 
     pl = sub.add_parser("plan", help="the paper's model grid and its device-hours from measured throughput")
     pl.add_argument(
-        "--throughput", required=True, help="JSON result of bench/gpu_grid.py measured on the device to plan for"
+        "--throughput",
+        help="JSON result of bench/gpu_grid.py measured on the device to plan for "
+        "(default: the newest committed bench/results/gpu_grid_*.json)",
     )
     pl.add_argument("--epochs-per-model", type=float, default=40.0, help="assumed mean epochs before early stopping")
-    pl.add_argument("--cells", nargs="+", help="Roadmap EIDs (default: all 11 of the study)")
+    pl.add_argument("--cells", nargs="+", help="cell type ids (default: cell_types of params/defaults.yaml)")
 
     show = sub.add_parser("params", help="print the merged parameters")
-    show.add_argument("--cell", help="Roadmap EID")
+    show.add_argument("--cell", help="cell type id (e.g. E003)")
     common(show)
     return parser
 
@@ -160,13 +215,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         Exit status: 0 when it ran or was already up to date, 75 when another process holds the
         job's lock (try again later), 130 after Ctrl-C or SIGTERM, 1 on any other failure.
     """
+    nb = notebooks.resolve(args.notebook)
+    if args.cell and not nb.per_cell_type:
+        print(
+            f"chromexp run: warning: {nb.stem} runs on all cell types at once; --cell {args.cell} is ignored "
+            "(it reads the run's cell types from the parameters).",
+            file=sys.stderr,
+        )
     job = notebooks.make_job(
-        args.notebook, args.cell, args.params_file, _overrides(args.param), args.run_name, fold=args.fold
-    )
+        nb, args.cell if nb.per_cell_type else None, args.params_file, _overrides(args.param), args.run_name,
+        fold=args.fold,
+    )  # fmt: skip
     state = notebooks.status(job)
     if state == "done" and not args.force:
         print(f"{job.name}: up to date ({job.output}); use --force to rerun")
         return 0
+    problem = notebooks.preflight_message([job])
+    if problem is not None:
+        print(f"chromexp run: {problem}", file=sys.stderr)
+        return 2
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -214,7 +281,8 @@ def plan_jobs(
 ) -> list[BatchResult]:
     """Validate and order the jobs of a batch, with their dependencies (indices of earlier jobs).
 
-    A cell type's notebook waits for its own earlier notebooks and for the global ones before it;
+    A cell type's notebook waits for its own earlier notebooks and for the global ones before it
+    (except :data:`~chromexp.runner.notebooks.SIDE_NOTEBOOKS`, which no per-cell-type notebook reads);
     a global notebook waits for everything before it. With ``per_fold``, a notebook of
     :data:`chromexp.runner.notebooks.FOLD_PARAMETERS` that trains two folds or more gets one job per fold
     first (with the notebook's dependencies), and the notebook's own job waits for them too.
@@ -225,8 +293,7 @@ def plan_jobs(
     nbs = sorted({nb.number: nb for nb in nbs}.values(), key=lambda nb: nb.number)
     if cells is None:
         cells = config.load_params(None, files=[params_file], overrides=overrides)["cell_types"]
-    for cell in cells:
-        config.check_cell_type(cell)
+    cells = [config.check_cell_type(cell) for cell in cells]  # e003 -> E003; unknown: did you mean
     results: list[BatchResult] = []
     for nb in nbs:
         for cell in cells if nb.per_cell_type else [None]:
@@ -234,7 +301,12 @@ def plan_jobs(
             deps = [
                 i
                 for i, r in enumerate(results)
-                if r.job.notebook.number < nb.number and (cell is None or r.job.cell_type in (None, cell))
+                if r.job.notebook.number < nb.number
+                and (
+                    cell is None
+                    or r.job.cell_type == cell
+                    or (r.job.cell_type is None and r.job.notebook.stem not in notebooks.SIDE_NOTEBOOKS)
+                )
             ]
             folds = (
                 notebooks.notebook_folds(nb, job.params) if per_fold and nb.stem in notebooks.FOLD_PARAMETERS else []
@@ -476,6 +548,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """
     overrides = _overrides(args.param)
     results = plan_jobs(args.notebooks, args.cells, args.params_file, overrides, args.run_name, per_fold=args.per_fold)
+    problem = notebooks.preflight_message([r.job for r in results])
+    if problem is not None:
+        print(f"chromexp batch: {problem}", file=sys.stderr)
+        return 2
     print(f"{len(results)} job(s), up to {args.jobs} at a time", flush=True)
     stop = _Stop()
     previous = {}
@@ -514,19 +590,36 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Print the paper's model grid and its device-hours from a measured throughput (``chromexp plan``); return 0."""
-    from ..constants import CELL_TYPES
     from . import scale
 
-    cells = args.cells or list(CELL_TYPES)
-    for cell in cells:
-        config.check_cell_type(cell)
-    throughput = scale.read_throughput(args.throughput)
+    cells = [config.check_cell_type(c) for c in (args.cells or config.load_params(None)["cell_types"])]
+    source = args.throughput
+    if source is None:
+        source = newest_grid_measurement()
+        print(f"using {source} (the newest committed bench/gpu_grid.py measurement; --throughput FILE to choose)")
+    throughput = scale.read_throughput(source)
     table = scale.estimate(scale.paper_grid(cells), throughput, epochs_per_model=args.epochs_per_model)
     device = throughput.get("gpu") or throughput.get("device", "?")
     if throughput.get("tiny"):
         print("note: this throughput was measured at the tiny CI size; measure at full size for a real plan.")
     print(scale.format_plan(table, device, args.epochs_per_model))
     return 0
+
+
+def newest_grid_measurement() -> str:
+    """The newest ``bench/results/gpu_grid_*.json`` (by the date in its name, then its name)."""
+    import re
+
+    found = sorted(
+        (notebooks.paths.repo_root() / "bench" / "results").glob("gpu_grid_*.json"),
+        key=lambda p: (re.findall(r"\d{4}-\d{2}-\d{2}", p.name)[-1:] or [""], p.name),
+    )
+    if not found:
+        raise ValueError(
+            "No bench/results/gpu_grid_*.json: measure one (python bench/gpu_grid.py) or pass --throughput."
+        )
+    root = notebooks.paths.repo_root()
+    return str(found[-1].relative_to(root)) if found[-1].is_relative_to(root) else str(found[-1])
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -540,14 +633,23 @@ def cmd_download(args: argparse.Namespace) -> int:
     overrides = _overrides(args.param)
     overrides.setdefault("data", {}).setdefault("source", "roadmap")
     params = config.load_params(None, files=[args.params_file], overrides=overrides)
-    kinds = args.kinds or download.DEFAULT_KINDS
+    kinds = list(args.kinds or download.DEFAULT_KINDS)
+    roadmap_kinds = [k for k in kinds if k != "ldsc"]
+    files = download.roadmap_manifest(params, args.cells, args.marks, roadmap_kinds) if roadmap_kinds else []
+    if "ldsc" in kinds:
+        files += download.ldsc_manifest(download.ldsc_dir(params))
     if args.dry_run:
-        files = download.roadmap_manifest(params, args.cells, args.marks, kinds)
-        print(download.manifest_frame(files).to_string(index=False))
+        print(download.format_dry_run(files))
         return 0
-    download.install_vendored_annotations(params)
-    table = download.download_roadmap(params, args.cells, args.marks, kinds, force=args.force)
-    print(table.to_string(index=False))
+    tables = []
+    if roadmap_kinds:
+        download.install_vendored_annotations(params)
+        tables.append(download.download_roadmap(params, args.cells, args.marks, roadmap_kinds, force=args.force))
+    if "ldsc" in kinds:
+        tables.append(download.download_ldsc(download.ldsc_dir(params), force=args.force))
+    import pandas as pd
+
+    print(pd.concat(tables, ignore_index=True).to_string(index=False))
     return 0
 
 

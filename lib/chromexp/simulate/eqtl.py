@@ -47,8 +47,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import config, paths
-from ..constants import CELL_TYPES
 from .common import gzip_bytes, seeded_rng, table_bytes
 
 EQTL_DIR = "eqtl"
@@ -96,19 +94,16 @@ def _rng(seed: int, *parts: Any) -> np.random.Generator:
 
 
 def eqtl_tissue_map(cell_types: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """``cell.eqtl_tissues`` of each cell type, from ``params/cells/<EID>.yaml`` (docs/methods.md, "eQTL enrichment").
+    """``cell.eqtl_tissues`` of each cell type, from ``params/cells/<ID>.yaml`` (docs/methods.md, "eQTL enrichment").
 
     Returns
     -------
     dict
         EID -> list of GTEx tissue names (empty when no tissue matches, e.g. E003).
     """
-    out = {}
-    for ct in cell_types or list(CELL_TYPES):
-        path = paths.params_dir() / "cells" / f"{ct}.yaml"
-        cell = config.read_yaml(path).get("cell", {}) if path.is_file() else {}
-        out[ct] = list(cell.get("eqtl_tissues") or [])
-    return out
+    from .. import cells
+
+    return {ct: list(cells.get(ct).eqtl_tissues) for ct in (cell_types or cells.ids())}
 
 
 def tissues_of(tissue_map: Mapping[str, Sequence[str]], cell_types: Sequence[str]) -> dict[str, list[str]]:

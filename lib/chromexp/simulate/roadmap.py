@@ -59,6 +59,7 @@ import pandas as pd
 
 from .. import paths
 from ..constants import CELL_TYPES, CHROMOSOMES, MARKS, PCHIC_TISSUE
+from ..data.io import EID_PATTERN, read_expression_table
 from ..utils import die_with_parent as _die_with_parent
 from ..utils import get_logger, remove_stale_temporaries
 from . import eqtl as simulate_eqtl
@@ -249,7 +250,7 @@ def expression_spread_rank(table: pd.DataFrame) -> pd.Series:
     probability in :func:`gene_latents`. Computed over the whole vendored table, so a gene's
     rank does not depend on the preset.
     """
-    eids = [c for c in CELL_TYPES if c in table.columns]
+    eids = [c for c in table.columns if EID_PATTERN.match(c)]  # the vendored table's own RPKM columns
     spread = np.log2(table[eids].to_numpy(float) + 1.0).std(axis=1)
     rank = (pd.Series(spread).rank(method="average").to_numpy() - 0.5) / max(len(table), 1)
     return pd.Series(rank, index=table["gene_id"].to_numpy()).groupby(level=0).first()
@@ -471,7 +472,7 @@ def plant_enhancers(
         p = _sigmoid(knobs["enhancer_activity_bias"] + knobs["enhancer_activity_slope"] * (e[eg] - 2.0))
         active = crng.random(len(enh)) < p
         if len(enh):
-            col = f"in_{PCHIC_TISSUE[ct]}"
+            col = f"in_{PCHIC_TISSUE[ct]}"  # a cell type without pcHi-C (None): no link test
             rows = enh["_row"].to_numpy()
             if col in structure:
                 linked = np.ones(len(enh), bool)
@@ -742,6 +743,63 @@ def simulate_cell_type(
     return {m: sample_reads(depth[m], grid, knobs, seeded_rng(seed, "reads", cell_type, m)) for m in marks}
 
 
+def with_cell_expression(table: pd.DataFrame, cell_types: Sequence[str]) -> pd.DataFrame:
+    """The vendored gene table with one real-expression column per cell type, from its cell-type file.
+
+    A cell type whose ``cell.expression`` is a Roadmap column uses that column of the vendored table
+    (the 11 study EIDs); one with its own table (``source: table``) gets the table's values. The
+    simulated reads of a cell type are driven by this real expression, so a user's new cell type gets
+    semi-synthetic data of its own. Columns are named by cell-type id; the study's eleven leave the
+    table unchanged.
+
+    Raises
+    ------
+    ValueError
+        A Roadmap column the vendored table does not have, or genes of the vendored table missing from
+        a user's table (counted, with examples): every generated gene needs an expression value.
+    """
+    from .. import cells
+
+    table = table.copy()
+    vendored = [c for c in table.columns if EID_PATTERN.match(c)]
+    for ct in cell_types:
+        cell = cells.get(ct)
+        src = cell.expression
+        if src.source == "roadmap":
+            if src.column not in vendored:
+                raise ValueError(
+                    f"Cell type {ct} ({cell.file}): 'cell.expression.column' {src.column!r} is not a column of the "
+                    f"vendored RPKM table ({', '.join(vendored)}); semi-synthetic reads need the cell type's real "
+                    "expression: give your own table (cell.expression.source: table)."
+                )
+            if src.column != ct:
+                table[ct] = table[src.column]
+            continue
+        values = read_expression_table(src.table, src.column)
+        missing = ~table["gene_id"].isin(values.index)
+        if missing.any():
+            examples = ", ".join(table.loc[missing, "gene_id"].head(3))
+            raise ValueError(
+                f"Cell type {ct}: its expression table {src.table} has no value for {int(missing.sum())} of the "
+                f"{len(table)} vendored genes (e.g. {examples}); semi-synthetic data are generated for every "
+                "vendored gene (lib/chromexp/resources/roadmap/genes_rpkm_11.tsv.gz)."
+            )
+        table[ct] = table["gene_id"].map(values).astype(float).to_numpy()
+    return table
+
+
+def _expression_tables(cell_types: Sequence[str]) -> dict[str, list]:
+    """``{cell type: [file, size, sha256]}`` of the user's own expression tables (part of the manifest)."""
+    from .. import cells
+
+    out = {}
+    for ct in cell_types:
+        src = cells.get(ct).expression
+        if src.source == "table":
+            out[ct] = [str(src.table), src.table.stat().st_size, _sha256(src.table)]
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # the generator
 # ----------------------------------------------------------------------------------------------
@@ -764,12 +822,16 @@ _NOT_IN_MANIFEST = ("n_jobs",)
 
 def _manifest_params(params: Mapping[str, Any]) -> dict[str, Any]:
     sim = {k: v for k, v in params["simulate"].items() if k not in _NOT_IN_MANIFEST}
-    return {
+    out = {
         "model_version": MODEL_VERSION,
         "preset": params["data"]["preset"],
         "seed": int(params["seed"]),
         "simulate": json.loads(json.dumps(sim)),
     }
+    tables = _expression_tables(preset_config(params)["cell_types"])
+    if tables:  # only for cell types with their own expression table (the study's data keep their manifest)
+        out["expression_tables"] = tables
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -866,25 +928,32 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     t0 = time.perf_counter()
 
     table = load_real_genes()
+    spread_rank = expression_spread_rank(table)  # over the vendored columns only: a new cell type changes nothing
+    vendored = [c for c in table.columns if EID_PATTERN.match(c)]
+    table = with_cell_expression(table, cell_types)
     genes = select_genes(table, preset["n_genes"], seed)
-    eids = [c for c in CELL_TYPES if c in genes.columns]
+    eids = list(dict.fromkeys([*vendored, *cell_types]))
     expression = genes[["gene_id", *eids]].copy()
     genes = genes[list(GENE_COLUMNS)].copy()
     sizes_all = pd.read_csv(
         paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
     )
     chrom_sizes = dict(zip(sizes_all["chrom"], sizes_all["size"].astype(int)))
-    tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types))
+    tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types if PCHIC_TISSUE[c] is not None))
     structure, tables = simulate_interactions(genes, chrom_sizes, tissues, knobs, seed)
     enhancers, drive = plant_enhancers(genes, structure, expression, cell_types, knobs, seed)
-    frags = pd.concat(
-        [t[["other_chrom", "other_start", "other_end"]] for t in tables.values()], ignore_index=True
+    other = ["other_chrom", "other_start", "other_end"]
+    # no table when no cell type has a pcHi-C tissue (cell.pchic_tissue: null): reads near the genes only
+    frags = (
+        pd.concat([t[other] for t in tables.values()], ignore_index=True)
+        if tables
+        else pd.DataFrame({c: pd.Series(dtype=str if c == "other_chrom" else np.int64) for c in other})
     ).rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
     grid = build_grid(genes, frags.drop_duplicates(), chrom_sizes, knobs)
     # real neighbours whose marks reach the simulated regions (driven by their own real expression)
     context = context_genes(table, genes, grid, knobs)
     signal_genes = pd.concat([genes, context[list(GENE_COLUMNS)]], ignore_index=True)
-    latents = gene_latents(signal_genes, expression_spread_rank(table), knobs, seed)
+    latents = gene_latents(signal_genes, spread_rank, knobs, seed)
     signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
     log.info(
         "preset %s, %d genes (+%d real neighbours), %d cell types, %d interactions, %d enhancers, %.1f Mb simulated",
@@ -1022,8 +1091,54 @@ def dataset_summary(raw: str | os.PathLike, dataset_params: Mapping[str, Any] | 
                 }
             )
         )
-    pcres = pd.concat(pc_rows, ignore_index=True) if pc_rows else pd.DataFrame()
+    empty = pd.DataFrame({"tissue": [], "gene_id": [], "n_interactions": [], "n_pcres": []})  # no pcHi-C tissue
+    pcres = pd.concat(pc_rows, ignore_index=True) if pc_rows else empty.astype({"n_interactions": int, "n_pcres": int})
     return {"files": files, "reads": reads, "folds": folds, "pcres": pcres}
+
+
+def simulated_regions(raw: str | os.PathLike) -> pd.DataFrame:
+    """Where a generated dataset has reads: the union of the cells of :func:`build_grid`.
+
+    Recomputed from the folder's ``genes.tsv``, ``pchic/*.tsv.gz`` and the ``simulate`` block of
+    its manifest, exactly as :func:`generate` built the grid. Read *starts* lie in these regions;
+    outside them the simulated signal is unknown (no read was ever drawn there), not zero.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``chrom, start, end`` (0-based half-open, disjoint, sorted per chromosome).
+    """
+    raw = Path(raw)
+    manifest = read_manifest(raw)
+    if manifest is None:
+        raise ValueError(f"{raw}/manifest.json is missing or unreadable: not a generated (semi-synthetic) dataset.")
+    knobs = manifest["params"]["simulate"]
+    genes = pd.read_csv(raw / "genes.tsv", sep="\t", dtype={"chrom": str})
+    frags = [
+        pd.read_csv(path, sep="\t", usecols=["other_chrom", "other_start", "other_end"], dtype={"other_chrom": str})
+        for path in sorted((raw / "pchic").glob("*.tsv.gz"))
+    ]
+    fragments = (
+        pd.concat(frags, ignore_index=True)
+        .rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
+        .drop_duplicates()
+        if frags
+        else pd.DataFrame(columns=["chrom", "start", "end"])
+    )
+    sizes = pd.read_csv(
+        paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
+    )
+    grid = build_grid(genes, fragments, dict(zip(sizes["chrom"], sizes["size"].astype(int))), knobs)
+    step = int(knobs["grid_step"])
+    rows = []
+    for chrom, cells in grid.items():
+        if len(cells) == 0:
+            continue
+        new = np.r_[True, np.diff(cells) != step]
+        starts = cells[new]
+        ends = cells[np.r_[np.flatnonzero(new)[1:] - 1, len(cells) - 1]] + step
+        rows.append(pd.DataFrame({"chrom": chrom, "start": starts, "end": ends}))
+    return pd.concat(rows, ignore_index=True)
 
 
 #: Written into the raw data, so part of its manifest hashes: the text (with the module names it had

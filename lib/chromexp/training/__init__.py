@@ -2,6 +2,8 @@
 
 * :mod:`chromexp.training.train` — one model at a time (early stopping, checkpoints, bf16 option).
 * :mod:`chromexp.training.stacked` — many small models of one architecture trained at once.
+* :mod:`chromexp.training.losses` — losses beyond MSE and cross-entropy: Mittal's hybrid
+  cross-celltype loss (a loss object :func:`chromexp.training.train.fit` accepts).
 
 May import the base modules only: no network, dataset or recipe (the recipes in
 :mod:`chromexp.experiments` bring them together; ``tests/test_architecture.py`` holds the rule).

@@ -291,7 +291,8 @@ def fit_many(
             n_steps = max(math.ceil(vas[m].n / eval_bs) for m in active)
             for s in range(n_steps):
                 # only models with genes left at this step run; batches padded to the longest one
-                idxs = {m: torch.arange(s * eval_bs, min((s + 1) * eval_bs, vas[m].n)) for m in active}
+                # (a model whose validation genes are used up gets an empty range, not arange(a > b))
+                idxs = {m: torch.arange(min(s * eval_bs, vas[m].n), min((s + 1) * eval_bs, vas[m].n)) for m in active}
                 chosen = [m for m in active if len(idxs[m])]
                 sums, _ = stacked_step(vas, idxs, chosen)
                 for j, m in enumerate(chosen):

@@ -66,7 +66,7 @@ TRAIN_KEYS: tuple[str, ...] = (
     "min_lr",
     "early_stopping_patience",
 )
-LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
+LOSSES: tuple[str, ...] = ("mse", "cross_entropy", "smooth_l1")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 #: ``train_params["protocol"]`` values (:data:`chromexp.constants.PROTOCOLS`).
 PROTOCOLS: tuple[str, ...] = _PROTOCOLS
@@ -168,7 +168,7 @@ def _check_split(split: Any, name: str, loss: str) -> tuple[Inputs, torch.Tensor
             raise ValueError(
                 f"{name} targets have {int(bad.sum())} non-finite value(s) (first at gene index {int(bad.nonzero()[0, 0])})."
             )
-    if loss == "mse" and not targets.is_floating_point():
+    if (loss in ("mse", "smooth_l1") or is_loss_object(loss)) and not targets.is_floating_point():
         targets = targets.float()
     return inputs, targets
 
@@ -209,27 +209,49 @@ def protocol_optimizer(optimizer: str, train_params: Mapping[str, Any]) -> str:
     return "adamw" if train_params.get("protocol") == "chromoformer" else optimizer
 
 
-def compute_loss(output: torch.Tensor, target: torch.Tensor, loss: str, reduction: str = "mean") -> torch.Tensor:
-    """MSE, or cross-entropy of model outputs against targets.
+def compute_loss(output: torch.Tensor, target: torch.Tensor, loss, reduction: str = "mean") -> torch.Tensor:
+    """MSE, SmoothL1 (β = 1), cross-entropy, or a loss object of model outputs against targets.
 
     Cross-entropy is a softmax over classes for ``(batch, C ≥ 2)`` logits with integer targets,
-    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets. A
-    callable ``loss`` is called as ``loss(output, target, reduction=reduction)``.
+    or a sigmoid for one logit per gene (``(batch,)`` / ``(batch, 1)``) with 0/1 targets. MSE and
+    SmoothL1 (CLASTER's loss) average over every element, so a ``(batch, n_outputs)`` target (a
+    profile) weighs each output column equally. A loss object (e.g.
+    :class:`chromexp.training.losses.HybridLoss`) is called as ``loss(output, target)`` and returns
+    the mean over the genes it is given; it has no per-gene reduction (its terms need the whole
+    batch), so only ``reduction="mean"`` is allowed.
     """
-    if callable(loss):
-        return loss(output, target, reduction=reduction)
+    if is_loss_object(loss):
+        if reduction != "mean":
+            raise ValueError(
+                f"{loss!r} is computed over a whole batch of genes; reduction={reduction!r} is not possible."
+            )
+        return loss(output.float(), target.float())
     output = output.float()
-    if loss == "mse":
+    if loss in ("mse", "smooth_l1"):
         if output.numel() != target.numel():
             raise ValueError(
-                f"Model output {tuple(output.shape)} does not match targets {tuple(target.shape)} for MSE."
+                f"Model output {tuple(output.shape)} does not match targets {tuple(target.shape)} for {loss}."
             )
-        return F.mse_loss(output.reshape(target.shape), target.float(), reduction=reduction)
+        fn = F.mse_loss if loss == "mse" else F.smooth_l1_loss
+        return fn(output.reshape(target.shape), target.float(), reduction=reduction)
     if loss == "cross_entropy":
         if output.ndim == 2 and output.shape[1] >= 2:
             return F.cross_entropy(output, target.long().reshape(-1), reduction=reduction)
         return F.binary_cross_entropy_with_logits(output.reshape(target.shape), target.float(), reduction=reduction)
     raise ValueError(f"Unknown loss {loss!r}; known: {LOSSES}.")
+
+
+def is_loss_object(loss: Any) -> bool:
+    """Whether ``loss`` is a callable loss object rather than one of :data:`LOSSES` by name."""
+    return callable(loss) and not isinstance(loss, str)
+
+
+def loss_name(loss: Any) -> str:
+    """``loss`` as it is written in checkpoint fingerprints: the name, or the object's ``repr``."""
+    if not is_loss_object(loss):
+        return str(loss)
+    # a function's repr holds its memory address: its name keeps fingerprints equal across runs
+    return getattr(loss, "__name__", None) or repr(loss)
 
 
 def make_optimizer(model: nn.Module, name: str, train_params: Mapping[str, Any]) -> torch.optim.Optimizer:
@@ -386,16 +408,23 @@ def _evaluate(
     """
     model.eval()
     total, outs, ys = 0.0, [], []
+    s_outs, s_ys = [], []
     for start in range(0, data.n, batch_size):
         idx = torch.arange(start, min(start + batch_size, data.n))
         x, y = data.batch(idx)
         with _autocast(device, amp):
             out = _call(model, x)
-        total += float(compute_loss(out, y, loss, reduction="sum"))
+        if is_loss_object(loss):  # its terms are over genes: evaluated once, over all genes
+            outs.append(out.float())
+            ys.append(y)
+        else:
+            total += float(compute_loss(out, y, loss, reduction="sum"))
         if score is not None:
-            outs.append(out.float().cpu())
-            ys.append(y.cpu())
-    value = float(score(torch.cat(outs), torch.cat(ys))) if score is not None else float("nan")
+            s_outs.append(out.float().cpu())
+            s_ys.append(y.cpu())
+    value = float(score(torch.cat(s_outs), torch.cat(s_ys))) if score is not None else float("nan")
+    if outs:
+        return float(compute_loss(torch.cat(outs), torch.cat(ys), loss)), value
     return total / data.n, value
 
 
@@ -446,7 +475,7 @@ def _fingerprint(
         "model": type(model).__name__,
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "train": {k: tp[k] for k in TRAIN_KEYS},
-        "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", repr(loss)),
+        "loss": loss_name(loss),
         "optimizer": optimizer,
         "seed": int(seed),
         "n_train": _n_rows(train[0]),
@@ -770,9 +799,12 @@ def fit(
         CPU; on CPUs without native bf16 it is slower than float32 — use it there to measure
         accuracy) and ``weight_decay``. ``mixed_precision`` is part of the checkpoint
         fingerprint: a float32 checkpoint is not resumed under bf16, nor the reverse.
-    loss : {"mse", "cross_entropy"} or callable
-        Training loss; a callable is ``loss(output, target, reduction)`` with reduction ``"mean"``
-        (training) or ``"sum"`` (validation).
+    loss : {"mse", "cross_entropy", "smooth_l1"} or a loss object
+        Training loss. A loss object ``loss(output, target) -> scalar`` (e.g.
+        :class:`chromexp.training.losses.HybridLoss` over ``(genes, cell types)`` outputs, or the
+        Chromoformer study's focal and Chromoformer-diff losses) is averaged per batch like MSE; its
+        validation loss is computed once over all validation genes (not batch by batch), and its
+        name (a function's ``__name__``, else ``repr(loss)``) enters the checkpoint fingerprint.
     optimizer : {"adam", "adamw", "sgd"}
         Optimizer (see :func:`make_optimizer`); the ``chromoformer`` protocol always uses AdamW.
     device : str, torch.device or None
@@ -805,8 +837,10 @@ def fit(
     FitResult
         The trained model (kept epoch restored) and its history.
     """
-    if not callable(loss) and loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}; known: {LOSSES}.")
+    if not is_loss_object(loss) and loss not in LOSSES:
+        raise ValueError(
+            f"Unknown loss {loss!r}; known: {LOSSES}, or a loss object such as chromexp.training.losses.HybridLoss."
+        )
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {optimizer!r}; known: {OPTIMIZERS}.")
     if not isinstance(model, nn.Module):
