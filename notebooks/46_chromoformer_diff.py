@@ -47,6 +47,11 @@
 # enhancers that switch on or off between cell types; the diff model should do best on the genes whose
 # planted enhancer activity differs. Demo and smoke settings (few pairs, one fold, few epochs) only show
 # that the pipeline runs.
+#
+# **Cost.** A pair model costs about two Chromoformer-reg models (two backbone passes per gene). Three
+# pairs on the demo dataset, fold 1, 10 epochs with the two-reg baseline took 212 s wall (2 shared
+# cores under other developers' load, not recorded; README, "Chromoformer's own study"); the full setting (all pairs of 11
+# cell types, 4 folds) is GPU work (`bench/gpu_grid.py` measures `chromoformer_diff`; not measured).
 
 # %% tags=["parameters"]
 RUN_NAME = None  # results/<RUN_NAME>/all/; None: run_name from the parameters
