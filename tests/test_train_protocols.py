@@ -188,3 +188,8 @@ def test_murphy_fingerprint_is_unchanged_and_callable_losses():
     b = train.fit(_model(), tr, va, train_params={**BASE, "max_epochs": 2}, loss="mse", seed=0, progress=False)
     assert a.history["val_loss"].iloc[0] == pytest.approx(b.history["val_loss"].iloc[0] / 2, rel=1e-4)
     assert not math.isnan(a.history["train_loss"].iloc[-1])
+    # a function's name, not its repr (which holds a memory address), enters the fingerprint, so a
+    # checkpoint written with a loss function is recognised by the next process
+    assert train.loss_name(half_mse) == "half_mse"
+    fp_fn = train._fingerprint(_model(), tp, half_mse, "adam", 0, tr, va)
+    assert fp_fn["loss"] == "half_mse" and "0x" not in str(fp_fn)
