@@ -127,6 +127,28 @@ run.describe()
 # insertions and fail to lift. Every planted eQTL, its kind and hg19 position are in
 # `truth/eqtls.tsv.gz`.
 #
+# **Decoys (simulator version 2, the default; `data.simulator_version`, knobs in `simulate.decoys`).**
+# In version 1 the only acetylated distal elements of a gene's window are its own planted enhancers,
+# so the raw H3K27ac signal of a 2 kb bin already says where they are and a model's recovery of
+# them shows little. Version 2 adds, from random streams of their own (every file version 1 writes
+# is otherwise unchanged), acetylated elements that regulate **no** simulated gene: each gene gets
+# Poisson(`local_rate` = 1) decoys 2–19 kb from its TSS (the local enhancers' rule), and each of its
+# contacted pcHi-C fragments without an enhancer of it carries one with probability `p_pchic` = 0.5.
+# Half are **enhancers of a neighbouring gene** (the real gene with the nearest TSS): marked exactly
+# like an enhancer (H3K4me1 primed and active, H3K27ac and H3K9ac when active), active with that
+# neighbour's real expression; the rest are **acetylated non-regulatory sites**: an active
+# enhancer's H3K27ac/H3K9ac but only `site_h3k4me1` = 0.2 of its H3K4me1, acetylated with
+# probability `site_activity` = 0.5 in each cell type whatever the expression. They change no
+# expression and no eQTL is planted at them (`truth/decoys.tsv.gz` lists them). Version 1 stays
+# reproducible bit for bit (`-p data.simulator_version 1`).
+#
+# **E116 calibration (simulator version 3, selectable; knobs in `simulate.e116_calibration`).**
+# Notebook 15 found H3K27me3, H3K4me1 and H3K9me3 of version 2 far from real E116 at 10 kb. Version 3
+# adds an activity-linked background of every mark near active TSSs, broad repressive H3K27me3
+# domains at silent genes beyond the Polycomb targets (truth column `k27me3_domain`), H3K4me1
+# promoter flanks that follow activity and lower backgrounds (docs/methods.md, "Version 3"; before /
+# after numbers from `bench/simulator_vs_real_e116.py`). Versions 1 and 2 stay bit for bit.
+#
 # **Not simulated yet**: GWAS summary statistics (docs/methods.md, "Semi-synthetic data"; a later issue).
 
 # %%
@@ -187,6 +209,21 @@ display(reads)
 display(summary["folds"])
 pcre_table = summary["pcres"].groupby("tissue")["n_pcres"].value_counts().unstack(fill_value=0)
 display(pcre_table)
+if (raw / "truth" / "decoys.tsv.gz").is_file():  # simulator version 2+: planted enhancers beside the decoys
+    decoy_table = pd.read_csv(raw / "truth" / "decoys.tsv.gz", sep="\t", keep_default_na=False)
+    enhancer_table = pd.read_csv(raw / "truth" / "enhancers.tsv.gz", sep="\t").assign(
+        element="enhancer", placement=lambda t: t["kind"]
+    )
+    elements = pd.concat([enhancer_table, decoy_table.assign(element="decoy")], ignore_index=True)
+    active_cols = [c for c in decoy_table.columns if c.startswith("active_")]
+    display(
+        elements.groupby(["element", "kind", "placement"])[active_cols]
+        .mean()
+        .rename(columns=lambda c: f"fraction active in {c[7:]}")
+        .assign(n=elements.groupby(["element", "kind", "placement"]).size())
+        .round(3)
+    )
+print(f"simulator version {provenance.simulator_version(raw)} (read from the manifest)")
 
 # %%
 assert summary["reads"]["n_reads"].min() > 0, "a track has no reads"

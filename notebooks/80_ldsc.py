@@ -38,7 +38,8 @@
 #
 # **Outputs** (`results/<run>/ldsc/`): `ldsc_results.tsv` (one row per trait × annotation),
 # `ldsc_meta.tsv` (τ* meta-analysis per annotation), `ldsc_categories.tsv.gz` (every category of
-# every ldsc fit, baseline included), ldsc's own outputs under `work/`, and the Fig. 7B bubble plot.
+# every ldsc fit, baseline included), ldsc's own outputs under `work/`, and the Fig. 7B panel
+# (`figures/fig7b_ldsc_bubble.*`, drawn by the manuscript's painter as in notebook 90).
 #
 # **What to expect.** On the semi-synthetic data the planted enhancers carry `enrichment` (5×)
 # per-SNP heritability in the enriched traits: the *planted-enhancer* control should show it, the
@@ -63,13 +64,13 @@ import time
 
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from chromexp import paths, provenance, results
-from chromexp.analyses import ldsc
+from chromexp.analyses import effects, ldsc
 from chromexp.constants import REAL, SEMI_SYNTHETIC
 from chromexp.data import download
-from chromexp.plots import panels, style
+from chromexp.plots import manuscript, style
 from chromexp.simulate import gwas as simulate_gwas
 
 cfg = run.params["ldsc"]
@@ -87,15 +88,24 @@ print(f"genetics: {'SIMULATED (msprime panel + GWAS)' if SIMULATED_GENETICS else
 # %% [markdown]
 # ## Loci prioritised by the models
 # Distal 2 kb loci (TSS ± 20 kb, promoter excluded) of active genes with the fold-averaged effect
-# of removing H3K27ac (level 0.0); annotation = the top decile of |effect| per cell type, and of
-# all cell types pooled. Provenance comes from the effects tables themselves.
+# of removing H3K27ac (level 0.0): notebook 60's tables read and selected by
+# `chromexp.analyses.effects` (the same reader and selection as notebook 70; the rows left after
+# each filter are shown); annotation = the top decile per cell type, and of all cell types pooled:
+# as the paper, of each side (upstream, downstream) ranked by the signed decrease of the prediction
+# (`ldsc.ranking`, `ldsc.deciles_per_side`; `abs` / `false` = chromexp's earlier pooled |effect|).
+# Provenance comes from the effects tables themselves.
 
 # %%
 t0 = time.perf_counter()
-effects = ldsc.load_effects(RUN_DIR, CELL_TYPES)
-loci, MODEL = ldsc.model_loci(effects, cfg["model"], cfg["mark"], cfg["gene_set"], float(cfg["level"]))
-annotations_hg19 = ldsc.model_annotations(loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"]))
-provenances = set(effects["provenance"])
+effect_rows = effects.read_run_effects(RUN_DIR, CELL_TYPES)
+loci, MODEL = ldsc.model_loci(
+    effect_rows, cfg["model"], cfg["mark"], cfg["gene_set"], float(cfg["level"]), ranking=cfg["ranking"]
+)
+display(effects.filter_counts(loci))
+annotations_hg19 = ldsc.model_annotations(
+    loci, CELL_TYPES, cfg["pooled"], float(cfg["top_fraction"]), per_side=bool(cfg["deciles_per_side"])
+)
+provenances = set(effect_rows["provenance"])
 if len(provenances) != 1:
     raise ValueError(f"The effects tables mix provenances {sorted(provenances)}.")
 EFFECTS_PROVENANCE = provenances.pop()
@@ -226,12 +236,12 @@ table[show].round(4)
 
 # %% [markdown]
 # ## Fig. 7B: enrichment of the model-prioritised loci
-# Bubble size = enrichment, colour = coefficient z (conditional on the baseline and the flank),
-# black edge = BH q < 0.05. The title says whether the data are semi-synthetic.
+# The manuscript's painter (`chromexp.plots.manuscript.fig7b_ldsc_bubble`, as notebook 90 draws it).
+# The title says whether the data are semi-synthetic.
 
 # %%
-fig = panels.plot_ldsc_bubbles(table)
-style.save_figure(fig, "ldsc_bubbles", OUT / "figures")
+fig = manuscript.fig7b_ldsc_bubble(table)
+style.save_figure(fig, "fig7b_ldsc_bubble", OUT / "figures")
 
 # %% [markdown]
 # ## Recovery of the planted truth (semi-synthetic only)
@@ -273,9 +283,12 @@ pd.Series(timings, name="seconds").round(1).to_frame()
 
 # %% [markdown]
 # ## Answer
-# The tables above give, per trait and annotation, ldsc's enrichment and coefficient z. On
-# **semi-synthetic** data they measure whether the pipeline recovers what was planted (the
-# planted-enhancer control and the null trait tell whether it does) and whether the models' top
-# decile overlaps the planted enhancers enough to inherit their heritability; they say nothing
-# about biology. With the real inputs present (`data.source: roadmap` and
-# `chromexp.data.download.download_ldsc`), the same cells give the paper's analysis.
+# Written from the table above (`chromexp.analyses.ldsc.answer`). On **semi-synthetic** data the
+# numbers measure whether the pipeline recovers what was planted (the planted-enhancer control and
+# the null trait tell whether it does) and whether the models' top decile overlaps the planted
+# enhancers enough to inherit their heritability; they say nothing about biology. With the real
+# inputs present (`data.source: roadmap` and `chromexp.data.download.download_ldsc`), the same
+# cells give the paper's analysis.
+
+# %%
+display(Markdown(ldsc.answer(table, PROVENANCE)))

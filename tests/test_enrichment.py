@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp.analyses import enrichment
-from chromexp.analyses.enrichment import EFFECT_COLUMNS
+from chromexp.analyses import effects, enrichment
+from chromexp.results import EFFECT_COLUMNS
 
 TISSUES = {"E066": ["Liver"], "E116": ["Cells_EBV-transformed_lymphocytes"]}
 
@@ -100,7 +100,7 @@ def fixture_tables(tmp_path_factory):
     table, variants = effects_fixture()
     path = tmp_path_factory.mktemp("effects") / "perturbation_effects.tsv.gz"
     table.to_csv(path, sep="\t", index=False)
-    loci = enrichment.select_loci(enrichment.read_effects(path))
+    loci = enrichment.select_loci(effects.read_effects(path))
     has = np.zeros(len(loci), bool)
     for ct in TISSUES:
         m = (loci["cell_type"] == ct).to_numpy()
@@ -122,7 +122,9 @@ def test_select_loci_keeps_the_contract_filter(fixture_tables):
 def test_select_loci_errors_name_what_the_table_holds(fixture_tables):
     table, _ = effects_fixture(n_genes=5)
     with pytest.raises(
-        ValueError, match=r"No distal loci for mark 'H3K27me3'.*\('chromoformer-reg', 'H3K27ac', 'active'\)"
+        ValueError,
+        match=r"after the filter mark == 'H3K27me3'.*region_kind == 'distal': \d+; mark == 'H3K27me3': 0.*"
+        r"\('chromoformer-reg', 'H3K27ac', 'active'\)",
     ):
         enrichment.select_loci(table, mark="H3K27me3")
     with pytest.raises(ValueError, match="Repeated"):
@@ -188,6 +190,42 @@ def test_deciles_with_ties_are_deterministic_and_shared():
         assert (enrichment.assign_deciles(s[p]) == d[p]).all()
     with pytest.raises(ValueError, match="NaN"):
         enrichment.assign_deciles([1.0, np.nan])
+
+
+def test_per_side_signed_deciles_on_a_constructed_table():
+    """The paper's deciles: each side cut on its own, ranked by the signed decrease (issue 30 item 1).
+
+    20 upstream loci with small drops (-0.20 ... -0.01) and 20 downstream loci from -1.0 to +1.0
+    (half of them *raise* the prediction). Pooled |effect| (the old default) fills the top decile with
+    downstream loci only, half of which raise the prediction; per side and signed, the top decile
+    holds the two largest drops of each side.
+    """
+    up = -np.arange(20, 0, -1) / 100.0  # -0.20 ... -0.01
+    down = np.concatenate([-np.arange(10, 0, -1) / 10.0, np.arange(1, 11) / 10.0])  # -1.0 ... -0.1, 0.1 ... 1.0
+    effect = np.concatenate([up, down])
+    distance = np.concatenate([np.full(20, -11_000), np.full(20, 11_000)])
+    new = enrichment.locus_deciles(effect, distance)  # defaults: decrease, per side
+    top = np.flatnonzero(new == 10)
+    assert sorted(effect[top].tolist()) == [-1.0, -0.9, -0.2, -0.19]
+    assert (effect[new == 1] > 0).sum() == 2  # the largest *rises* are the bottom decile downstream
+    assert np.bincount(new[distance < 0])[1:].tolist() == [2] * 10  # a tenth of each side in every decile
+    assert np.bincount(new[distance > 0])[1:].tolist() == [2] * 10
+    old = enrichment.locus_deciles(effect, distance, ranking="abs", per_side=False)
+    old_top = np.flatnonzero(old == 10)
+    assert (distance[old_top] > 0).all() and (effect[old_top] > 0).mean() == 0.5
+    # per side with |effect|, and pooled with the signed decrease: each choice on its own
+    both = enrichment.locus_deciles(effect, distance, ranking="abs", per_side=True)
+    assert sorted(effect[both == 10].tolist()) == [-1.0, -0.2, -0.19, 1.0]
+    pooled = enrichment.locus_deciles(effect, distance, ranking="decrease", per_side=False)
+    assert sorted(effect[pooled == 10].tolist()) == [-1.0, -0.9, -0.8, -0.7]
+    # float32 noise below the tie tolerance ties with 0; a repressive mark ranks by the rise
+    noisy = np.array([0.0, 3e-7, -4e-7, -0.5, 0.4])
+    assert enrichment.ranking_scores(noisy).tolist() == [0.0, 0.0, 0.0, 0.5, -0.4]
+    assert enrichment.ranking_scores(noisy, "increase")[4] == 0.4
+    with pytest.raises(ValueError, match="ranking"):
+        enrichment.ranking_scores(noisy, "largest")
+    with pytest.raises(ValueError, match="no side"):
+        enrichment.locus_deciles([0.1], [0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +314,36 @@ def test_constructed_case_reaches_the_smallest_possible_p():
     assert abs(res.loc[0, "random_mean"] - 0.1) < 0.005
 
 
+def test_exact_hypergeometric_tail_against_a_brute_force_sum():
+    """p_exact = P(X >= observed), X ~ Hypergeometric(N, K, n), summed here from binomial coefficients."""
+    from math import comb
+
+    pool = np.zeros(60, bool)
+    pool[:9] = True  # N = 60, K = 9
+    sets = [pool[:12], pool[20:32], np.r_[pool[:3], pool[30:35]]]  # 9, 0 and 3 eQTL-carrying loci
+    res = enrichment.set_tests(sets, pool, 20_000, np.random.default_rng(3))
+    for (_, row), h in zip(res.iterrows(), sets, strict=True):
+        n, k = len(h), int(h.sum())
+        want = sum(comb(9, j) * comb(51, n - j) for j in range(k, min(9, n) + 1)) / comb(60, n)
+        assert row["p_exact"] == pytest.approx(want, rel=1e-9)
+        # the Monte-Carlo p of the reference's procedure estimates the same tail (20,000 samples)
+        assert abs(row["p"] - want) < 0.01 + 1 / 20_001
+    assert res.loc[1, "p_exact"] == 1.0
+
+
+def test_gene_stratified_odds_ratio_removes_an_enrichment_explained_by_the_gene():
+    """A set that only picks eQTL-rich genes is enriched overall but not against loci of the same gene."""
+    rng = np.random.default_rng(11)
+    gene = np.repeat(np.arange(200), 16)
+    rich = gene < 40  # 40 genes whose loci carry eQTLs often
+    has = rng.random(gene.size) < np.where(rich, 0.3, 0.02)
+    in_set = rng.random(gene.size) < np.where(rich, 0.5, 0.05)  # the set prefers rich genes, not eQTL loci
+    crude = enrichment.distance_matched_odds_ratio(in_set, has, np.zeros(gene.size))
+    by_gene = enrichment.distance_matched_odds_ratio(in_set, has, gene)
+    assert crude["odds_ratio"] > 3 and crude["p"] < 1e-6
+    assert by_gene["ci_low"] < 1 < by_gene["ci_high"]
+
+
 def test_hypergeometric_draws_match_explicit_subsets():
     from scipy.stats import ks_2samp
 
@@ -292,25 +360,12 @@ def test_hypergeometric_draws_match_explicit_subsets():
         enrichment.random_counts(pool, [501], 10, rng)
 
 
-def test_bh_matches_statsmodels():
-    from statsmodels.stats.multitest import multipletests
-
-    rng = np.random.default_rng(7)
-    for n in (1, 3, 11, 50):
-        p = rng.random(n) ** 3
-        p[: n // 3] = p[0]  # ties
-        assert np.allclose(enrichment.benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1])
-    p = np.array([0.01, np.nan, 0.04, 0.03])
-    q = enrichment.benjamini_hochberg(p)
-    assert np.isnan(q[1]) and np.allclose(q[[0, 2, 3]], multipletests(p[[0, 2, 3]], method="fdr_bh")[1])
-
-
 def test_decile_test_recovers_the_planted_signal_and_bh_is_per_decile(fixture_tables):
     from statsmodels.stats.multitest import multipletests
 
     loci, has, _ = fixture_tables
     table = enrichment.decile_tests(loci, has, TISSUES, n_random=2000, seed=0)
-    assert list(table.columns) == list(enrichment.DECILE_COLUMNS)
+    assert list(table.columns) == [*enrichment.DECILE_COLUMNS, "p_exact", *enrichment.DECILE_MAKEUP_COLUMNS]
     assert len(table) == 20 and table.groupby("cell_type")["n_loci"].sum().tolist() == [4800, 4800]
     top, bottom = table[table["decile"] == 10], table[table["decile"] == 1]
     assert (top["p"] == 1 / 2001).all() and (top["fraction"] > 3 * top["random_mean"]).all()
@@ -375,8 +430,19 @@ def test_max_activity_and_proximal_loci():
     assert out["gene_id"].tolist() == ["a", "b"] and out["position"].tolist() == [3, 17]
     assert out.attrs["no_signal"] == 1
     assert enrichment.max_activity_loci(bins, signal, distal_only=False)["position"].tolist() == [9, 17]
+    # the proximal benchmark is drawn among the candidate distal bins, so it is a subset of the pool
+    # its random samples come from (issue 30 item 6: before, it held the promoter bins 8-11 too)
     prox = enrichment.proximal_loci(bins, 6000)
-    assert sorted(set(prox["position"])) == [7, 8, 9, 10, 11, 12] and len(prox) == 18
+    assert sorted(set(prox["position"])) == [7, 12] and len(prox) == 6
+    assert prox["distance"].abs().max() == 5000
+    reference = np.setdiff1d(np.arange(20), [8, 9, 10])  # perturbation.geometry: reference
+    prox = enrichment.proximal_loci(bins, 6000, reference)
+    assert sorted(set(prox["position"])) == [7, 11, 12]
+    signal[0, 11] = 5.0  # +2 to +4 kb: a candidate with the reference geometry only
+    assert enrichment.max_activity_loci(bins, signal)["position"].tolist() == [3, 17]
+    assert enrichment.max_activity_loci(bins, signal, distal_positions=reference)["position"].tolist() == [11, 17]
+    with pytest.raises(ValueError, match="proximal_max"):
+        enrichment.proximal_loci(bins, 1000)
 
 
 def test_planted_locus_effect_sums_the_gene_own_overlapping_enhancers():
@@ -406,38 +472,32 @@ def test_plots_are_labelled_and_structured(fixture_tables):
 
     loci, has, _ = fixture_tables
     deciles = enrichment.decile_tests(loci, has, TISSUES, n_random=200, seed=0)
-    fig = plots_eqtl.plot_eqtl_deciles(deciles)
-    assert len(fig.axes) == 2 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
     bench = deciles[deciles["decile"] == 5].drop(columns="decile").assign(set="proximal")
     fig = plots_eqtl.plot_eqtl_benchmarks(deciles, bench)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["model top decile", "proximal"]
     assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
-    with pytest.raises(ValueError, match="mixes provenances"):
-        plots_eqtl.plot_eqtl_deciles(pd.concat([deciles, deciles.assign(provenance="real")]))
 
 
 # ---------------------------------------------------------------------------------------------
 # notebook 70 on the smoke preset
 # ---------------------------------------------------------------------------------------------
-def _run_70(session_dirs, run_name):
+def _run_70(session_dirs, run_name, *extra):
     from chromexp.runner import cli
 
-    args = ["run", "70", "-f", "params/smoke.yaml", "--run-name", run_name, "--quiet"]
+    args = ["run", "70", "-f", "params/smoke.yaml", "--run-name", run_name, "--quiet", *extra]
     for key, path in session_dirs.items():
         args += ["-p", f"paths.{key}", str(path)]
     return cli.main(args)
 
 
 def test_missing_effects_name_notebook_60(tmp_path):
-    params = {"paths": {"results_dir": str(tmp_path)}}
     (tmp_path / "run" / "E066").mkdir(parents=True)
-    (tmp_path / "run" / "E066" / enrichment.EFFECTS_FILE).write_bytes(b"")
+    (tmp_path / "run" / "E066" / effects.EFFECTS_FILE).write_bytes(b"")
     with pytest.raises(
         FileNotFoundError, match=r"notebook 60_perturbation are missing.*E116/perturbation_effects"
     ) as err:
-        enrichment.effects_paths(params, "run", ["E066", "E116"])
+        effects.read_run_effects(tmp_path / "run", ["E066", "E116"])
     assert "E066" not in str(err.value)
-    assert set(enrichment.effects_paths(params, "run", ["E066"])) == {"E066"}
 
 
 @pytest.mark.slow
@@ -481,7 +541,7 @@ def test_notebook_70_recovers_a_planted_enrichment_on_the_smoke_preset(smoke_par
         region=[f"distal_{k:02d}" for k in bins["position"]], region_kind="distal", level=0.0, effect=effect,
         effect_sd=0.0, concordance=1.0, n_folds=1, baseline=0.0,
     )[lambda t: ~t["position"].isin(enrichment.PROMOTER_POSITIONS)][list(EFFECT_COLUMNS)]  # fmt: skip
-    out = paths.run_dir(params, "standin", "E116") / enrichment.EFFECTS_FILE
+    out = paths.run_dir(params, "standin", "E116") / effects.EFFECTS_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, sep="\t", index=False)
     assert _run_70(session_dirs, "standin") == 0
@@ -493,3 +553,11 @@ def test_notebook_70_recovers_a_planted_enrichment_on_the_smoke_preset(smoke_par
     nb = nbformat.read(paths.run_dir(params, "standin", None) / "70_eqtl_enrichment.ipynb", as_version=4)
     answer = nb.cells[-1].outputs[0]["data"]["text/markdown"]
     assert "SEMI-SYNTHETIC" in answer and "Is the planted enrichment recovered?** Yes" in answer
+    # issue 29: a test of zero eQTLs is an error naming the filter, never "no enrichment (p = 1)"
+    out = paths.run_dir(params, "no_pip", "E116") / effects.EFFECTS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, sep="\t", index=False)
+    assert _run_70(session_dirs, "no_pip", "-p", "eqtl.pip_in", "1.0") == 1  # nothing has PIP > 1
+    message = (paths.run_dir(params, "no_pip", None) / "70_eqtl_enrichment.FAILED.txt").read_text()
+    assert "no eQTL to test after the filter 'tissue_unique'" in message and "rows_in_table" in message, message
+    assert not (paths.run_dir(params, "no_pip", None).parent / "eqtl" / "eqtl_deciles.tsv").exists()

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from chromexp import provenance  # noqa: E402
-from chromexp.analyses import summary  # noqa: E402
+from chromexp.analyses import attribution, effects, statistics, summary  # noqa: E402
 from chromexp.constants import REAL, SEMI_SYNTHETIC  # noqa: E402
 from chromexp.plots import manuscript, style  # noqa: E402
 from chromexp.results import write_table  # noqa: E402
@@ -333,7 +333,7 @@ def test_fig1a_bars_per_mark_fold_dots_and_naive_markers(semi):
     assert {"naive |r|, TSS ± 750 bp", "naive |r|, TSS ± 3000 bp"} <= set(legend) and set(CELLS) <= set(legend)
     n_points = sum(len(c.get_offsets()) for c in ax.collections)
     assert n_points == 3 * 4 * 4 + 2 * 3  # (mark, cell, fold) dots + (flank, mark) naive markers
-    assert "pearson r" in ax.get_ylabel()
+    assert "Pearson r" in ax.get_ylabel()
     assert "Fig. 1A" in _title(fig) and "test" in _title(fig)
     plt.close(fig)
 
@@ -405,8 +405,8 @@ def test_fig4a_bars_per_mark_set_and_cell_type(semi):
     plt.close(fig)
 
 
-def test_fig4b_fold_gains_and_paired_test_rows(semi):
-    fig = _drawn(semi, "fig4b_distal_gain")
+def test_fig4c_fold_gains_and_paired_test_rows(semi):
+    fig = _drawn(semi, "fig4c_distal_gain")
     left, right = fig.axes[:2]
     labels = [t.get_text() for t in right.get_yticklabels()]
     assert len(labels) == 4 * 3 and all("q=" in t and "n=10" in t for t in labels)
@@ -427,10 +427,15 @@ def test_fig5_one_row_per_pair_in_both_panels(semi):
 def test_fig6a_lines_per_region_kind_and_cell_with_ci_bands(semi):
     fig = _drawn(semi, "fig6a_perturbation_levels")
     axes = fig.axes
-    assert [a.get_title() for a in axes] == ["H3K27me3, inactive genes", "H3K27ac, active genes"]
+    assert [a.get_title() for a in axes] == [
+        "promoter: H3K27me3, inactive genes",
+        "promoter: H3K27ac, active genes",
+        "distal 2 kb regions: H3K27me3, inactive genes",
+        "distal 2 kb regions: H3K27ac, active genes",
+    ]
     for a in axes:
-        assert len([ln for ln in a.lines if ln.get_label().startswith(("promoter", "distal"))]) == 2 * 4
-        assert len(a.collections) == 2 * 4  # fill_between bands
+        assert [ln.get_label() for ln in a.lines if ln.get_label() in CELLS] == list(CELLS)  # one line per cell type
+        assert len(a.collections) == 4  # fill_between bands
     assert a.xaxis_inverted()
     plt.close(fig)
 
@@ -453,7 +458,11 @@ def test_fig7a_one_panel_per_cell_type_with_random_band_and_stars(semi):
         assert len(a.collections) >= 1 and sum(t.get_text() == "*" for t in a.texts) == 1
         assert [int(t) for t in a.get_xticks()] == list(range(1, 11))
         benchmarks = [ln.get_label() for ln in a.lines if ln.get_label().startswith("benchmark")]
-        assert benchmarks == ["benchmark: max_activity", "benchmark: pchic", "benchmark: proximal"]
+        assert benchmarks == [
+            "benchmark: max-activity bin",
+            "benchmark: pcHi-C fragments",
+            "benchmark: proximal 2 kb bins",
+        ]
     plt.close(fig)
 
 
@@ -462,9 +471,9 @@ def test_fig7c_one_odds_ratio_with_ci_per_cell_and_set_on_a_log_axis(semi):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and len(ax.containers) == 1
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "E066 · decile_10 (p=0.001)",
-        "E114 · decile_10 (p=0.1)",
-        "E066 · proximal (p=0.5)",
+        "E066 · decile 10 (p = 0.001)",
+        "E114 · decile 10 (p = 0.1)",
+        "E066 · proximal 2 kb bins (p = 0.5)",
     ]
     plt.close(fig)
 
@@ -500,7 +509,7 @@ def test_attribution_file_without_a_required_key_names_the_file(tmp_path):
     del data["resolution_2000_grad_after"]
     np.savez(tmp_path / "attribution_bad.npz", **data)
     with pytest.raises(ValueError, match=r"attribution_bad.npz.*resolution_2000_grad_after"):
-        manuscript.load_attribution(tmp_path / "attribution_bad.npz")
+        attribution.read_locus(tmp_path / "attribution_bad.npz")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,7 +552,7 @@ def test_tables_without_usable_rows_skip_with_a_note_not_an_error(tmp_path):
 
 def test_saved_panels_are_byte_identical_on_regeneration(semi, tmp_path):
     for out in ("a", "b"):
-        for name in ("fig2a_prediction_correlation", "fig4b_distal_gain"):
+        for name in ("fig2a_prediction_correlation", "fig4c_distal_gain"):
             manuscript.draw(name, semi, tmp_path / out)
     plt.close("all")
     for path in (tmp_path / "a").iterdir():
@@ -639,23 +648,23 @@ def test_fold_summary_mean_and_sd_over_folds(semi):
 def test_bootstrap_ci_is_seeded_brackets_the_mean_and_narrows_with_n():
     rng = np.random.default_rng(3)
     small, large = rng.normal(size=20), rng.normal(size=2000)
-    assert summary.bootstrap_ci(small) == summary.bootstrap_ci(small)
-    lo, hi = summary.bootstrap_ci(small)
+    assert statistics.bootstrap_ci(small) == statistics.bootstrap_ci(small)
+    lo, hi = statistics.bootstrap_ci(small)
     assert lo < small.mean() < hi
-    lo2, hi2 = summary.bootstrap_ci(large)
+    lo2, hi2 = statistics.bootstrap_ci(large)
     assert hi2 - lo2 < (hi - lo) / 4
-    assert np.isnan(summary.bootstrap_ci([1.0])[0])
+    assert np.isnan(statistics.bootstrap_ci([1.0])[0])
 
 
 def test_perturbation_summaries_zero_at_level_one_and_twenty_distance_bins(semi):
-    curves = summary.perturbation_curves(semi["perturbation"])
+    curves = effects.level_curves(semi["perturbation"])
     one = curves[np.isclose(curves["level"], 1.0)]
     assert np.allclose(one["mean"], 0)
     zero = curves[np.isclose(curves["level"], 0.0)]
     prom = zero[zero["region_kind"] == "promoter"]["mean"].mean()
     dist = zero[zero["region_kind"] == "distal"]["mean"].mean()
     assert prom < dist < 0  # promoter removal was simulated stronger
-    by_d = summary.effect_by_distance(semi["perturbation"], n_bins=8)
+    by_d = effects.effect_by_distance(semi["perturbation"], n_bins=8)
     assert by_d.groupby(["cell_type", "mark", "gene_set"]).size().max() <= 8
     assert (by_d["ci_low"] <= by_d["mean"]).all() and (by_d["mean"] <= by_d["ci_high"]).all()
 
@@ -671,8 +680,8 @@ def test_levels_by_state_tests_high_vs_low_with_bh(semi):
 
 def test_bootstrap_resamples_in_bounded_chunks_are_the_same_resamples():
     rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
-    whole = np.concatenate(list(summary.bootstrap_indices(rng_a, 50, 1000)))
-    chunks = list(summary.bootstrap_indices(rng_b, 50, 1000, max_cells=170))
+    whole = np.concatenate(list(statistics.bootstrap_indices(rng_a, 50, 1000)))
+    chunks = list(statistics.bootstrap_indices(rng_b, 50, 1000, max_cells=170))
     assert len(chunks) == 334 and max(c.size for c in chunks) <= 170
     assert np.array_equal(whole, np.concatenate(chunks))
 
@@ -705,8 +714,31 @@ def test_effect_by_distance_keeps_one_bin_per_distal_position():
         for g in range(5)
         for d in distances
     ]
-    out = summary.effect_by_distance(pd.DataFrame(rows), n_bins=20)
+    out = effects.effect_by_distance(pd.DataFrame(rows), n_bins=20)
     assert sorted(out["distance_mid"]) == distances
     assert (out["n_genes"] == 5).all() and (out["n_folds"] == 4).all()
-    many = summary.effect_by_distance(pd.DataFrame(rows), n_bins=4)  # fewer bins than positions: quantiles
+    many = effects.effect_by_distance(pd.DataFrame(rows), n_bins=4)  # fewer bins than positions: quantiles
     assert len(many) == 4
+
+
+def test_fig3b_paper_contrast_is_esc_vs_primary_within_each_group_at_the_cell_type_fold_level():
+    """ESC vs primary within high and within low expressed genes, one point per (cell type, fold) (issue 30)."""
+    rng = np.random.default_rng(2)
+    levels, genes = [], []
+    for cell, esc_shift in (("E003", 1.0), ("E016", 1.0), ("E066", 0.0), ("E116", 0.0)):
+        for g in range(80):
+            fold, label = 1 + g % 4, int(g < 40)
+            # high genes: ESC promoters carry more of the mark; low genes: no difference
+            level = 2.0 + (esc_shift if label else 0.0) + rng.normal(0, 0.1)
+            levels.append({"cell_type": cell, "gene_id": f"G{g}", "mark": "H3K4me3", "flank": 3000, "level": level,
+                           "provenance": "semi-synthetic"})  # fmt: skip
+            genes.append({"cell_type": cell, "gene_id": f"G{g}", "label": label, "fold": fold})
+    points, tests = summary.levels_by_state_paper(pd.DataFrame(levels), pd.DataFrame(genes))
+    assert len(points) == 4 * 4 * 2 and (points["n_genes"] == 10).all()  # (cell type, fold, group) means
+    high = tests[tests["group"].str.startswith("high")].iloc[0]
+    low = tests[tests["group"].str.startswith("low")].iloc[0]
+    assert high["n_ESC"] == 8 and high["n_primary"] == 8
+    assert high["p"] < 0.001 and low["p"] > 0.05  # 8 vs 8 points, separated completely in the high group
+    fig = manuscript.fig3b_paper_contrast(points, tests)
+    assert "Fig. 3B (paper contrast)" in _title(fig) and "(cell type, fold)" in _title(fig)
+    plt.close(fig)

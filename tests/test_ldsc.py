@@ -56,16 +56,6 @@ def test_random_effects_meta_agrees_with_statsmodels():
     assert r["tau2"] == pytest.approx(ref.tau2)
 
 
-def test_benjamini_hochberg_matches_statsmodels():
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.array([0.01, 0.04, 0.03, 0.5, np.nan, 0.002])
-    q = L.benjamini_hochberg(p)
-    ok = ~np.isnan(p)
-    assert np.allclose(q[ok], multipletests(p[ok], method="fdr_bh")[1])
-    assert np.isnan(q[4])
-
-
 def test_tau_star_formula():
     # tau* = tau * sd * M / h2
     t, tse = L.tau_star(2e-8, 1e-8, 0.3, 0.5, 1e6)
@@ -199,15 +189,18 @@ def _effects(n_genes=30, cell_types=("E003", "E116"), seed=0):
             for k in [*range(8), *range(12, 20)]:
                 for level, eff in ((1.0, 0.0), (0.0, -abs(rng.normal()))):
                     s = 1_000_000 * (g + 1) + 2_000 * k
-                    rows.append((ct, "semi-synthetic", "chromoformer-reg", "H3K27ac", "active", f"g{g}", "distal",
-                                 "chr1", s, s + 2_000, level, eff))  # fmt: skip
-    cols = ["cell_type", "provenance", "model", "mark", "gene_set", "gene_id", "region_kind", "chrom", "start", "end"]
+                    rows.append((ct, "semi-synthetic", "chromoformer-reg", "H3K27ac", "active", f"g{g}", f"distal_{k:02d}",
+                                 "distal", "chr1", s, s + 2_000, level, eff))  # fmt: skip
+    cols = ["cell_type", "provenance", "model", "mark", "gene_set", "gene_id", "region", "region_kind", "chrom", "start",
+            "end"]  # fmt: skip
     return pd.DataFrame(rows, columns=[*cols, "level", "effect"])
 
 
 def test_load_effects_names_notebook_60_when_missing(tmp_path):
+    from chromexp.analyses import effects
+
     with pytest.raises(FileNotFoundError, match="notebook 60"):
-        L.load_effects(tmp_path, ["E003"])
+        effects.read_run_effects(tmp_path, ["E003"])
 
 
 def test_top_decile_annotations():
@@ -221,7 +214,7 @@ def test_top_decile_annotations():
     threshold = np.sort(e3["score"])[::-1][47]
     top = e3[e3["score"] >= threshold]
     assert sorted(ann["top_E003"]["start"]) == sorted(top["start"])  # the largest |effect|, no others
-    with pytest.raises(ValueError, match="set ldsc.model"):
+    with pytest.raises(ValueError, match=r"choose one \(ldsc.model\)"):
         L.model_loci(pd.concat([eff, eff.assign(model="other")]), None, "H3K27ac", "active", 0.0)
     with pytest.raises(ValueError, match="No distal loci"):
         L.model_loci(eff, None, "H3K4me3", "active", 0.0)
@@ -287,20 +280,6 @@ def test_download_ldsc_unpacks_into_the_layout(tmp_path, monkeypatch):
     assert (tmp_path / "gwas" / "PASS_LDL.sumstats.gz").exists()
     download.download_ldsc(tmp_path, traits=["PASS_LDL"], fetcher=fetcher)  # resumes: nothing fetched again
     assert len(fetched) == len(download.LDSC_RESOURCES) + 1
-
-
-def test_bubble_plot_says_what_data_it_shows():
-    from chromexp.plots import panels
-
-    t = pd.DataFrame({"provenance": "semi-synthetic", "trait": ["a", "a", "b", "b"], "annotation": ["x", "y"] * 2,
-                      "enrichment": [5.0, 1.0, 1.0, 0.5], "coefficient_z": [3.0, 0.0, 0.1, -1.0], "q": [0.01, 0.9, 0.9, 0.9]})  # fmt: skip
-    fig = panels.plot_ldsc_bubbles(t)
-    ax = fig.axes[0]
-    assert "SEMI-SYNTHETIC" in ax.get_title()
-    assert [x.get_text() for x in ax.get_xticklabels()] == ["a", "b"]
-    assert len(ax.collections[0].get_offsets()) == 4
-    with pytest.raises(ValueError, match="mixes provenances"):
-        panels.plot_ldsc_bubbles(t.assign(provenance=["real", "semi-synthetic"] * 2))
 
 
 def test_generate_gwas_is_deterministic_cached_and_maps_the_planted_enhancers(tmp_path):

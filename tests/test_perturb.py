@@ -64,6 +64,49 @@ def test_regions_cover_each_bin_once_at_every_resolution():
     assert [r.distance for r in perturb.regions()][:3] == [0, -19000, -17000]
 
 
+def test_reference_geometry_is_bins_8_to_10_and_17_distal_positions():
+    """perturbation.geometry: reference = chromexpress's promoter (2 kb bins 8-10) and its 17 distal positions."""
+    regs = perturb.regions(geometry="reference")
+    distal = [r.position for r in regs if r.kind == "distal"]
+    assert distal == [*range(8), *range(11, 20)] and len(distal) == 17  # position 11 (+2 to +4 kb) is perturbed
+    prom = regs[0]
+    assert (prom.bins[2000].start, prom.bins[2000].stop) == (8, 11)  # -4 to +2 kb
+    assert (prom.bins[100].start, prom.bins[100].stop) == (170, 230)  # still TSS ± 3 kb at 100 bp
+    assert prom.offset == (16_000, 22_000) and prom.distance == -1000
+    d11 = next(r for r in regs if r.name == "distal_11")
+    assert d11.distance == 3000 and (d11.bins[100].start, d11.bins[100].stop) == (220, 240)
+    # at 100 bp the promoter and distal_11 share +2 to +3 kb (bins 220-229), as the reference scales them
+    assert set(range(220, 230)) == set(range(170, 230)) & set(range(220, 240))
+    assert [r.position for r in perturb.regions() if r.kind == "distal"] == [*range(8), *range(12, 20)]
+    with pytest.raises(ValueError, match="geometry"):
+        perturb.regions(geometry="paper")
+
+
+def test_out_of_fold_effect_is_the_test_fold_models(setup):
+    """effect_oof = the effect by the model of the gene's test fold (its chromosome's fold), NaN without it."""
+    models, x = setup  # two models: call them folds 1 and 3
+    genes = pd.DataFrame(
+        {
+            "gene_id": [f"G{i}" for i in range(5)],
+            "chrom": ["chr1", "chr2", "chr7", "chr5", "chr9"],  # folds 1, 3, 2, 1, 4
+            "tss": [100_000, 200_000, 300_000, 400_000, 500_000],
+            "strand": ["+", "-", "+", "-", "+"],
+        }
+    )
+    res = perturb.perturbation_predictions(models, x, perturb.regions(), (1.0, 0.0))
+    meta = dict(cell_type="E003", provenance="semi-synthetic", model="chromoformer-reg", mark="H3K27ac")
+    t = perturb.effects_table(res, genes, **meta, gene_set="active", folds=[1, 3])
+    level0 = t[(t["level"] == 0.0) & (t["region"] == "distal_05")].set_index("gene_id")  # region index 6
+    np.testing.assert_allclose(level0.loc["G0", "effect_oof"], res.effects[0, 0, 6, 1])  # fold 1's model
+    np.testing.assert_allclose(level0.loc["G1", "effect_oof"], res.effects[1, 1, 6, 1])  # fold 3's model
+    np.testing.assert_allclose(level0.loc["G3", "effect_oof"], res.effects[0, 3, 6, 1])
+    assert np.isnan(level0.loc["G2", "effect_oof"]) and np.isnan(level0.loc["G4", "effect_oof"])
+    # the fold average is the same as without folds; level 1.0 is 0 out of fold too
+    assert (t.loc[t["level"] == 1.0, "effect_oof"].dropna() == 0).all()
+    with pytest.raises(ValueError, match="fold models"):
+        perturb.out_of_fold(res.effects, genes, [1])
+
+
 def test_engine_equals_brute_force_edit_and_predict(setup):
     models, x = setup
     regs = perturb.regions()
@@ -144,7 +187,8 @@ def test_fold_summary_and_tables(setup):
         mark="H3K27ac",
         gene_set="active",
     )
-    assert list(t.columns) == list(perturb.EFFECT_COLUMNS)
+    assert list(t.columns) == [*perturb.EFFECT_COLUMNS, perturb.OOF_COLUMN]
+    assert t[perturb.OOF_COLUMN].isna().all()  # the models' folds were not named
     assert len(t) == 5 * 17 * 2 and not t.duplicated(["gene_id", "region", "level"]).any()
     row = t[(t["gene_id"] == "G1") & (t["region"] == "distal_00") & (t["level"] == 0.0)].iloc[0]
     # gene G1 is on the minus strand: its most upstream 2 kb bin is the genomic [TSS+18 kb, TSS+20 kb)
@@ -189,6 +233,92 @@ def test_planted_truth_labels_and_matched_recovery():
     assert perturb.label_pcres(pc, enh, "E003").tolist() == [True, False]
     w = perturb._matched_weights(np.array([True, False, False, True, False]), np.array([0, 0, 0, 1, 2]))
     np.testing.assert_allclose(w, [1, 0.5, 0.5, 0, 0])
+
+
+def test_decoy_labels_and_the_vs_decoys_comparison():
+    """Rows holding an acetylated element that does not regulate their gene, and the AUROC against them only."""
+    rows = pd.DataFrame(
+        {
+            "gene_id": ["A", "A", "A", "C", "B"],
+            "chrom": ["chr1", "chr1", "chr1", "chr2", "chr1"],
+            "start": [0, 2000, 4000, 0, 0],
+            "end": [2000, 4000, 6000, 2000, 2000],
+            "mark": "H3K27ac",
+            "gene_set": "active",
+            # the model ranks the decoy at 2-4 kb of gene A above the enhancer; the signal ties them
+            "effect": [-0.5, -0.9, -0.1, 0.0, -0.2],
+        }
+    )
+    enh = pd.DataFrame(
+        {
+            "gene_id": ["A", "A"],
+            "kind": "local",
+            "chrom": "chr1",
+            "center": [1000, 3000],
+            "width": [400, 400],
+            "contribution_E003": [0.4, 0.0],  # A's second enhancer is inactive: not acetylated
+        }
+    )
+    dec = pd.DataFrame(
+        {
+            "gene_id": ["A", "A", "A"],
+            "kind": ["neighbour_enhancer", "acetylated_site", "acetylated_site"],
+            "chrom": ["chr1", "chr1", "chr2"],
+            "center": [3100, 5000, 1000],
+            "width": [400, 400, 400],
+            "active_E003": [True, False, True],
+        }
+    )
+    kinds = perturb.label_decoys(rows, enh, dec, "E003")
+    # A's active enhancer is a decoy for gene B (another gene's enhancer); the inactive site labels nothing
+    assert kinds.tolist() == ["", "neighbour_enhancer", "", "acetylated_site", "neighbour_enhancer"]
+    lab = perturb.label_distal(rows, enh, "E003")
+    assert lab.tolist() == [True, False, False, False, False]
+    signal = np.array([2.0, 2.0, 0.1, 2.0, 2.0])
+    rec = perturb.recovery(
+        rows, lab, what="distal_bin", strata=np.zeros(5), baselines={"signal_only": signal}, decoys=kinds
+    )
+    got = rec.set_index(["comparison", "score"])
+    assert set(got.index.get_level_values(0)) == {
+        "all",
+        "matched",
+        "vs_decoys",
+        "vs_neighbour_enhancer",
+        "vs_acetylated_site",
+    }
+    # vs decoys: 1 positive against the 3 decoy-bearing rows; the model puts one decoy above the enhancer
+    assert got.loc[("vs_decoys", "effect"), "n_neg"] == 3
+    assert got.loc[("vs_decoys", "effect"), "auroc"] == pytest.approx(2 / 3)
+    assert got.loc[("vs_decoys", "signal_only"), "auroc"] == pytest.approx(0.5)  # all tied
+    assert got.loc[("all", "signal_only"), "auroc"] == pytest.approx(0.625)  # beats only the unsignalled row
+    assert got.loc[("vs_acetylated_site", "effect"), "n_neg"] == 1
+    # no decoys given (version 1 tables): the two historical comparisons only
+    plain = perturb.recovery(rows, lab, what="distal_bin", strata=np.zeros(5))
+    assert set(plain["comparison"]) == {"all", "matched"}
+
+
+def test_signal_only_scores_are_each_bins_own_input(smoke_dataset, smoke_raw):
+    """bin_signal = ln(mean per-base depth over the row's hg19 2 kb bin + 1), computed here from the reads."""
+    from chromexp.data import io
+
+    ds = smoke_dataset
+    genes = ds.genes.groupby("strand").head(3)  # both strands: the bins of minus-strand genes are reversed
+    regions = [r for r in perturb.regions() if r.kind == "distal"][::5]
+    table = perturb.region_table(genes, regions).assign(mark="H3K27ac")
+    got = perturb.bin_signal(ds, table)
+    reads = io.read_tagalign(smoke_raw / "E003-H3K27ac.tagAlign.gz")
+    want = []
+    for row in table.itertuples():
+        r = reads[reads["chrom"] == row.chrom]
+        covered = (np.minimum(r["end"], row.end) - np.maximum(r["start"], row.start)).clip(lower=0).sum()
+        want.append(np.log(covered / (row.end - row.start) + 1.0))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.ptp(got) > 0.1  # not a constant: the test can tell bins apart
+    # pCREs: the maximum of the fragment's 100 bp bins of the mark (padding excluded)
+    pc = ds.pcre_table().head(12).assign(mark="H3K27ac")
+    x, mask, _, _ = ds.pcres(marks=["H3K27ac"], resolution=100)
+    for (g, slot), value in zip(pc[["gene_index", "slot"]].to_numpy(), perturb.pcre_signal(ds, pc)):
+        assert value == pytest.approx(float(x[g, slot, 0][~mask[g, slot]].max()))
 
 
 def test_bad_input_is_reported(setup):
@@ -239,6 +369,27 @@ def test_fold_models_reuse_notebook_40_checkpoints_or_train(smoke_dataset, smoke
     assert src3["source"].tolist() == ["trained"]
 
 
+def test_multi_mark_fold_models_are_notebook_40s_and_50s(smoke_dataset, smoke_params, tmp_path):
+    """A perturbation on a multi-mark model reuses the all-marks / pair checkpoint of notebook 40 / 50."""
+    from chromexp.experiments import chromoformer as ct
+
+    params = _tiny_params(smoke_params)
+    params = {**params, "marks": ["H3K4me1", "H3K4me3", "H3K27ac"]}
+    params["model"]["chromoformer"]["mark_sets"] = [["H3K27ac", "H3K4me1"]]
+    ds = smoke_dataset
+    x = ci.dataset_inputs(ds, list(ds.marks))
+    all_marks = perturb.model_marks("all", "H3K27ac", params)
+    pair = perturb.model_marks("H3K4me1+H3K27ac", "H3K27ac", params)
+    assert all_marks == ("H3K4me1", "H3K4me3", "H3K27ac") and pair == ("H3K27ac", "H3K4me1")  # notebook 50's order
+    assert perturb.model_marks(None, "H3K27ac", params) == ("H3K27ac",)
+    with pytest.raises(ValueError, match="does not see"):
+        perturb.model_marks("H3K4me1+H3K4me3", "H3K27ac", params)
+    ct.train_and_evaluate(ds, params, [all_marks, pair], folds=[1], checkpoint_dir=tmp_path, inputs=x, progress=False)
+    for marks in (all_marks, pair):
+        models, src = perturbation.fold_models(ds, params, marks, [1], tmp_path, inputs=x, train_missing=False)
+        assert src["source"].tolist() == ["checkpoint"] and models[0].n_marks == len(marks)
+
+
 def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):
     ds = smoke_dataset
     idx = np.flatnonzero(ds.n_pcres() > 0)[:6]
@@ -257,7 +408,7 @@ def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):
         mark="H3K27ac",
         gene_set="active",
     )
-    assert list(t.columns) == list(perturb.PCRE_COLUMNS) and len(t) == int(ds.n_pcres()[idx].sum())
+    assert list(t.columns) == [*perturb.PCRE_COLUMNS, perturb.OOF_COLUMN] and len(t) == int(ds.n_pcres()[idx].sum())
     assert (t["frequency"] > 1.5).all() and t["effect"].notna().all()
     truth = perturb.read_planted_enhancers(smoke_raw)
     # every planted pcHi-C enhancer of a kept pCRE is found by coordinates (truth and dataset agree)
@@ -279,11 +430,12 @@ def test_tables_and_truth_on_the_smoke_dataset(smoke_dataset, smoke_raw):
     assert perturb.label_distal(distal, truth, "E003").dtype == bool
 
 
-def test_fig6_and_fig8_panels_are_labelled(setup):
+def test_fig6_statistics_of_an_engine_table_and_their_panels(setup):
     import matplotlib
 
     matplotlib.use("Agg")
-    from chromexp.plots import panels
+    from chromexp.analyses import effects
+    from chromexp.plots import manuscript
 
     models, x = setup
     genes = pd.DataFrame({"gene_id": [f"G{i}" for i in range(5)], "chrom": "chr2", "tss": 50_000, "strand": "+"})
@@ -297,12 +449,12 @@ def test_fig6_and_fig8_panels_are_labelled(setup):
         mark="H3K27ac",
         gene_set="active",
     )
-    curves, by_d = perturb.level_curves(t), perturb.effect_by_distance(t)
+    curves, by_d = effects.level_curves(t), effects.effect_by_distance(t)
     assert set(curves["region_kind"]) == {"promoter", "distal"} and len(by_d) == 16
-    assert perturb.decay_length(by_d).shape == (1, 4)
-    fig = panels.plot_perturbation(curves, by_d, "semi-synthetic", "E116")
-    assert len(fig.axes) == 3 and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
-    assert all(len(ax.lines) >= 2 for ax in fig.axes)
-    sig = {r: x[f"promoter_{r}"][0, 0].numpy() for r in (2000, 500, 100)}
-    fig8 = panels.plot_attribution_locus(sig, sig, sig, (-8.0, -6.0), "real", "locus", "input_x_gradient")
-    assert len(fig8.axes) == 6 and "real data" in fig8._suptitle.get_text()
+    assert (curves["n_genes"] == 5).all() and (curves["n_folds"] == len(models)).all()
+    decay = effects.decay_length(effects.effect_by_distance(t, absolute=True))
+    assert decay.shape == (1, 6)
+    fig = manuscript.fig6a_perturbation_levels(curves)
+    assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+    fig = manuscript.fig6b_effect_by_distance(by_d)
+    assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()

@@ -23,7 +23,14 @@ from typing import Any
 import yaml
 
 from . import cells, paths
-from .constants import FEATURE_ENGINES, MARKS, PROTOCOLS
+from .constants import (
+    EFFECT_RANKINGS,
+    FEATURE_ENGINES,
+    MARKS,
+    PERTURBATION_GEOMETRIES,
+    PROTOCOLS,
+    SIMULATOR_VERSIONS,
+)
 from .utils import DuplicateKeyError, load_yaml_text, read_yaml  # noqa: F401 — public names of this module
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
@@ -311,6 +318,20 @@ def validate(params: Mapping[str, Any]) -> None:
     )
     check("run_name", plain, "must be a plain folder name (no '/', '..' or leading '.')")
     check("data.name", plain, "must be a plain folder name (no '/', '..' or leading '.')", True)
+    check(
+        "data.simulator_version",
+        lambda v: _is_int(v) and v in SIMULATOR_VERSIONS,
+        "must be one of the simulator versions "
+        + ", ".join(f"{k} ({' + '.join(f) or 'the original simulator'})" for k, f in SIMULATOR_VERSIONS.items())
+        + " (docs/methods.md, 'Simulator versions')",
+    )
+    check(
+        "perturbation.geometry",
+        lambda v: v in PERTURBATION_GEOMETRIES,
+        f"must be one of {list(PERTURBATION_GEOMETRIES)}",
+    )
+    for key in ("eqtl.ranking", "ldsc.ranking"):
+        check(key, lambda v: v in EFFECT_RANKINGS, f"must be one of {list(EFFECT_RANKINGS)}")
     check("cell_types", lambda v: _is_list(v) and len(set(v)) == len(v), "must not repeat a cell type")
     check("marks", marks_ok, marks_why)
     check("folds", folds_ok, folds_why)

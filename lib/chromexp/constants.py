@@ -71,6 +71,35 @@ CHROMOSOMES: tuple[str, ...] = tuple(f"chr{i}" for i in range(1, 23)) + ("chrX",
 SEMI_SYNTHETIC = "semi-synthetic"
 REAL = "real"
 
+#: ``data.simulator_version`` -> the generative features of the semi-synthetic simulator
+#: (:mod:`chromexp.simulate.roadmap`; docs/methods.md, "Semi-synthetic data", "Simulator versions").
+#: Version 1 is the simulator as it was before the switch existed: its files stay byte-identical.
+#: A new version lists the features of the version it extends plus its own, so an old version's
+#: data can always be regenerated bit for bit; the code asks :func:`chromexp.simulate.common.has_feature`.
+SIMULATOR_VERSIONS: dict[int, tuple[str, ...]] = {
+    1: (),
+    2: ("decoys",),
+    3: ("decoys", "e116_calibration"),
+}
+
+#: What each simulator feature adds (shown by the config error and in docs/methods.md).
+SIMULATOR_FEATURES: dict[str, str] = {
+    "decoys": "acetylated elements that regulate no simulated gene (active enhancers of a neighbouring gene, "
+    "acetylated non-regulatory sites) in the windows and on contacted pcHi-C fragments; no eQTL is planted at them",
+    "e116_calibration": "marks recalibrated against the real E116 10-kb counts (notebook 15): an activity-linked "
+    "background of every mark near active TSSs, an H3K27me3 domain at repressed genes beyond the Polycomb targets, "
+    "H3K4me1 promoter flanks that follow activity, lower H3K4me1/H3K4me3/H3K27me3/H3K36me3 backgrounds (simulate.e116_calibration)",
+}
+
+#: How eQTL / s-LDSC loci are ranked into deciles by their perturbation effect (``eqtl.ranking``,
+#: ``ldsc.ranking``; :func:`chromexp.analyses.enrichment.ranking_scores`): the signed decrease of the
+#: prediction (the paper's), the signed increase (a repressive mark), |effect| (chromexp before issue 30).
+EFFECT_RANKINGS: tuple[str, ...] = ("decrease", "increase", "abs")
+
+#: Which 2 kb bins are the promoter in the perturbation (``perturbation.geometry``;
+#: :func:`chromexp.analyses.perturb.regions`): chromexp's bins 8-11 or the reference code's 8-10.
+PERTURBATION_GEOMETRIES: tuple[str, ...] = ("chromexp", "reference")
+
 #: How peak-max features are computed (``shallowchrome.feature_engine``): numpy (fast) or bedtools (``map -o max``).
 FEATURE_ENGINES: tuple[str, ...] = ("numpy", "bedtools")
 

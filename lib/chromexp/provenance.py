@@ -13,6 +13,12 @@ contradiction with an error that says what is on disk. Every place that needs to
 data are semi-synthetic (the dataset builder, which stores it in the dataset; the notebooks'
 ``Run.provenance``; the plots' captions; the MACS2 genome-size choice) calls this module.
 
+Which *simulator version* made semi-synthetic files (``data.simulator_version``, docs/methods.md,
+"Simulator versions") is read from the same manifest (:func:`simulator_version`; a manifest written
+before the switch existed has no such key and is version 1). :func:`check_simulator_version` refuses
+parameters that ask for another version than the files on disk hold, so data (and a dataset store)
+made by one version are never read as another's.
+
 A semi-synthetic folder into which real files were copied (a file the manifest lists with
 another size, or an input it does not list) is refused too: it is neither.
 """
@@ -148,15 +154,73 @@ def of_dataset_dir(params: Mapping[str, Any]) -> str | None:
     return of_params(params)
 
 
-__all__ = ["MANIFEST", "ProvenanceError", "declared", "detect", "of_params", "of_dataset_dir", "read_manifest"]
+def simulator_version(raw_dir: str | Path) -> int | None:
+    """The simulator version that generated the files in ``raw_dir``; ``None`` for real data (no manifest).
+
+    A manifest without a ``simulator_version`` key was written before the switch existed: version 1.
+    """
+    manifest = read_manifest(raw_dir)
+    if manifest is None:
+        return None
+    version = manifest.get("simulator_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProvenanceError(f"{Path(raw_dir) / MANIFEST}: simulator_version {version!r} is not an integer.")
+    return version
+
+
+def check_simulator_version(params: Mapping[str, Any], raw_dir: str | Path | None = None) -> int | None:
+    """The simulator version of the files on disk, which must be the one ``data.simulator_version`` asks for.
+
+    Real data (no manifest) return ``None`` and are not checked (the switch concerns generated data only).
+
+    Raises
+    ------
+    ProvenanceError
+        Semi-synthetic files of another version than the parameters' (regenerate them with notebook 00,
+        or set ``data.simulator_version`` to the version on disk).
+    """
+    raw = Path(raw_dir) if raw_dir is not None else paths.raw_dir(params)
+    found = simulator_version(raw)
+    wanted = params["data"]["simulator_version"]
+    if found is not None and found != wanted:
+        raise ProvenanceError(
+            f"{raw} holds semi-synthetic data of simulator version {found} but data.simulator_version is {wanted}: "
+            f"regenerate the data (notebook 00: chromexp run 00 -p data.simulator_version {wanted} ...) or set "
+            f"data.simulator_version: {found} (docs/methods.md, 'Simulator versions')."
+        )
+    return found
+
+
+__all__ = [
+    "MANIFEST",
+    "ProvenanceError",
+    "declared",
+    "detect",
+    "of_params",
+    "of_dataset_dir",
+    "read_manifest",
+    "simulator_version",
+    "check_simulator_version",
+]
 
 
 # ----------------------------------------------------------------------------------------------
 # how captions and Answer paragraphs name the data
 # ----------------------------------------------------------------------------------------------
-def data_label(provenance: str) -> str:
-    """Text that a caption must carry: ``"SEMI-SYNTHETIC data"`` or ``"real Roadmap data"``."""
+#: What the semi-synthetic dataset simulates besides the reads: the eQTLs (notebook 70) and the
+#: genotypes and GWAS (notebook 80). Captions of Fig. 7 and 8 name them (``data_label(..., genetics=True)``).
+SIMULATED_GENETICS = "simulated reads, eQTLs and GWAS; real expression"
+
+
+def data_label(provenance: str, genetics: bool = False) -> str:
+    """Text that a caption must carry: ``"SEMI-SYNTHETIC data (...)"`` or ``"real data"``.
+
+    ``genetics=True`` for panels that also show eQTLs or GWAS results: on the semi-synthetic
+    dataset those are simulated too (:data:`SIMULATED_GENETICS`).
+    """
     if provenance == SEMI_SYNTHETIC:
+        if genetics:
+            return f"SEMI-SYNTHETIC data ({SIMULATED_GENETICS})"
         return "SEMI-SYNTHETIC data (simulated reads, real expression)"
     if provenance == REAL:
         return "real data"

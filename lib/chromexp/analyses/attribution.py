@@ -9,11 +9,17 @@ three captum inputs); pCRE inputs are held fixed.
 
 :func:`ablation_check` compares per-region attribution sums with exhaustive ablation of the
 same regions (the perturbation engine at level 0).
+
+The locus file (paper Fig. 8): notebook 60 writes one ``attribution_<gene_id>.npz`` per cell type
+with :func:`write_locus` and notebook 90 reads it with :func:`read_locus`; the keys are
+:data:`LOCUS_KEYS` (required) and :data:`LOCUS_OPTIONAL_KEYS`, checked on both sides
+(docs/data-formats.md, "Perturbation outputs"). :func:`locus_attributions` computes its maps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -156,4 +162,197 @@ def ablation_check(attr: Mapping[int, np.ndarray], ablation_effects: np.ndarray,
     return {"mean_spearman": float(np.mean(rhos)) if rhos else np.nan, "pearson": float(r), "n_genes": len(rhos)}
 
 
-__all__ = ["METHODS", "BASELINES", "baseline_set", "attribute", "region_sums", "ablation_check"]
+# --------------------------------------------------------------------------------------------
+# the locus file of Fig. 8 (written by notebook 60, drawn by notebook 90)
+# --------------------------------------------------------------------------------------------
+#: Required keys of ``attribution_<gene_id>.npz``; ``<r>`` stands for each entry of ``resolutions``.
+#: ``resolution_<r>_grad_before/after``: the fold-averaged input attributions (``attribution`` names
+#: the method) before and after ablating ``ablated_region`` (hg19, 0-based half-open [start, end));
+#: ``resolution_<r>_signal``: the mark's input, strand-oriented bins of TSS ± ``half_window``.
+LOCUS_KEYS: tuple[str, ...] = (
+    "cell_type",
+    "provenance",
+    "gene_id",
+    "chrom",
+    "tss",
+    "strand",
+    "half_window",
+    "resolutions",
+    "resolution_<r>_signal",
+    "resolution_<r>_grad_before",
+    "resolution_<r>_grad_after",
+    "ablated_region",
+)
+#: Optional keys. ``eqtl_positions`` (hg19, 0-based) and ``eqtl_pip``: the fine-mapped eQTLs of the
+#: gene inside the window in the cell type's matched tissues (``eqtl_tissues``; empty when none is
+#: matched, see ``eqtl_note``); ``<method>_<state>_<r>``: every computed attribution map.
+LOCUS_OPTIONAL_KEYS: tuple[str, ...] = (
+    "gene_name",
+    "mark",
+    "model",
+    "attribution",
+    "folds",
+    "ablated_region_name",
+    "ablated_offset_bp",
+    "prediction_before",
+    "prediction_after",
+    "eqtl_positions",
+    "eqtl_pip",
+    "eqtl_tissues",
+    "eqtl_note",
+)
+
+
+def locus_path(out_dir: str | Path, gene_id: str) -> Path:
+    """``<out_dir>/attribution_<gene_id>.npz``: where notebook 60 writes a cell type's locus file."""
+    return Path(out_dir) / f"attribution_{gene_id}.npz"
+
+
+def missing_locus_keys(data: Mapping) -> list[str]:
+    """The required keys (:data:`LOCUS_KEYS`, ``<r>`` expanded) that ``data`` lacks."""
+    missing = [k for k in LOCUS_KEYS if "<r>" not in k and k not in data]
+    if "resolutions" in data:
+        for r in np.atleast_1d(np.asarray(data["resolutions"])).astype(int):
+            missing += [
+                k.replace("<r>", str(r)) for k in LOCUS_KEYS if "<r>" in k and k.replace("<r>", str(r)) not in data
+            ]
+    return missing
+
+
+def write_locus(path: str | Path, data: Mapping) -> Path:
+    """Write a locus file atomically (``numpy.savez_compressed``, keys in the order of ``data``).
+
+    Raises
+    ------
+    ValueError
+        ``data`` lacks a required key (nothing is written).
+    """
+    from ..utils import atomic_path
+
+    path = Path(path)
+    missing = missing_locus_keys(data)
+    if missing:
+        raise ValueError(f"{path}: the locus lacks key(s) {missing} (chromexp.analyses.attribution.LOCUS_KEYS).")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **data)
+    return path
+
+
+def read_locus(path: str | Path) -> dict:
+    """Read one ``attribution_*.npz`` into a dict of Python scalars/arrays, checking the keys.
+
+    ``resolutions`` becomes a list of int and ``path`` the file read. Raises ``ValueError``
+    naming the file and the missing keys.
+    """
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    missing = missing_locus_keys(data)
+    if missing:
+        raise ValueError(
+            f"{path}: attribution file lacks key(s) {missing}; see chromexp.analyses.attribution.LOCUS_KEYS."
+        )
+    out = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
+    out["resolutions"] = [int(r) for r in np.atleast_1d(data["resolutions"])]
+    out["path"] = str(path)
+    return out
+
+
+def locus_attributions(
+    models: Sequence[torch.nn.Module],
+    before: Mapping[str, torch.Tensor],
+    after: Mapping[str, torch.Tensor],
+    methods: Sequence[str],
+    baselines: Sequence[Mapping[str, torch.Tensor]] | None = None,
+    n_steps: int = 32,
+    mark_index: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Fold-averaged attribution maps of one gene before and after an ablation, and its predictions.
+
+    Parameters
+    ----------
+    models : sequence of ChromoformerRegressor
+        The fold models of one model (single-mark, or multi-mark with ``mark_index`` the mark mapped).
+    before, after : dict of torch.Tensor
+        One gene's inputs (first dimension 1), unperturbed and with the region ablated.
+    mark_index : int
+        The input mark whose attributions are returned (0 for a single-mark model).
+
+    Returns
+    -------
+    maps : dict ``"<method>_<state>_<res>"`` -> numpy.ndarray, shape (L_res,)
+        Mean over the fold models (``state`` = before | after).
+    predictions : dict ``before`` / ``after`` -> float
+        The fold models' mean predicted log2(RPKM + 1).
+    """
+    maps = {}
+    for method in methods:
+        for state, xin in (("before", before), ("after", after)):
+            per_fold = [
+                attribute(m, xin, method, baselines=baselines, n_steps=int(n_steps), mark_index=mark_index)
+                for m in models
+            ]
+            for res in per_fold[0]:
+                maps[f"{method}_{state}_{res}"] = np.mean([a[res][0] for a in per_fold], axis=0)
+    with torch.no_grad():
+        pred = {s: float(np.mean([m(**xx) for m in models])) for s, xx in (("before", before), ("after", after))}
+    return maps, pred
+
+
+def ablation_agreement(
+    models: Sequence[torch.nn.Module],
+    inputs: Mapping[str, torch.Tensor],
+    region_list,
+    methods: Sequence[str],
+    n_steps: int = 32,
+    device=None,
+    mark_index: int = 0,
+):
+    """Do attributions agree with exhaustive ablation? One row per method (saliency has no sum rule).
+
+    ``mark_index``: the input mark ablated and attributed (0 for a single-mark model).
+
+    For the genes of ``inputs`` (one mark): the engine's level-0 effect of each region, averaged
+    over the fold models, against the first-order prediction of the ablation from each method's
+    fold-averaged attributions with the all-zero reference (ablation sets a region to 0)
+    (:func:`ablation_check`: mean per-gene Spearman over regions, Pearson r over all pairs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``method, mean_spearman, pearson, n_genes``.
+    """
+    import pandas as pd
+
+    from .perturb import perturbation_predictions
+
+    exhaustive = perturbation_predictions(models, inputs, region_list, (1.0, 0.0), mark_index=mark_index, device=device)
+    exhaustive = exhaustive.effects[..., 1].mean(axis=0)  # (genes, regions), fold mean
+    zero_ref = baseline_set(inputs, "zeros")
+    rows = []
+    for method in [m for m in methods if m != "saliency"]:
+        per_fold = [
+            attribute(m, inputs, method, baselines=zero_ref, n_steps=int(n_steps), mark_index=mark_index)
+            for m in models
+        ]
+        avg = {res: np.mean([a[res] for a in per_fold], axis=0) for res in per_fold[0]}
+        rows.append({"method": method, **ablation_check(avg, exhaustive, region_list)})
+    return pd.DataFrame(rows, columns=["method", "mean_spearman", "pearson", "n_genes"])
+
+
+__all__ = [
+    "METHODS",
+    "BASELINES",
+    "baseline_set",
+    "attribute",
+    "region_sums",
+    "ablation_check",
+    "LOCUS_KEYS",
+    "LOCUS_OPTIONAL_KEYS",
+    "locus_path",
+    "missing_locus_keys",
+    "write_locus",
+    "read_locus",
+    "locus_attributions",
+    "ablation_agreement",
+]

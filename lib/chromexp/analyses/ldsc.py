@@ -46,6 +46,8 @@ from scipy import stats
 from .. import paths
 from ..data.plink import annotate, exclude_mhc, flank, read_bim, write_plink
 from ..utils import ensure_venv, get_logger
+from .effects import distal_loci
+from .statistics import benjamini_hochberg
 
 log = get_logger("chromexp.analyses.ldsc")
 
@@ -453,20 +455,6 @@ def read_results(prefix: str | os.PathLike) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 # statistics on ldsc's numbers
 # ----------------------------------------------------------------------------------------------
-def benjamini_hochberg(p: Iterable[float]) -> np.ndarray:
-    """Benjamini–Hochberg q-values (NaN p stay NaN and are not counted)."""
-    p = np.asarray(list(p), float)
-    q = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    if not len(ok):
-        return q
-    order = ok[np.argsort(p[ok], kind="mergesort")]
-    n = len(order)
-    ranked = p[order] * n / np.arange(1, n + 1)
-    q[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
-    return q
-
-
 def tau_star(coefficient, coefficient_se, annot_sd, h2, m):
     """Standardised effect size τ* (Gazal et al. 2017) and its SE.
 
@@ -549,7 +537,7 @@ def tidy_results(rows: pd.DataFrame, provenance: str) -> pd.DataFrame:
     out["tau_star"], out["tau_star_se"] = tau_star(
         out["coefficient"], out["coefficient_se"], out["annot_sd"], out["h2"], out["m"]
     )
-    out["q"] = benjamini_hochberg(out["coefficient_p"])
+    out["q"] = benjamini_hochberg(out["coefficient_p"].to_numpy(float))
     extra = [c for c in out.columns if c not in RESULTS_TABLE_COLUMNS]
     return out[[*RESULTS_TABLE_COLUMNS, *extra]]
 
@@ -581,106 +569,93 @@ def meta_table(results: pd.DataFrame, traits: Sequence[str] | None = None) -> pd
 # ----------------------------------------------------------------------------------------------
 # annotations from the models (notebook 60's perturbation_effects.tsv.gz)
 # ----------------------------------------------------------------------------------------------
-EFFECTS_FILE = "perturbation_effects.tsv.gz"
-
-
-def load_effects(run_dir: str | os.PathLike, cell_types: Sequence[str]) -> pd.DataFrame:
-    """Read notebook 60's effects tables of ``cell_types`` from ``<run_dir>/<EID>/``.
-
-    Raises a :class:`FileNotFoundError` naming notebook 60 when one is missing.
-    """
-    frames, missing = [], []
-    for ct in cell_types:
-        path = Path(run_dir) / ct / EFFECTS_FILE
-        if path.exists():
-            frames.append(pd.read_csv(path, sep="\t", dtype={"chrom": str}))
-        else:
-            missing.append(str(path))
-    if missing:
-        raise FileNotFoundError(
-            "s-LDSC needs the fold-averaged perturbation effects of notebook 60 (60_perturbation) for every "
-            f"cell type; missing: {', '.join(missing)}. Run notebook 60 for these cell types in this run first "
-            "(chromexp batch --notebooks 60 ...), or set ldsc.cell_types."
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
 def model_loci(
-    effects: pd.DataFrame, model: str | None, mark: str, gene_set: str, level: float
+    effects: pd.DataFrame, model: str | None, mark: str, gene_set: str, level: float, ranking: str = "decrease"
 ) -> tuple[pd.DataFrame, str]:
-    """The distal loci scored by the models: one row per (cell_type, gene, region) with score = |effect|.
+    """The distal loci scored by the models: one row per (cell_type, gene, region) with a ranking score.
 
-    Selects ``region_kind == "distal"``, the perturbation ``level`` (0.0 = mark removed), the
-    ``mark`` and ``gene_set`` (CONTRACTS: H3K27ac, active) and one ``model`` (``None``: the only
-    one present). Returns the loci and the model used.
+    ``score`` is :func:`chromexp.analyses.enrichment.ranking_scores` of the effect: by default the
+    signed decrease of the prediction (the paper's), ``ranking="abs"`` |effect| (chromexp before
+    issue 30); effects within 1e-6 of 0 tie.
+
+    The selection is :func:`chromexp.analyses.effects.distal_loci` (shared with notebook 70):
+    ``region_kind == "distal"``, the ``mark`` and ``gene_set`` (H3K27ac, active), the
+    perturbation ``level`` (0.0 = mark removed) and one ``model`` (``None``: the only one left).
+    Rows stay in table order (the tie-break of :func:`top_fraction`). Returns the loci and the
+    model used.
     """
-    need = {
-        "cell_type",
-        "provenance",
-        "model",
-        "mark",
-        "gene_set",
-        "region_kind",
-        "level",
-        "effect",
-        "chrom",
-        "start",
-        "end",
-    }
-    lacking = need - set(effects.columns)
-    if lacking:
-        raise ValueError(f"perturbation effects table lacks columns {sorted(lacking)}.")
-    models = sorted(set(effects["model"]))
-    if model is None:
-        if len(models) != 1:
-            raise ValueError(f"Several models in the effects tables ({models}): set ldsc.model.")
-        model = models[0]
-    sel = effects[
-        (effects["model"] == model)
-        & (effects["mark"] == mark)
-        & (effects["gene_set"] == gene_set)
-        & (effects["region_kind"] == "distal")
-        & np.isclose(effects["level"].astype(float), level)
-    ].copy()
-    if sel.empty:
-        raise ValueError(
-            f"No distal loci with model={model!r}, mark={mark!r}, gene_set={gene_set!r}, level={level} in the "
-            f"effects tables (models {models}, marks {sorted(set(effects['mark']))})."
-        )
-    sel["score"] = sel["effect"].abs()
-    n_nan = int(sel["score"].isna().sum())
-    if n_nan:
-        log.warning("%d loci have no effect (NaN) and are left out of the ranking", n_nan)
-        sel = sel[sel["score"].notna()]
-    return sel, model
+    from .enrichment import ranking_scores
+
+    sel = distal_loci(effects, mark, gene_set, level, model, param="ldsc.model")
+    sel["score"] = ranking_scores(sel["effect"].to_numpy(float), ranking)
+    return sel, str(sel["model"].iloc[0])
 
 
-def top_fraction(loci: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
+def top_fraction(loci: pd.DataFrame, fraction: float = 0.1, per_side: bool = False) -> pd.DataFrame:
     """BED (chrom, start, end) of the loci in the top ``fraction`` by score (decile 10 at 0.1).
 
     Ties at the threshold are broken by the table order (stable sort), so the set has exactly
-    ceil(fraction * n) loci.
+    ceil(fraction * n) loci; with ``per_side`` (the paper's deciles: ``ldsc.deciles_per_side``) the
+    top ceil(fraction * n_side) of the upstream and of the downstream loci (``distance`` < 0 / > 0),
+    joined, upstream first.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
-    n = math.ceil(fraction * len(loci))
-    top = loci.sort_values("score", ascending=False, kind="mergesort").head(n)
-    return top[["chrom", "start", "end"]].reset_index(drop=True)
+    parts = [loci[loci["distance"] < 0], loci[loci["distance"] > 0]] if per_side else [loci]
+    if per_side and sum(len(t) for t in parts) != len(loci):
+        raise ValueError("top_fraction(per_side=True): a locus at distance 0 has no side.")
+    tops = [t.sort_values("score", ascending=False, kind="mergesort").head(math.ceil(fraction * len(t))) for t in parts]
+    return pd.concat(tops)[["chrom", "start", "end"]].reset_index(drop=True)
 
 
 def model_annotations(
-    loci: pd.DataFrame, cell_types: Sequence[str], pooled: bool, fraction: float
+    loci: pd.DataFrame, cell_types: Sequence[str], pooled: bool, fraction: float, per_side: bool = False
 ) -> dict[str, pd.DataFrame]:
-    """Top-``fraction`` BED per cell type (``top_<EID>``) and of all of them pooled (``top_pooled``)."""
+    """Top-``fraction`` BED per cell type (``top_<EID>``) and of all of them pooled (``top_pooled``); see :func:`top_fraction`."""
     out = {}
     for ct in cell_types:
         sub = loci[loci["cell_type"] == ct]
         if sub.empty:
             raise ValueError(f"No loci for cell type {ct} in the effects tables.")
-        out[f"top_{ct}"] = top_fraction(sub, fraction)
+        out[f"top_{ct}"] = top_fraction(sub, fraction, per_side)
     if pooled and len(cell_types) > 1:
-        out["top_pooled"] = top_fraction(loci[loci["cell_type"].isin(cell_types)], fraction)
+        out["top_pooled"] = top_fraction(loci[loci["cell_type"].isin(cell_types)], fraction, per_side)
     return out
+
+
+def answer(table: pd.DataFrame, provenance: str, q_threshold: float = 0.05) -> str:
+    """Notebook 80's Answer (markdown), written from ``ldsc_results``: per annotation, where it is enriched.
+
+    For each annotation: the traits with BH q < ``q_threshold`` on the one-sided coefficient test
+    (enrichment conditional on the baseline), else the largest coefficient z; controls
+    (``planted_enhancers``, ``random_bins``) are reported as such.
+    """
+    from ..constants import SEMI_SYNTHETIC
+    from ..provenance import provenance_phrase
+
+    lines = [f"{provenance_phrase(provenance)} (ldsc {LDSC_VERSION}, {table['trait'].nunique()} trait(s)):"]
+    for annotation, g in table.groupby("annotation", sort=False):
+        sig = g[g["q"] < q_threshold].sort_values("q")
+        kind = {"planted_enhancers": " (positive control)", "random_bins": " (null control)"}.get(annotation, "")
+        if len(sig):
+            hits = "; ".join(
+                f"{r.trait} enrichment {r.enrichment:.2f} ± {r.enrichment_se:.2f}, coefficient z {r.coefficient_z:.2f}, "
+                f"q {r.q:.2g}"
+                for r in sig.itertuples()
+            )
+            lines.append(f"- {annotation}{kind}: enriched beyond the baseline (q < {q_threshold}) in {hits}.")
+        else:
+            best = g.loc[g["coefficient_z"].idxmax()]
+            lines.append(
+                f"- {annotation}{kind}: no trait at q < {q_threshold} (largest coefficient z {best['coefficient_z']:.2f} "
+                f"in {best['trait']}, enrichment {best['enrichment']:.2f} ± {best['enrichment_se']:.2f})."
+            )
+    if provenance == SEMI_SYNTHETIC:
+        lines.append(
+            "\nSEMI-SYNTHETIC: simulated reads, eQTLs and GWAS (simulated genotypes and traits); real expression. "
+            "These numbers test the pipeline against a planted truth, not biology."
+        )
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------

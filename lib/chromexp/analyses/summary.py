@@ -20,19 +20,29 @@ Conventions
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from ..constants import CELL_STATES, MARKS, REAL, SEMI_SYNTHETIC
-from ..results import METRICS_FILE, PREDICTIONS_FILE, read_table
+from ..results import (
+    EFFECT_COLUMNS,
+    METRIC_COLUMNS,
+    METRICS_FILE,
+    PCRE_COLUMNS,
+    PREDICTION_COLUMNS,
+    PREDICTIONS_FILE,
+    read_table,
+)
+from . import effects as effects_tables
+from .enrichment import BENCHMARK_COLUMNS, DECILE_COLUMNS, MATCHED_COLUMNS
+from .ldsc import META_TABLE_COLUMNS, RESULTS_TABLE_COLUMNS
+from .statistics import UNKNOWN, benjamini_hochberg, bootstrap_ci, bootstrap_indices, provenance_values
 
-UNKNOWN = "unknown"
 #: Marks the study calls active (promoter/enhancer/transcription marks) and repressive.
 ACTIVE_MARKS: tuple[str, ...] = ("H3K4me1", "H3K4me3", "H3K36me3", "H3K27ac", "H3K9ac")
 REPRESSIVE_MARKS: tuple[str, ...] = ("H3K9me3", "H3K27me3")
@@ -48,8 +58,8 @@ CELL_TABLES: dict[str, str] = {
     "predictions": PREDICTIONS_FILE,
     "genes": "dataset_genes.tsv",
     "levels": "dataset_mark_levels.tsv.gz",
-    "perturbation": "perturbation_effects.tsv.gz",
-    "pcre_ablation": "pcre_ablation.tsv.gz",
+    "perturbation": effects_tables.EFFECTS_FILE,
+    "pcre_ablation": effects_tables.PCRE_FILE,
 }
 #: Run-level tables (path under results/<run>/).
 RUN_TABLES: dict[str, str] = {
@@ -58,6 +68,20 @@ RUN_TABLES: dict[str, str] = {
     "eqtl_distance_matched": "eqtl/eqtl_distance_matched.tsv",
     "ldsc": "ldsc/ldsc_results.tsv",
     "ldsc_meta": "ldsc/ldsc_meta.tsv",
+}
+#: The documented columns of every table (docs/data-formats.md): a file that lacks one is not drawn from.
+SCHEMAS: dict[str, tuple[str, ...]] = {
+    "metrics": METRIC_COLUMNS,
+    "predictions": PREDICTION_COLUMNS,
+    "genes": ("gene_id", "label"),
+    "levels": ("gene_id", "mark", "flank", "level"),
+    "perturbation": EFFECT_COLUMNS,
+    "pcre_ablation": PCRE_COLUMNS,
+    "eqtl_deciles": DECILE_COLUMNS,
+    "eqtl_benchmarks": BENCHMARK_COLUMNS,
+    "eqtl_distance_matched": MATCHED_COLUMNS,
+    "ldsc": RESULTS_TABLE_COLUMNS,
+    "ldsc_meta": META_TABLE_COLUMNS,
 }
 #: QC tables of notebook 10 that carry a cell type's provenance (first one found wins).
 PROVENANCE_TABLES: tuple[str, ...] = ("dataset_genes.tsv", "dataset_splits.tsv", "dataset_exclusions.tsv")
@@ -77,6 +101,9 @@ class RunTables:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     attributions: list[Path] = field(default_factory=list)
     sources: dict[str, list[str]] = field(default_factory=dict)
+    #: table name -> why its files were not loaded (a file that breaks its schema); panels that need
+    #: the table are skipped with this note and notebook 90 fails at its checks
+    invalid: dict[str, list[str]] = field(default_factory=dict)
     #: derived statistics tables, computed once (chromexp.plots.manuscript.derived_tables)
     derived: dict[str, pd.DataFrame] = field(default_factory=dict)
 
@@ -99,6 +126,7 @@ class RunTables:
                     "cell_types": ", ".join(sorted(set(t["cell_type"]))) if "cell_type" in t else "",
                     "provenance": ", ".join(sorted(set(t["provenance"]))) if "provenance" in t else "",
                     "files": len(self.sources.get(name, [])),
+                    "schema": "; ".join(self.invalid[name]) if name in self.invalid else "ok",
                 }
             )
         rows.append(
@@ -108,6 +136,7 @@ class RunTables:
                 "cell_types": ", ".join(sorted({p.parent.name for p in self.attributions})),
                 "provenance": "",
                 "files": len(self.attributions),
+                "schema": "checked when Fig. 8 is drawn",
             }
         )
         return pd.DataFrame(rows)
@@ -152,58 +181,80 @@ def attach_provenance(table: pd.DataFrame, by_cell_type: dict[str, str]) -> pd.D
     return table.assign(provenance=own.fillna(from_cells).fillna(UNKNOWN).astype(str))
 
 
+def schema_problem(table: pd.DataFrame, name: str, path: str | Path) -> str | None:
+    """Why ``table`` (read from ``path``) breaks the schema of ``name`` (:data:`SCHEMAS`), or ``None``."""
+    missing = [c for c in SCHEMAS.get(name, ()) if c not in table.columns]
+    if missing:
+        return f"{path} lacks column(s) {missing} of the {name} table (docs/data-formats.md)"
+    return None
+
+
+def _read(name: str, path: Path) -> tuple[pd.DataFrame, str | None]:
+    """One table file: (rows, None), (empty, None) when absent, or (empty, why) when it breaks its schema."""
+    if not path.exists():
+        return pd.DataFrame(), None
+    if name in ("perturbation", "pcre_ablation"):
+        try:  # the one reader of notebook 60's tables
+            return effects_tables.read_effects(path, SCHEMAS[name]), None
+        except ValueError as err:
+            return pd.DataFrame(), str(err)
+    t = read_table(path)
+    if t.empty:
+        return t, None
+    why = schema_problem(t, name, path)
+    return (pd.DataFrame(), why) if why else (t, None)
+
+
 def load_run_tables(run_dir: str | Path) -> RunTables:
-    """Read every tidy table of ``results/<run>/`` that the figures use.
+    """Read every tidy table of ``results/<run>/`` that the figures use, each checked against its schema.
 
     Per cell type (``<run>/<EID>/``): metrics, predictions, dataset genes and mark levels
     (notebook 10), perturbation effects and pCRE ablations (notebook 60), attribution ``.npz``
     files (notebook 60). Per run: eQTL (``eqtl/``, notebook 70) and s-LDSC (``ldsc/``, notebook
     80) tables. Absent tables are empty DataFrames; every table gets a ``provenance`` column
-    (:func:`attach_provenance`).
+    (:func:`attach_provenance`). A file that lacks a column of its schema (:data:`SCHEMAS`) makes
+    its whole table unusable (no panel is drawn from the other cell types' files alone): the table
+    is left empty and the reason recorded in ``RunTables.invalid``.
     """
     run_dir = Path(run_dir)
     dirs = cell_type_dirs(run_dir)
     prov = provenance_by_cell_type(run_dir)
     tables: dict[str, pd.DataFrame] = {}
     sources: dict[str, list[str]] = {}
+    invalid: dict[str, list[str]] = {}
     for name, file in CELL_TABLES.items():
         parts = []
         for d in dirs:
-            t = read_table(d / file)
+            t, why = _read(name, d / file)
+            if why:
+                invalid.setdefault(name, []).append(why)
             if not t.empty:
                 if "cell_type" not in t.columns:
                     t = t.assign(cell_type=d.name)
                 parts.append(t)
                 sources.setdefault(name, []).append(str(d / file))
-        t = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        t = pd.concat(parts, ignore_index=True) if parts and name not in invalid else pd.DataFrame()
         tables[name] = attach_provenance(t, prov)
     for name, file in RUN_TABLES.items():
-        t = read_table(run_dir / file)
+        t, why = _read(name, run_dir / file)
+        if why:
+            invalid[name] = [why]
         if not t.empty:
             sources[name] = [str(run_dir / file)]
         tables[name] = attach_provenance(t, prov)
     attributions = sorted(p for d in dirs for p in d.glob("attribution_*.npz"))
-    return RunTables(run_dir, [d.name for d in dirs], prov, tables, attributions, sources)
+    return RunTables(run_dir, [d.name for d in dirs], prov, tables, attributions, sources, invalid)
 
 
 # ---------------------------------------------------------------------------------------------
 # Provenance labels
 # ---------------------------------------------------------------------------------------------
-def provenance_values(*tables: pd.DataFrame) -> list[str]:
-    """Sorted distinct provenance values of the tables (``"unknown"`` where a table has none)."""
-    values: set[str] = set()
-    for t in tables:
-        if t is None or t.empty:
-            continue
-        values |= set(t["provenance"].astype(str)) if "provenance" in t.columns else {UNKNOWN}
-    return sorted(values)
-
-
-def provenance_label(*tables: pd.DataFrame) -> str:
+def provenance_label(*tables: pd.DataFrame, genetics: bool = False) -> str:
     """Caption text for the data a figure shows, from the tables' ``provenance`` columns.
 
     ``"real data"`` only when every row is real; ``"SEMI-SYNTHETIC ..."`` when every row is
-    semi-synthetic; otherwise a MIXED or UNKNOWN label that never reads as real alone.
+    semi-synthetic (``genetics=True``: "simulated reads, eQTLs and GWAS; real expression", for the
+    panels that show eQTLs or GWAS); otherwise a MIXED or UNKNOWN label that never reads as real alone.
     """
     from ..provenance import data_label
 
@@ -211,7 +262,7 @@ def provenance_label(*tables: pd.DataFrame) -> str:
     if values == [REAL]:
         return data_label(REAL)
     if values == [SEMI_SYNTHETIC]:
-        return data_label(SEMI_SYNTHETIC)
+        return data_label(SEMI_SYNTHETIC, genetics=genetics)
     if not values or values == [UNKNOWN]:
         return "data provenance UNKNOWN (no provenance column or dataset table): not claimed real"
     parts = []
@@ -227,43 +278,6 @@ def provenance_label(*tables: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------
 # Spread and tests
 # ---------------------------------------------------------------------------------------------
-def bootstrap_ci(
-    values: Sequence[float], statistic: Callable = np.mean, n_boot: int = 1000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``statistic`` over ``values`` (seeded: same input, same CI).
-
-    Returns ``(nan, nan)`` for fewer than two finite values.
-    """
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    boots = np.concatenate([statistic(x[idx], axis=1) for idx in bootstrap_indices(rng, x.size, n_boot)])
-    alpha = (1 - level) / 2
-    return float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
-
-
-def bootstrap_indices(rng: np.random.Generator, n: int, n_boot: int, max_cells: int = 2_000_000):
-    """Yield resampling index arrays of shape (chunk, n), ``n_boot`` rows in all, in bounded memory.
-
-    (19,000 genes x 1,000 resamples would otherwise be a 150 MB index array per call.)
-    """
-    chunk = max(1, max_cells // max(n, 1))
-    for start in range(0, n_boot, chunk):
-        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-
-
-def bh(p: Sequence[float]) -> np.ndarray:
-    """Benjamini–Hochberg q-values; NaN p-values stay NaN and are not counted."""
-    p = np.asarray(p, dtype=float)
-    q = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q[ok] = multipletests(p[ok], method="fdr_bh")[1]
-    return q
-
-
 def rank_sum(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """Two-sided Wilcoxon rank-sum (Mann–Whitney U) test; ``(U, p)``, NaN when a group is empty."""
     a, b = np.asarray(a, float), np.asarray(b, float)
@@ -393,7 +407,7 @@ def state_contrasts(
     out = pd.DataFrame(rows, columns=cols[:-1])
     out["q"] = np.nan
     for _kind, idx in out.groupby("contrast_kind").groups.items():
-        out.loc[idx, "q"] = bh(out.loc[idx, "p"])
+        out.loc[idx, "q"] = benjamini_hochberg(out.loc[idx, "p"])
     return out.assign(
         test="two-sided Wilcoxon rank-sum (Mann-Whitney U), units = cell type x fold",
         correction="Benjamini-Hochberg within contrast_kind",
@@ -559,10 +573,72 @@ def levels_by_state(levels: pd.DataFrame, genes: pd.DataFrame, seed: int = 0) ->
             }
         )
     tests = pd.DataFrame(tests)
-    tests["q"] = bh(tests["p"])
+    tests["q"] = benjamini_hochberg(tests["p"])
     tests = tests.assign(
         test="two-sided Wilcoxon rank-sum (Mann-Whitney U), high vs low expressed genes",
         correction="Benjamini-Hochberg over all (cell state, mark) tests",
+    )
+    return points, tests
+
+
+def levels_by_state_paper(
+    levels: pd.DataFrame, genes: pd.DataFrame, states: tuple[str, str] = ("ESC", "primary")
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's Fig. 3B contrast: ESC vs primary cells, within high- and within low-expressed genes.
+
+    The unit is a (cell type, fold): the mean promoter level of the mark over the genes of the fold
+    (the genes on its test chromosomes, ``fold`` of ``dataset_genes.tsv``) in one expression group
+    (label: RPKM vs the cell type's median). Per (mark, group), a two-sided Wilcoxon rank-sum test of
+    the ESC points against the primary-cell points; BH over all (mark, group) tests.
+    :func:`levels_by_state` (chromexp's earlier panel) instead compares high vs low genes within a
+    state with every gene a point (thousands of pseudo-replicates of a few cell types); both are kept
+    (docs/deviations.md).
+
+    Returns
+    -------
+    points : pandas.DataFrame
+        ``cell_type, cell_state, fold, mark, group, n_genes, level_mean, provenance``.
+    tests : pandas.DataFrame
+        ``mark, group, n_<state>`` for both states, ``median_<state>``, ``U, p, q, test, correction``.
+    """
+    lv = promoter_levels(levels)
+    if lv.empty or genes.empty or "fold" not in genes.columns:
+        return pd.DataFrame(), pd.DataFrame()
+    lab = genes[["cell_type", "gene_id", "label", "fold"]].drop_duplicates(["cell_type", "gene_id"])
+    d = lv.merge(lab, on=["cell_type", "gene_id"], how="inner")
+    d["group"] = np.where(d["label"].astype(int) == 1, "high (RPKM ≥ median)", "low (RPKM < median)")
+    keys = ["cell_type", "cell_state", "fold", "mark", "group"]
+    points = (
+        d.groupby(keys, sort=True)
+        .agg(n_genes=("level", "size"), level_mean=("level", "mean"))
+        .reset_index()
+        .assign(provenance=", ".join(provenance_values(d)))
+    )
+    a, b = states
+    tests = []
+    for (mark, group), g in points.groupby(["mark", "group"], sort=True):
+        va = g.loc[g["cell_state"] == a, "level_mean"]
+        vb = g.loc[g["cell_state"] == b, "level_mean"]
+        u, pv = rank_sum(va, vb)
+        tests.append(
+            {
+                "mark": mark,
+                "group": group,
+                f"n_{a}": len(va),
+                f"n_{b}": len(vb),
+                f"median_{a}": float(va.median()) if len(va) else np.nan,
+                f"median_{b}": float(vb.median()) if len(vb) else np.nan,
+                "U": u,
+                "p": pv,
+            }
+        )
+    tests = pd.DataFrame(tests)
+    if tests.empty:
+        return points, tests
+    tests["q"] = benjamini_hochberg(tests["p"].to_numpy())
+    tests = tests.assign(
+        test=f"two-sided Wilcoxon rank-sum (Mann-Whitney U), {a} vs {b}, points = (cell type, fold)",
+        correction="Benjamini-Hochberg over all (mark, group) tests",
     )
     return points, tests
 
@@ -646,7 +722,7 @@ def distal_gain(
         )
         provs.append(", ".join(provenance_values(g)))
     out = pd.DataFrame(rows, columns=cols[:-1])
-    out["q"] = bh(out["p"]) if len(out) else []
+    out["q"] = benjamini_hochberg(out["p"]) if len(out) else []
     out["provenance"] = provs
     return out.assign(
         test="one-sided Wilcoxon signed-rank of per-gene squared-error differences (promoter - distal > 0)",
@@ -661,75 +737,6 @@ def _rowwise_r(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     den = np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return (xc * yc).sum(axis=1) / den
-
-
-def gene_bootstrap_summary(
-    table: pd.DataFrame, by: Sequence[str], value: str = "effect", gene: str = "gene_id", seed: int = 0
-) -> pd.DataFrame:
-    """Mean of ``value`` per group with a bootstrap 95 % CI over genes (rows of a gene averaged first).
-
-    ``n_folds`` (when the table has that column, e.g. fold-averaged perturbation effects) is the
-    number of fold models behind the group's values if it is the same for all its rows.
-    """
-    rows = []
-    for key, g in table.groupby(list(by), sort=True, observed=True):
-        per_gene = g.groupby(gene)[value].mean()
-        lo, hi = bootstrap_ci(per_gene.to_numpy(), seed=seed)
-        folds = sorted(set(g["n_folds"].dropna().astype(int))) if "n_folds" in g.columns else []
-        rows.append(
-            {
-                **dict(zip(by, key if isinstance(key, tuple) else (key,))),
-                "n_genes": len(per_gene),
-                "mean": float(per_gene.mean()),
-                "ci_low": lo,
-                "ci_high": hi,
-                "n_folds": folds[0] if len(folds) == 1 else np.nan,
-                "provenance": ", ".join(provenance_values(g)),
-            }
-        )
-    return pd.DataFrame(rows, columns=[*by, "n_genes", "mean", "ci_low", "ci_high", "n_folds", "provenance"])
-
-
-def perturbation_curves(effects: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Mean predicted effect by level for promoter vs distal ablations (Fig. 6A), CI over genes."""
-    if effects.empty:
-        return pd.DataFrame()
-    return gene_bootstrap_summary(effects, ["cell_type", "mark", "gene_set", "region_kind", "level"], seed=seed)
-
-
-def effect_by_distance(effects: pd.DataFrame, n_bins: int = 20, level: float = 0.0, seed: int = 0) -> pd.DataFrame:
-    """Effect of removing a distal 2 kb bin by signed distance to the TSS, in ``n_bins`` quantile bins (Fig. 6B).
-
-    Rows with ``region_kind == "distal"`` at ``level``; bins are quantiles of ``distance`` over
-    those rows (ties merged), or one bin per distinct distance when there are no more distinct
-    distances than ``n_bins`` (the study's 16 distal positions); mean effect with a bootstrap 95 %
-    CI over genes per bin.
-    """
-    if effects.empty:
-        return pd.DataFrame()
-    d = effects[(effects["region_kind"] == "distal") & np.isclose(effects["level"].astype(float), level)].copy()
-    if d.empty:
-        return pd.DataFrame()
-    distances = np.sort(d["distance"].unique())
-    if len(distances) <= n_bins:
-        # the study's 16 distal 2 kb positions are fewer than 20 bins: one bin per position (quantile
-        # bins would merge neighbouring positions, e.g. -19 and -17 kb)
-        edges = np.concatenate([[distances[0] - 1], (distances[:-1] + distances[1:]) / 2, [distances[-1] + 1]])
-        d["distance_bin"] = pd.cut(d["distance"], bins=edges)
-    else:
-        d["distance_bin"] = pd.qcut(d["distance"], q=n_bins, duplicates="drop")
-    out = gene_bootstrap_summary(d, ["cell_type", "mark", "gene_set", "distance_bin"], seed=seed)
-    if len(distances) <= n_bins:
-        mid = (
-            out["distance_bin"]
-            .map(lambda iv: distances[(distances > iv.left) & (distances <= iv.right)][0])
-            .astype(float)
-        )
-    else:
-        mid = out["distance_bin"].map(lambda iv: iv.mid).astype(float)
-    out.insert(out.columns.get_loc("distance_bin") + 1, "distance_mid", mid)
-    out["distance_bin"] = out["distance_bin"].astype(str)
-    return out
 
 
 def write_summaries(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:

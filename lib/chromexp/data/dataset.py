@@ -65,7 +65,7 @@ import pandas as pd
 
 from .. import paths
 from .. import provenance as _provenance
-from ..constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS
+from ..constants import CHROM_FOLD, CHROMOSOMES, FOLD_CHROMS, MARKS, SEMI_SYNTHETIC
 from ..utils import atomic_path, get_logger, remove_stale_temporaries
 from . import io, reference_genes, signal
 
@@ -1045,6 +1045,7 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
     extra = [files[k] for k in ("pchic", "ensg2tss", "tss2fragment") if k in files and files[k].is_file()]
     used = [files[k] for k in ("genes", "expression", "chrom_sizes")] + list(files["reads"].values())
     provenance = _provenance.of_params(params, used + extra)
+    version = _provenance.check_simulator_version(params)  # None for real data
     inputs = [_file_fingerprint(p) for p in [files[k] for k in ("genes", "expression", "chrom_sizes")] + extra]
     read_inputs = {m: _file_fingerprint(p) for m, p in files["reads"].items()}
     key = _build_key(cell_type, provenance, settings, inputs)
@@ -1104,6 +1105,8 @@ def build_dataset(params: Mapping[str, Any], cell_type: str, force: bool = False
         "read_inputs": json.dumps(read_inputs),
         "source": str(paths.raw_dir(params)),
     }
+    if version is not None:  # the simulator version of the raw data (docs/methods.md, "Simulator versions")
+        attrs["simulator_version"] = int(version)
     _write_store(out, content, attrs)
     _log_build(cell_type, content, out, time.perf_counter() - t0)
     return out
@@ -1150,7 +1153,31 @@ def load_dataset(params: Mapping[str, Any], cell_type: str) -> CellDataset:
             f"{_provenance.detect(raw)!r} (a store built before provenance was read from disk?). Rebuild it with "
             "chromexp.data.dataset.build_dataset(params, cell_type, force=True)."
         )
+    _check_simulator_version(ds, params, raw)
     return ds
+
+
+def _check_simulator_version(ds: CellDataset, params: Mapping[str, Any], raw: Path) -> None:
+    """Raise unless a semi-synthetic store, its raw files and ``data.simulator_version`` name one version.
+
+    A store built before the switch existed has no ``simulator_version`` attribute: it was built from
+    version 1 data.
+    """
+    if ds.provenance != SEMI_SYNTHETIC:
+        return
+    import h5py
+
+    with h5py.File(ds.path, "r") as f:
+        stored = int(f.attrs.get("simulator_version", 1))
+    wanted = params["data"]["simulator_version"]
+    if stored != wanted:
+        raise _provenance.ProvenanceError(
+            f"The store {ds.path} was built from semi-synthetic data of simulator version {stored} but "
+            f"data.simulator_version is {wanted}: regenerate the data (notebook 00) and rebuild the store "
+            "(notebook 10), or set data.simulator_version to the store's version (docs/methods.md, 'Simulator versions')."
+        )
+    if raw.is_dir():
+        _provenance.check_simulator_version(params, raw)
 
 
 def _check_inputs(path: Path, params: Mapping[str, Any], cell_type: str) -> None:

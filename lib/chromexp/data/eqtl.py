@@ -276,3 +276,50 @@ def eqtl_inputs(params: Mapping[str, Any]) -> dict[str, Any]:
             f"{d} lacks the fine-mapped eQTLs or the hg38ToHg19 chain: run `chromexp download --kinds eqtl`."
         )
     return {"table": table, "chain": chain, "simulated_chain": False}
+
+
+def locus_eqtls(
+    params: Mapping[str, Any],
+    tissues: Sequence[str],
+    gene_id: str,
+    chrom: str,
+    start: int,
+    end: int,
+) -> tuple[pd.DataFrame, str]:
+    """The fine-mapped eQTLs of one gene inside ``[start, end)`` of ``chrom`` (hg19), for a locus view.
+
+    The same selection as notebook 70: tissue-unique eQTLs of ``tissues`` (PIP > ``eqtl.pip_in``
+    there, < ``eqtl.pip_out`` in every other tissue) of this gene, lifted to hg19 with the dataset's
+    chain. A cell type without matched tissues, or a dataset without eQTL inputs, gives no eQTL and
+    a note that says why (a locus view then says nothing about eQTLs but that note).
+
+    Returns
+    -------
+    eqtls : pandas.DataFrame
+        ``pos_hg19`` (0-based), ``pip``, ``tissue``, ``variant``; one row per eQTL in the interval.
+    note : str
+        What the rows are, or why there are none.
+    """
+    cols = ["pos_hg19", "pip", "tissue", "variant"]
+    empty = pd.DataFrame(
+        {c: pd.Series(dtype="int64" if c == "pos_hg19" else "float64" if c == "pip" else object) for c in cols}
+    )
+    tissues = list(tissues)
+    if not tissues:
+        return empty, "no eQTL tissue is matched to this cell type (cell.eqtl_tissues is empty)"
+    try:
+        inputs = eqtl_inputs(params)
+    except FileNotFoundError as err:
+        return empty, f"no eQTL input for this dataset ({err})"
+    cfg = params["eqtl"]
+    table = read_fine_mapped_eqtls(inputs["table"])
+    gene = tissue_unique(table, tissues, float(cfg["pip_in"]), float(cfg["pip_out"]))
+    gene = gene[gene["gene_id"] == gene_id]
+    where = f"{', '.join(tissues)} (PIP > {cfg['pip_in']} there, < {cfg['pip_out']} elsewhere)"
+    if gene.empty:
+        return empty, f"no fine-mapped eQTL of this gene in {where}"
+    lifted, _ = liftover(gene, inputs["chain"])
+    inside = lifted[(lifted["chrom_hg19"] == chrom) & (lifted["pos_hg19"] >= start) & (lifted["pos_hg19"] < end)]
+    out = inside[cols].reset_index(drop=True)
+    chain = " (SIMULATED eQTLs and chain)" if inputs["simulated_chain"] else ""
+    return out, f"{len(out)} fine-mapped eQTL(s) of this gene in the window, {where}{chain}"

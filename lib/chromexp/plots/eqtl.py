@@ -1,6 +1,7 @@
-"""Figures of the eQTL enrichment (notebook 70): deciles (paper Fig. 7A) and benchmark sets.
+"""The per-run eQTL benchmark figure of notebook 70 (the model's top decile beside the benchmark sets).
 
-Kept apart from :mod:`chromexp.plots.panels`; every title says which data it shows
+The deciles themselves (paper Fig. 7A) have one painter, :func:`chromexp.plots.manuscript.fig7a_eqtl_deciles`,
+which notebook 70 and notebook 90 both call. Every title says which data it shows
 (:func:`chromexp.provenance.data_label`).
 """
 
@@ -18,47 +19,6 @@ def _provenance(table: pd.DataFrame) -> str:
     if len(values) != 1:
         raise ValueError(f"The table mixes provenances {values}; plot them separately.")
     return values[0]
-
-
-def plot_eqtl_deciles(
-    deciles: pd.DataFrame, title: str = "Fine-mapped eQTLs of the same gene by decile of |effect|"
-) -> plt.Figure:
-    """Fraction of loci with an eQTL per decile, per cell type, against random samples (Fig. 7A).
-
-    Parameters
-    ----------
-    deciles : pandas.DataFrame
-        :func:`chromexp.analyses.enrichment.decile_tests` output (cell_type, tissues, decile, fraction,
-        random_mean, random_lo, random_hi, q, provenance).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One panel per cell type: observed fraction (dots; filled when q < 0.05), the random
-        samples' mean (line) and 95 % range (band).
-    """
-    cells = sorted(deciles["cell_type"].unique())
-    if not cells:
-        raise ValueError("No decile results to plot.")
-    fig, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells) + 0.6, 3.0), sharey=True, squeeze=False)
-    for ax, ct in zip(axes[0], cells):
-        t = deciles[deciles["cell_type"] == ct].sort_values("decile")
-        x = t["decile"].to_numpy()
-        ax.fill_between(x, t["random_lo"], t["random_hi"], color="0.85", label="random samples (95 %)")
-        ax.plot(x, t["random_mean"], color="0.5", lw=1, label="random mean")
-        sig = (t["q"] < 0.05).to_numpy()
-        ax.scatter(x[sig], t["fraction"].to_numpy()[sig], color="#CC79A7", zorder=3, label="q < 0.05")
-        ax.scatter(
-            x[~sig], t["fraction"].to_numpy()[~sig], facecolor="white", edgecolor="#CC79A7", zorder=3, label="q ≥ 0.05"
-        )
-        ax.set_title(f"{ct} · {t['tissues'].iloc[0].replace(';', ', ')}", fontsize=8)
-        ax.set_xlabel("decile of |predicted effect|")
-        ax.set_xticks(range(1, 11))
-    axes[0][0].set_ylabel("fraction of loci with an eQTL")
-    axes[0][-1].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{title} · {data_label(_provenance(deciles))}", fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 def plot_eqtl_benchmarks(deciles: pd.DataFrame, benchmarks: pd.DataFrame) -> plt.Figure:

@@ -20,12 +20,27 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..analyses import gains, summary
+from ..analyses import attribution, effects, gains, summary
 from ..constants import MARKS
-from .style import MARK_COLORS, save_figure, theme
+from .style import MARK_COLORS, metric_label, save_figure, theme, tissue_label
 
 CLASS_COLORS = {"active": "#CC79A7", "repressive": "#0072B2"}
 REGION_COLORS = {"promoter": "#D55E00", "distal": "#009E73"}
+REGION_TITLES = {"promoter": "promoter", "distal": "distal 2 kb regions"}
+#: Locus sets of the eQTL test (notebook 70) as a reader says them.
+SET_LABELS = {
+    "max_activity": "max-activity bin",
+    "pchic": "pcHi-C fragments",
+    "proximal": "proximal 2 kb bins",
+}
+#: s-LDSC annotations of notebook 80 as a reader says them (``top_<EID>`` is handled by :func:`annotation_label`).
+ANNOTATION_LABELS = {
+    "top_pooled": "top decile, all cell types",
+    "planted_enhancers": "planted enhancers (positive control)",
+    "random_bins": "random distal bins (null control)",
+}
+#: Below this a p-value is not resolved by double-precision arithmetic: shown as "< 1e-16", never "0".
+P_FLOOR = 1e-16
 
 
 def _title(fig: plt.Figure, what: str, paper: str, metric: str, split: str, label: str, y: float | None = None) -> None:
@@ -33,8 +48,58 @@ def _title(fig: plt.Figure, what: str, paper: str, metric: str, split: str, labe
     import textwrap
 
     kw = {} if y is None else {"y": y}
-    head = textwrap.fill(f"{what} (paper {paper})", width=120)
-    fig.suptitle(f"{head}\n{metric} · {split} · {label}", fontsize=9, **kw)
+    width = max(70, min(140, int(fig.get_figwidth() * 15)))  # characters of 9-pt text across the figure
+    nbsp = "\u00a0"  # the "(paper ...)" reference is never broken across lines
+    ref = f"(paper {paper})"
+    wrap = textwrap.TextWrapper(width, break_on_hyphens=False, break_long_words=False).fill
+    head = wrap(f"{what} {ref.replace(' ', nbsp)}").replace(nbsp, " ")
+    # the data label (provenance) is never broken either: "real data" must read as one phrase
+    tail = wrap(f"{metric_label(metric)} · {split} · {label.replace(' ', nbsp)}").replace(nbsp, " ")
+    fig.suptitle(f"{head}\n{tail}", fontsize=9, **kw)
+
+
+def format_p(p: float, floor: float = P_FLOOR) -> str:
+    """``"= 0.012"``, ``"< 1e-16"`` below the resolution ``floor`` (never "0"), ``"n/a"`` for NaN."""
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    return f"< {floor:.0e}" if p < floor else f"= {p:.2g}"
+
+
+#: Attribution methods of notebook 60 (``perturbation.attribution.methods``) as a reader says them.
+METHOD_LABELS = {
+    "saliency": "input gradient (saliency)",
+    "input_x_gradient": "gradient × input",
+    "integrated_gradients": "integrated gradients",
+}
+
+
+def method_label(name: str) -> str:
+    """``input_x_gradient`` -> ``gradient × input``."""
+    return METHOD_LABELS.get(name, name.replace("_", " "))
+
+
+def set_label(name: str) -> str:
+    """``decile_10`` -> ``decile 10``, ``max_activity`` -> ``max-activity bin``."""
+    if name.startswith("decile_"):
+        return f"decile {name.split('_', 1)[1]}"
+    return SET_LABELS.get(name, name.replace("_", " "))
+
+
+def annotation_label(name: str) -> str:
+    """``top_E066`` -> ``top decile, E066``; controls named as such."""
+    if name in ANNOTATION_LABELS:
+        return ANNOTATION_LABELS[name]
+    if name.startswith("top_"):
+        return f"top decile, {name[4:]}"
+    return name.replace("_", " ")
+
+
+def _folds(table: pd.DataFrame) -> str:
+    """How many fold models are behind effects: never "averaged" for one."""
+    n = _fold_count(table)
+    if n is None:
+        return "fold models (count not recorded)"
+    return "1 fold model (not an average over folds)" if n == 1 else f"mean over {n} fold models"
 
 
 class MissingInputError(ValueError):
@@ -74,6 +139,10 @@ def _short(marks: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Fig. 1 — promoter model by mark and by cell type
 # ---------------------------------------------------------------------------------------------
+#: Where the naive-baseline markers of Fig. 1A sit: right of a 0.5-wide bar, one column per flank.
+NAIVE_OFFSET, NAIVE_STEP = 0.36, 0.14
+
+
 def fig1a_promoter_by_mark(
     metrics: pd.DataFrame, model: str = "promoter_cnn", metric: str = "pearson_r", naive_metric: str = "abs_pearson_r"
 ) -> plt.Figure:
@@ -90,15 +159,15 @@ def fig1a_promoter_by_mark(
     marks = [m for m in MARKS if m in set(t["marks"])]
     with theme():
         fig, ax = plt.subplots(figsize=(1.0 * len(marks) + 3.0, 3.6), constrained_layout=True)
-        sns.barplot(t, x="marks", y="value", order=marks, errorbar=None, color="0.85", ax=ax)
+        sns.barplot(t, x="marks", y="value", order=marks, errorbar=None, color="0.85", width=0.5, ax=ax)
         for patch, mark in zip(ax.patches, marks):
             patch.set_facecolor(MARK_COLORS[mark])
             patch.set_alpha(0.6)
-        sns.stripplot(t, x="marks", y="value", order=marks, hue="cell_type", dodge=False, jitter=0.15, size=3.5, ax=ax)
+        sns.stripplot(t, x="marks", y="value", order=marks, hue="cell_type", dodge=False, jitter=0.12, size=3.5, ax=ax)
         for k, (name, rows) in enumerate(sorted(naive.groupby("model"), key=lambda kv: int(kv[0][9:] or 0))):
             nm = rows.groupby("marks")["value"].mean().reindex(marks)
             ax.scatter(
-                np.arange(len(marks)) + 0.3 + 0.06 * k,
+                np.arange(len(marks)) + NAIVE_OFFSET + NAIVE_STEP * k,  # beside the bar, apart from each other
                 nm,
                 marker=["_", "x", "+"][k % 3],
                 s=55,
@@ -108,7 +177,7 @@ def fig1a_promoter_by_mark(
             )
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_xlabel("")
-        ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+        ax.set_ylabel(f"test {metric_label(metric)}")
         ax.tick_params(axis="x", rotation=30)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         _title(
@@ -150,7 +219,7 @@ def fig1b_promoter_by_cell_type(
             cmap="viridis",
             vmin=min(0.0, float(np.nanmin(mean.to_numpy()))),
             vmax=1.0,
-            cbar_kws={"label": f"mean test {metric.replace('_', ' ')}"},
+            cbar_kws={"label": f"mean test {metric_label(metric)}"},
             ax=ax,
         )
         ax.set_xlabel("")
@@ -247,7 +316,7 @@ def fig2b_cell_state(
             ax.text(i, ytop + 0.05, text, ha="center", fontsize=7)
         ax.set_ylim(top=ytop + 0.15)
         ax.set_xlabel("mark class")
-        ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+        ax.set_ylabel(f"test {metric_label(metric)}")
         ax.legend(fontsize=7, loc="lower left")
         ax.set_title("ESC + ESC-derived vs the rest", fontsize=9)
         ax = axes[1]
@@ -259,14 +328,19 @@ def fig2b_cell_state(
             if len(sig)
             else "no pair of states differs at q < 0.05"
         )
-        ax.set_title(f"four cell states ({note})", fontsize=8)
+        n = len(states)
+        if n >= 2:
+            ax.set_title(f"{n} cell states, every pair ({note})", fontsize=8)
+        else:
+            ax.set_title(f"{n} cell state{'s' if n != 1 else ''}: not testable (fewer than two states)", fontsize=8)
         ax.set_xlabel("cell state")
         ax.set_ylabel("")
         ax.legend(fontsize=7, loc="lower left")
         _title(
             fig,
             "Active vs repressive single-mark promoter models by cell state; dots = (cell type, fold); "
-            "two-sided Wilcoxon rank-sum, BH-FDR within each contrast family (folds of a cell type are not independent)",
+            "two-sided Wilcoxon rank-sum, BH-FDR within each family of contrasts (folds of a cell type are not "
+            "independent)",
             "Fig. 2B",
             metric,
             "test split of chromosome folds",
@@ -301,7 +375,7 @@ def fig3a_level_vs_performance(points: pd.DataFrame, tests: pd.DataFrame, metric
                 lw=0.8,
             )
         ax.set_xlabel("mean promoter level, ln(depth + 1), TSS ± 3 kb (95 % CI over genes)")
-        ax.set_ylabel(f"test {metric.replace('_', ' ')} (mean ± SD over folds)")
+        ax.set_ylabel(f"test {metric_label(metric)} (mean ± SD over folds)")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         if not tests.empty:
             r = tests[tests["points"] == "all marks"].iloc[0]
@@ -376,6 +450,55 @@ def fig3b_levels_by_state(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figu
     return fig
 
 
+def fig3b_paper_contrast(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figure:
+    """The paper's Fig. 3B contrast: ESC vs primary cells within high- and within low-expressed genes.
+
+    One point per (cell type, fold): the mean promoter level over the fold's genes of the group
+    (``summary.levels_by_state_paper``); stars: BH q < 0.05 of a two-sided Wilcoxon rank-sum test of
+    ESC vs primary points within the group.
+    """
+    _need(points, ["mark", "cell_state", "group", "level_mean", "cell_type", "fold"], "levels by state (paper)")
+    marks = _marks_order(points["mark"])
+    groups = sorted(set(points["group"]))
+    colors = {"ESC": "#0072B2", "primary": "#E69F00"}
+    ncol = min(4, len(marks))
+    nrow = int(np.ceil(len(marks) / ncol))
+    with theme():
+        fig, axes = plt.subplots(
+            nrow, ncol, figsize=(3.0 * ncol + 0.5, 2.8 * nrow + 0.8), squeeze=False, constrained_layout=True
+        )
+        for k, mark in enumerate(marks):
+            ax = axes.flat[k]
+            p = points[(points["mark"] == mark) & points["cell_state"].isin(list(colors))]
+            for j, state in enumerate(colors):
+                q = p[p["cell_state"] == state]
+                x = q["group"].map({g: i for i, g in enumerate(groups)}) + (j - 0.5) * 0.3
+                ax.plot(x, q["level_mean"], "o", ms=3.5, color=colors[state], label=state if k == 0 else None)
+            if not tests.empty:
+                for i, g in enumerate(groups):
+                    r = tests[(tests["mark"] == mark) & (tests["group"] == g)]
+                    if len(r) and r["q"].iloc[0] < 0.05:
+                        ax.text(i, 0.93, "*", ha="center", fontsize=11, transform=ax.get_xaxis_transform())
+            ax.set_xticks(range(len(groups)), [g.split(" ")[0] for g in groups], fontsize=7)
+            ax.set_xlim(-0.6, len(groups) - 0.4)
+            ax.set_title(mark, fontsize=9)
+            ax.set_ylabel("promoter ln(depth + 1)" if k % ncol == 0 else "")
+        for ax in list(axes.flat)[len(marks) :]:
+            ax.set_axis_off()
+        axes.flat[0].legend(fontsize=6, loc="best")
+        n = points.groupby(["cell_type", "fold"]).ngroups
+        _title(
+            fig,
+            "Promoter mark levels, ESC vs primary cells within high and within low expressed genes "
+            f"(the paper's contrast; points = {n} (cell type, fold)); * BH q < 0.05, two-sided Wilcoxon rank-sum",
+            "Fig. 3B (paper contrast)",
+            "mean ln(depth + 1) over TSS ± 3 kb of the fold's genes",
+            "all genes, by expression group",
+            summary.provenance_label(points),
+        )
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Fig. 4 — distal model by cell type; improvement over the promoter model
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +533,7 @@ def fig4a_distal_by_cell_type(
         )
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_xlabel("")
-        ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+        ax.set_ylabel(f"test {metric_label(metric)}")
         ax.tick_params(axis="x", rotation=30)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="cell type")
         folds = ",".join(map(str, sorted(set(t["fold"]))))
@@ -425,7 +548,7 @@ def fig4a_distal_by_cell_type(
     return fig
 
 
-def fig4b_distal_gain(fold_gains: pd.DataFrame, paired: pd.DataFrame, metric: str = "pearson_r") -> plt.Figure:
+def fig4c_distal_gain(fold_gains: pd.DataFrame, paired: pd.DataFrame, metric: str = "pearson_r") -> plt.Figure:
     """Improvement of the distal over the promoter model per (cell type, mark) (Fig. 4C + a paired test).
 
     Left: per-fold gain in ``metric`` (dots) and its mean (bar). Right: Δr over the matched genes
@@ -455,7 +578,7 @@ def fig4b_distal_gain(fold_gains: pd.DataFrame, paired: pd.DataFrame, metric: st
         )
         ax.axhline(0, color="0.4", lw=0.7)
         ax.set_xlabel("")
-        ax.set_ylabel(f"distal − promoter, test {metric.replace('_', ' ')} (per fold)")
+        ax.set_ylabel(f"distal − promoter, test {metric_label(metric)} (per fold)")
         ax.legend(fontsize=7, title="cell type")
         ax = axes[1]
         p = paired.sort_values(["marks", "cell_type"]).reset_index(drop=True)
@@ -513,7 +636,7 @@ def fig5_mark_pairs(pairs: pd.DataFrame, metric: str = "pearson_r") -> plt.Figur
             sns.barplot(pairs, y="marks", x=col, order=order, errorbar=None, color="#009E73", alpha=0.5, ax=ax)
             sns.stripplot(pairs, y="marks", x=col, order=order, hue="cell_type", size=3.5, ax=ax, legend=ax is axes[1])
             ax.axvline(0, color="0.4", lw=0.7)
-            ax.set_xlabel(f"difference in test {metric.replace('_', ' ')}")
+            ax.set_xlabel(f"difference in test {metric_label(metric)}")
             ax.set_ylabel("")
             ax.set_title(title, fontsize=9)
         if axes[1].get_legend() is not None:
@@ -538,10 +661,13 @@ def _facets(table: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
-    """Predicted effect vs level of the removed mark, promoter vs distal regions (Fig. 6A).
+    """Predicted effect vs level of the removed mark: one row per region kind, each with its own scale (Fig. 6A).
 
-    ``curves``: :func:`chromexp.analyses.summary.perturbation_curves` (mean over genes, bootstrap 95 % CI
-    band); one panel per (mark, gene set), one line per (cell type, region kind).
+    ``curves``: :func:`chromexp.analyses.effects.level_curves` (mean over genes, bootstrap 95 % CI
+    band). Rows: the promoter, then the distal 2 kb regions (a gene's distal regions averaged first);
+    columns: the experiments (mark, gene set); one line per cell type. Every panel has its own y
+    scale: distal effects are an order of magnitude smaller than promoter ones and would be flat
+    lines on a shared axis.
     """
     _need(
         curves,
@@ -549,33 +675,41 @@ def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
         "perturbation curves",
     )
     facets = _facets(curves)
-    styles = ["-", "--", ":", "-."]
+    kinds = [k for k in ("promoter", "distal") if k in set(curves["region_kind"])]
     cells = sorted(set(curves["cell_type"]))
+    colors = {c: f"C{i % 10}" for i, c in enumerate(cells)}
     with theme():
         fig, axes = plt.subplots(
-            1, len(facets), figsize=(3.6 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True
+            len(kinds),
+            len(facets),
+            figsize=(3.4 * len(facets) + 1.4, 2.6 * len(kinds) + 1.0),
+            squeeze=False,
+            constrained_layout=True,
         )
-        for ax, (mark, gene_set) in zip(axes[0], facets):
-            f = curves[(curves["mark"] == mark) & (curves["gene_set"] == gene_set)]
-            for (cell, kind), g in f.groupby(["cell_type", "region_kind"], sort=True):
-                g = g.sort_values("level")
-                ls = styles[cells.index(cell) % len(styles)]
-                color = REGION_COLORS.get(kind, "0.3")
-                ax.plot(g["level"], g["mean"], ls, color=color, lw=1.2, label=f"{kind}, {cell}")
-                ax.fill_between(g["level"], g["ci_low"], g["ci_high"], color=color, alpha=0.2, lw=0)
-            ax.axhline(0, color="0.5", lw=0.5)
-            ax.invert_xaxis()
-            ax.set_xlabel("level of the mark kept (1 = unperturbed)")
-            ax.set_title(f"{mark}, {gene_set} genes", fontsize=9)
-        axes[0, 0].set_ylabel("predicted Δ log2(RPKM + 1)")
-        axes[0, -1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        for i, kind in enumerate(kinds):
+            for j, (mark, gene_set) in enumerate(facets):
+                ax = axes[i, j]
+                f = curves[
+                    (curves["mark"] == mark) & (curves["gene_set"] == gene_set) & (curves["region_kind"] == kind)
+                ]
+                for cell, g in f.groupby("cell_type", sort=True):
+                    g = g.sort_values("level")
+                    ax.plot(g["level"], g["mean"], "-", color=colors[cell], lw=1.2, label=cell)
+                    ax.fill_between(g["level"], g["ci_low"], g["ci_high"], color=colors[cell], alpha=0.2, lw=0)
+                ax.axhline(0, color="0.5", lw=0.5)
+                ax.invert_xaxis()
+                ax.set_title(f"{REGION_TITLES.get(kind, kind)}: {mark}, {gene_set} genes", fontsize=8)
+                ax.set_xlabel("level of the mark kept (1 = unperturbed)" if i == len(kinds) - 1 else "")
+            axes[i, 0].set_ylabel(f"{REGION_TITLES.get(kind, kind)}\npredicted Δ log2(RPKM + 1)")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, title="cell type", fontsize=7, loc="outside right center")
         _title(
             fig,
-            "In silico removal of a mark: effect vs level, promoter vs distal 2 kb regions (mean over genes, 95 % bootstrap CI)",
+            "In silico removal of a mark: effect vs level; rows = promoter and distal 2 kb regions, each with its own "
+            "scale (mean over genes of each gene's mean over its regions; 95 % bootstrap CI over genes)",
             "Fig. 6A",
-            "fold-averaged predicted log2 fold change",
-            "all genes of the gene set, fold models averaged"
-            + (f" ({_fold_count(curves)} folds)" if _fold_count(curves) else ""),
+            f"predicted log2 fold change, {_folds(curves)}",
+            "all genes of the gene set",
             summary.provenance_label(curves),
         )
     return fig
@@ -597,9 +731,11 @@ def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
         "effect by distance",
     )
     facets = _facets(by_distance)
+    cells = sorted(set(by_distance["cell_type"]))
+    colors = {c: f"C{i % 10}" for i, c in enumerate(cells)}
     with theme():
         fig, axes = plt.subplots(
-            1, len(facets), figsize=(3.8 * len(facets) + 0.8, 3.4), squeeze=False, constrained_layout=True
+            1, len(facets), figsize=(3.8 * len(facets) + 1.2, 3.4), squeeze=False, constrained_layout=True
         )
         for ax, (mark, gene_set) in zip(axes[0], facets):
             f = by_distance[(by_distance["mark"] == mark) & (by_distance["gene_set"] == gene_set)]
@@ -613,6 +749,7 @@ def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
                     ms=3,
                     lw=0.8,
                     capsize=1.5,
+                    color=colors[cell],
                     label=cell,
                 )
             ax.axhline(0, color="0.5", lw=0.5)
@@ -620,15 +757,74 @@ def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
             ax.set_xlabel("distance to TSS (kb, 5'→3'; bin centre)")
             ax.set_title(f"{mark}, {gene_set} genes", fontsize=9)
         axes[0, 0].set_ylabel("predicted Δ log2(RPKM + 1) at level 0")
-        axes[0, -1].legend(fontsize=7, title="cell type", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, title="cell type", fontsize=7, loc="outside right center")
         nb = by_distance.groupby(["cell_type", "mark", "gene_set"]).size().max()
         _title(
             fig,
-            f"Effect of removing a distal 2 kb region by distance ({nb} quantile bins of distance; mean over genes, 95 % bootstrap CI)",
+            f"Effect of removing a distal 2 kb region by distance ({nb} quantile bins of distance; mean over genes, "
+            "95 % bootstrap CI)",
             "Fig. 6B",
-            "fold-averaged predicted log2 fold change at level 0",
+            f"predicted log2 fold change at level 0, {_folds(by_distance)}",
             "distal regions of all genes of the gene set",
             summary.provenance_label(by_distance),
+        )
+    return fig
+
+
+def fig6ef_effect_quantiles(quantiles: pd.DataFrame) -> plt.Figure:
+    """The distribution of the level-0 effect at each distance in quantile bins (Fig. 6E/F).
+
+    Per (mark, gene set) and cell type: the effect's quantile edges at each distance
+    (``effects.effect_quantiles_by_distance``, 20 bins = 21 edges) drawn as nested bands (5-95 %,
+    25-75 %) around the median, with the outer edges as thin lines.
+    """
+    _need(quantiles, ["cell_type", "mark", "gene_set", "distance", "quantile", "effect"], "effect quantiles")
+    facets = _facets(quantiles)
+    cells = sorted(set(quantiles["cell_type"]))
+    with theme():
+        fig, axes = plt.subplots(
+            len(cells),
+            len(facets),
+            figsize=(3.8 * len(facets) + 0.6, 2.6 * len(cells) + 0.9),
+            squeeze=False,
+            constrained_layout=True,
+        )
+        for i, cell in enumerate(cells):
+            for j, (mark, gene_set) in enumerate(facets):
+                ax = axes[i, j]
+                f = quantiles[
+                    (quantiles["cell_type"] == cell) & (quantiles["mark"] == mark) & (quantiles["gene_set"] == gene_set)
+                ]
+                if f.empty:
+                    ax.set_axis_off()
+                    continue
+                w = f.pivot_table(index="distance", columns="quantile", values="effect").sort_index()
+                x = w.index.to_numpy() / 1000
+
+                def edge(q, w=w):
+                    return w[w.columns[np.argmin(np.abs(w.columns.to_numpy() - q))]].to_numpy()
+
+                for lo, hi, alpha in ((0.05, 0.95, 0.25), (0.25, 0.75, 0.45)):
+                    for side in (x < 0, x > 0):  # no band across the promoter gap
+                        ax.fill_between(x[side], edge(lo)[side], edge(hi)[side], color="#0072B2", alpha=alpha, lw=0)
+                for q in (0.0, 1.0):
+                    ax.plot(x, edge(q), ".", color="0.5", ms=2)
+                ax.plot(x, edge(0.5), "o", color="#0072B2", ms=3)
+                ax.axhline(0, color="0.5", lw=0.5)
+                ax.axvline(0, color="0.7", lw=0.5)
+                ax.set_title(f"{cell} · {mark}, {gene_set} genes", fontsize=8)
+                ax.set_xlabel("distance to TSS (kb, 5'→3')" if i == len(cells) - 1 else "")
+                ax.set_ylabel("predicted Δ log2(RPKM + 1)" if j == 0 else "")
+        nq = quantiles["quantile"].nunique() - 1
+        _title(
+            fig,
+            f"Effect of removing a distal 2 kb region: its distribution over genes at each distance ({nq} quantile "
+            "bins; bands 5-95 % and 25-75 %, dot = median, grey = min/max)",
+            "Fig. 6E/F",
+            "fold-averaged predicted log2 fold change at level 0",
+            "distal regions of all genes of the gene set",
+            summary.provenance_label(quantiles),
         )
     return fig
 
@@ -641,42 +837,56 @@ def fig7a_eqtl_deciles(deciles: pd.DataFrame, benchmarks: pd.DataFrame | None = 
 
     Band: the random samples' interval (``random_lo``–``random_hi``), line: their mean; a star marks
     BH q < 0.05 (q across cell types within a decile, as notebook 70 computes it). ``benchmarks``
-    (``eqtl_benchmarks.tsv``, optional): each benchmark set's fraction as a dashed line.
+    (``eqtl_benchmarks.tsv``, optional): each benchmark set's fraction as a dashed line, starred at
+    its right end when q < 0.05. The legend sits outside the panels; tissues and sets are named in
+    words. Notebook 70 draws its per-run figure with this function too.
     """
     _need(deciles, ["cell_type", "decile", "fraction", "random_mean", "random_lo", "random_hi", "q"], "eqtl_deciles")
     cells = sorted(set(deciles["cell_type"]))
+    has_bench = benchmarks is not None and not benchmarks.empty and "set" in benchmarks.columns
+    sets = sorted(set(benchmarks["set"])) if has_bench else []
+    styles = {name: dict(ls=(0, (4, 2 + k)), color=f"C{k + 2}") for k, name in enumerate(sets)}
     with theme():
         fig, axes = plt.subplots(
-            1, len(cells), figsize=(3.4 * len(cells) + 0.6, 3.2), squeeze=False, sharey=True, constrained_layout=True
+            1, len(cells), figsize=(3.6 * len(cells) + 3.0, 3.8), squeeze=False, sharey=True, constrained_layout=True
         )
         for ax, cell in zip(axes[0], cells):
             d = deciles[deciles["cell_type"] == cell].sort_values("decile")
-            ax.fill_between(d["decile"], d["random_lo"], d["random_hi"], color="0.8", label="random loci (interval)")
+            ax.fill_between(d["decile"], d["random_lo"], d["random_hi"], color="0.85", label="random loci (95 % range)")
             ax.plot(d["decile"], d["random_mean"], color="0.5", lw=1, label="random loci (mean)")
             ax.plot(d["decile"], d["fraction"], "o-", color="#D55E00", ms=4, label="loci of the decile")
             for r in d[d["q"] < 0.05].itertuples():
                 ax.text(r.decile, r.fraction, "*", ha="center", va="bottom", fontsize=12)
-            if benchmarks is not None and not benchmarks.empty and "set" in benchmarks.columns:
-                b = benchmarks[benchmarks["cell_type"] == cell]
-                for k, r in enumerate(b.sort_values("set").itertuples()):
-                    star = "*" if getattr(r, "q", 1.0) < 0.05 else ""
-                    ax.axhline(
-                        r.fraction, ls=(0, (4, 2 + k)), lw=0.9, color=f"C{k + 2}", label=f"benchmark: {r.set}{star}"
-                    )
+            if has_bench:
+                for r in benchmarks[benchmarks["cell_type"] == cell].sort_values("set").itertuples():
+                    ax.axhline(r.fraction, lw=0.9, label=f"benchmark: {set_label(r.set)}", **styles[r.set])
+                    if getattr(r, "q", 1.0) < 0.05:
+                        ax.text(
+                            10.45, r.fraction, "*", ha="left", va="center", fontsize=10, color=styles[r.set]["color"]
+                        )
             tissue = next((c for c in d.columns if c.startswith("tissue")), None)
-            extra = f" ({', '.join(map(str, sorted(set(d[tissue]))))})" if tissue else ""
-            ax.set_title(f"{cell}{extra}", fontsize=8)
+            if tissue:
+                names = sorted({tissue_label(t) for v in d[tissue].astype(str) for t in v.split(";") if t})
+                ax.set_title(f"{cell} ({', '.join(names)})", fontsize=8)
+            else:
+                ax.set_title(cell, fontsize=8)
             ax.set_xlabel("decile of |predicted effect| (10 = largest)")
             ax.set_xticks(range(1, 11))
-        axes[0, 0].set_ylabel("fraction of loci with a fine-mapped eQTL")
-        axes[0, -1].legend(fontsize=6, loc="upper left")
+            ax.set_xlim(0.5, 10.9)
+        axes[0, 0].set_ylabel("fraction of loci with a\nfine-mapped eQTL of their gene")
+        handles = {}
+        for ax in axes[0]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        fig.legend(list(handles.values()), list(handles), fontsize=7, loc="outside right center")
         _title(
             fig,
-            "Fine-mapped eQTL enrichment of the loci with the largest predicted effect; * BH q < 0.05 (empirical p vs random loci)",
+            "Fine-mapped eQTL enrichment of the loci with the largest predicted effect; * BH q < 0.05 (empirical p vs "
+            "random loci; for a benchmark line, at its right end)",
             "Fig. 7A",
             "fraction of 2 kb loci containing an eQTL of the same gene",
             "upstream and downstream distal loci",
-            summary.provenance_label(deciles),
+            summary.provenance_label(deciles, genetics=True),
         )
     return fig
 
@@ -685,81 +895,151 @@ def fig7c_eqtl_distance_matched(matched: pd.DataFrame) -> plt.Figure:
     """Distance-matched eQTL odds ratios with 95 % CIs per cell type and locus set (beyond the paper).
 
     Proximity to the TSS alone cannot produce an odds ratio above 1 here: the comparison loci are
-    matched on distance (``eqtl_distance_matched.tsv`` of notebook 70).
+    matched on distance (``eqtl_distance_matched.tsv`` of notebook 70). Rows: deciles in numeric
+    order (1 … 10), then the other sets, each for every cell type. A row whose odds ratio is 0,
+    infinite or undefined (no eQTL in the set, none outside it, or no stratum with loci in and
+    out of the set) is marked "not estimable" instead of a point; p-values below double precision
+    show as "< 1e-16", never 0.
     """
     _need(matched, ["cell_type", "set", "odds_ratio", "ci_low", "ci_high", "p"], "eqtl_distance_matched")
-    d = matched.sort_values(["set", "cell_type"]).reset_index(drop=True)
+    if "strata" in matched.columns:  # the gene-stratified odds ratios (issue 30) are in the table, not this panel
+        matched = matched[matched["strata"] == "position"]
+
+    def order(name):
+        return (0, int(name.split("_", 1)[1]), "") if name.startswith("decile_") else (1, 0, name)
+
+    d = matched.assign(_o=matched["set"].map(order)).sort_values(["_o", "cell_type"], kind="mergesort")
+    d = d.drop(columns="_o").reset_index(drop=True)
+    ok = (
+        np.isfinite(d["odds_ratio"].astype(float))
+        & (d["odds_ratio"].astype(float) > 0)
+        & np.isfinite(d["ci_low"].astype(float))
+        & np.isfinite(d["ci_high"].astype(float))
+    ).to_numpy()
     with theme():
-        fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(d) + 1.8), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(d) + 1.8), constrained_layout=True)
         y = np.arange(len(d))
+        e = d[ok]
         ax.errorbar(
-            d["odds_ratio"],
-            y,
-            xerr=[d["odds_ratio"] - d["ci_low"], d["ci_high"] - d["odds_ratio"]],
+            e["odds_ratio"],
+            y[ok],
+            xerr=[e["odds_ratio"] - e["ci_low"], e["ci_high"] - e["odds_ratio"]],
             fmt="o",
             color="0.2",
             capsize=2,
         )
+        for yi in y[~ok]:
+            ax.text(1, yi, "not estimable", ha="center", va="center", fontsize=7, color="0.4", style="italic")
         ax.axvline(1, color="0.5", lw=0.7)
         ax.set_xscale("log")
-        ax.set_yticks(y, [f"{r.cell_type} · {r.set} (p={r.p:.2g})" for r in d.itertuples()], fontsize=7)
-        ax.invert_yaxis()
+        lo = min(0.5, float(e["ci_low"].min())) if len(e) else 0.5
+        hi = max(2.0, float(e["ci_high"].max())) if len(e) else 2.0
+        ax.set_xlim(lo / 1.5, hi * 1.5)  # 1 (no enrichment) and every interval in view
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+        def why(odds_ratio):
+            if odds_ratio == 0:
+                return "no locus of the set holds an eQTL"
+            if np.isinf(odds_ratio):
+                return "no comparable locus outside the set holds an eQTL"
+            return "no position with loci in and out of the set"
+
+        labels = [
+            f"{r.cell_type} · {set_label(r.set)} (p {format_p(r.p)})"
+            + ("" if good else f" — not estimable: {why(float(r.odds_ratio))}")
+            for r, good in zip(d.itertuples(), ok)
+        ]
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_ylim(len(d) - 0.5, -0.5)
         ax.set_xlabel("odds ratio vs distance-matched loci (95 % CI, log scale)")
         _title(
             fig,
-            "eQTL enrichment controlled for distance to the TSS",
+            "eQTL enrichment controlled for distance to the TSS (Mantel–Haenszel over the 2 kb positions; CMH test p)",
             "Fig. 7A extension, beyond the paper",
             "odds ratio",
             "distal loci vs distance-matched loci",
-            summary.provenance_label(matched),
+            summary.provenance_label(matched, genetics=True),
         )
     return fig
 
 
 def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
-    """s-LDSC bubble plot: heritability enrichment per trait × annotation, with its 95 % CI (Fig. 7B).
+    """s-LDSC bubble plot in the paper's encoding, and each bubble's enrichment with its 95 % CI (Fig. 7B).
 
-    Left: bubble area ∝ enrichment, colour = coefficient z (conditional on the baseline model),
-    black edge = BH q < 0.05. Right: enrichment ± 1.96 SE per (trait, annotation).
+    Left: one bubble per (trait, annotation); colour = BH FDR q of the one-sided coefficient test
+    (enrichment conditional on the baseline model; log scale), size = |coefficient z|, open bubble =
+    negative z; every row is drawn, whatever its sign. Right: enrichment ± 1.96 SE per (trait,
+    annotation), black when q < 0.05. Both panels list the traits in one order, top to bottom.
+    Notebook 80 draws its per-run figure with this function too.
     """
+    from matplotlib.colors import LogNorm
+
     _need(ldsc, ["trait", "annotation", "enrichment", "enrichment_se", "coefficient_z", "q"], "ldsc_results")
     traits = sorted(set(ldsc["trait"]))
-    annots = sorted(set(ldsc["annotation"]))
+
+    def annot_order(a):
+        return (2 if a in ("planted_enhancers", "random_bins") else 1 if a == "top_pooled" else 0, a)
+
+    annots = sorted(set(ldsc["annotation"]), key=annot_order)
     d = ldsc.assign(
         x=ldsc["annotation"].map({a: i for i, a in enumerate(annots)}),
         y=ldsc["trait"].map({t: i for i, t in enumerate(traits)}),
+        z=ldsc["coefficient_z"].astype(float),
     )
+    from matplotlib.colors import ListedColormap
+
+    norm = LogNorm(vmin=1e-3, vmax=1.0)
+    q = np.clip(d["q"].astype(float).fillna(1.0).to_numpy(), norm.vmin, norm.vmax)
+    size = 25 + 45 * np.abs(np.nan_to_num(d["z"].to_numpy()))
+    # dark = small q (significant), light blue = q near 1: never white, so an open bubble stays visible
+    cmap = ListedColormap(plt.get_cmap("Blues")(np.linspace(1.0, 0.3, 256)), name="fdr_blues")
+    rows = d.sort_values(["y", "x"]).reset_index(drop=True)
     with theme():
         fig, axes = plt.subplots(
             1,
             2,
-            figsize=(1.3 * len(annots) + 7.5, 0.45 * len(traits) + 2.4),
+            figsize=(1.0 * len(annots) + 8.5, max(0.5 * len(traits) + 2.6, 0.24 * len(rows) + 1.6)),
             constrained_layout=True,
             gridspec_kw={"width_ratios": [1, 1.3]},
         )
         ax = axes[0]
-        size = 30 * np.clip(d["enrichment"].to_numpy(float), 0, None)
-        zmax = max(2.0, float(np.nanmax(np.abs(d["coefficient_z"]))))
+        pos = (d["z"] >= 0).to_numpy()
         sc = ax.scatter(
-            d["x"],
-            d["y"],
-            s=size,
-            c=d["coefficient_z"],
-            cmap="RdBu_r",
-            vmin=-zmax,
-            vmax=zmax,
-            edgecolors=np.where(d["q"] < 0.05, "black", "none"),
-            linewidths=1.2,
+            d["x"][pos], d["y"][pos], s=size[pos], c=q[pos], cmap=cmap, norm=norm, edgecolors="0.2", linewidths=0.5
         )
-        fig.colorbar(sc, ax=ax, label="coefficient z (τ | baseline)")
-        ax.set_xticks(range(len(annots)), annots, rotation=30, ha="right", fontsize=7)
+        ax.scatter(
+            d["x"][~pos], d["y"][~pos], s=size[~pos], facecolors="none", edgecolors=cmap(norm(q[~pos])), linewidths=1.6
+        )
+        cb = fig.colorbar(sc, ax=ax, label="BH FDR q")
+        cb.ax.tick_params(labelsize=7)
+        for z in (1, 2, 4):
+            ax.scatter([], [], s=25 + 45 * z, c="0.6", label=f"|z| = {z}")
+        ax.scatter([], [], s=25 + 45 * 2, facecolors="none", edgecolors="0.3", linewidths=1.6, label="negative z")
+        fig.legend(
+            *ax.get_legend_handles_labels(),
+            fontsize=7,
+            title_fontsize=7,
+            loc="outside lower left",
+            ncol=4,
+            title="bubble size (one-sided coefficient test)",
+        )
+        ax.set_xticks(
+            range(len(annots)),
+            [annotation_label(a).replace(" (", "\n(") for a in annots],
+            rotation=30,
+            ha="right",
+            fontsize=7,
+        )
         ax.set_yticks(range(len(traits)), traits, fontsize=7)
         ax.set_xlim(-0.7, len(annots) - 0.3)
-        ax.set_ylim(-0.7, len(traits) - 0.3)
-        ax.set_title("area ∝ enrichment; black edge: q < 0.05", fontsize=8)
+        ax.set_ylim(len(traits) - 0.4, -0.6)  # first trait on top, as in the right panel
+        ax.set_title("colour = BH FDR q; size = |coefficient z| (τ | baseline); open = negative z", fontsize=8)
         ax = axes[1]
-        labels = []
-        for i, r in enumerate(d.sort_values(["trait", "annotation"]).itertuples()):
+        for i, r in enumerate(rows.itertuples()):
             ax.errorbar(
                 r.enrichment,
                 i,
@@ -769,18 +1049,20 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
                 capsize=2,
                 color="black" if r.q < 0.05 else "0.55",
             )
-            labels.append(f"{r.trait} · {r.annotation}")
         ax.axvline(1, color="0.5", lw=0.6)
-        ax.set_yticks(range(len(labels)), labels, fontsize=6)
-        ax.invert_yaxis()
-        ax.set_xlabel("heritability enrichment (prop h² / prop SNPs) ± 1.96 SE")
+        ax.axvline(0, color="0.8", lw=0.5, ls=":")
+        ax.set_yticks(range(len(rows)), [f"{r.trait} · {annotation_label(r.annotation)}" for r in rows.itertuples()])
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xlabel("heritability enrichment (prop h² / prop SNPs) ± 1.96 SE; black: q < 0.05")
         _title(
             fig,
-            "Stratified LD score regression of the top-decile loci (BH q across traits)",
+            "Stratified LD score regression of the top-decile loci (colour = FDR, size = coefficient z, as the paper; "
+            "BH q across traits × annotations)",
             "Fig. 7B",
-            "enrichment, coefficient z",
+            "heritability enrichment, coefficient z",
             "GWAS traits",
-            summary.provenance_label(ldsc),
+            summary.provenance_label(ldsc, genetics=True),
         )
     return fig
 
@@ -788,51 +1070,6 @@ def fig7b_ldsc_bubble(ldsc: pd.DataFrame) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------
 # Fig. 8 — locus view
 # ---------------------------------------------------------------------------------------------
-#: Keys read from an ``attribution_*.npz`` (notebook 60). ``<r>`` is each entry of ``resolutions``.
-ATTRIBUTION_KEYS = (
-    "cell_type",
-    "provenance",
-    "gene_id",
-    "chrom",
-    "tss",
-    "strand",
-    "half_window",
-    "resolutions",
-    "resolution_<r>_signal",
-    "resolution_<r>_grad_before",
-    "resolution_<r>_grad_after",
-    "ablated_region",
-)
-ATTRIBUTION_OPTIONAL_KEYS = ("gene_name", "mark", "model", "attribution", "eqtl_positions", "eqtl_pip")
-
-
-def load_attribution(path: str | Path) -> dict:
-    """Read one ``attribution_*.npz`` into a dict of Python scalars/arrays, checking the keys.
-
-    Raises ``ValueError`` naming the file and the missing keys.
-    """
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    fixed = [k for k in ATTRIBUTION_KEYS if "<r>" not in k]
-    missing = [k for k in fixed if k not in data]
-    if not missing:
-        for r in np.atleast_1d(data["resolutions"]).astype(int):
-            missing += [
-                k.replace("<r>", str(r))
-                for k in ATTRIBUTION_KEYS
-                if "<r>" in k and k.replace("<r>", str(r)) not in data
-            ]
-    if missing:
-        raise ValueError(
-            f"{path}: attribution file lacks key(s) {missing}; see chromexp.plots.manuscript.ATTRIBUTION_KEYS."
-        )
-    out = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
-    out["resolutions"] = [int(r) for r in np.atleast_1d(data["resolutions"])]
-    out["path"] = str(path)
-    return out
-
-
 def _oriented(pos, tss: int, strand: str):
     """Genomic position(s) → signed distance from the TSS in transcription orientation (bp)."""
     d = np.asarray(pos, dtype=float) - float(tss)
@@ -842,14 +1079,21 @@ def _oriented(pos, tss: int, strand: str):
 def fig8_locus_view(locus: dict) -> plt.Figure:
     """Locus view (Fig. 8): input signal and input gradients before/after ablating a region, with eQTLs.
 
-    ``locus``: :func:`load_attribution` output. One row per (resolution, track) — signal,
+    ``locus``: :func:`chromexp.analyses.attribution.read_locus` output. One row per (resolution, track) — signal,
     gradient before, gradient after — against the distance from the TSS in transcription
-    orientation (bin 0 most upstream); the ablated region is shaded and eQTLs drawn as red lines.
+    orientation (bin 0 most upstream); the ablated region is shaded. The gene's fine-mapped eQTLs in
+    the window (``eqtl_positions``, written by notebook 60) are drawn as red lines when there are
+    any; the top panel's title says what they are, or why there are none (``eqtl_note``), and the
+    axis label promises red lines only when they are drawn.
     """
     res = locus["resolutions"]
     hw, tss, strand = int(locus["half_window"]), int(locus["tss"]), str(locus["strand"])
     a, b = np.sort(_oriented(np.asarray(locus["ablated_region"], dtype=float), tss, strand)) / 1000
     eqtls = _oriented(np.atleast_1d(locus.get("eqtl_positions", np.array([]))), tss, strand) / 1000
+    eqtl_note = str(locus.get("eqtl_note", "")) or (
+        "the locus file records no eQTL positions" if "eqtl_positions" not in locus else ""
+    )
+    n_folds = len(np.atleast_1d(locus["folds"])) if "folds" in locus else None
     tracks = [
         ("signal", "input signal"),
         ("grad_before", "gradient, before"),
@@ -872,20 +1116,34 @@ def fig8_locus_view(locus: dict) -> plt.Figure:
                     ax.axvline(e, color="red", lw=0.8)
                 ax.axvline(0, color="0.6", lw=0.5, ls="--")
                 ax.set_ylabel(f"{name}\n{r} bp", fontsize=7)
-                ax.tick_params(labelsize=6)
-        axes[-1].set_xlabel("distance from TSS (kb, 5'→3'); shaded: ablated region; red: fine-mapped eQTLs")
+                ax.tick_params(labelsize=7)
+        if len(eqtls):
+            tissues = [tissue_label(t) for t in str(locus.get("eqtl_tissues", "")).split(";") if t]
+            where = f" in {', '.join(tissues)}" if tissues else ""
+            simulated = " (SIMULATED eQTLs)" if str(locus["provenance"]) != "real" else ""
+            axes[0].set_title(f"red lines: {len(eqtls)} fine-mapped eQTL(s) of the gene{where}{simulated}", fontsize=7)
+        else:
+            axes[0].set_title(f"no eQTL drawn: {eqtl_note}" if eqtl_note else "", fontsize=7)
+        red = "; red lines: fine-mapped eQTLs of the gene" if len(eqtls) else ""
+        axes[-1].set_xlabel(f"distance from TSS (kb, 5'→3'); shaded: ablated region{red}")
         gene = locus.get("gene_name") or locus["gene_id"]
         _title(
             fig,
             f"Locus view of {gene} ({locus['chrom']}:{tss} {strand}) in {locus['cell_type']}, "
-            f"{locus.get('mark', '')} {locus.get('model', '')} {locus.get('attribution', 'gradient')}".rstrip(),
+            f"{locus.get('mark', '')} {locus.get('model', '')}, {method_label(str(locus.get('attribution', 'saliency')))}",
             "Fig. 8",
             "input signal and input attributions",
-            f"one gene, {len(np.atleast_1d(locus['folds']))} fold models averaged"
-            if "folds" in locus
-            else "one gene, fold models averaged",
+            "one gene, "
+            + (
+                "fold models (count not recorded)"
+                if n_folds is None
+                else "1 fold model (not an average over folds)"
+                if n_folds == 1
+                else f"mean over {n_folds} fold models"
+            ),
             summary.provenance_label(
-                pd.DataFrame({"provenance": [str(locus["provenance"])], "cell_type": [locus["cell_type"]]})
+                pd.DataFrame({"provenance": [str(locus["provenance"])], "cell_type": [locus["cell_type"]]}),
+                genetics=bool(len(eqtls)),
             ),
         )
     return fig
@@ -904,6 +1162,10 @@ class Panel:
     needs: tuple[str, ...]
     build: Callable
     describe: str
+    #: what the file holds beyond one panel (two panels in one file, a panel beyond the paper)
+    note: str = ""
+    #: no panel of the paper: the file name keeps the figure's number only
+    beyond_paper: bool = False
 
 
 def _stats(run: summary.RunTables, opts: dict) -> dict:
@@ -921,22 +1183,33 @@ def _stats(run: summary.RunTables, opts: dict) -> dict:
     cache["fig3_levels_by_state"], cache["fig3_levels_by_state_tests"] = summary.levels_by_state(
         run["levels"], run["genes"]
     )
+    cache["fig3_paper_contrast"], cache["fig3_paper_contrast_tests"] = summary.levels_by_state_paper(
+        run["levels"], run["genes"]
+    )
     cache["fig4_fold_gain"] = gains.gain_over_promoter(m, dm, pm)
     cache["fig4_paired_gene_test"] = summary.distal_gain(p, dm, pm)
     cache["fig5_pair_gains"] = gains.pair_gains(m, dm)
-    cache["fig6_perturbation_curves"] = summary.perturbation_curves(run["perturbation"])
-    cache["fig6_effect_by_distance"] = summary.effect_by_distance(
-        run["perturbation"], n_bins=opts.get("distance_bins", 20)
-    )
+    single = effects.single_mark(run["perturbation"])  # the paper's Fig. 6: single-mark models only
+    cache["fig6_perturbation_curves"] = effects.level_curves(single)
+    cache["fig6_effect_by_distance"] = effects.effect_by_distance(single, n_bins=opts.get("distance_bins", 20))
+    cache["fig6_effect_quantiles"] = effects.effect_quantiles_by_distance(single, n_bins=opts.get("distance_bins", 20))
     return cache
 
 
 def _first_locus(run: summary.RunTables, opts: dict) -> dict:
+    """The Fig. 8 locus: ``figures.locus``, else the first file with eQTLs in its window, else the first.
+
+    ``figures.locus`` is a string in the file name (gene id or name); Fig. 8 shows the gene's
+    fine-mapped eQTLs, so a locus that has some is preferred.
+    """
     paths = run.attributions
     want = opts.get("locus")
     if want:
         paths = [p for p in paths if want in p.name] or paths
-    return load_attribution(paths[0])
+        return attribution.read_locus(paths[0])
+    loci = [attribution.read_locus(p) for p in paths]
+    with_eqtls = [x for x in loci if len(np.atleast_1d(x.get("eqtl_positions", np.array([]))))]
+    return (with_eqtls or loci)[0]
 
 
 PANELS: tuple[Panel, ...] = (
@@ -971,6 +1244,7 @@ PANELS: tuple[Panel, ...] = (
         ("metrics",),
         lambda r, o: fig2b_cell_state(r["metrics"], _stats(r, o)["fig2_state_contrasts"]),
         "active vs repressive marks by cell state",
+        note="two panels in one file: ESC + ESC-derived vs the rest (the paper's contrast), every pair of states",
     ),
     Panel(
         "fig3a_level_vs_performance",
@@ -989,6 +1263,14 @@ PANELS: tuple[Panel, ...] = (
         "levels by state, high vs low expressed genes",
     ),
     Panel(
+        "fig3b_paper_contrast",
+        "Fig. 3B (paper contrast)",
+        "10",
+        ("levels", "genes"),
+        lambda r, o: fig3b_paper_contrast(*_pair(_stats(r, o), "fig3_paper_contrast")),
+        "levels, ESC vs primary within high and within low expressed genes, (cell type, fold) points",
+    ),
+    Panel(
         "fig4a_distal_by_cell_type",
         "Fig. 4A",
         "40",
@@ -997,12 +1279,13 @@ PANELS: tuple[Panel, ...] = (
         "distal model by cell type",
     ),
     Panel(
-        "fig4b_distal_gain",
+        "fig4c_distal_gain",
         "Fig. 4C",
         "30, 40",
         ("metrics", "predictions"),
-        lambda r, o: fig4b_distal_gain(_stats(r, o)["fig4_fold_gain"], _stats(r, o)["fig4_paired_gene_test"]),
+        lambda r, o: fig4c_distal_gain(_stats(r, o)["fig4_fold_gain"], _stats(r, o)["fig4_paired_gene_test"]),
         "improvement over the promoter model, paired per-gene test",
+        note="two panels in one file: the per-fold gain (paper 4C) and a paired per-gene test (beyond the paper)",
     ),
     Panel(
         "fig5_mark_pairs",
@@ -1011,6 +1294,7 @@ PANELS: tuple[Panel, ...] = (
         ("metrics",),
         lambda r, o: fig5_mark_pairs(_stats(r, o)["fig5_pair_gains"]),
         "mark pairs",
+        note="two panels in one file: pair − better single mark, pair − all marks",
     ),
     Panel(
         "fig6a_perturbation_levels",
@@ -1019,6 +1303,7 @@ PANELS: tuple[Panel, ...] = (
         ("perturbation",),
         lambda r, o: fig6a_perturbation_levels(_stats(r, o)["fig6_perturbation_curves"]),
         "perturbation level curves",
+        note="one file, one row per region kind (promoter, distal) and one column per experiment",
     ),
     Panel(
         "fig6b_effect_by_distance",
@@ -1029,6 +1314,14 @@ PANELS: tuple[Panel, ...] = (
         "effect by distance",
     ),
     Panel(
+        "fig6ef_effect_quantiles",
+        "Fig. 6E/F",
+        "60",
+        ("perturbation",),
+        lambda r, o: fig6ef_effect_quantiles(_stats(r, o)["fig6_effect_quantiles"]),
+        "effect distribution at each distance (quantile bins)",
+    ),
+    Panel(
         "fig7a_eqtl_deciles",
         "Fig. 7A",
         "70",
@@ -1037,7 +1330,13 @@ PANELS: tuple[Panel, ...] = (
         "eQTL enrichment by decile (with the benchmark sets when present)",
     ),
     Panel(
-        "fig7b_ldsc_bubble", "Fig. 7B", "80", ("ldsc",), lambda r, o: fig7b_ldsc_bubble(r["ldsc"]), "s-LDSC bubble plot"
+        "fig7b_ldsc_bubble",
+        "Fig. 7B",
+        "80",
+        ("ldsc",),
+        lambda r, o: fig7b_ldsc_bubble(r["ldsc"]),
+        "s-LDSC bubble plot",
+        note="two panels in one file: the bubble plot (paper 7B) and each bubble's enrichment ± 1.96 SE",
     ),
     Panel(
         "fig7c_eqtl_distance_matched",
@@ -1046,6 +1345,8 @@ PANELS: tuple[Panel, ...] = (
         ("eqtl_distance_matched",),
         lambda r, o: fig7c_eqtl_distance_matched(r["eqtl_distance_matched"]),
         "distance-matched eQTL odds ratios (beyond the paper)",
+        note="beyond the paper: an extension of Fig. 7A, not a panel of the paper",
+        beyond_paper=True,
     ),
     Panel(
         "fig8_locus_view",
@@ -1067,6 +1368,11 @@ TABLE_FILES: dict[str, str] = {
 
 def _pair(cache: dict, name: str):
     return cache[name], cache[f"{name}_tests"]
+
+
+def invalid_inputs(panel: Panel, run: summary.RunTables) -> list[str]:
+    """Why the tables of ``panel`` cannot be drawn from: each input file that breaks its schema."""
+    return [why for name in panel.needs for why in run.invalid.get(name, [])]
 
 
 def missing_inputs(panel: Panel, run: summary.RunTables, opts: dict | None = None) -> list[str]:
@@ -1095,17 +1401,21 @@ class Drawn:
 def draw(panel: Panel | str, run: summary.RunTables, out_dir: str | Path | None = None, **opts) -> Drawn:
     """Build one panel from a run's tables; save it to ``out_dir`` as ``<name>.{svg,png}``.
 
-    When an input table is missing, or present but without the rows the panel needs (e.g. no
+    When an input table is missing, breaks its documented schema (a file without a required column:
+    ``RunTables.invalid``), or is present but without the rows the panel needs (e.g. no
     promoter-CNN rows), nothing is drawn: the returned note says which input is missing and
     which notebook writes it, and a stale ``<name>.*`` from an earlier run is removed so that
     ``figures/`` never shows a panel its run cannot support.
     """
     panel = next(p for p in PANELS if p.name == panel) if isinstance(panel, str) else panel
     stale = [Path(out_dir) / f"{panel.name}.{ext}" for ext in ("svg", "png")] if out_dir is not None else []
+    invalid = invalid_inputs(panel, run)
     missing = missing_inputs(panel, run, opts)
     note = ""
     fig = None
-    if missing:
+    if invalid:  # a table that breaks its documented schema is never drawn from (not even in part)
+        note = f"{panel.name} ({panel.paper}) skipped: " + "; ".join(invalid)
+    elif missing:
         files = ", ".join(TABLE_FILES.get(m, m) for m in missing)
         note = f"{panel.name} ({panel.paper}) skipped: missing {files} (written by notebook(s) {panel.notebooks})."
     else:
@@ -1135,18 +1445,20 @@ def index_markdown(drawn: list[Drawn], run: summary.RunTables, run_name: str) ->
         f"`results/{run_name}/` only (never models or datasets). Statistics behind each panel: "
         f"`results/{run_name}/summary/`. Data kind comes from the tables' provenance.",
         "",
-        "| figure | paper panel | what | notebook(s) | tables | data kind | status |",
-        "|---|---|---|---|---|---|---|",
+        "| figure | paper panel | what | notebook(s) | tables | data kind | status | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for d in drawn:
         p = d.panel
         tables = [run[n] for n in p.needs if n != "attribution"]
         kind = ", ".join(summary.provenance_values(*tables)) if d.figure is not None else "—"
         if p.name == "fig8_locus_view" and d.figure is not None:
-            kind = str(load_attribution(run.attributions[0])["provenance"])
+            kind = str(attribution.read_locus(run.attributions[0])["provenance"])
         link = f"[{p.name}]({p.name}.svg)" if d.figure is not None else p.name
         status = "drawn" if d.figure is not None else d.note.split("skipped: ", 1)[-1].replace("|", "/")
         files = ", ".join(f"`{TABLE_FILES[n]}`" for n in p.needs)
-        lines.append(f"| {link} | {p.paper} | {p.describe} | {p.notebooks} | {files} | {kind} | {status} |")
+        lines.append(
+            f"| {link} | {p.paper} | {p.describe} | {p.notebooks} | {files} | {kind} | {status} | {p.note or '—'} |"
+        )
     lines += ["", "Every figure's title says whether it shows SEMI-SYNTHETIC or real data.", ""]
     return "\n".join(lines)

@@ -17,7 +17,11 @@ import matplotlib.pyplot as plt
 
 from ..constants import SEMI_SYNTHETIC
 from ..provenance import data_label
-from .style import MARK_COLORS
+from .style import MARK_COLORS, metric_label
+
+#: Fig. 1A per cell type: bar width, and where the naive-baseline markers sit (right of the bar, one
+#: column per flank, far enough apart that the markers never overlap the bar or each other).
+BAR_WIDTH, NAIVE_OFFSET, NAIVE_STEP = 0.5, 0.36, 0.14
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,10 +146,12 @@ def plot_promoter_performance(
         raise ValueError(f"No test rows of model {model!r} with metric {metric!r} to plot.")
     marks = [m for m in MARKS if m in set(cnn["marks"])]
     naive = t[t["model"].str.startswith(naive_prefix) & (t["metric"] == naive_metric) & t["marks"].isin(marks)]
+    from matplotlib.patches import Patch
+
     fig, ax = plt.subplots(figsize=(1.0 * len(marks) + 2.5, 3.6), constrained_layout=True)
     pos = np.arange(len(marks))
     means = cnn.groupby("marks")["value"].mean().reindex(marks)
-    ax.bar(pos, means, width=0.6, color=[MARK_COLORS[m] for m in marks], alpha=0.85, label=f"{model} (mean of folds)")
+    ax.bar(pos, means, width=BAR_WIDTH, color=[MARK_COLORS[m] for m in marks], alpha=0.85)
     rng = np.random.default_rng(0)  # fixed jitter: the figure is the same on every run
     for i, mark in enumerate(marks):
         v = cnn[cnn["marks"] == mark]["value"].to_numpy()
@@ -158,7 +164,7 @@ def plot_promoter_performance(
     ):
         nm = rows.groupby("marks")["value"].mean().reindex(marks)
         ax.scatter(
-            pos + 0.34 + 0.08 * k,  # one column per flank, right of the bar
+            pos + NAIVE_OFFSET + NAIVE_STEP * k,  # one column per flank, right of the bar, apart
             nm,
             marker=markers[k % len(markers)],
             s=60,
@@ -167,10 +173,15 @@ def plot_promoter_performance(
             label=f"naive |r|, TSS ± {name[len(naive_prefix) :]} bp",
         )
     ax.set_xticks(pos, marks, rotation=30)
-    ax.set_ylabel(f"test {metric.replace('_', ' ')}")
+    ax.set_xlim(-0.6, len(marks) - 1 + NAIVE_OFFSET + NAIVE_STEP * 2 + 0.25)
+    ax.set_ylabel(f"test {metric_label(metric)}")
     ax.axhline(0, color="0.5", lw=0.5)
     ax.set_ylim(min(0.0, float(cnn["value"].min()) - 0.05), 1.0)
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # the bars are coloured by mark: the legend's bar swatch is neutral grey, not one mark's colour
+    name = "promoter CNN" if model == "promoter_cnn" else model.replace("_", " ")
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Patch(facecolor="0.6", alpha=0.85, label=f"{name} (mean of folds; colour = mark)"))
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     cells = ", ".join(sorted(set(cnn["cell_type"])))
     ax.set_title(f"{cells}: promoter CNN (TSS ± 3 kb) by mark, chromosome folds\n{data_label(provenance)}", fontsize=9)
     return fig
@@ -189,6 +200,8 @@ def plot_training_curves(history, provenance: str, loss: str = "val_loss") -> pl
     loss : str
         Column to plot.
     """
+    from matplotlib.ticker import MaxNLocator
+
     from ..constants import MARKS
 
     folds = sorted(set(history["fold"]))
@@ -204,7 +217,8 @@ def plot_training_curves(history, provenance: str, loss: str = "val_loss") -> pl
             ax.scatter(best["epoch"], best[loss], color=MARK_COLORS.get(mark, "0.3"), s=14, zorder=3)
         ax.set_title(f"fold {fold}", fontsize=9)
         ax.set_xlabel("epoch")
-    axes[0, 0].set_ylabel(loss.replace("_", " ") + " (MSE)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    axes[0, 0].set_ylabel({"val_loss": "validation loss", "train_loss": "training loss"}.get(loss, loss) + " (MSE)")
     axes[0, -1].legend(fontsize=6, frameon=False)
     fig.suptitle(f"Promoter CNN training curves (dot = restored best epoch) — {data_label(provenance)}", fontsize=9)
     return fig
@@ -441,13 +455,13 @@ def plot_distal_vs_promoter(
     fig, axes = plt.subplots(1, 2, figsize=(2.0 + 1.6 * len(sets), 3.8), constrained_layout=True)
     rng = np.random.default_rng(0)  # fixed jitter
     for ax, table, col, keys, ylabel in (
-        (axes[0], t, "value", sets, f"test {metric.replace('_', ' ')}"),
+        (axes[0], t, "value", sets, f"test {metric_label(metric)}"),
         (
             axes[1],
             gains,
             "gain",
             [s for s in sets if len(gains) and s in set(gains["marks"])],
-            f"gain in {metric.replace('_', ' ')} over promoter CNN",
+            f"gain in {metric_label(metric)} over promoter CNN",
         ),
     ):
         if not keys:
@@ -512,7 +526,7 @@ def plot_pair_gains(pairs, provenance: str, metric: str = "pearson_r") -> plt.Fi
             ax.scatter(v, i + rng.uniform(-0.15, 0.15, v.size), s=10, color="black", zorder=3)
         ax.axvline(0, color="0.5", lw=0.5)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel(f"difference in test {metric.replace('_', ' ')}")
+        ax.set_xlabel(f"difference in test {metric_label(metric)}")
         ax.locator_params(axis="x", nbins=4)
     axes[0].set_yticks(pos, order)
     fig.suptitle(f"Chromoformer mark pairs (Fig. 5) · {data_label(provenance)}", fontsize=9)
@@ -628,127 +642,6 @@ def plot_pcres_per_gene(n_pcres, provenance: str, max_pcres: int = 8) -> plt.Fig
     ax.set_xlabel(f"pCREs per gene (frequency > 1.5, ≤ 40 kb, top {max_pcres})")
     ax.set_ylabel("genes")
     ax.set_title(f"pcHi-C-linked regions per gene — {data_label(provenance)}", fontsize=8)
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------
-# Stratified LDSC (notebook 80; chromexp.analyses.ldsc) — Fig. 7B
-# ----------------------------------------------------------------------------------------------
-def plot_ldsc_bubbles(table, q_threshold: float = 0.05, annotations=None, traits=None) -> plt.Figure:
-    """Fig. 7B: one bubble per (trait, annotation): size = enrichment, colour = coefficient z.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``ldsc_results.tsv`` (provenance, trait, annotation, enrichment, coefficient_z, q).
-    q_threshold : float
-        Bubbles with BH q below this get a black edge.
-    annotations, traits : sequence, optional
-        Row / column order (default: order of appearance).
-
-    The title says which data it shows, from the table's ``provenance`` column.
-    """
-    import numpy as np
-
-    provenance = set(table["provenance"])
-    if len(provenance) != 1:
-        raise ValueError(f"plot_ldsc_bubbles: the table mixes provenances {sorted(provenance)}.")
-    annotations = list(annotations or dict.fromkeys(table["annotation"]))
-    traits = list(traits or dict.fromkeys(table["trait"]))
-    t = table[table["annotation"].isin(annotations) & table["trait"].isin(traits)]
-    x = t["trait"].map({v: i for i, v in enumerate(traits)})
-    y = t["annotation"].map({v: i for i, v in enumerate(annotations)})
-    size = 40 + 60 * np.clip(t["enrichment"].to_numpy(float), 0, 10)
-    z = t["coefficient_z"].to_numpy(float)
-    lim = max(2.0, float(np.nanmax(np.abs(z))) if len(z) else 2.0)
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(traits), 1.0 + 0.55 * len(annotations)))
-    sig = (t["q"] < q_threshold).to_numpy()
-    sc = ax.scatter(x, y, s=size, c=z, cmap="RdBu_r", vmin=-lim, vmax=lim, edgecolors=np.where(sig, "black", "none"))
-    ax.set_xticks(range(len(traits)), traits, rotation=45, ha="right")
-    ax.set_yticks(range(len(annotations)), annotations)
-    ax.set_xlim(-0.6, len(traits) - 0.4)
-    ax.set_ylim(-0.6, len(annotations) - 0.4)
-    fig.colorbar(sc, ax=ax, label="coefficient z (conditional on baseline)")
-    for e in (1, 3, 5):
-        ax.scatter([], [], s=40 + 60 * e, c="grey", label=f"enrichment {e}")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.45, 1), frameon=False, labelspacing=1.5)
-    prov = provenance.pop()
-    label = data_label(prov) + ("; SIMULATED genotypes and GWAS" if prov == SEMI_SYNTHETIC else "")
-    ax.set_title(
-        f"s-LDSC: heritability enrichment of model-prioritised loci\n{label}\nblack edge: BH q < {q_threshold}"
-    )
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------
-# notebook 60: in silico perturbation (Fig. 6) and attribution maps (Fig. 8), one cell type
-# ---------------------------------------------------------------------------------------------
-def plot_perturbation(curves, by_distance, provenance: str, cell_type: str) -> plt.Figure:
-    """Fig. 6 for one cell type: level curves (promoter, distal) and effect by distance.
-
-    ``curves``: ``perturb.level_curves`` (mark, gene_set, region_kind, level, effect, ci);
-    ``by_distance``: ``perturb.effect_by_distance`` (mark, gene_set, distance, effect).
-    """
-    import numpy as np
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
-    for ax, kind in zip(axes[:2], ("promoter", "distal"), strict=True):
-        for (mark, gs), d in curves[curves["region_kind"] == kind].groupby(["mark", "gene_set"]):
-            d = d.sort_values("level")
-            x = 1 - d["level"].to_numpy()
-            ax.plot(x, d["effect"], "o-", ms=3, color=MARK_COLORS.get(mark, "k"), label=f"{mark}, {gs} genes")
-            ax.fill_between(
-                x, d["effect"] - d["ci"], d["effect"] + d["ci"], color=MARK_COLORS.get(mark, "k"), alpha=0.2
-            )
-        ax.axhline(0, color="0.6", lw=0.8)
-        ax.set_xlabel("fraction of the mark removed (1 − level)")
-        ax.set_title(f"{kind} perturbation" + (" (each 2 kb bin)" if kind == "distal" else ""), fontsize=9)
-    axes[0].set_ylabel("mean predicted log2 fold change")
-    axes[0].legend(fontsize=7, frameon=False)
-    ax = axes[2]
-    for (mark, gs), d in by_distance.groupby(["mark", "gene_set"]):
-        d = d.sort_values("distance")
-        ax.plot(d["distance"] / 1000, d["effect"], "o-", ms=3, color=MARK_COLORS.get(mark, "k"), label=f"{mark}, {gs}")
-    ax.axhline(0, color="0.6", lw=0.8)
-    ax.axvline(0, color="0.8", lw=0.8, ls=":")
-    ax.set_xlabel("distance from TSS (kb, quantile bins; level 0)")
-    ax.set_ylabel("mean effect")
-    ax.set_title("effect by distance", fontsize=9)
-    if np.isfinite(by_distance.get("effect", np.array([]))).any():
-        ax.legend(fontsize=7, frameon=False)
-    fig.suptitle(
-        f"In silico perturbation, {cell_type}, fold-averaged Chromoformer — {data_label(provenance)}", fontsize=9
-    )
-    return fig
-
-
-def plot_attribution_locus(signal, before, after, region, provenance: str, title: str, method: str) -> plt.Figure:
-    """Fig. 8 for one locus: the mark's signal and attributions before/after ablating a region.
-
-    ``signal``, ``before``, ``after``: dicts res -> 1-D arrays over the strand-oriented TSS ±
-    20 kb bins (2000, 500, 100 bp); ``region``: ``(start_kb, end_kb)`` relative to the TSS of the
-    ablated region, shaded.
-    """
-    import numpy as np
-
-    res_list = sorted(signal, reverse=True)
-    fig, axes = plt.subplots(len(res_list), 2, figsize=(11, 1.9 * len(res_list)), sharex=True, constrained_layout=True)
-    axes = np.atleast_2d(axes)
-    for i, res in enumerate(res_list):
-        n = len(signal[res])
-        x = (np.arange(n) + 0.5) * res / 1000 - n * res / 2000
-        axes[i, 0].bar(x, signal[res], width=res / 1000, color="0.55")
-        axes[i, 0].set_ylabel(f"{res} bp\nln(depth+1)", fontsize=8)
-        axes[i, 1].plot(x, before[res], color="k", lw=1, label="before")
-        axes[i, 1].plot(x, after[res], color="#D55E00", lw=1, label="after ablation")
-        axes[i, 1].axhline(0, color="0.7", lw=0.6)
-        axes[i, 1].set_ylabel(method.replace("_", " "), fontsize=8)
-        for ax in axes[i]:
-            ax.axvspan(region[0], region[1], color="#CC79A7", alpha=0.15, lw=0)
-    axes[0, 1].legend(fontsize=7, frameon=False)
-    for ax in axes[-1]:
-        ax.set_xlabel("kb from TSS (transcription orientation)")
-    fig.suptitle(f"{title} — {data_label(provenance)}", fontsize=9)
     return fig
 
 

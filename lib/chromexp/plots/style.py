@@ -27,6 +27,38 @@ MARK_COLORS: dict[str, str] = {
 }
 
 
+#: Plain-English names of the metric columns, for titles and axis labels (never ``pearson_r`` in a figure).
+METRIC_LABELS: dict[str, str] = {
+    "pearson_r": "Pearson r",
+    "abs_pearson_r": "|Pearson r|",
+    "spearman_rho": "Spearman ρ",
+    "r2": "R²",
+    "mse": "MSE",
+    "auroc": "AUROC",
+    "aupr": "AUPR",
+    "f1": "F1",
+}
+#: GTEx tissue ids of the fine-mapped eQTLs (``cell.eqtl_tissues``) as a reader says them.
+TISSUE_LABELS: dict[str, str] = {
+    "Cells_EBV-transformed_lymphocytes": "EBV-transformed lymphocytes",
+    "Brain_Cerebellum": "brain, cerebellum",
+    "Brain_Hippocampus": "brain, hippocampus",
+    "Liver": "liver",
+    "Lung": "lung",
+    "Pancreas": "pancreas",
+}
+
+
+def metric_label(metric: str) -> str:
+    """``"pearson_r"`` -> ``"Pearson r"``; an unknown metric id with its underscores as spaces."""
+    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def tissue_label(tissue: str) -> str:
+    """A GTEx tissue id as words (``Cells_EBV-transformed_lymphocytes`` -> ``EBV-transformed lymphocytes``)."""
+    return TISSUE_LABELS.get(tissue, tissue.replace("_", " "))
+
+
 #: Metadata that would change on every save: SVG's date; PNG's "Software" names the version only.
 _STABLE_METADATA = {"svg": {"Date": None}, "png": {}}
 

@@ -30,6 +30,7 @@ import pandas as pd
 from .. import paths
 from ..constants import MARKS
 from . import roadmap
+from .common import has_feature
 
 #: Allowed |simulated - real| per statistic, with the reason (shown in notebook 00 and the test).
 TOLERANCES: dict[str, tuple[float, str]] = {
@@ -142,14 +143,16 @@ def simulate_e003(params: Mapping[str, Any], genes: pd.DataFrame | None = None, 
 
     The genes keep their real TSS, strand and E003 RPKM (``genes.csv``), their real pCRE
     fragments and frequencies become the pcHi-C structure (tissue H1), and the knobs are
-    ``params['simulate']``; nothing is fitted to the real depth here.
+    ``params['simulate']`` as the simulator version runs them (:func:`chromexp.simulate.roadmap.simulation_knobs`);
+    nothing is fitted to the real depth here. The simulator version is ``data.simulator_version``
+    (version 2 adds the decoys, version 3 the E116 calibration).
 
     Returns
     -------
     dict
         mark -> numpy.ndarray (n_genes, 400) of ln(mean depth + 1), like :func:`real_e003_bins`.
     """
-    knobs = params["simulate"]
+    knobs, recalibration = roadmap.simulation_knobs(params)
     seed = int(params["seed"] if seed is None else seed)
     genes = real_genes() if genes is None else genes
     table = roadmap.load_real_genes()
@@ -170,9 +173,26 @@ def simulate_e003(params: Mapping[str, Any], genes: pd.DataFrame | None = None, 
     # the real neighbours of the 100 genes (vendored table, their real E003 RPKM) as in generate()
     context = roadmap.context_genes(table, genes, grid, knobs)
     signal_genes = pd.concat([genes[gene_cols], context[gene_cols]], ignore_index=True)
-    latents = roadmap.gene_latents(signal_genes, roadmap.expression_spread_rank(table), knobs, seed)
+    latents = roadmap.gene_latents(signal_genes, roadmap.expression_spread_rank(table), knobs, seed, recalibration)
     signal_drive = np.concatenate([drive["E003"].to_numpy(), np.log2(context["E003"].to_numpy(float) + 1.0)])
-    reads = roadmap.simulate_cell_type("E003", signal_genes, latents, signal_drive, enhancers, grid, knobs, seed)
+    # simulator version 2+: the decoys too (version 1 simulates exactly as before the switch)
+    decoys = (
+        roadmap.plant_decoys(genes, structure, enhancers, table, ["E003"], knobs, seed)
+        if has_feature(params, "decoys")
+        else None
+    )
+    reads = roadmap.simulate_cell_type(
+        "E003",
+        signal_genes,
+        latents,
+        signal_drive,
+        enhancers,
+        grid,
+        knobs,
+        seed,
+        decoys=decoys,
+        recalibration=recalibration,
+    )
     read_length = int(knobs["read_length"])
     out = {}
     for mark in MARKS:

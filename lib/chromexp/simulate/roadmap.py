@@ -11,6 +11,7 @@
     hg19.chrom.sizes               the chromosomes the dataset uses
     pchic/{TISSUE}.tsv.gz          simulated promoter-capture Hi-C fragment pairs
     truth/                         what was planted: enhancers, per-gene latent states, interactions
+                                   (and, simulator version 2, the decoys)
     manifest.json                  preset, seed, parameters and sha256 of every file (written last)
 
 Generative model (stated in full in ``notebooks/00_demo_data``)
@@ -39,11 +40,22 @@ the same mechanism runs in every cell type, driven only by that cell type's real
 Fine-mapped eQTLs are planted by :mod:`chromexp.simulate.eqtl` (anchored on the planted enhancers,
 written to ``eqtl/`` in GRCh38 with a simulated chain file); GWAS simulation is not part of this
 module yet.
+
+Simulator versions (``data.simulator_version``; docs/methods.md, "Simulator versions")
+---------------------------------------------------------------------------------------
+Version 1 is the model above, byte for byte as before the switch existed. Version 2 adds
+**decoys** (:func:`plant_decoys`, ``truth/decoys.tsv.gz``): acetylated elements beside each gene
+and on its contacted pcHi-C fragments that regulate no simulated gene -- active enhancers of a
+neighbouring gene and acetylated non-regulatory sites -- drawn from streams of their own, so that
+the H3K27ac signal of a distal bin no longer identifies a planted enhancer by itself. A new
+version adds a feature to :data:`chromexp.constants.SIMULATOR_VERSIONS` and tests it with
+:func:`chromexp.simulate.common.has_feature`; released versions never change.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -63,11 +75,13 @@ from ..data.io import EID_PATTERN, read_expression_table
 from ..utils import die_with_parent as _die_with_parent
 from ..utils import get_logger, remove_stale_temporaries
 from . import eqtl as simulate_eqtl
-from .common import gzip_bytes, seeded_rng, table_bytes
+from .common import gzip_bytes, has_feature, seeded_rng, simulator_version, table_bytes
 
 log = get_logger("chromexp.simulate.roadmap")
 
-#: Bumped whenever the generative model changes, so cached datasets are regenerated.
+#: The internal revision of simulator version 1 (written into every manifest as before). The
+#: generative model now changes only under a new ``data.simulator_version``
+#: (:data:`chromexp.constants.SIMULATOR_VERSIONS`), never in place, so old data stay reproducible.
 MODEL_VERSION = 3
 
 #: Header of the pcHi-C tables (data contract, docs/data-formats.md, "Inputs").
@@ -256,7 +270,13 @@ def expression_spread_rank(table: pd.DataFrame) -> pd.Series:
     return pd.Series(rank, index=table["gene_id"].to_numpy()).groupby(level=0).first()
 
 
-def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str, Any], seed: int) -> pd.DataFrame:
+def gene_latents(
+    genes: pd.DataFrame,
+    spread_rank: pd.Series,
+    knobs: Mapping[str, Any],
+    seed: int,
+    recalibration: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Cell-type-agnostic hidden properties of each gene (the same in every cell type and preset).
 
     Drawn from a generator keyed by (seed, gene_id), so a gene's hidden state does not depend
@@ -268,7 +288,12 @@ def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str
       ``p_polycomb`` * (0.5 + rank of the gene's real cross-cell-type expression spread);
     * ``noise_<mark>``: log-normal gene-level amplitude factors (a shared and a mark-specific part);
     * ``k27_width``, ``k27_offset``: width and centre of the H3K27me3 domain;
-    * ``k9_domain``, ``k9_offset``: uniform draw deciding an H3K9me3 patch, and its centre.
+    * ``k9_domain``, ``k9_offset``: uniform draw deciding an H3K9me3 patch, and its centre;
+    * simulator version 3 only (``recalibration`` given): ``k27me3_domain``, whether a gene that is
+      not a Polycomb target carries a repressive H3K27me3 domain (probability
+      ``e116_calibration.k27me3_domain_p``, from a stream of its own keyed by (seed, gene_id)), and
+      ``k27_domain_width``, its width (the same log-normal draw as ``k27_width``, median
+      ``e116_calibration.k27me3_domain_width``).
 
     Parameters
     ----------
@@ -276,6 +301,13 @@ def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str
         Gene table (gene_id first).
     spread_rank : pandas.Series
         :func:`expression_spread_rank`; genes missing from it get 0.5.
+    knobs : mapping
+        The ``simulate`` block as the simulator version runs it (:func:`simulation_knobs`).
+    seed : int
+        Dataset seed.
+    recalibration : mapping, optional
+        The ``e116_calibration`` block (simulator version 3); ``None`` (versions 1-2) returns exactly
+        the columns and values those versions always had.
     """
     n = len(genes)
     draws = np.empty((n, 7 + len(MARKS)))
@@ -294,6 +326,10 @@ def gene_latents(genes: pd.DataFrame, spread_rank: pd.Series, knobs: Mapping[str
         out[f"noise_{mark}"] = np.exp(
             knobs["gene_noise_shared"] * draws[:, 6] + knobs["gene_noise_mark"] * draws[:, 7 + j]
         )
+    if recalibration is not None:
+        u = np.array([seeded_rng(seed, "k27me3_domain", gid).random() for gid in out["gene_id"].to_numpy()])
+        out["k27me3_domain"] = ~out["polycomb"].to_numpy() & (u < float(recalibration["k27me3_domain_p"]))
+        out["k27_domain_width"] = float(recalibration["k27me3_domain_width"]) * np.exp(0.5 * draws[:, 3])
     return out
 
 
@@ -491,6 +527,172 @@ def plant_enhancers(
     return enh, drive
 
 
+#: Columns of ``truth/decoys.tsv.gz`` before the per-cell-type ``active_<EID>`` flags.
+DECOY_COLUMNS = (
+    "decoy_id",
+    "gene_id",
+    "kind",
+    "placement",
+    "chrom",
+    "center",
+    "width",
+    "fragment_start",
+    "fragment_end",
+    "neighbour_id",
+)
+#: The two kinds of decoy (``data.simulator_version`` >= 2).
+DECOY_KINDS = ("neighbour_enhancer", "acetylated_site")
+
+
+def _nearest_other_gene(table: pd.DataFrame, chrom: np.ndarray, pos: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """Row index in ``table`` of the gene whose TSS is nearest to ``pos`` on ``chrom``, other than ``exclude``.
+
+    -1 where the chromosome has no other gene. Ties: the upstream (smaller TSS) gene.
+    """
+    out = np.full(len(pos), -1, np.int64)
+    ids = table["gene_id"].to_numpy()
+    for c in pd.unique(chrom):
+        rows = np.flatnonzero(table["chrom"].to_numpy() == c)
+        if rows.size == 0:
+            continue
+        order = rows[np.argsort(table["tss"].to_numpy()[rows], kind="mergesort")]
+        tss = table["tss"].to_numpy(np.int64)[order]
+        for i in np.flatnonzero(chrom == c):
+            j = int(np.searchsorted(tss, pos[i]))
+            cands = [k for k in range(max(j - 2, 0), min(j + 2, len(order))) if ids[order[k]] != exclude[i]]
+            if cands:
+                best = min(cands, key=lambda k: (abs(int(tss[k]) - int(pos[i])), tss[k]))
+                out[i] = order[best]
+    return out
+
+
+def plant_decoys(
+    genes: pd.DataFrame,
+    structure: pd.DataFrame,
+    enhancers: pd.DataFrame,
+    table: pd.DataFrame,
+    cell_types: Sequence[str],
+    knobs: Mapping[str, Any],
+    seed: int,
+) -> pd.DataFrame:
+    """Plant decoys: acetylated elements that regulate no simulated gene (simulator version 2).
+
+    Placed where the gene's own enhancers are (docs/methods.md, "Simulator versions"):
+
+    * **in the window**: each gene gets Poisson(``decoys.local_rate``) decoys 2-19 kb from its TSS,
+      upstream or downstream with equal probability (the local enhancers' rule), drawn from a
+      stream keyed by the gene id;
+    * **on contacted fragments**: each (gene, pcHi-C fragment) pair *without* an enhancer of the gene
+      carries a decoy with probability ``decoys.p_pchic`` (uniform inside the fragment).
+
+    A decoy is a ``neighbour_enhancer`` with probability ``decoys.neighbour_share``, else an
+    ``acetylated_site``. A neighbour enhancer is an enhancer of the real gene whose TSS is nearest
+    to it (other than the gene it sits beside): active in a cell type with the enhancers' probability
+    sigmoid(``enhancer_activity_bias`` + ``enhancer_activity_slope`` * (log2(RPKM + 1) of that
+    neighbour - 2)), and marked exactly like an enhancer (H3K4me1 primed and active, H3K27ac and
+    H3K9ac when active). An acetylated site is acetylated in each cell type with probability
+    ``decoys.site_activity``, whatever any gene's expression, with an active enhancer's H3K27ac and
+    H3K9ac but only ``decoys.site_h3k4me1`` of its H3K4me1 increment (no primed state). Widths are
+    the enhancers' (600-1,500 bp). No decoy changes any simulated gene's expression, and no eQTL is
+    planted at them (:mod:`chromexp.simulate.eqtl` anchors on the enhancers only).
+
+    Every random number comes from streams of their own (``"decoys"``, ``"decoy_activity"``), so the
+    genes, enhancers, pcHi-C and eQTLs are exactly those of version 1.
+
+    Parameters
+    ----------
+    genes : pandas.DataFrame
+        The dataset's genes (gene_id, chrom, tss, strand).
+    structure : pandas.DataFrame
+        :func:`simulate_interactions` structure (gene_id, chrom, other_start, other_end).
+    enhancers : pandas.DataFrame
+        :func:`plant_enhancers` output (which (gene, fragment) pairs carry an enhancer).
+    table : pandas.DataFrame
+        Every real gene with one expression column per cell type (:func:`with_cell_expression`):
+        the neighbours whose expression drives the neighbour enhancers.
+    knobs : mapping
+        The ``simulate`` block (``decoys`` and the enhancer activity knobs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`DECOY_COLUMNS` (fragment_start/end -1 in the window; neighbour_id "" for acetylated
+        sites), then ``active_<EID>`` (bool) per cell type; local decoys first, by gene.
+    """
+    d = knobs["decoys"]
+    parts = []
+    g_ids = genes["gene_id"].to_numpy()
+    for i, gid in enumerate(g_ids):
+        r = seeded_rng(seed, "decoys", gid)
+        n = int(r.poisson(d["local_rate"]))
+        if n == 0:
+            continue
+        sign = 1 if genes["strand"].to_numpy()[i] == "+" else -1
+        offset = r.uniform(2_000, 19_000, n) * np.where(r.random(n) < 0.5, -1, 1)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "gene_id": gid,
+                    "placement": "local",
+                    "chrom": genes["chrom"].to_numpy()[i],
+                    "center": (int(genes["tss"].to_numpy()[i]) + sign * offset).astype(np.int64),
+                    "width": r.uniform(600, 1500, n).round().astype(np.int64),
+                    "fragment_start": -1,
+                    "fragment_end": -1,
+                    "_u": r.random(n),
+                }
+            )
+        )
+    if len(structure):
+        key = ["gene_id", "other_start", "other_end"]
+        with_enh = enhancers.loc[enhancers["kind"] == "pchic", ["gene_id", "fragment_start", "fragment_end"]]
+        with_enh = with_enh.set_axis(key, axis=1).drop_duplicates().assign(_enh=True)
+        free = structure[key + ["chrom"]].merge(with_enh, on=key, how="left")["_enh"].isna().to_numpy()
+        r = seeded_rng(seed, "decoys", "pchic")
+        hit = (r.random(len(structure)) < d["p_pchic"]) & free
+        sub = structure[hit]
+        lo, hi = sub["other_start"].to_numpy(), sub["other_end"].to_numpy()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "gene_id": sub["gene_id"].to_numpy(),
+                    "placement": "pchic",
+                    "chrom": sub["chrom"].to_numpy(),
+                    "center": (lo + r.random(len(sub)) * (hi - lo)).astype(np.int64),
+                    "width": r.uniform(600, 1500, len(sub)).round().astype(np.int64),
+                    "fragment_start": lo,
+                    "fragment_end": hi,
+                    "_u": r.random(len(sub)),
+                }
+            )
+        )
+    columns = [c for c in DECOY_COLUMNS if c not in ("decoy_id", "kind", "neighbour_id")]
+    dec = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in [*columns, "_u"]})
+    neighbour = dec["_u"].to_numpy(float) < d["neighbour_share"]
+    nb = np.full(len(dec), -1, np.int64)
+    if neighbour.any():
+        nb[neighbour] = _nearest_other_gene(
+            table,
+            dec["chrom"].to_numpy()[neighbour],
+            dec["center"].to_numpy(np.int64)[neighbour],
+            dec["gene_id"].to_numpy()[neighbour],
+        )
+    neighbour &= nb >= 0  # a chromosome without another gene: an acetylated site
+    dec["kind"] = np.where(neighbour, DECOY_KINDS[0], DECOY_KINDS[1])
+    dec["neighbour_id"] = np.where(neighbour, table["gene_id"].to_numpy()[np.maximum(nb, 0)], "")
+    dec.insert(0, "decoy_id", [f"dec{i:06d}" for i in range(len(dec))])
+    for ct in cell_types:
+        r = seeded_rng(seed, "decoy_activity", ct)
+        u = r.random(len(dec))
+        e_nb = np.log2(table[ct].to_numpy(float)[np.maximum(nb, 0)] + 1.0)
+        p_nb = _sigmoid(knobs["enhancer_activity_bias"] + knobs["enhancer_activity_slope"] * (e_nb - 2.0))
+        dec[f"active_{ct}"] = u < np.where(neighbour, p_nb, d["site_activity"])
+    out = dec[[*DECOY_COLUMNS, *(f"active_{ct}" for ct in cell_types)]]
+    for c in ("center", "width", "fragment_start", "fragment_end"):
+        out = out.astype({c: np.int64})
+    return out.reset_index(drop=True)
+
+
 # ----------------------------------------------------------------------------------------------
 # expected depth on a grid and read sampling
 # ----------------------------------------------------------------------------------------------
@@ -554,6 +756,25 @@ def _gauss(u, mu, sd):
     return np.exp(-0.5 * ((u - mu) / sd) ** 2)
 
 
+def _openness(
+    cells: np.ndarray, centre: np.ndarray, tss: np.ndarray, activity: np.ndarray, recalibration: Mapping[str, Any]
+) -> np.ndarray:
+    """Activity-weighted openness O(x) = 1 - prod_g (1 - a_g * Gaussian(x - TSS_g, sd)) on one chromosome's grid.
+
+    In [0, 1]: about a_g near one active TSS, higher where active TSSs crowd; each gene is evaluated
+    over TSS ± 4 sd (``e116_calibration.activity_background_sd``) only. Simulator version 3.
+    """
+    sd = float(recalibration["activity_background_sd"])
+    closed = np.ones(len(cells))
+    for t, a in zip(tss, activity):
+        if a <= 0:
+            continue
+        i0, i1 = np.searchsorted(cells, [t - 4.0 * sd, t + 4.0 * sd])
+        if i1 > i0:
+            closed[i0:i1] *= 1.0 - a * _gauss(centre[i0:i1], float(t), sd)
+    return 1.0 - closed
+
+
 def expected_depth(
     cell_type: str,
     genes: pd.DataFrame,
@@ -563,6 +784,8 @@ def expected_depth(
     grid: Mapping[str, np.ndarray],
     knobs: Mapping[str, Any],
     seed: int,
+    decoys: pd.DataFrame | None = None,
+    recalibration: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Expected per-base read depth of each mark on the grid, for one cell type.
 
@@ -579,6 +802,17 @@ def expected_depth(
         :func:`plant_enhancers` output (needs ``active_<cell_type>``).
     grid : dict
         :func:`build_grid` output.
+    decoys : pandas.DataFrame, optional
+        :func:`plant_decoys` output (simulator version 2); ``None`` (version 1) adds nothing, and the
+        depth is then computed exactly as before the decoys existed.
+    recalibration : mapping, optional
+        The ``e116_calibration`` block (simulator version 3; ``knobs`` must then be
+        :func:`simulation_knobs`' and ``latents`` carry its columns): every mark's background times
+        (1 + ``activity_background`` * O(x)), O(x) = 1 - prod_g (1 - a_g * Gaussian(x - TSS_g, sd))
+        the activity-weighted openness near TSSs; an H3K27me3 plateau over the non-Polycomb genes
+        with ``k27me3_domain`` (level 1 - ``k27me3_domain_loss`` * a); H3K4me1 promoter flanks at
+        ``k4me1_flank_basal`` + (1 - basal) * a. ``None`` (versions 1-2): none of these, the depth
+        computed exactly as those versions always did.
 
     Returns
     -------
@@ -605,16 +839,28 @@ def expected_depth(
     k9d, k9o = latents["k9_domain"].to_numpy(float), latents["k9_offset"].to_numpy(float)
     hw = int(knobs["half_window"]) + int(knobs["window_pad"])
     shapes = PROMOTER_SHAPES
+    if recalibration is not None:  # simulator version 3 (versions 1-2 never enter these branches)
+        k27dom = latents["k27me3_domain"].to_numpy(bool)
+        k27dw = latents["k27_domain_width"].to_numpy(float)
+        flank_basal = float(recalibration["k4me1_flank_basal"])
     for chrom, cells in grid.items():
         centre = cells + step / 2.0
         blocks = cells // block
         nb = int(blocks.max()) + 1 if len(blocks) else 1
         shared = np.exp(knobs["background_sigma_shared"] * seeded_rng(seed, "bg_shared", chrom).standard_normal(nb))
+        lift = None
+        if recalibration is not None:
+            on_chrom = g_chrom == chrom
+            lift = 1.0 + float(recalibration["activity_background"]) * _openness(
+                cells, centre, g_tss[on_chrom], activity[on_chrom], recalibration
+            )
         for mark in MARKS:
             own = np.exp(
                 knobs["background_sigma_mark"] * seeded_rng(seed, "bg", chrom, mark, cell_type).standard_normal(nb)
             )
             depth[mark][chrom] = bg[mark] * shared[blocks] * own[blocks]
+            if lift is not None:
+                depth[mark][chrom] *= lift
         ndr = np.ones(len(cells))
         for gi in np.flatnonzero(g_chrom == chrom):
             tss, sign, a = g_tss[gi], g_sign[gi], activity[gi]
@@ -646,7 +892,8 @@ def expected_depth(
                 depth[mark][chrom][p0:p1] += amp[mark] * noise[mark][gi] * level * shape
             # H3K4me1 flanks promoters (primed and active alike), depleted over the active core
             flank = _gauss(up, 300.0, 1800.0) * (1.0 - 0.95 * a * _gauss(up, 100.0, 450.0))
-            depth["H3K4me1"][chrom][p0:p1] += amp["H3K4me1"] * noise["H3K4me1"][gi] * (0.5 + 0.5 * a) * flank
+            flank_level = (0.5 + 0.5 * a) if recalibration is None else flank_basal + (1.0 - flank_basal) * a
+            depth["H3K4me1"][chrom][p0:p1] += amp["H3K4me1"] * noise["H3K4me1"][gi] * flank_level * flank
             # H3K27me3: broad Polycomb domain over targets, weakened (not removed) by activity
             if polycomb[gi]:
                 w = k27w[gi]
@@ -654,6 +901,13 @@ def expected_depth(
                 dom += _gauss(u, 300.0, 900.0)  # strongest over the CpG island at the TSS
                 level = 1.0 - knobs["k27me3_activity_loss"] * a
                 depth["H3K27me3"][chrom][i0:i1] += amp["H3K27me3"] * noise["H3K27me3"][gi] * level * dom
+            elif recalibration is not None and k27dom[gi]:
+                # version 3: a broad repressive plateau (no CpG-island peak) at the other genes, lost with activity
+                w = k27dw[gi]
+                dom = _sigmoid((u - k27o[gi] + w / 2) / 500.0) * _sigmoid((k27o[gi] + w / 2 - u) / 500.0)
+                level = max(1.0 - float(recalibration["k27me3_domain_loss"]) * a, 0.0)
+                amp27 = float(recalibration["k27me3_domain_amplitude"])
+                depth["H3K27me3"][chrom][i0:i1] += amp27 * noise["H3K27me3"][gi] * level * dom
             # H3K9me3: heterochromatin patches, a little more frequent over inactive genes
             if k9d[gi] < knobs["k9me3_domain_p"] * (1.0 + knobs["k9me3_inactive_boost"] * (1.0 - a)):
                 dom = _gauss(u, k9o[gi], knobs["k9me3_domain_width"])
@@ -678,7 +932,35 @@ def expected_depth(
                 depth["H3K4me1"][chrom][i0:i1] += amp["enhancer_H3K4me1"] * (knobs["enhancer_primed"] + on) * shape
                 depth["H3K27ac"][chrom][i0:i1] += amp["enhancer_H3K27ac"] * on * shape
                 depth["H3K9ac"][chrom][i0:i1] += knobs["enhancer_h3k9ac_share"] * amp["enhancer_H3K27ac"] * on * shape
+    if decoys is not None and len(decoys):
+        _add_decoys(depth, grid, decoys, cell_type, knobs)
     return depth
+
+
+def _add_decoys(depth, grid, decoys: pd.DataFrame, cell_type: str, knobs: Mapping[str, Any]) -> None:
+    """Add the decoys' marks to ``depth`` in place (:func:`plant_decoys` states them)."""
+    step = int(knobs["grid_step"])
+    amp = knobs["amplitude"]
+    active = decoys[f"active_{cell_type}"].to_numpy(bool)
+    neighbour = (decoys["kind"] == DECOY_KINDS[0]).to_numpy()
+    d_chrom = decoys["chrom"].to_numpy()
+    d_center = decoys["center"].to_numpy(float)
+    d_width = decoys["width"].to_numpy(float)
+    k4me1 = np.where(neighbour, knobs["enhancer_primed"] + active, knobs["decoys"]["site_h3k4me1"] * active) * float(
+        amp["enhancer_H3K4me1"]
+    )
+    for chrom, cells in grid.items():
+        centre = cells + step / 2.0
+        for di in np.flatnonzero(d_chrom == chrom):
+            c, w = d_center[di], d_width[di]
+            i0, i1 = np.searchsorted(cells, [c - 4 * w, c + 4 * w])
+            if i1 <= i0:
+                continue
+            shape = _gauss(centre[i0:i1], c, w / 2.0)
+            on = float(active[di])
+            depth["H3K4me1"][chrom][i0:i1] += k4me1[di] * shape
+            depth["H3K27ac"][chrom][i0:i1] += amp["enhancer_H3K27ac"] * on * shape
+            depth["H3K9ac"][chrom][i0:i1] += knobs["enhancer_h3k9ac_share"] * amp["enhancer_H3K27ac"] * on * shape
 
 
 def context_genes(table: pd.DataFrame, genes: pd.DataFrame, grid: Mapping[str, np.ndarray], knobs) -> pd.DataFrame:
@@ -737,9 +1019,16 @@ def simulate_cell_type(
     knobs: Mapping[str, Any],
     seed: int,
     marks: Sequence[str] = MARKS,
+    decoys: pd.DataFrame | None = None,
+    recalibration: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Reads of every mark in one cell type: mark -> chrom -> (starts, minus)."""
-    depth = expected_depth(cell_type, genes, latents, drive, enhancers, grid, knobs, seed)
+    """Reads of every mark in one cell type: mark -> chrom -> (starts, minus).
+
+    ``decoys`` and ``recalibration`` as :func:`expected_depth` (``None``: simulator versions without them).
+    """
+    depth = expected_depth(
+        cell_type, genes, latents, drive, enhancers, grid, knobs, seed, decoys, recalibration=recalibration
+    )
     return {m: sample_reads(depth[m], grid, knobs, seeded_rng(seed, "reads", cell_type, m)) for m in marks}
 
 
@@ -819,14 +1108,56 @@ def preset_config(params: Mapping[str, Any]) -> dict[str, Any]:
 #: ``simulate`` keys that do not change the output (left out of the manifest and the cache key).
 _NOT_IN_MANIFEST = ("n_jobs",)
 
+#: ``simulate`` blocks read only by one simulator feature: left out of the manifest of a version
+#: without it (so version 1's manifest parameters stay those written before the switch existed).
+_FEATURE_KNOBS = {"decoys": ("decoys",), "e116_calibration": ("e116_calibration",)}
+
+
+def _replace_knobs(knobs: Mapping[str, Any], new: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``knobs`` with the values of ``new`` (nested blocks key by key); every key must exist in ``knobs``."""
+    out = dict(knobs)
+    for key, value in new.items():
+        if key not in knobs:
+            raise ValueError(f"{where}.{key} is not a simulate knob; known: {', '.join(sorted(map(str, knobs)))}.")
+        if isinstance(value, Mapping):
+            if not isinstance(knobs[key], Mapping):
+                raise ValueError(f"{where}.{key} is a block but simulate.{key} is a value ({knobs[key]!r}).")
+            out[key] = _replace_knobs(knobs[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def simulation_knobs(params: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
+    """The ``simulate`` knobs the parameters' simulator version runs with, and its recalibration block.
+
+    Versions 1-2 run with ``params["simulate"]`` itself and no recalibration. Version 3
+    (feature ``e116_calibration``) runs with a copy in which ``simulate.e116_calibration.knobs``
+    replace the knobs of the same name, and returns the ``e116_calibration`` block (its own knobs,
+    :func:`expected_depth`).
+
+    Raises
+    ------
+    ValueError
+        A replacement names a knob the ``simulate`` block does not have.
+    """
+    knobs = params["simulate"]
+    if not has_feature(params, "e116_calibration"):
+        return knobs, None
+    block = dict(knobs["e116_calibration"])
+    return _replace_knobs(knobs, block.get("knobs") or {}, "simulate.e116_calibration.knobs"), block
+
 
 def _manifest_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    sim = {k: v for k, v in params["simulate"].items() if k not in _NOT_IN_MANIFEST}
+    version = simulator_version(params)
+    unused = {k for f, keys in _FEATURE_KNOBS.items() if not has_feature(version, f) for k in keys}
+    sim = {k: v for k, v in params["simulate"].items() if k not in _NOT_IN_MANIFEST and k not in unused}
     out = {
         "model_version": MODEL_VERSION,
         "preset": params["data"]["preset"],
         "seed": int(params["seed"]),
         "simulate": json.loads(json.dumps(sim)),
+        "simulator_version": version,
     }
     tables = _expression_tables(preset_config(params)["cell_types"])
     if tables:  # only for cell types with their own expression table (the study's data keep their manifest)
@@ -853,8 +1184,8 @@ def read_manifest(raw: Path) -> dict[str, Any] | None:
 def is_complete(raw: Path, params: Mapping[str, Any], verify: bool = False) -> bool:
     """Whether ``raw`` holds a finished dataset made with these parameters.
 
-    Complete = manifest.json present with the same preset, seed, ``simulate`` block and model
-    version, and every listed file present with its recorded size (and sha256 when ``verify``).
+    Complete = manifest.json present with the same preset, seed, ``simulate`` block, model
+    version and ``data.simulator_version``, and every listed file present with its recorded size (and sha256 when ``verify``).
     """
     manifest = read_manifest(raw)
     if manifest is None or manifest.get("params") != _manifest_params(params):
@@ -875,8 +1206,10 @@ def _write(path: Path, data: bytes) -> None:
 
 def _cell_type_task(args) -> list[str]:
     """Worker: simulate and write the 7 tagAlign files of one cell type (runs in a subprocess)."""
-    (ct, genes, latents, drive, enhancers, grid, knobs, seed, out) = args
-    reads = simulate_cell_type(ct, genes, latents, drive, enhancers, grid, knobs, seed)
+    (ct, genes, latents, drive, enhancers, grid, knobs, seed, out, decoys, recalibration) = args
+    reads = simulate_cell_type(
+        ct, genes, latents, drive, enhancers, grid, knobs, seed, decoys=decoys, recalibration=recalibration
+    )
     written = []
     for mark in MARKS:
         chunks = [format_tagalign(c, s, m, knobs["read_length"]) for c, (s, m) in reads[mark].items()]
@@ -884,6 +1217,122 @@ def _cell_type_task(args) -> list[str]:
         _write(Path(out) / name, gzip_bytes(b"".join(chunks), int(knobs["gzip_level"])))
         written.append(name)
     return written
+
+
+@dataclasses.dataclass
+class DatasetPlan:
+    """Everything :func:`generate` simulates reads from (in memory; :func:`plan_dataset`).
+
+    ``knobs`` are those the simulator version runs with (:func:`simulation_knobs`), ``recalibration``
+    its ``e116_calibration`` block (version 3) or ``None``; ``signal_genes``/``latents`` are the dataset's
+    genes followed by their real neighbours (:func:`context_genes`), ``signal_drive`` their promoter
+    drive per cell type (same order).
+    """
+
+    preset: str
+    version: int
+    seed: int
+    cell_types: list[str]
+    knobs: Mapping[str, Any]
+    recalibration: dict[str, Any] | None
+    chrom_sizes: dict[str, int]
+    genes: pd.DataFrame
+    expression: pd.DataFrame
+    structure: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    enhancers: pd.DataFrame
+    drive: pd.DataFrame
+    decoys: pd.DataFrame | None
+    grid: dict[str, np.ndarray]
+    signal_genes: pd.DataFrame
+    latents: pd.DataFrame
+    signal_drive: pd.DataFrame
+
+    def simulate(self, cell_type: str, marks: Sequence[str] = MARKS) -> dict[str, dict[str, tuple]]:
+        """Reads of ``marks`` in one of the plan's cell types, exactly as :func:`generate` draws them."""
+        if cell_type not in self.cell_types:
+            raise ValueError(f"cell type {cell_type!r} is not in the preset's cell types {self.cell_types}.")
+        return simulate_cell_type(
+            cell_type,
+            self.signal_genes,
+            self.latents,
+            self.signal_drive[cell_type].to_numpy(),
+            self.enhancers,
+            self.grid,
+            self.knobs,
+            self.seed,
+            marks=marks,
+            decoys=self.decoys,
+            recalibration=self.recalibration,
+        )
+
+
+def plan_dataset(params: Mapping[str, Any]) -> DatasetPlan:
+    """Genes, pcHi-C, enhancers, decoys, grid and latent states of the preset ``params['data']['preset']``.
+
+    Deterministic from ``params['seed']``; :func:`generate` writes the files from this plan, and
+    :meth:`DatasetPlan.simulate` draws one cell type's reads without writing anything (the reads
+    :func:`generate` would write, bit for bit).
+    """
+    preset = preset_config(params)
+    knobs, recalibration = simulation_knobs(params)
+    seed = int(params["seed"])
+    version = simulator_version(params)
+    cell_types = list(preset["cell_types"])
+    table = load_real_genes()
+    spread_rank = expression_spread_rank(table)  # over the vendored columns only: a new cell type changes nothing
+    vendored = [c for c in table.columns if EID_PATTERN.match(c)]
+    table = with_cell_expression(table, cell_types)
+    genes = select_genes(table, preset["n_genes"], seed)
+    eids = list(dict.fromkeys([*vendored, *cell_types]))
+    expression = genes[["gene_id", *eids]].copy()
+    genes = genes[list(GENE_COLUMNS)].copy()
+    sizes_all = pd.read_csv(
+        paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
+    )
+    chrom_sizes = dict(zip(sizes_all["chrom"], sizes_all["size"].astype(int)))
+    tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types if PCHIC_TISSUE[c] is not None))
+    structure, tables = simulate_interactions(genes, chrom_sizes, tissues, knobs, seed)
+    enhancers, drive = plant_enhancers(genes, structure, expression, cell_types, knobs, seed)
+    # simulator version 2+: decoys from their own streams (everything above is version 1's, unchanged)
+    decoys = (
+        plant_decoys(genes, structure, enhancers, table, cell_types, knobs, seed)
+        if has_feature(version, "decoys")
+        else None
+    )
+    other = ["other_chrom", "other_start", "other_end"]
+    # no table when no cell type has a pcHi-C tissue (cell.pchic_tissue: null): reads near the genes only
+    frags = (
+        pd.concat([t[other] for t in tables.values()], ignore_index=True)
+        if tables
+        else pd.DataFrame({c: pd.Series(dtype=str if c == "other_chrom" else np.int64) for c in other})
+    ).rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
+    grid = build_grid(genes, frags.drop_duplicates(), chrom_sizes, knobs)
+    # real neighbours whose marks reach the simulated regions (driven by their own real expression)
+    context = context_genes(table, genes, grid, knobs)
+    signal_genes = pd.concat([genes, context[list(GENE_COLUMNS)]], ignore_index=True)
+    latents = gene_latents(signal_genes, spread_rank, knobs, seed, recalibration)
+    signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
+    return DatasetPlan(
+        preset=preset["name"],
+        version=version,
+        seed=seed,
+        cell_types=cell_types,
+        knobs=knobs,
+        recalibration=recalibration,
+        chrom_sizes=chrom_sizes,
+        genes=genes,
+        expression=expression,
+        structure=structure,
+        tables=tables,
+        enhancers=enhancers,
+        drive=drive,
+        decoys=decoys,
+        grid=grid,
+        signal_genes=signal_genes,
+        latents=latents,
+        signal_drive=signal_drive,
+    )
 
 
 def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
@@ -918,52 +1367,25 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
         remove_stale_temporaries(out.parent)  # leftovers of killed runs (see the end of this function)
         remove_stale_temporaries(out, recursive=True)
         return out
-    preset = preset_config(params)
-    knobs = params["simulate"]
-    seed = int(params["seed"])
-    cell_types = list(preset["cell_types"])
+    t0 = time.perf_counter()
+    plan = plan_dataset(params)
+    knobs, seed, cell_types = plan.knobs, plan.seed, plan.cell_types
+    genes, enhancers, decoys = plan.genes, plan.enhancers, plan.decoys
     missing = [c for c in params.get("cell_types", []) if c not in cell_types]
     if missing:
-        log.warning("preset %s has no reads for cell types %s listed in cell_types", preset["name"], missing)
-    t0 = time.perf_counter()
-
-    table = load_real_genes()
-    spread_rank = expression_spread_rank(table)  # over the vendored columns only: a new cell type changes nothing
-    vendored = [c for c in table.columns if EID_PATTERN.match(c)]
-    table = with_cell_expression(table, cell_types)
-    genes = select_genes(table, preset["n_genes"], seed)
-    eids = list(dict.fromkeys([*vendored, *cell_types]))
-    expression = genes[["gene_id", *eids]].copy()
-    genes = genes[list(GENE_COLUMNS)].copy()
-    sizes_all = pd.read_csv(
-        paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
-    )
-    chrom_sizes = dict(zip(sizes_all["chrom"], sizes_all["size"].astype(int)))
-    tissues = list(dict.fromkeys(PCHIC_TISSUE[c] for c in cell_types if PCHIC_TISSUE[c] is not None))
-    structure, tables = simulate_interactions(genes, chrom_sizes, tissues, knobs, seed)
-    enhancers, drive = plant_enhancers(genes, structure, expression, cell_types, knobs, seed)
-    other = ["other_chrom", "other_start", "other_end"]
-    # no table when no cell type has a pcHi-C tissue (cell.pchic_tissue: null): reads near the genes only
-    frags = (
-        pd.concat([t[other] for t in tables.values()], ignore_index=True)
-        if tables
-        else pd.DataFrame({c: pd.Series(dtype=str if c == "other_chrom" else np.int64) for c in other})
-    ).rename(columns={"other_chrom": "chrom", "other_start": "start", "other_end": "end"})
-    grid = build_grid(genes, frags.drop_duplicates(), chrom_sizes, knobs)
-    # real neighbours whose marks reach the simulated regions (driven by their own real expression)
-    context = context_genes(table, genes, grid, knobs)
-    signal_genes = pd.concat([genes, context[list(GENE_COLUMNS)]], ignore_index=True)
-    latents = gene_latents(signal_genes, spread_rank, knobs, seed)
-    signal_drive = pd.concat([drive[cell_types], np.log2(context.set_index("gene_id")[cell_types].astype(float) + 1.0)])
+        log.warning("preset %s has no reads for cell types %s listed in cell_types", plan.preset, missing)
     log.info(
-        "preset %s, %d genes (+%d real neighbours), %d cell types, %d interactions, %d enhancers, %.1f Mb simulated",
-        preset["name"],
+        "preset %s (simulator version %d), %d genes (+%d real neighbours), %d cell types, %d interactions, "
+        "%d enhancers, %d decoys, %.1f Mb simulated",
+        plan.preset,
+        plan.version,
         len(genes),
-        len(context),
+        len(plan.signal_genes) - len(genes),
         len(cell_types),
-        len(structure),
+        len(plan.structure),
         len(enhancers),
-        sum(len(v) for v in grid.values()) * knobs["grid_step"] / 1e6,
+        0 if decoys is None else len(decoys),
+        sum(len(v) for v in plan.grid.values()) * knobs["grid_step"] / 1e6,
     )
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -973,20 +1395,39 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
     tmp.mkdir()
     try:
         level = int(knobs["gzip_level"])
+        chrom_sizes, latents, drive = plan.chrom_sizes, plan.latents, plan.drive
         _write(tmp / "genes.tsv", table_bytes(genes))
-        _write(tmp / "57epigenomes.RPKM.pc.gz", gzip_bytes(table_bytes(expression), level))
+        _write(tmp / "57epigenomes.RPKM.pc.gz", gzip_bytes(table_bytes(plan.expression), level))
         used = [c for c in CHROMOSOMES if c in set(genes["chrom"])]
         _write(tmp / "hg19.chrom.sizes", "".join(f"{c}\t{chrom_sizes[c]}\n" for c in used).encode())
-        for tissue, t in tables.items():
+        for tissue, t in plan.tables.items():
             _write(tmp / "pchic" / f"{tissue}.tsv.gz", gzip_bytes(table_bytes(t), level))
         lat = latents.iloc[: len(genes)].drop(columns=[c for c in latents.columns if c.startswith(("k9_", "k27_"))])
         truth_genes = lat.join(drive.add_prefix("promoter_drive_").reset_index(drop=True))
         _write(tmp / "truth" / "genes.tsv.gz", gzip_bytes(table_bytes(truth_genes), level))
         _write(tmp / "truth" / "enhancers.tsv.gz", gzip_bytes(table_bytes(enhancers), level))
-        _write(tmp / "truth" / "interactions.tsv.gz", gzip_bytes(table_bytes(structure), level))
-        _write(tmp / "truth" / "README.md", _TRUTH_README.encode())
+        _write(tmp / "truth" / "interactions.tsv.gz", gzip_bytes(table_bytes(plan.structure), level))
+        readme = _TRUTH_README
+        if decoys is not None:
+            _write(tmp / "truth" / "decoys.tsv.gz", gzip_bytes(table_bytes(decoys), level))
+            readme += _TRUTH_README_DECOYS
+        if plan.recalibration is not None:
+            readme += _TRUTH_README_E116_CALIBRATION
+        _write(tmp / "truth" / "README.md", readme.encode())
         tasks = [
-            (ct, signal_genes, latents, signal_drive[ct].to_numpy(), enhancers, grid, knobs, seed, tmp)
+            (
+                ct,
+                plan.signal_genes,
+                latents,
+                plan.signal_drive[ct].to_numpy(),
+                enhancers,
+                plan.grid,
+                knobs,
+                seed,
+                tmp,
+                decoys,
+                plan.recalibration,
+            )
             for ct in cell_types
         ]
         n_jobs = max(1, min(int(knobs["n_jobs"] or os.cpu_count() or 1), len(tasks)))
@@ -1002,6 +1443,7 @@ def generate(params: Mapping[str, Any], out_dir: str | os.PathLike | None = None
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {
             "dataset": "semi-synthetic (simulated reads, real Roadmap expression)",
+            "simulator_version": simulator_version(params),  # chromexp.provenance.simulator_version reads it
             "params": _manifest_params(params),
             "cell_types": cell_types,
             "n_genes": len(genes),
@@ -1129,7 +1571,11 @@ def simulated_regions(raw: str | os.PathLike) -> pd.DataFrame:
         paths.resources_dir() / "hg19.chrom.sizes", sep="\t", header=None, names=["chrom", "size"], dtype={"chrom": str}
     )
     grid = build_grid(genes, fragments, dict(zip(sizes["chrom"], sizes["size"].astype(int))), knobs)
-    step = int(knobs["grid_step"])
+    return grid_regions(grid, int(knobs["grid_step"]))
+
+
+def grid_regions(grid: Mapping[str, np.ndarray], step: int) -> pd.DataFrame:
+    """The union of the grid's cells ``[start, start + step)`` as ``chrom, start, end`` runs (:func:`simulated_regions`)."""
     rows = []
     for chrom, cells in grid.items():
         if len(cells) == 0:
@@ -1161,4 +1607,29 @@ Written by chromexp.simulate.generate; see notebooks/00_demo_data for the genera
 - eqtls.tsv.gz: every planted fine-mapped eQTL (chromexp.simulate_eqtl; ../eqtl/README.md).
 
 Not simulated yet (docs/methods.md, "Semi-synthetic data", later issues): GWAS summary statistics.
+"""
+
+#: Appended to the truth README by simulator versions with decoys (version 1's text is unchanged).
+_TRUTH_README_DECOYS = """
+## Decoys (data.simulator_version >= 2)
+
+- decoys.tsv.gz: acetylated elements that regulate NO simulated gene (chromexp.simulate.roadmap.plant_decoys):
+  kind neighbour_enhancer (an enhancer of the nearest other real gene, neighbour_id, active with
+  that gene's real expression and marked exactly like an enhancer) or acetylated_site (H3K27ac/H3K9ac
+  like an active enhancer, little H3K4me1, acetylated at random); placement local (2-19 kb from the
+  TSS of gene_id) or pchic (on a fragment contacted by gene_id that carries no enhancer of it);
+  per cell type whether it is acetylated (active_<EID>). They change no expression and carry no
+  planted eQTL: a method that ranks them with the enhancers reads acetylation, not regulation.
+"""
+
+#: Appended to the truth README by simulator versions with the E116 calibration (version 3).
+_TRUTH_README_E116_CALIBRATION = """
+## Marks recalibrated against real E116 (data.simulator_version >= 3)
+
+- genes.tsv.gz, column k27me3_domain: the gene is not a Polycomb target but carries a broad
+  repressive H3K27me3 domain, present when the promoter is inactive and lost with its activity.
+- Every mark's background rises near active TSSs (an activity-linked background, as raw ChIP
+  counts of every mark do in open chromatin); H3K4me1 promoter flanks follow activity; lower
+  H3K4me1, H3K4me3, H3K27me3 and H3K36me3 backgrounds (params simulate.e116_calibration; notebook 15
+  measured the gaps).
 """
