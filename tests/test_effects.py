@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chromexp.analyses import effects, summary
+from chromexp.analyses import effects, statistics, summary
 from chromexp.results import EFFECT_COLUMNS, write_table
 
 
@@ -78,6 +78,9 @@ def test_level_curves_mean_over_genes_of_each_genes_regions():
     got = curves[(curves["region_kind"] == "distal") & (curves["level"] == 0.0)]
     assert np.isclose(got["mean"].item(), expected)
     assert (got["ci_low"] <= got["mean"]).all() and (got["mean"] <= got["ci_high"]).all()
+    # the CI resamples genes (each gene's mean over its regions), not gene x region rows (issue 30 item 6)
+    per_gene = d0.groupby("gene_id")["effect"].mean().to_numpy()
+    assert (got["ci_low"].item(), got["ci_high"].item()) == statistics.bootstrap_ci(per_gene, seed=0)
     one = curves[curves["level"] == 1.0]
     assert (one["mean"] == 0).all()
 

@@ -458,3 +458,37 @@ def test_fig6_statistics_of_an_engine_table_and_their_panels(setup):
     assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
     fig = manuscript.fig6b_effect_by_distance(by_d)
     assert "SEMI-SYNTHETIC" in fig._suptitle.get_text()
+
+
+def test_answer_lines_report_the_signal_baseline_the_decoys_and_out_of_fold_effects():
+    """Notebook 60's Answer reads every comparison planted_recovery writes (issue 30 items 3 and 4)."""
+    rows = []
+    for effects, comparison, score, auroc in [
+        ("fold_mean", "matched", "effect", 0.80),
+        ("fold_mean", "matched", "signal_only", 0.95),
+        ("fold_mean", "matched", "distance_only", 0.50),
+        ("fold_mean", "vs_decoys", "effect", 0.66),
+        ("fold_mean", "vs_decoys", "signal_only", 0.51),
+        ("fold_mean", "vs_neighbour_enhancer", "effect", 0.48),
+        ("fold_mean", "vs_acetylated_site", "effect", 0.83),
+        ("out_of_fold", "matched", "effect", 0.71),
+        ("fold_mean_oof_genes", "matched", "effect", 0.82),
+    ]:
+        rows.append(
+            {"what": "pcre", "model": "chromoformer-reg-all", "mark": "H3K27ac", "gene_set": "active"}
+            | {"effects": effects, "comparison": comparison, "score": score, "auroc": auroc}
+        )
+    (line,) = perturb.recovery_lines(pd.DataFrame(rows))
+    assert "AUROC of the effect 0.80, signal only 0.95, distance only 0.50" in line
+    assert "against acetylated decoys only: effect 0.66, signal only 0.51 (the model tells" in line
+    # a difference under two null SDs of an AUROC is not called one: 10 + 10 rows, SD sqrt(21 / 1200) = 0.13
+    few = pd.DataFrame(rows).assign(n_pos=10, n_neg=10)
+    (small,) = perturb.recovery_lines(few)
+    assert "does not tell enhancers from decoys clearly better" in small and "null SD of an AUROC 0.13" in small
+    (large,) = perturb.recovery_lines(few.assign(n_pos=300, n_neg=130))
+    assert "(the model tells enhancers from decoys better than their signal does; null SD of an AUROC 0.03)" in large
+    assert "neighbour enhancers 0.48, acetylated sites 0.83" in line
+    assert "out-of-fold effects (each gene by its test fold's model): 0.71 vs 0.82" in line
+    # without decoys (simulator version 1) the decoy clause is absent
+    (plain,) = perturb.recovery_lines(pd.DataFrame(rows[:3]))
+    assert "decoys" not in plain and "out-of-fold" not in plain

@@ -373,6 +373,29 @@ def test_version_1_files_are_bit_identical_to_the_pre_switch_simulator(smoke_v1_
     assert not (smoke_v1_raw / "truth" / "decoys.tsv.gz").exists()
 
 
+@pytest.mark.slow
+def test_version_1_demo_files_are_bit_identical_to_the_pre_switch_simulator(session_dirs, tmp_path):
+    """The demo preset too (43 files, 4 cell types; tests/data/README.md): version 1 leaves every demo file as it was.
+
+    Regenerates the demo raw data (about 4 min on 2 loaded cores), so it runs only with --runslow.
+    """
+    from chromexp.config import load_params
+
+    want = json.loads((REPO_TESTS / "data" / "simulator_v1_demo_manifest.json").read_text())
+    want.pop("_provenance_of_this_file")
+    paths_ = {k: str(v) for k, v in session_dirs.items()} | {"data_dir": str(tmp_path / "data")}
+    params = load_params(
+        "E003",
+        files=[REPO_TESTS.parent / "params" / "demo.yaml"],
+        overrides={"data": {"simulator_version": 1}, "paths": paths_},
+    )
+    got = json.loads((roadmap.generate(params) / "manifest.json").read_text())
+    assert got.pop("simulator_version") == 1
+    assert got["params"].pop("simulator_version") == 1
+    assert got["files"] == want["files"]
+    assert got == want
+
+
 V2_MANIFEST = REPO_TESTS / "data" / "simulator_v2_smoke_manifest.json"
 
 

@@ -1343,14 +1343,28 @@ def recovery_lines(recovery_table: pd.DataFrame) -> list[str]:
             f"{get('matched', 'effect'):.2f}, signal only {get('matched', 'signal_only'):.2f}, distance only "
             f"{get('matched', 'distance_only'):.2f}"
         )
-        if ("vs_decoys", "effect") in a.index:
+        if ("fold_mean", "vs_decoys", "effect") in a.index:
             e, sig = get("vs_decoys", "effect"), get("vs_decoys", "signal_only")
+            # the SD of an AUROC under the null, (n_pos + n_neg + 1) / (12 n_pos n_neg) (Mann-Whitney), as the
+            # yardstick: a difference under two of them is not called a difference
+            row = g[(g["effects"] == "fold_mean") & (g["comparison"] == "vs_decoys") & (g["score"] == "effect")]
+            n_pos, n_neg = (float(row[c].iloc[0]) if c in row.columns else np.nan for c in ("n_pos", "n_neg"))
+            se = np.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg)) if n_pos > 0 and n_neg > 0 else np.nan
+            margin = 2 * se if np.isfinite(se) else 0.02
             verdict = (
                 "the model tells enhancers from decoys better than their signal does"
-                if e > sig + 0.02
-                else "the model does not tell enhancers from decoys better than their signal does"
+                if e > sig + margin
+                else "the model does not tell enhancers from decoys clearly better than their signal does"
             )
-            text += f"; against acetylated decoys only: effect {e:.2f}, signal only {sig:.2f} ({verdict})"
+            where = f"; null SD of an AUROC {se:.2f}" if np.isfinite(se) else ""
+            text += f"; against acetylated decoys only: effect {e:.2f}, signal only {sig:.2f} ({verdict}{where})"
+            kinds = [
+                f"{k.replace('_', ' ')}s {get(f'vs_{k}', 'effect'):.2f}"
+                for k in DECOY_LABELS
+                if ("fold_mean", f"vs_{k}", "effect") in a.index
+            ]
+            if kinds:
+                text += f" (effect against {', '.join(kinds)})"
         if ("out_of_fold", "matched", "effect") in a.index:
             same = get("matched", "effect", "fold_mean_oof_genes")
             same = get("matched", "effect") if np.isnan(same) else same
