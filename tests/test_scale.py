@@ -97,6 +97,9 @@ def test_gpu_benchmark_cpu_fallback_and_plan(tmp_path, capsys):
         assert modes["one_fp32"]["gene_epochs_per_s"] > 0 and modes["one_fp32"]["models_per_hour"] > 0
         assert "skipped" in modes["many_fp32"]
     assert result["paper_grid"]["models"] == 1320
+    # Chromoformer's own study: the diff model and every baseline, one model at a time
+    for family in ("chromoformer_diff", "deepchrome", "attentivechrome_40kb", "hmcrnn", "deepdiff"):
+        assert result["families"][family]["modes"]["one_fp32"]["gene_epochs_per_s"] > 0, family
 
     assert cli.main(["plan", "--throughput", str(out), "--cells", "E003", "E066"]) == 0
     text = capsys.readouterr().out

@@ -238,7 +238,7 @@ def test_cross_entropy(n_outputs):
         ((torch.zeros(5, 2, 12), torch.tensor([0.0, 1, float("nan"), 2, 3])), None, {}, "non-finite"),
         (None, (torch.zeros(0, 2, 12), torch.zeros(0)), {}, "validation has no genes"),
         (None, None, {"loss": "hinge"}, "Unknown loss"),
-        (None, None, {"optimizer": "sgd"}, "Unknown optimizer"),
+        (None, None, {"optimizer": "rmsprop"}, "Unknown optimizer"),
         (None, None, {"train_params": {"lr": 1.0e-3}}, "lacks"),
         ([1, 2, 3], None, {}, "pair"),
     ],

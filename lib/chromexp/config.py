@@ -23,7 +23,14 @@ from typing import Any
 import yaml
 
 from . import cells, paths
-from .constants import EFFECT_RANKINGS, FEATURE_ENGINES, MARKS, PERTURBATION_GEOMETRIES, SIMULATOR_VERSIONS
+from .constants import (
+    EFFECT_RANKINGS,
+    FEATURE_ENGINES,
+    MARKS,
+    PERTURBATION_GEOMETRIES,
+    PROTOCOLS,
+    SIMULATOR_VERSIONS,
+)
 from .utils import DuplicateKeyError, load_yaml_text, read_yaml  # noqa: F401 — public names of this module
 
 #: Keys whose values are free-form mappings (their sub-keys are not checked against defaults).
@@ -86,6 +93,13 @@ NULLABLE_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "peaks.llocal": ("int", _is_int),
     "shallowchrome.marks": ("list", _is_list),
     "simulate.n_jobs": ("int", _is_int),
+    "chromoformer_study.protocol": ("str", _is_str),
+    "chromoformer_study.folds": ("list", _is_list),
+    "chromoformer_diff.cell_types": ("list", _is_list),
+    "chromoformer_diff.pairs": ("list of lists", _is_list_of_lists),
+    "chromoformer_diff.folds": ("list", _is_list),
+    "chromoformer_diff.protocol": ("str", _is_str),
+    "baselines.*.grad_clip": ("float", _is_number),
     "simulate.presets.*.n_genes": ("int", _is_int),
     "real_e116.counts": ("str", _is_str),
     "real_e116.marks": ("list", _is_list),
@@ -452,6 +466,58 @@ def validate(params: Mapping[str, Any]) -> None:
     check("train.lr", *positive_num)
     check("train.min_lr", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
     check("train.lr_factor", lambda v: _is_number(v) and 0 < v < 1, "must be a number in (0, 1)")
+    check("train.protocol", lambda v: v in PROTOCOLS, f"must be one of {list(PROTOCOLS)}")
+    check("train.chromoformer_protocol.lr", *positive_num)
+    check("train.chromoformer_protocol.lr_gamma", lambda v: _is_number(v) and 0 < v <= 1, "must be a number in (0, 1]")
+    for key in ("train.chromoformer_protocol.batch_size", "train.chromoformer_protocol.max_epochs"):
+        check(key, *positive_int)
+    study_protocol = (lambda v: v in PROTOCOLS, f"must be null or one of {list(PROTOCOLS)}")
+    check("chromoformer_study.protocol", *study_protocol, nullable=True)
+    check("chromoformer_study.folds", folds_ok, folds_why, True)
+    models = ("chromoformer", "deepchrome", "attentivechrome", "hmcrnn")
+    check("chromoformer_study.models", *subset(models, "model families"))
+    check("chromoformer_study.tasks", *subset(("clf", "reg"), "tasks"))
+    check(
+        "chromoformer_study.windows",
+        lambda v: (
+            _is_list(v) and len(v) > 0 and all(_is_int(x) and x > 0 and x % 2 == 0 for x in v) and len(set(v)) == len(v)
+        ),
+        "must be a non-empty list of distinct positive even windows (bp)",
+    )
+    check("chromoformer_diff.protocol", *study_protocol, nullable=True)
+    check("chromoformer_diff.folds", folds_ok, folds_why, True)
+    check(
+        "chromoformer_diff.cell_types",
+        lambda v: _is_list(v) and len(v) >= 2 and len(set(v)) == len(v) and all(c in cells.ids() for c in v),
+        "must be null or at least two distinct Roadmap EIDs of the study",
+        True,
+    )
+    check(
+        "chromoformer_diff.pairs",
+        lambda v: len(v) > 0 and all(len(p) == 2 and p[0] != p[1] and all(c in cells.ids() for c in p) for p in v),
+        "must be null or a non-empty list of [EID, EID] pairs of two different cell types",
+        True,
+    )
+    check(
+        "chromoformer_diff.loss_weights",
+        lambda v: _is_list(v) and len(v) == 3 and all(_is_number(x) and x >= 0 for x in v) and v[0] > 0,
+        "must be three non-negative weights [lfc, A, B] with lfc > 0",
+    )
+    check(
+        "chromoformer_diff.baselines",
+        lambda v: _is_list(v) and all(x in ("two_reg", "clf_ratio", "deepdiff") for x in v) and len(set(v)) == len(v),
+        "must be a list of distinct names from ['two_reg', 'clf_ratio', 'deepdiff']",
+    )
+    variants = ("raw_d", "raw_c", "raw", "aux", "raw_aux", "aux_siamese", "raw_aux_siamese")
+    check("chromoformer_diff.deepdiff_variant", lambda v: v in variants, f"must be one of {list(variants)}")
+    for name in ("deepchrome", "attentivechrome", "hmcrnn", "deepdiff"):
+        block = f"baselines.{name}"
+        check(f"{block}.optimizer", lambda v: v in ("adam", "adamw", "sgd"), "must be adam, adamw or sgd")
+        check(f"{block}.lr", *positive_num)
+        check(f"{block}.lr_decay", lambda v: _is_number(v) and v >= 0, "must be a non-negative number")
+        for key in ("window", "batch_size", "max_epochs"):
+            check(f"{block}.{key}", *positive_int)
+        check(f"{block}.grad_clip", *positive_num, nullable=True)
     check("dataset.validation_fraction", lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)")
     check("dataset.max_pcres", lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
     check(

@@ -102,3 +102,7 @@ PERTURBATION_GEOMETRIES: tuple[str, ...] = ("chromexp", "reference")
 
 #: How peak-max features are computed (``shallowchrome.feature_engine``): numpy (fast) or bedtools (``map -o max``).
 FEATURE_ENGINES: tuple[str, ...] = ("numpy", "bedtools")
+
+#: Training protocols of ``train.protocol`` (docs/methods.md, "Training protocol"): the study's
+#: (Murphy et al.), the Chromoformer paper's, and the fixed-epochs protocol of the baselines.
+PROTOCOLS: tuple[str, ...] = ("murphy", "chromoformer", "fixed")

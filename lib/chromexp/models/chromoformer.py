@@ -363,21 +363,24 @@ class PairwiseInteractionTransformer(nn.Module):
     def forward_full(self, p_emb, x_pcre, pad, return_attention=False):
         """Reference computation over every promoter position and every slot.
 
-        ``p_emb`` (B, L, d) promoter embedding (all positions), ``x_pcre`` (B, S, L, n_feats),
-        ``pad`` (B, S, L) True = padding. Returns the TSS token per slot (B, S, d) (+ maps).
+        ``p_emb`` (B, Lp, d) promoter embedding (all positions), ``x_pcre`` (B, S, Lc, n_feats),
+        ``pad`` (B, S, Lc) True = padding. Returns the TSS token (bin Lp // 2) per slot (B, S, d)
+        (+ maps). The pCRE window ``Lc`` may differ from the promoter window ``Lp`` (the
+        reference's separate ``w_prom`` and ``w_max``; the window study crops only the promoter).
         """
         b, s, length, _ = x_pcre.shape
-        xp = self.lin_proj_p(p_emb).unsqueeze(1).expand(-1, s, -1, -1).reshape(b * s, length, -1)
+        lp = p_emb.shape[1]
+        xp = self.lin_proj_p(p_emb).unsqueeze(1).expand(-1, s, -1, -1).reshape(b * s, lp, -1)
         pe = sinusoidal_encoding(length, self.d_model).to(device=x_pcre.device, dtype=x_pcre.dtype)
         xc = self.lin_proj_pcre(x_pcre.reshape(b * s, length, -1)) + pe
         # Reference mask: rows = valid promoter bins (all), columns = valid pCRE bins.
-        mask = pad.reshape(b * s, 1, 1, length).expand(-1, -1, length, -1)
+        mask = pad.reshape(b * s, 1, 1, length).expand(-1, -1, lp, -1)
         maps = []
         for layer in self.transformer.layers:
             xp, prob = layer.self_att(xp, xc, mask, return_attention=True)
             xp = layer.ff(xp)
             maps.append(prob.view(b, s, *prob.shape[1:]))
-        out = xp[:, length // 2].view(b, s, -1)
+        out = xp[:, lp // 2].view(b, s, -1)
         return (out, maps) if return_attention else out
 
     def forward_tss(self, p_tss, x_pcre, pad):
@@ -553,13 +556,14 @@ class ChromoformerBackbone(nn.Module):
                     f"promoter_{res} must have shape (batch, {self.n_marks}, bins), got {tuple(xp.shape)}."
                 )
             s = inputs["freq"].shape[1]
-            if xc.shape != (b, s, self.n_marks, xp.shape[2]):
+            # the pCRE window may differ from the promoter window (window study: promoter cropped)
+            if xc.ndim != 4 or xc.shape[:3] != (b, s, self.n_marks) or xc.shape[3] < 1:
                 raise ValueError(
-                    f"pcre_{res} must have shape (batch, slots, marks, bins) = {(b, s, self.n_marks, xp.shape[2])}, got {tuple(xc.shape)}."
+                    f"pcre_{res} must have shape (batch, slots, marks, bins) = {(b, s, self.n_marks)} + (bins,), got {tuple(xc.shape)}."
                 )
-            if m.shape != (b, s, xp.shape[2]) or m.dtype != torch.bool:
+            if m.shape != (b, s, xc.shape[3]) or m.dtype != torch.bool:
                 raise ValueError(
-                    f"pcre_mask_{res} must be a bool tensor of shape {(b, s, xp.shape[2])}, got {m.dtype} {tuple(m.shape)}."
+                    f"pcre_mask_{res} must be a bool tensor of shape {(b, s, xc.shape[3])}, got {m.dtype} {tuple(m.shape)}."
                 )
 
     @staticmethod
@@ -584,9 +588,11 @@ class ChromoformerBackbone(nn.Module):
         ----------
         promoter_<res> : torch.Tensor, shape (batch, n_marks, L_res)
             Strand-oriented promoter bins (TSS ± 20 kb; TSS token = bin L // 2).
-        pcre_<res> : torch.Tensor, shape (batch, slots, n_marks, L_res)
-            pCRE bins, centred and zero-padded; empty slots all zero.
-        pcre_mask_<res> : torch.Tensor of bool, shape (batch, slots, L_res)
+        pcre_<res> : torch.Tensor, shape (batch, slots, n_marks, Lc_res)
+            pCRE bins, centred and zero-padded; empty slots all zero. ``Lc_res`` is the pCRE window
+            (the reference's ``w_max``), normally ``L_res``; the window study crops the promoter
+            only, so it may differ.
+        pcre_mask_<res> : torch.Tensor of bool, shape (batch, slots, Lc_res)
             True = padding; an all-True row is an empty slot.
         freq : torch.Tensor, shape (batch, slots)
             Normalised interaction frequency of each slot (ignored for empty slots).
@@ -614,10 +620,10 @@ class ChromoformerBackbone(nn.Module):
             xc = inputs[f"pcre_{res}"].transpose(2, 3)  # (B, S, L, m)
             pad = inputs[f"pcre_mask_{res}"]
             valid = ~pad.all(dim=-1)  # (B, S)
-            b, s, length, _ = xc.shape
+            b, s, _, _ = xc.shape
             if full:
                 p_all, m_emb = self.embed[key].forward_full(xp, return_attention=True)
-                p_tss = p_all[:, length // 2]
+                p_tss = p_all[:, xp.shape[1] // 2]
                 pw, m_pw = self.pairwise_interaction[key].forward_full(p_all, xc, pad, return_attention=True)
             else:
                 p_tss = self.embed[key].forward_tss(xp)
@@ -727,21 +733,96 @@ class ChromoformerDiff(ChromoformerBackbone):
         return torch.cat([lfc, self.fc_head(emb_a), self.fc_head(emb_b)], dim=1)
 
 
+class ChromoformerEmbeddingOnly(nn.Module):
+    """The Embedding-only ablation of the paper's Fig. 3b: no pairwise-interaction, no regulation transformer.
+
+    The three embedding transformers' TSS tokens (one per resolution, the same modules and names
+    as in :class:`ChromoformerBackbone`'s ``embed``) are concatenated coarse to fine and fed to
+    the same FC head (one 128-unit hidden layer): ``fc_head(cat_res(p_tss))``, where the intact
+    model reads ``fc_head(cat_res(reg_out[:, 0] + p_tss))``. pCREs and frequencies are accepted
+    (so that the same input dicts feed both models) and ignored.
+
+    Parameters
+    ----------
+    n_marks, architecture, resolutions, full_attention
+        As :class:`ChromoformerBackbone` (only ``d_emb``, ``d_head`` and ``embed`` are used).
+    task : {"reg", "clf"}
+        ``reg``: output (batch,), log2(RPKM + 1); ``clf``: (batch, 2) logits.
+    """
+
+    def __init__(self, n_marks=7, architecture=None, resolutions=RESOLUTIONS, full_attention=False, task="reg"):
+        super().__init__()
+        if task not in ("reg", "clf"):
+            raise ValueError(f"task must be 'reg' or 'clf', got {task!r}.")
+        if int(n_marks) < 1:
+            raise ValueError(f"n_marks must be >= 1, got {n_marks}.")
+        arch = _architecture(architecture)
+        self.n_marks, self.resolutions, self.task = int(n_marks), tuple(int(r) for r in resolutions), task
+        self.architecture, self.full_attention = arch, bool(full_attention)
+        e = arch["embed"]
+        if e["d_model"] != arch["d_emb"]:
+            raise ValueError("The embedding transformer's d_model must equal d_emb (the reference ties them).")
+        self.embed = nn.ModuleDict(
+            {
+                str(r): EmbeddingTransformer(n_marks, e["n_layers"], e["n_heads"], arch["d_emb"], e["d_ff"])
+                for r in self.resolutions
+            }
+        )
+        self.d_embedding = arch["d_emb"] * len(self.resolutions)
+        self.fc_head = _head(self.d_embedding, arch["d_head"], 1 if task == "reg" else 2)
+
+    def embedding(self, full_attention=None, **inputs) -> torch.Tensor:
+        """``cat_res(p_tss)``, shape (batch, 3 * d_emb)."""
+        full = self.full_attention if full_attention is None else bool(full_attention)
+        out = []
+        for res in self.resolutions:
+            if f"promoter_{res}" not in inputs:
+                raise ValueError(
+                    f"Chromoformer inputs lack promoter_{res}; build them with chromexp.models.chromoformer_inputs."
+                )
+            xp = inputs[f"promoter_{res}"]
+            if xp.ndim != 3 or xp.shape[1] != self.n_marks:
+                raise ValueError(
+                    f"promoter_{res} must have shape (batch, {self.n_marks}, bins), got {tuple(xp.shape)}."
+                )
+            xp = xp.transpose(1, 2)
+            emb = self.embed[str(res)]
+            out.append(emb.forward_full(xp)[:, xp.shape[1] // 2] if full else emb.forward_tss(xp))
+        return torch.cat(out, dim=1)
+
+    def forward(self, full_attention=None, **inputs):
+        """Prediction (batch,) for ``reg``, logits (batch, 2) for ``clf``."""
+        out = self.fc_head(self.embedding(full_attention=full_attention, **inputs))
+        return out.squeeze(-1) if self.task == "reg" else out
+
+
+#: ``build_model``'s variants: the intact model and the Embedding-only ablation (Fig. 3b).
+VARIANTS: tuple[str, ...] = ("full", "embedding_only")
+
+
 def build_model(
     kind: str,
     n_marks: int,
     architecture: Mapping | None = None,
     full_attention: bool = False,
     resolutions: Sequence[int] = RESOLUTIONS,
+    variant: str = "full",
 ):
     """``kind`` = "reg" | "clf" | "diff" -> the corresponding Chromoformer.
 
     ``resolutions`` are the bin sizes in concatenation order; experiments pass the dataset's
     (``signal.resolutions`` of the parameters, coarse to fine), the default is the reference's.
+    ``variant="embedding_only"`` builds :class:`ChromoformerEmbeddingOnly` (``reg`` or ``clf``).
     """
     classes = {"reg": ChromoformerRegressor, "clf": ChromoformerClassifier, "diff": ChromoformerDiff}
     if kind not in classes:
         raise ValueError(f"Unknown Chromoformer kind {kind!r}; choose one of {sorted(classes)}.")
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown Chromoformer variant {variant!r}; choose one of {list(VARIANTS)}.")
+    if variant == "embedding_only":
+        if kind == "diff":
+            raise ValueError("The Embedding-only ablation exists for reg and clf only.")
+        return ChromoformerEmbeddingOnly(n_marks, architecture, resolutions, full_attention, task=kind)
     return classes[kind](
         n_marks=n_marks, architecture=architecture, resolutions=resolutions, full_attention=full_attention
     )
@@ -765,6 +846,8 @@ __all__ = [
     "ChromoformerRegressor",
     "ChromoformerClassifier",
     "ChromoformerDiff",
+    "ChromoformerEmbeddingOnly",
+    "VARIANTS",
     "build_model",
     "count_parameters",
     "load_reference_state_dict",

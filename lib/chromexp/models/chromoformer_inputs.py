@@ -88,6 +88,70 @@ def dataset_inputs(dataset, marks: Sequence[str] | None = None, index=None, reso
     return out
 
 
+def crop_promoter(inputs: Mapping[str, torch.Tensor], window: int, log_base: float = math.e) -> dict:
+    """The inputs with every ``promoter_<res>`` cut to a central window of ``window`` bp (the window study).
+
+    Where ``window / 2`` is a multiple of ``res`` the stored bins are cropped as they are (bins
+    ``L/2 − k … L/2 + k − 1``, ``k = window / (2 res)``). Otherwise (e.g. 2 and 10 kb at 2,000 bp: a
+    single bin [−1, +1) kb, or five bins from −5 kb) the window's bins are rebuilt from the finest
+    resolution of ``inputs`` whose bins tile them: each stored value ``log_b(mean + 1)`` is turned
+    back into a mean depth, the means of the ``res / finest`` bins are averaged (equal lengths, so
+    this is the mean over the new bin) and logged again, in float64, rounded once to float32. Both
+    equal binning the window afresh (tests/test_window_crops.py: bedtools oracle). pCRE inputs and
+    frequencies are kept as they are: the pCRE window stays at the stored one (the reference's
+    ``w_max``; the paper does not say whether its window study changed it).
+
+    Parameters
+    ----------
+    inputs : mapping of str to torch.Tensor
+        As :func:`dataset_inputs` (``promoter_<res>`` (batch, marks, L_res), strand-oriented, TSS
+        between bins ``L/2 − 1`` and ``L/2``).
+    window : int
+        The new promoter window (bp), ``2 · half window``; a multiple of every resolution and at
+        most the stored window.
+    log_base : float
+        The base of the stored values (``chromexp.signal.log_base_value(params["signal"]["log_base"])``).
+
+    Returns
+    -------
+    dict of torch.Tensor
+        ``promoter_<res>`` of shape (batch, marks, window // res); the other keys unchanged (same tensors).
+    """
+    window = int(window)
+    res_all = resolutions_of(inputs)
+    if not res_all:
+        raise ValueError("crop_promoter: the inputs have no promoter_<res> tensors.")
+    out = dict(inputs)
+    half = window // 2
+    for res in res_all:
+        xp = inputs[f"promoter_{res}"]
+        stored = xp.shape[-1] * res
+        if window <= 0 or window % 2 or window % res or window > stored:
+            raise ValueError(
+                f"window {window} bp must be even, a multiple of every resolution ({res} bp) and <= the stored "
+                f"window ({stored} bp)."
+            )
+        centre = xp.shape[-1] // 2
+        if half % res == 0:
+            k = half // res
+            out[f"promoter_{res}"] = xp[..., centre - k : centre + k]
+            continue
+        fine = [r for r in res_all if res % r == 0 and half % r == 0]
+        if not fine:
+            raise ValueError(
+                f"A {window} bp window at {res} bp is not aligned with the stored bins and no finer resolution "
+                f"of {sorted(res_all)} tiles it; cannot build it from these inputs."
+            )
+        f = min(fine)
+        xf = inputs[f"promoter_{f}"]
+        k, cf = half // f, xf.shape[-1] // 2
+        ln_b = math.log(float(log_base))
+        depth = torch.expm1(xf[..., cf - k : cf + k].double() * ln_b)
+        depth = depth.reshape(*depth.shape[:-1], window // res, res // f).mean(-1)
+        out[f"promoter_{res}"] = (torch.log1p(depth) / ln_b).to(xp.dtype)
+    return out
+
+
 def select_marks(inputs: Mapping[str, torch.Tensor], index: Sequence[int]) -> dict:
     """Keep the marks ``index`` (positions along the mark axis) of an input dict."""
     idx = torch.as_tensor(list(index), dtype=torch.long)

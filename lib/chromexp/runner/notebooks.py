@@ -80,6 +80,7 @@ FOLD_JOB_PARAMETER = "FOLD_JOB"
 FOLD_PARAMETERS: dict[str, str] = {
     "30_promoter_model": "model.promoter_cnn.folds",
     "40_distal_model": "model.chromoformer.folds",
+    "45_chromoformer_study": "chromoformer_study.folds",
     "50_mark_pairs": "model.chromoformer.folds",
 }
 

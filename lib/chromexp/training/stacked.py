@@ -35,6 +35,7 @@ from .train import (
     _Protocol,
     _run_protocol,
     compute_loss,
+    protocol_optimizer,
     resolve_device,
     save_finished_model,
 )
@@ -228,6 +229,9 @@ def fit_many(
         raise ValueError(f"fit_many got {len(model_checkpoints)} model checkpoints for {n_models} models.")
     _check_same_architecture(models)
     tp = _check_train_params(train_params)
+    if tp.get("grad_clip") is not None:
+        raise ValueError("fit_many does not clip gradients (grad_clip); train such models one at a time with fit().")
+    optimizer = protocol_optimizer(optimizer, tp)
     tr_sets = [_check_split(s, f"train set {m}", loss) for m, s in enumerate(trains)]
     va_sets = [_check_split(s, f"validation set {m}", loss) for m, s in enumerate(validations)]
     _check_same_structure(tr_sets + va_sets, "data set")
@@ -315,6 +319,7 @@ def fit_many(
                 per_model.sum().backward()
                 for j, m in enumerate(stepping):
                     protocols[m].opt.step()
+                    protocols[m].after_step()
                     totals[m] += float(sums[j].detach())
             return {m: totals[m] / trs[m].n for m in active}, evaluate(active)
 

@@ -8,6 +8,21 @@ fits (no per-batch disk reads or host copies), shuffles with its own seeded ``to
 runs deterministically on CPU, optionally under bf16 autocast (CUDA or CPU), and writes an atomic
 checkpoint after every epoch so that an interrupted run resumes to exactly the same final model.
 
+Three protocols (``train_params["protocol"]``, docs/methods.md, "Training protocol"):
+
+* ``murphy`` (default, the study's): the numbers above; the final model is the epoch with the best
+  validation score (default: the lowest validation loss), training stops ``early_stopping_patience``
+  epochs after it;
+* ``chromoformer`` (the Chromoformer paper's): AdamW, lr ``chromoformer_protocol.lr`` (3e-5) multiplied
+  by ``lr_gamma`` (0.87) after every epoch, batch 64, ``max_epochs`` (10) epochs all run, the last
+  epoch's model is the final one (no early stopping, no best-epoch selection);
+* ``fixed`` (the baselines' published protocols): every one of ``max_epochs`` epochs at a constant
+  lr (or Torch7's ``learningRateDecay``: lr / (1 + steps · ``lr_decay``)), the epoch with the best
+  validation score (``score``, e.g. AUROC) is the final one.
+
+Any protocol can clip the gradient norm (``grad_clip``), and ``loss`` may be a callable
+(``loss(output, target, reduction)``) for multi-output models such as Chromoformer-diff.
+
 The protocol itself (schedule, early stopping, best weights, checkpoint and resume) is implemented
 once, by ``_Protocol`` and ``_run_protocol``; :func:`fit` drives it with a single-model epoch and
 :func:`chromexp.training.stacked.fit_many` with a stacked (vmapped) epoch of many small models.
@@ -36,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..constants import PROTOCOLS as _PROTOCOLS
 from ..utils import DETAIL, get_logger, progress_bar
 from .checkpoint import CheckpointError, is_finished, load_checkpoint, save_checkpoint
 
@@ -52,8 +68,13 @@ TRAIN_KEYS: tuple[str, ...] = (
     "early_stopping_patience",
 )
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy", "smooth_l1")
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
-HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "lr", "seconds", "improved")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+#: ``train_params["protocol"]`` values (:data:`chromexp.constants.PROTOCOLS`).
+PROTOCOLS: tuple[str, ...] = _PROTOCOLS
+#: The Chromoformer paper's protocol (Methods; dohlee/chromoformer configs/default.yaml), used where
+#: ``train_params`` has no ``chromoformer_protocol`` block.
+CHROMOFORMER_PROTOCOL: dict[str, Any] = {"lr": 3e-5, "lr_gamma": 0.87, "batch_size": 64, "max_epochs": 10}
+HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "lr", "seconds", "improved", "val_score")
 CHECKPOINT_VERSION = 1
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...] | dict[str, torch.Tensor]
@@ -162,9 +183,31 @@ def _check_train_params(train_params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"train_params batch_size and max_epochs must be ≥ 1; got {tp['batch_size']}, {tp['max_epochs']}."
         )
+    protocol = tp.get("protocol") or "murphy"
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"train_params protocol must be one of {list(PROTOCOLS)}; got {protocol!r}.")
+    tp["protocol"] = protocol
+    if protocol == "chromoformer":
+        cp = {**CHROMOFORMER_PROTOCOL, **dict(tp.get("chromoformer_protocol") or {})}
+        if not 0 < float(cp["lr_gamma"]) <= 1:
+            raise ValueError(f"train_params chromoformer_protocol.lr_gamma must be in (0, 1]; got {cp['lr_gamma']}.")
+        tp.update(lr=cp["lr"], batch_size=cp["batch_size"], max_epochs=cp["max_epochs"], lr_gamma=float(cp["lr_gamma"]))
+    if float(tp.get("lr_decay") or 0.0) < 0:
+        raise ValueError(f"train_params lr_decay must be >= 0; got {tp['lr_decay']}.")
+    if tp.get("grad_clip") is not None and not float(tp["grad_clip"]) > 0:
+        raise ValueError(f"train_params grad_clip must be null or > 0; got {tp['grad_clip']}.")
+    if int(tp["batch_size"]) < 1 or int(tp["max_epochs"]) < 1:
+        raise ValueError(
+            f"train_params batch_size and max_epochs must be ≥ 1; got {tp['batch_size']}, {tp['max_epochs']}."
+        )
     if not float(tp["lr"]) > 0:
         raise ValueError(f"train_params lr must be > 0; got {tp['lr']}.")
     return tp
+
+
+def protocol_optimizer(optimizer: str, train_params: Mapping[str, Any]) -> str:
+    """The optimizer a protocol trains with: AdamW under ``chromoformer`` (its reference), else ``optimizer``."""
+    return "adamw" if train_params.get("protocol") == "chromoformer" else optimizer
 
 
 def compute_loss(output: torch.Tensor, target: torch.Tensor, loss, reduction: str = "mean") -> torch.Tensor:
@@ -206,11 +249,14 @@ def is_loss_object(loss: Any) -> bool:
 
 def loss_name(loss: Any) -> str:
     """``loss`` as it is written in checkpoint fingerprints: the name, or the object's ``repr``."""
-    return repr(loss) if is_loss_object(loss) else str(loss)
+    if not is_loss_object(loss):
+        return str(loss)
+    # a function's repr holds its memory address: its name keeps fingerprints equal across runs
+    return getattr(loss, "__name__", None) or repr(loss)
 
 
 def make_optimizer(model: nn.Module, name: str, train_params: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """Adam (promoter CNN, as chromexpress) or AdamW (Chromoformer, as its reference), lr from params.
+    """Adam (promoter CNN, as chromexpress), AdamW (Chromoformer, as its reference) or SGD (DeepChrome), lr from params.
 
     ``train_params["weight_decay"]`` is used when present; else each optimizer's torch default
     (0 for Adam, 0.01 for AdamW — the reference Chromoformer code uses ``AdamW(lr=...)``).
@@ -222,11 +268,27 @@ def make_optimizer(model: nn.Module, name: str, train_params: Mapping[str, Any])
         return torch.optim.Adam(model.parameters(), **kwargs)
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), **kwargs)
+    if name == "sgd":  # Torch7 optim.sgd as DeepChrome used it: no momentum
+        return torch.optim.SGD(model.parameters(), **kwargs)
     raise ValueError(f"Unknown optimizer {name!r}; known: {OPTIMIZERS}.")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, train_params: Mapping[str, Any]):
-    """``ReduceLROnPlateau(factor, patience, min_lr)`` on the validation loss (Keras-like)."""
+    """The protocol's learning-rate schedule.
+
+    ``murphy``: ``ReduceLROnPlateau(factor, patience, min_lr)`` on the validation loss (Keras-like),
+    stepped after each epoch; ``chromoformer``: ``ExponentialLR(lr_gamma)`` after each epoch;
+    ``fixed``: ``lr / (1 + steps · lr_decay)`` after each optimizer step (Torch7's
+    ``learningRateDecay``), or ``None`` for a constant lr.
+    """
+    protocol = train_params.get("protocol") or "murphy"
+    if protocol == "chromoformer":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(train_params["lr_gamma"]))
+    if protocol == "fixed":
+        decay = float(train_params.get("lr_decay") or 0.0)
+        if decay == 0:
+            return None
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + step * decay))
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
         mode="min",
@@ -337,11 +399,16 @@ class FitResult:
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, data: _Data, loss: str, batch_size: int, device: torch.device, amp: bool) -> float:
-    """Loss over all genes of ``data`` (sum over batches / n, so independent of batch size)."""
+def _evaluate(
+    model: nn.Module, data: _Data, loss, batch_size: int, device: torch.device, amp: bool, score=None
+) -> tuple[float, float]:
+    """Loss over all genes of ``data`` and ``score(outputs, targets)`` over all of them.
+
+    The loss is the sum over batches / n, so independent of batch size; the score is NaN without ``score``.
+    """
     model.eval()
-    total = 0.0
-    outs, ys = [], []
+    total, outs, ys = 0.0, [], []
+    s_outs, s_ys = [], []
     for start in range(0, data.n, batch_size):
         idx = torch.arange(start, min(start + batch_size, data.n))
         x, y = data.batch(idx)
@@ -352,9 +419,13 @@ def _evaluate(model: nn.Module, data: _Data, loss: str, batch_size: int, device:
             ys.append(y)
         else:
             total += float(compute_loss(out, y, loss, reduction="sum"))
+        if score is not None:
+            s_outs.append(out.float().cpu())
+            s_ys.append(y.cpu())
+    value = float(score(torch.cat(s_outs), torch.cat(s_ys))) if score is not None else float("nan")
     if outs:
-        return float(compute_loss(torch.cat(outs), torch.cat(ys), loss))
-    return total / data.n
+        return float(compute_loss(torch.cat(outs), torch.cat(ys), loss)), value
+    return total / data.n, value
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -387,9 +458,19 @@ def _data_digest(*splits: tuple[Inputs, torch.Tensor]) -> str:
 
 
 def _fingerprint(
-    model: nn.Module, tp: Mapping[str, Any], loss: str, optimizer: str, seed: int, train, validation
+    model: nn.Module, tp: Mapping[str, Any], loss, optimizer: str, seed: int, train, validation, score=None
 ) -> dict:
     """What must match for a checkpoint to be resumed (else the run is refused, not silently mixed)."""
+    protocol = tp.get("protocol") or "murphy"
+    extra: dict[str, Any] = {}
+    # present only when they differ from the study's protocol, so the fingerprints (and
+    # checkpoints) of the murphy protocol are those written before the protocols existed
+    if protocol != "murphy":
+        extra["protocol"] = {"name": protocol, "lr_gamma": tp.get("lr_gamma"), "lr_decay": tp.get("lr_decay")}
+    if tp.get("grad_clip") is not None:
+        extra["grad_clip"] = float(tp["grad_clip"])
+    if score is not None:
+        extra["score"] = getattr(score, "__name__", repr(score))
     return {
         "model": type(model).__name__,
         "n_parameters": sum(p.numel() for p in model.parameters()),
@@ -403,6 +484,7 @@ def _fingerprint(
         # present only under bf16, so float32 fingerprints (and checkpoints) are those written
         # before mixed precision entered the fingerprint; an fp32 checkpoint is never resumed as bf16
         **({"mixed_precision": "bf16"} if tp.get("mixed_precision") else {}),
+        **extra,
     }
 
 
@@ -436,20 +518,26 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
 # the protocol: one implementation for fit and fit_many
 # ----------------------------------------------------------------------------------------------
 class _Protocol:
-    """The study's per-model protocol: optimizer, LR schedule, early stopping, best weights, history.
+    """The per-model protocol: optimizer, LR schedule, early stopping, the kept weights, history.
 
     :func:`fit` drives one of these and :func:`chromexp.training.stacked.fit_many` one per model, so a
     change of the protocol (schedule, stopping rule, what a checkpoint holds) is made here once.
+    ``tp["protocol"]`` (resolved by ``_check_train_params``) decides the rules: see the module
+    docstring. ``scored``: the kept epoch is the best validation *score* (higher is better) instead
+    of the lowest validation loss.
     """
 
-    def __init__(self, model: nn.Module, optimizer: str, tp: Mapping[str, Any], seed: int, name: str):
+    def __init__(self, model: nn.Module, optimizer: str, tp: Mapping[str, Any], seed: int, name: str, scored=False):
         self.model, self.name = model, name
-        self.opt = make_optimizer(model, optimizer, tp)
+        self.protocol = tp.get("protocol") or "murphy"
+        self.opt = make_optimizer(model, protocol_optimizer(optimizer, tp), tp)
         self.sched = make_scheduler(self.opt, tp)
         self.shuffle = torch.Generator().manual_seed(int(seed))
         self.patience = int(tp["early_stopping_patience"])
+        self.scored = bool(scored)
         self.history: list[dict] = []
         self.best_val, self.best_epoch, self.since_best = math.inf, 0, 0
+        self.best_key = -math.inf
         self.best_state: dict | None = None
         self.stopped = False
 
@@ -457,18 +545,29 @@ class _Protocol:
     def lr(self) -> float:
         return self.opt.param_groups[0]["lr"]
 
-    def end_epoch(self, epoch: int, train_loss: float, val_loss: float, lr: float) -> dict:
-        """Schedule, early stopping and best weights after one epoch; returns the history row."""
+    def after_step(self) -> None:
+        """After each optimizer step: the ``fixed`` protocol's per-step learning-rate decay."""
+        if self.protocol == "fixed" and self.sched is not None:
+            self.sched.step()
+
+    def end_epoch(self, epoch: int, train_loss: float, val_loss: float, lr: float, val_score: float = math.nan) -> dict:
+        """Schedule, early stopping and the kept weights after one epoch; returns the history row."""
         if not math.isfinite(val_loss):
             raise FloatingPointError(f"{self.name}: validation loss is {val_loss} at epoch {epoch}; training diverged.")
-        self.sched.step(val_loss)
-        improved = val_loss < self.best_val
+        if self.protocol == "murphy":
+            self.sched.step(val_loss)
+        elif self.protocol == "chromoformer":
+            self.sched.step()
+        key = val_score if self.scored else -val_loss
+        # chromoformer: the last epoch's model is the final one, so every epoch replaces the kept one;
+        # otherwise the best validation key so far (a NaN score never improves)
+        improved = True if self.protocol == "chromoformer" else bool(key > self.best_key)
         if improved:
-            self.best_val, self.best_epoch, self.since_best = val_loss, epoch, 0
+            self.best_val, self.best_key, self.best_epoch, self.since_best = val_loss, key, epoch, 0
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         else:
             self.since_best += 1
-        self.stopped = self.since_best >= self.patience
+        self.stopped = self.protocol == "murphy" and self.since_best >= self.patience
         return {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -476,6 +575,7 @@ class _Protocol:
             "lr": lr,
             "seconds": float("nan"),
             "improved": improved,
+            "val_score": val_score,
         }
 
     def state(self, finished: bool) -> dict:
@@ -485,6 +585,7 @@ class _Protocol:
             "model": self.best_state if finished else self.model.state_dict(),
             "best_model": self.best_state,
             "best_val": self.best_val,
+            "best_key": self.best_key,
             "best_epoch": self.best_epoch,
             "since_best": self.since_best,
             "history": self.history,
@@ -492,7 +593,7 @@ class _Protocol:
         if not finished:
             state.update(
                 optimizer=self.opt.state_dict(),
-                scheduler=self.sched.state_dict(),
+                scheduler=self.sched.state_dict() if self.sched is not None else None,
                 shuffle_rng=self.shuffle.get_state(),
             )
         return state
@@ -502,9 +603,11 @@ class _Protocol:
         self.history = list(state["history"])
         self.best_val, self.best_epoch, self.since_best = state["best_val"], state["best_epoch"], state["since_best"]
         self.best_state, self.stopped = state["best_model"], state["stopped"]
+        self.best_key = state.get("best_key", -self.best_val)  # checkpoints written before scores existed
         if not finished:
             self.opt.load_state_dict(state["optimizer"])
-            self.sched.load_state_dict(state["scheduler"])
+            if self.sched is not None:
+                self.sched.load_state_dict(state["scheduler"])
             self.shuffle.set_state(state["shuffle_rng"])
 
     def result(self, home: torch.device, max_epochs: int, resumed_from: int, read_back: bool = False) -> FitResult:
@@ -514,6 +617,11 @@ class _Protocol:
         stop, and whether it was resumed or read back from a finished checkpoint. The per-epoch
         lines are :data:`chromexp.utils.DETAIL` (the job's log, not the notebook).
         """
+        if self.best_state is None and self.history:  # every validation score was NaN (e.g. one class)
+            log.warning("%s: no epoch had a finite validation score; keeping the last epoch's weights", self.name)
+            self.best_epoch = int(self.history[-1]["epoch"])
+            self.best_val = float(self.history[-1]["val_loss"])
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         if self.best_state is None:  # cannot happen with max_epochs ≥ 1 and finite losses
             raise RuntimeError(f"{self.name}: no epoch finished; nothing to restore.")
         self.model.load_state_dict(self.best_state)
@@ -568,7 +676,8 @@ def save_finished_model(path: str | Path, protocol: _Protocol, fingerprint: dict
 
 
 #: ``run_epoch(active)`` trains the models ``active`` for one epoch and returns their mean
-#: training losses and validation losses (dicts keyed by model index).
+#: training losses and validation losses (dicts keyed by model index), and optionally a third
+#: dict of validation scores.
 EpochFn = Callable[[list[int]], tuple[dict[int, float], dict[int, float]]]
 
 
@@ -628,10 +737,14 @@ def _run_protocol(
                 t0 = time.perf_counter()
                 active = [m for m in range(n_models) if not protocols[m].stopped]
                 lrs = {m: protocols[m].lr for m in active}
-                train_losses, val_losses = run_epoch(active)
+                out = run_epoch(active)
+                train_losses, val_losses = out[0], out[1]
+                scores = out[2] if len(out) > 2 else {}
                 rows: list[dict | None] = [None] * n_models
                 for m in active:
-                    rows[m] = protocols[m].end_epoch(epoch, train_losses[m], val_losses[m], lrs[m])
+                    rows[m] = protocols[m].end_epoch(
+                        epoch, train_losses[m], val_losses[m], lrs[m], scores.get(m, math.nan)
+                    )
                 seconds = time.perf_counter() - t0
                 for m in active:
                     rows[m]["seconds"] = seconds / len(active)  # a group's time, shared equally
@@ -669,8 +782,9 @@ def fit(
     eval_batch_size: int | None = None,
     callback: Callable[[int, dict], None] | None = None,
     name: str = "model",
+    score: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
 ) -> FitResult:
-    """Train ``model`` with the study's protocol; return it with its best weights restored.
+    """Train ``model`` with a protocol (``train_params["protocol"]``); return it with the kept weights restored.
 
     Parameters
     ----------
@@ -681,17 +795,20 @@ def fit(
         ``targets``: shape ``(n_genes,)`` (float for MSE; 0/1 or class indices for cross-entropy).
     train_params : mapping
         ``params["train"]``: ``lr, batch_size, max_epochs, lr_factor, lr_patience, min_lr,
-        early_stopping_patience`` and optionally ``mixed_precision`` (bf16 autocast on CUDA and
+        early_stopping_patience`` and optionally ``protocol`` (``murphy`` default, ``chromoformer``
+        with its ``chromoformer_protocol`` block, ``fixed``; module docstring), ``lr_decay`` and
+        ``grad_clip`` (gradient-norm clipping), ``mixed_precision`` (bf16 autocast on CUDA and
         CPU; on CPUs without native bf16 it is slower than float32 — use it there to measure
         accuracy) and ``weight_decay``. ``mixed_precision`` is part of the checkpoint
         fingerprint: a float32 checkpoint is not resumed under bf16, nor the reverse.
     loss : {"mse", "cross_entropy", "smooth_l1"} or a loss object
         Training loss. A loss object ``loss(output, target) -> scalar`` (e.g.
-        :class:`chromexp.training.losses.HybridLoss` over ``(genes, cell types)`` outputs) is averaged
-        per batch like MSE; its validation loss is computed once over all validation genes (not batch
-        by batch), and ``repr(loss)`` enters the checkpoint fingerprint.
-    optimizer : {"adam", "adamw"}
-        Optimizer (see :func:`make_optimizer`).
+        :class:`chromexp.training.losses.HybridLoss` over ``(genes, cell types)`` outputs, or the
+        Chromoformer study's focal and Chromoformer-diff losses) is averaged per batch like MSE; its
+        validation loss is computed once over all validation genes (not batch by batch), and its
+        name (a function's ``__name__``, else ``repr(loss)``) enters the checkpoint fingerprint.
+    optimizer : {"adam", "adamw", "sgd"}
+        Optimizer (see :func:`make_optimizer`); the ``chromoformer`` protocol always uses AdamW.
     device : str, torch.device or None
         ``None`` = CUDA if available, else CPU.
     seed : int
@@ -714,11 +831,15 @@ def fit(
         ``callback(epoch, row)`` after each epoch's checkpoint (e.g. to interrupt in tests).
     name : str
         Shown in the progress bar and log.
+    score : callable, optional
+        ``score(outputs, targets) -> float`` over all validation genes, higher is better: the
+        ``murphy`` and ``fixed`` protocols keep the epoch with the best score instead of the lowest
+        validation loss (e.g. AUROC, as the baselines' reference codes). Recorded as ``val_score``.
 
     Returns
     -------
     FitResult
-        The trained model (best epoch restored) and its history.
+        The trained model (kept epoch restored) and its history.
     """
     if not is_loss_object(loss) and loss not in LOSSES:
         raise ValueError(
@@ -739,10 +860,12 @@ def fit(
         log.info("%s: bf16 autocast on CPU (slower than float32 without native bf16 instructions)", name)
     batch_size = int(tp["batch_size"])
     eval_bs = int(eval_batch_size or 4 * batch_size)
-    fingerprint = _fingerprint(model, tp, loss, optimizer, seed, (tr_x, tr_y), (va_x, va_y))
+    optimizer = protocol_optimizer(optimizer, tp)
+    fingerprint = _fingerprint(model, tp, loss, optimizer, seed, (tr_x, tr_y), (va_x, va_y), score)
     home = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
     model.to(dev)
-    proto = _Protocol(model, optimizer, tp, seed, name)
+    proto = _Protocol(model, optimizer, tp, seed, name, scored=score is not None)
+    clip = float(tp["grad_clip"]) if tp.get("grad_clip") is not None else None
 
     def make_epoch() -> EpochFn:
         tr, va = _Data(tr_x, tr_y, dev, data_on_device), _Data(va_x, va_y, dev, data_on_device)
@@ -759,9 +882,13 @@ def fit(
                     out = _call(model, x)
                 batch_loss = compute_loss(out, y, loss)
                 batch_loss.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 proto.opt.step()
+                proto.after_step()
                 total += float(batch_loss.detach()) * len(idx)
-            return {0: total / tr.n}, {0: _evaluate(model, va, loss, eval_bs, dev, amp)}
+            val_loss, val_score = _evaluate(model, va, loss, eval_bs, dev, amp, score)
+            return {0: total / tr.n}, {0: val_loss}, {0: val_score}
 
         return run_epoch
 
