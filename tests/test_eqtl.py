@@ -241,7 +241,9 @@ def test_planted_truth_as_effect_gives_a_significant_top_decile(smoke_raw):
     loci = loci[~loci["position"].isin(enrichment.PROMOTER_POSITIONS)].reset_index(drop=True)
     loci = loci.assign(cell_type="E116", provenance="semi-synthetic")
     enh = pd.read_csv(smoke_raw / "truth" / "enhancers.tsv.gz", sep="\t")
-    loci["effect"] = enrichment.planted_locus_effect(loci, enh, "E116")
+    # removing a planted enhancer lowers expression by its contribution: the effect is its negative
+    # (the paper's deciles rank the signed decrease, per side of the TSS)
+    loci["effect"] = -enrichment.planted_locus_effect(loci, enh, "E116")
     table = eqtl.read_fine_mapped_eqtls(smoke_raw / "eqtl" / eqtl.EQTL_FILE)
     unique = eqtl.tissue_unique(table, ["Cells_EBV-transformed_lymphocytes"])
     lifted, _ = eqtl.liftover(unique, smoke_raw / "eqtl" / eqtl.SIMULATED_CHAIN_FILE)
