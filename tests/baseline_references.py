@@ -1,7 +1,9 @@
 """The official PyTorch code of Chromoformer's baselines, fetched at a pinned commit for the oracle tests.
 
-Nothing of these repositories is committed here: ``make baseline-refs`` (this file as a script)
-copies the pinned files into ``<repo>/.venv-refs/baselines/`` (gitignored; or
+The files under a permissive licence are vendored verbatim, with their licence, in
+``tests/data/baseline_refs/<owner>+<name>/<commit>/`` (AttentiveChrome, MIT; DeepDiffChrome,
+Apache-2.0), so their oracle tests run everywhere, CI included. ``make baseline-refs`` (this file as a
+script) copies every pinned file, HM-CRNN's too, into ``<repo>/.venv-refs/baselines/`` (gitignored; or
 ``$CHROMEXP_BASELINE_REFS``), from GitHub with ``git`` or from a local clone or mirror
 (``--mirror-root DIR`` holding ``<owner>+<name>/repo`` git directories, or ``<owner>+<name>`` clones).
 :func:`load` checks each file's git blob SHA-1 against the pin, then executes its imports, class
@@ -12,7 +14,7 @@ argument parsing of the scripts are skipped; ``torchvision``, imported and unuse
 
 Licences: AttentiveChrome MIT; DeepDiffChrome Apache-2.0; deeply-learning-regulatory-latent-space
 states none (all rights reserved), so it is read at test time only, never copied into the
-repository.
+repository: its oracle tests skip without ``make baseline-refs`` (which needs GitHub).
 """
 
 from __future__ import annotations
@@ -73,9 +75,16 @@ def blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+#: Verbatim copies of the permissively licensed pinned files, each beside its repository's LICENSE.
+VENDORED = REPO / "tests" / "data" / "baseline_refs"
+
+
 def _file(name: str) -> Path:
+    """The fetched copy in :func:`refs_dir` if there is one, else the vendored copy (which may not exist)."""
     repo, commit, path, _, _ = PINS[name]
-    return refs_dir() / repo.replace("/", "+") / commit[:12] / path
+    rel = Path(repo.replace("/", "+")) / commit[:12] / path
+    fetched = refs_dir() / rel
+    return fetched if fetched.is_file() else VENDORED / rel
 
 
 def available(name: str) -> bool:
@@ -100,7 +109,7 @@ def fetch(mirror_root: str | Path | None = None) -> list[Path]:
     """
     written, clones = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (repo, commit, path, blob, _) in PINS.items():
+        for repo, commit, path, blob, _ in PINS.values():
             if repo not in clones:
                 if mirror_root is not None:
                     base = Path(mirror_root) / repo.replace("/", "+")
@@ -126,7 +135,7 @@ def fetch(mirror_root: str | Path | None = None) -> list[Path]:
             data = _git_show(clones[repo], commit, path)
             if blob_sha1(data) != blob:
                 raise SystemExit(f"{repo}@{commit[:7]}:{path} has blob {blob_sha1(data)}, expected {blob}.")
-            out = _file(name)
+            out = refs_dir() / repo.replace("/", "+") / commit[:12] / path
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
             written.append(out)
