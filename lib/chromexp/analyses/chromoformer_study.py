@@ -24,6 +24,7 @@ everything (never "p = 1" for zero tests).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -31,6 +32,18 @@ import pandas as pd
 from scipy import stats
 
 from ..metrics import classification_metrics, regression_metrics
+
+
+def _finite_quantile(values, q: float) -> float:
+    """The ``q`` quantile of the finite values; NaN (without a warning) when there is none.
+
+    A bootstrap replicate is undefined (NaN) when it draws a constant subset; a subset of very few
+    genes (the smoke data's genes without a pCRE) can have no defined replicate at all.
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return float(np.quantile(v, q)) if v.size else float("nan")
+
 
 #: The headline metric of a task: AUROC for classifiers (Fig. 2b, 3), Pearson r for regressors (Fig. 2d).
 TASK_METRIC = {"clf": "auroc", "reg": "pearson_r"}
@@ -296,8 +309,8 @@ def per_gene_test(
                 "metric_a": ma,
                 "metric_b": mb,
                 "delta": ma - mb,
-                "delta_lo": float(np.nanquantile(boots, 0.025)),
-                "delta_hi": float(np.nanquantile(boots, 0.975)),
+                "delta_lo": _finite_quantile(boots, 0.025),
+                "delta_hi": _finite_quantile(boots, 0.975),
                 "loss_gain": float(gain.mean()),
                 "W": stat,
                 "p": pval,
@@ -523,8 +536,8 @@ def diff_by_group(
                     "r_a": ra,
                     "r_b": rb,
                     "delta_r": ra - rb,
-                    "delta_r_lo": float(np.nanquantile(boot, 0.025)),
-                    "delta_r_hi": float(np.nanquantile(boot, 0.975)),
+                    "delta_r_lo": _finite_quantile(boot, 0.025),
+                    "delta_r_hi": _finite_quantile(boot, 0.975),
                 }
             )
     out = _nonempty(pd.DataFrame(rows), "no (pair, fold, subset) with at least 3 genes").assign(
@@ -551,9 +564,10 @@ def diff_summary(by_group: pd.DataFrame) -> pd.DataFrame:
         d = d[np.isfinite(d)]
         lo = hi = p_boot = float("nan")
         if boots is not None and len(boots) == len(by_group):
-            mean_boot = np.nanmean(
-                np.stack([boots[i] for i in np.flatnonzero((by_group["subset"] == subset).to_numpy())]), axis=0
-            )
+            stacked = np.stack([boots[i] for i in np.flatnonzero((by_group["subset"] == subset).to_numpy())])
+            with warnings.catch_warnings():  # a replicate undefined in every unit stays NaN (dropped below)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean_boot = np.nanmean(stacked, axis=0)
             mean_boot = mean_boot[np.isfinite(mean_boot)]
             if mean_boot.size:
                 lo, hi = np.quantile(mean_boot, [0.025, 0.975])

@@ -52,7 +52,7 @@ from ..models import chromoformer_inputs as ci
 from ..models import deepdiff
 from ..results import marks_key
 from ..training import train
-from ..utils import get_logger
+from ..utils import get_logger, progress_bar
 from . import chromoformer_study as study
 from .chromoformer import architecture_from_params, cfg_for_digest
 from .evaluation import fold_split
@@ -366,8 +366,6 @@ def train_and_evaluate(
     -------
     DiffRun
     """
-    from tqdm.auto import tqdm
-
     d = diff_settings(params)
     cell_params = dict(cell_params or {c: params for c in d["cell_types"]})
     missing = sorted({c for pair in d["pairs"] for c in pair} - set(datasets))
@@ -402,7 +400,7 @@ def train_and_evaluate(
             timing.append(run.seconds.assign(pair=cell))
 
     jobs = [(a, b, fold) for fold in d["folds"] for a, b in d["pairs"]]
-    bar = tqdm(jobs, desc="Chromoformer-diff pairs", unit="pair", disable=not progress)
+    bar = progress_bar(jobs, desc="Chromoformer-diff pairs", unit="pair", enabled=progress)
     for a, b, fold in bar:
         name = pair_name(a, b)
         bar.set_postfix_str(f"{name} fold {fold}")

@@ -46,7 +46,7 @@ from ..models import chromoformer as cf
 from ..models import chromoformer_inputs as ci
 from ..results import marks_key
 from ..training import train
-from ..utils import get_logger
+from ..utils import get_logger, progress_bar
 from .chromoformer import architecture_from_params, cfg_for_digest
 from .evaluation import evaluate_fold, fold_split
 
@@ -346,8 +346,6 @@ def train_and_evaluate(
     -------
     StudyRun
     """
-    from tqdm.auto import tqdm
-
     from ..data.signal import log_base_value
 
     s = study_settings(params)
@@ -371,7 +369,7 @@ def train_and_evaluate(
     splits = {f: fold_split(dataset, f) for f in folds}
     metrics, predictions, history, timing, n_params = [], [], [], [], {}
     jobs = [(spec, fold) for fold in folds for spec in specs]
-    bar = tqdm(jobs, desc=f"{dataset.cell_type} Chromoformer study", unit="model", disable=not progress)
+    bar = progress_bar(jobs, desc=f"{dataset.cell_type} Chromoformer study", unit="model", enabled=progress)
     for spec, fold in bar:
         bar.set_postfix_str(f"{spec.name} fold {fold}")
         t0 = time.perf_counter()

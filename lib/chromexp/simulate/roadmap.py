@@ -1171,17 +1171,37 @@ def simulation_knobs(params: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict
     return _replace_knobs(knobs, block.get("knobs") or {}, "simulate.e116_calibration.knobs"), block
 
 
+def complete_chromosomes(params: Mapping[str, Any]) -> list[str]:
+    """The generating preset's ``complete_chromosomes``, in effect from ``data.simulator_version`` 2 on.
+
+    Version 1 is the simulator before the switch, gene selection included: it ignores the option, so
+    its data stay byte-identical to the pre-switch release for every preset (the demo's too).
+    """
+    if simulator_version(params) < 2:
+        return []
+    return list(preset_config(params).get("complete_chromosomes") or [])
+
+
 def _manifest_params(params: Mapping[str, Any]) -> dict[str, Any]:
     version = simulator_version(params)
     unused = {k for f, keys in _FEATURE_KNOBS.items() if not has_feature(version, f) for k in keys}
     sim = {k: v for k, v in params["simulate"].items() if k not in _NOT_IN_MANIFEST and k not in unused}
+    # a preset's complete_chromosomes is recorded once, where it applies (the generating preset, from
+    # version 2 on, when not empty): the manifests of data made before the option keep comparing equal
+    sim = json.loads(json.dumps(sim))
+    for preset in (sim.get("presets") or {}).values():
+        if isinstance(preset, dict):
+            preset.pop("complete_chromosomes", None)
     out = {
         "model_version": MODEL_VERSION,
         "preset": params["data"]["preset"],
         "seed": int(params["seed"]),
-        "simulate": json.loads(json.dumps(sim)),
+        "simulate": sim,
         "simulator_version": version,
     }
+    complete = complete_chromosomes(params)
+    if complete:
+        out["complete_chromosomes"] = complete
     tables = _expression_tables(preset_config(params)["cell_types"])
     if tables:  # only for cell types with their own expression table (the study's data keep their manifest)
         out["expression_tables"] = tables
@@ -1306,7 +1326,7 @@ def plan_dataset(params: Mapping[str, Any]) -> DatasetPlan:
     spread_rank = expression_spread_rank(table)  # over the vendored columns only: a new cell type changes nothing
     vendored = [c for c in table.columns if EID_PATTERN.match(c)]
     table = with_cell_expression(table, cell_types)
-    genes = select_genes(table, preset["n_genes"], seed, preset.get("complete_chromosomes") or ())
+    genes = select_genes(table, preset["n_genes"], seed, complete_chromosomes(params))
     eids = list(dict.fromkeys([*vendored, *cell_types]))
     expression = genes[["gene_id", *eids]].copy()
     genes = genes[list(GENE_COLUMNS)].copy()
