@@ -503,7 +503,8 @@ def _fit_deepdiff(inputs_a, inputs_b, y, split, pair, fold, params, d, dev, ckdi
     log_base = _log_base(pair.ds_a)
     xa = ci.crop_promoter({k: v for k, v in inputs_a.items() if k.startswith("promoter_")}, window, log_base)
     xb = ci.crop_promoter({k: v for k, v in inputs_b.items() if k.startswith("promoter_")}, window, log_base)
-    x = {"x_a": xa["promoter_100"][pair.index_a], "x_b": xb["promoter_100"][pair.index_b]}
+    ia, ib = torch.as_tensor(np.array(pair.index_a)), torch.as_tensor(np.array(pair.index_b))  # writable copies
+    x = {"x_a": xa["promoter_100"][ia], "x_b": xb["promoter_100"][ib]}
     seed = _seed(params["seed"], f"deepdiff_{variant}", name, fold)
     torch.manual_seed(seed)
     net = deepdiff.DeepDiff(variant, n_marks=x["x_a"].shape[1])
