@@ -18,7 +18,6 @@ chr1–22 (``resources/e116_10kb``, :func:`read_e116_10kb`). From such a table:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
-from ..utils import get_logger
+from ..utils import file_sha256, get_logger
 from . import io
 
 log = get_logger(__name__)
@@ -51,13 +50,7 @@ def e116_10kb_dir() -> Path:
     return paths.resources_dir() / "e116_10kb"
 
 
-def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 (hex) of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = file_sha256  # SHA-256 (hex) of a file (chromexp.utils.file_sha256)
 
 
 def read_e116_10kb(path: str | Path | None = None) -> pd.DataFrame:

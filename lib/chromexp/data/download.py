@@ -53,7 +53,7 @@ import pandas as pd
 
 from .. import paths
 from ..constants import MARKS, PCHIC_TISSUE
-from ..utils import atomic_path, atomic_write_text, get_logger, progress_bar
+from ..utils import atomic_path, atomic_write_text, file_sha256, get_logger, progress_bar
 from .io import is_gzip
 
 log = get_logger(__name__)
@@ -312,13 +312,7 @@ def urllib_fetcher(url: str, dest: Path, *, timeout: float = 60.0, progress: boo
             raise ConnectionError(f"{url}: received {out.tell()} bytes, expected {total}.")
 
 
-def sha256sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 (hex) of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256sum = file_sha256  # SHA-256 (hex) of a file (chromexp.utils.file_sha256)
 
 
 def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -15,7 +15,6 @@ ldsc-ready copy (unzipped ``.bim``, ``.frq``, regression-SNP and merge-allele li
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
+from ..utils import file_sha256
 from .plink import BIM_COLUMNS
 
 #: Folder of the vendored genotypes under ``lib/chromexp/resources``.
@@ -50,13 +50,7 @@ def kg_eur_dir() -> Path:
     return paths.resources_dir() / KG_EUR
 
 
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = file_sha256  # hex SHA-256 of a file's bytes (chromexp.utils.file_sha256)
 
 
 def verify_sha256(path: str | os.PathLike, expected: str) -> None:

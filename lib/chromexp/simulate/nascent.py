@@ -34,7 +34,6 @@ the stream is independent of every other draw of the simulator: adding it change
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -47,7 +46,7 @@ import pandas as pd
 from .. import paths
 from ..constants import CHROMOSOMES
 from ..data import nascent as dn
-from ..utils import atomic_path, get_logger
+from ..utils import atomic_path, file_sha256, get_logger
 from .common import gzip_bytes, seeded_rng
 from .roadmap import load_real_genes, read_manifest
 
@@ -222,12 +221,7 @@ def format_bedgraph(chrom: str, starts: np.ndarray, counts: np.ndarray, step: in
     return lines.to_csv(sep="\t", header=False, index=False, lineterminator="\n").encode()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_sha256 = file_sha256
 
 
 def _stamp(params: Mapping[str, Any], raw: Path) -> dict:

@@ -57,7 +57,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -72,7 +71,7 @@ import pandas as pd
 from .. import paths
 from ..constants import CELL_TYPES, CHROMOSOMES, MARKS, PCHIC_TISSUE
 from ..data.io import EID_PATTERN, read_expression_table
-from ..utils import check_removable, get_logger, remove_stale_temporaries
+from ..utils import check_removable, file_sha256, get_logger, remove_stale_temporaries
 from ..utils import die_with_parent as _die_with_parent
 from . import eqtl as simulate_eqtl
 from .common import gzip_bytes, has_feature, seeded_rng, simulator_version, table_bytes
@@ -1208,12 +1207,7 @@ def _manifest_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_sha256 = file_sha256
 
 
 def read_manifest(raw: Path) -> dict[str, Any] | None:
