@@ -453,14 +453,23 @@ def promoter_bed(genes: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+#: The dataset files a simulated GWAS is drawn from (its caches are keyed on their bytes).
+DATASET_INPUTS = ("genes.tsv", "truth/enhancers.tsv.gz")
+
+
+def hash_dataset_inputs(h: Any, raw_dir: Path) -> Any:
+    """Feed the bytes of :data:`DATASET_INPUTS` under ``raw_dir`` into the hash ``h``; return ``h``."""
+    for name in DATASET_INPUTS:
+        h.update((Path(raw_dir) / name).read_bytes())
+    return h
+
+
 def _cache_key(knobs: Mapping[str, Any], seed: int, raw_dir: Path, half_window: int) -> str:
     h = hashlib.sha256()
     h.update(
         json.dumps({"v": GWAS_MODEL_VERSION, "knobs": knobs, "seed": seed, "hw": half_window}, sort_keys=True).encode()
     )
-    for name in ("genes.tsv", "truth/enhancers.tsv.gz"):
-        h.update((raw_dir / name).read_bytes())
-    return h.hexdigest()
+    return hash_dataset_inputs(h, raw_dir).hexdigest()
 
 
 def generate_gwas(
@@ -478,7 +487,7 @@ def generate_gwas(
     temporary sibling folder renamed into place when complete.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    for name in ("genes.tsv", "truth/enhancers.tsv.gz"):
+    for name in DATASET_INPUTS:
         if not (raw_dir / name).is_file():
             raise FileNotFoundError(
                 f"{raw_dir / name} is missing: generate the semi-synthetic dataset first (notebook 00_demo_data)."

@@ -48,7 +48,7 @@ import pandas as pd
 
 from ..data import genotypes, plink
 from ..utils import get_logger, progress_bar
-from .gwas import _GZIP, enhancer_bed, per_snp_variance, promoter_bed, trait_names
+from .gwas import _GZIP, DATASET_INPUTS, enhancer_bed, hash_dataset_inputs, per_snp_variance, promoter_bed, trait_names
 
 log = get_logger("chromexp.simulate.sumstats")
 
@@ -243,9 +243,7 @@ def _cache_key(knobs: Mapping[str, Any], seed: int, replicates: int, raw_dir: Pa
             sort_keys=True,
         ).encode()
     )
-    for name in ("genes.tsv", "truth/enhancers.tsv.gz"):
-        h.update((raw_dir / name).read_bytes())
-    return h.hexdigest()
+    return hash_dataset_inputs(h, raw_dir).hexdigest()
 
 
 def generate_gwas_kg(
@@ -273,7 +271,7 @@ def generate_gwas_kg(
     temporary sibling folder renamed into place when complete.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    for name in ("genes.tsv", "truth/enhancers.tsv.gz"):
+    for name in DATASET_INPUTS:
         if not (raw_dir / name).is_file():
             raise FileNotFoundError(
                 f"{raw_dir / name} is missing: generate the semi-synthetic dataset first (notebook 00_demo_data)."
