@@ -417,6 +417,7 @@ def test_study_panels_say_what_they_show():
         labels == ["Chromoformer"] and "SEMI-SYNTHETIC" in fig._suptitle.get_text()
     )  # the ablation is not a window model
     assert [ax.get_title() for ax in fig.axes] == ["test"]
+    assert fig.axes[0].get_ylabel() == "test AUROC (mean ± SE over folds)" and "AUROC" in fig._suptitle.get_text()
     sub = pd.DataFrame({"model": ["chromoformer_clf", "chromoformer_embedding_only_clf"] * 2, "fold": 1,
                         "subset": ["≥ 1 pCRE"] * 2 + ["no pCRE"] * 2, "n_genes": 10, "metric": "auroc", "value": 0.7})  # fmt: skip
     fig = panels.plot_ablation(m, sub, "real", "auroc")
@@ -426,6 +427,13 @@ def test_study_panels_say_what_they_show():
     fig = panels.plot_diff(pairs, None, "semi-synthetic")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["Chromoformer-diff", "DeepDiff (aux)"]
     assert fig.axes[1].texts[0].get_text() == "no planted truth (real data)"
+    groups = pd.DataFrame({"subset": ["differs", "same"], "model_a": "chromoformer_diff",
+                           "model_b": "chromoformer_reg_difference", "r_a": [0.6, 0.4], "r_b": [0.3, 0.4], "n_genes": 9})  # fmt: skip
+    fig = panels.plot_diff(pairs, groups, "semi-synthetic")
+    # the right panel's two dot colours are named in its own legend
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == [
+        "Chromoformer-diff", "two reg models (ŷ_B − ŷ_A)"
+    ]  # fmt: skip
     plt.close("all")
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from train_settings import train_params
 
 from chromexp.models.promoter_cnn import PromoterCNN
 from chromexp.training import stacked as train_stacked
@@ -13,18 +14,7 @@ from chromexp.training import train
 
 
 def _params(**kw):
-    tp = dict(
-        lr=1.0e-2,
-        batch_size=16,
-        max_epochs=5,
-        lr_factor=0.2,
-        lr_patience=3,
-        min_lr=1.0e-6,
-        early_stopping_patience=12,
-        mixed_precision=False,
-    )
-    tp.update(kw)
-    return tp
+    return train_params(**kw)
 
 
 class Tiny(nn.Module):

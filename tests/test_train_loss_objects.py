@@ -4,24 +4,14 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from train_settings import train_params
 
 from chromexp.training import stacked, train
 from chromexp.training.losses import HybridLoss
 
 
 def _params(**kw):
-    tp = dict(
-        lr=1.0e-2,
-        batch_size=16,
-        max_epochs=4,
-        lr_factor=0.2,
-        lr_patience=3,
-        min_lr=1.0e-6,
-        early_stopping_patience=12,
-        mixed_precision=False,
-    )
-    tp.update(kw)
-    return tp
+    return train_params(**{"max_epochs": 4, **kw})
 
 
 class PerCell(nn.Module):

@@ -63,28 +63,13 @@ DIFF_MODEL = "chromoformer_diff"
 REG_DIFFERENCE = "chromoformer_reg_difference"
 CLF_RATIO = "chromoformer_clf_log_ratio"
 BASELINE_NAMES: tuple[str, ...] = ("two_reg", "clf_ratio", "deepdiff")
-#: Columns of the pair tables before the ``results.METRIC_COLUMNS``-like part.
+#: The pair tables are ``results.METRIC_COLUMNS`` / ``PREDICTION_COLUMNS`` with ``cell_type`` replaced
+#: by the pair key, plus the training protocol (and both sides' predictions).
 PAIR_KEY: tuple[str, ...] = ("pair", "cell_type_a", "cell_type_b")
-METRIC_COLUMNS: tuple[str, ...] = (
-    *PAIR_KEY,
-    "model",
-    "marks",
-    "scheme",
-    "fold",
-    "split",
-    "n_genes",
-    "metric",
-    "value",
-    "protocol",
-)
+METRIC_COLUMNS: tuple[str, ...] = (*PAIR_KEY, *results.METRIC_COLUMNS[1:], "protocol")
 PREDICTION_COLUMNS: tuple[str, ...] = (
     *PAIR_KEY,
-    "model",
-    "marks",
-    "fold",
-    "gene_id",
-    "observed",
-    "predicted",
+    *results.PREDICTION_COLUMNS[1:],
     "predicted_a",
     "predicted_b",
     "protocol",

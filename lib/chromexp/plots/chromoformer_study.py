@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..provenance import data_label
+from .style import metric_label
 
 #: One colour per model family (Okabe–Ito), the same in every panel of the study.
 FAMILY_COLORS: dict[str, str] = {
@@ -85,13 +86,13 @@ def plot_window_study(summary: pd.DataFrame, provenance: str, metric: str = "aur
         ax.set_xticks([w / 1000 for w in windows], [f"{w / 1000:g}" for w in windows])
         ax.minorticks_off()
         ax.set_xlabel("promoter window (kb)")
-        ax.set_ylabel(f"{split} {metric.replace('_', ' ')} (mean ± SE over folds)")
+        ax.set_ylabel(f"{split} {metric_label(metric)} (mean ± SE over folds)")
         ax.set_title(split, fontsize=9)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     n = int(t["n_folds"].max())
     cells = ", ".join(sorted(set(t["cell_type"]))) if "cell_type" in t.columns else ""
     fig.suptitle(
-        f"Window study (Fig. 3a) {cells}: {metric.replace('_', ' ')}, {n} fold(s) · {data_label(provenance)}",
+        f"Window study (Fig. 3a) {cells}: {metric_label(metric)}, {n} fold(s) · {data_label(provenance)}",
         fontsize=9,
     )
     return fig
@@ -137,7 +138,7 @@ def plot_ablation(folds: pd.DataFrame, subsets: pd.DataFrame, provenance: str, m
         n = {gr: int(table[table["subset"] == gr]["n_genes"].max()) if "n_genes" in table else 0 for gr in groups}
         ax.set_xticks(range(len(groups)), [f"{gr}\n(n ≤ {n[gr]} / fold)" if n[gr] else gr for gr in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
-        ax.set_ylabel(f"test {metric.replace('_', ' ')} (dots = folds)")
+        ax.set_ylabel(f"test {metric_label(metric)} (dots = folds)")
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2)
     cells = ", ".join(sorted(set(f["cell_type"]))) if "cell_type" in f.columns else ""
@@ -188,15 +189,16 @@ def plot_diff(metrics: pd.DataFrame, by_group: pd.DataFrame | None, provenance: 
             g = by_group[by_group["subset"] == group]
             for j, (col, model) in enumerate((("r_a", a), ("r_b", b))):
                 ax.scatter(
-                    np.full(len(g), i + (j - 0.5) * 0.35), g[col], s=14, color=FAMILY_COLORS.get(model, "0.5"), zorder=3
-                )
+                    np.full(len(g), i + (j - 0.5) * 0.35), g[col], s=14, color=FAMILY_COLORS.get(_family(model), "0.5"),
+                    zorder=3, label=_label(model) if i == 0 else None,
+                )  # fmt: skip
             for _, row in g.iterrows():
                 ax.plot([i - 0.175, i + 0.175], [row["r_a"], row["r_b"]], color="0.7", lw=0.6)
         n = by_group.groupby("subset")["n_genes"].sum()
         ax.set_xticks(range(len(groups)), [f"{textwrap.fill(gr, 16)}\n(n = {n[gr]})" for gr in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.set_ylabel("test Pearson r of lfc")
-        # the colours are the left panel's legend
+        ax.legend(fontsize=7, loc="best")
         ax.set_title("planted enhancer activity of A vs B\n(dots = pair x fold; n = gene-folds)", fontsize=9)
     fig.suptitle(
         f"Chromoformer-diff (from the paper's description) vs baselines, {len(pairs)} pair(s) · {data_label(provenance)}",

@@ -106,6 +106,16 @@ class MissingInputError(ValueError):
     """A panel's input table is absent, empty or lacks the rows/columns the panel needs."""
 
 
+def _grid(n_rows: int, n_cols: int, panel: tuple[float, float], margin: tuple[float, float], **kw):
+    """A figure of ``n_rows`` × ``n_cols`` panels, ``axes`` always 2-D.
+
+    Each panel is ``panel`` (width, height) inches; ``margin`` inches are added for titles and legends.
+    Keywords (``sharey``...) go to :func:`matplotlib.pyplot.subplots`.
+    """
+    width, height = panel[0] * n_cols + margin[0], panel[1] * n_rows + margin[1]
+    return plt.subplots(n_rows, n_cols, figsize=(width, height), squeeze=False, constrained_layout=True, **kw)
+
+
 def _need(table: pd.DataFrame, columns, name: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if table.empty or missing:
@@ -407,9 +417,7 @@ def fig3b_levels_by_state(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figu
     ncol = min(4, len(marks))
     nrow = int(np.ceil(len(marks) / ncol))
     with theme():
-        fig, axes = plt.subplots(
-            nrow, ncol, figsize=(3.0 * ncol + 0.5, 2.8 * nrow + 0.8), squeeze=False, constrained_layout=True
-        )
+        fig, axes = _grid(nrow, ncol, (3.0, 2.8), (0.5, 0.8))
         for k, mark in enumerate(marks):
             ax = axes.flat[k]
             p = points[points["mark"] == mark]
@@ -464,9 +472,7 @@ def fig3b_paper_contrast(points: pd.DataFrame, tests: pd.DataFrame) -> plt.Figur
     ncol = min(4, len(marks))
     nrow = int(np.ceil(len(marks) / ncol))
     with theme():
-        fig, axes = plt.subplots(
-            nrow, ncol, figsize=(3.0 * ncol + 0.5, 2.8 * nrow + 0.8), squeeze=False, constrained_layout=True
-        )
+        fig, axes = _grid(nrow, ncol, (3.0, 2.8), (0.5, 0.8))
         for k, mark in enumerate(marks):
             ax = axes.flat[k]
             p = points[(points["mark"] == mark) & points["cell_state"].isin(list(colors))]
@@ -679,13 +685,7 @@ def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
     cells = sorted(set(curves["cell_type"]))
     colors = {c: f"C{i % 10}" for i, c in enumerate(cells)}
     with theme():
-        fig, axes = plt.subplots(
-            len(kinds),
-            len(facets),
-            figsize=(3.4 * len(facets) + 1.4, 2.6 * len(kinds) + 1.0),
-            squeeze=False,
-            constrained_layout=True,
-        )
+        fig, axes = _grid(len(kinds), len(facets), (3.4, 2.6), (1.4, 1.0))
         for i, kind in enumerate(kinds):
             for j, (mark, gene_set) in enumerate(facets):
                 ax = axes[i, j]
@@ -734,9 +734,7 @@ def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
     cells = sorted(set(by_distance["cell_type"]))
     colors = {c: f"C{i % 10}" for i, c in enumerate(cells)}
     with theme():
-        fig, axes = plt.subplots(
-            1, len(facets), figsize=(3.8 * len(facets) + 1.2, 3.4), squeeze=False, constrained_layout=True
-        )
+        fig, axes = _grid(1, len(facets), (3.8, 3.4), (1.2, 0.0))
         for ax, (mark, gene_set) in zip(axes[0], facets):
             f = by_distance[(by_distance["mark"] == mark) & (by_distance["gene_set"] == gene_set)]
             for cell, g in f.groupby("cell_type", sort=True):
@@ -783,13 +781,7 @@ def fig6ef_effect_quantiles(quantiles: pd.DataFrame) -> plt.Figure:
     facets = _facets(quantiles)
     cells = sorted(set(quantiles["cell_type"]))
     with theme():
-        fig, axes = plt.subplots(
-            len(cells),
-            len(facets),
-            figsize=(3.8 * len(facets) + 0.6, 2.6 * len(cells) + 0.9),
-            squeeze=False,
-            constrained_layout=True,
-        )
+        fig, axes = _grid(len(cells), len(facets), (3.8, 2.6), (0.6, 0.9))
         for i, cell in enumerate(cells):
             for j, (mark, gene_set) in enumerate(facets):
                 ax = axes[i, j]
@@ -847,9 +839,7 @@ def fig7a_eqtl_deciles(deciles: pd.DataFrame, benchmarks: pd.DataFrame | None = 
     sets = sorted(set(benchmarks["set"])) if has_bench else []
     styles = {name: dict(ls=(0, (4, 2 + k)), color=f"C{k + 2}") for k, name in enumerate(sets)}
     with theme():
-        fig, axes = plt.subplots(
-            1, len(cells), figsize=(3.6 * len(cells) + 3.0, 3.8), squeeze=False, sharey=True, constrained_layout=True
-        )
+        fig, axes = _grid(1, len(cells), (3.6, 3.8), (3.0, 0.0), sharey=True)
         for ax, cell in zip(axes[0], cells):
             d = deciles[deciles["cell_type"] == cell].sort_values("decile")
             ax.fill_between(d["decile"], d["random_lo"], d["random_hi"], color="0.85", label="random loci (95 % range)")

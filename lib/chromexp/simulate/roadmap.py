@@ -939,21 +939,8 @@ def expected_depth(
     # enhancers: H3K4me1 primed (inactive) and active, H3K27ac (and weak H3K9ac) only when active
     if len(enhancers):
         active = enhancers[f"active_{cell_type}"].to_numpy(bool)
-        e_chrom = enhancers["chrom"].to_numpy()
-        e_center = enhancers["center"].to_numpy(float)
-        e_width = enhancers["width"].to_numpy(float)
-        for chrom, cells in grid.items():
-            centre = cells + step / 2.0
-            for ei in np.flatnonzero(e_chrom == chrom):
-                c, w = e_center[ei], e_width[ei]
-                i0, i1 = np.searchsorted(cells, [c - 4 * w, c + 4 * w])
-                if i1 <= i0:
-                    continue
-                shape = _gauss(centre[i0:i1], c, w / 2.0)
-                on = float(active[ei])
-                depth["H3K4me1"][chrom][i0:i1] += amp["enhancer_H3K4me1"] * (knobs["enhancer_primed"] + on) * shape
-                depth["H3K27ac"][chrom][i0:i1] += amp["enhancer_H3K27ac"] * on * shape
-                depth["H3K9ac"][chrom][i0:i1] += knobs["enhancer_h3k9ac_share"] * amp["enhancer_H3K27ac"] * on * shape
+        k4me1 = amp["enhancer_H3K4me1"] * (knobs["enhancer_primed"] + active.astype(float))
+        _add_elements(depth, grid, enhancers, k4me1, active, knobs)
     if decoys is not None and len(decoys):
         _add_decoys(depth, grid, decoys, cell_type, knobs)
     return depth
@@ -961,26 +948,37 @@ def expected_depth(
 
 def _add_decoys(depth, grid, decoys: pd.DataFrame, cell_type: str, knobs: Mapping[str, Any]) -> None:
     """Add the decoys' marks to ``depth`` in place (:func:`plant_decoys` states them)."""
-    step = int(knobs["grid_step"])
     amp = knobs["amplitude"]
     active = decoys[f"active_{cell_type}"].to_numpy(bool)
     neighbour = (decoys["kind"] == DECOY_KINDS[0]).to_numpy()
-    d_chrom = decoys["chrom"].to_numpy()
-    d_center = decoys["center"].to_numpy(float)
-    d_width = decoys["width"].to_numpy(float)
     k4me1 = np.where(neighbour, knobs["enhancer_primed"] + active, knobs["decoys"]["site_h3k4me1"] * active) * float(
         amp["enhancer_H3K4me1"]
     )
+    _add_elements(depth, grid, decoys, k4me1, active, knobs)
+
+
+def _add_elements(depth, grid, elements: pd.DataFrame, k4me1: np.ndarray, active: np.ndarray, knobs) -> None:
+    """Add Gaussian marks of enhancer-like elements (planted enhancers, decoys) to ``depth`` in place.
+
+    Each element (``chrom, center, width``) gets H3K4me1 of height ``k4me1``; active ones also get
+    H3K27ac and a weaker H3K9ac (``enhancer_h3k9ac_share``), all with the same shape (sd = width / 2,
+    cut at ± 4 widths).
+    """
+    step = int(knobs["grid_step"])
+    amp = knobs["amplitude"]
+    e_chrom = elements["chrom"].to_numpy()
+    e_center = elements["center"].to_numpy(float)
+    e_width = elements["width"].to_numpy(float)
     for chrom, cells in grid.items():
         centre = cells + step / 2.0
-        for di in np.flatnonzero(d_chrom == chrom):
-            c, w = d_center[di], d_width[di]
+        for ei in np.flatnonzero(e_chrom == chrom):
+            c, w = e_center[ei], e_width[ei]
             i0, i1 = np.searchsorted(cells, [c - 4 * w, c + 4 * w])
             if i1 <= i0:
                 continue
             shape = _gauss(centre[i0:i1], c, w / 2.0)
-            on = float(active[di])
-            depth["H3K4me1"][chrom][i0:i1] += k4me1[di] * shape
+            on = float(active[ei])
+            depth["H3K4me1"][chrom][i0:i1] += k4me1[ei] * shape
             depth["H3K27ac"][chrom][i0:i1] += amp["enhancer_H3K27ac"] * on * shape
             depth["H3K9ac"][chrom][i0:i1] += knobs["enhancer_h3k9ac_share"] * amp["enhancer_H3K27ac"] * on * shape
 
