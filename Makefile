@@ -62,7 +62,8 @@ tools:
 ldsc: $(STAMP)
 	$(PY) -c "from chromexp.analyses import ldsc; print(ldsc.ensure_ldsc_env().path)"
 
-# The baselines' official PyTorch files at pinned commits, for the oracle tests (never committed).
+# The baselines' official PyTorch files at pinned commits, for the oracle tests (HM-CRNN's, unlicensed, is never
+# committed; AttentiveChrome's and DeepDiff's are also vendored in tests/data/baseline_refs/).
 baseline-refs:
 	$(PYTHON) tests/baseline_references.py $(if $(MIRROR),--mirror-root $(MIRROR))
 
