@@ -347,11 +347,14 @@ def test_cell_given_to_an_all_cell_type_notebook_is_a_warning(tmp_path, capsys, 
 
 
 def test_side_notebooks_hold_up_no_cell_type_but_later_global_notebooks_wait_for_them():
-    """Notebooks 15 and 55 read only what earlier notebooks wrote and nothing per-cell reads them."""
-    planned = cli.plan_jobs(["10", "15", "20", "55", "60", "70"], ["E003", "E116"], "params/smoke.yaml", {}, "t")
+    """Notebooks 15, 46 and 55 read only what earlier notebooks wrote and nothing per-cell reads them."""
+    nbs = ["10", "15", "20", "45", "46", "47", "55", "60", "70"]
+    planned = cli.plan_jobs(nbs, ["E003", "E116"], "params/smoke.yaml", {}, "t")
     names = [f"{r.job.notebook.number}:{r.job.cell_type}" for r in planned]
     deps = {name: {names[i] for i in r.deps} for name, r in zip(names, planned)}
     assert "15:None" not in deps["20:E003"] and "10:E003" in deps["20:E003"]
+    assert "46:None" not in deps["47:E116"] and "45:E116" in deps["47:E116"]
+    assert {"45:E003", "45:E116"} <= deps["46:None"] and "46:None" in deps["70:None"]
     assert "55:None" not in deps["60:E116"] and "20:E116" in deps["60:E116"]
     assert {"10:E003", "10:E116"} <= deps["15:None"]
     assert {"15:None", "55:None", "60:E003", "60:E116"} <= deps["70:None"]

@@ -87,7 +87,7 @@ FOLD_PARAMETERS: dict[str, str] = {
 #: Global notebooks that no per-cell-type notebook reads: a cell type's later notebooks do not wait
 #: for them (so ``batch`` runs them beside the per-cell-type work instead of idling one core). Later
 #: global notebooks, which may read their tables (70, 80, 90), still wait for everything before them.
-SIDE_NOTEBOOKS: frozenset[str] = frozenset({"15_real_e116", "55_cross_celltype"})
+SIDE_NOTEBOOKS: frozenset[str] = frozenset({"15_real_e116", "46_chromoformer_diff", "55_cross_celltype"})
 
 
 #: What a notebook that covers every cell type reads from earlier notebooks and from the data, as
