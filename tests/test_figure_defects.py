@@ -198,6 +198,12 @@ def test_fig6a_one_fold_is_not_called_fold_averaged(semi):
     assert "mean over 4 fold models" in four._suptitle.get_text()
     by_d = effects.effect_by_distance(semi["perturbation"].assign(n_folds=1))
     assert "averaged" not in manuscript.fig6b_effect_by_distance(by_d)._suptitle.get_text()
+    # Fig. 6E/F said "fold-averaged" whatever the number of fold models behind the effects
+    one = effects.effect_quantiles_by_distance(semi["perturbation"].assign(n_folds=1))
+    title = manuscript.fig6ef_effect_quantiles(one)._suptitle.get_text()
+    assert "averaged" not in title and "1 fold model" in title
+    four = effects.effect_quantiles_by_distance(semi["perturbation"])
+    assert "mean over 4 fold models" in manuscript.fig6ef_effect_quantiles(four)._suptitle.get_text()
     plt.close("all")
 
 

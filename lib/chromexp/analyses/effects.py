@@ -272,7 +272,9 @@ def effect_quantiles_by_distance(table: pd.DataFrame, n_bins: int = 20, level: f
     Returns
     -------
     pandas.DataFrame
-        ``cell_type, mark, gene_set, distance, quantile, effect, n_genes, provenance``.
+        ``cell_type, mark, gene_set, distance, quantile, effect, n_genes, n_folds, provenance``
+        (``n_folds``: the number of fold models behind the effects where the table records it
+        and it is one number, else NaN).
     """
     if table.empty:
         return pd.DataFrame()
@@ -286,6 +288,7 @@ def effect_quantiles_by_distance(table: pd.DataFrame, n_bins: int = 20, level: f
     for (ct, mark, gs, dist), g in d.groupby(["cell_type", "mark", "gene_set", "distance"], sort=True):
         values = np.quantile(g["effect"].to_numpy(float), qs)
         prov = ", ".join(sorted(set(g["provenance"]))) if "provenance" in g.columns else ""
+        folds = sorted(set(g["n_folds"].dropna().astype(int))) if "n_folds" in g.columns else []
         rows += [
             {
                 "cell_type": ct,
@@ -295,6 +298,7 @@ def effect_quantiles_by_distance(table: pd.DataFrame, n_bins: int = 20, level: f
                 "quantile": float(q),
                 "effect": v,
                 "n_genes": int(g["gene_id"].nunique()),
+                "n_folds": folds[0] if len(folds) == 1 else np.nan,
                 "provenance": prov,
             }  # fmt: skip
             for q, v in zip(qs, values)

@@ -814,7 +814,7 @@ def fig6ef_effect_quantiles(quantiles: pd.DataFrame) -> plt.Figure:
             f"Effect of removing a distal 2 kb region: its distribution over genes at each distance ({nq} quantile "
             "bins; bands 5-95 % and 25-75 %, dot = median, grey = min/max)",
             "Fig. 6E/F",
-            "fold-averaged predicted log2 fold change at level 0",
+            f"predicted log2 fold change at level 0, {_folds(quantiles)}",
             "distal regions of all genes of the gene set",
             summary.provenance_label(quantiles),
         )
