@@ -365,7 +365,10 @@ def test_decile_test_recovers_the_planted_signal_and_bh_is_per_decile(fixture_ta
 
     loci, has, _ = fixture_tables
     table = enrichment.decile_tests(loci, has, TISSUES, n_random=2000, seed=0)
-    assert list(table.columns) == [*enrichment.DECILE_COLUMNS, "p_exact", *enrichment.DECILE_MAKEUP_COLUMNS]
+    assert list(table.columns) == [
+        *enrichment.DECILE_COLUMNS, "p_exact", *enrichment.DECILE_MAKEUP_COLUMNS, *enrichment.DECILE_RANKING_COLUMNS
+    ]  # fmt: skip
+    assert set(table["ranking"]) == {"decrease"} and table["per_side"].all()  # the default: the paper's
     assert len(table) == 20 and table.groupby("cell_type")["n_loci"].sum().tolist() == [4800, 4800]
     top, bottom = table[table["decile"] == 10], table[table["decile"] == 1]
     assert (top["p"] == 1 / 2001).all() and (top["fraction"] > 3 * top["random_mean"]).all()

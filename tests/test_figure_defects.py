@@ -120,6 +120,19 @@ def test_fig7a_legend_is_outside_the_data_and_labels_are_human(semi):
     plt.close(fig)
 
 
+def test_fig7a_decile_axis_says_how_the_loci_were_ranked():
+    """Before: "decile of |predicted effect|" whatever the ranking (the default is the paper's signed
+    decrease, per side of the TSS, since issue 30)."""
+    deciles = eqtl_table(SEMI_SYNTHETIC)
+    label = lambda t: manuscript.fig7a_eqtl_deciles(t).axes[0].get_xlabel()  # noqa: E731
+    assert label(deciles.assign(ranking="decrease", per_side=True)).startswith(
+        "decile of the predicted decrease\n(per side"
+    )
+    assert label(deciles.assign(ranking="abs", per_side=False)) == "decile of |predicted effect|\n(10 = largest)"
+    assert "ranking not recorded" in label(deciles)  # a table written before the columns existed
+    plt.close("all")
+
+
 def test_fig7_panels_say_that_eqtls_and_gwas_are_simulated(semi):
     """Before: "SEMI-SYNTHETIC data (simulated reads, real expression)" on Fig. 7, whose eQTLs and GWAS
     are simulated as well."""
@@ -205,6 +218,22 @@ def test_fig6a_one_fold_is_not_called_fold_averaged(semi):
     four = effects.effect_quantiles_by_distance(semi["perturbation"])
     assert "mean over 4 fold models" in manuscript.fig6ef_effect_quantiles(four)._suptitle.get_text()
     plt.close("all")
+
+
+def test_fig7c_odds_ratio_ticks_are_distinct_over_a_wide_range():
+    """Before (demo, ORs from 0.05 to 200): 1-2-5 ticks over 4 decades ran into each other, "0.1" twice."""
+    t = _matched()
+    t.loc[t["set"] == "decile_1", ["odds_ratio", "ci_low", "ci_high"]] = [0.3, 0.04, 2.0]
+    t.loc[t["set"] == "decile_10", ["odds_ratio", "ci_low", "ci_high"]] = [40.0, 9.0, 250.0]
+    fig = manuscript.fig7c_eqtl_distance_matched(t)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    ticks = [(v, lab.get_text()) for v, lab in zip(ax.get_xticks(), ax.get_xticklabels()) if lo <= v <= hi]
+    labels = [lab for _, lab in ticks]
+    assert len(labels) == len(set(labels)) and 4 <= len(labels) <= 9, labels
+    assert all(float(lab) == pytest.approx(v) for v, lab in ticks)  # each label is its tick's value
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------

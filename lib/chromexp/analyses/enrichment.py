@@ -89,6 +89,8 @@ DECILE_COLUMNS = (
 #: Monte-Carlo ``p``, and (deciles) what the loci of each decile are.
 EXACT_P_COLUMN = "p_exact"
 DECILE_MAKEUP_COLUMNS = ("frac_raising", "frac_downstream")
+#: How the deciles were cut (:func:`locus_deciles`): ``ranking`` (:data:`RANKINGS`) and ``per_side`` (bool).
+DECILE_RANKING_COLUMNS = ("ranking", "per_side")
 BENCHMARK_COLUMNS = tuple("set" if c == "decile" else c for c in DECILE_COLUMNS)
 MATCHED_COLUMNS = ("cell_type", "provenance", "set", "odds_ratio", "ci_low", "ci_high", "p")
 #: What notebook 70 writes to ``eqtl_distance_matched.tsv``: :data:`MATCHED_COLUMNS` with ``strata``
@@ -466,8 +468,9 @@ def decile_tests(
     Returns
     -------
     pandas.DataFrame
-        :data:`DECILE_COLUMNS`, ``p_exact`` and :data:`DECILE_MAKEUP_COLUMNS` (share of the decile's loci whose
-        removal *raises* the prediction, effect > 0, and share downstream of the TSS), one row per
+        :data:`DECILE_COLUMNS`, ``p_exact``, :data:`DECILE_MAKEUP_COLUMNS` (share of the decile's loci whose
+        removal *raises* the prediction, effect > 0, and share downstream of the TSS) and
+        :data:`DECILE_RANKING_COLUMNS` (how the deciles were cut, for the figure's axis), one row per
         (cell type, decile 1..n_bins); ``q`` = BH across cell types within each decile (empty
         deciles, from ties, have NaN p and are not counted).
     """
@@ -486,8 +489,8 @@ def decile_tests(
         res["frac_downstream"] = [downstream[m].mean() if m.any() else np.nan for m in members]
         prov = sub["provenance"].to_numpy()[0]
         rows.append(_keyed(res, ct, prov, tissues.get(ct, []), "decile", np.arange(1, n_bins + 1)))
-    table = _bh_within(pd.concat(rows, ignore_index=True), "decile")
-    return table[[*DECILE_COLUMNS, EXACT_P_COLUMN, *DECILE_MAKEUP_COLUMNS]]
+    table = _bh_within(pd.concat(rows, ignore_index=True), "decile").assign(ranking=ranking, per_side=bool(per_side))
+    return table[[*DECILE_COLUMNS, EXACT_P_COLUMN, *DECILE_MAKEUP_COLUMNS, *DECILE_RANKING_COLUMNS]]
 
 
 def _keyed(res: pd.DataFrame, cell_type: str, provenance: str, tissues, name: str, values) -> pd.DataFrame:

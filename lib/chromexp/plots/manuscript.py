@@ -824,6 +824,26 @@ def fig6ef_effect_quantiles(quantiles: pd.DataFrame) -> plt.Figure:
 # ---------------------------------------------------------------------------------------------
 # Fig. 7 — eQTL enrichment and s-LDSC
 # ---------------------------------------------------------------------------------------------
+#: What the loci were ranked by (``enrichment.RANKINGS``), for the decile axis.
+DECILE_AXES: dict[str, str] = {
+    "decrease": "decile of the predicted decrease",
+    "increase": "decile of the predicted increase",
+    "abs": "decile of |predicted effect|",
+    "value": "decile of the score",
+}
+
+
+def _decile_axis(deciles: pd.DataFrame) -> str:
+    """The decile axis as the table's ``ranking`` / ``per_side`` columns say the deciles were cut."""
+    rankings = set(deciles["ranking"].dropna()) if "ranking" in deciles.columns else set()
+    if len(rankings) != 1:
+        return "decile of predicted effect\n(10 = largest; ranking not recorded)"
+    ranking = rankings.pop()
+    sides = set(deciles["per_side"].dropna().astype(bool)) if "per_side" in deciles.columns else set()
+    side = "per side of the TSS; " if sides == {True} else ""
+    return f"{DECILE_AXES.get(ranking, f'decile of {ranking}')}\n({side}10 = largest)"
+
+
 def fig7a_eqtl_deciles(deciles: pd.DataFrame, benchmarks: pd.DataFrame | None = None) -> plt.Figure:
     """Fraction of loci holding a fine-mapped eQTL per decile of predicted effect, vs random loci (Fig. 7A).
 
@@ -860,7 +880,7 @@ def fig7a_eqtl_deciles(deciles: pd.DataFrame, benchmarks: pd.DataFrame | None = 
                 ax.set_title(f"{cell} ({', '.join(names)})", fontsize=8)
             else:
                 ax.set_title(cell, fontsize=8)
-            ax.set_xlabel("decile of |predicted effect| (10 = largest)")
+            ax.set_xlabel(_decile_axis(d))
             ax.set_xticks(range(1, 11))
             ax.set_xlim(0.5, 10.9)
         axes[0, 0].set_ylabel("fraction of loci with a\nfine-mapped eQTL of their gene")
@@ -925,10 +945,13 @@ def fig7c_eqtl_distance_matched(matched: pd.DataFrame) -> plt.Figure:
         lo = min(0.5, float(e["ci_low"].min())) if len(e) else 0.5
         hi = max(2.0, float(e["ci_high"].max())) if len(e) else 2.0
         ax.set_xlim(lo / 1.5, hi * 1.5)  # 1 (no enrichment) and every interval in view
-        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ScalarFormatter())
+        # 1-2-5 ticks over a narrow range, fewer over a wide one (they ran into each other, "0.1" twice)
+        decades = np.log10(hi * 1.5) - np.log10(lo / 1.5)
+        subs = (1.0, 2.0, 5.0) if decades <= 2.0 else (1.0, 3.0) if decades <= 3.5 else (1.0,)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
 
         def why(odds_ratio):
