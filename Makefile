@@ -67,10 +67,10 @@ ldsc: $(STAMP)
 baseline-refs:
 	$(PYTHON) tests/baseline_references.py $(if $(MIRROR),--mirror-root $(MIRROR))
 
-# The batch's notebook 90 draws the demo run's figures into figures/ (figures.out_dir null = figures/ for
-# run_name demo); `make figures` redraws them from the same tables.
+# The batch's notebook 90 draws into results/demo/all/figures/; `make figures` draws the same tables into figures/.
 demo: setup
 	$(PY) -m chromexp batch -f $(DEMO_PARAMS) --jobs $(DEMO_JOBS)
+	$(MAKE) figures
 
 # Notebook 90 reads only the tidy tables of results/$(RUN)/; panels whose inputs are missing are
 # skipped with a note. Summaries go to results/$(RUN)/summary/, figures and their index to $(FIGURES_DIR)/.
