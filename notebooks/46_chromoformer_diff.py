@@ -48,10 +48,11 @@
 # planted enhancer activity differs. Demo and smoke settings (few pairs, one fold, few epochs) only show
 # that the pipeline runs.
 #
-# **Cost.** A pair model costs about two Chromoformer-reg models (two backbone passes per gene). Three
-# pairs on the demo dataset, fold 1, 10 epochs with the two-reg baseline took 212 s wall (2 shared
-# cores under other developers' load, not recorded; README, "Chromoformer's own study"); the full setting (all pairs of 11
-# cell types, 4 folds) is GPU work (`bench/gpu_grid.py` measures `chromoformer_diff`; not measured).
+# **Cost.** A pair model costs about two Chromoformer-reg models (two backbone passes per gene). The
+# demo (3 pairs, fold 1, one epoch, the two-reg and clf-ratio baselines) took 102 s on a quiet core
+# (2026-12-06; README, "Chromoformer's own study"); the full setting (all 55 pairs of 11 cell types, 4
+# folds, 10 epochs) ≈ 117 CPU-hours extrapolated from it: GPU work (`bench/gpu_grid.py` measures
+# `chromoformer_diff`; no GPU was lent to measure it).
 
 # %% tags=["parameters"]
 RUN_NAME = None  # results/<RUN_NAME>/all/; None: run_name from the parameters

@@ -59,11 +59,10 @@
 # planted enhancers above distance alone; the profile head should peak at the planted pause peak.
 # On the smoke preset (200 genes, 2 epochs) the numbers only show that the pipeline runs.
 #
-# **Cost** (README, "CLASTER"; 2 shared CPU cores at load ≈ 20, one thread, 2026-12-05). The demo
-# job (fold 1, ≤ 8 epochs, 3 models) took ≈ 10 min per cell type at that load (≈ 1 min on a quiet
-# core, scaled); the full setting (all genes, 11 cell types × 4 folds × 3 models, ≈ 30 epochs each) ≈
-# 20 CPU-hours (estimate from the measured rate); on an H100 < 1.5 h (estimate, unmeasured: run
-# `bench/gpu_grid.py`).
+# **Cost** (README, "CLASTER"; one thread). The demo job (fold 1, ≤ 4 epochs, 3 models) took
+# 50–54 s per cell type on a quiet core (2026-12-06); the full setting (all genes, 11 cell types × 4
+# folds × 3 models, ≈ 30 epochs each) ≈ 20 CPU-hours (estimate from the measured rate); on an H100
+# < 1.5 h (estimate, unmeasured: run `bench/gpu_grid.py`).
 
 # %% tags=["parameters"]
 CELL_TYPE = None  # Roadmap EID, e.g. "E003" (required)
