@@ -7,6 +7,7 @@ from ``results/<run>/cross_celltype/``), returns a figure and says in its title 
 
 from __future__ import annotations
 
+import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -20,6 +21,14 @@ FAMILY_COLORS: dict[str, str] = {
     "hierarchical CNN (55)": "#D55E00",
     "other": "#7F7F7F",
 }
+
+
+#: Horizontal boxes: ``orientation`` since Matplotlib 3.10 (``vert`` is deprecated there), ``vert`` before.
+_HORIZONTAL = (
+    {"orientation": "horizontal"}
+    if tuple(int(x) for x in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+    else {"vert": False}
+)
 
 
 def plot_both_axes(summary, provenance: str, n_cell_types: int) -> plt.Figure:
@@ -177,7 +186,7 @@ def plot_cross_celltype_distribution(per_gene, summary, provenance: str, n_cell_
     box = ax.boxplot(
         data,
         positions=list(pos),
-        vert=False,
+        **_HORIZONTAL,
         whis=(5, 95),
         widths=0.6,
         showfliers=False,
