@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import EFFECT_COLUMNS, PCRE_COLUMNS, read_tsv
-from .statistics import gene_summary
+from .statistics import fold_count, gene_summary
 
 #: File names of notebook 60's tables under ``results/<run>/<EID>/``.
 EFFECTS_FILE = "perturbation_effects.tsv.gz"
@@ -288,7 +288,6 @@ def effect_quantiles_by_distance(table: pd.DataFrame, n_bins: int = 20, level: f
     for (ct, mark, gs, dist), g in d.groupby(["cell_type", "mark", "gene_set", "distance"], sort=True):
         values = np.quantile(g["effect"].to_numpy(float), qs)
         prov = ", ".join(sorted(set(g["provenance"]))) if "provenance" in g.columns else ""
-        folds = sorted(set(g["n_folds"].dropna().astype(int))) if "n_folds" in g.columns else []
         rows += [
             {
                 "cell_type": ct,
@@ -298,7 +297,7 @@ def effect_quantiles_by_distance(table: pd.DataFrame, n_bins: int = 20, level: f
                 "quantile": float(q),
                 "effect": v,
                 "n_genes": int(g["gene_id"].nunique()),
-                "n_folds": folds[0] if len(folds) == 1 else np.nan,
+                "n_folds": fold_count(g),
                 "provenance": prov,
             }  # fmt: skip
             for q, v in zip(qs, values)

@@ -99,6 +99,15 @@ def provenance_values(*tables: pd.DataFrame) -> list[str]:
     return sorted(values)
 
 
+def fold_count(table: pd.DataFrame) -> float:
+    """The number of fold models behind ``table``'s rows (its ``n_folds`` column), when it is one number.
+
+    NaN when the column is absent, empty or holds several numbers.
+    """
+    folds = sorted(set(table["n_folds"].dropna().astype(int))) if "n_folds" in table.columns else []
+    return folds[0] if len(folds) == 1 else np.nan
+
+
 def gene_summary(
     table: pd.DataFrame,
     by: Sequence[str],
@@ -130,7 +139,6 @@ def gene_summary(
     for key, g in table.groupby(list(by), sort=True, observed=True):
         per_gene = g.groupby(gene)[value].mean()
         lo, hi = bootstrap_ci(per_gene.to_numpy(), seed=seed, n_boot=n_boot)
-        folds = sorted(set(g["n_folds"].dropna().astype(int))) if "n_folds" in g.columns else []
         rows.append(
             {
                 **dict(zip(by, key if isinstance(key, tuple) else (key,))),
@@ -138,11 +146,19 @@ def gene_summary(
                 "mean": float(per_gene.mean()),
                 "ci_low": lo,
                 "ci_high": hi,
-                "n_folds": folds[0] if len(folds) == 1 else np.nan,
+                "n_folds": fold_count(g),
                 "provenance": ", ".join(provenance_values(g)),
             }
         )
     return pd.DataFrame(rows, columns=cols)
 
 
-__all__ = ["UNKNOWN", "benjamini_hochberg", "bootstrap_ci", "bootstrap_indices", "gene_summary", "provenance_values"]
+__all__ = [
+    "UNKNOWN",
+    "benjamini_hochberg",
+    "bootstrap_ci",
+    "bootstrap_indices",
+    "fold_count",
+    "gene_summary",
+    "provenance_values",
+]

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..analyses import attribution, effects, gains, summary
+from ..analyses import attribution, effects, gains, statistics, summary
 from ..constants import MARKS
 from .style import MARK_COLORS, metric_label, save_figure, theme, tissue_label
 
@@ -717,10 +717,8 @@ def fig6a_perturbation_levels(curves: pd.DataFrame) -> plt.Figure:
 
 def _fold_count(table: pd.DataFrame) -> int | None:
     """The number of fold models behind fold-averaged effects, from an ``n_folds`` column if any."""
-    if "n_folds" not in table.columns or table["n_folds"].isna().all():
-        return None
-    counts = sorted(set(table["n_folds"].dropna().astype(int)))
-    return counts[0] if len(counts) == 1 else None
+    n = statistics.fold_count(table)
+    return None if np.isnan(n) else int(n)
 
 
 def fig6b_effect_by_distance(by_distance: pd.DataFrame) -> plt.Figure:
